@@ -1,0 +1,1 @@
+"""tpmon: the status monitor of the French tiers-payant networks."""

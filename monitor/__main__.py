@@ -1,0 +1,7 @@
+"""`python -m monitor` runs the tpmon command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,306 @@
+"""Frozen pydantic models of the YAML config; `load_config(path) -> Settings` or `ConfigError`."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from .configcheck import check_settings, validation_problems
+from .errors import ConfigError, ConfigProblem
+from .taxonomy import DEFAULT_FLOWS, DEFAULT_LINES
+from .yamlsource import YamlDocument, parse_yaml
+
+__all__ = [
+    "Check",
+    "CheckDefaults",
+    "Dependency",
+    "DnsCheck",
+    "FlowDef",
+    "HttpCheck",
+    "HttpConditions",
+    "LineDef",
+    "Network",
+    "Settings",
+    "TcpCheck",
+    "TlsCheck",
+    "load_config",
+    "parse_config",
+]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+SLUG = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def parse_duration(value: Any) -> Any:
+    """`30s`, `500ms`, `5m`, `1h`, `1d` or a number of seconds → float seconds."""
+    if isinstance(value, bool):
+        raise ValueError("must be a duration like 30s, 5m or 1h")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match:
+            return float(match.group(1)) * _UNITS[match.group(2)]
+    raise ValueError(f"must be a duration like 30s, 5m or 1h (got {value!r})")
+
+
+Seconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+Slug = Annotated[str, Field(pattern=SLUG)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Label(Model):
+    fr: str = Field(min_length=1)
+    en: str = Field(min_length=1)
+
+
+class FlowDef(Model):
+    label: Label
+
+
+class LineDef(Model):
+    label: Label
+    requires: tuple[str, ...] = Field(min_length=1)  # "a" or "a|b" (either one is enough)
+    optional: tuple[str, ...] = ()  # down → the line is at least degraded
+
+
+class LineOverride(Model):
+    requires: tuple[str, ...] | None = Field(default=None, min_length=1)
+    optional: tuple[str, ...] | None = None
+
+
+class CheckDefaults(Model):
+    interval: Seconds = 60.0
+    timeout: Seconds = 10.0
+    failure_threshold: int = Field(default=3, ge=1, le=100)
+    success_threshold: int = Field(default=2, ge=1, le=100)
+
+
+class CheckBase(Model):
+    name: Slug
+    flow: Slug
+    description: str = ""
+    interval: Seconds = 60.0
+    timeout: Seconds = 10.0
+    failure_threshold: int = Field(default=3, ge=1, le=100)
+    success_threshold: int = Field(default=2, ge=1, le=100)
+    degraded_after: Seconds | None = None
+
+
+class HeaderCondition(Model):
+    name: str = Field(min_length=1)
+    equals: str | None = None  # absent: the header must only be present
+
+
+class JsonCondition(Model):
+    path: str = Field(pattern=r"^\$(\.[^.\[\]]+|\[\d+\])*$")  # $.a.b[0].c
+    equals: Any
+
+
+def _compiles(patterns: tuple[str, ...]) -> tuple[str, ...]:
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+    return patterns
+
+
+Regexes = Annotated[tuple[str, ...], BeforeValidator(lambda v: (v,) if isinstance(v, str) else v)]
+Texts = Annotated[tuple[str, ...], BeforeValidator(lambda v: (v,) if isinstance(v, str) else v)]
+_STATUS = re.compile(r"^[1-5]xx$")
+
+
+class HttpConditions(Model):
+    status: tuple[int | str, ...] = ("2xx", "3xx")  # codes or classes like "2xx"
+    max_latency: Seconds | None = None
+    body_contains: Texts = ()
+    body_not_contains: Texts = ()
+    body_matches: Regexes = ()
+    body_not_matches: Regexes = ()
+    json_values: tuple[JsonCondition, ...] = Field(default=(), alias="json")
+    headers: tuple[HeaderCondition, ...] = ()
+    cert_valid_days: int | None = Field(default=None, ge=0, le=3650)
+
+    @field_validator("status")
+    @classmethod
+    def _status(cls, value: tuple[int | str, ...]) -> tuple[int | str, ...]:
+        for code in value:
+            if isinstance(code, int) and not 100 <= code <= 599:
+                raise ValueError(f"status code {code} is not between 100 and 599")
+            if isinstance(code, str) and not _STATUS.match(code):
+                raise ValueError(f"status {code!r} is neither a code nor a class like '2xx'")
+        return value
+
+    @field_validator("body_matches", "body_not_matches")
+    @classmethod
+    def _regexes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _compiles(value)
+
+    def accepts_status(self, code: int) -> bool:
+        return any(code == s if isinstance(s, int) else str(code)[0] == s[0] for s in self.status)
+
+
+class HttpCheck(CheckBase):
+    kind: Literal["http"]
+    url: str = Field(pattern=r"^(https?://|\$\{)")  # may hold ${ENV} references (secrets)
+    method: Literal["GET", "HEAD", "POST", "OPTIONS"] = "GET"
+    headers: Mapping[str, str] = Field(default_factory=dict)  # values may hold ${ENV} references
+    body: str | None = None
+    follow_redirects: bool = True
+    max_redirects: int = Field(default=5, ge=0, le=20)
+    max_body_bytes: int = Field(default=256 * 1024, ge=0, le=16 * 1024 * 1024)
+    tls_verify: bool = True
+    ca_file: str | None = None
+    reuse_connection: bool = False
+    conditions: HttpConditions = HttpConditions()
+
+
+class TcpCheck(CheckBase):
+    kind: Literal["tcp"]
+    host: str = Field(min_length=1)
+    port: int = Field(ge=1, le=65535)
+
+
+class TlsCheck(CheckBase):
+    kind: Literal["tls"]
+    host: str = Field(min_length=1)
+    port: int = Field(default=443, ge=1, le=65535)
+    server_name: str | None = None
+    tls_verify: bool = True
+    ca_file: str | None = None
+    cert_valid_days: int | None = Field(default=None, ge=0, le=3650)
+
+
+class DnsCheck(CheckBase):
+    kind: Literal["dns"]
+    host: str = Field(min_length=1)
+    family: Literal["any", "ipv4", "ipv6"] = "any"
+    expect_addresses: tuple[str, ...] = ()
+
+
+Check = Annotated[HttpCheck | TcpCheck | TlsCheck | DnsCheck, Field(discriminator="kind")]
+
+
+class Dependency(Model):
+    """This network's `lines` (all when empty) rely on another network's flow."""
+
+    network: Slug
+    flow: Slug
+    lines: tuple[Slug, ...] = ()
+
+
+class Network(Model):
+    name: str = Field(min_length=1, max_length=80)
+    kind: Literal["operateur", "reseau_de_soins"]
+    website: str | None = Field(default=None, pattern=r"^https?://")
+    hotline: str | None = Field(default=None, max_length=40)
+    lines: tuple[Slug, ...] = Field(min_length=1)
+    line_overrides: Mapping[Slug, LineOverride] = Field(default_factory=dict)
+    depends_on: tuple[Dependency, ...] = ()
+    checks: tuple[Check, ...] = ()
+
+    def requirements(self, line: str, taxonomy: Mapping[str, LineDef]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(required, optional) flows of `line` on this network, overrides applied."""
+        base = taxonomy[line]
+        override = self.line_overrides.get(line)
+        required = override.requires if override and override.requires is not None else base.requires
+        optional = override.optional if override and override.optional is not None else base.optional
+        return required, optional
+
+
+class Settings(Model):
+    """The whole validated config. Frozen: a reload builds a new one."""
+
+    timezone: Literal["Europe/Paris"] = "Europe/Paris"
+    defaults: CheckDefaults = CheckDefaults()
+    stabilization: Seconds = 1800.0
+    stale_after_intervals: float = Field(default=3.0, ge=1.0, le=100.0)
+    jitter: float = Field(default=0.1, ge=0.0, le=0.5)  # share of each interval
+    max_concurrency: int = Field(default=64, ge=1, le=2048)
+    user_agent: str = Field(default="tpmon/0.1 (+status monitor of French tiers-payant networks)", min_length=1)
+    flows: Mapping[Slug, FlowDef] = Field(
+        default_factory=lambda: {k: FlowDef.model_validate(v) for k, v in DEFAULT_FLOWS.items()}
+    )
+    lines: Mapping[Slug, LineDef] = Field(
+        default_factory=lambda: {k: LineDef.model_validate(v) for k, v in DEFAULT_LINES.items()}
+    )
+    networks: Mapping[Slug, Network] = Field(min_length=1)
+    source: str = Field(default="", exclude=True)  # the file it was loaded from
+
+    def checks(self) -> list[tuple[str, Check]]:
+        """Every (network, check) pair, in config order."""
+        return [(name, check) for name, network in self.networks.items() for check in network.checks]
+
+
+_CHECK_DEFAULTED = ("interval", "timeout", "failure_threshold", "success_threshold")
+
+
+def _valid_default(key: str, value: Any) -> bool:
+    """An invalid default is reported once, at `defaults:`, not again in every check."""
+    try:
+        CheckDefaults.model_validate({key: value})
+    except ValueError:
+        return False
+    return True
+
+
+def _apply_defaults(data: Any) -> Any:
+    """Copy `defaults:` into every check that does not set the field itself."""
+    if not isinstance(data, dict):
+        return data
+    defaults = data.get("defaults")
+    if not isinstance(defaults, dict):
+        return data
+    for network in (data.get("networks") or {}).values():
+        if not isinstance(network, dict) or not isinstance(network.get("checks"), list):
+            continue
+        for check in network["checks"]:
+            if isinstance(check, dict):
+                for key in _CHECK_DEFAULTED:
+                    if key in defaults and key not in check and _valid_default(key, defaults[key]):
+                        check[key] = defaults[key]
+    return data
+
+
+def parse_config(doc: YamlDocument, environ: Mapping[str, str]) -> Settings:
+    """Validate parsed YAML into Settings, or raise ConfigError with every problem found."""
+    if doc.problems:
+        raise ConfigError(doc.problems)
+    if not isinstance(doc.data, dict):
+        raise ConfigError([doc.problem((), "the config must be a mapping with at least `networks:`")])
+    from pydantic import ValidationError
+
+    data = _apply_defaults(doc.data)
+    try:
+        settings = Settings.model_validate({**data, "source": doc.file})
+    except ValidationError as exc:
+        raise ConfigError(validation_problems(exc, doc)) from None
+    problems = check_settings(settings, doc, environ)
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read, parse and validate a YAML config file. Raises ConfigError listing every problem."""
+    import os
+
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([ConfigProblem("", "no such file", file)]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a UTF-8 text file"
+        raise ConfigError([ConfigProblem("", f"cannot read: {reason}", file)]) from None
+    return parse_config(parse_yaml(text, file), os.environ if environ is None else environ)

@@ -1,0 +1,47 @@
+"""The exception tree of tpmon, translated only at the edges (CLI, web).
+
+    MonitorError
+     ├── ConfigError   the YAML config (or a CLI argument) does not validate; holds every problem
+     ├── StoreError    the database is unreachable or refused a write
+     └── NotFound      a network, flow, line, check or incident that does not exist
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class MonitorError(Exception):
+    """Base of every error tpmon raises on purpose."""
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One problem in a config: where (file, line, field path) and what."""
+
+    path: str
+    message: str
+    file: str | None = None
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}: " if self.file and self.line else (f"{self.file}: " if self.file else "")
+        field = f"{self.path}: " if self.path else ""
+        return f"{where}{field}{self.message}"
+
+
+class ConfigError(MonitorError):
+    """A config that does not validate; `problems` lists every error found, in file order."""
+
+    def __init__(self, problems: Sequence[ConfigProblem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class StoreError(MonitorError):
+    """The database is unreachable or refused an operation."""
+
+
+class NotFound(MonitorError):
+    """A component or record that does not exist."""
