@@ -1,0 +1,170 @@
+"""The board: the current status of every component, in memory, seeded from the store at start."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from .config import Check, Settings
+from .configcheck import dependency_order
+from .models import CheckMemory, ComponentRef, ComponentStatus, ProbeResult, Transition
+from .status import CheckPolicy, Overrides, advance, check_status, evaluate, expire
+
+__all__ = ["Board", "BoardChange", "policy_for"]
+
+
+def policy_for(check: Check, settings: Settings) -> CheckPolicy:
+    return CheckPolicy(
+        failure_threshold=check.failure_threshold,
+        success_threshold=check.success_threshold,
+        stale_after=check.interval * settings.stale_after_intervals,
+    )
+
+
+@dataclass
+class BoardChange:
+    """What one board operation changed: to be recorded in the store."""
+
+    transitions: list[Transition] = field(default_factory=list)
+    statuses: list[ComponentStatus] = field(default_factory=list)
+    memories: dict[str, CheckMemory] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.transitions or self.statuses or self.memories)
+
+
+class Board:
+    """Every component's status. Single-threaded (the event loop); every method is synchronous and fast."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        now: datetime,
+        statuses: Mapping[str, ComponentStatus] | None = None,
+        memories: Mapping[str, CheckMemory] | None = None,
+    ) -> None:
+        self._statuses: dict[str, ComponentStatus] = {}
+        self._memories: dict[str, CheckMemory] = {}
+        self._overrides = Overrides()
+        self.version = 0  # bumped on every change of a shown status; pages cache on it
+        self.checked_at: datetime | None = None  # when the last probe result arrived
+        self._load(settings, statuses or {}, memories or {})
+        self.evaluate_all(now)
+
+    def _load(
+        self, settings: Settings, statuses: Mapping[str, ComponentStatus], memories: Mapping[str, CheckMemory]
+    ) -> None:
+        self.settings = settings
+        self._order = dependency_order(settings)
+        self._dependents: dict[str, set[str]] = {name: set() for name in settings.networks}
+        for name, network in settings.networks.items():
+            for dep in network.depends_on:
+                self._dependents[dep.network].add(name)
+        self._policies: dict[str, CheckPolicy] = {}
+        self._checks: dict[str, ComponentStatus] = {}
+        for network, check in settings.checks():
+            ref = ComponentRef.for_check(network, check.flow, check.name)
+            self._policies[ref.key] = policy_for(check, settings)
+            memory = memories.get(ref.key, CheckMemory())
+            self._memories[ref.key] = memory
+            self._checks[ref.key] = check_status(ref, memory)
+        self._statuses = {k: v for k, v in statuses.items() if not k.startswith("check:")}
+        self._statuses.update(self._checks)
+        known = self._known_keys()
+        self._statuses = {k: v for k, v in self._statuses.items() if k in known}
+        self._memories = {k: v for k, v in self._memories.items() if k in self._policies}
+
+    def _known_keys(self) -> set[str]:
+        keys = set(self._checks)
+        for name, network in self.settings.networks.items():
+            keys.add(ComponentRef("network", name).key)
+            keys.update(ComponentRef("flow", name, flow).key for flow in self.settings.flows)
+            keys.update(ComponentRef("line", name, line).key for line in network.lines)
+        return keys
+
+    # --- reading -------------------------------------------------------------------------------
+    def get(self, ref: ComponentRef | str) -> ComponentStatus | None:
+        return self._statuses.get(ref if isinstance(ref, str) else ref.key)
+
+    def statuses(self) -> Mapping[str, ComponentStatus]:
+        return self._statuses
+
+    def memory(self, check_key: str) -> CheckMemory | None:
+        return self._memories.get(check_key)
+
+    def memories(self) -> Mapping[str, CheckMemory]:
+        return self._memories
+
+    # --- changing ------------------------------------------------------------------------------
+    def record(self, result: ProbeResult, now: datetime) -> BoardChange:
+        """Fold one probe result in; re-derive its network (and dependents) only if the check changed."""
+        key = result.check.key
+        policy = self._policies.get(key)
+        if policy is None:  # a result for a check removed by a reload meanwhile
+            return BoardChange()
+        memory, transition = advance(self._memories[key], result, policy, now)
+        self._memories[key] = memory
+        self.checked_at = now
+        change = BoardChange(memories={key: memory})
+        if transition is None:
+            return change
+        change.transitions.append(transition)
+        self._set_check(result.check, memory, change)
+        self._derive(self._affected([result.check.network]), now, change)
+        return change
+
+    def tick(self, now: datetime) -> BoardChange:
+        """Time passes: stale checks become unknown, recoveries stabilize, windows open and close."""
+        change = BoardChange()
+        for key, memory in self._memories.items():
+            ref = self._checks[key].ref
+            expired, transition = expire(ref, memory, self._policies[key], now)
+            if transition is not None:
+                self._memories[key] = expired
+                change.memories[key] = expired
+                change.transitions.append(transition)
+                self._set_check(ref, expired, change)
+        self._derive(self._order, now, change)
+        return change
+
+    def set_overrides(self, overrides: Overrides, now: datetime) -> BoardChange:
+        self._overrides = overrides
+        return self.evaluate_all(now)
+
+    def evaluate_all(self, now: datetime) -> BoardChange:
+        change = BoardChange()
+        self._derive(self._order, now, change)
+        return change
+
+    def reload(self, settings: Settings, now: datetime) -> BoardChange:
+        """Apply a new config: unchanged checks keep their memory, new ones start unknown."""
+        self._load(settings, dict(self._statuses), dict(self._memories))
+        self.version += 1
+        return self.evaluate_all(now)
+
+    def _set_check(self, ref: ComponentRef, memory: CheckMemory, change: BoardChange) -> None:
+        status = check_status(ref, memory)
+        self._checks[ref.key] = status
+        self._statuses[ref.key] = status
+        change.statuses.append(status)
+        self.version += 1
+
+    def _affected(self, networks: Iterable[str]) -> list[str]:
+        todo, seen = list(networks), set[str]()
+        while todo:
+            name = todo.pop()
+            if name not in seen:
+                seen.add(name)
+                todo.extend(self._dependents.get(name, ()))
+        return [name for name in self._order if name in seen]
+
+    def _derive(self, networks: list[str], now: datetime, change: BoardChange) -> None:
+        result = evaluate(self.settings, self._checks, self._overrides, self._statuses, now, networks)
+        for key, status in result.statuses.items():
+            if self._statuses.get(key) != status:
+                self._statuses[key] = status
+                change.statuses.append(status)
+        if result.transitions:
+            change.transitions.extend(result.transitions)
+            self.version += 1

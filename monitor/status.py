@@ -1,0 +1,328 @@
+"""The status engine: pure functions from probe results and declarations to states (DESIGN §2).
+
+Nothing here reads a clock, a database or a socket: `now` is always a parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from .config import Network, Settings
+from .models import (
+    BROKEN,
+    SEVERITY,
+    CheckMemory,
+    ComponentRef,
+    ComponentStatus,
+    ProbeResult,
+    Source,
+    State,
+    Transition,
+    worst,
+)
+
+__all__ = [
+    "CheckPolicy",
+    "Evaluation",
+    "Override",
+    "Overrides",
+    "advance",
+    "check_status",
+    "combine",
+    "evaluate",
+    "expire",
+    "stabilize",
+]
+
+_PROGRESS_STEP = 0.01  # a recovering progress change smaller than this is not a new step
+
+
+@dataclass(frozen=True)
+class CheckPolicy:
+    failure_threshold: int = 3
+    success_threshold: int = 2
+    stale_after: float = 180.0  # seconds without a result before the check is unknown
+    source: Source = Source.PROBE
+
+
+def advance(
+    memory: CheckMemory, result: ProbeResult, policy: CheckPolicy, now: datetime
+) -> tuple[CheckMemory, Transition | None]:
+    """Fold one result into a check's memory; returns the new memory and the transition, if any.
+
+    Down needs `failure_threshold` consecutive failures and is dated from the first of them; up again
+    needs `success_threshold` consecutive successes. A success slower than `degraded_after` (result.slow)
+    counts toward degraded with the same thresholds. From unknown, one fresh success is enough.
+    """
+    at = result.started_at
+    fast = result.success and not result.slow
+    slow = result.success and result.slow
+    fails = memory.fails.extend(at) if not result.success else BROKEN
+    oks = memory.oks.extend(at) if result.success else BROKEN
+    fasts = memory.fasts.extend(at) if fast else BROKEN
+    bads = memory.bads.extend(at) if not fast else BROKEN
+
+    state, since = memory.state, memory.since
+    ft, st = policy.failure_threshold, policy.success_threshold
+    if fails.count >= ft:
+        state, since = State.DOWN, fails.since
+    elif memory.state is State.UNKNOWN:
+        if fast:
+            state, since = State.OPERATIONAL, at
+        elif slow:
+            state, since = State.DEGRADED, at
+    elif memory.state is State.DOWN:
+        if oks.count >= st:
+            state, since = (State.OPERATIONAL if fasts.count >= st else State.DEGRADED), oks.since
+    elif memory.state is State.DEGRADED:
+        if fasts.count >= st:
+            state, since = State.OPERATIONAL, fasts.since
+    elif memory.state is State.OPERATIONAL and bads.count >= ft:
+        state, since = State.DEGRADED, bads.since
+
+    new = CheckMemory(state, since, fails, oks, fasts, bads, max(filter(None, (memory.last_result_at, at))))
+    if state is memory.state:
+        return new, None
+    detail = result.reason.value if result.reason else ""
+    transition = Transition(result.check, memory.state, state, since or at, now, policy.source, detail=detail)
+    return new, transition
+
+
+def expire(
+    ref: ComponentRef, memory: CheckMemory, policy: CheckPolicy, now: datetime
+) -> tuple[CheckMemory, Transition | None]:
+    """A check without a result for `stale_after` becomes unknown: a dead prober never leaves green."""
+    last = memory.last_result_at
+    if memory.state is State.UNKNOWN or last is None:
+        return memory, None
+    deadline = last + timedelta(seconds=policy.stale_after)
+    if now < deadline:
+        return memory, None
+    new = CheckMemory(State.UNKNOWN, deadline, last_result_at=last)
+    return new, Transition(ref, memory.state, State.UNKNOWN, deadline, now, Source.NONE, detail="stale")
+
+
+def check_status(ref: ComponentRef, memory: CheckMemory, source: Source = Source.PROBE) -> ComponentStatus:
+    """The board's view of one check."""
+    known = memory.state is not State.UNKNOWN
+    return ComponentStatus(
+        ref,
+        memory.state,
+        memory.since,
+        source if known else Source.NONE,
+        raw=memory.state,
+        progress=1.0 if memory.state.is_up else 0.0,
+    )
+
+
+@dataclass(frozen=True)
+class Override:
+    """A declared status (open incident) or an active maintenance on a network, flow or line."""
+
+    state: State
+    since: datetime
+    source: Source  # DECLARED or MAINTENANCE
+    progress: float | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class _Input:
+    """One input of an aggregate: its raw state, up-share, since and source."""
+
+    state: State
+    share: float
+    since: datetime | None
+    source: Source
+    detail: str = ""
+
+    @classmethod
+    def of(cls, status: ComponentStatus) -> _Input:
+        return cls(status.raw, status.progress, status.since, status.source, status.detail)
+
+
+_UNKNOWN = _Input(State.UNKNOWN, 0.0, None, Source.NONE)
+
+
+def combine(states: Iterable[State]) -> State:
+    """Worst of the inputs, except that a mix of working and down inputs is partial; none is unknown."""
+    listed = list(states)
+    if not listed:
+        return State.UNKNOWN
+    working = any(s.is_up or s in (State.PARTIAL, State.RECOVERING) for s in listed)
+    if working and State.DOWN in listed:
+        return State.PARTIAL
+    return worst(listed)
+
+
+def _aggregate(inputs: list[_Input], rule: str = "combine") -> _Input:
+    if not inputs:
+        return _UNKNOWN
+    states = [i.state for i in inputs]
+    state = combine(states) if rule == "combine" else worst(states)
+    driver = max(inputs, key=lambda i: (SEVERITY[i.state], i.since.timestamp() if i.since else 0.0))
+    since = max((i.since for i in inputs if i.since is not None), default=None)
+    share = sum(i.share for i in inputs) / len(inputs)
+    sources = {i.source for i in inputs if i.source is not Source.NONE}
+    source = driver.source if driver.source is not Source.NONE else (min(sources) if sources else Source.NONE)
+    return _Input(state, share, since, source, driver.detail)
+
+
+def _best(inputs: list[_Input]) -> _Input:
+    """For alternatives ("portail_ps|pec"): the line works if either works."""
+    return min(inputs, key=lambda i: (SEVERITY[i.state], -i.share))
+
+
+def _at_least_degraded(value: _Input, source: Source, detail: str) -> _Input:
+    if value.state is State.UNKNOWN or SEVERITY[value.state] < SEVERITY[State.DEGRADED]:
+        return _Input(State.DEGRADED, max(value.share, 1.0 if value.state.is_up else 0.0), value.since, source, detail)
+    return value
+
+
+def _apply(value: _Input, override: Override | None) -> _Input:
+    if override is None:
+        return value
+    if override.progress is not None:
+        share = override.progress
+    else:
+        share = 1.0 if override.state.is_up else 0.0
+    return _Input(override.state, share, override.since, override.source, override.detail)
+
+
+def stabilize(
+    prev: ComponentStatus | None, ref: ComponentRef, value: _Input, now: datetime, stabilization: float
+) -> ComponentStatus:
+    """The recovery rule: after down, a component is recovering until fully up for `stabilization`."""
+    prev_state = prev.state if prev else State.UNKNOWN
+    in_recovery = prev_state in (State.DOWN, State.RECOVERING)
+    state, stable_since, since = value.state, None, value.since
+    if value.state is State.RECOVERING:
+        pass
+    elif in_recovery and value.state in (State.OPERATIONAL, State.DEGRADED, State.PARTIAL):
+        if value.state.is_up and value.share >= 1.0:
+            stable_since = (prev.stable_since if prev else None) or value.since or now
+            end = stable_since + timedelta(seconds=stabilization)
+            if now >= end:
+                since = end
+            else:
+                state = State.RECOVERING
+        else:
+            state = State.RECOVERING
+    if prev is not None and state is prev.state:
+        since = prev.since
+    else:
+        since = since or now
+        if prev is not None and prev.since is not None and since < prev.since:
+            since = prev.since
+        since = min(since, now)
+    return ComponentStatus(
+        ref, state, since, value.source, value.state, round(value.share, 4), stable_since, value.detail
+    )
+
+
+def _transition(prev: ComponentStatus | None, new: ComponentStatus, now: datetime) -> Transition | None:
+    before = prev.state if prev else State.UNKNOWN
+    changed = new.state is not before
+    stepped = new.state is State.RECOVERING and prev is not None and abs(new.progress - prev.progress) >= _PROGRESS_STEP
+    if not (changed or stepped):
+        return None
+    at = new.since if changed and new.since else now
+    return Transition(new.ref, before, new.state, at, now, new.source, new.progress, new.detail)
+
+
+@dataclass
+class Evaluation:
+    statuses: dict[str, ComponentStatus] = field(default_factory=dict)
+    transitions: list[Transition] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Declared statuses and active maintenance, keyed by component key (network:, flow:, line:)."""
+
+    declared: Mapping[str, Override] = field(default_factory=dict)
+    maintenance: Mapping[str, Override] = field(default_factory=dict)
+
+    def for_component(self, ref: ComponentRef) -> Override | None:
+        """Maintenance over declared; a component's own entry over its network's."""
+        network_key = ComponentRef("network", ref.network).key
+        for table in (self.maintenance, self.declared):
+            found = table.get(ref.key) or table.get(network_key)
+            if found is not None:
+                return found
+        return None
+
+
+def evaluate(
+    settings: Settings,
+    checks: Mapping[str, ComponentStatus],
+    overrides: Overrides,
+    previous: Mapping[str, ComponentStatus],
+    now: datetime,
+    networks: Iterable[str],
+) -> Evaluation:
+    """Derive flows, lines and networks of `networks` (in dependency order) from their inputs.
+
+    `checks` holds every check status; `previous` every component's last status (for the recovery
+    rule and for the flows of other networks this one depends on).
+    """
+    result = Evaluation()
+    current: dict[str, ComponentStatus] = dict(previous)
+    for name in networks:
+        network = settings.networks[name]
+        for status in _evaluate_network(settings, name, network, checks, overrides, current, now):
+            prev = previous.get(status.ref.key)
+            current[status.ref.key] = status
+            result.statuses[status.ref.key] = status
+            transition = _transition(prev, status, now)
+            if transition is not None:
+                result.transitions.append(transition)
+    return result
+
+
+def _evaluate_network(
+    settings: Settings,
+    name: str,
+    network: Network,
+    checks: Mapping[str, ComponentStatus],
+    overrides: Overrides,
+    current: dict[str, ComponentStatus],
+    now: datetime,
+) -> list[ComponentStatus]:
+    out: list[ComponentStatus] = []
+    stab = settings.stabilization
+
+    def settle(ref: ComponentRef, value: _Input) -> ComponentStatus:
+        status = stabilize(current.get(ref.key), ref, _apply(value, overrides.for_component(ref)), now, stab)
+        current[ref.key] = status
+        out.append(status)
+        return status
+
+    flows: dict[str, _Input] = {}
+    for flow in settings.flows:
+        inputs = [
+            _Input.of(checks[ComponentRef.for_check(name, flow, c.name).key])
+            for c in network.checks
+            if c.flow == flow and ComponentRef.for_check(name, flow, c.name).key in checks
+        ]
+        flows[flow] = _Input.of(settle(ComponentRef("flow", name, flow), _aggregate(inputs)))
+
+    lines: list[_Input] = []
+    for line in network.lines:
+        required, optional = network.requirements(line, settings.lines)
+        value = _aggregate([_best([flows[f] for f in group.split("|")]) for group in required])
+        for flow in optional:
+            if flows[flow].state in (State.DOWN, State.PARTIAL) and value.state is not State.UNKNOWN:
+                value = _at_least_degraded(value, flows[flow].source, f"{name}/{flow}")
+        for dep in network.depends_on:
+            if dep.lines and line not in dep.lines:
+                continue
+            upstream = current.get(ComponentRef("flow", dep.network, dep.flow).key)
+            if upstream is not None and upstream.raw in (State.DOWN, State.PARTIAL):
+                value = _at_least_degraded(value, Source.DEPENDENCY, f"{dep.network}/{dep.flow}")
+        lines.append(_Input.of(settle(ComponentRef("line", name, line), value)))
+
+    settle(ComponentRef("network", name), _aggregate(lines, rule="worst"))
+    return out
