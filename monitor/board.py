@@ -63,8 +63,8 @@ class Board:
                 self._dependents[dep.network].add(name)
         self._policies: dict[str, CheckPolicy] = {}
         self._checks: dict[str, ComponentStatus] = {}
-        for network, check in settings.checks():
-            ref = ComponentRef.for_check(network, check.flow, check.name)
+        for network_name, check in settings.checks():
+            ref = ComponentRef.for_check(network_name, check.flow, check.name)
             self._policies[ref.key] = policy_for(check, settings)
             memory = memories.get(ref.key, CheckMemory())
             self._memories[ref.key] = memory
