@@ -3,39 +3,249 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import os
+import signal
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
-from .config import Settings, load_config
-from .errors import ConfigError, MonitorError
+from .config import load_config
+from .errors import ConfigError, MonitorError, NotFound, StoreError
+from .logs import setup_logging
 
 DEFAULT_CONFIG = "config/example.yaml"
+DEFAULT_PID_FILE = "var/tpmon.pid"
 
 
 def _config_path(args: argparse.Namespace) -> str:
     return str(getattr(args, "config", None) or os.environ.get("TPMON_CONFIG") or DEFAULT_CONFIG)
 
 
-def _load(path: str) -> Settings:
-    return load_config(path)
+def _masked(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL: show only its scheme
+        return url.split(":", 1)[0] + ":…"
+
+
+def _database_url() -> str:
+    from .store import default_url
+
+    return default_url()
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     path = args.file or _config_path(args)
-    settings = _load(path)
-    checks = len(settings.checks())
-    print(f"{path}: OK — {len(settings.networks)} networks, {checks} checks")
+    settings = load_config(path)
+    print(f"{path}: OK — {len(settings.networks)} networks, {len(settings.checks())} checks")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .app import create_app
+    from .store import Store
+
+    path = _config_path(args)
+    settings = load_config(path)
+    setup_logging(args.log_level, args.log_format)
+    store = Store.open(_database_url())
+    pid_file = Path(args.pid_file)
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.write_text(str(os.getpid()), encoding="utf-8")
+    app = create_app(
+        settings, store=store, config_path=path, handle_sighup=True, reload_status=pid_file.with_suffix(".reload.json")
+    )
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_config=None, access_log=False, lifespan="on")
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        store.close()
+        pid_file.unlink(missing_ok=True)
+    return 0
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    path = _config_path(args)
+    settings = load_config(path)  # refuse before signalling: the running config is kept
+    pid_file = Path(args.pid_file)
+    try:
+        pid = int(pid_file.read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        raise MonitorError(f"no running tpmon found ({pid_file} is missing or unreadable)") from None
+    status_file = pid_file.with_suffix(".reload.json")
+    before = status_file.stat().st_mtime_ns if status_file.exists() else 0
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except ProcessLookupError:
+        raise MonitorError(f"no running tpmon with pid {pid} ({pid_file} is stale)") from None
+    deadline = time.monotonic() + args.wait
+    while time.monotonic() < deadline:
+        if status_file.exists() and status_file.stat().st_mtime_ns != before:
+            outcome = json.loads(status_file.read_text(encoding="utf-8"))
+            print(f"{'reloaded' if outcome['ok'] else 'reload refused'}: {outcome['message']}")
+            return 0 if outcome["ok"] else 2
+        time.sleep(0.05)
+    print(
+        f"signalled pid {pid} with {len(settings.checks())} checks; no answer within {args.wait:g} s", file=sys.stderr
+    )
+    return 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .i18n import format_short
+    from .store import Store
+
+    settings = load_config(_config_path(args))
+    store = Store.open(_database_url())
+    try:
+        statuses = store.load_statuses()
+    finally:
+        store.close()
+    rows = []
+    for name, network in settings.networks.items():
+        for key in [f"network:{name}", *(f"line:{name}/{line}" for line in network.lines)]:
+            status = statuses.get(key)
+            rows.append(
+                {
+                    "component": key,
+                    "state": status.state.value if status else "unknown",
+                    "since": status.since.isoformat() if status and status.since else None,
+                    "source": status.source.value if status else "none",
+                    "progress": status.progress if status else 0.0,
+                    "since_paris": format_short(status.since if status else None),
+                }
+            )
+    if args.json:
+        print(json.dumps([{k: v for k, v in r.items() if k != "since_paris"} for r in rows], indent=2))
+        return 0
+    width = max(len(r["component"]) for r in rows) if rows else 10  # type: ignore[arg-type]
+    print(f"{'COMPONENT':<{width}}  {'STATE':<12} {'SINCE (Paris)':<17} SOURCE")
+    for r in rows:
+        print(f"{r['component']:<{width}}  {r['state']:<12} {r['since_paris']:<17} {r['source']}")
+    return 0
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from .probes.once import probe_once
+
+    settings = load_config(_config_path(args))
+    network, _, rest = args.target.partition("/")
+    flow, _, check_name = rest.partition("/")
+    found = [c for n, c in settings.checks() if n == network and c.flow == flow and c.name == check_name]
+    if not found:
+        known = ", ".join(f"{n}/{c.flow}/{c.name}" for n, c in settings.checks()) or "none"
+        raise NotFound(f"no check {args.target!r} in the config (known: {known})")
+    result = asyncio.run(probe_once(network, found[0], settings))
+    if args.json:
+        print(json.dumps(result_json(result), indent=2))
+    else:
+        print(describe_result(result))
+    return 0 if result.success else 1
+
+
+def result_json(result: object) -> dict[str, object]:
+    from .models import ProbeResult
+
+    assert isinstance(result, ProbeResult)
+    return {
+        "check": result.check.key,
+        "started_at": result.started_at.isoformat(),
+        "duration_s": round(result.duration_s, 6),
+        "success": result.success,
+        "slow": result.slow,
+        "reason": result.reason.value if result.reason else None,
+        "detail": result.detail,
+        "status_code": result.status_code,
+        "phases": {k: round(v, 6) for k, v in result.phases.items()},
+        "cert_expiry": result.cert_expiry.isoformat() if result.cert_expiry else None,
+    }
+
+
+def describe_result(result: object) -> str:
+    from .models import ProbeResult
+
+    assert isinstance(result, ProbeResult)
+    verdict = "OK" + (" (slow)" if result.slow else "") if result.success else f"FAILED ({result.reason})"
+    lines = [f"{result.check.key}: {verdict} in {result.duration_s * 1000:.1f} ms"]
+    if result.status_code is not None:
+        lines.append(f"  HTTP status     {result.status_code}")
+    for phase, seconds in result.phases.items():
+        lines.append(f"  {phase:<15} {seconds * 1000:8.1f} ms")
+    if result.cert_expiry:
+        lines.append(f"  certificate expires {result.cert_expiry:%Y-%m-%d %H:%M} UTC")
+    if result.detail:
+        lines.append(f"  detail          {result.detail}")
+    return "\n".join(lines)
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from .store import migrate
+
+    url = _database_url()
+    migrate(url)
+    print(f"database {_masked(url)} is at the latest schema")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tpmon", description="Status monitor of the French tiers-payant networks.")
+    parser = argparse.ArgumentParser(
+        prog="tpmon",
+        description="Status monitor of the French tiers-payant networks.",
+        epilog="Config: --config or $TPMON_CONFIG (default config/example.yaml). "
+        "Database: $TPMON_DATABASE_URL (default sqlite:///./var/tpmon.db).",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    check = sub.add_parser("check-config", help="validate a config file and list every problem")
-    check.add_argument("file", nargs="?", help="the YAML file (default: --config, $TPMON_CONFIG or config/example.yaml)")
-    check.add_argument("--config", help=argparse.SUPPRESS)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument(
+            "--config", metavar="FILE", help="the YAML config (default: $TPMON_CONFIG or config/example.yaml)"
+        )
+        return p
+
+    serve = command("serve", "run the probes, the status engine and the web server")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--log-format", default="text", choices=["text", "json"], help="json: one object per line")
+    serve.add_argument(
+        "--pid-file", default=DEFAULT_PID_FILE, help=f"where to write the pid (default {DEFAULT_PID_FILE})"
+    )
+    serve.set_defaults(func=cmd_serve)
+
+    check = command("check-config", "validate a config file and list every problem (exit 2 if any)")
+    check.add_argument("file", nargs="?", help="the YAML file (default: --config)")
     check.set_defaults(func=cmd_check_config)
+
+    probe = command("probe", "run one check now and print its result with its phases")
+    probe.add_argument("target", metavar="NETWORK/FLOW/CHECK", help="e.g. viamedis/portail_ps/portail")
+    probe.add_argument("--json", action="store_true", help="print JSON")
+    probe.set_defaults(func=cmd_probe)
+
+    status = command("status", "print the current board from the database")
+    status.add_argument("--json", action="store_true", help="print JSON for machines")
+    status.set_defaults(func=cmd_status)
+
+    reload = command("reload", "validate the config, then make the running server reload it (SIGHUP)")
+    reload.add_argument(
+        "--pid-file", default=DEFAULT_PID_FILE, help=f"the server's pid file (default {DEFAULT_PID_FILE})"
+    )
+    reload.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the server's answer")
+    reload.set_defaults(func=cmd_reload)
+
+    db = sub.add_parser("db", help="database maintenance", description="Database maintenance.")
+    db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    upgrade = db_sub.add_parser(
+        "upgrade", help="apply the schema migrations", description="Apply the schema migrations."
+    )
+    upgrade.set_defaults(func=cmd_db_upgrade)
     return parser
 
 
@@ -48,6 +258,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(str(exc), file=sys.stderr)
         print(f"tpmon: {len(exc.problems)} problem(s) in the config; nothing was started", file=sys.stderr)
         return 2
+    except StoreError as exc:
+        print(f"tpmon: {exc}", file=sys.stderr)
+        return 1
     except MonitorError as exc:
         print(f"tpmon: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,202 @@
+"""Prometheus metrics: a per-app registry, probe counters, and a scrape-time collector over the board."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from .board import Board
+from .models import ComponentRef, ProbeResult, State
+
+__all__ = ["Metrics"]
+
+_CHECK = ("network", "flow", "check")
+_PHASES = ("resolve", "connect", "tls", "processing", "transfer")
+
+
+class Metrics:
+    """All of tpmon's metrics, registered on a registry of its own (never the global one)."""
+
+    def __init__(self, board: Callable[[], Board | None], registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.probe_success = Gauge("tpmon_probe_success", "Whether the last probe succeeded", _CHECK, registry=r)
+        self.probe_duration = Histogram(
+            "tpmon_probe_duration_seconds",
+            "Duration of probes",
+            _CHECK,
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.http_phase = Gauge(
+            "tpmon_probe_http_duration_seconds",
+            "Duration of the last HTTP probe by phase",
+            (*_CHECK, "phase"),
+            registry=r,
+        )
+        self.http_status = Gauge(
+            "tpmon_probe_http_status_code", "HTTP status code of the last probe (0 if none)", _CHECK, registry=r
+        )
+        self.ssl_expiry = Gauge(
+            "tpmon_probe_ssl_last_chain_expiry_timestamp_seconds",
+            "Earliest certificate expiry in the chain seen by the last probe",
+            _CHECK,
+            registry=r,
+        )
+        self.probes = Counter("tpmon_probes_total", "Probes run, by result", (*_CHECK, "result"), registry=r)
+        self.scheduler_lag = Histogram(
+            "tpmon_scheduler_lag_seconds",
+            "Delay between a probe's scheduled time and its start",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=r,
+        )
+        self.scheduler_missed = Counter("tpmon_scheduler_missed_runs_total", "Probe runs missed", registry=r)
+        self.scheduler_skipped = Counter(
+            "tpmon_scheduler_coalesced_runs_total", "Probe runs skipped because the previous one still ran", registry=r
+        )
+        self.store_write = Histogram(
+            "tpmon_store_write_duration_seconds",
+            "Duration of one batched write to the database",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5),
+            registry=r,
+        )
+        self.reload_success = Gauge(
+            "tpmon_config_last_reload_successful", "Whether the last config reload succeeded", registry=r
+        )
+        self.reload_time = Gauge(
+            "tpmon_config_last_reload_success_timestamp_seconds", "When the config was last loaded", registry=r
+        )
+        self.reload_success.set(1)
+        build = Info("tpmon_build", "tpmon build information", registry=r)
+        build.info({"version": _version()})
+        self._services: Any = None
+        r.register(_BoardCollector(board))
+        r.register(_WriterCollector(lambda: self._services))
+
+    def bind(self, services: Any) -> None:
+        """Let scrape-time collectors read the writer's buffer (set once in the lifespan)."""
+        self._services = services
+        self.reload_time.set(services.started_at.timestamp())
+
+    def observe_write(self, seconds: float) -> None:
+        self.store_write.observe(seconds)
+
+    def note_reload(self, ok: bool, at: datetime) -> None:
+        self.reload_success.set(1 if ok else 0)
+        if ok:
+            self.reload_time.set(at.timestamp())
+
+    def observe(self, result: ProbeResult) -> None:
+        ref = result.check
+        labels = (ref.network, ref.name, ref.check)
+        self.probe_success.labels(*labels).set(1 if result.success else 0)
+        self.probe_duration.labels(*labels).observe(result.duration_s)
+        self.probes.labels(*labels, "success" if result.success else (result.reason or "failure")).inc()
+        if result.status_code is not None or result.phases:
+            self.http_status.labels(*labels).set(result.status_code or 0)
+            for phase in _PHASES:
+                if phase in result.phases:
+                    self.http_phase.labels(*labels, phase).set(result.phases[phase])
+        expiry = result.chain_expiry or result.cert_expiry
+        if expiry is not None:
+            self.ssl_expiry.labels(*labels).set(expiry.timestamp())
+
+    def forget(self, ref: ComponentRef) -> None:
+        """Drop the series of a check removed by a reload."""
+        labels = (ref.network, ref.name, ref.check)
+        for metric in (self.probe_success, self.http_status, self.ssl_expiry):
+            with contextlib.suppress(KeyError):
+                metric.remove(*labels)
+        for phase in _PHASES:
+            with contextlib.suppress(KeyError):
+                self.http_phase.remove(*labels, phase)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tpmon")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class _WriterCollector(Collector):
+    """The store writer's buffer and losses, read at scrape time."""
+
+    def __init__(self, services: Callable[[], Any]) -> None:
+        self._services = services
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        services = self._services()
+        if services is None:
+            return
+        stats = services.writer.stats
+        yield GaugeMetricFamily(
+            "tpmon_store_buffered_results", "Probe results waiting to be written", value=stats.buffered_results
+        )
+        yield CounterMetricFamily(
+            "tpmon_store_dropped_results",
+            "Probe results dropped because the buffer was full",
+            value=stats.dropped_results,
+        )
+        yield GaugeMetricFamily("tpmon_store_up", "Whether the last write to the database succeeded", value=stats.db_up)
+
+
+class _BoardCollector(Collector):
+    """State sets (value 1 for the current state, as kube-state-metrics does), built at scrape time."""
+
+    def __init__(self, board: Callable[[], Board | None]) -> None:
+        self._board = board
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        board = self._board()
+        if board is None:
+            return
+        labelled = {
+            "check": ["network", "flow", "check", "state"],
+            "flow": ["network", "flow", "state"],
+            "line": ["network", "line", "state"],
+            "network": ["network", "state"],
+        }
+        families = {
+            kind: GaugeMetricFamily(f"tpmon_{kind}_state", f"Current state of each {kind} (1 = current)", labels=names)
+            for kind, names in labelled.items()
+        }
+        since = {
+            kind: GaugeMetricFamily(
+                f"tpmon_{kind}_state_since_timestamp_seconds",
+                f"When each {kind} entered its current state",
+                labels=names[:-1],
+            )
+            for kind, names in labelled.items()
+        }
+        progress = GaugeMetricFamily(
+            "tpmon_line_recovery_progress",
+            "Share of a recovering line's inputs that are up",
+            labels=["network", "line"],
+        )
+        for status in board.statuses().values():
+            ref = status.ref
+            base = [ref.network] + ([ref.name] if ref.kind != "network" else []) + ([ref.check] if ref.check else [])
+            for state in State:
+                families[ref.kind].add_metric([*base, state.value], 1.0 if status.state is state else 0.0)
+            if status.since is not None:
+                since[ref.kind].add_metric(base, status.since.timestamp())
+            if ref.kind == "line":
+                progress.add_metric(base, status.progress if status.state is State.RECOVERING else 0.0)
+        yield from families.values()
+        yield from since.values()
+        yield progress

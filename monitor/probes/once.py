@@ -1,0 +1,17 @@
+"""Run one check once, outside the scheduler (`tpmon probe`)."""
+
+from __future__ import annotations
+
+import os
+
+from ..config import Check, Settings
+from ..models import ProbeResult
+from . import PROBES, ProbeContext
+from .clients import HttpClients
+
+
+async def probe_once(network: str, check: Check, settings: Settings) -> ProbeResult:
+    """Probe `check` of `network` now with a client of its own; the result is not recorded."""
+    async with HttpClients() as clients:
+        ctx = ProbeContext(network, clients.get(), settings.user_agent, os.environ, clients=clients)
+        return await PROBES[check.kind](check, ctx)

@@ -1,0 +1,58 @@
+"""run_check: probe → advance → record → board → metrics, the whole pipeline in one short function."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from .board import Board, BoardChange
+from .config import Check
+from .metrics import Metrics
+from .models import ComponentRef, FailureReason, ProbeResult
+from .probes import PROBES, ProbeContext
+from .store import StoreWriter
+
+__all__ = ["Pipeline", "run_check"]
+
+log = logging.getLogger("tpmon.runner")
+
+
+@dataclass
+class Pipeline:
+    """What run_check hands results to; built in the app lifespan."""
+
+    board: Board
+    writer: StoreWriter
+    metrics: Metrics
+    context: Callable[[str], ProbeContext]
+    clock: Callable[[], datetime]
+    listeners: list[Callable[[BoardChange], None]] = field(default_factory=list)
+
+    def record(self, change: BoardChange) -> None:
+        """Queue a board change for the store (never waits for it) and tell the listeners."""
+        for transition in change.transitions:
+            self.writer.add_transition(transition)
+            log.info("%s %s → %s (%s)", transition.ref.key, transition.previous, transition.state, transition.source)
+        for status in change.statuses:
+            self.writer.set_status(status)
+        for key, memory in change.memories.items():
+            self.writer.set_memory(key, memory)
+        for listener in self.listeners:
+            listener(change)
+
+
+async def run_check(network: str, check: Check, pipeline: Pipeline) -> ProbeResult:
+    """Probe one check once and push the result through the status engine, the store and the metrics."""
+    ctx = pipeline.context(network)
+    try:
+        result = await PROBES[check.kind](check, ctx)
+    except Exception as exc:  # a probe bug must not kill the scheduler; the target is not to blame
+        log.exception("probe %s/%s/%s crashed", network, check.flow, check.name)
+        ref = ComponentRef.for_check(network, check.flow, check.name)
+        result = ProbeResult(ref, ctx.clock(), 0.0, False, FailureReason.INTERNAL, type(exc).__name__)
+    pipeline.writer.add_result(result)
+    pipeline.record(pipeline.board.record(result, pipeline.clock()))
+    pipeline.metrics.observe(result)
+    return result

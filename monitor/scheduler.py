@@ -1,0 +1,144 @@
+"""APScheduler 3 jobs, one per check, handed a `run` coroutine; knows nothing of probes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    EVENT_JOB_SUBMITTED,
+    JobEvent,
+    JobSubmissionEvent,
+)
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from .config import Check, Settings
+from .models import ComponentRef
+
+__all__ = ["ReloadReport", "Scheduler", "SchedulerHooks"]
+
+log = logging.getLogger("tpmon.scheduler")
+
+RunCheck = Callable[[str, Check], Awaitable[object]]
+
+
+@dataclass
+class SchedulerHooks:
+    """Where the scheduler reports what it sees (metrics plug in here)."""
+
+    lag: Callable[[float], None] = lambda seconds: None
+    missed: Callable[[], None] = lambda: None
+    skipped: Callable[[], None] = lambda: None
+
+
+@dataclass(frozen=True)
+class ReloadReport:
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return f"{len(self.added)} added, {len(self.removed)} removed, {len(self.changed)} changed"
+
+
+class Scheduler:
+    """Runs every check on its interval with jitter, at most one run per check, bounded concurrency."""
+
+    def __init__(self, run: RunCheck, *, hooks: SchedulerHooks | None = None, rng: random.Random | None = None) -> None:
+        self._run = run
+        self._hooks = hooks or SchedulerHooks()
+        self._rng = rng or random.Random()
+        self._checks: dict[str, tuple[str, Check]] = {}
+        self._scheduled: dict[str, datetime] = {}
+        self._semaphore = asyncio.Semaphore(64)
+        self._jitter = 0.1
+        self._aps = AsyncIOScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1})
+        self._aps.add_listener(self._on_event, EVENT_JOB_SUBMITTED | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+        self._aps.add_listener(self._on_error, EVENT_JOB_ERROR)
+
+    @property
+    def running(self) -> bool:
+        return bool(self._aps.running)
+
+    def start(self, settings: Settings) -> ReloadReport:
+        """Schedule every check and start; must be called with the event loop running (apscheduler#994)."""
+        report = self.apply(settings)
+        self._aps.start()
+        return report
+
+    def shutdown(self) -> None:
+        if self._aps.running:
+            self._aps.shutdown(wait=False)
+
+    def every(self, name: str, seconds: float, func: Callable[[], Awaitable[None]]) -> None:
+        """A periodic housekeeping job (board tick, flushes…), not subject to the probe semaphore."""
+        self._aps.add_job(func, IntervalTrigger(seconds=seconds), id=f"task:{name}", replace_existing=True)
+
+    def apply(self, settings: Settings) -> ReloadReport:
+        """Make the jobs match `settings`: add new checks, remove gone ones, update changed ones."""
+        self._semaphore = asyncio.Semaphore(settings.max_concurrency)
+        self._jitter = settings.jitter
+        wanted = {
+            ComponentRef.for_check(network, check.flow, check.name).key: (network, check)
+            for network, check in settings.checks()
+        }
+        report = ReloadReport(
+            added=sorted(set(wanted) - set(self._checks)),
+            removed=sorted(set(self._checks) - set(wanted)),
+            changed=sorted(k for k in set(wanted) & set(self._checks) if wanted[k] != self._checks[k]),
+        )
+        for key in report.removed:
+            self._aps.remove_job(key)
+            self._scheduled.pop(key, None)
+        old = self._checks
+        self._checks = wanted
+        for key in report.added:
+            self._add_job(key, wanted[key][1])
+        for key in report.changed:
+            if wanted[key][1].interval != old[key][1].interval:
+                self._add_job(key, wanted[key][1])
+        return report
+
+    def _add_job(self, key: str, check: Check) -> None:
+        interval = check.interval
+        first = datetime.now(UTC) + timedelta(seconds=self._rng.uniform(0, interval))  # spread the load
+        trigger = IntervalTrigger(seconds=interval, jitter=interval * self._jitter or None, timezone=UTC)
+        self._aps.add_job(
+            self._job,
+            trigger,
+            args=(key,),
+            id=key,
+            name=key,
+            replace_existing=True,
+            next_run_time=first,
+            misfire_grace_time=max(1, int(interval / 2)),
+        )
+
+    async def _job(self, key: str) -> None:
+        entry = self._checks.get(key)
+        if entry is None:
+            return
+        async with self._semaphore:
+            scheduled = self._scheduled.pop(key, None)
+            if scheduled is not None:
+                self._hooks.lag(max(0.0, (datetime.now(UTC) - scheduled).total_seconds()))
+            await self._run(*entry)
+
+    def _on_event(self, event: JobEvent) -> None:
+        if event.code == EVENT_JOB_SUBMITTED and isinstance(event, JobSubmissionEvent) and event.job_id in self._checks:
+            self._scheduled[event.job_id] = event.scheduled_run_times[-1]
+        elif event.code == EVENT_JOB_MISSED:
+            self._hooks.missed()
+        elif event.code == EVENT_JOB_MAX_INSTANCES:
+            self._hooks.skipped()
+
+    def _on_error(self, event: JobEvent) -> None:
+        log.error("job %s failed: %s", event.job_id, getattr(event, "exception", None))

@@ -1,0 +1,127 @@
+"""The board as a view: networks × lines with state, since when and source, in one language."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ..board import Board
+from ..config import Settings
+from ..i18n import SOURCE_LABELS, STATE_LABELS, Lang
+from ..models import ComponentRef, ComponentStatus, Source, State
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One component as shown: state word, since when, where the status comes from."""
+
+    id: str
+    label: str
+    state: State
+    state_label: str
+    since: datetime | None
+    source: Source
+    source_label: str
+    progress: float
+    detail: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "label": self.label,
+            "state": self.state.value,
+            "state_label": self.state_label,
+            "since": self.since.isoformat() if self.since else None,
+            "source": self.source.value,
+            "progress": self.progress,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class NetworkView:
+    id: str
+    name: str
+    kind: str
+    status: Cell
+    lines: dict[str, Cell]
+    flows: list[Cell]
+    checks: list[Cell]
+
+
+@dataclass
+class BoardView:
+    lang: Lang
+    line_ids: list[str]
+    line_labels: dict[str, str]
+    networks: list[NetworkView] = field(default_factory=list)
+    checked_at: datetime | None = None
+
+    @property
+    def overall(self) -> State:
+        from ..models import worst
+
+        return worst([n.status.state for n in self.networks]) if self.networks else State.UNKNOWN
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "lang": self.lang,
+            "checked_at": self.checked_at.isoformat() if self.checked_at else None,
+            "networks": [
+                {
+                    **n.status.as_json(),
+                    "name": n.name,
+                    "kind": n.kind,
+                    "lines": [c.as_json() for c in n.lines.values()],
+                    "flows": [c.as_json() for c in n.flows],
+                    "checks": [c.as_json() for c in n.checks],
+                }
+                for n in self.networks
+            ],
+        }
+
+
+def _cell(ref: ComponentRef, label: str, status: ComponentStatus | None, lang: Lang) -> Cell:
+    state = status.state if status else State.UNKNOWN
+    source = status.source if status else Source.NONE
+    return Cell(
+        id=ref.check or ref.name or ref.network,
+        label=label,
+        state=state,
+        state_label=STATE_LABELS[state][lang],
+        since=status.since if status else None,
+        source=source,
+        source_label=SOURCE_LABELS[source][lang],
+        progress=status.progress if status else 0.0,
+        detail=status.detail if status else "",
+    )
+
+
+def board_view(settings: Settings, board: Board, lang: Lang) -> BoardView:
+    used = {line for network in settings.networks.values() for line in network.lines}
+    line_ids = [line for line in settings.lines if line in used]
+    view = BoardView(lang, line_ids, {line: getattr(settings.lines[line].label, lang) for line in line_ids})
+    view.checked_at = board.checked_at
+    for name, network in settings.networks.items():
+        net_ref = ComponentRef("network", name)
+        lines = {}
+        for line in network.lines:
+            ref = ComponentRef("line", name, line)
+            lines[line] = _cell(ref, view.line_labels[line], board.get(ref), lang)
+        flows = [
+            _cell(
+                ComponentRef("flow", name, flow),
+                getattr(d.label, lang),
+                board.get(ComponentRef("flow", name, flow)),
+                lang,
+            )
+            for flow, d in settings.flows.items()
+        ]
+        checks = []
+        for check in network.checks:
+            ref = ComponentRef.for_check(name, check.flow, check.name)
+            checks.append(_cell(ref, check.description or check.name, board.get(ref), lang))
+        status = _cell(net_ref, network.name, board.get(net_ref), lang)
+        view.networks.append(NetworkView(name, network.name, network.kind, status, lines, flows, checks))
+    return view
