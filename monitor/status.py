@@ -67,7 +67,8 @@ def advance(
     state, since = memory.state, memory.since
     ft, st = policy.failure_threshold, policy.success_threshold
     if fails.count >= ft:
-        state, since = State.DOWN, fails.since
+        if memory.state is not State.DOWN:  # a lone success inside an outage must not re-date it
+            state, since = State.DOWN, fails.since
     elif memory.state is State.UNKNOWN:
         if fast:
             state, since = State.OPERATIONAL, at
