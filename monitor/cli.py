@@ -266,6 +266,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # last resort: a bug must still end in one line, not a traceback
+        if os.environ.get("TPMON_DEBUG"):
+            raise
+        print(f"tpmon: internal error ({type(exc).__name__}: {exc}); set TPMON_DEBUG=1 for details", file=sys.stderr)
+        return 70
     return code
 
 
