@@ -11,6 +11,9 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
+
+import uvicorn
 
 from .config import load_config
 from .errors import ConfigError, MonitorError, NotFound, StoreError
@@ -47,7 +50,6 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
 
     from .app import create_app
     from .store import Store
@@ -63,12 +65,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings, store=store, config_path=path, handle_sighup=True, reload_status=pid_file.with_suffix(".reload.json")
     )
     config = uvicorn.Config(app, host=args.host, port=args.port, log_config=None, access_log=False, lifespan="on")
+    server = _Server(config)
     try:
-        uvicorn.Server(config).run()
+        server.run()
     finally:
         store.close()
         pid_file.unlink(missing_ok=True)
-    return 0
+    return 0 if server.started else 1
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, except that SIGTERM/SIGINT end in a clean exit (0) after the graceful shutdown
+    instead of being re-raised: we close the store and remove the pid file ourselves."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
 
 
 def cmd_reload(args: argparse.Namespace) -> int:

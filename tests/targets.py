@@ -1,0 +1,144 @@
+"""Test helpers: a real HTTP target on loopback whose answers the test changes, and a `tpmon serve` process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Target:
+    """An HTTP server on 127.0.0.1: `codes[path]` is the status each path answers (default 200)."""
+
+    def __init__(self) -> None:
+        self.codes: dict[str, int] = {}
+        self.hits: dict[str, int] = {}
+        target = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                target.hits[self.path] = target.hits.get(self.path, 0) + 1
+                code = target.codes.get(self.path, 200)
+                body = b'{"status": "ok"}' if code < 400 else b"<h1>Maintenance en cours</h1>"
+                self.send_response(code)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def wait_for(condition: Callable[[], Any], *, timeout: float = 15.0, what: str = "condition") -> Any:
+    """Poll `condition` until it returns a truthy value; a deadline, not a sleep-and-hope."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = condition()
+        except (httpx.HTTPError, OSError, ValueError, KeyError) as exc:
+            last = exc
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}; last: {last!r}")
+
+
+class Server:
+    """`tpmon serve` in a subprocess, as users run it."""
+
+    def __init__(self, config: Path, workdir: Path, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.config = config
+        self.workdir = workdir
+        self.env = {**os.environ, **env}
+        self.pid_file = workdir / "tpmon.pid"
+        self.log = workdir / "serve.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def command(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "monitor", *args]
+
+    def start(self) -> Server:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.command(
+                    "serve", "--config", str(self.config), "--port", str(self.port), "--pid-file", str(self.pid_file)
+                ),
+                cwd=self.workdir,
+                env=self.env,
+                stdout=log,
+                stderr=log,
+            )
+        wait_for(lambda: self.get("/healthz").status_code == 200 or self._died(), what="tpmon serve to answer")
+        return self
+
+    def _died(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"tpmon serve exited {self.proc.returncode}: {self.log.read_text()}")
+        return False
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(f"http://127.0.0.1:{self.port}{path}", timeout=5)
+
+    def status(self) -> dict[str, Any]:
+        data: dict[str, Any] = self.get("/api/v1/status").json()
+        return data
+
+    def component(self, network: str, kind: str, name: str) -> dict[str, Any]:
+        for net in self.status()["networks"]:
+            if net["id"] == network:
+                for item in net[kind]:
+                    if item["id"] == name:
+                        found: dict[str, Any] = item
+                        return found
+        raise KeyError(f"{network}/{kind}/{name}")
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.command(*args), cwd=self.workdir, env=self.env, capture_output=True, text=True, timeout=60, check=False
+        )
+
+    def stop(self) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=20)
+        self.proc = None
+        return code
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data), encoding="utf-8")

@@ -1,0 +1,157 @@
+"""End to end: `tpmon serve` as users run it, probing real local targets, reloading, restarting."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from targets import Server, Target, free_port, wait_for
+
+CONFIG = """
+defaults: {{interval: 1s, timeout: 800ms, failure_threshold: 2, success_threshold: 1}}
+stabilization: 1h
+networks:
+  alpha:
+    name: Alpha
+    kind: operateur
+    lines: [pharmacie, hospitalisation]
+    checks:
+      - {{name: portail, flow: portail_ps, kind: http, url: "{url}/portail"}}
+      - {{name: dre, flow: facturation, kind: http, url: "{url}/dre"}}
+      - {{name: pec, flow: pec, kind: http, url: "{url}/pec", conditions: {{body_not_contains: Maintenance}}}}
+{extra}
+"""
+EXTRA_CHECK = "      - {{name: droits, flow: droits, kind: tcp, host: 127.0.0.1, port: {port}}}"
+
+
+@pytest.fixture
+def target() -> Iterator[Target]:
+    server = Target()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path, target: Target) -> Iterator[Server]:
+    config = tmp_path / "tpmon.yaml"
+    config.write_text(CONFIG.format(url=target.url(""), extra=""), encoding="utf-8")
+    srv = Server(config, tmp_path, {"TPMON_DATABASE_URL": f"sqlite:///{tmp_path}/tpmon.db"})
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def test_page_api_health_and_ready_answer(server: Server) -> None:
+    page = server.get("/")
+    assert page.status_code == 200
+    assert '<html lang="fr">' in page.text
+    assert "Alpha" in page.text and "Pharmacie" in page.text
+    english = server.get("/?lang=en")
+    assert '<html lang="en">' in english.text and "Pharmacy" in english.text
+    assert server.get("/healthz").text == "ok"
+    ready = wait_for(lambda: server.get("/readyz").status_code == 200, what="readiness")
+    assert ready
+    assert server.status()["networks"][0]["id"] == "alpha"
+
+
+def test_states_follow_the_targets(server: Server, target: Target) -> None:
+    wait_for(lambda: server.component("alpha", "lines", "hospitalisation")["state"] == "operational", what="up")
+    line = server.component("alpha", "lines", "hospitalisation")
+    assert line["source"] == "probe" and line["since"]
+
+    target.codes["/pec"] = 503  # the PEC flow fails; invoicing still works → the line is partial
+    wait_for(lambda: server.component("alpha", "flows", "pec")["state"] == "down", what="pec down")
+    assert server.component("alpha", "lines", "hospitalisation")["state"] == "partial"
+    assert server.component("alpha", "lines", "pharmacie")["state"] == "operational"  # needs no PEC
+    network = server.status()["networks"][0]
+    assert network["state"] == "partial"
+
+    del target.codes["/pec"]  # back up: recovering, since stabilization is 1 h here
+    wait_for(lambda: server.component("alpha", "flows", "pec")["state"] == "recovering", what="recovering")
+    assert server.component("alpha", "flows", "pec")["progress"] == 1.0
+
+
+def test_reload_applies_added_checks_and_refuses_an_invalid_config(server: Server, target: Target) -> None:
+    tcp_port = target.port
+    server.config.write_text(
+        CONFIG.format(url=target.url(""), extra=EXTRA_CHECK.format(port=tcp_port)), encoding="utf-8"
+    )
+    done = server.run("reload", "--config", str(server.config), "--pid-file", str(server.pid_file))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "reloaded: 1 added, 0 removed, 0 changed"
+    wait_for(lambda: server.component("alpha", "checks", "droits")["state"] == "operational", what="new check")
+
+    server.config.write_text("networks: {alpha: {kind: nope}}\n", encoding="utf-8")
+    refused = server.run("reload", "--config", str(server.config), "--pid-file", str(server.pid_file))
+    assert refused.returncode == 2
+    assert "networks.alpha.kind" in refused.stderr and "Traceback" not in refused.stderr
+
+    # the server itself refuses it too when signalled directly, and keeps serving the running config
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGHUP)
+    status_file = server.pid_file.with_suffix(".reload.json")
+    wait_for(lambda: json.loads(status_file.read_text())["ok"] is False, what="refused reload")
+    assert server.component("alpha", "checks", "droits")["id"] == "droits"
+    assert server.get("/healthz").status_code == 200
+
+
+def test_restart_restores_states_without_transitions(server: Server, target: Target) -> None:
+    target.codes["/portail"] = 500
+    wait_for(lambda: server.component("alpha", "flows", "portail_ps")["state"] == "down", what="down")
+    wait_for(lambda: server.component("alpha", "lines", "pharmacie")["state"] == "operational", what="pharmacie")
+    before = {n["id"]: n for n in server.status()["networks"][0]["flows"]}
+    assert server.stop() == 0
+
+    # the probes cannot run before the first look: the target is gone while the server restarts
+    target.codes["/portail"] = 200
+    transitions_before = server.run("status", "--json", "--config", str(server.config))
+    assert transitions_before.returncode == 0, transitions_before.stderr
+    rows = {r["component"]: r for r in json.loads(transitions_before.stdout)}
+    assert rows["line:alpha/pharmacie"]["state"] == "operational"
+
+    server.port = free_port()
+    server.start()
+    after = {n["id"]: n for n in server.status()["networks"][0]["flows"]}
+    assert after["portail_ps"]["state"] == "down"
+    assert after["portail_ps"]["since"] == before["portail_ps"]["since"]
+
+
+def test_database_down_at_start_is_one_line_and_nonzero(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(CONFIG.format(url="http://127.0.0.1:9", extra=""), encoding="utf-8")
+    url = f"postgresql+psycopg://tpmon:s3cret-pw@127.0.0.1:{free_port()}/tpmon"
+    srv = Server(config, tmp_path, {"TPMON_DATABASE_URL": url})
+    for args in (("serve", "--config", str(config), "--port", str(free_port())), ("status", "--config", str(config))):
+        done = srv.run(*args)
+        assert done.returncode != 0
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1, done.stderr
+        assert lines[0].startswith("tpmon: ") and "s3cret-pw" not in lines[0]
+        assert "Traceback" not in done.stderr
+
+
+def test_help_and_bad_arguments(tmp_path: Path) -> None:
+    srv = Server(tmp_path / "none.yaml", tmp_path, {})
+    for args in ((), ("serve",), ("check-config",), ("probe",), ("status",), ("reload",), ("db", "upgrade")):
+        done = srv.run(*args, "--help")
+        assert done.returncode == 0 and "usage: tpmon" in done.stdout, args
+    bad = srv.run("serve", "--port", "eighty")
+    assert bad.returncode == 2 and "--port" in bad.stderr and "Traceback" not in bad.stderr
+    missing = srv.run("check-config", str(tmp_path / "none.yaml"))
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_probe_command_prints_phases(server: Server, target: Target) -> None:
+    done = server.run("probe", "alpha/facturation/dre", "--config", str(server.config))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("check:alpha/facturation/dre: OK in ")
+    assert "HTTP status     200" in done.stdout and "connect" in done.stdout
+    target.codes["/dre"] = 503
+    failed = server.run("probe", "alpha/facturation/dre", "--config", str(server.config), "--json")
+    assert failed.returncode == 1
+    assert json.loads(failed.stdout)["reason"] == "http_status"
+    unknown = server.run("probe", "alpha/nope/x", "--config", str(server.config))
+    assert unknown.returncode == 2 and "no check 'alpha/nope/x'" in unknown.stderr
