@@ -176,9 +176,11 @@ def _best(inputs: list[_Input]) -> _Input:
     return min(inputs, key=lambda i: (SEVERITY[i.state], -i.share))
 
 
-def _at_least_degraded(value: _Input, source: Source, detail: str) -> _Input:
+def _at_least_degraded(value: _Input, cause: _Input, source: Source, detail: str) -> _Input:
+    """`value` made degraded if it looks better; then dated from `cause` (the flow that went wrong) if later."""
     if value.state is State.UNKNOWN or SEVERITY[value.state] < SEVERITY[State.DEGRADED]:
-        return _Input(State.DEGRADED, max(value.share, 1.0 if value.state.is_up else 0.0), value.since, source, detail)
+        since = max((s for s in (value.since, cause.since) if s is not None), default=None)
+        return _Input(State.DEGRADED, max(value.share, 1.0 if value.state.is_up else 0.0), since, source, detail)
     return value
 
 
@@ -316,13 +318,14 @@ def _evaluate_network(
         value = _aggregate([_best([flows[f] for f in group.split("|")]) for group in required])
         for flow in optional:
             if flows[flow].state in (State.DOWN, State.PARTIAL) and value.state is not State.UNKNOWN:
-                value = _at_least_degraded(value, flows[flow].source, f"{name}/{flow}")
+                value = _at_least_degraded(value, flows[flow], flows[flow].source, f"{name}/{flow}")
         for dep in network.depends_on:
             if dep.lines and line not in dep.lines:
                 continue
             upstream = current.get(ComponentRef("flow", dep.network, dep.flow).key)
             if upstream is not None and upstream.raw in (State.DOWN, State.PARTIAL):
-                value = _at_least_degraded(value, Source.DEPENDENCY, f"{dep.network}/{dep.flow}")
+                cause = _Input.of(upstream)
+                value = _at_least_degraded(value, cause, Source.DEPENDENCY, f"{dep.network}/{dep.flow}")
         lines.append(_Input.of(settle(ComponentRef("line", name, line), value)))
 
     settle(ComponentRef("network", name), _aggregate(lines, rule="worst"))
