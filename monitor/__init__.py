@@ -1,1 +1,34 @@
 """tpmon: the status monitor of the French tiers-payant networks."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .config import Settings, load_config
+from .errors import ConfigError, MonitorError, NotFound, StoreError
+from .models import ComponentRef, ProbeResult, Source, State
+
+if TYPE_CHECKING:
+    from .app import create_app
+
+__all__ = [
+    "ComponentRef",
+    "ConfigError",
+    "MonitorError",
+    "NotFound",
+    "ProbeResult",
+    "Settings",
+    "Source",
+    "State",
+    "StoreError",
+    "create_app",
+    "load_config",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "create_app":  # lazily: the web stack is not needed to check a config
+        from .app import create_app
+
+        return create_app
+    raise AttributeError(f"module 'monitor' has no attribute {name!r}")
