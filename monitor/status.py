@@ -37,6 +37,7 @@ __all__ = [
 ]
 
 _PROGRESS_STEP = 0.01  # a recovering progress change smaller than this is not a new step
+_OVERRIDING = (Source.DECLARED, Source.MAINTENANCE)
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,9 @@ class _Input:
 
     @classmethod
     def of(cls, status: ComponentStatus) -> _Input:
-        return cls(status.raw, status.progress, status.since, status.source, status.detail)
+        # The input is the raw state, so its date is the raw one: while recovering, when it became fully up.
+        since = status.stable_since or status.since
+        return cls(status.raw, status.progress, since, status.source, status.detail)
 
 
 _UNKNOWN = _Input(State.UNKNOWN, 0.0, None, Source.NONE)
@@ -219,6 +222,8 @@ def stabilize(
         since = since or now
         if prev is not None and prev.since is not None and since < prev.since:
             since = prev.since
+        if prev is not None and prev.source in _OVERRIDING and value.source not in _OVERRIDING:
+            since = now  # what an override hid was not shown before the override ended
         since = min(since, now)
     return ComponentStatus(
         ref, state, since, value.source, value.state, round(value.share, 4), stable_since, value.detail
