@@ -58,8 +58,10 @@ class Scheduler:
         self._rng = rng or random.Random()
         self._checks: dict[str, tuple[str, Check]] = {}
         self._scheduled: dict[str, datetime] = {}
-        self._semaphore = asyncio.Semaphore(64)
+        self._concurrency = 64
+        self._semaphore = asyncio.Semaphore(self._concurrency)
         self._jitter = 0.1
+        self.waiting = 0  # runs due but held back by the concurrency bound
         self._aps = AsyncIOScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1})
         self._aps.add_listener(self._on_event, EVENT_JOB_SUBMITTED | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
         self._aps.add_listener(self._on_error, EVENT_JOB_ERROR)
@@ -84,7 +86,9 @@ class Scheduler:
 
     def apply(self, settings: Settings) -> ReloadReport:
         """Make the jobs match `settings`: add new checks, remove gone ones, update changed ones."""
-        self._semaphore = asyncio.Semaphore(settings.max_concurrency)
+        if settings.max_concurrency != self._concurrency:
+            self._concurrency = settings.max_concurrency
+            self._semaphore = asyncio.Semaphore(settings.max_concurrency)
         self._jitter = settings.jitter
         wanted = {
             ComponentRef.for_check(network, check.flow, check.name).key: (network, check)
@@ -126,11 +130,19 @@ class Scheduler:
         entry = self._checks.get(key)
         if entry is None:
             return
-        async with self._semaphore:
+        semaphore = self._semaphore  # a reload may replace it meanwhile: release the one acquired
+        self.waiting += 1
+        try:
+            await semaphore.acquire()
+        finally:
+            self.waiting -= 1
+        try:
             scheduled = self._scheduled.pop(key, None)
             if scheduled is not None:
                 self._hooks.lag(max(0.0, (datetime.now(UTC) - scheduled).total_seconds()))
             await self._run(*entry)
+        finally:
+            semaphore.release()
 
     def _on_event(self, event: JobEvent) -> None:
         if event.code == EVENT_JOB_SUBMITTED and isinstance(event, JobSubmissionEvent) and event.job_id in self._checks:

@@ -1,0 +1,116 @@
+"""The scheduler on a real APScheduler and event loop: jobs follow the config, never overlap, stay bounded."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+from monitor.config import Check, Settings
+from monitor.scheduler import Scheduler, SchedulerHooks
+
+
+def settings(*checks: dict[str, Any], max_concurrency: int = 64) -> Settings:
+    return Settings.model_validate(
+        {
+            "max_concurrency": max_concurrency,
+            "networks": {
+                "alpha": {
+                    "name": "Alpha",
+                    "kind": "operateur",
+                    "lines": ["pharmacie"],
+                    "checks": [
+                        {"flow": "facturation", "kind": "tcp", "host": "127.0.0.1", "port": 9, **c} for c in checks
+                    ],
+                }
+            },
+        }
+    )
+
+
+def check(name: str, interval: float = 0.2, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "interval": interval, "timeout": interval / 2, **extra}
+
+
+async def until(condition: Any, deadline: float = 5.0) -> None:
+    """Poll a condition on the loop, with a deadline (the scheduler runs on the same loop)."""
+    async with asyncio.timeout(deadline):
+        while not condition():  # noqa: ASYNC110 - the jobs signal nothing else to wait on
+            await asyncio.sleep(0.01)
+
+
+async def test_jobs_follow_the_config_on_apply() -> None:
+    runs: Counter[str] = Counter()
+    ports: dict[str, int] = {}
+
+    async def run(network: str, c: Check) -> None:
+        runs[c.name] += 1
+        ports[c.name] = getattr(c, "port", 0)
+
+    scheduler = Scheduler(run)
+    report = scheduler.start(settings(check("a"), check("b")))
+    try:
+        assert report.added == ["check:alpha/facturation/a", "check:alpha/facturation/b"]
+        await until(lambda: runs["a"] >= 2 and runs["b"] >= 2)
+
+        report = scheduler.apply(settings(check("a", port=10), check("c")))
+        assert report.added == ["check:alpha/facturation/c"]
+        assert report.removed == ["check:alpha/facturation/b"]
+        assert report.changed == ["check:alpha/facturation/a"]
+        b_runs = runs["b"]
+        await until(lambda: runs["c"] >= 2 and ports.get("a") == 10)
+        assert runs["b"] == b_runs  # removed: never runs again
+        assert str(scheduler.apply(settings(check("a", port=10), check("c")))) == "0 added, 0 removed, 0 changed"
+    finally:
+        scheduler.shutdown()
+
+
+async def test_a_check_never_runs_twice_at_once_and_overruns_are_counted() -> None:
+    release = asyncio.Event()
+    running = 0
+    peak = 0
+    skipped = 0
+
+    async def run(network: str, c: Check) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await release.wait()
+        running -= 1
+
+    def on_skip() -> None:
+        nonlocal skipped
+        skipped += 1
+
+    scheduler = Scheduler(run, hooks=SchedulerHooks(skipped=on_skip))
+    scheduler.start(settings(check("slow", interval=0.1)))
+    try:
+        await until(lambda: skipped >= 2)
+        assert peak == 1
+    finally:
+        release.set()
+        scheduler.shutdown()
+
+
+async def test_global_concurrency_is_bounded_and_lag_is_reported() -> None:
+    release = asyncio.Event()
+    running = 0
+    peak = 0
+    lags: list[float] = []
+
+    async def run(network: str, c: Check) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await release.wait()
+        running -= 1
+
+    scheduler = Scheduler(run, hooks=SchedulerHooks(lag=lags.append))
+    scheduler.start(settings(*(check(f"c{i}", interval=0.2) for i in range(6)), max_concurrency=2))
+    try:
+        await until(lambda: running == 2 and scheduler.waiting == 4)  # the other four queue at the bound
+        assert peak == 2
+    finally:
+        release.set()
+        scheduler.shutdown()
+    assert all(0 <= lag < 5 for lag in lags)
