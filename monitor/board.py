@@ -50,7 +50,7 @@ class Board:
         self.version = 0  # bumped on every change of a shown status; pages cache on it
         self.checked_at: datetime | None = None  # when the last probe result arrived
         self._load(settings, statuses or {}, memories or {})
-        self.evaluate_all(now)
+        self._seed(now)
 
     def _load(
         self, settings: Settings, statuses: Mapping[str, ComponentStatus], memories: Mapping[str, CheckMemory]
@@ -74,6 +74,16 @@ class Board:
         known = self._known_keys()
         self._statuses = {k: v for k, v in self._statuses.items() if k in known}
         self._memories = {k: v for k, v in self._memories.items() if k in self._policies}
+
+    def _seed(self, now: datetime) -> None:
+        """Derive the components the saved statuses lack; keep the saved ones as they were.
+
+        Re-deriving those here would lose what changed while the process was down (a recovery that
+        stabilized, checks gone stale): the first `evaluate_all` or `tick` reports it as transitions.
+        """
+        result = evaluate(self.settings, self._checks, self._overrides, self._statuses, now, self._order)
+        for key, status in result.statuses.items():
+            self._statuses.setdefault(key, status)
 
     def _known_keys(self) -> set[str]:
         keys = set(self._checks)

@@ -6,7 +6,7 @@ Nothing here reads a clock, a database or a socket: `now` is always a parameter.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from .config import Network, Settings
@@ -175,8 +175,13 @@ def _aggregate(inputs: list[_Input], rule: str = "combine") -> _Input:
 
 
 def _best(inputs: list[_Input]) -> _Input:
-    """For alternatives ("portail_ps|pec"): the line works if either works."""
-    return min(inputs, key=lambda i: (SEVERITY[i.state], -i.share))
+    """For alternatives ("portail_ps|pec"): the line works if either works.
+
+    Dated like any aggregate, from the latest change of its inputs: the best one may be unchanged while
+    the change of another (the one that was best) is what made the state.
+    """
+    best = min(inputs, key=lambda i: (SEVERITY[i.state], -i.share))
+    return replace(best, since=max((i.since for i in inputs if i.since is not None), default=None))
 
 
 def _at_least_degraded(value: _Input, cause: _Input, source: Source, detail: str) -> _Input:
@@ -324,14 +329,20 @@ def _evaluate_network(
         for flow in optional:
             if flows[flow].state in (State.DOWN, State.PARTIAL) and value.state is not State.UNKNOWN:
                 value = _at_least_degraded(value, flows[flow], flows[flow].source, f"{name}/{flow}")
+        depended = False
         for dep in network.depends_on:
             if dep.lines and line not in dep.lines:
                 continue
             upstream = current.get(ComponentRef("flow", dep.network, dep.flow).key)
             if upstream is not None and upstream.raw in (State.DOWN, State.PARTIAL):
+                depended = True
                 cause = _Input.of(upstream)
                 value = _at_least_degraded(value, cause, Source.DEPENDENCY, f"{dep.network}/{dep.flow}")
-        lines.append(_Input.of(settle(ComponentRef("line", name, line), value)))
+        ref = ComponentRef("line", name, line)
+        before = current.get(ref.key)
+        if not depended and before is not None and before.source is Source.DEPENDENCY:
+            value = replace(value, since=now)  # the dependency's effect ended when it was noticed, not before
+        lines.append(_Input.of(settle(ref, value)))
 
     settle(ComponentRef("network", name), _aggregate(lines, rule="worst"))
     return out

@@ -123,6 +123,13 @@ def test_optional_flow_down_is_dated_from_that_flow_not_from_the_line() -> None:
     assert (move.previous, move.state, move.at) == (OP, DEG, T0 + 10 * MINUTE)
 
 
+def test_alternatives_are_dated_from_the_latest_change_of_either() -> None:
+    engine = engine_with({"pec": (OP,), "facturation": (OP,)})  # portail_ps: no checks, unknown since T0
+    engine.set(key("check", "viamedis", "pec", "pec-0"), DOWN, T0 + 10 * MINUTE)
+    [move] = [t for t in engine.run(T0 + 12 * MINUTE) if t.ref.kind == "line"]
+    assert (move.previous, move.state, move.at) == (OP, UNK, T0 + 10 * MINUTE)
+
+
 def test_line_progress_is_the_share_of_its_required_flows_up() -> None:
     engine = engine_with({"portail_ps": (OP,), "facturation": (DOWN,)})
     assert engine[key("line", "viamedis", "optique")].progress == 0.5
@@ -240,10 +247,13 @@ def test_upstream_back_up_lifts_the_dependency() -> None:
     engine.set(key("check", "viamedis", "pec"), DOWN, T0)
     engine.run(T0 + MINUTE)
     engine.set(key("check", "viamedis", "pec"), OP, T0 + 20 * MINUTE)
-    engine.run(T0 + 21 * MINUTE)
+    transitions = engine.run(T0 + 21 * MINUTE)
     # The upstream flow is recovering, but its raw state is up: the dependent line is no longer degraded.
     assert engine.state(key("flow", "viamedis", "pec")) is REC
     assert engine.state(CARE_OPTIQUE) is OP
+    # Its degraded spell is kept: the line is up again from when that was noticed, not from its own probes.
+    [move] = [t for t in transitions if t.ref.key == CARE_OPTIQUE]
+    assert (move.previous, move.state, move.at) == (DEG, OP, T0 + 21 * MINUTE)
 
 
 # --- precedence: maintenance › declared › dependency › probes › unknown ------------------------------

@@ -1,0 +1,294 @@
+"""The board: records results, re-derives what depends on them, ticks, reloads and restarts (DESIGN §2, §3)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from test_status_support import T0, key, make_settings, network, tcp
+
+from monitor.board import Board, BoardChange
+from monitor.config import Settings
+from monitor.models import ComponentRef, FailureReason, ProbeResult, Source, State
+from monitor.status import Override, Overrides
+
+OP, DEG, PART, DOWN, REC, UNK = (
+    State.OPERATIONAL,
+    State.DEGRADED,
+    State.PARTIAL,
+    State.DOWN,
+    State.RECOVERING,
+    State.UNKNOWN,
+)
+PEC = key("check", "viamedis", "pec")
+FACTURATION = key("check", "viamedis", "facturation")
+CARE_PEC = key("check", "santeclair", "pec")
+CARE_OPTIQUE = key("line", "santeclair", "optique")
+INTERVAL = timedelta(seconds=60)  # every check's interval; stale after 3 of them
+
+
+def world(**changes: Any) -> Settings:
+    """viamedis (operator) probes pec and facturation; santeclair (care network) depends on viamedis/pec."""
+    networks = {
+        "viamedis": network(tcp("pec"), tcp("facturation"), lines=("optique",)),
+        "santeclair": network(
+            tcp("pec"),
+            tcp("facturation"),
+            kind="reseau_de_soins",
+            lines=("optique",),
+            depends_on=[{"network": "viamedis", "flow": "pec"}],
+        ),
+    }
+    for name, net in changes.items():
+        if net is None:
+            del networks[name]
+        else:
+            networks[name] = net
+    return make_settings(networks, stabilization="30m")
+
+
+def result(check_key: str, at: datetime, success: bool = True) -> ProbeResult:
+    ref = ComponentRef.parse(check_key)
+    return ProbeResult(ref, at, 0.1, success, None if success else FailureReason.CONNECT)
+
+
+class Clock:
+    """A hand-driven clock: probes are 1 minute apart."""
+
+    def __init__(self) -> None:
+        self.now = T0
+
+    def advance(self, delta: timedelta = INTERVAL) -> datetime:
+        self.now += delta
+        return self.now
+
+
+def probe_all(board: Board, clock: Clock, success: bool = True, keys: tuple[str, ...] | None = None) -> BoardChange:
+    """One round of probes, one minute after the previous one, merged into one change."""
+    now = clock.advance()
+    merged = BoardChange()
+    for check_key in keys or tuple(board.memories()):
+        change = board.record(result(check_key, now, success), now)
+        merged.transitions += change.transitions
+        merged.statuses += change.statuses
+        merged.memories.update(change.memories)
+    return merged
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def board(clock: Clock) -> Board:
+    """Everything probed up once: operational everywhere."""
+    board = Board(world(), clock.now)
+    probe_all(board, clock)
+    assert {board.statuses()[k].state for k in (key("network", "viamedis"), key("network", "santeclair"))} == {OP}
+    return board
+
+
+def test_a_new_board_knows_every_component_and_shows_nothing_green(clock: Clock) -> None:
+    board = Board(world(), clock.now)
+    statuses = board.statuses()
+    assert len(statuses) == 2 * (2 + 5 + 1 + 1)  # per network: checks, flows, one line, itself
+    assert {s.state for s in statuses.values()} == {UNK}
+    assert board.evaluate_all(clock.now).transitions == []
+
+
+def test_record_returns_transitions_only_when_a_check_changes(board: Board, clock: Clock) -> None:
+    version = board.version
+    unchanged = board.record(result(PEC, clock.advance()), clock.now)
+    assert unchanged.transitions == []
+    assert unchanged.statuses == []
+    assert set(unchanged.memories) == {PEC}  # every raw result is still remembered
+    assert board.version == version
+    assert board.checked_at == clock.now
+
+    first_failure = board.record(result(PEC, clock.advance(), success=False), clock.now)
+    assert first_failure.transitions == []
+    assert board.memory(PEC).fails.count == 1  # type: ignore[union-attr]
+
+
+def test_record_down_rederives_the_flow_line_network_and_dependents(board: Board, clock: Clock) -> None:
+    first = clock.now + INTERVAL
+    changes = [board.record(result(PEC, clock.advance(), success=False), clock.now) for _ in range(3)]
+    assert [bool(c.transitions) for c in changes] == [False, False, True]
+    moved = {t.ref.key: (t.previous, t.state, t.at) for t in changes[-1].transitions}
+    assert moved == {
+        PEC: (OP, DOWN, first),
+        key("flow", "viamedis", "pec"): (OP, DOWN, first),
+        # optique needs portail_ps|pec: portail_ps has no checks (unknown), so the line is unknown, not down.
+        key("line", "viamedis", "optique"): (OP, UNK, first),
+        key("network", "viamedis"): (OP, UNK, first),
+        CARE_OPTIQUE: (OP, DEG, first),
+        key("network", "santeclair"): (OP, DEG, first),
+    }
+    line = board.get(CARE_OPTIQUE)
+    assert line is not None
+    assert (line.source, line.detail) == (Source.DEPENDENCY, "viamedis/pec")
+    assert {s.ref.key for s in changes[-1].statuses} >= set(moved)
+
+
+def test_record_of_a_care_network_check_leaves_the_operator_alone(board: Board, clock: Clock) -> None:
+    for _ in range(3):
+        change = board.record(result(CARE_PEC, clock.advance(), success=False), clock.now)
+    assert {t.ref.network for t in change.transitions} == {"santeclair"}
+
+
+def test_record_of_a_removed_check_is_ignored(board: Board, clock: Clock) -> None:
+    change = board.record(result(key("check", "viamedis", "pec", "gone"), clock.advance()), clock.now)
+    assert not change
+
+
+def test_tick_expires_stale_checks(board: Board, clock: Clock) -> None:
+    last = clock.now
+    assert board.tick(last + 3 * INTERVAL - timedelta(seconds=1)).transitions == []
+    change = board.tick(last + timedelta(hours=1))
+    stale = [t for t in change.transitions if t.ref.kind == "check"]
+    assert {t.ref.key for t in stale} == set(board.memories())
+    assert {(t.state, t.at, t.source) for t in stale} == {(UNK, last + 3 * INTERVAL, Source.NONE)}
+    assert board.statuses()[key("network", "viamedis")].state is UNK
+    assert {k for k in change.memories} == set(board.memories())
+    assert board.tick(last + timedelta(hours=2)).transitions == []
+
+
+def test_tick_ends_stabilization(board: Board, clock: Clock) -> None:
+    for _ in range(3):
+        probe_all(board, clock, success=False)
+    up_since = clock.now + INTERVAL
+    probe_all(board, clock)
+    probe_all(board, clock)
+    assert board.statuses()[key("flow", "viamedis", "pec")].state is REC
+    assert board.tick(clock.now).transitions == []
+    # Keep probing through the stabilization, then let time pass: the tick ends it.
+    for _ in range(29):
+        assert all(t.ref.kind == "check" for t in probe_all(board, clock).transitions)
+    change = board.tick(up_since + timedelta(minutes=30))
+    ended = {t.ref.key for t in change.transitions if (t.previous, t.state) == (REC, OP)}
+    assert key("network", "viamedis") in ended
+    assert CARE_OPTIQUE in ended
+    assert {t.at for t in change.transitions} == {up_since + timedelta(minutes=30)}
+    assert board.tick(clock.advance()).transitions == []
+
+
+def test_set_overrides_applies_and_lifts_a_declaration(board: Board, clock: Clock) -> None:
+    declared = Override(DOWN, clock.now, Source.DECLARED, detail="incident-1")
+    change = board.set_overrides(Overrides(declared={key("network", "viamedis"): declared}), clock.now)
+    assert board.statuses()[key("flow", "viamedis", "facturation")].source is Source.DECLARED
+    assert board.statuses()[CARE_OPTIQUE].state is DEG
+    assert change.transitions
+    lifted = board.set_overrides(Overrides(), clock.advance())
+    assert {t.at for t in lifted.transitions} == {clock.now}
+
+
+# --- reload ---------------------------------------------------------------------------------------
+
+
+def test_reload_of_the_same_config_changes_nothing(board: Board, clock: Clock) -> None:
+    before = dict(board.statuses())
+    memories = dict(board.memories())
+    change = board.reload(world(), clock.advance())
+    assert change.transitions == []
+    assert dict(board.statuses()) == before
+    assert dict(board.memories()) == memories
+
+
+def test_reload_keeps_unchanged_checks_and_starts_new_ones_unknown(board: Board, clock: Clock) -> None:
+    operator = network(tcp("pec"), tcp("facturation"), tcp("paiements"), lines=("optique",))
+    memory = board.memory(PEC)
+    change = board.reload(world(viamedis=operator), clock.advance())
+    new = key("check", "viamedis", "paiements")
+    assert change.transitions == []  # paiements had no check: it was unknown and stays unknown
+    assert board.memory(PEC) == memory
+    assert board.statuses()[new].state is UNK
+    assert board.statuses()[key("flow", "viamedis", "paiements")].state is UNK
+    # The kept check's memory still counts: two more failures and a third make it down, dated from the first.
+    assert [bool(board.record(result(PEC, clock.advance(), False), clock.now).transitions) for _ in range(3)] == [
+        False,
+        False,
+        True,
+    ]
+
+
+def test_reload_keeps_failure_streaks_of_unchanged_checks(board: Board, clock: Clock) -> None:
+    first = clock.advance()
+    board.record(result(PEC, first, False), first)
+    board.record(result(PEC, clock.advance(), False), clock.now)
+    board.reload(world(), clock.now)
+    change = board.record(result(PEC, clock.advance(), False), clock.now)
+    [check] = [t for t in change.transitions if t.ref.kind == "check"]
+    assert (check.state, check.at) == (DOWN, first)
+
+
+def test_reload_drops_removed_checks_and_networks(board: Board, clock: Clock) -> None:
+    operator = network(tcp("pec"), lines=("optique",))
+    change = board.reload(world(viamedis=operator, santeclair=None), clock.advance())
+    assert FACTURATION not in board.statuses()
+    assert board.memory(FACTURATION) is None
+    assert not any(k.endswith(":santeclair") or ":santeclair/" in k for k in board.statuses())
+    assert not any(":santeclair/" in k for k in board.memories())
+    # facturation lost its only check: it is unknown now, a real change, reported.
+    moved = {t.ref.key: (t.previous, t.state) for t in change.transitions}
+    assert moved[key("flow", "viamedis", "facturation")] == (OP, UNK)
+    assert board.record(result(FACTURATION, clock.advance()), clock.now).memories == {}
+
+
+# --- restart ---------------------------------------------------------------------------------------
+
+
+def restarted(board: Board, now: datetime) -> Board:
+    """A new board seeded from what the store saved of `board` (its statuses and check memories)."""
+    return Board(board.settings, now, dict(board.statuses()), dict(board.memories()))
+
+
+@pytest.mark.parametrize("history", ["operational", "down", "recovering", "partial-stale"])
+def test_restart_at_the_same_time_makes_no_transition(board: Board, clock: Clock, history: str) -> None:
+    if history in ("down", "recovering"):
+        for _ in range(3):
+            probe_all(board, clock, success=False)
+    if history == "recovering":
+        probe_all(board, clock, keys=(PEC,))
+        probe_all(board, clock, keys=(PEC,))
+        assert board.statuses()[key("flow", "viamedis", "pec")].state is REC
+    if history == "partial-stale":
+        probe_all(board, clock, keys=(PEC, FACTURATION))
+        board.tick(clock.advance(timedelta(minutes=2, seconds=30)))
+
+    again = restarted(board, clock.now)
+    assert dict(again.statuses()) == dict(board.statuses())
+    assert again.evaluate_all(clock.now).transitions == []
+    assert again.tick(clock.now).transitions == []
+    assert dict(again.statuses()) == dict(board.statuses())
+
+
+def test_restart_with_the_same_overrides_makes_no_transition(board: Board, clock: Clock) -> None:
+    declared = Override(DOWN, clock.now, Source.DECLARED, detail="incident-1")
+    overrides = Overrides(declared={key("flow", "viamedis", "pec"): declared})
+    board.set_overrides(overrides, clock.now)
+
+    again = restarted(board, clock.now)
+    assert again.set_overrides(overrides, clock.now).transitions == []
+    assert again.tick(clock.now).transitions == []
+    assert dict(again.statuses()) == dict(board.statuses())
+
+
+def test_restart_later_reports_what_changed_while_away(board: Board, clock: Clock) -> None:
+    """A recovery that stabilized while the process was down is reported once, dated when it ended."""
+    for _ in range(3):
+        probe_all(board, clock, success=False)
+    up_since = clock.now + INTERVAL
+    for _ in range(29):
+        probe_all(board, clock)
+    assert board.statuses()[key("network", "viamedis")].state is REC
+
+    later = clock.now + 2 * INTERVAL  # stabilization ended meanwhile; the checks are not stale yet
+    again = restarted(board, later)
+    change = again.tick(later)
+    moved = {t.ref.key: (t.previous, t.state, t.at) for t in change.transitions}
+    ended = up_since + timedelta(minutes=30)
+    assert moved[key("flow", "viamedis", "pec")] == (REC, OP, ended)
+    assert moved[key("network", "viamedis")] == (REC, OP, ended)
+    assert again.tick(later).transitions == []
