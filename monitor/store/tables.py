@@ -1,0 +1,151 @@
+"""The SQLModel tables of the store (the only module with `table=True`) and their portable column types."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Index, Integer, Table, Text
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+__all__ = [
+    "CheckMemoryRow",
+    "ComponentStatusRow",
+    "ProbeResultRow",
+    "TransitionRow",
+    "UTCDateTime",
+    "check_memory",
+    "component_status",
+    "metadata",
+    "probe_result",
+    "transition",
+]
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime on every backend: SQLite keeps no offset, so it is stored as naive UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        # A naive datetime is taken as UTC rather than refused: a refused value would block the writer.
+        utc = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class CleanText(TypeDecorator[str]):
+    """Text without NUL characters, which PostgreSQL refuses (a refused value would block the writer)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return value.replace("\x00", "") if value is not None else None
+
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT for years of results.
+_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _id() -> Any:
+    return Field(default=None, primary_key=True, sa_type=_ID)
+
+
+def _when(*, nullable: bool = False) -> Any:
+    return Field(default=None, sa_type=UTCDateTime(), nullable=nullable)
+
+
+def _text() -> Any:
+    return Field(default="", sa_type=CleanText(), nullable=False)
+
+
+class ProbeResultRow(SQLModel, table=True):
+    """One raw probe result (`models.ProbeResult`)."""
+
+    __tablename__ = "probe_result"
+    __table_args__ = (Index("ix_probe_result_check_key_started_at", "check_key", "started_at"),)
+
+    id: int | None = _id()
+    check_key: str = Field(nullable=False)
+    started_at: datetime = _when()
+    duration_s: float
+    success: bool
+    reason: str | None = Field(default=None, nullable=True)
+    detail: str = _text()
+    status_code: int | None = Field(default=None, nullable=True)
+    phases: dict[str, float] = Field(default_factory=dict, sa_type=JSON, nullable=False)
+    cert_expiry: datetime | None = _when(nullable=True)
+    chain_expiry: datetime | None = _when(nullable=True)
+    slow: bool = False
+
+
+class TransitionRow(SQLModel, table=True):
+    """A change of a component's shown state (`models.Transition`)."""
+
+    __tablename__ = "transition"
+    __table_args__ = (
+        Index("ix_transition_component_key_at", "component_key", "at"),
+        Index("ix_transition_at", "at"),
+    )
+
+    id: int | None = _id()
+    component_key: str = Field(nullable=False)
+    previous: str
+    state: str
+    at: datetime = _when()
+    recorded_at: datetime = _when()
+    source: str
+    progress: float = 0.0
+    detail: str = _text()
+
+
+class ComponentStatusRow(SQLModel, table=True):
+    """The latest status of one component (`models.ComponentStatus`), upserted by key."""
+
+    __tablename__ = "component_status"
+
+    component_key: str = Field(primary_key=True)
+    state: str
+    since: datetime | None = _when(nullable=True)
+    source: str
+    raw: str
+    progress: float = 0.0
+    stable_since: datetime | None = _when(nullable=True)
+    detail: str = _text()
+    updated_at: datetime = _when()
+
+
+class CheckMemoryRow(SQLModel, table=True):
+    """What the status engine remembers of one check (`models.CheckMemory`), streaks flattened."""
+
+    __tablename__ = "check_memory"
+
+    check_key: str = Field(primary_key=True)
+    state: str
+    since: datetime | None = _when(nullable=True)
+    fails_count: int = 0
+    fails_since: datetime | None = _when(nullable=True)
+    oks_count: int = 0
+    oks_since: datetime | None = _when(nullable=True)
+    fasts_count: int = 0
+    fasts_since: datetime | None = _when(nullable=True)
+    bads_count: int = 0
+    bads_since: datetime | None = _when(nullable=True)
+    last_result_at: datetime | None = _when(nullable=True)
+    updated_at: datetime = _when()
+
+
+metadata = SQLModel.metadata
+probe_result: Table = metadata.tables["probe_result"]
+transition: Table = metadata.tables["transition"]
+component_status: Table = metadata.tables["component_status"]
+check_memory: Table = metadata.tables["check_memory"]

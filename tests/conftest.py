@@ -1,0 +1,55 @@
+"""Shared fixtures: the database URLs the store suite runs against (SQLite memory and file, PostgreSQL)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+POSTGRES_ENV = "TPMON_TEST_POSTGRES_URL"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The test PostgreSQL (`.ci/postgres.sh` prints it); skipped locally without it, failed on CI."""
+    url = os.environ.get(POSTGRES_ENV, "").strip()
+    if not url:
+        message = f"{POSTGRES_ENV} is not set: run `export {POSTGRES_ENV}=$(.ci/postgres.sh)`"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_url: str) -> Iterator[str]:
+    """`postgres_url` on a new empty schema (its search_path), dropped after the test."""
+    schema = f"test_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(postgres_url, poolclass=NullPool)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(postgres_url).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text("SET LOCAL lock_timeout = '10s'"))
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite-memory", "sqlite-file", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database of each backend; an in-memory SQLite lives as long as its Store."""
+    if request.param == "sqlite-memory":
+        return "sqlite://"
+    if request.param == "sqlite-file":
+        return f"sqlite:///{tmp_path / 'tpmon.db'}"
+    url: str = request.getfixturevalue("fresh_postgres_url")
+    return url

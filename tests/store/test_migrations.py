@@ -1,0 +1,75 @@
+"""Opening and migrating databases: idempotent upgrades matching the tables, one-line errors, default URL."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import text
+
+from monitor.errors import StoreError
+from monitor.store import Store, default_url, migrate
+from monitor.store.engine import upgrade
+from monitor.store.tables import metadata
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def test_migrate_is_idempotent_and_matches_the_tables(database_url: str) -> None:
+    migrate(database_url)
+    migrate(database_url)
+    with Store.open(database_url) as store:
+        upgrade(store.engine)  # once more on the very connection pool (an in-memory SQLite is per engine)
+        with store.engine.connect() as connection:
+            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0001"]
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            assert compare_metadata(context, metadata) == []
+
+
+def test_open_without_migrating_does_not_create_tables(database_url: str) -> None:
+    with Store.open(database_url, migrate=False) as store, store.engine.connect() as connection:
+        assert connection.dialect.has_table(connection, "probe_result") is False
+
+
+def test_open_unreachable_postgres_says_so_in_one_masked_line() -> None:
+    url = f"postgresql+psycopg://tpmon:s3cr3t-pw@127.0.0.1:{closed_port()}/tpmon"
+    with pytest.raises(StoreError) as raised:
+        Store.open(url)
+    message = str(raised.value)
+    assert "\n" not in message
+    assert "s3cr3t-pw" not in message
+    assert "tpmon:***@127.0.0.1:" in message
+    assert "refused" in message.lower()
+
+
+def test_migrate_unreachable_postgres_raises_store_error() -> None:
+    with pytest.raises(StoreError, match=r"tpmon:\*\*\*@"):
+        migrate(f"postgresql+psycopg://tpmon:s3cr3t-pw@127.0.0.1:{closed_port()}/tpmon")
+
+
+@pytest.mark.parametrize("url", ["nope://x", "sqlite:////nonexistent-dir/x/tpmon.db", "not a url"])
+def test_open_invalid_url_raises_one_line(url: str) -> None:
+    with pytest.raises(StoreError) as raised:
+        Store.open(url)
+    assert "\n" not in str(raised.value)
+
+
+def test_default_url_from_environment_or_var_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TPMON_DATABASE_URL", "postgresql+psycopg://db/tpmon")
+    assert default_url() == "postgresql+psycopg://db/tpmon"
+    assert not (tmp_path / "var").exists()
+    monkeypatch.delenv("TPMON_DATABASE_URL")
+    assert default_url() == "sqlite:///./var/tpmon.db"
+    assert (tmp_path / "var").is_dir()
+    with Store.open(default_url()) as store:
+        store.ping()
+    assert (tmp_path / "var" / "tpmon.db").is_file()
