@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import copy
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from .configcheck import check_settings, validation_problems
+from .configcheck import cross_field_problems, sort_problems, validation_problems
 from .errors import ConfigError, ConfigProblem
 from .taxonomy import DEFAULT_FLOWS, DEFAULT_LINES
 from .yamlsource import YamlDocument, parse_yaml
@@ -20,6 +22,7 @@ __all__ = [
     "Dependency",
     "DnsCheck",
     "FlowDef",
+    "FrozenDict",
     "HttpCheck",
     "HttpConditions",
     "LineDef",
@@ -29,6 +32,7 @@ __all__ = [
     "TlsCheck",
     "load_config",
     "parse_config",
+    "parse_duration",
 ]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -37,21 +41,45 @@ SLUG = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-def parse_duration(value: Any) -> Any:
-    """`30s`, `500ms`, `5m`, `1h`, `1d` or a number of seconds → float seconds."""
-    if isinstance(value, bool):
-        raise ValueError("must be a duration like 30s, 5m or 1h")
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            return float(match.group(1)) * _UNITS[match.group(2)]
-    raise ValueError(f"must be a duration like 30s, 5m or 1h (got {value!r})")
+def parse_duration(value: Any) -> float:
+    """`30s`, `500ms`, `5m`, `1h`, `1d` or a number of seconds → float seconds. Raises ValueError."""
+    seconds = math.nan
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value) if abs(value) < 1e300 else math.inf
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if math.isnan(seconds) or math.isinf(seconds):
+        shown = f" (got {value!r})" if isinstance(value, str | int | float) and len(repr(value)) <= 40 else ""
+        raise ValueError(f"must be a duration like 30s, 5m or 1h{shown}")
+    return seconds
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _refuse(self: object, *args: object, **kwargs: object) -> NoReturn:
+    raise TypeError("the config is frozen: build a new Settings instead")
+
+
+class FrozenDict(dict[K, V]):
+    """A dict that refuses changes, so the config's mappings are as frozen as its models."""
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _refuse
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (dict(self),))
+
+    def __copy__(self) -> FrozenDict[K, V]:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> FrozenDict[K, V]:
+        return type(self)(copy.deepcopy(dict(self), memo))
 
 
 Seconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 Slug = Annotated[str, Field(pattern=SLUG)]
+Frozen = Annotated[Mapping[K, V], AfterValidator(FrozenDict)]
 
 
 class Model(BaseModel):
@@ -106,22 +134,40 @@ class JsonCondition(Model):
     equals: Any
 
 
-def _compiles(patterns: tuple[str, ...]) -> tuple[str, ...]:
-    for pattern in patterns:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
-    return patterns
+def _regex(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except (re.error, OverflowError, RecursionError) as exc:
+        raise ValueError(f"invalid regular expression: {exc}") from None
+    return pattern
 
 
-Regexes = Annotated[tuple[str, ...], BeforeValidator(lambda v: (v,) if isinstance(v, str) else v)]
-Texts = Annotated[tuple[str, ...], BeforeValidator(lambda v: (v,) if isinstance(v, str) else v)]
+def _status_code(code: Any) -> int | str:
+    """A code (`200`, `"404"`) or a class (`"2xx"`)."""
+    if isinstance(code, str) and code.strip().isdigit():
+        code = int(code)
+    if isinstance(code, int) and not isinstance(code, bool):
+        if not 100 <= code <= 599:
+            raise ValueError(f"status code {code} is not between 100 and 599")
+        return code
+    if isinstance(code, str) and _STATUS.match(code):
+        return code
+    shown = f" {code!r}" if isinstance(code, str) and len(code) <= 20 else ""
+    raise ValueError(f"status{shown} is neither a code like 200 nor a class like '2xx'")
+
+
+def _one_or_many(value: Any) -> Any:
+    return (value,) if isinstance(value, str) else value
+
+
 _STATUS = re.compile(r"^[1-5]xx$")
+StatusCode = Annotated[int | str, BeforeValidator(_status_code)]
+Regexes = Annotated[tuple[Annotated[str, AfterValidator(_regex)], ...], BeforeValidator(_one_or_many)]
+Texts = Annotated[tuple[str, ...], BeforeValidator(_one_or_many)]
 
 
 class HttpConditions(Model):
-    status: tuple[int | str, ...] = ("2xx", "3xx")  # codes or classes like "2xx"
+    status: tuple[StatusCode, ...] = ("2xx", "3xx")  # codes or classes like "2xx"
     max_latency: Seconds | None = None
     body_contains: Texts = ()
     body_not_contains: Texts = ()
@@ -131,21 +177,6 @@ class HttpConditions(Model):
     headers: tuple[HeaderCondition, ...] = ()
     cert_valid_days: int | None = Field(default=None, ge=0, le=3650)
 
-    @field_validator("status")
-    @classmethod
-    def _status(cls, value: tuple[int | str, ...]) -> tuple[int | str, ...]:
-        for code in value:
-            if isinstance(code, int) and not 100 <= code <= 599:
-                raise ValueError(f"status code {code} is not between 100 and 599")
-            if isinstance(code, str) and not _STATUS.match(code):
-                raise ValueError(f"status {code!r} is neither a code nor a class like '2xx'")
-        return value
-
-    @field_validator("body_matches", "body_not_matches")
-    @classmethod
-    def _regexes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return _compiles(value)
-
     def accepts_status(self, code: int) -> bool:
         return any(code == s if isinstance(s, int) else str(code)[0] == s[0] for s in self.status)
 
@@ -154,7 +185,7 @@ class HttpCheck(CheckBase):
     kind: Literal["http"]
     url: str = Field(pattern=r"^(https?://|\$\{)")  # may hold ${ENV} references (secrets)
     method: Literal["GET", "HEAD", "POST", "OPTIONS"] = "GET"
-    headers: Mapping[str, str] = Field(default_factory=dict)  # values may hold ${ENV} references
+    headers: Frozen[str, str] = Field(default_factory=FrozenDict)  # values may hold ${ENV} references
     body: str | None = None
     follow_redirects: bool = True
     max_redirects: int = Field(default=5, ge=0, le=20)
@@ -205,7 +236,7 @@ class Network(Model):
     website: str | None = Field(default=None, pattern=r"^https?://")
     hotline: str | None = Field(default=None, max_length=40)
     lines: tuple[Slug, ...] = Field(min_length=1)
-    line_overrides: Mapping[Slug, LineOverride] = Field(default_factory=dict)
+    line_overrides: Frozen[Slug, LineOverride] = Field(default_factory=FrozenDict)
     depends_on: tuple[Dependency, ...] = ()
     checks: tuple[Check, ...] = ()
 
@@ -228,13 +259,13 @@ class Settings(Model):
     jitter: float = Field(default=0.1, ge=0.0, le=0.5)  # share of each interval
     max_concurrency: int = Field(default=64, ge=1, le=2048)
     user_agent: str = Field(default="tpmon/0.1 (+status monitor of French tiers-payant networks)", min_length=1)
-    flows: Mapping[Slug, FlowDef] = Field(
-        default_factory=lambda: {k: FlowDef.model_validate(v) for k, v in DEFAULT_FLOWS.items()}
+    flows: Frozen[Slug, FlowDef] = Field(
+        default_factory=lambda: FrozenDict({k: FlowDef.model_validate(v) for k, v in DEFAULT_FLOWS.items()})
     )
-    lines: Mapping[Slug, LineDef] = Field(
-        default_factory=lambda: {k: LineDef.model_validate(v) for k, v in DEFAULT_LINES.items()}
+    lines: Frozen[Slug, LineDef] = Field(
+        default_factory=lambda: FrozenDict({k: LineDef.model_validate(v) for k, v in DEFAULT_LINES.items()})
     )
-    networks: Mapping[Slug, Network] = Field(min_length=1)
+    networks: Frozen[Slug, Network] = Field(min_length=1)
     source: str = Field(default="", exclude=True)  # the file it was loaded from
 
     def checks(self) -> list[tuple[str, Check]]:
@@ -254,40 +285,45 @@ def _valid_default(key: str, value: Any) -> bool:
     return True
 
 
-def _apply_defaults(data: Any) -> Any:
-    """Copy `defaults:` into every check that does not set the field itself."""
-    if not isinstance(data, dict):
+def _apply_defaults(data: dict[Any, Any]) -> dict[Any, Any]:
+    """`data` with `defaults:` copied into every check that does not set the field itself.
+
+    Builds new dicts: the parsed document is left as written, so problems point at what the file says.
+    """
+    defaults, networks = data.get("defaults"), data.get("networks")
+    if not isinstance(defaults, dict) or not isinstance(networks, dict):
         return data
-    defaults = data.get("defaults")
-    if not isinstance(defaults, dict):
-        return data
-    for network in (data.get("networks") or {}).values():
+    inherited = {
+        key: defaults[key] for key in _CHECK_DEFAULTED if key in defaults and _valid_default(key, defaults[key])
+    }
+
+    def network_with_defaults(network: Any) -> Any:
         if not isinstance(network, dict) or not isinstance(network.get("checks"), list):
-            continue
-        for check in network["checks"]:
-            if isinstance(check, dict):
-                for key in _CHECK_DEFAULTED:
-                    if key in defaults and key not in check and _valid_default(key, defaults[key]):
-                        check[key] = defaults[key]
-    return data
+            return network
+        checks = [{**inherited, **check} if isinstance(check, dict) else check for check in network["checks"]]
+        return {**network, "checks": checks}
+
+    return {**data, "networks": {name: network_with_defaults(network) for name, network in networks.items()}}
 
 
 def parse_config(doc: YamlDocument, environ: Mapping[str, str]) -> Settings:
-    """Validate parsed YAML into Settings, or raise ConfigError with every problem found."""
+    """Validate parsed YAML into Settings, or raise ConfigError with every problem found, in file order.
+
+    `${VAR}` references are checked against `environ` but kept as written: the model never holds a secret.
+    """
     if doc.problems:
         raise ConfigError(doc.problems)
     if not isinstance(doc.data, dict):
         raise ConfigError([doc.problem((), "the config must be a mapping with at least `networks:`")])
-    from pydantic import ValidationError
-
-    data = _apply_defaults(doc.data)
+    problems = cross_field_problems(doc, environ)
+    if "source" in doc.data:  # a field of the model, set by the loader, not by the file
+        problems.append(doc.problem(("source",), "unknown field 'source'"))
     try:
-        settings = Settings.model_validate({**data, "source": doc.file})
+        settings = Settings.model_validate({**_apply_defaults(doc.data), "source": doc.file})
     except ValidationError as exc:
-        raise ConfigError(validation_problems(exc, doc)) from None
-    problems = check_settings(settings, doc, environ)
+        problems += validation_problems(exc, doc)
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(sort_problems(problems, doc))
     return settings
 
 

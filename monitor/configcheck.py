@@ -3,28 +3,48 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+import math
+import re
+import types
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
 from .errors import ConfigProblem
+from .taxonomy import DEFAULT_FLOWS, DEFAULT_LINES
 from .yamlsource import Path, YamlDocument
 
 if TYPE_CHECKING:
     from .config import Settings
 
-_SECRET_FIELDS = {"url", "headers", "body"}
+__all__ = ["check_settings", "cross_field_problems", "dependency_order", "sort_problems", "validation_problems"]
+
+_SECRET_FIELDS = {"url", "headers", "body"}  # the only fields where ${VAR} references are expanded
+_CHECK_KINDS = ("http", "tcp", "tls", "dns")
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")  # config.SLUG, compiled
+
+_SIMPLE = {
+    "missing": "required field is missing",
+    "dict_type": "must be a mapping",
+    "model_type": "must be a mapping",
+    "model_attributes_type": "must be a mapping",
+    "tuple_type": "must be a list",
+    "list_type": "must be a list",
+    "string_type": "must be a string",
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be an integer",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "finite_number": "must be a finite number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "recursion_loop": "must not contain itself",
+}
 
 
-def _known_fields() -> set[str]:
-    from . import config
-
-    names: set[str] = set()
-    for value in vars(config).values():
-        if isinstance(value, type) and issubclass(value, BaseModel):
-            names.update(value.model_fields)
-    return names - {"source"}
+# --- pydantic errors -------------------------------------------------------------------------------------
 
 
 def _data_path(loc: tuple[Any, ...], data: Any) -> Path:
@@ -32,58 +52,161 @@ def _data_path(loc: tuple[Any, ...], data: Any) -> Path:
     path: list[str | int] = []
     node = data
     for part in loc:
-        if isinstance(node, dict) and part in node:
+        if isinstance(node, dict | list) and _has(node, part):
+            path.append(part if isinstance(node, list) or isinstance(part, str) else str(part))
             node = node[part]
-            path.append(part)
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            node = node[part]
-            path.append(part)
-        elif isinstance(part, str) and not part.startswith(("function-", "tagged-union")) and "[" not in part:
-            # a missing or extra key: it names the field even though the data has no such value
-            if not (isinstance(node, dict) and part in ("http", "tcp", "tls", "dns")):
-                path.append(part)
-                node = None
+        elif isinstance(node, dict) and isinstance(part, str) and _names_a_key(part):
+            path.append(part)  # a missing or extra key: it names the field though the data has no value
+            node = None
+        # else: a union member or a validator's name, not a place in the data
     return tuple(path)
 
 
-def _message(error: Any, known: set[str]) -> str:
+def _names_a_key(part: str) -> bool:
+    return part not in _CHECK_KINDS and not part.startswith(("function-", "tagged-union")) and "[" not in part
+
+
+def _model_fields(model: type[BaseModel]) -> list[str]:
+    """The keys a model accepts in YAML (aliases where set), in declaration order."""
+    return [field.alias or name for name, field in model.model_fields.items() if name != "source"]
+
+
+def _resolve(annotation: Any, node: Any) -> Any:
+    """Strip `Annotated` and `X | None`; pick a check model by the data's `kind:`."""
+    while True:
+        if get_origin(annotation) is Annotated:
+            annotation = get_args(annotation)[0]
+        elif get_origin(annotation) in (Union, types.UnionType):
+            members = [arg for arg in get_args(annotation) if arg is not type(None)]
+            kind = node.get("kind") if isinstance(node, dict) else None
+            tagged = [m for m in members if isinstance(m, type) and _kind_of(m) == kind]
+            if len(members) == 1 or len(tagged) == 1:
+                annotation = (tagged or members)[0]
+            else:
+                return None
+        else:
+            return annotation
+
+
+def _kind_of(model: type) -> Any:
+    field = model.model_fields.get("kind") if issubclass(model, BaseModel) else None
+    args = get_args(field.annotation) if field is not None else ()
+    return args[0] if len(args) == 1 else None
+
+
+def _model_at(path: Path, data: Any) -> type[BaseModel] | None:
+    """The config model that validates the value at `path` of `data`, if any."""
+    from .config import Settings
+
+    annotation: Any = Settings
+    node = data
+    for part in path:
+        annotation = _resolve(annotation, node)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            fields = {field.alias or name: field for name, field in annotation.model_fields.items()}
+            annotation = fields[part].annotation if part in fields else None
+        elif get_origin(annotation) is tuple or get_origin(annotation) is Mapping:
+            annotation = get_args(annotation)[0 if get_origin(annotation) is tuple else 1]
+        else:
+            return None
+        node = _child(node, part)
+    annotation = _resolve(annotation, node)
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def _has(node: dict[Any, Any] | list[Any], part: Any) -> bool:
+    if isinstance(node, dict):
+        return part in node
+    return isinstance(part, int) and 0 <= part < len(node)
+
+
+def _child(node: Any, part: str | int) -> Any:
+    if isinstance(node, dict):
+        return node.get(part)
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return node[part]
+    return None
+
+
+def _suggest(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _meant(path: Path, data: Any) -> str | None:
+    """The field an unknown key at `path` most likely means, among those of its model."""
+    model = _model_at(path[:-1], data)
+    close = difflib.get_close_matches(str(path[-1]), _model_fields(model), n=1, cutoff=0.75) if model and path else []
+    return close[0] if close else None
+
+
+def _shown(value: Any) -> str:
+    """` (got 'x')` for a short scalar, else nothing."""
+    if isinstance(value, str | int | float) and len(repr(value)) <= 40:
+        return f" (got {value!r})"
+    return ""
+
+
+def _message(error: Any, path: Path, data: Any) -> str:
     kind = error["type"]
-    if kind == "missing":
-        return "required field is missing"
+    ctx = error.get("ctx") or {}
+    secret = any(part in _SECRET_FIELDS for part in path)
+    if kind == "invalid_key" or (kind == "string_type" and "[key]" in error["loc"]):
+        return "names must be strings"
+    if kind in _SIMPLE:
+        return _SIMPLE[kind]
     if kind == "extra_forbidden":
-        name = str(error["loc"][-1])
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
-        return f"unknown field {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+        close = _meant(path, data)
+        return f"unknown field {str(path[-1]) if path else ''!r}" + (f" (did you mean {close!r}?)" if close else "")
     if kind == "union_tag_invalid":
-        return f"unknown check kind {error['input'].get('kind')!r}; expected one of: http, tcp, tls, dns"
+        tag = f" {ctx['tag']!r}" if len(repr(ctx.get("tag"))) <= 40 else ""
+        return f"unknown check kind{tag}; expected one of: {', '.join(_CHECK_KINDS)}"
     if kind == "union_tag_not_found":
-        return "a check needs `kind:` (http, tcp, tls or dns)"
+        return f"a check needs `kind:` ({', '.join(_CHECK_KINDS)})"
     if kind == "string_pattern_mismatch":
-        field = str(error["loc"][-1]) if error["loc"] else ""
-        if field == "url":
+        if "https?" in str(ctx.get("pattern")):
             return "must start with http:// or https://"
-        if field == "path":
+        if str(ctx.get("pattern")).startswith("^\\$"):
             return "must be a JSON path like $.status or $.items[0].state"
         return f"{error['input']!r} is not a valid name: use lowercase letters, digits, '-' and '_'"
+    if kind in ("too_short", "string_too_short"):
+        least = ctx.get("min_length", 1)
+        unit = "character" if kind == "string_too_short" else "item"
+        return "must not be empty" if least == 1 else f"must have at least {least} {unit}s"
+    if kind in ("too_long", "string_too_long"):
+        unit = "character" if kind == "string_too_long" else "item"
+        return f"must have at most {ctx.get('max_length')} {unit}s"
     message = str(error["msg"]).replace("Input should be", "must be")
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)
+    if kind == "literal_error" and not secret:
+        message += _shown(error["input"])
     return message
 
 
 def validation_problems(exc: ValidationError, doc: YamlDocument) -> list[ConfigProblem]:
     """One ConfigProblem per pydantic error, located in the YAML, sorted by line."""
-    known = _known_fields()
-    problems = []
+    located = []
     for error in exc.errors():
         path = _data_path(tuple(error["loc"]), doc.data)
-        problems.append(doc.problem(path, _message(error, known)))
-    return _sorted(problems)
+        if error["type"] in ("union_tag_not_found", "union_tag_invalid"):
+            path = (*path, "kind")
+        located.append((path, error["type"], _message(error, path, doc.data)))
+    # `netwrk: b` (did you mean 'network'?) says already that `network` is missing: one problem, not two
+    suggested = {(*path[:-1], _meant(path, doc.data)) for path, kind, _ in located if kind == "extra_forbidden"}
+    problems = [doc.problem(path, m) for path, kind, m in located if not (kind == "missing" and path in suggested)]
+    return sort_problems(problems, doc)
 
 
-def _sorted(problems: list[ConfigProblem]) -> list[ConfigProblem]:
+def sort_problems(problems: Iterable[ConfigProblem], doc: YamlDocument | None = None) -> list[ConfigProblem]:
+    """Problems in file order (line, column when `doc` is given, then field path), each once."""
     unique = list(dict.fromkeys(problems))
-    return sorted(unique, key=lambda p: (p.line or 0, p.path))
+    if doc is None:
+        return sorted(unique, key=lambda p: (p.line or 0, p.path))
+    return sorted(unique, key=doc.sort_key)
+
+
+# --- cross-field rules, on the raw data --------------------------------------------------------------------
 
 
 def _env_problems(value: Any, path: Path, doc: YamlDocument, environ: Mapping[str, str]) -> list[ConfigProblem]:
@@ -92,85 +215,227 @@ def _env_problems(value: Any, path: Path, doc: YamlDocument, environ: Mapping[st
     problems: list[ConfigProblem] = []
     if isinstance(value, dict):
         for key, item in value.items():
-            problems += _env_problems(item, (*path, key), doc, environ)
+            problems += _env_problems(item, (*path, key if isinstance(key, str) else str(key)), doc, environ)
     elif isinstance(value, list):
         for index, item in enumerate(value):
             problems += _env_problems(item, (*path, index), doc, environ)
-    elif isinstance(value, str):
-        refs = ENV_REF.findall(value)
-        allowed = len(path) >= 5 and path[2] == "checks" and path[4] in _SECRET_FIELDS
-        if refs and not allowed:
+    elif isinstance(value, str) and "${" in value:
+        allowed = len(path) >= 5 and path[0] == "networks" and path[2] == "checks" and path[4] in _SECRET_FIELDS
+        if not allowed:
             problems.append(doc.problem(path, "${…} references are only allowed in a check's url, headers and body"))
-        for name in refs if allowed else ():
-            if name not in environ:
-                problems.append(doc.problem(path, f"environment variable {name} is not set"))
+            return problems
+        if ENV_REF.sub("", value).count("${"):
+            problems.append(doc.problem(path, "malformed ${…} reference: write ${NAME} with letters, digits and _"))
+        problems += [
+            doc.problem(path, f"environment variable {name} is not set")
+            for name in dict.fromkeys(ENV_REF.findall(value))
+            if name not in environ
+        ]
     return problems
 
 
-def check_settings(settings: Settings, doc: YamlDocument, environ: Mapping[str, str]) -> list[ConfigProblem]:
-    """The rules pydantic cannot express field by field: references, uniqueness, cycles, timings."""
-    problems = _env_problems(doc.data, (), doc, environ)
-    flows, lines = settings.flows, settings.lines
+def _names(data: dict[Any, Any], key: str, default: Mapping[str, Any]) -> list[str] | None:
+    """The names defined under `key` (its default when absent), or None when it is malformed."""
+    if key not in data:
+        return list(default)
+    value = data[key]
+    return [name for name in value if isinstance(name, str)] if isinstance(value, dict) else None
 
-    def flow_refs(refs: tuple[str, ...], path: Path) -> None:
+
+def _slugs(value: Any) -> list[tuple[int, str]]:
+    """(index, name) of the well-formed names of a list; the others are pydantic's to report."""
+    if not isinstance(value, list):
+        return []
+    return [(index, item) for index, item in enumerate(value) if isinstance(item, str) and _SLUG.match(item)]
+
+
+def _seconds(value: Any) -> float | None:
+    from .config import parse_duration
+
+    try:
+        seconds = parse_duration(value)
+    except ValueError:
+        return None
+    return seconds if seconds > 0 and math.isfinite(seconds) else None
+
+
+def _unknown(what: str, name: str, known: list[str]) -> str:
+    hint = _suggest(name, known)
+    if not hint:
+        shown = ", ".join(known[:12]) + (", …" if len(known) > 12 else "")
+        hint = f"; known: {shown}" if known else ""
+    return f"unknown {what} {name!r}{hint}"
+
+
+class _Rules:
+    """The rules pydantic cannot express field by field: references, uniqueness, cycles, timings.
+
+    They run on the raw data, so they report even when pydantic fails; a malformed value is skipped
+    (pydantic reports it) and never reported twice.
+    """
+
+    def __init__(self, doc: YamlDocument, data: dict[Any, Any]) -> None:
+        self.doc = doc
+        self.data = data
+        self.problems: list[ConfigProblem] = []
+        self.flows = _names(data, "flows", DEFAULT_FLOWS)
+        self.lines = _names(data, "lines", DEFAULT_LINES)
+        networks = data.get("networks")
+        self.networks: dict[str, Any] = (
+            {k: v for k, v in networks.items() if isinstance(k, str)} if isinstance(networks, dict) else {}
+        )
+        defaults = data.get("defaults")
+        self.defaults: dict[Any, Any] = defaults if isinstance(defaults, dict) else {}
+
+    def add(self, path: Path, message: str) -> None:
+        self.problems.append(self.doc.problem(path, message))
+
+    def run(self) -> list[ConfigProblem]:
+        self.taxonomy()
+        self.default_timings()
+        for name, network in self.networks.items():
+            if isinstance(network, dict):
+                self.network(name, network)
+        self.cycle()
+        return self.problems
+
+    def flow_refs(self, refs: Any, path: Path) -> None:
+        if self.flows is None or not isinstance(refs, list):
+            return
         for index, ref in enumerate(refs):
-            for flow in ref.split("|"):
-                if flow not in flows:
-                    problems.append(doc.problem((*path, index), f"unknown flow {flow!r}; known: {', '.join(flows)}"))
+            for flow in ref.split("|") if isinstance(ref, str) else ():
+                if flow not in self.flows:
+                    self.add((*path, index), _unknown("flow", flow, self.flows))
 
-    for name, line in lines.items():
-        flow_refs(line.requires, ("lines", name, "requires"))
-        flow_refs(line.optional, ("lines", name, "optional"))
+    def flow(self, flow: Any, path: Path) -> None:
+        if self.flows is not None and isinstance(flow, str) and _SLUG.match(flow) and flow not in self.flows:
+            self.add(path, _unknown("flow", flow, self.flows))
 
-    for net_name, network in settings.networks.items():
-        base: Path = ("networks", net_name)
-        for index, line_name in enumerate(network.lines):
-            if line_name not in lines:
-                problems.append(doc.problem((*base, "lines", index), f"unknown line {line_name!r}"))
-        for line_name, override in network.line_overrides.items():
-            where = (*base, "line_overrides", line_name)
-            if line_name not in network.lines:
-                problems.append(doc.problem(where, f"{line_name!r} is not one of this network's lines"))
-            flow_refs(override.requires or (), (*where, "requires"))
-            flow_refs(override.optional or (), (*where, "optional"))
-        seen: set[str] = set()
-        for index, check in enumerate(network.checks):
-            where = (*base, "checks", index)
-            if check.name in seen:
-                problems.append(doc.problem((*where, "name"), f"duplicate check name {check.name!r} in this network"))
-            seen.add(check.name)
-            if check.flow not in flows:
-                problems.append(doc.problem((*where, "flow"), f"unknown flow {check.flow!r}; known: {', '.join(flows)}"))
-            if check.timeout >= check.interval:
-                problems.append(doc.problem((*where, "timeout"), "must be shorter than interval"))
-            if check.degraded_after is not None and check.degraded_after >= check.timeout:
-                problems.append(doc.problem((*where, "degraded_after"), "must be shorter than timeout"))
-        for index, dep in enumerate(network.depends_on):
-            where = (*base, "depends_on", index)
-            if dep.network == net_name:
-                problems.append(doc.problem((*where, "network"), "a network cannot depend on itself"))
-            elif dep.network not in settings.networks:
-                problems.append(doc.problem((*where, "network"), f"unknown network {dep.network!r}"))
-            if dep.flow not in flows:
-                problems.append(doc.problem((*where, "flow"), f"unknown flow {dep.flow!r}"))
-            for line_index, line_name in enumerate(dep.lines):
-                if line_name not in network.lines:
-                    problems.append(
-                        doc.problem((*where, "lines", line_index), f"{line_name!r} is not one of this network's lines")
-                    )
-    cycle = _dependency_cycle(settings)
-    if cycle:
-        path = ("networks", cycle[0], "depends_on")
-        problems.append(doc.problem(path, "dependency cycle: " + " → ".join([*cycle, cycle[0]])))
-    return _sorted(problems)
+    def taxonomy(self) -> None:
+        lines = self.data.get("lines")
+        if isinstance(lines, dict):
+            for name, line in lines.items():
+                if isinstance(name, str) and isinstance(line, dict):
+                    self.flow_refs(line.get("requires"), ("lines", name, "requires"))
+                    self.flow_refs(line.get("optional"), ("lines", name, "optional"))
+        elif "lines" not in self.data and isinstance(self.data.get("flows"), dict) and self.flows is not None:
+            needed = [
+                f
+                for line in DEFAULT_LINES.values()
+                for ref in line["requires"] + line["optional"]
+                for f in ref.split("|")
+            ]
+            missing = [flow for flow in dict.fromkeys(needed) if flow not in self.flows]
+            if missing:
+                names = ", ".join(repr(flow) for flow in missing)
+                self.add(("flows",), f"the default lines need {names}: define them, or define `lines:` too")
+
+    def timing(self, check: dict[Any, Any], key: str) -> tuple[float | None, str]:
+        """The check's `key` in seconds (None if malformed) and where it comes from, when not the check."""
+        from .config import CheckBase
+
+        if key in check:
+            return _seconds(check[key]), ""
+        if key in self.defaults:  # when malformed (reported there), the check's value is unknown
+            return _seconds(self.defaults[key]), " from defaults"
+        return float(CheckBase.model_fields[key].default), " by default"
+
+    def default_timings(self) -> None:
+        (interval, _), (timeout, timeout_from) = (self.timing(self.defaults, key) for key in ("interval", "timeout"))
+        if interval is None or timeout is None or timeout < interval:
+            return
+        if "timeout" in self.defaults:
+            self.add(("defaults", "timeout"), f"must be shorter than interval ({_fmt(timeout)} >= {_fmt(interval)})")
+        elif "interval" in self.defaults:
+            self.add(
+                ("defaults", "interval"),
+                f"must be longer than timeout ({_fmt(interval)} <= {_fmt(timeout)}{timeout_from})",
+            )
+
+    def network(self, name: str, network: dict[Any, Any]) -> None:
+        base: Path = ("networks", name)
+        own_lines = [line for _, line in _slugs(network.get("lines"))]
+        for index, line in _slugs(network.get("lines")):
+            if self.lines is not None and line not in self.lines:
+                self.add((*base, "lines", index), _unknown("line", line, self.lines))
+        overrides = network.get("line_overrides")
+        for line, override in overrides.items() if isinstance(overrides, dict) else ():
+            where = (*base, "line_overrides", str(line))
+            if isinstance(line, str) and _SLUG.match(line) and line not in own_lines:
+                self.add(where, f"{line!r} is not one of this network's lines")
+            if isinstance(override, dict):
+                self.flow_refs(override.get("requires"), (*where, "requires"))
+                self.flow_refs(override.get("optional"), (*where, "optional"))
+        checks = network.get("checks")
+        first: dict[str, int | None] = {}
+        for index, check in enumerate(checks) if isinstance(checks, list) else ():
+            if isinstance(check, dict):
+                self.check(check, (*base, "checks", index), first)
+        dependencies = network.get("depends_on")
+        for index, dep in enumerate(dependencies) if isinstance(dependencies, list) else ():
+            if isinstance(dep, dict):
+                self.dependency(name, dep, (*base, "depends_on", index), own_lines)
+
+    def check(self, check: dict[Any, Any], where: Path, first: dict[str, int | None]) -> None:
+        name = check.get("name")
+        if isinstance(name, str) and _SLUG.match(name):
+            if name in first:
+                at = f" (first at line {first[name]})" if first[name] else ""
+                self.add((*where, "name"), f"duplicate check name {name!r} in this network{at}")
+            else:
+                first[name] = self.doc.line_of((*where, "name"))
+        self.flow(check.get("flow"), (*where, "flow"))
+        (interval, interval_from), (timeout, timeout_from) = (
+            self.timing(check, key) for key in ("interval", "timeout")
+        )
+        reported = bool(interval_from and timeout_from)  # neither set here: reported once, at `defaults:`
+        if interval is not None and timeout is not None and timeout >= interval and not reported:
+            message = f"must be shorter than interval ({_fmt(timeout)}{timeout_from} >= {_fmt(interval)})"
+            self.add((*where, "timeout"), message)
+        degraded = _seconds(check["degraded_after"]) if check.get("degraded_after") is not None else None
+        if degraded is not None and timeout is not None and degraded >= timeout:
+            self.add((*where, "degraded_after"), f"must be shorter than timeout ({_fmt(degraded)} >= {_fmt(timeout)})")
+
+    def dependency(self, name: str, dep: dict[Any, Any], where: Path, own_lines: list[str]) -> None:
+        target = dep.get("network")
+        if isinstance(target, str) and _SLUG.match(target):
+            if target == name:
+                self.add((*where, "network"), "a network cannot depend on itself")
+            elif target not in self.networks:
+                self.add((*where, "network"), _unknown("network", target, list(self.networks)))
+        self.flow(dep.get("flow"), (*where, "flow"))
+        for index, line in _slugs(dep.get("lines")):
+            if line not in own_lines:
+                self.add((*where, "lines", index), f"{line!r} is not one of this network's lines")
+
+    def cycle(self) -> None:
+        graph = {name: _dependency_edges(name, network, self.networks) for name, network in self.networks.items()}
+        cycle = _find_cycle({name: [target for _, target in edges] for name, edges in graph.items()})
+        if cycle:
+            index = next(i for i, target in graph[cycle[0]] if target == cycle[1 % len(cycle)])
+            self.add(("networks", cycle[0], "depends_on", index), "dependency cycle: " + " → ".join([*cycle, cycle[0]]))
 
 
-def _dependency_cycle(settings: Settings) -> list[str]:
-    graph = {
-        name: [d.network for d in network.depends_on if d.network in settings.networks and d.network != name]
-        for name, network in settings.networks.items()
-    }
-    state: dict[str, int] = {}
+def _fmt(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{round(seconds * 1000)}ms" if seconds < 1 else f"{seconds:g}s"
+
+
+def _dependency_edges(name: str, network: Any, networks: Mapping[str, Any]) -> list[tuple[int, str]]:
+    deps = network.get("depends_on") if isinstance(network, dict) else None
+    return [
+        (index, dep["network"])
+        for index, dep in enumerate(deps if isinstance(deps, list) else [])
+        if isinstance(dep, dict) and isinstance(dep.get("network"), str) and dep["network"] in networks
+        if dep["network"] != name
+    ]
+
+
+def _find_cycle(graph: Mapping[str, list[str]]) -> list[str]:
+    """The first cycle met walking `graph` in order, as its list of nodes; [] when acyclic."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
     stack: list[str] = []
 
     def visit(node: str) -> list[str]:
@@ -191,18 +456,33 @@ def _dependency_cycle(settings: Settings) -> list[str]:
     return []
 
 
+def cross_field_problems(doc: YamlDocument, environ: Mapping[str, str]) -> list[ConfigProblem]:
+    """Problems of references, uniqueness, cycles, timings and `${VAR}`s, found in the raw parsed data."""
+    if not isinstance(doc.data, dict):
+        return []
+    problems = _env_problems(doc.data, (), doc, environ) + _Rules(doc, doc.data).run()
+    return sort_problems(problems, doc)
+
+
+def check_settings(settings: Settings, doc: YamlDocument, environ: Mapping[str, str]) -> list[ConfigProblem]:
+    """The cross-field rules for `settings`, parsed from `doc` (kept for callers; see cross_field_problems)."""
+    return cross_field_problems(doc, environ)
+
+
 def dependency_order(settings: Settings) -> list[str]:
-    """Network names ordered so that each comes after the networks it depends on."""
-    done: list[str] = []
+    """Network names ordered so that each comes after the networks it depends on (cycles are broken)."""
+    done: dict[str, None] = {}
+    visiting: set[str] = set()
 
     def visit(name: str) -> None:
-        if name in done:
+        if name in done or name in visiting:
             return
+        visiting.add(name)
         for dep in settings.networks[name].depends_on:
-            if dep.network in settings.networks and dep.network != name:
+            if dep.network in settings.networks:
                 visit(dep.network)
-        done.append(name)
+        done[name] = None
 
     for name in settings.networks:
         visit(name)
-    return done
+    return list(done)

@@ -11,6 +11,9 @@ from .errors import ConfigProblem
 
 Path = tuple[str | int, ...]
 
+# Aliases let a small file expand into a huge tree ("billion laughs"): past this many nodes, refuse.
+MAX_NODES = 100_000
+
 
 @dataclass
 class YamlDocument:
@@ -20,17 +23,31 @@ class YamlDocument:
     file: str
     lines: dict[Path, int] = field(default_factory=dict)
     problems: list[ConfigProblem] = field(default_factory=list)
+    columns: dict[Path, int] = field(default_factory=dict)
+    positions: dict[str, tuple[int, int]] = field(default_factory=dict)  # of each problem's path, for sorting
 
     def line_of(self, path: Path) -> int | None:
         """The line of `path`, or of its closest ancestor that has one."""
+        return self.position_of(path)[0]
+
+    def position_of(self, path: Path) -> tuple[int | None, int]:
+        """(line, column) of `path`, or of its closest ancestor that has one."""
         for end in range(len(path), -1, -1):
             line = self.lines.get(path[:end])
             if line is not None:
-                return line
-        return None
+                return line, self.columns.get(path[:end], 0)
+        return None, 0
 
     def problem(self, path: Path, message: str) -> ConfigProblem:
-        return ConfigProblem(format_path(path), message, self.file, self.line_of(path))
+        line, column = self.position_of(path)
+        shown = format_path(path)
+        self.positions.setdefault(shown, (line or 0, column))
+        return ConfigProblem(shown, message, self.file, line)
+
+    def sort_key(self, problem: ConfigProblem) -> tuple[int, int, str]:
+        """File order: line, then column (several problems on one line of flow style), then path."""
+        line, column = self.positions.get(problem.path, (problem.line or 0, 0))
+        return (line, column, problem.path)
 
 
 def format_path(path: Path) -> str:
@@ -41,45 +58,111 @@ def format_path(path: Path) -> str:
     return out
 
 
+def _yaml_message(exc: yaml.MarkedYAMLError) -> str:
+    problem = exc.problem or "not valid YAML"
+    context, mark = exc.context, exc.context_mark
+    if context and context.startswith("while ") and mark is not None:
+        return f"invalid YAML: {problem} ({context} at line {mark.line + 1})"
+    if context:
+        return f"invalid YAML: {context}, {problem}"
+    return f"invalid YAML: {problem}"
+
+
+def _failed(file: str, message: str, line: int | None = None) -> YamlDocument:
+    return YamlDocument(None, file, problems=[ConfigProblem("", message, file, line)])
+
+
 def parse_yaml(text: str, file: str) -> YamlDocument:
     """Parse one YAML document; syntax errors and duplicate keys become problems, never exceptions."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        loader = _Loader(text)  # checks the characters already
+        node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
-        line = mark.line + 1 if mark is not None else None
-        message = f"invalid YAML: {exc.problem or exc}"
-        return YamlDocument(None, file, problems=[ConfigProblem("", message, file, line)])
+        return _failed(file, _yaml_message(exc), mark.line + 1 if mark is not None else None)
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        char = exc.character if isinstance(exc.character, int) else ord(exc.character[:1] or "\0")
+        return _failed(file, f"invalid YAML: character U+{char:04X} is not allowed", line)
     except yaml.YAMLError as exc:
-        return YamlDocument(None, file, problems=[ConfigProblem("", f"invalid YAML: {exc}", file)])
+        return _failed(file, f"invalid YAML: {exc}")
+    except RecursionError:
+        return _failed(file, "invalid YAML: nested too deeply")
     if node is None:
-        return YamlDocument(None, file, problems=[ConfigProblem("", "the file is empty", file, 1)])
+        return _failed(file, "the file is empty", 1)
+    return _document(loader, node, file)
+
+
+def _document(loader: _Loader, node: yaml.Node, file: str) -> YamlDocument:
     doc = YamlDocument(None, file)
     doc.lines[()] = node.start_mark.line + 1
-    _walk(node, (), doc)
+    _Walker(doc).walk(node, ())
     if doc.problems:
         return doc
     try:
-        doc.data = yaml.SafeLoader(text).get_single_data()
-    except yaml.YAMLError as exc:  # e.g. an unhashable key
-        doc.problems.append(ConfigProblem("", f"invalid YAML: {exc}", file))
+        doc.data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:  # e.g. an unhashable key or an unknown tag
+        mark = exc.problem_mark
+        doc.problems.append(ConfigProblem("", _yaml_message(exc), file, mark.line + 1 if mark else None))
     return doc
 
 
-def _walk(node: yaml.Node, path: Path, doc: YamlDocument) -> None:
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            child = (*path, key)
-            if key in seen:
-                line = key_node.start_mark.line + 1
-                doc.problems.append(ConfigProblem(format_path(child), "duplicate key", doc.file, line))
-            seen.add(key)
-            doc.lines[child] = key_node.start_mark.line + 1
-            _walk(value_node, child, doc)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            child = (*path, index)
-            doc.lines[child] = item.start_mark.line + 1
-            _walk(item, child, doc)
+class _Loader(yaml.SafeLoader):
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except yaml.YAMLError:
+            raise
+        except Exception as exc:  # PyYAML's constructors raise anything on a bad `!!int x`, `!!timestamp x`…
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            raise yaml.constructor.ConstructorError(None, None, f"not a valid {tag} value", node.start_mark) from exc
+
+
+class _Walker:
+    """Records the line of each key and item; reports duplicate keys, recursive aliases and alias bombs."""
+
+    def __init__(self, doc: YamlDocument) -> None:
+        self.doc = doc
+        self.nodes = 0
+        self.open: set[int] = set()  # ids of the collections being walked: an alias to one of them is a loop
+
+    def walk(self, node: yaml.Node, path: Path) -> None:
+        self.nodes += 1
+        if self.nodes == MAX_NODES:
+            message = f"too large: aliases expand to more than {MAX_NODES} values"
+            self.doc.problems.append(self._problem((), message, node))
+        if self.nodes >= MAX_NODES or not isinstance(node, yaml.CollectionNode):
+            return
+        if id(node) in self.open:
+            self.doc.problems.append(self._problem(path, "an alias refers to the value that contains it", node))
+            return
+        self.open.add(id(node))
+        try:
+            self._children(node, path)
+        finally:
+            self.open.discard(id(node))
+
+    def _children(self, node: yaml.CollectionNode, path: Path) -> None:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                child = (*path, key)
+                if key in seen:
+                    self.doc.problems.append(self._problem(child, "duplicate key", key_node))
+                seen.add(key)
+                self._place(child, key_node)
+                self.walk(value_node, child)
+        else:
+            for index, item in enumerate(node.value):
+                child = (*path, index)
+                self._place(child, item)
+                self.walk(item, child)
+
+    def _place(self, path: Path, node: yaml.Node) -> None:
+        if path not in self.doc.lines:  # through an alias, a path keeps its first place
+            self.doc.lines[path] = node.start_mark.line + 1
+            self.doc.columns[path] = node.start_mark.column
+
+    def _problem(self, path: Path, message: str, node: yaml.Node) -> ConfigProblem:
+        return ConfigProblem(format_path(path), message, self.doc.file, node.start_mark.line + 1)
