@@ -216,7 +216,7 @@ def stabilize(
             stable_since = (prev.stable_since if prev else None) or value.since or now
             end = stable_since + timedelta(seconds=stabilization)
             if now >= end:
-                since = end
+                since, stable_since = end, None  # recovered: what it shows no longer depends on the past
             else:
                 state = State.RECOVERING
         else:
