@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -23,6 +24,7 @@ STEP = timedelta(minutes=1)
 REF = ComponentRef.for_check("viamedis", "portail_ps", "portail")
 FAST, SLOW, FAIL = ".", "s", "x"
 WORDS = {"unk": State.UNKNOWN, "op": State.OPERATIONAL, "deg": State.DEGRADED, "down": State.DOWN}
+WORDS_BY_STATE = {state: word for word, state in WORDS.items()}
 
 
 def probe(outcome: str, at: datetime) -> ProbeResult:
@@ -71,7 +73,7 @@ def start(state: str, policy: CheckPolicy) -> CheckMemory:
     return memory
 
 
-def case(name: str, begin: str, outcomes: str, states: str, transitions: str = "", ft: int = 3, st_: int = 2) -> object:
+def case(name: str, begin: str, outcomes: str, states: str, transitions: str = "", ft: int = 3, st_: int = 2) -> Any:
     return pytest.param(begin, outcomes, states, transitions, CheckPolicy(ft, st_), id=name)
 
 
@@ -138,9 +140,6 @@ def test_advance(begin: str, outcomes: str, states: str, transitions: str, polic
         if caused:
             since = caused[0].at
         assert memory.since == since, f"probe {index}"
-
-
-WORDS_BY_STATE = {state: word for word, state in WORDS.items()}
 
 
 def test_transition_records_when_noticed_and_why() -> None:
