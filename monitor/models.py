@@ -187,6 +187,7 @@ class ComponentStatus:
     `raw` is the state before the recovery rule (what aggregation uses); `state` is what is shown.
     `progress` is the share (0–1) of the component's inputs that are up; meaningful when recovering.
     `stable_since` marks when `raw` last became fully up during a recovery.
+    `changed_at` is when what is shown last changed, a recovery step included: nothing later is dated before it.
     """
 
     ref: ComponentRef
@@ -197,6 +198,7 @@ class ComponentStatus:
     progress: float = 0.0
     stable_since: datetime | None = None
     detail: str = ""  # short, e.g. the declared message id or the probe failure reason
+    changed_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -169,8 +169,11 @@ def _aggregate(inputs: list[_Input], rule: str = "combine") -> _Input:
     driver = max(inputs, key=lambda i: (SEVERITY[i.state], i.since.timestamp() if i.since else 0.0))
     since = max((i.since for i in inputs if i.since is not None), default=None)
     share = sum(i.share for i in inputs) / len(inputs)
-    sources = {i.source for i in inputs if i.source is not Source.NONE}
-    source = driver.source if driver.source is not Source.NONE else (min(sources) if sources else Source.NONE)
+    if state is State.UNKNOWN:
+        source = Source.NONE  # "we do not know" has no source to show, whatever the known inputs say
+    else:
+        sources = {i.source for i in inputs if i.source is not Source.NONE}
+        source = driver.source if driver.source is not Source.NONE else (min(sources) if sources else Source.NONE)
     return _Input(state, share, since, source, driver.detail)
 
 
@@ -221,28 +224,31 @@ def stabilize(
                 state = State.RECOVERING
         else:
             state = State.RECOVERING
+    progress = round(value.share, 4)
     if prev is not None and state is prev.state:
         since = prev.since
+        stepped = state is State.RECOVERING and abs(progress - prev.progress) >= _PROGRESS_STEP
+        changed_at = now if stepped else prev.changed_at
     else:
         since = since or now
-        if prev is not None and prev.since is not None and since < prev.since:
-            since = prev.since
+        floor = max(filter(None, (prev.since, prev.changed_at)), default=None) if prev is not None else None
+        if floor is not None and since < floor:
+            since = floor  # a retroactive date never goes back before what was already shown
         if prev is not None and prev.source in _OVERRIDING and value.source not in _OVERRIDING:
             since = now  # what an override hid was not shown before the override ended
         since = min(since, now)
+        changed_at = since
     return ComponentStatus(
-        ref, state, since, value.source, value.state, round(value.share, 4), stable_since, value.detail
+        ref, state, since, value.source, value.state, progress, stable_since, value.detail, changed_at
     )
 
 
 def _transition(prev: ComponentStatus | None, new: ComponentStatus, now: datetime) -> Transition | None:
+    """A transition when the shown state changes or a recovery takes a step (`changed_at` moved)."""
     before = prev.state if prev else State.UNKNOWN
-    changed = new.state is not before
-    stepped = new.state is State.RECOVERING and prev is not None and abs(new.progress - prev.progress) >= _PROGRESS_STEP
-    if not (changed or stepped):
+    if new.state is before and (prev is None or new.changed_at == prev.changed_at):
         return None
-    at = new.since if changed and new.since else now
-    return Transition(new.ref, before, new.state, at, now, new.source, new.progress, new.detail)
+    return Transition(new.ref, before, new.state, new.changed_at or now, now, new.source, new.progress, new.detail)
 
 
 @dataclass

@@ -130,6 +130,13 @@ def test_alternatives_are_dated_from_the_latest_change_of_either() -> None:
     assert (move.previous, move.state, move.at) == (OP, UNK, T0 + 10 * MINUTE)
 
 
+def test_an_unknown_line_shows_no_source_even_when_some_inputs_are_probed() -> None:
+    # portail_ps has no checks (unknown), pec is probed down: either could carry optique, so it is unknown
+    engine = engine_with({"pec": (DOWN,), "facturation": (OP,)})
+    line = engine[key("line", "viamedis", "optique")]
+    assert (line.state, line.source) == (UNK, Source.NONE)
+
+
 def test_line_progress_is_the_share_of_its_required_flows_up() -> None:
     engine = engine_with({"portail_ps": (OP,), "facturation": (DOWN,)})
     assert engine[key("line", "viamedis", "optique")].progress == 0.5

@@ -243,11 +243,6 @@ def test_maintenance_over_a_down_component_then_lifted_shows_the_outage_from_the
     assert all(t.at == at(70) for t in transitions)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a progress step is stamped `now` but ComponentStatus keeps no trace of it, so a later outage "
-    "dated back from its first failing probe can land before the step (needs a field in models)",
-)
 def test_a_component_timeline_never_goes_back_in_time(engine: Engine) -> None:
     engine.set(A, OP, at(4))
     engine.set(B, OP, at(4))

@@ -100,6 +100,7 @@ def status_row(key: str, status: ComponentStatus, now: datetime) -> Row:
         "raw": status.raw.value,
         "progress": status.progress,
         "stable_since": status.stable_since,
+        "changed_at": status.changed_at,
         "detail": status.detail,
         "updated_at": now,
     }
@@ -114,6 +115,7 @@ def status_from_row(row: Any) -> ComponentStatus:
         raw=State(row.raw),
         progress=row.progress,
         stable_since=row.stable_since,
+        changed_at=row.changed_at,
         detail=row.detail,
     )
 

@@ -120,6 +120,7 @@ class ComponentStatusRow(SQLModel, table=True):
     raw: str
     progress: float = 0.0
     stable_since: datetime | None = _when(nullable=True)
+    changed_at: datetime | None = _when(nullable=True)
     detail: str = _text()
     updated_at: datetime = _when()
 

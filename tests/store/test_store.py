@@ -40,7 +40,7 @@ FULL_RESULT = ProbeResult(
 BARE_RESULT = ProbeResult(CHECK, T0, 0.0, success=True)
 STATUSES = {
     FLOW.key: ComponentStatus(
-        FLOW, State.RECOVERING, T0, Source.PROBE, State.PARTIAL, 0.5, T0 + timedelta(minutes=3), "2/4"
+        FLOW, State.RECOVERING, T0, Source.PROBE, State.PARTIAL, 0.5, T0 + timedelta(minutes=3), "2/4", T0
     ),
     LINE.key: ComponentStatus(LINE, State.UNKNOWN, None, Source.NONE),
 }
@@ -75,7 +75,7 @@ def test_round_trip_of_every_field(store: Store) -> None:
     assert store.load_statuses() == STATUSES
     assert store.load_memories() == MEMORIES
     for status in store.load_statuses().values():
-        assert_utc(status.since, status.stable_since)
+        assert_utc(status.since, status.stable_since, status.changed_at)
     for memory in store.load_memories().values():
         assert_utc(memory.since, memory.fails.since, memory.bads.since, memory.last_result_at)
 

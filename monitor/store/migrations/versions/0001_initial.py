@@ -54,6 +54,7 @@ def upgrade() -> None:
         sa.Column("raw", sa.String(), nullable=False),
         sa.Column("progress", sa.Float(), nullable=False),
         sa.Column("stable_since", WHEN, nullable=True),
+        sa.Column("changed_at", WHEN, nullable=True),
         sa.Column("detail", sa.Text(), nullable=False),
         sa.Column("updated_at", WHEN, nullable=False),
     )
