@@ -11,7 +11,8 @@ from typing import Annotated, Any, Literal, NoReturn, TypeVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from .configcheck import cross_field_problems, sort_problems, validation_problems
+from .configcheck import cross_field_problems
+from .configerrors import sort_problems, validation_problems
 from .errors import ConfigError, ConfigProblem
 from .taxonomy import DEFAULT_FLOWS, DEFAULT_LINES
 from .yamlsource import YamlDocument, parse_yaml

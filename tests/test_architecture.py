@@ -19,6 +19,7 @@ RANKS = {
     "logs": 1,
     "config": 2,
     "configcheck": 2,
+    "configerrors": 2,
     "probes": 3,
     "status": 3,
     "store": 3,
@@ -34,7 +35,13 @@ RANKS = {
     "__init__": 12,
 }
 # config and configcheck import each other (configcheck only for type names or lazily, inside functions).
-ALLOWED = {("config", "configcheck"), ("configcheck", "config")}
+ALLOWED = {
+    ("config", "configcheck"),
+    ("configcheck", "config"),
+    ("config", "configerrors"),
+    ("configerrors", "config"),
+    ("configcheck", "configerrors"),
+}
 
 
 def _top(path: Path) -> str:

@@ -311,13 +311,6 @@ def test_a_source_key_in_the_file_is_refused() -> None:
         parse("source: elsewhere.yaml\n" + NETWORK)
 
 
-def test_check_settings_is_kept_for_callers(example: Settings) -> None:
-    from monitor.configcheck import check_settings
-
-    doc = parse_yaml((ROOT / "config" / "example.yaml").read_text(encoding="utf-8"), "example.yaml")
-    assert check_settings(example, doc, {}) == []
-
-
 def test_tcp_check_needs_a_port() -> None:
     with pytest.raises(ConfigError, match=r"checks\[0\]\.port: required field is missing"):
         parse(NETWORK.replace("host: a.example, port: 443", "host: a.example"))
