@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from ..models import ComponentRef, ProbeResult
+from .clients import HttpClients
 
 
 def utc_now() -> datetime:
@@ -22,13 +23,19 @@ def utc_now() -> datetime:
 
 @dataclass(frozen=True)
 class ProbeContext:
-    """What a probe may use: the shared HTTP client(s), the clock, the environment for ${VAR} secrets."""
+    """What a probe may use: the shared HTTP client(s), the clock, the environment for ${VAR} secrets.
+
+    `http` is the default client (system CAs, keep-alive disabled), normally `clients.get()`.
+    `clients` supplies the other clients (`tls_verify: false`, `ca_file`, `reuse_connection`) and
+    the cached SSL contexts of the TLS probe; without it such HTTP checks fail with INTERNAL.
+    """
 
     network: str
     http: httpx.AsyncClient  # shared, keep-alive disabled: a fresh connection per probe
     user_agent: str
     environ: Mapping[str, str] = field(default_factory=dict)
     clock: Callable[[], datetime] = utc_now
+    clients: HttpClients | None = None
 
 
 ProbeFn = Callable[[Any, ProbeContext], Awaitable[ProbeResult]]

@@ -1,0 +1,107 @@
+"""Certificate facts for the TLS and HTTP probes: expiry dates of the leaf and chain, TLS error details."""
+
+from __future__ import annotations
+
+import ssl
+from _ssl import ENCODING_DER as _ENCODING_DER
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+__all__ = ["expiries", "expiry_problem", "not_after", "tls_detail"]
+
+_UTC_TIME, _GENERALIZED_TIME, _VERSION = 0x17, 0x18, 0xA0
+
+
+def _element(der: bytes, pos: int) -> tuple[int, int, int]:
+    """(tag, start, end) of the DER element at `pos`; end is past its value."""
+    tag, length = der[pos], der[pos + 1]
+    pos += 2
+    if length & 0x80:
+        size = length & 0x7F
+        length = int.from_bytes(der[pos : pos + size], "big")
+        pos += size
+    if pos + length > len(der):
+        raise ValueError("truncated DER element")
+    return tag, pos, pos + length
+
+
+def not_after(der: bytes) -> datetime | None:
+    """The notAfter of a DER certificate (aware UTC), or None if it cannot be read.
+
+    Read from the DER itself because `getpeercert()` returns nothing when verification is off.
+    """
+    try:
+        _, tbs_pos, _ = _element(der, 0)  # Certificate
+        _, pos, _ = _element(der, tbs_pos)  # TBSCertificate
+        if der[pos] == _VERSION:
+            pos = _element(der, pos)[2]
+        for _ in range(3):  # serialNumber, signature, issuer
+            pos = _element(der, pos)[2]
+        _, validity, _ = _element(der, pos)
+        not_before_end = _element(der, validity)[2]
+        tag, start, end = _element(der, not_before_end)
+        text = der[start:end].decode("ascii")
+        if tag == _UTC_TIME:
+            when = datetime.strptime(text, "%y%m%d%H%M%SZ")
+        elif tag == _GENERALIZED_TIME:
+            when = datetime.strptime(text, "%Y%m%d%H%M%SZ")
+        else:
+            return None
+    except (IndexError, ValueError):
+        return None
+    return when.replace(tzinfo=UTC)
+
+
+def _chain(ssl_object: Any) -> Iterable[bytes]:
+    """DER certificates of the verified chain, else of the presented one.
+
+    Python 3.13 has `get_verified_chain()` on SSLObject; 3.10–3.12 only on the private `_sslobj`.
+    When neither exists the caller falls back to the leaf.
+    """
+    for owner in (ssl_object, getattr(ssl_object, "_sslobj", None)):
+        for name in ("get_verified_chain", "get_unverified_chain"):
+            method = getattr(owner, name, None)
+            if method is None:
+                continue
+            try:
+                chain = method()
+            except (ValueError, ssl.SSLError):
+                continue
+            if chain:
+                return [c if isinstance(c, bytes) else c.public_bytes(_ENCODING_DER) for c in chain]
+    return []
+
+
+def expiries(ssl_object: Any) -> tuple[datetime | None, datetime | None]:
+    """(leaf notAfter, earliest notAfter in the chain) of a TLS connection; chain is the leaf's if unknown."""
+    if ssl_object is None:
+        return None, None
+    der = ssl_object.getpeercert(binary_form=True)
+    leaf = not_after(der) if der else None
+    dates = [when for when in map(not_after, _chain(ssl_object)) if when is not None]
+    return leaf, min(dates, default=leaf)
+
+
+def expiry_problem(expiry: datetime | None, valid_days: int | None, now: datetime) -> str | None:
+    """Why `expiry` fails a `cert_valid_days` condition, or None when it passes (or is not asked)."""
+    if valid_days is None:
+        return None
+    if expiry is None:
+        return "no TLS certificate to check"
+    left = expiry - now
+    if left < timedelta(0):
+        return f"certificate expired {-left.days} days ago"
+    if left < timedelta(days=valid_days):
+        return f"certificate expires in {left.days} days (cert_valid_days {valid_days})"
+    return None
+
+
+def tls_detail(exc: ssl.SSLError) -> str:
+    """A short, host-free account of a TLS failure, e.g. "certificate verify failed: self-signed certificate"."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        # "Hostname mismatch, certificate is not valid for 'x'." names the host: keep the first clause.
+        message = (exc.verify_message or "unknown reason").split(",")[0].rstrip(".")
+        return f"certificate verify failed: {message}"
+    reason = exc.reason or type(exc).__name__
+    return f"TLS handshake failed: {reason.lower().replace('_', ' ')}"

@@ -1,0 +1,87 @@
+"""A cache of HTTP clients and SSL contexts, one per TLS setting, built once and shared by every probe."""
+
+from __future__ import annotations
+
+import ssl
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from types import TracebackType
+
+import httpx
+
+__all__ = ["HttpClients", "tls_context"]
+
+# Long enough to outlive a check interval: the only point of a keep-alive client is reuse across probes.
+_KEEPALIVE_EXPIRY = 600.0
+
+
+def tls_context(verify: bool = True, ca_file: str | None = None) -> ssl.SSLContext:
+    """A client SSL context trusting the system CAs, or only `ca_file`'s, or nothing when not `verify`.
+
+    Raises OSError (ssl.SSLError included) when `ca_file` cannot be loaded.
+    """
+    if not verify:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    return ssl.create_default_context(cafile=ca_file)
+
+
+class HttpClients:
+    """Builds and caches one `httpx.AsyncClient` per (verify, ca_file, keep_alive), and their SSL contexts.
+
+    Building a client costs ~25 ms of CPU (the SSL context), so probes never build one: the
+    composition root owns one HttpClients, puts `clients.get()` (the default client: system CAs,
+    no keep-alive) in `ProbeContext.http` and the HttpClients itself in `ProbeContext.clients`,
+    and closes it with `aclose()` at shutdown. Clients keep no cookies (a probe is stateless; the
+    HTTP probe carries cookies across its own redirects itself), ignore proxy environment
+    variables, speak HTTP/1.1 only and have no connection limit (the scheduler bounds concurrency).
+    """
+
+    def __init__(self, *, timeout: float = 30.0) -> None:
+        self._timeout = timeout
+        self._contexts: dict[tuple[bool, str | None], ssl.SSLContext] = {}
+        self._clients: dict[tuple[bool, str | None, bool], httpx.AsyncClient] = {}
+
+    def ssl_context(self, verify: bool = True, ca_file: str | None = None) -> ssl.SSLContext:
+        """The cached SSL context for these settings; raises OSError when `ca_file` cannot be loaded."""
+        key = (verify, ca_file if verify else None)
+        context = self._contexts.get(key)
+        if context is None:
+            context = self._contexts[key] = tls_context(*key)
+        return context
+
+    def get(self, *, verify: bool = True, ca_file: str | None = None, keep_alive: bool = False) -> httpx.AsyncClient:
+        """The cached client for these settings; without arguments, the default one."""
+        key = (verify, ca_file if verify else None, keep_alive)
+        client = self._clients.get(key)
+        if client is None:
+            limits = httpx.Limits(
+                max_connections=None,
+                max_keepalive_connections=None if keep_alive else 0,
+                keepalive_expiry=_KEEPALIVE_EXPIRY if keep_alive else 0.0,
+            )
+            client = self._clients[key] = httpx.AsyncClient(
+                verify=self.ssl_context(verify, ca_file),
+                http2=False,
+                trust_env=False,
+                limits=limits,
+                timeout=self._timeout,
+                follow_redirects=False,
+                cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
+            )
+        return client
+
+    async def aclose(self) -> None:
+        """Close every client built so far."""
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
+
+    async def __aenter__(self) -> HttpClients:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()

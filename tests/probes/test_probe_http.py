@@ -1,0 +1,141 @@
+"""The HTTP probe against real loopback servers: phases, redirects, secrets, certificates, clients."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from probe_targets import SECRET, USER_AGENT, HttpServer, Request, http_check, reply
+
+from monitor.models import FailureReason
+from monitor.probes import ProbeContext
+from monitor.probes.http import probe
+
+
+async def test_success_sets_status_phases_and_user_agent(http_server: HttpServer, ctx: ProbeContext) -> None:
+    http_server.routes["/"] = reply(200, "hello")
+    result = await probe(http_check(http_server.url("/")), ctx)
+    assert result.success, result
+    assert result.reason is None
+    assert result.status_code == 200
+    assert result.check.key == "check:testnet/pec/portail"
+    assert result.started_at.tzinfo is not None
+    assert 0 < result.duration_s < 1
+    assert set(result.phases) == {"resolve", "connect", "tls", "processing", "transfer"}
+    assert result.phases["resolve"] == 0.0
+    assert 0 < result.phases["connect"] < result.duration_s
+    assert result.phases["tls"] == 0.0
+    assert 0 < result.phases["processing"] < result.duration_s
+    assert sum(result.phases.values()) <= result.duration_s
+    assert result.cert_expiry is None
+    assert http_server.requests[0].headers["user-agent"] == USER_AGENT
+
+
+async def test_https_phases_and_certificate_dates(https_server: HttpServer, ctx: ProbeContext, ca_file: str) -> None:
+    https_server.routes["/"] = reply(200, "hello")
+    result = await probe(http_check(https_server.url("/"), ca_file=ca_file), ctx)
+    assert result.success, result
+    assert 0 < result.phases["tls"] < result.duration_s
+    assert 0 < result.phases["connect"] < result.duration_s
+    now = datetime.now(UTC)
+    assert result.cert_expiry is not None
+    assert result.chain_expiry is not None
+    assert now < result.chain_expiry <= result.cert_expiry
+
+
+async def test_each_probe_opens_a_fresh_connection(http_server: HttpServer, ctx: ProbeContext) -> None:
+    http_server.routes["/"] = reply(200, "hello")
+    for _ in range(3):
+        assert (await probe(http_check(http_server.url("/")), ctx)).success
+    assert http_server.connections == 3
+
+
+async def test_secrets_are_expanded_and_never_shown(http_server: HttpServer, ctx: ProbeContext) -> None:
+    http_server.routes["/api"] = reply(500, f"denied for {SECRET}")
+    check = http_check(
+        "http://${TPMON_TEST_HOST}:" + str(http_server.port) + "/api?key=${TPMON_TEST_TOKEN}",
+        method="POST",
+        headers={"Authorization": "Bearer ${TPMON_TEST_TOKEN}"},
+        body='{"token": "${TPMON_TEST_TOKEN}"}',
+        conditions={"body_contains": SECRET[:6]},
+    )
+    result = await probe(check, ctx)
+    request = http_server.requests[0]
+    assert request.target == f"/api?key={SECRET}"
+    assert request.headers["authorization"] == f"Bearer {SECRET}"
+    assert request.body == f'{{"token": "{SECRET}"}}'.encode()
+    assert result.reason is FailureReason.HTTP_STATUS
+    assert SECRET not in result.detail
+    assert SECRET not in repr(result)
+    assert "key=" not in repr(result)
+
+
+async def test_unset_variable_is_an_internal_failure(ctx: ProbeContext) -> None:
+    result = await probe(http_check("http://127.0.0.1:9/?k=${TPMON_NOT_SET}"), ctx)
+    assert result.reason is FailureReason.INTERNAL
+    assert result.detail == "environment variable TPMON_NOT_SET is not set"
+
+
+async def test_header_value_with_newline_fails_without_echoing_it(http_server: HttpServer, ctx: ProbeContext) -> None:
+    bad = ProbeContext(network="testnet", http=ctx.http, user_agent=USER_AGENT, environ={"V": f"{SECRET}\r\nX: y"})
+    result = await probe(http_check(http_server.url("/"), headers={"X-Key": "${V}"}), bad)
+    assert result.reason is FailureReason.INTERNAL
+    assert SECRET not in repr(result)
+
+
+async def test_redirects_are_followed_with_their_cookies(http_server: HttpServer, ctx: ProbeContext) -> None:
+    async def login(request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reply(302, headers={"Location": "/home", "Set-Cookie": "session=abc; Path=/"})(request, reader, writer)
+
+    async def home(request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        ok = request.headers.get("cookie") == "session=abc"
+        await reply(200 if ok else 401, "home")(request, reader, writer)
+
+    http_server.routes |= {"/": login, "/home": home}
+    result = await probe(http_check(http_server.url("/"), conditions={"status": ["2xx"]}), ctx)
+    assert result.success, result
+    assert result.status_code == 200
+    assert [r.path for r in http_server.requests] == ["/", "/home"]
+    not_followed = await probe(http_check(http_server.url("/"), follow_redirects=False), ctx)
+    assert not_followed.success
+    assert not_followed.status_code == 302
+    # the shared client kept no cookie from the first probe
+    assert "cookie" not in http_server.requests[-1].headers
+
+
+async def test_head_and_zero_body_bytes(http_server: HttpServer, ctx: ProbeContext) -> None:
+    http_server.routes["/"] = reply(200, "ok")
+    assert (await probe(http_check(http_server.url("/"), method="HEAD"), ctx)).success
+    assert http_server.requests[-1].method == "HEAD"
+    result = await probe(http_check(http_server.url("/"), max_body_bytes=0, conditions={"body_contains": "ok"}), ctx)
+    assert result.reason is FailureReason.BODY
+
+
+async def test_without_client_cache_special_tls_settings_are_internal(
+    http_server: HttpServer, ctx: ProbeContext
+) -> None:
+    bare = ProbeContext(network="testnet", http=ctx.http, user_agent=USER_AGENT)
+    result = await probe(http_check(http_server.url("/"), tls_verify=False), bare)
+    assert result.reason is FailureReason.INTERNAL
+    missing = await probe(http_check(http_server.url("/"), ca_file="/nonexistent/ca.pem"), ctx)
+    assert missing.reason is FailureReason.INTERNAL
+    assert missing.detail.startswith("cannot load ca_file")
+
+
+async def test_reuse_connection_keeps_the_connection(http_server: HttpServer, ctx: ProbeContext) -> None:
+    seen: list[int] = []
+
+    async def keep(request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # answer on the same connection for as long as the client keeps it
+        while True:
+            seen.append(id(writer))
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+            await reader.readuntil(b"\r\n\r\n")  # the next request, or EOF (ends the handler)
+
+    http_server.routes["/"] = keep
+    check = http_check(http_server.url("/"), reuse_connection=True)
+    for _ in range(2):
+        assert (await probe(check, ctx)).success
+    assert http_server.connections == 1
+    assert len(seen) == 2
