@@ -44,12 +44,25 @@ def fresh_postgres_url(postgres_url: str) -> Iterator[str]:
         admin.dispose()
 
 
-@pytest.fixture(params=["sqlite-memory", "sqlite-file", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database of each backend; an in-memory SQLite lives as long as its Store."""
-    if request.param == "sqlite-memory":
+def _url_for(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if backend == "sqlite-memory":
         return "sqlite://"
-    if request.param == "sqlite-file":
+    if backend == "sqlite-file":
         return f"sqlite:///{tmp_path / 'tpmon.db'}"
     url: str = request.getfixturevalue("fresh_postgres_url")
     return url
+
+
+_POSTGRES = pytest.param("postgres", marks=pytest.mark.postgres)
+
+
+@pytest.fixture(params=["sqlite-memory", "sqlite-file", _POSTGRES])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database of each backend; an in-memory SQLite lives as long as its Store."""
+    return _url_for(request.param, request, tmp_path)
+
+
+@pytest.fixture(params=["sqlite-file", _POSTGRES])
+def durable_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database of each backend that outlives its Store (for restart tests)."""
+    return _url_for(request.param, request, tmp_path)

@@ -132,12 +132,10 @@ def test_statuses_and_memories_are_upserted(store: Store) -> None:
     assert store.load_memories() == {CHECK.key: memory, "check:almerys/droits/idb": CheckMemory()}
 
 
-def test_statuses_and_memories_are_restored_after_reopening(database_url: str) -> None:
-    if database_url == "sqlite://":
-        pytest.skip("an in-memory database does not outlive its Store")
-    with Store.open(database_url) as store:
+def test_statuses_and_memories_are_restored_after_reopening(durable_database_url: str) -> None:
+    with Store.open(durable_database_url) as store:
         store.write(Batch([FULL_RESULT], [sample_transition(1)], dict(STATUSES), dict(MEMORIES)))
-    with Store.open(database_url) as reopened:
+    with Store.open(durable_database_url) as reopened:
         assert reopened.load_statuses() == STATUSES
         assert reopened.load_memories() == MEMORIES
         assert reopened.results(CHECK) == [FULL_RESULT]
