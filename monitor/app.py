@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 from collections.abc import AsyncIterator, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -134,6 +135,10 @@ def create_app(
             scheduler.every("tick", tick_seconds, tick)
             log.info("scheduler started: %d checks", len(report.added))
         loop = asyncio.get_running_loop()
+        # DNS lookups of probes run in the default pool: size it for the probe concurrency (asyncio's
+        # default is cores + 4), so that slow resolvers queue probes, not everything else.
+        executor = ThreadPoolExecutor(max_workers=min(64, settings.max_concurrency + 4), thread_name_prefix="tpmon")
+        loop.set_default_executor(executor)
         if handle_sighup:
             loop.add_signal_handler(signal.SIGHUP, services.reload)
         try:
@@ -146,5 +151,6 @@ def create_app(
             await clients.aclose()
             if own_store:
                 await asyncio.to_thread(db.close)
+            executor.shutdown(wait=False)
 
     return Starlette(routes=routes(), lifespan=lifespan)

@@ -8,7 +8,9 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from monitor.errors import StoreError
 from monitor.models import CheckMemory, ComponentStatus, ProbeResult, Transition
@@ -68,6 +70,7 @@ class StoreWriter:
         self._wake = asyncio.Event()
         self._flushing = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._executor: ThreadPoolExecutor | None = None
         self._stopping = False
 
     def add_result(self, result: ProbeResult) -> None:
@@ -112,6 +115,9 @@ class StoreWriter:
                     await task
             self.stats.last_error = f"no answer from the database within {grace:g} s"
             flushed = False
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False)
         if not flushed:
             log.warning(
                 "store writer stopped with %d results and %d transitions unwritten: %s",
@@ -171,13 +177,13 @@ class StoreWriter:
         started = time.perf_counter()
         try:
             try:
-                await asyncio.to_thread(self.store.write, batch)
+                await self._in_thread(self.store.write, batch)
                 self._tally(batch)
             except WriteRefused as exc:
                 log.error("the database refused a batch, writing it piecewise: %s", exc)
                 salvage = _Salvage(batch)
                 try:
-                    await asyncio.to_thread(salvage.run, self.store)
+                    await self._in_thread(salvage.run, self.store)
                 finally:
                     self._tally(salvage.written)
                     self.stats.dropped_results += len(salvage.refused)
@@ -193,6 +199,12 @@ class StoreWriter:
             self._count()
         self._succeeded(time.perf_counter() - started)
         return True
+
+    async def _in_thread(self, func: Callable[[Store], None] | Callable[[Batch], None], arg: Any) -> None:
+        """Run a blocking write on the writer's own thread: probes' DNS lookups can never starve it."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tpmon-store")
+        await asyncio.get_running_loop().run_in_executor(self._executor, func, arg)
 
     def _failed(self, batch: Batch, exc: Exception) -> None:
         self._put_back(batch)
