@@ -51,5 +51,6 @@ def setup_logging(level: str = "info", fmt: LogFormat = "text") -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
-    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Third parties log request lines, response headers and internals at info/debug: never ours to show.
+    for name in ("apscheduler", "httpx", "httpcore", "tzlocal", "asyncio", "alembic"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

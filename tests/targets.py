@@ -90,11 +90,18 @@ class Server:
     def command(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "monitor", *args]
 
-    def start(self) -> Server:
+    def start(self, *extra: str) -> Server:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 self.command(
-                    "serve", "--config", str(self.config), "--port", str(self.port), "--pid-file", str(self.pid_file)
+                    "serve",
+                    "--config",
+                    str(self.config),
+                    "--port",
+                    str(self.port),
+                    "--pid-file",
+                    str(self.pid_file),
+                    *extra,
                 ),
                 cwd=self.workdir,
                 env=self.env,

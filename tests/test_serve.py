@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -155,3 +156,46 @@ def test_probe_command_prints_phases(server: Server, target: Target) -> None:
     assert json.loads(failed.stdout)["reason"] == "http_status"
     unknown = server.run("probe", "alpha/nope/x", "--config", str(server.config))
     assert unknown.returncode == 2 and "no check 'alpha/nope/x'" in unknown.stderr
+
+
+SECRET_CONFIG = """
+defaults: {{interval: 1s, timeout: 800ms, failure_threshold: 1, success_threshold: 1}}
+networks:
+  alpha:
+    name: Alpha
+    kind: operateur
+    lines: [pharmacie]
+    checks:
+      - name: dre
+        flow: facturation
+        kind: http
+        url: "{url}/dre?token=${{TPMON_TEST_TOKEN}}"
+        headers: {{Authorization: "Bearer ${{TPMON_TEST_TOKEN}}"}}
+"""
+
+
+def test_json_logs_one_object_per_line_and_no_secret_anywhere(tmp_path: Path, target: Target) -> None:
+    secret = "tok-7f3a9c-never-shown"
+    config = tmp_path / "secret.yaml"
+    config.write_text(SECRET_CONFIG.format(url=target.url("")), encoding="utf-8")
+    env = {"TPMON_DATABASE_URL": f"sqlite:///{tmp_path}/t.db", "TPMON_TEST_TOKEN": secret}
+    srv = Server(config, tmp_path, env).start("--log-format", "json", "--log-level", "debug")
+    try:
+        target.codes[f"/dre?token={secret}"] = 503  # the secret reached the target, and failed there
+        wait_for(lambda: srv.component("alpha", "checks", "dre")["state"] == "down", what="down")
+        srv.proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
+        status_file = srv.pid_file.with_suffix(".reload.json")
+        wait_for(status_file.exists, what="reload")
+        seen = [srv.get(path).text for path in ("/", "/?lang=en", "/api/v1/status", "/metrics")]
+        probe = srv.run("probe", "alpha/facturation/dre", "--config", str(config), "--json")
+        assert json.loads(probe.stdout)["reason"] == "http_status"
+    finally:
+        assert srv.stop() == 0
+    log_lines = srv.log.read_text(encoding="utf-8").splitlines()
+    events = [json.loads(line) for line in log_lines]  # every line is one JSON object
+    assert {"ts", "level", "logger", "msg"} <= set(events[0])
+    assert any("config reloaded" in e["msg"] for e in events)
+    assert any(re.match(r"check:alpha/facturation/dre \w+ → down \(probe\)", e["msg"]) for e in events)
+    assert not any(e["logger"].startswith(("httpcore", "httpx")) for e in events)
+    for text in [*log_lines, *seen, probe.stdout, probe.stderr, status_file.read_text()]:
+        assert secret not in text
