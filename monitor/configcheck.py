@@ -204,6 +204,16 @@ class _Rules:
         if interval is not None and timeout is not None and timeout >= interval and not reported:
             message = f"must be shorter than interval ({_fmt(timeout)}{timeout_from} >= {_fmt(interval)})"
             self.add((*where, "timeout"), message)
+        conditions = check.get("conditions")
+        url = check.get("url")
+        if (
+            check.get("kind") == "http"
+            and isinstance(url, str)
+            and url.startswith("http://")
+            and isinstance(conditions, dict)
+            and conditions.get("cert_valid_days") is not None
+        ):
+            self.add((*where, "conditions", "cert_valid_days"), "needs an https:// url: plain http has no certificate")
         degraded = _seconds(check["degraded_after"]) if check.get("degraded_after") is not None else None
         if degraded is not None and timeout is not None and degraded >= timeout:
             self.add((*where, "degraded_after"), f"must be shorter than timeout ({_fmt(degraded)} >= {_fmt(timeout)})")
