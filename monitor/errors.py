@@ -1,9 +1,9 @@
 """The exception tree of tpmon, translated only at the edges (CLI, web).
 
-    MonitorError
-     ├── ConfigError   the YAML config (or a CLI argument) does not validate; holds every problem
-     ├── StoreError    the database is unreachable or refused a write
-     └── NotFound      a network, flow, line, check or incident that does not exist
+MonitorError
+ ├── ConfigError   the YAML config (or a CLI argument) does not validate; holds every problem
+ ├── StoreError    the database is unreachable or refused a write
+ └── NotFound      a network, flow, line, check or incident that does not exist
 """
 
 from __future__ import annotations
