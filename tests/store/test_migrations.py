@@ -15,7 +15,6 @@ from monitor.store import Store, default_url, migrate
 from monitor.store.engine import upgrade
 from monitor.store.tables import metadata
 
-
 HEAD = sorted(
     p.name.split("_")[0] for p in (Path(__file__).parents[2] / "monitor/store/migrations/versions").glob("0*.py")
 )[-1]
