@@ -36,22 +36,36 @@ def parse(text: str, environ: Mapping[str, str] | None = None) -> Settings:
     return parse_config(parse_yaml(text, "test.yaml"), environ or {})
 
 
+# The environment each example documents in its header (the demo sets these for its simulator).
+EXAMPLE_ENV: dict[str, dict[str, str]] = {
+    "demo.yaml": {"TPMON_DEMO_HTTP": "http://127.0.0.1:8481", "TPMON_DEMO_TLS": "https://127.0.0.1:8482"},
+}
+
+
+def env_of(path: Path) -> dict[str, str]:
+    return EXAMPLE_ENV.get(path.name, {})
+
+
 def test_there_are_examples() -> None:
     assert ROOT / "config" / "example.yaml" in EXAMPLES
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_example_loads(path: Path) -> None:
-    settings = load_config(path, environ={})
+    settings = load_config(path, environ=env_of(path))
     assert settings.networks
     assert settings.source == str(path)
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
-def test_check_config_accepts_example(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_config_accepts_example(
+    path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in env_of(path).items():
+        monkeypatch.setenv(name, value)
     assert main(["check-config", str(path)]) == 0
     out, err = capsys.readouterr()
-    settings = load_config(path, environ={})
+    settings = load_config(path, environ=env_of(path))
     assert out == f"{path}: OK — {len(settings.networks)} networks, {len(settings.checks())} checks\n"
     assert err == ""
 
