@@ -259,6 +259,7 @@ class Settings(Model):
     stale_after_intervals: float = Field(default=3.0, ge=1.0, le=100.0)
     jitter: float = Field(default=0.1, ge=0.0, le=0.5)  # share of each interval
     max_concurrency: int = Field(default=64, ge=1, le=2048)
+    raw_retention_days: int = Field(default=30, ge=1, le=3650)  # raw results; ≥ 400 for contractual evidence
     user_agent: str = Field(default="tpmon/0.1 (+status monitor of French tiers-payant networks)", min_length=1)
     flows: Frozen[Slug, FlowDef] = Field(
         default_factory=lambda: FrozenDict({k: FlowDef.model_validate(v) for k, v in DEFAULT_FLOWS.items()})
