@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import ssl
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -129,3 +131,40 @@ async def test_tpmon_probes_see_banners_slowness_and_resets(
         assert not reset.success
         assert reset.reason in (FailureReason.CONNECT, FailureReason.PROTOCOL)
         assert not re.search(r"127\.0\.0\.1", reset.detail)
+
+
+async def test_replayed_results_agree_with_real_probes_of_the_simulator(
+    simulator: tuple[Simulator, VirtualClock, str, str], certs: DemoCerts
+) -> None:
+    """History is replayed from the scenario; it must say what probing the simulator says, at every change."""
+    from monitor.demo.replay import expected_result
+    from monitor.probes import PROBES
+
+    _, clock, http_url, tls_url = simulator
+    env = {"TPMON_DEMO_HTTP": http_url, "TPMON_DEMO_TLS": tls_url}
+    settings = load_config(ROOT / "config" / "demo.yaml", environ=env)
+    checks = [
+        (n, c.model_copy(update={"ca_file": str(certs.ca_file)}) if getattr(c, "ca_file", None) else c)
+        for n, c in settings.checks()
+        if n in NAMES and c.kind == "http"
+    ]
+
+    def endpoint(network: str, check: Any) -> str:
+        return f"{network}/{check.url.rsplit('/', 1)[-1]}"
+
+    # each check at the start of the story and at every change of its own endpoint
+    moments: dict[datetime, list[tuple[str, Any]]] = {SCENARIO.history_from: list(checks)}
+    for event in SCENARIO.events:
+        moments.setdefault(event.at, []).extend(nc for nc in checks if endpoint(*nc) in event.endpoints)
+    compared = 0
+    async with HttpClients() as clients:
+        for moment, due in sorted(moments.items()):
+            clock.set(moment)
+            ctxs = {n: ProbeContext(n, clients.get(), "tpmon-test", env, clock, clients) for n, _ in due}
+            reals = await asyncio.gather(*(PROBES[c.kind](c, ctxs[n]) for n, c in due))
+            for (network, check), real in zip(due, reals, strict=True):
+                replayed = expected_result(SCENARIO, network, check, moment)
+                got = (replayed.success, replayed.reason, replayed.slow)
+                assert got == (real.success, real.reason, real.slow), (moment, network, check.name, real)
+                compared += 1
+    assert compared >= 30
