@@ -20,6 +20,7 @@ RANKS = {
     "config": 2,
     "configcheck": 2,
     "configerrors": 2,
+    "history": 2,  # pure, like status, but below the store that persists its rollups
     "probes": 3,
     "status": 3,
     "store": 3,
