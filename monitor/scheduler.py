@@ -39,6 +39,25 @@ class SchedulerHooks:
     skipped: Callable[[], None] = lambda: None
 
 
+class _SteadyInterval(IntervalTrigger):  # type: ignore[misc]  # apscheduler is untyped
+    """An interval trigger whose jitter does not accumulate: run k is at start + k × interval + U(0, jitter).
+
+    APScheduler 3 adds the jitter to the previous (already jittered) run time, so every run slips by the
+    mean jitter: with a 10 % jitter a 10 s check ran every 10.5 s on average, 95 % of the intended probes.
+    """
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        if previous_fire_time is None or not self.jitter:
+            return super().get_next_fire_time(previous_fire_time, now)  # type: ignore[no-any-return]
+        start, length = self.start_date.timestamp(), self.interval_length
+        # the slot of the previous run: it lies in [slot, slot + jitter], jitter ≤ half an interval
+        slot = round((previous_fire_time.timestamp() - start) / length - 0.25)
+        fire = start + (slot + 1) * length + random.uniform(0, self.jitter)
+        if self.end_date and fire > self.end_date.timestamp():
+            return None
+        return datetime.fromtimestamp(fire, tz=self.timezone)
+
+
 @dataclass(frozen=True)
 class ReloadReport:
     added: list[str] = field(default_factory=list)
@@ -114,7 +133,8 @@ class Scheduler:
     def _add_job(self, key: str, check: Check) -> None:
         interval = check.interval
         first = datetime.now(UTC) + timedelta(seconds=self._rng.uniform(0, interval))  # spread the load
-        trigger = IntervalTrigger(seconds=interval, jitter=interval * self._jitter or None, timezone=UTC)
+        jitter = interval * self._jitter or None
+        trigger = _SteadyInterval(seconds=interval, start_date=first, jitter=jitter, timezone=UTC)
         self._aps.add_job(
             self._job,
             trigger,
