@@ -53,7 +53,11 @@ class Metrics:
         self.scheduler_lag = Histogram(
             "tpmon_scheduler_lag_seconds",
             "Delay between a probe's scheduled time and its start",
-            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            # fine enough to read p50 and p99 off the buckets (a superset of the first ones)
+            buckets=(
+                *(0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.035, 0.05, 0.075, 0.1),
+                *(0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1, 2.5, 5),
+            ),
             registry=r,
         )
         self.scheduler_missed = Counter("tpmon_scheduler_missed_runs_total", "Probe runs missed", registry=r)
@@ -76,6 +80,7 @@ class Metrics:
         build = Info("tpmon_build", "tpmon build information", registry=r)
         build.info({"version": _version()})
         self._services: Any = None
+        self._series: dict[ComponentRef, _CheckSeries] = {}  # labelled children, by check
         r.register(_BoardCollector(board))
         r.register(_WriterCollector(lambda: self._services))
 
@@ -94,21 +99,24 @@ class Metrics:
 
     def observe(self, result: ProbeResult) -> None:
         ref = result.check
-        labels = (ref.network, ref.name, ref.check)
-        self.probe_success.labels(*labels).set(1 if result.success else 0)
-        self.probe_duration.labels(*labels).observe(result.duration_s)
-        self.probes.labels(*labels, "success" if result.success else (result.reason or "failure")).inc()
+        series = self._series.get(ref)
+        if series is None:
+            series = self._series[ref] = _CheckSeries(self, (ref.network, ref.name, ref.check))
+        series.success.set(1 if result.success else 0)
+        series.duration.observe(result.duration_s)
+        series.result("success" if result.success else (result.reason or "failure")).inc()
         if result.status_code is not None or result.phases:
-            self.http_status.labels(*labels).set(result.status_code or 0)
+            series.status_code().set(result.status_code or 0)
             for phase in _PHASES:
                 if phase in result.phases:
-                    self.http_phase.labels(*labels, phase).set(result.phases[phase])
+                    series.phase(phase).set(result.phases[phase])
         expiry = result.chain_expiry or result.cert_expiry
         if expiry is not None:
-            self.ssl_expiry.labels(*labels).set(expiry.timestamp())
+            series.ssl_expiry().set(expiry.timestamp())
 
     def forget(self, ref: ComponentRef) -> None:
         """Drop the series of a check removed by a reload."""
+        self._series.pop(ref, None)
         labels = (ref.network, ref.name, ref.check)
         for metric in (self.probe_success, self.http_status, self.ssl_expiry):
             with contextlib.suppress(KeyError):
@@ -116,6 +124,48 @@ class Metrics:
         for phase in _PHASES:
             with contextlib.suppress(KeyError):
                 self.http_phase.remove(*labels, phase)
+
+
+class _CheckSeries:
+    """The labelled children of one check, looked up once instead of at every probe.
+
+    Children that not every check has (HTTP status and phases, certificate expiry, each result) are
+    made on first use, as `labels()` would: a TCP check still exports no HTTP series.
+    """
+
+    __slots__ = ("_expiry", "_labels", "_metrics", "_phases", "_results", "_status", "duration", "success")
+
+    def __init__(self, metrics: Metrics, labels: tuple[str, str, str]) -> None:
+        self._metrics = metrics
+        self._labels = labels
+        self.success = metrics.probe_success.labels(*labels)
+        self.duration = metrics.probe_duration.labels(*labels)
+        self._results: dict[str, Counter] = {}
+        self._phases: dict[str, Gauge] = {}
+        self._status: Gauge | None = None
+        self._expiry: Gauge | None = None
+
+    def result(self, result: str) -> Counter:
+        child = self._results.get(result)
+        if child is None:
+            child = self._results[result] = self._metrics.probes.labels(*self._labels, result)
+        return child
+
+    def status_code(self) -> Gauge:
+        if self._status is None:
+            self._status = self._metrics.http_status.labels(*self._labels)
+        return self._status
+
+    def phase(self, phase: str) -> Gauge:
+        child = self._phases.get(phase)
+        if child is None:
+            child = self._phases[phase] = self._metrics.http_phase.labels(*self._labels, phase)
+        return child
+
+    def ssl_expiry(self) -> Gauge:
+        if self._expiry is None:
+            self._expiry = self._metrics.ssl_expiry.labels(*self._labels)
+        return self._expiry
 
 
 def _version() -> str:
