@@ -10,11 +10,13 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 __all__ = [
+    "AvailabilityRollupRow",
     "CheckMemoryRow",
     "ComponentStatusRow",
     "ProbeResultRow",
     "TransitionRow",
     "UTCDateTime",
+    "availability_rollup",
     "check_memory",
     "component_status",
     "metadata",
@@ -72,7 +74,10 @@ class ProbeResultRow(SQLModel, table=True):
     """One raw probe result (`models.ProbeResult`)."""
 
     __tablename__ = "probe_result"
-    __table_args__ = (Index("ix_probe_result_check_key_started_at", "check_key", "started_at"),)
+    __table_args__ = (
+        Index("ix_probe_result_check_key_started_at", "check_key", "started_at"),
+        Index("ix_probe_result_started_at", "started_at"),  # pruning by age
+    )
 
     id: int | None = _id()
     check_key: str = Field(nullable=False)
@@ -145,8 +150,27 @@ class CheckMemoryRow(SQLModel, table=True):
     updated_at: datetime = _when()
 
 
+class AvailabilityRollupRow(SQLModel, table=True):
+    """Seconds per state of one component over one hour (UTC) or one Paris day (`history.Rollup`); kept forever."""
+
+    __tablename__ = "availability_rollup"
+
+    component_key: str = Field(primary_key=True)
+    period: str = Field(primary_key=True)  # "hour" or "day"
+    start: datetime = Field(primary_key=True, sa_type=UTCDateTime())  # UTC; a day starts at Paris midnight
+    operational_s: float = 0.0
+    degraded_s: float = 0.0
+    partial_s: float = 0.0
+    down_s: float = 0.0
+    recovering_s: float = 0.0
+    maintenance_s: float = 0.0
+    unknown_s: float = 0.0
+    updated_at: datetime = _when()
+
+
 metadata = SQLModel.metadata
 probe_result: Table = metadata.tables["probe_result"]
 transition: Table = metadata.tables["transition"]
 component_status: Table = metadata.tables["component_status"]
 check_memory: Table = metadata.tables["check_memory"]
+availability_rollup: Table = metadata.tables["availability_rollup"]
