@@ -120,12 +120,14 @@ async def _exchange(
     watch: Stopwatch,
 ) -> Answer | None:
     """Send `request`, following redirects by hand; None after more than `max_redirects`."""
-    cookies = httpx.Cookies()  # this probe's own: the shared clients keep none
+    cookies: httpx.Cookies | None = None  # this probe's own (the shared clients keep none), at the first Set-Cookie
     while True:
         response = await client.send(request, stream=True, follow_redirects=False)
         try:
             hops.saw(response)
-            cookies.extract_cookies(response)
+            if "set-cookie" in response.headers:  # nothing else in a response sets a cookie
+                cookies = httpx.Cookies() if cookies is None else cookies
+                cookies.extract_cookies(response)
             following = response.next_request if check.follow_redirects else None
             if following is None:
                 body = await _read(response, check.max_body_bytes, phases)
@@ -136,7 +138,8 @@ async def _exchange(
             if hops.redirects >= check.max_redirects:
                 return None
             hops.redirects += 1
-            cookies.set_cookie_header(following)
+            if cookies is not None:
+                cookies.set_cookie_header(following)
             request = following
         finally:
             await response.aclose()
