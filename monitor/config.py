@@ -28,6 +28,8 @@ __all__ = [
     "HttpConditions",
     "LineDef",
     "Network",
+    "ProbeCheck",
+    "PushCheck",
     "Settings",
     "TcpCheck",
     "TlsCheck",
@@ -119,9 +121,14 @@ class CheckBase(Model):
     flow: Slug
     description: str = ""
     interval: Seconds = 60.0
-    timeout: Seconds = 10.0
     failure_threshold: int = Field(default=3, ge=1, le=100)
     success_threshold: int = Field(default=2, ge=1, le=100)
+
+
+class ProbeCheck(CheckBase):
+    """A check tpmon measures itself; a push check has neither timeout nor latency threshold."""
+
+    timeout: Seconds = 10.0
     degraded_after: Seconds | None = None
 
 
@@ -182,7 +189,7 @@ class HttpConditions(Model):
         return any(code == s if isinstance(s, int) else str(code)[0] == s[0] for s in self.status)
 
 
-class HttpCheck(CheckBase):
+class HttpCheck(ProbeCheck):
     kind: Literal["http"]
     url: str = Field(pattern=r"^(https?://|\$\{)")  # may hold ${ENV} references (secrets)
     method: Literal["GET", "HEAD", "POST", "OPTIONS"] = "GET"
@@ -197,13 +204,13 @@ class HttpCheck(CheckBase):
     conditions: HttpConditions = HttpConditions()
 
 
-class TcpCheck(CheckBase):
+class TcpCheck(ProbeCheck):
     kind: Literal["tcp"]
     host: str = Field(min_length=1)
     port: int = Field(ge=1, le=65535)
 
 
-class TlsCheck(CheckBase):
+class TlsCheck(ProbeCheck):
     kind: Literal["tls"]
     host: str = Field(min_length=1)
     port: int = Field(default=443, ge=1, le=65535)
@@ -213,14 +220,38 @@ class TlsCheck(CheckBase):
     cert_valid_days: int | None = Field(default=None, ge=0, le=3650)
 
 
-class DnsCheck(CheckBase):
+class DnsCheck(ProbeCheck):
     kind: Literal["dns"]
     host: str = Field(min_length=1)
     family: Literal["any", "ipv4", "ipv6"] = "any"
     expect_addresses: tuple[str, ...] = ()
 
 
-Check = Annotated[HttpCheck | TcpCheck | TlsCheck | DnsCheck, Field(discriminator="kind")]
+def _token_reference(value: str) -> str:
+    # A malformed reference is reported by the ${VAR} rules of configcheck, once.
+    if ENV_REF.fullmatch(value) or "${" in ENV_REF.sub("", value):
+        return value
+    raise ValueError("must be a ${VAR} reference to an environment variable, never the secret itself")
+
+
+class PushCheck(CheckBase):
+    """A partner reports this flow's health (heartbeat, degraded, down) at least every `interval`.
+
+    With no signal for `missed_after` (default: `stale_after_intervals` × interval) the check is down.
+    Before its first signal ever it is unknown. Thresholds apply to reported states as to probe results.
+    """
+
+    kind: Literal["push"]
+    missed_after: Seconds | None = None
+    token: Annotated[str, AfterValidator(_token_reference)] | None = None  # for the HTTP endpoint, later
+
+    @property
+    def degraded_after(self) -> None:
+        """No latency threshold (not a config key): the partner reports `degraded` itself."""
+        return None
+
+
+Check = Annotated[HttpCheck | TcpCheck | TlsCheck | DnsCheck | PushCheck, Field(discriminator="kind")]
 
 
 class Dependency(Model):
@@ -276,6 +307,7 @@ class Settings(Model):
 
 
 _CHECK_DEFAULTED = ("interval", "timeout", "failure_threshold", "success_threshold")
+_NOT_DEFAULTED: dict[str, tuple[str, ...]] = {"push": ("timeout",)}  # a push check has no timeout
 
 
 def _valid_default(key: str, value: Any) -> bool:
@@ -302,10 +334,18 @@ def _apply_defaults(data: dict[Any, Any]) -> dict[Any, Any]:
     def network_with_defaults(network: Any) -> Any:
         if not isinstance(network, dict) or not isinstance(network.get("checks"), list):
             return network
-        checks = [{**inherited, **check} if isinstance(check, dict) else check for check in network["checks"]]
+        checks = [_with_defaults(inherited, check) for check in network["checks"]]
         return {**network, "checks": checks}
 
     return {**data, "networks": {name: network_with_defaults(network) for name, network in networks.items()}}
+
+
+def _with_defaults(inherited: dict[str, Any], check: Any) -> Any:
+    if not isinstance(check, dict):
+        return check
+    kind = check.get("kind")
+    skipped = _NOT_DEFAULTED.get(kind, ()) if isinstance(kind, str) else ()
+    return {**{k: v for k, v in inherited.items() if k not in skipped}, **check}
 
 
 def parse_config(doc: YamlDocument, environ: Mapping[str, str]) -> Settings:

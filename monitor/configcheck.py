@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = ["cross_field_problems", "dependency_order"]
 
-_CHECK_KINDS = ("http", "tcp", "tls", "dns")
+_CHECK_KINDS = ("http", "tcp", "tls", "dns", "push")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")  # config.SLUG, compiled
 
 
@@ -34,7 +34,9 @@ def _env_problems(value: Any, path: Path, doc: YamlDocument, environ: Mapping[st
     elif isinstance(value, str) and "${" in value:
         allowed = len(path) >= 5 and path[0] == "networks" and path[2] == "checks" and path[4] in SECRET_FIELDS
         if not allowed:
-            problems.append(doc.problem(path, "${…} references are only allowed in a check's url, headers and body"))
+            problems.append(
+                doc.problem(path, "${…} references are only allowed in a check's url, headers, body and token")
+            )
             return problems
         if ENV_REF.sub("", value).count("${"):
             problems.append(doc.problem(path, "malformed ${…} reference: write ${NAME} with letters, digits and _"))
@@ -144,13 +146,13 @@ class _Rules:
 
     def timing(self, check: dict[Any, Any], key: str) -> tuple[float | None, str]:
         """The check's `key` in seconds (None if malformed) and where it comes from, when not the check."""
-        from .config import CheckBase
+        from .config import ProbeCheck
 
         if key in check:
             return _seconds(check[key]), ""
         if key in self.defaults:  # when malformed (reported there), the check's value is unknown
             return _seconds(self.defaults[key]), " from defaults"
-        return float(CheckBase.model_fields[key].default), " by default"
+        return float(ProbeCheck.model_fields[key].default), " by default"
 
     def default_timings(self) -> None:
         (interval, _), (timeout, timeout_from) = (self.timing(self.defaults, key) for key in ("interval", "timeout"))
@@ -197,6 +199,9 @@ class _Rules:
             else:
                 first[name] = self.doc.line_of((*where, "name"))
         self.flow(check.get("flow"), (*where, "flow"))
+        if check.get("kind") == "push":
+            self.push_check(check, where)
+            return
         (interval, interval_from), (timeout, timeout_from) = (
             self.timing(check, key) for key in ("interval", "timeout")
         )
@@ -217,6 +222,14 @@ class _Rules:
         degraded = _seconds(check["degraded_after"]) if check.get("degraded_after") is not None else None
         if degraded is not None and timeout is not None and degraded >= timeout:
             self.add((*where, "degraded_after"), f"must be shorter than timeout ({_fmt(degraded)} >= {_fmt(timeout)})")
+
+    def push_check(self, check: dict[Any, Any], where: Path) -> None:
+        """A signal awaited for less than its interval would be late every time."""
+        missed = _seconds(check["missed_after"]) if check.get("missed_after") is not None else None
+        interval, interval_from = self.timing(check, "interval")
+        if missed is not None and interval is not None and missed <= interval:
+            message = f"must be longer than interval ({_fmt(missed)} <= {_fmt(interval)}{interval_from})"
+            self.add((*where, "missed_after"), message)
 
     def dependency(self, name: str, dep: dict[Any, Any], where: Path, own_lines: list[str]) -> None:
         target = dep.get("network")

@@ -14,8 +14,12 @@ from .yamlsource import Path, YamlDocument
 
 __all__ = ["SECRET_FIELDS", "sort_problems", "suggest", "validation_problems"]
 
-SECRET_FIELDS = {"url", "headers", "body"}  # the only fields where ${VAR} references are expanded
-_CHECK_KINDS = ("http", "tcp", "tls", "dns")
+SECRET_FIELDS = {"url", "headers", "body", "token"}  # the only fields where ${VAR} references are expanded
+_CHECK_KINDS = ("http", "tcp", "tls", "dns", "push")
+_NOT_FOR_PUSH = {
+    "timeout": "a push check has no timeout: it waits `missed_after` for its partner's next signal",
+    "degraded_after": "a push check has no degraded_after: its partner reports `degraded` itself",
+}
 
 _SIMPLE = {
     "missing": "required field is missing",
@@ -149,6 +153,8 @@ def _message(error: Any, path: Path, data: Any) -> str:
     if kind in _SIMPLE:
         return _SIMPLE[kind]
     if kind == "extra_forbidden":
+        if path and path[-1] in _NOT_FOR_PUSH and (model := _model_at(path[:-1], data)) and _kind_of(model) == "push":
+            return _NOT_FOR_PUSH[str(path[-1])]
         close = _meant(path, data)
         return f"unknown field {str(path[-1]) if path else ''!r}" + (f" (did you mean {close!r}?)" if close else "")
     if kind == "union_tag_invalid":
