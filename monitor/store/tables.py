@@ -14,6 +14,7 @@ __all__ = [
     "CheckMemoryRow",
     "ComponentStatusRow",
     "ProbeResultRow",
+    "PushSignalRow",
     "TransitionRow",
     "UTCDateTime",
     "availability_rollup",
@@ -21,6 +22,7 @@ __all__ = [
     "component_status",
     "metadata",
     "probe_result",
+    "push_signal",
     "transition",
 ]
 
@@ -168,9 +170,23 @@ class AvailabilityRollupRow(SQLModel, table=True):
     updated_at: datetime = _when()
 
 
+class PushSignalRow(SQLModel, table=True):
+    """A signal a partner pushed for a push check (`push.PushSignal`); read by id, as an inbox."""
+
+    __tablename__ = "push_signal"
+    __table_args__ = (Index("ix_push_signal_received_at", "received_at"),)
+
+    id: int | None = _id()
+    check_key: str = Field(nullable=False)
+    received_at: datetime = _when()
+    state: str  # operational, degraded or down
+    detail: str = Field(default="", nullable=False)  # a short code, validated: never free text
+
+
 metadata = SQLModel.metadata
 probe_result: Table = metadata.tables["probe_result"]
 transition: Table = metadata.tables["transition"]
 component_status: Table = metadata.tables["component_status"]
 check_memory: Table = metadata.tables["check_memory"]
+push_signal: Table = metadata.tables["push_signal"]
 availability_rollup: Table = metadata.tables["availability_rollup"]
