@@ -8,17 +8,23 @@ from datetime import datetime
 
 from .config import Check, Settings
 from .configcheck import dependency_order
-from .models import CheckMemory, ComponentRef, ComponentStatus, ProbeResult, Transition
-from .status import CheckPolicy, Overrides, advance, check_status, evaluate, expire
+from .models import CheckMemory, ComponentRef, ComponentStatus, ProbeResult, Source, Transition
+from .status import PUSH_NOTICE_DELAY, CheckPolicy, Overrides, advance, check_status, evaluate, expire
 
 __all__ = ["Board", "BoardChange", "policy_for"]
 
 
 def policy_for(check: Check, settings: Settings) -> CheckPolicy:
+    stale_after = check.interval * settings.stale_after_intervals
+    if check.kind == "push":  # silent past missed_after: down, with source push
+        missed_after = check.missed_after or stale_after
+        return CheckPolicy(
+            check.failure_threshold, check.success_threshold, missed_after, Source.PUSH, PUSH_NOTICE_DELAY
+        )
     return CheckPolicy(
         failure_threshold=check.failure_threshold,
         success_threshold=check.success_threshold,
-        stale_after=check.interval * settings.stale_after_intervals,
+        stale_after=stale_after,
     )
 
 
@@ -68,7 +74,7 @@ class Board:
             self._policies[ref.key] = policy_for(check, settings)
             memory = memories.get(ref.key, CheckMemory())
             self._memories[ref.key] = memory
-            self._checks[ref.key] = check_status(ref, memory)
+            self._checks[ref.key] = check_status(ref, memory, self._policies[ref.key].source)
         self._statuses = {k: v for k, v in statuses.items() if not k.startswith("check:")}
         self._statuses.update(self._checks)
         known = self._known_keys()
@@ -154,7 +160,7 @@ class Board:
         return self.evaluate_all(now)
 
     def _set_check(self, ref: ComponentRef, memory: CheckMemory, change: BoardChange) -> None:
-        status = check_status(ref, memory)
+        status = check_status(ref, memory, self._policies[ref.key].source)
         self._checks[ref.key] = status
         self._statuses[ref.key] = status
         change.statuses.append(status)

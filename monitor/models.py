@@ -83,6 +83,8 @@ class FailureReason(enum.StrEnum):
     TOO_MANY_REDIRECTS = "too_many_redirects"
     CERTIFICATE_EXPIRY = "certificate_expiry"
     INTERNAL = "internal"
+    REPORTED = "reported"  # push: the partner reported the flow down
+    NO_HEARTBEAT = "no_heartbeat"  # push: no signal from the partner within missed_after
 
 
 ComponentKind = Literal["network", "flow", "line", "check"]

@@ -16,6 +16,7 @@ from .models import (
     CheckMemory,
     ComponentRef,
     ComponentStatus,
+    FailureReason,
     ProbeResult,
     Source,
     State,
@@ -24,6 +25,7 @@ from .models import (
 )
 
 __all__ = [
+    "PUSH_NOTICE_DELAY",
     "CheckPolicy",
     "Evaluation",
     "Override",
@@ -38,14 +40,18 @@ __all__ = [
 
 _PROGRESS_STEP = 0.01  # a recovering progress change smaller than this is not a new step
 _OVERRIDING = (Source.DECLARED, Source.MAINTENANCE)
+# Push signals reach the board through the store (`push.PushInbox`), a few seconds late: a missed signal
+# is concluded only this long after its deadline, so that one received in time is never judged missing.
+PUSH_NOTICE_DELAY = 15.0
 
 
 @dataclass(frozen=True)
 class CheckPolicy:
     failure_threshold: int = 3
     success_threshold: int = 2
-    stale_after: float = 180.0  # seconds without a result before the check is unknown
+    stale_after: float = 180.0  # seconds without a result before the check is unknown (push: down)
     source: Source = Source.PROBE
+    notice_delay: float = 0.0  # seconds past that deadline before the engine concludes
 
 
 def advance(
@@ -95,13 +101,22 @@ def advance(
 def expire(
     ref: ComponentRef, memory: CheckMemory, policy: CheckPolicy, now: datetime
 ) -> tuple[CheckMemory, Transition | None]:
-    """A check without a result for `stale_after` becomes unknown: a dead prober never leaves green."""
+    """A check without a result for `stale_after` becomes unknown: a dead prober never leaves green.
+
+    A push check becomes down instead, dated from the deadline: its partner's silence is the signal.
+    Before its first signal ever it stays unknown (nothing was ever promised).
+    """
     last = memory.last_result_at
-    if memory.state is State.UNKNOWN or last is None:
+    push = policy.source is Source.PUSH
+    if last is None or memory.state is (State.DOWN if push else State.UNKNOWN):
         return memory, None
     deadline = last + timedelta(seconds=policy.stale_after)
-    if now < deadline:
+    if now < deadline + timedelta(seconds=policy.notice_delay):
         return memory, None
+    if push:
+        new = CheckMemory(State.DOWN, deadline, last_result_at=last)
+        detail = FailureReason.NO_HEARTBEAT.value
+        return new, Transition(ref, memory.state, State.DOWN, deadline, now, Source.PUSH, detail=detail)
     new = CheckMemory(State.UNKNOWN, deadline, last_result_at=last)
     return new, Transition(ref, memory.state, State.UNKNOWN, deadline, now, Source.NONE, detail="stale")
 

@@ -28,6 +28,7 @@ RANKS = {
     "metrics": 5,
     "scheduler": 5,
     "runner": 6,
+    "push": 6,  # push signals: validated, read from the store's inbox, folded into the board
     "web": 7,
     "app": 8,
     "demo": 9,

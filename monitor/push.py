@@ -1,0 +1,147 @@
+"""Push signals: a partner's heartbeat or reported state, validated, stored, then folded into the board."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from .board import Board, BoardChange, policy_for
+from .config import PushCheck, Settings
+from .errors import MonitorError, NotFound, StoreError
+from .models import ComponentRef, FailureReason, ProbeResult
+from .store import Store
+from .store.push import DETAIL_PATTERN, PUSH_STATES, StoredSignal, signal_cursor, signals_after
+
+__all__ = ["PUSH_STATES", "PushError", "PushInbox", "PushSignal", "push_checks", "to_result", "validate_signal"]
+
+log = logging.getLogger("tpmon.push")
+
+_SHOWN = re.compile(r"[A-Za-z0-9_./-]{1,120}")  # what an error may echo of its input
+
+
+class PushError(MonitorError):
+    """A push signal refused; `field` names what is wrong (check, state, detail)."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field}: {problem}")
+
+
+@dataclass(frozen=True)
+class PushSignal:
+    """What a partner says of one push check: `operational` (a heartbeat), `degraded` or `down`."""
+
+    check: ComponentRef
+    state: str = "operational"
+    detail: str = ""  # a short code ([a-z0-9_.-], at most 40), never free text
+
+
+def push_checks(settings: Settings) -> dict[str, PushCheck]:
+    """Every push check of the config, by check key."""
+    return {
+        ComponentRef.for_check(network, check.flow, check.name).key: check
+        for network, check in settings.checks()
+        if isinstance(check, PushCheck)
+    }
+
+
+def _shown(value: str) -> str:
+    return f" {value!r}" if _SHOWN.fullmatch(value) else ""
+
+
+def validate_signal(settings: Settings, target: str, state: str = "operational", detail: str = "") -> PushSignal:
+    """The signal for `target` (NETWORK/FLOW/CHECK), or PushError/NotFound naming the field at fault."""
+    parts = target.split("/")
+    if len(parts) != 3 or not all(parts):
+        raise PushError("check", f"{_shown(target).strip() or 'the target'} is not NETWORK/FLOW/CHECK")
+    ref = ComponentRef.for_check(*parts)
+    found = [c for n, c in settings.checks() if ComponentRef.for_check(n, c.flow, c.name) == ref]
+    if not found:
+        known = ", ".join(key.removeprefix("check:") for key in push_checks(settings)) or "none"
+        raise NotFound(f"check: no check{_shown(target)} in the config (push checks: {known})")
+    if not isinstance(found[0], PushCheck):
+        raise PushError("check", f"{target} is probed by tpmon (kind {found[0].kind}): only push checks take signals")
+    if state not in PUSH_STATES:
+        raise PushError("state", f"must be one of {', '.join(PUSH_STATES)}")
+    if not DETAIL_PATTERN.fullmatch(detail):
+        raise PushError("detail", "must be a short code: at most 40 of a-z, 0-9, '_', '.', '-'")
+    return PushSignal(ref, state, detail)
+
+
+def to_result(signal: StoredSignal) -> ProbeResult:
+    """A signal as the status engine reads a probe result: degraded is a slow success, down a failure."""
+    if signal.state == "down":
+        return ProbeResult(signal.check, signal.received_at, 0.0, False, FailureReason.REPORTED, signal.detail)
+    slow = signal.state == "degraded"
+    return ProbeResult(signal.check, signal.received_at, 0.0, True, detail=signal.detail, slow=slow)
+
+
+class PushInbox:
+    """Folds the signals partners pushed into the board, reading the store's inbox after a cursor.
+
+    Each tpmon instance holds its own cursor, placed at start so that no signal received since the
+    board's saved memories is lost. A signal no newer than what its check already knows (a replay,
+    or one committed late) is skipped, as is one for a check that is no longer a push check.
+    Signals younger than `settle` seconds wait for the next pump: on PostgreSQL a row may become
+    visible after a higher id. Pump more often than `status.PUSH_NOTICE_DELAY` minus `settle`.
+    """
+
+    def __init__(self, store: Store, *, batch: int = 500, settle: float = 2.0) -> None:
+        self.store = store
+        self.batch = batch
+        self.settle = timedelta(seconds=settle)
+        self.cursor: int | None = None  # the id of the last signal read; placed on the first pump
+
+    async def pump(self, board: Board, record: Callable[[BoardChange], None], now: datetime) -> int:
+        """Fold every new signal into `board`, handing each change to `record`; returns how many were folded.
+
+        A database problem is logged and the pump ends early: the next one resumes from the cursor.
+        """
+        folded = 0
+        try:
+            if self.cursor is None:
+                self.cursor = await asyncio.to_thread(signal_cursor, self.store, self._resume_from(board, now))
+            while True:
+                signals = await asyncio.to_thread(self._read, self.cursor, now - self.settle)
+                checks = push_checks(board.settings)  # per batch: a reload may change them meanwhile
+                for signal in signals:
+                    folded += self._fold(board, record, signal, checks, now)
+                    self.cursor = signal.id
+                if len(signals) < self.batch:
+                    return folded
+        except StoreError as exc:
+            log.warning("push inbox not read: %s", exc)
+            return folded
+
+    def _read(self, cursor: int, received_before: datetime) -> list[StoredSignal]:
+        return signals_after(self.store, cursor, self.batch, received_before=received_before)
+
+    def _resume_from(self, board: Board, now: datetime) -> datetime:
+        """The oldest time a push check may still need signals from: its last one, else its missed_after."""
+        times = [now]
+        for key, check in push_checks(board.settings).items():
+            memory = board.memory(key)
+            last = memory.last_result_at if memory is not None else None
+            times.append(last or now - timedelta(seconds=policy_for(check, board.settings).stale_after))
+        return min(times)
+
+    @staticmethod
+    def _fold(
+        board: Board,
+        record: Callable[[BoardChange], None],
+        signal: StoredSignal,
+        checks: dict[str, PushCheck],
+        now: datetime,
+    ) -> int:
+        memory = board.memory(signal.check.key)
+        if signal.check.key not in checks or memory is None:
+            return 0
+        if memory.last_result_at is not None and signal.received_at <= memory.last_result_at:
+            return 0
+        record(board.record(to_result(signal), now))
+        return 1

@@ -1,0 +1,238 @@
+"""Push checks in the engine: heartbeats, reported states, missed signals, recovery; the source is push."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from test_status_support import T0, key, make_settings, network, tcp
+
+from monitor.board import Board, BoardChange, policy_for
+from monitor.config import PushCheck, Settings
+from monitor.models import ComponentRef, FailureReason, ProbeResult, Source, State
+from monitor.push import to_result
+from monitor.status import PUSH_NOTICE_DELAY
+from monitor.store.push import StoredSignal
+
+OP, DEG, DOWN, REC, UNK = State.OPERATIONAL, State.DEGRADED, State.DOWN, State.RECOVERING, State.UNKNOWN
+MINUTE = timedelta(minutes=1)
+NOTICE = timedelta(seconds=PUSH_NOTICE_DELAY)
+PEC = key("check", "viamedis", "pec", "operateur")
+PEC_FLOW = key("flow", "viamedis", "pec")
+OPTIQUE = key("line", "viamedis", "optique")
+
+
+def push(flow: str, name: str, **fields: Any) -> dict[str, Any]:
+    return {"kind": "push", "name": name, "flow": flow, "interval": "1m", **fields}
+
+
+def world(*checks: dict[str, Any], **fields: Any) -> Settings:
+    """viamedis: Viamedis reports its PEC every minute (missed after 3 minutes by default)."""
+    return make_settings(
+        {"viamedis": network(push("pec", "operateur"), *checks, lines=("optique",))}, stabilization="10m", **fields
+    )
+
+
+def signal(state: str, at: datetime, detail: str = "", check: str = PEC) -> ProbeResult:
+    return to_result(StoredSignal(1, ComponentRef.parse(check), at, state, detail))
+
+
+class Feed:
+    """A board fed by hand, with an injected clock; `changes` keeps every change, in order."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.now = T0
+        self.board = Board(settings or world(), T0)
+        self.changes: list[BoardChange] = []
+
+    def send(self, state: str = "operational", after: timedelta = MINUTE, detail: str = "") -> BoardChange:
+        self.now += after
+        change = self.board.record(signal(state, self.now, detail), self.now)
+        self.changes.append(change)
+        return change
+
+    def tick(self, at: datetime) -> BoardChange:
+        self.now = at
+        change = self.board.tick(at)
+        self.changes.append(change)
+        return change
+
+    def status(self, component_key: str) -> tuple[State, Source]:
+        status = self.board.get(component_key)
+        assert status is not None
+        return status.state, status.source
+
+
+def test_signals_become_probe_results() -> None:
+    up, slow, down = (signal(s, T0, "batch_12") for s in ("operational", "degraded", "down"))
+    assert (up.success, up.slow, up.reason, up.detail) == (True, False, None, "batch_12")
+    assert (slow.success, slow.slow, slow.reason) == (True, True, None)
+    assert (down.success, down.reason, down.detail, down.started_at) == (False, FailureReason.REPORTED, "batch_12", T0)
+
+
+def test_policy_of_a_push_check() -> None:
+    settings = world(push("facturation", "concentrateur", missed_after="10m", failure_threshold=1))
+    default, custom = (policy_for(c, settings) for _, c in settings.checks())
+    assert (default.source, default.stale_after, default.notice_delay) == (Source.PUSH, 180.0, PUSH_NOTICE_DELAY)
+    assert (custom.stale_after, custom.failure_threshold) == (600.0, 1)
+    probe = policy_for(make_settings({"v": network(tcp("pec"))}).checks()[0][1], settings)
+    assert (probe.source, probe.notice_delay) == (Source.PROBE, 0.0)
+
+
+def test_before_the_first_signal_a_push_check_stays_unknown() -> None:
+    feed = Feed()
+    for hours in (1, 24, 24 * 30):
+        assert not feed.tick(T0 + timedelta(hours=hours)).transitions
+    assert feed.status(PEC) == (UNK, Source.NONE)
+    assert feed.status(PEC_FLOW) == (UNK, Source.NONE)
+
+
+def test_heartbeats_keep_it_operational_and_the_flow_shows_push() -> None:
+    feed = Feed()
+    first = feed.send()
+    assert {t.ref.key: (t.state, t.source) for t in first.transitions}[PEC] == (OP, Source.PUSH)
+    for _ in range(30):
+        assert not feed.send().transitions
+        assert not feed.tick(feed.now + 30 * timedelta(seconds=1)).transitions
+    assert feed.status(PEC) == (OP, Source.PUSH)
+    assert feed.status(PEC_FLOW) == (OP, Source.PUSH)
+    assert feed.board.get(PEC_FLOW).since == T0 + MINUTE  # type: ignore[union-attr]
+
+
+def test_reported_down_follows_the_failure_threshold_and_is_dated_from_the_first() -> None:
+    feed = Feed()
+    feed.send()
+    first_down = feed.now + MINUTE
+    assert not feed.send("down", detail="pec_ko").transitions
+    assert not feed.send("down").transitions
+    change = feed.send("down")
+    check = next(t for t in change.transitions if t.ref.key == PEC)
+    assert (check.previous, check.state, check.at, check.source, check.detail) == (
+        OP,
+        DOWN,
+        first_down,
+        Source.PUSH,
+        "reported",
+    )
+    assert feed.status(PEC_FLOW) == (DOWN, Source.PUSH)
+
+
+def test_reported_degraded_is_a_slow_success_with_the_same_thresholds() -> None:
+    feed = Feed()
+    feed.send()
+    feed.send("degraded")
+    feed.send("degraded")
+    assert feed.status(PEC) == (OP, Source.PUSH)
+    feed.send("degraded")
+    assert feed.status(PEC) == (DEG, Source.PUSH)
+    feed.send()
+    feed.send()
+    assert feed.status(PEC) == (OP, Source.PUSH)
+
+
+def test_a_first_degraded_report_is_believed_at_once() -> None:
+    feed = Feed()
+    feed.send("degraded")
+    assert feed.status(PEC) == (DEG, Source.PUSH)
+
+
+def test_missing_heartbeat_is_down_dated_at_the_deadline() -> None:
+    feed = Feed()
+    feed.send()
+    last = feed.now
+    deadline = last + 3 * MINUTE
+    assert not feed.tick(deadline - timedelta(seconds=1)).transitions
+    assert not feed.tick(deadline + NOTICE - timedelta(seconds=1)).transitions  # a signal may be on its way
+    change = feed.tick(deadline + NOTICE)
+    moved = {t.ref.key: t for t in change.transitions}
+    assert (moved[PEC].previous, moved[PEC].state, moved[PEC].at) == (OP, DOWN, deadline)
+    assert (moved[PEC].source, moved[PEC].detail, moved[PEC].recorded_at) == (Source.PUSH, "no_heartbeat", feed.now)
+    assert (moved[PEC_FLOW].state, moved[PEC_FLOW].at, moved[PEC_FLOW].source) == (DOWN, deadline, Source.PUSH)
+    assert feed.status(PEC) == (DOWN, Source.PUSH)
+    assert feed.board.get(PEC).since == deadline  # type: ignore[union-attr]
+    assert change.memories[PEC].last_result_at == last
+    assert not feed.tick(deadline + timedelta(hours=5)).transitions  # down once, not again and again
+
+
+def test_missed_after_from_the_config() -> None:
+    feed = Feed(make_settings({"viamedis": network(push("pec", "operateur", missed_after="10m"), lines=("optique",))}))
+    feed.send()
+    deadline = feed.now + 10 * MINUTE
+    assert not feed.tick(deadline - MINUTE + NOTICE).transitions
+    assert feed.tick(deadline + NOTICE).transitions[0].at == deadline
+
+
+def test_a_signal_received_in_time_but_folded_late_is_not_judged_missing() -> None:
+    feed = Feed()
+    feed.send()
+    deadline = feed.now + 3 * MINUTE
+    received = deadline - timedelta(seconds=1)
+    folded = deadline + NOTICE / 2  # the inbox is a few seconds behind
+    feed.tick(folded)
+    assert not feed.board.record(signal("operational", received), folded).transitions
+    assert not feed.tick(deadline + NOTICE).transitions
+    assert feed.status(PEC) == (OP, Source.PUSH)
+
+
+def test_a_reported_down_then_silence_stays_down_with_one_transition() -> None:
+    feed = Feed()
+    for state in ("operational", "down", "down", "down"):
+        feed.send(state)
+    assert feed.status(PEC) == (DOWN, Source.PUSH)
+    assert not feed.tick(feed.now + timedelta(hours=1)).transitions
+
+
+def test_recovery_after_heartbeats_resume() -> None:
+    feed = Feed()
+    feed.send()
+    deadline = feed.now + 3 * MINUTE
+    feed.tick(deadline + NOTICE)
+    resumed = feed.now + MINUTE
+    assert not feed.send(after=resumed - feed.now).transitions  # success_threshold is 2
+    change = feed.send()
+    moved = {t.ref.key: t for t in change.transitions}
+    assert (moved[PEC].previous, moved[PEC].state, moved[PEC].at, moved[PEC].source) == (DOWN, OP, resumed, Source.PUSH)
+    assert (moved[PEC_FLOW].state, moved[PEC_FLOW].source) == (REC, Source.PUSH)  # down, now stabilizing
+    while feed.now < resumed + 10 * MINUTE:
+        feed.send()
+        feed.tick(feed.now)
+    assert feed.status(PEC_FLOW) == (OP, Source.PUSH)
+    assert feed.status(PEC) == (OP, Source.PUSH)
+
+
+def test_a_flow_fed_by_a_probe_and_a_push_check_shows_the_source_that_drives_it() -> None:
+    settings = world(tcp("pec", "api"))
+    feed = Feed(settings)
+    api = key("check", "viamedis", "pec", "api")
+    feed.board.record(ProbeResult(ComponentRef.parse(api), T0 + MINUTE, 0.1, True), T0 + MINUTE)
+    feed.send()
+    for _ in range(3):
+        feed.send("down")
+    assert feed.status(PEC_FLOW) == (State.PARTIAL, Source.PUSH)
+
+
+def test_a_restart_keeps_the_push_source_and_the_deadline() -> None:
+    feed = Feed()
+    feed.send()
+    deadline = feed.now + 3 * MINUTE
+    restarted = Board(world(), feed.now + MINUTE, feed.board.statuses(), feed.board.memories())
+    assert restarted.get(PEC).source is Source.PUSH  # type: ignore[union-attr]
+    moved = {t.ref.key: t for t in restarted.tick(deadline + NOTICE).transitions}
+    assert (moved[PEC].state, moved[PEC].at, moved[PEC].source) == (DOWN, deadline, Source.PUSH)
+
+
+def test_a_reload_that_makes_a_probe_check_a_push_check_changes_its_policy() -> None:
+    probed = make_settings({"viamedis": network(tcp("pec", "operateur"), lines=("optique",))}, stabilization="10m")
+    board = Board(probed, T0)
+    board.record(ProbeResult(ComponentRef.parse(PEC), T0, 0.1, True), T0)
+    board.reload(world(), T0 + MINUTE)
+    assert isinstance(board.settings.checks()[0][1], PushCheck)
+    moved = {t.ref.key: t for t in board.tick(T0 + 3 * MINUTE + NOTICE).transitions}
+    assert (moved[PEC].state, moved[PEC].source) == (DOWN, Source.PUSH)
+
+
+@pytest.mark.parametrize("state", ["operational", "degraded", "down"])
+def test_every_state_maps_to_a_result_of_the_signal_time(state: str) -> None:
+    assert signal(state, T0).started_at == T0
+    assert signal(state, T0).duration_s == 0.0
