@@ -18,6 +18,7 @@ import uvicorn
 from .config import load_config
 from .errors import ConfigError, MonitorError, NotFound, StoreError
 from .logs import setup_logging
+from .pushcli import register as register_push
 
 DEFAULT_CONFIG = "config/example.yaml"
 DEFAULT_PID_FILE = "var/tpmon.pid"
@@ -244,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     status = command("status", "print the current board from the database")
     status.add_argument("--json", action="store_true", help="print JSON for machines")
     status.set_defaults(func=cmd_status)
+
+    register_push(command)
 
     reload = command("reload", "validate the config, then make the running server reload it (SIGHUP)")
     reload.add_argument(

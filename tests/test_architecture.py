@@ -31,6 +31,7 @@ RANKS = {
     "push": 6,  # push signals: validated, read from the store's inbox, folded into the board
     "web": 7,
     "app": 8,
+    "pushcli": 9,  # `tpmon push`, registered by cli
     "demo": 9,
     "cli": 10,
     "__main__": 11,
