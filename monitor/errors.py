@@ -3,7 +3,8 @@
 MonitorError
  ├── ConfigError   the YAML config (or a CLI argument) does not validate; holds every problem
  ├── StoreError    the database is unreachable or refused a write
- └── NotFound      a network, flow, line, check or incident that does not exist
+ ├── NotFound      a network, flow, line, check or incident that does not exist
+ └── IncidentError an incident, update or maintenance window refused; names the field at fault
 """
 
 from __future__ import annotations
@@ -45,3 +46,15 @@ class StoreError(MonitorError):
 
 class NotFound(MonitorError):
     """A component or record that does not exist."""
+
+
+class IncidentError(MonitorError):
+    """An incident, an incident update or a maintenance window that does not validate.
+
+    `field` names what is wrong (`title`, `statuses`, `message.fr`…) so an edge can name its own option.
+    """
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field}: {problem}")

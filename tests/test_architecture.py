@@ -23,7 +23,10 @@ RANKS = {
     "history": 2,  # pure, like status, but below the store that persists its rollups
     "probes": 3,
     "status": 3,
-    "store": 3,
+    "declared": 3,  # texts and component keys shared by incidents and maintenance
+    "incidents": 4,  # pure, but they build status.Override
+    "maintenance": 4,
+    "store": 5,  # store.declarations persists incidents and maintenance windows
     "board": 4,
     "metrics": 5,
     "scheduler": 5,
@@ -31,6 +34,7 @@ RANKS = {
     "push": 6,  # push signals: validated, read from the store's inbox, folded into the board
     "web": 7,
     "app": 8,
+    "opscli": 9,  # the incident/maintenance commands, registered by cli
     "pushcli": 9,  # `tpmon push`, registered by cli
     "demo": 9,
     "cli": 10,

@@ -1,0 +1,81 @@
+"""What incidents and maintenance windows share: bilingual texts and the components ops may name."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from .config import Settings
+from .errors import IncidentError
+from .models import ComponentRef
+
+__all__ = ["MAX_TEXT", "MAX_TITLE", "Bilingual", "check_components", "check_moment", "check_text"]
+
+MAX_TITLE = 200
+MAX_TEXT = 5000  # Markdown, stored as written and rendered later through a sanitizer
+
+
+@dataclass(frozen=True)
+class Bilingual:
+    """A text written by ops in French, optionally in English too; Markdown kept as written."""
+
+    fr: str = ""
+    en: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.fr.strip() or self.en.strip())
+
+    def pick(self, lang: str) -> str:
+        """The text in `lang`, French when there is no English."""
+        return self.en if lang == "en" and self.en.strip() else self.fr
+
+
+def check_text(name: str, text: Bilingual, *, required: bool, limit: int = MAX_TEXT, line: bool = False) -> None:
+    """IncidentError naming `name.fr` or `name.en` if empty when required, English only, too long, or
+    (for a `line`) on several lines."""
+    if (required or text.en.strip()) and not text.fr.strip():
+        why = "must not be empty" if required else "is required when the English text is given"
+        raise IncidentError(f"{name}.fr", why)
+    for lang, value in (("fr", text.fr), ("en", text.en)):
+        if len(value) > limit:
+            raise IncidentError(f"{name}.{lang}", f"is {len(value):,} characters long; at most {limit:,}")
+        if line and ("\n" in value or "\r" in value):
+            raise IncidentError(f"{name}.{lang}", "must be a single line")
+
+
+def check_moment(name: str, moment: datetime) -> None:
+    """IncidentError if `moment` has no time zone (stored instants are aware, UTC)."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise IncidentError(name, "needs a time zone")
+
+
+def _problem(key: str, settings: Settings) -> str | None:
+    """Why `key` names no network, flow or line of `settings`; None when it does."""
+    try:
+        ref = ComponentRef.parse(key)
+    except ValueError:
+        return f"{key!r} is not a component key like network:x, flow:x/y or line:x/y"
+    if ref.kind == "check":
+        return f"{key!r} is a check; declare the status of its flow, line or network"
+    network = settings.networks.get(ref.network)
+    if network is None:
+        return f"unknown component {key!r}: no network {ref.network!r} (known: {', '.join(settings.networks)})"
+    if ref.kind == "flow" and ref.name not in settings.flows:
+        return f"unknown component {key!r}: no flow {ref.name!r} (known: {', '.join(settings.flows)})"
+    if ref.kind == "line" and ref.name not in network.lines:
+        return (
+            f"unknown component {key!r}: {ref.network} has no line {ref.name!r} (its lines: {', '.join(network.lines)})"
+        )
+    return None
+
+
+def check_components(name: str, keys: Iterable[str], settings: Settings) -> tuple[str, ...]:
+    """The keys, deduplicated in order; IncidentError naming the first unknown one."""
+    seen: dict[str, None] = {}
+    for key in keys:
+        problem = _problem(key, settings)
+        if problem is not None:
+            raise IncidentError(name, problem)
+        seen[key] = None
+    return tuple(seen)

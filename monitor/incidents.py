@@ -1,0 +1,192 @@
+"""Incidents: lifecycle, timestamped updates, declared statuses and the overrides they make (pure)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Literal, get_args
+
+from .config import Settings
+from .declared import MAX_TITLE, Bilingual, check_components, check_moment, check_text
+from .errors import IncidentError
+from .models import SEVERITY, Source, State
+from .status import Override
+
+__all__ = [
+    "IMPACTS",
+    "LIFECYCLE",
+    "Declared",
+    "Impact",
+    "Incident",
+    "IncidentUpdate",
+    "Phase",
+    "add_update",
+    "declare",
+    "declared_overrides",
+    "open_incident",
+]
+
+Impact = Literal["none", "minor", "major", "critical"]
+Phase = Literal["investigating", "identified", "monitoring", "resolved"]
+IMPACTS: tuple[Impact, ...] = get_args(Impact)
+LIFECYCLE: tuple[Phase, ...] = get_args(Phase)
+_DECLARABLE = tuple(s for s in State if s is not State.UNKNOWN)  # a declaration says what is known
+
+
+@dataclass(frozen=True)
+class Declared:
+    """A status declared by ops on one component; `progress` (0–1) only when recovering."""
+
+    state: State
+    progress: float | None = None
+
+
+@dataclass(frozen=True)
+class IncidentUpdate:
+    """One timestamped step of an incident: its phase, a message, consignes and declared statuses."""
+
+    at: datetime
+    status: Phase
+    message: Bilingual
+    practitioner_consigne: Bilingual = field(default_factory=Bilingual)  # what practitioners should do meanwhile
+    member_consigne: Bilingual = field(default_factory=Bilingual)  # what members (insured people) should do meanwhile
+    statuses: Mapping[str, Declared] = field(default_factory=dict)  # component key → declared status
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class Incident:
+    """An incident and its updates, oldest first; `components` lists every affected component key."""
+
+    id: int | None
+    title: str
+    impact: Impact
+    created_at: datetime
+    components: tuple[str, ...]
+    updates: tuple[IncidentUpdate, ...]
+    resolved_at: datetime | None = None
+
+    @property
+    def status(self) -> Phase:
+        return self.updates[-1].status
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None
+
+    def declared(self) -> dict[str, tuple[Declared, datetime]]:
+        """Each component's current declared status and since when it has held that state.
+
+        Each update sets the components it names; the others keep what an earlier update declared.
+        """
+        current: dict[str, tuple[Declared, datetime]] = {}
+        for update in self.updates:
+            for key, declared in update.statuses.items():
+                before = current.get(key)
+                since = before[1] if before is not None and before[0].state is declared.state else update.at
+                current[key] = (declared, since)
+        return current
+
+
+def declare(state: str, progress: float | None = None, *, key: str = "") -> Declared:
+    """A validated declared status from its name; IncidentError naming `statuses` otherwise."""
+    where = f" for {key}" if key else ""
+    try:
+        parsed = State(state)
+    except ValueError:
+        allowed = ", ".join(s.value for s in _DECLARABLE)
+        raise IncidentError("statuses", f"{state!r}{where} is not a state (one of: {allowed})") from None
+    if parsed not in _DECLARABLE:
+        raise IncidentError("statuses", f"'unknown'{where} cannot be declared: a declaration says what is known")
+    if progress is not None:
+        if parsed is not State.RECOVERING:
+            raise IncidentError("statuses", f"a progress{where} goes only with 'recovering', not {state!r}")
+        if not (math.isfinite(progress) and 0.0 <= progress <= 1.0):
+            raise IncidentError("statuses", f"progress{where} must be between 0 and 1 (got {progress:g})")
+    return Declared(parsed, progress)
+
+
+def _check_update(update: IncidentUpdate, settings: Settings) -> None:
+    check_moment("at", update.at)
+    if update.status not in LIFECYCLE:
+        raise IncidentError("status", f"{update.status!r} is not one of {', '.join(LIFECYCLE)}")
+    check_text("message", update.message, required=True)
+    check_text("practitioner_consigne", update.practitioner_consigne, required=False)
+    check_text("member_consigne", update.member_consigne, required=False)
+    check_components("statuses", update.statuses, settings)
+    for key, declared in update.statuses.items():
+        declare(declared.state.value, declared.progress, key=key)  # built by hand, not only by `declare`
+    if update.status == "resolved" and update.statuses:
+        raise IncidentError("statuses", "a resolving update declares no status: resolving clears them all")
+
+
+def _check_impact(impact: str) -> None:
+    if impact not in IMPACTS:
+        raise IncidentError("impact", f"{impact!r} is not one of {', '.join(IMPACTS)}")
+
+
+def open_incident(
+    settings: Settings, *, title: str, impact: Impact, first: IncidentUpdate, components: Iterable[str] = ()
+) -> Incident:
+    """A new incident (no id yet) from its first update; IncidentError naming the field at fault."""
+    if not title.strip():
+        raise IncidentError("title", "must not be empty")
+    if len(title) > MAX_TITLE:
+        raise IncidentError("title", f"is {len(title):,} characters long; at most {MAX_TITLE}")
+    if "\n" in title or "\r" in title:
+        raise IncidentError("title", "must be a single line")
+    _check_impact(impact)
+    affected = check_components("components", components, settings)
+    _check_update(first, settings)
+    if first.status == "resolved":
+        raise IncidentError("status", "a new incident cannot start resolved")
+    affected = tuple(dict.fromkeys((*affected, *first.statuses)))
+    return Incident(None, title, impact, first.at, affected, (first,))
+
+
+def add_update(
+    incident: Incident, update: IncidentUpdate, settings: Settings, *, impact: Impact | None = None
+) -> Incident:
+    """`incident` with `update` appended (a `resolved` update resolves it), or IncidentError.
+
+    While open, any same or later phase is allowed; nothing after resolved; never dated before the last update.
+    """
+    name = f"incident {incident.id}" if incident.id is not None else "the incident"
+    if not incident.is_open:
+        raise IncidentError("id", f"{name} is already resolved; nothing can follow")
+    _check_update(update, settings)
+    if impact is not None:
+        _check_impact(impact)
+    if LIFECYCLE.index(update.status) < LIFECYCLE.index(incident.status):
+        raise IncidentError("status", f"{name} is {incident.status}: it cannot go back to {update.status}")
+    last = incident.updates[-1].at
+    if update.at < last:
+        raise IncidentError("at", f"{update.at.isoformat()} is before the last update ({last.isoformat()})")
+    affected = tuple(dict.fromkeys((*incident.components, *update.statuses)))
+    return replace(
+        incident,
+        impact=impact or incident.impact,
+        components=affected,
+        updates=(*incident.updates, update),
+        resolved_at=update.at if update.status == "resolved" else None,
+    )
+
+
+def declared_overrides(incidents: Iterable[Incident]) -> dict[str, Override]:
+    """The declared statuses of the open incidents, by component key, as status-engine overrides.
+
+    When several open incidents declare the same component, the most severe state wins (models.SEVERITY);
+    on a tie, the latest declaration (its since), then the newest incident (highest id).
+    """
+    chosen: dict[str, tuple[tuple[int, datetime, int], Override]] = {}
+    for incident in incidents:
+        if not incident.is_open:
+            continue
+        for key, (declared, since) in incident.declared().items():
+            rank = (SEVERITY[declared.state], since, incident.id or 0)
+            override = Override(declared.state, since, Source.DECLARED, declared.progress, f"incident:{incident.id}")
+            if key not in chosen or rank > chosen[key][0]:
+                chosen[key] = (rank, override)
+    return {key: override for key, (_, override) in chosen.items()}
