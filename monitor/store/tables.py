@@ -13,6 +13,9 @@ __all__ = [
     "AvailabilityRollupRow",
     "CheckMemoryRow",
     "ComponentStatusRow",
+    "IncidentRow",
+    "IncidentUpdateRow",
+    "MaintenanceWindowRow",
     "ProbeResultRow",
     "PushSignalRow",
     "TransitionRow",
@@ -20,6 +23,9 @@ __all__ = [
     "availability_rollup",
     "check_memory",
     "component_status",
+    "incident",
+    "incident_update",
+    "maintenance_window",
     "metadata",
     "probe_result",
     "push_signal",
@@ -170,6 +176,57 @@ class AvailabilityRollupRow(SQLModel, table=True):
     updated_at: datetime = _when()
 
 
+class IncidentRow(SQLModel, table=True):
+    """An incident (`incidents.Incident`); `status` is its latest update's, `components` every affected key."""
+
+    __tablename__ = "incident"
+    __table_args__ = (Index("ix_incident_resolved_at", "resolved_at"),)
+
+    id: int | None = _id()
+    title: str = _text()
+    impact: str
+    status: str
+    components: list[str] = Field(default_factory=list, sa_type=JSON, nullable=False)
+    created_at: datetime = _when()
+    resolved_at: datetime | None = _when(nullable=True)
+
+
+class IncidentUpdateRow(SQLModel, table=True):
+    """One update of an incident; `statuses` maps component keys to {"state", "progress"}."""
+
+    __tablename__ = "incident_update"
+    __table_args__ = (Index("ix_incident_update_incident_id_at", "incident_id", "at"),)
+
+    id: int | None = _id()
+    incident_id: int = Field(foreign_key="incident.id", sa_type=_ID, nullable=False)
+    at: datetime = _when()
+    status: str
+    message_fr: str = _text()
+    message_en: str = _text()
+    practitioner_consigne_fr: str = _text()
+    practitioner_consigne_en: str = _text()
+    member_consigne_fr: str = _text()
+    member_consigne_en: str = _text()
+    statuses: dict[str, Any] = Field(default_factory=dict, sa_type=JSON, nullable=False)
+
+
+class MaintenanceWindowRow(SQLModel, table=True):
+    """A planned maintenance window (`maintenance.MaintenanceWindow`); `start_local` is a Paris wall time."""
+
+    __tablename__ = "maintenance_window"
+
+    id: int | None = _id()
+    title_fr: str = _text()
+    title_en: str = _text()
+    components: list[str] = Field(default_factory=list, sa_type=JSON, nullable=False)
+    start_local: datetime = Field(sa_type=DateTime(), nullable=False)  # naive on purpose: local wall time
+    duration_s: float
+    recurrence: dict[str, Any] = Field(default_factory=dict, sa_type=JSON, nullable=False)
+    cancelled: bool = False
+    created_at: datetime = _when()
+    cancelled_at: datetime | None = _when(nullable=True)
+
+
 class PushSignalRow(SQLModel, table=True):
     """A signal a partner pushed for a push check (`push.PushSignal`); read by id, as an inbox."""
 
@@ -190,3 +247,6 @@ component_status: Table = metadata.tables["component_status"]
 check_memory: Table = metadata.tables["check_memory"]
 push_signal: Table = metadata.tables["push_signal"]
 availability_rollup: Table = metadata.tables["availability_rollup"]
+incident: Table = metadata.tables["incident"]
+incident_update: Table = metadata.tables["incident_update"]
+maintenance_window: Table = metadata.tables["maintenance_window"]
