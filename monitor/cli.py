@@ -18,6 +18,7 @@ import uvicorn
 from .config import load_config
 from .errors import ConfigError, MonitorError, NotFound, StoreError
 from .logs import setup_logging
+from .opscli import add_ops_commands
 from .pushcli import register as register_push
 
 DEFAULT_CONFIG = "config/example.yaml"
@@ -261,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
         "upgrade", help="apply the schema migrations", description="Apply the schema migrations."
     )
     upgrade.set_defaults(func=cmd_db_upgrade)
+    add_ops_commands(sub)  # incident, maintenance
     return parser
 
 

@@ -1,0 +1,87 @@
+"""`tpmon incident open|update|resolve|list`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime
+from typing import Any
+
+from ..i18n import format_short
+from ..incidents import Incident
+from .inputs import TEXTS, declarations, incident_update, texts_of, when
+
+
+def cmd_incident_open(args: argparse.Namespace) -> int:
+    with declarations(args) as ops:
+        incident = ops.open_incident(
+            title=args.title,
+            impact=args.impact,
+            first=incident_update(args, args.status),
+            components=args.component or (),
+        )
+    print(f"incident {incident.id} opened ({incident.status}, impact {incident.impact}): {incident.title}")
+    _print_declared(incident)
+    return 0
+
+
+def cmd_incident_update(args: argparse.Namespace) -> int:
+    with declarations(args) as ops:
+        status = args.status or ops.incident(args.id).status
+        incident = ops.update_incident(args.id, incident_update(args, status), impact=args.impact)
+    print(f"incident {incident.id} updated ({incident.status}, impact {incident.impact}): {incident.title}")
+    _print_declared(incident)
+    return 0
+
+
+def cmd_incident_resolve(args: argparse.Namespace) -> int:
+    with declarations(args) as ops:
+        texts = {field: texts_of(args, stem) for field, stem in TEXTS.items()}
+        incident = ops.resolve_incident(args.id, at=when(args), **texts)
+    print(f"incident {incident.id} resolved at {format_short(incident.resolved_at)}: its declared statuses are cleared")
+    return 0
+
+
+def _print_declared(incident: Incident) -> None:
+    for key, (declared, since) in incident.declared().items():
+        progress = f" {declared.progress:.0%}" if declared.progress is not None else ""
+        print(f"  {key} declared {declared.state.value}{progress} since {format_short(since)}")
+
+
+def _incident_json(incident: Incident) -> dict[str, Any]:
+    def stamp(moment: datetime | None) -> str | None:
+        return moment.isoformat() if moment else None
+
+    return {
+        "id": incident.id,
+        "title": incident.title,
+        "impact": incident.impact,
+        "status": incident.status,
+        "components": list(incident.components),
+        "created_at": stamp(incident.created_at),
+        "resolved_at": stamp(incident.resolved_at),
+        "updates": [
+            {
+                "at": stamp(u.at),
+                "status": u.status,
+                **{field: {"fr": getattr(u, field).fr, "en": getattr(u, field).en} for field in TEXTS},
+                "statuses": {k: {"state": d.state.value, "progress": d.progress} for k, d in u.statuses.items()},
+            }
+            for u in incident.updates
+        ],
+    }
+
+
+def cmd_incident_list(args: argparse.Namespace) -> int:
+    with declarations(args) as ops:
+        found = ops.incidents(open_only=args.open, limit=args.limit, offset=args.offset)
+    if args.json:
+        print(json.dumps([_incident_json(i) for i in found], indent=2, ensure_ascii=False))
+        return 0
+    print(f"{'ID':>5}  {'STATUS':<13} {'IMPACT':<8} {'OPENED (Paris)':<16} {'RESOLVED (Paris)':<16} TITLE")
+    for i in found:
+        print(
+            f"{i.id:>5}  {i.status:<13} {i.impact:<8} {format_short(i.created_at):<16} "
+            f"{format_short(i.resolved_at):<16} {i.title}"
+        )
+    return 0

@@ -1,0 +1,175 @@
+"""Parsing and checking what ops type: Paris times, durations, repeat rules, declarations, texts."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+from ..config import parse_duration
+from ..declared import Bilingual
+from ..errors import IncidentError, MonitorError
+from ..i18n import format_short
+from ..incidents import Declared, IncidentUpdate, Phase, declare
+from ..maintenance import WEEKDAYS, Recurrence, paris_to_utc
+
+if TYPE_CHECKING:
+    from ..store.declarations import Declarations
+
+DEFAULT_CONFIG = "config/example.yaml"
+TEXTS = {  # domain field → option stem; each has --STEM, --STEM-en, --STEM-file, --STEM-en-file
+    "message": "message",
+    "practitioner_consigne": "consigne-ps",
+    "member_consigne": "consigne-members",
+}
+OPTIONS = {  # domain field (IncidentError.field) → the option that set it
+    **{f"{field}.fr": f"--{stem}" for field, stem in TEXTS.items()},
+    **{f"{field}.en": f"--{stem}-en" for field, stem in TEXTS.items()},
+    "title": "--title",
+    "title.fr": "--title",
+    "title.en": "--title-en",
+    "impact": "--impact",
+    "status": "--status",
+    "at": "--at",
+    "statuses": "--declare",
+    "components": "--component",
+    "start": "--start",
+    "duration": "--duration",
+    "recurrence": "--weekly/--monthly",
+    "weekdays": "--weekly",
+    "month_day": "--monthly",
+    "nth": "--monthly",
+    "until": "--until",
+    "id": "",  # about the incident or window itself: the message says which
+}
+_DAYS_FR = ("lun", "mar", "mer", "jeu", "ven", "sam", "dim")
+_MONTHLY = re.compile(r"^(?:(\d{1,2})|(last|-1|[1-5])-([a-z]{3}))$")
+
+
+def paris_time(text: str) -> datetime:
+    """`2024-03-31 02:30`, `2024-03-31T02:30` or `31/03/2024 02:30`: a naive Europe/Paris wall time."""
+    for pattern in ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%d/%m/%Y %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"):
+        try:
+            return datetime.strptime(text.strip(), pattern)
+        except ValueError:
+            continue
+    raise argparse.ArgumentTypeError(f"{text!r} is not a Paris date-time like 2024-03-31 02:30 or 31/03/2024 02:30")
+
+
+def duration(text: str) -> timedelta:
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return timedelta(seconds=seconds)
+
+
+def day_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2024-12-31") from None
+
+
+def weekday(text: str) -> int:
+    name = text.strip().lower()[:3]
+    for names in (WEEKDAYS, _DAYS_FR):
+        if name in names:
+            return names.index(name)
+    raise argparse.ArgumentTypeError(f"{text!r} is not a day ({','.join(WEEKDAYS)})")
+
+
+def weekly(text: str) -> tuple[int, ...]:
+    days = tuple(sorted({weekday(part) for part in text.split(",") if part.strip()}))
+    if not days:
+        raise argparse.ArgumentTypeError(f"name at least one day ({','.join(WEEKDAYS)})")
+    return days
+
+
+def monthly(text: str) -> Recurrence:
+    match = _MONTHLY.match(text.strip().lower())
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day of month (15) or an nth weekday (2-tue, last-sun)")
+    if match.group(1):
+        return Recurrence("monthly", month_day=int(match.group(1)))
+    nth = -1 if match.group(2) in ("last", "-1") else int(match.group(2))
+    return Recurrence("monthly", nth=nth, weekday=weekday(match.group(3)))
+
+
+def declaration(text: str) -> tuple[str, Declared]:
+    """`line:viamedis/optique=down`, `flow:viamedis/pec=recovering:0.4` or `…=recovering:40%`."""
+    key, sep, value = text.partition("=")
+    state, _, progress_text = value.partition(":")
+    if not sep or not key.strip() or not state.strip():
+        raise IncidentError("statuses", f"expected KEY=STATE or KEY=recovering:PROGRESS, got {text!r}")
+    progress = None
+    if progress_text:
+        try:
+            percent = progress_text.endswith("%")
+            progress = float(progress_text.removesuffix("%")) / (100 if percent else 1)
+        except ValueError:
+            raise IncidentError("statuses", f"progress {progress_text!r} is not a number like 0.4 or 40%") from None
+    return key.strip(), declare(state.strip(), progress, key=key.strip())
+
+
+def read_text(option: str, path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a UTF-8 text file"
+        raise MonitorError(f"{option}: cannot read {path}: {reason}") from None
+
+
+def texts_of(args: argparse.Namespace, stem: str) -> Bilingual:
+    """The French and English texts of `--STEM…`, inline or from their files."""
+    found = []
+    for suffix in ("", "-en"):
+        attr = f"{stem}{suffix}".replace("-", "_")
+        inline, file = getattr(args, attr, None), getattr(args, f"{attr}_file", None)
+        found.append(read_text(f"--{stem}{suffix}-file", file) if file is not None else inline or "")
+    return Bilingual(found[0], found[1])
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def when(args: argparse.Namespace) -> datetime:
+    if getattr(args, "at", None) is None:
+        return utcnow()
+    at = paris_to_utc(args.at)[0]
+    if at > utcnow() + timedelta(minutes=1):
+        raise IncidentError("at", f"{format_short(at)} is in the future")
+    return at
+
+
+@contextmanager
+def declarations(args: argparse.Namespace) -> Iterator[Declarations]:
+    """The store's Declarations, validated against the config; IncidentError fields named as options."""
+    from ..config import load_config
+    from ..store import Store, default_url
+    from ..store.declarations import Declarations
+
+    settings = load_config(getattr(args, "config", None) or os.environ.get("TPMON_CONFIG") or DEFAULT_CONFIG)
+    store = Store.open(default_url())
+    try:
+        yield Declarations(store, settings)
+    except IncidentError as exc:
+        option = OPTIONS.get(exc.field, exc.field)
+        raise (IncidentError(option, exc.problem) if option else MonitorError(exc.problem)) from None
+    finally:
+        store.close()
+
+
+def incident_update(args: argparse.Namespace, status: str) -> IncidentUpdate:
+    message, practitioners, members = (texts_of(args, stem) for stem in TEXTS.values())
+    statuses = dict(declaration(item) for item in args.declare or ())
+    return IncidentUpdate(when(args), cast(Phase, status), message, practitioners, members, statuses)
