@@ -114,3 +114,23 @@ async def test_global_concurrency_is_bounded_and_lag_is_reported() -> None:
         release.set()
         scheduler.shutdown()
     assert all(0 <= lag < 5 for lag in lags)
+
+
+async def test_push_checks_get_no_job_and_speed_scales_intervals() -> None:
+    runs: Counter[str] = Counter()
+
+    async def run(network: str, c: Check) -> None:
+        runs[c.name] += 1
+
+    config = settings(check("fast", interval=100.0))
+    network = config.networks["alpha"].model_dump()
+    network["checks"] = [*network["checks"], {"name": "beat", "flow": "paiements", "kind": "push", "interval": 100.0}]
+    config = Settings.model_validate({"networks": {"alpha": network}})
+    scheduler = Scheduler(run, speed=500)  # 100 s of scenario time pass in 0.2 s
+    report = scheduler.start(config)
+    try:
+        assert report.added == ["check:alpha/facturation/fast"]
+        await until(lambda: runs["fast"] >= 3, deadline=3.0)
+        assert runs["beat"] == 0
+    finally:
+        scheduler.shutdown()
