@@ -19,14 +19,17 @@ from starlette.applications import Starlette
 
 from .board import Board
 from .config import Settings, load_config
-from .errors import ConfigError
+from .errors import ConfigError, StoreError
 from .metrics import Metrics
 from .models import ComponentRef
 from .probes import ProbeContext
 from .probes.clients import HttpClients
+from .push import PushInbox
 from .runner import Pipeline, run_check
 from .scheduler import ReloadReport, Scheduler, SchedulerHooks
 from .store import Store, StoreWriter, default_url
+from .store.declarations import Declarations
+from .store.housekeeping import ROLLUP_EVERY, Housekeeper
 from .web import routes
 
 __all__ = ["Services", "create_app", "utc_now"]
@@ -55,6 +58,16 @@ class Services:
     started_at: datetime = field(default_factory=utc_now)
     last_reload: dict[str, Any] = field(default_factory=dict)
 
+    async def refresh_overrides(self) -> None:
+        """Apply open incidents' declared statuses and running maintenance, as stored now."""
+        declarations = Declarations(self.store, self.settings, clock=self.clock)
+        try:
+            overrides = await asyncio.to_thread(declarations.overrides, self.clock())
+        except StoreError as exc:  # keep the last known declarations; the next tick retries
+            log.warning("declarations not refreshed: %s", exc)
+            return
+        self.pipeline.record(self.board.set_overrides(overrides, self.clock()))
+
     def reload(self) -> ReloadReport | None:
         """Re-read the config file; on any problem keep the running config and log why."""
         if not self.config_path:
@@ -81,6 +94,59 @@ class Services:
             self.reload_status.write_text(json.dumps(self.last_reload), encoding="utf-8")
 
 
+def _assemble(
+    settings: Settings,
+    db: Store,
+    clock: Callable[[], datetime],
+    env: Mapping[str, str],
+    speed: float,
+    config_path: str | None,
+    reload_status: Path | None,
+) -> tuple[Services, HttpClients]:
+    """Build the board (seeded from the store), writer, metrics, probes' context, pipeline and scheduler."""
+    board = Board(settings, clock(), db.load_statuses(), db.load_memories())
+    writer = StoreWriter(db)
+    metrics = Metrics(lambda: board)
+    clients = HttpClients()  # shared, keep-alive off: every probe sees connect and TLS failures
+    contexts: dict[str, ProbeContext] = {}
+
+    def context(network: str) -> ProbeContext:
+        if network not in contexts:
+            ua = services.settings.user_agent
+            contexts[network] = ProbeContext(network, clients.get(), ua, env, clock, clients)
+        return contexts[network]
+
+    pipeline = Pipeline(board, writer, metrics, context, clock)
+    writer.on_write = metrics.observe_write
+    hooks = SchedulerHooks(metrics.scheduler_lag.observe, metrics.scheduler_missed.inc, metrics.scheduler_skipped.inc)
+    scheduler = Scheduler(lambda network, check: run_check(network, check, pipeline), hooks=hooks, speed=speed)
+    services = Services(settings, db, board, writer, metrics, scheduler, pipeline, clock, config_path, reload_status)
+    metrics.bind(services)
+    return services, clients
+
+
+def _start_jobs(services: Services, tick_seconds: float, housekeeping_seconds: float) -> None:
+    """Probes, and the periodic work: declarations and time (tick), partners' signals, rollups and pruning."""
+    board, pipeline, clock = services.board, services.pipeline, services.clock
+    inbox, keeper = PushInbox(services.store), Housekeeper(services.store)
+
+    async def tick() -> None:
+        await services.refresh_overrides()  # any instance may have written them
+        pipeline.record(board.tick(clock()))
+
+    async def pump() -> None:
+        await inbox.pump(board, pipeline.record, clock())
+
+    async def housekeeping() -> None:
+        await keeper.run(services.settings, clock())
+
+    report = services.scheduler.start(services.settings)
+    services.scheduler.every("tick", tick_seconds, tick)
+    services.scheduler.every("push", tick_seconds, pump)
+    services.scheduler.every("housekeeping", housekeeping_seconds, housekeeping)
+    log.info("scheduler started: %d checks", len(report.added))
+
+
 def create_app(
     settings: Settings,
     *,
@@ -91,54 +157,33 @@ def create_app(
     environ: Mapping[str, str] | None = None,
     config_path: str | None = None,
     tick_seconds: float = 5.0,
+    housekeeping_seconds: float = ROLLUP_EVERY,
+    speed: float = 1.0,
     handle_sighup: bool = False,
     reload_status: Path | None = None,
 ) -> Starlette:
-    """Build the ASGI app; nothing is opened or started until the lifespan runs."""
+    """Build the ASGI app; nothing is opened or started until the lifespan runs.
+
+    `clock` and `speed` let the demo run on scenario time: intervals pass `speed` times faster.
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Services]]:
-        own_store = store is None
         db = store if store is not None else await asyncio.to_thread(Store.open, database_url or default_url())
-        statuses, memories = await asyncio.to_thread(lambda: (db.load_statuses(), db.load_memories()))
-        board = Board(settings, clock(), statuses, memories)
-        writer = StoreWriter(db)
-        metrics = Metrics(lambda: board)
-        clients = HttpClients()  # shared, keep-alive off: every probe sees connect and TLS failures
         env = os.environ if environ is None else environ
-        contexts: dict[str, ProbeContext] = {}
-
-        def context(network: str) -> ProbeContext:
-            if network not in contexts:
-                ua = services.settings.user_agent
-                contexts[network] = ProbeContext(network, clients.get(), ua, env, clock, clients)
-            return contexts[network]
-
-        pipeline = Pipeline(board, writer, metrics, context, clock)
-        writer.on_write = metrics.observe_write
-        hooks = SchedulerHooks(
-            metrics.scheduler_lag.observe, metrics.scheduler_missed.inc, metrics.scheduler_skipped.inc
+        services, clients = await asyncio.to_thread(
+            _assemble, settings, db, clock, env, speed, config_path, reload_status
         )
-        scheduler = Scheduler(lambda network, check: run_check(network, check, pipeline), hooks=hooks)
-        services = Services(
-            settings, db, board, writer, metrics, scheduler, pipeline, clock, config_path, reload_status
-        )
-        metrics.bind(services)
-
-        async def tick() -> None:
-            pipeline.record(board.tick(clock()))
-
-        await writer.start()
-        pipeline.record(board.evaluate_all(clock()))
-        if schedule:
-            report = scheduler.start(settings)
-            scheduler.every("tick", tick_seconds, tick)
-            log.info("scheduler started: %d checks", len(report.added))
         loop = asyncio.get_running_loop()
         # DNS lookups of probes run in the default pool: size it for the probe concurrency (asyncio's
         # default is cores + 4), so that slow resolvers queue probes, not everything else.
         executor = ThreadPoolExecutor(max_workers=min(64, settings.max_concurrency + 4), thread_name_prefix="tpmon")
         loop.set_default_executor(executor)
+        await services.writer.start()
+        await services.refresh_overrides()  # before the first evaluation: no flicker through probe states
+        services.pipeline.record(services.board.evaluate_all(clock()))
+        if schedule:
+            _start_jobs(services, tick_seconds, housekeeping_seconds)
         if handle_sighup:
             loop.add_signal_handler(signal.SIGHUP, services.reload)
         try:
@@ -146,10 +191,10 @@ def create_app(
         finally:
             if handle_sighup:
                 loop.remove_signal_handler(signal.SIGHUP)
-            scheduler.shutdown()
-            await writer.stop()
+            services.scheduler.shutdown()
+            await services.writer.stop()
             await clients.aclose()
-            if own_store:
+            if store is None:
                 await asyncio.to_thread(db.close)
             executor.shutdown(wait=False)
 
