@@ -199,3 +199,62 @@ def test_json_logs_one_object_per_line_and_no_secret_anywhere(tmp_path: Path, ta
     assert not any(e["logger"].startswith(("httpcore", "httpx")) for e in events)
     for text in [*log_lines, *seen, probe.stdout, probe.stderr, status_file.read_text()]:
         assert secret not in text
+
+
+OPS_CONFIG = """
+defaults: {{interval: 1s, timeout: 800ms, failure_threshold: 1, success_threshold: 1}}
+networks:
+  alpha:
+    name: Alpha
+    kind: operateur
+    lines: [pharmacie, optique]
+    checks:
+      - {{name: dre, flow: facturation, kind: http, url: "{url}/dre"}}
+      - {{name: pec, flow: pec, kind: http, url: "{url}/pec"}}
+      - {{name: virements, flow: paiements, kind: push, interval: 1h}}
+"""
+
+
+def test_what_ops_declare_and_partners_push_reaches_the_running_server(tmp_path: Path, target: Target) -> None:
+    """The CLI writes to the store; the server picks it up at its next tick, with its source and precedence."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    config = tmp_path / "ops.yaml"
+    config.write_text(OPS_CONFIG.format(url=target.url("")), encoding="utf-8")
+    srv = Server(config, tmp_path, {"TPMON_DATABASE_URL": f"sqlite:///{tmp_path}/ops.db"}).start()
+    try:
+        wait_for(lambda: srv.component("alpha", "lines", "optique")["state"] == "operational", what="up")
+        assert srv.component("alpha", "flows", "paiements")["state"] == "unknown"  # no signal yet
+
+        pushed = srv.run("push", "alpha/paiements/virements", "--config", str(config))
+        assert pushed.returncode == 0, pushed.stderr
+        paiements = wait_for(
+            lambda: (f := srv.component("alpha", "flows", "paiements"))["state"] == "operational" and f,
+            what="push heartbeat",
+        )
+        assert paiements["source"] == "push"
+
+        opened = srv.run(
+            *("incident", "open", "--config", str(config), "--title", "PEC indisponibles", "--impact", "major"),
+            *("--declare", "line:alpha/optique=down", "--message", "Les PEC sont impossibles."),
+        )
+        assert opened.returncode == 0, opened.stderr
+        optique = wait_for(
+            lambda: (c := srv.component("alpha", "lines", "optique"))["state"] == "down" and c, what="declared"
+        )
+        assert optique["source"] == "declared"
+
+        start = datetime.now(ZoneInfo("Europe/Paris")).strftime("%Y-%m-%d %H:%M")
+        planned = srv.run(
+            *("maintenance", "add", "--config", str(config), "--title", "Intervention", "--component"),
+            *("line:alpha/optique", "--start", start, "--duration", "2h"),
+        )
+        assert planned.returncode == 0, planned.stderr
+        optique = wait_for(
+            lambda: (c := srv.component("alpha", "lines", "optique"))["state"] == "maintenance" and c,
+            what="maintenance over declared",
+        )
+        assert optique["source"] == "maintenance"
+    finally:
+        assert srv.stop() == 0
