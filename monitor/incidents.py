@@ -61,7 +61,7 @@ class Incident:
     """An incident and its updates, oldest first; `components` lists every affected component key."""
 
     id: int | None
-    title: str
+    title: Bilingual  # one line each, French required
     impact: Impact
     created_at: datetime
     components: tuple[str, ...]
@@ -128,15 +128,10 @@ def _check_impact(impact: str) -> None:
 
 
 def open_incident(
-    settings: Settings, *, title: str, impact: Impact, first: IncidentUpdate, components: Iterable[str] = ()
+    settings: Settings, *, title: Bilingual, impact: Impact, first: IncidentUpdate, components: Iterable[str] = ()
 ) -> Incident:
     """A new incident (no id yet) from its first update; IncidentError naming the field at fault."""
-    if not title.strip():
-        raise IncidentError("title", "must not be empty")
-    if len(title) > MAX_TITLE:
-        raise IncidentError("title", f"is {len(title):,} characters long; at most {MAX_TITLE}")
-    if "\n" in title or "\r" in title:
-        raise IncidentError("title", "must be a single line")
+    check_text("title", title, required=True, limit=MAX_TITLE, line=True)
     _check_impact(impact)
     affected = check_components("components", components, settings)
     _check_update(first, settings)

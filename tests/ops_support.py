@@ -60,5 +60,5 @@ def incident(
     *statuses: tuple[str, State | Declared], title: str = "Cyberattaque", impact: Impact = "major", id: int = 1
 ) -> Incident:
     """An open incident (with an id, as if stored) whose first update declares `statuses`."""
-    opened = open_incident(SETTINGS, title=title, impact=impact, first=update(statuses=dict(statuses)))
+    opened = open_incident(SETTINGS, title=Bilingual(title), impact=impact, first=update(statuses=dict(statuses)))
     return Incident(id, opened.title, opened.impact, opened.created_at, opened.components, opened.updates)

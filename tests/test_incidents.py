@@ -17,14 +17,16 @@ from monitor.models import Source, State
 
 
 def opened(**fields: Any) -> Any:
-    values: dict[str, Any] = {"title": "Cyberattaque", "impact": "major", "first": update()} | fields
+    values: dict[str, Any] = {"title": Bilingual("Cyberattaque"), "impact": "major", "first": update()} | fields
     return open_incident(SETTINGS, **values)
 
 
 def test_open_keeps_what_ops_wrote_and_lists_every_affected_component() -> None:
     markdown = "**Portail fermé.**\n\n- PEC impossibles\n- <b>tel quel</b>"
     first = update(message=markdown, statuses={OPTIQUE: State.DOWN}, practitioner_consigne=text("Attestation papier"))
-    found = open_incident(SETTINGS, title="Cyberattaque", impact="critical", first=first, components=[PEC, OPTIQUE])
+    title = Bilingual("Cyberattaque", "Cyberattack")
+    found = open_incident(SETTINGS, title=title, impact="critical", first=first, components=[PEC, OPTIQUE])
+    assert found.title == title  # both languages kept
     assert found.id is None and found.is_open and found.status == "investigating"
     assert found.created_at == T0 and found.resolved_at is None
     assert found.components == (PEC, OPTIQUE)  # deduplicated, in order
@@ -35,10 +37,14 @@ def test_open_keeps_what_ops_wrote_and_lists_every_affected_component() -> None:
 @pytest.mark.parametrize(
     ("fields", "field", "says"),
     [
-        ({"title": ""}, "title", "must not be empty"),
-        ({"title": "   "}, "title", "must not be empty"),
-        ({"title": "x" * 201}, "title", "201 characters long; at most 200"),
-        ({"title": "deux\nlignes"}, "title", "single line"),
+        ({"title": Bilingual("")}, "title.fr", "must not be empty"),
+        ({"title": Bilingual("   ")}, "title.fr", "must not be empty"),
+        ({"title": Bilingual("", "Cyberattack")}, "title.fr", "must not be empty"),  # French is required
+        ({"title": Bilingual("x" * 201)}, "title.fr", "201 characters long; at most 200"),
+        ({"title": Bilingual("deux\nlignes")}, "title.fr", "single line"),
+        ({"title": Bilingual("Panne", "y" * 201)}, "title.en", "201 characters long; at most 200"),
+        ({"title": Bilingual("Panne", "two\nlines")}, "title.en", "single line"),
+        ({"title": Bilingual("Panne", "two\rlines")}, "title.en", "single line"),
         ({"impact": "huge"}, "impact", "'huge' is not one of none, minor, major, critical"),
         ({"components": ["line:viamedis/xyz"]}, "components", "unknown component 'line:viamedis/xyz'"),
         ({"components": ["network:nope"]}, "components", "no network 'nope'"),
@@ -70,8 +76,9 @@ def test_each_bad_input_is_refused_with_one_message_naming_its_field(
 
 
 def test_limits_are_inclusive() -> None:
-    found = opened(title="t" * 200, first=update(message="m" * MAX_TEXT, member_consigne=text("c" * MAX_TEXT)))
-    assert len(found.title) == 200
+    title = Bilingual("t" * 200, "e" * 200)
+    found = opened(title=title, first=update(message="m" * MAX_TEXT, member_consigne=text("c" * MAX_TEXT)))
+    assert found.title == title
 
 
 @pytest.mark.parametrize(

@@ -98,8 +98,8 @@ def test_incident_lifecycle(ops: Ops, tmp_path: Path) -> None:
     message = tmp_path / "message.md"
     message.write_text("**Portail fermé** depuis 13:00.\n\n- PEC impossibles\n", encoding="utf-8")
     out = ops.ok(
-        "incident", "open", "--title", "Cyberattaque Viamedis", "--impact", "major",
-        "--message-file", str(message), "--message-en", "Portal closed",
+        "incident", "open", "--title", "Cyberattaque Viamedis", "--title-en", "Viamedis cyberattack",
+        "--impact", "major", "--message-file", str(message), "--message-en", "Portal closed",
         "--consigne-ps", "Demandez l'attestation papier", "--consigne-members-file", "-",
         "--component", "flow:viamedis/pec",
         "--declare", "line:viamedis/optique=down", "--declare", "line:viamedis/audio=recovering:40%",
@@ -121,6 +121,7 @@ def test_incident_lifecycle(ops: Ops, tmp_path: Path) -> None:
     assert "identified" in listed and "12/02/2024 13:00" in listed and "Cyberattaque Viamedis" in listed
 
     [incident] = ops.incidents()
+    assert incident["title"] == {"fr": "Cyberattaque Viamedis", "en": "Viamedis cyberattack"}
     assert incident["created_at"] == "2024-02-12T12:00:00+00:00"
     assert incident["components"] == ["flow:viamedis/pec", "line:viamedis/optique", "line:viamedis/audio"]
     first = incident["updates"][0]
@@ -143,6 +144,23 @@ def test_incident_lifecycle(ops: Ops, tmp_path: Path) -> None:
     assert ops.ok("incident", "list", "--open").splitlines()[1:] == []
 
 
+def test_incident_titles_from_files_and_list_shows_the_french_one(ops: Ops, tmp_path: Path) -> None:
+    title = tmp_path / "title.txt"
+    title.write_text("Panne du portail Almerys", encoding="utf-8")
+    out = ops.ok(
+        "incident", "open", "--title-file", str(title), "--title-en-file", "-", "--impact", "minor",
+        "--message", "Portail indisponible", "--component", "network:almerys",
+        stdin="Almerys portal outage",
+        real=True,
+    )  # fmt: skip
+    assert out == "incident 1 opened (investigating, impact minor): Panne du portail Almerys\n"
+    assert ops.incidents()[0]["title"] == {"fr": "Panne du portail Almerys", "en": "Almerys portal outage"}
+    listed = ops.ok("incident", "list").splitlines()
+    assert listed[1].endswith(" Panne du portail Almerys") and "Almerys portal outage" not in listed[1]
+    out = ops.ok("incident", "update", "1", "--message", "Rétabli en partie")
+    assert out == "incident 1 updated (investigating, impact minor): Panne du portail Almerys\n"
+
+
 def test_bad_inputs_are_refused_in_one_line_naming_the_option_and_write_nothing(ops: Ops, tmp_path: Path) -> None:
     long_text = tmp_path / "long.md"
     long_text.write_text("x" * 5001, encoding="utf-8")
@@ -152,6 +170,13 @@ def test_bad_inputs_are_refused_in_one_line_naming_the_option_and_write_nothing(
         ("tpmon: --declare: unknown component 'line:viamedis/xyz'", [*said, "--declare", "line:viamedis/xyz=down"]),
         ("tpmon: --component: unknown component 'network:nope'", [*said, "--component", "network:nope"]),
         ("tpmon: --title: must not be empty", [*said, "--title", " "]),  # the last --title counts
+        ("tpmon: --title-en: is 201 characters long; at most 200", [*said, "--title-en", "y" * 201]),
+        ("tpmon: --title-en: must be a single line", [*said, "--title-en", "two\nlines"]),
+        ("tpmon: --title-en-file: cannot read", [*said, "--title-en-file", str(tmp_path / "missing.txt")]),
+        ("tpmon incident open: argument --title-file: not allowed with argument --title",
+         [*said, "--title-file", str(long_text)]),
+        ("tpmon incident open: one of the arguments --title --title-file is required",
+         ["incident", "open", "--impact", "minor", "--message", "m"]),
         ("tpmon: --message: is 5,001 characters long; at most 5,000", [*base, "--message-file", str(long_text)]),
         ("tpmon: --declare: 'cassé' for line:viamedis/optique is not a state",
          [*said, "--declare", f"{OPTIQUE}=cassé"]),
@@ -170,6 +195,8 @@ def test_bad_inputs_are_refused_in_one_line_naming_the_option_and_write_nothing(
     assert ops.incidents() == []
     unknown = ops.refused(*base, "--message", "m", "--declare", "line:viamedis/xyz=down", real=True)
     assert unknown.startswith("tpmon: --declare: unknown component 'line:viamedis/xyz'")
+    too_long = ops.refused(*said, "--title-en", "y" * 201, real=True)
+    assert too_long == "tpmon: --title-en: is 201 characters long; at most 200"
     usage = ops.refused(*base, real=True)
     assert usage == "tpmon incident open: one of the arguments --message --message-file is required (see --help)"
 

@@ -46,7 +46,7 @@ def add_ops_commands(sub: Any) -> None:
         dest="incident_command", metavar="ACTION", required=True, parser_class=_OneLineParser
     )
     opened = _leaf(verbs, "open", "open an incident with its first update", cmd_incident_open)
-    opened.add_argument("--title", required=True, help="one line, ≤ 200 characters")
+    _texts(opened, "title", "the incident's title", required=True, form="one line, ≤ 200")
     opened.add_argument("--impact", required=True, choices=IMPACTS)
     opened.add_argument("--status", default="investigating", choices=LIFECYCLE[:-1])
     opened.add_argument("--component", action="append", metavar="KEY", help="affected: network:x, flow:x/y, line:x/y")

@@ -15,12 +15,12 @@ from .inputs import TEXTS, declarations, incident_update, texts_of, when
 def cmd_incident_open(args: argparse.Namespace) -> int:
     with declarations(args) as ops:
         incident = ops.open_incident(
-            title=args.title,
+            title=texts_of(args, "title"),
             impact=args.impact,
             first=incident_update(args, args.status),
             components=args.component or (),
         )
-    print(f"incident {incident.id} opened ({incident.status}, impact {incident.impact}): {incident.title}")
+    print(f"incident {incident.id} opened ({incident.status}, impact {incident.impact}): {incident.title.fr}")
     _print_declared(incident)
     return 0
 
@@ -29,7 +29,7 @@ def cmd_incident_update(args: argparse.Namespace) -> int:
     with declarations(args) as ops:
         status = args.status or ops.incident(args.id).status
         incident = ops.update_incident(args.id, incident_update(args, status), impact=args.impact)
-    print(f"incident {incident.id} updated ({incident.status}, impact {incident.impact}): {incident.title}")
+    print(f"incident {incident.id} updated ({incident.status}, impact {incident.impact}): {incident.title.fr}")
     _print_declared(incident)
     return 0
 
@@ -54,7 +54,7 @@ def _incident_json(incident: Incident) -> dict[str, Any]:
 
     return {
         "id": incident.id,
-        "title": incident.title,
+        "title": {"fr": incident.title.fr, "en": incident.title.en},
         "impact": incident.impact,
         "status": incident.status,
         "components": list(incident.components),
@@ -82,6 +82,6 @@ def cmd_incident_list(args: argparse.Namespace) -> int:
     for i in found:
         print(
             f"{i.id:>5}  {i.status:<13} {i.impact:<8} {format_short(i.created_at):<16} "
-            f"{format_short(i.resolved_at):<16} {i.title}"
+            f"{format_short(i.resolved_at):<16} {i.title.fr}"
         )
     return 0

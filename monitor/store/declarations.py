@@ -39,13 +39,14 @@ class Declarations:
     # Incidents
 
     def open_incident(
-        self, *, title: str, impact: Impact, first: IncidentUpdate, components: Iterable[str] = ()
+        self, *, title: Bilingual, impact: Impact, first: IncidentUpdate, components: Iterable[str] = ()
     ) -> Incident:
         """Validate and store a new incident with its first update; returns it with its id."""
         incident = open_incident(self.settings, title=title, impact=impact, first=first, components=components)
         with self.store._session("open an incident in", write=True) as connection:
             row = {
-                "title": incident.title,
+                "title_fr": incident.title.fr,
+                "title_en": incident.title.en,
                 "impact": incident.impact,
                 "status": incident.status,
                 "components": list(incident.components),
@@ -178,7 +179,7 @@ def _load(connection: Connection, ids: list[int]) -> list[Incident]:
     return [
         Incident(
             row.id,
-            row.title,
+            Bilingual(row.title_fr, row.title_en),
             row.impact,
             row.created_at,
             tuple(row.components),

@@ -183,7 +183,8 @@ class IncidentRow(SQLModel, table=True):
     __table_args__ = (Index("ix_incident_resolved_at", "resolved_at"),)
 
     id: int | None = _id()
-    title: str = _text()
+    title_fr: str = _text()
+    title_en: str = _text()
     impact: str
     status: str
     components: list[str] = Field(default_factory=list, sa_type=JSON, nullable=False)

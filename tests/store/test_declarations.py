@@ -28,6 +28,8 @@ WEEKLY = MaintenanceWindow(
     Recurrence("weekly", weekdays=(6,), until=date(2024, 12, 31)),
 )
 
+TITLE = Bilingual("Cyberattaque", "Cyberattack")
+
 
 @pytest.fixture
 def ops(store: Store) -> Declarations:
@@ -43,7 +45,7 @@ def snapshot(store: Store) -> dict[str, list[tuple[Any, ...]]]:
     return found
 
 
-def open_one(ops: Declarations, title: str = "Cyberattaque", at: datetime = T0) -> int:
+def open_one(ops: Declarations, title: Bilingual = TITLE, at: datetime = T0) -> int:
     first = update(
         at,
         statuses={OPTIQUE: State.DOWN, AUDIO: Declared(State.RECOVERING, 0.25)},
@@ -60,7 +62,8 @@ def test_an_incident_round_trips_with_its_updates(ops: Declarations) -> None:
     incident_id = open_one(ops)
     ops.update_incident(incident_id, update(T0 + HOUR, "identified", statuses={AUDIO: Declared(State.RECOVERING, 0.5)}))
     found = ops.incident(incident_id)
-    assert (found.title, found.impact, found.status, found.is_open) == ("Cyberattaque", "major", "identified", True)
+    assert (found.impact, found.status, found.is_open) == ("major", "identified", True)
+    assert found.title == TITLE
     assert found.created_at == T0 and found.components == (PEC, OPTIQUE, AUDIO)
     first = found.updates[0]
     assert first.message == Bilingual("Prises en charge impossibles", "PEC unavailable")
@@ -68,6 +71,23 @@ def test_an_incident_round_trips_with_its_updates(ops: Declarations) -> None:
     assert first.member_consigne == Bilingual("Avancez les frais si possible")
     assert found.declared() == {OPTIQUE: (Declared(State.DOWN), T0), AUDIO: (Declared(State.RECOVERING, 0.5), T0)}
     assert [u.at for u in found.updates] == [T0, T0 + HOUR] and all(u.id for u in found.updates)
+
+
+def test_an_incident_title_is_stored_in_both_languages(ops: Declarations, store: Store) -> None:
+    both = open_one(ops, Bilingual("Cyberattaque « Viamedis »", "Viamedis cyberattack — portals closed"))
+    french_only = open_one(ops, Bilingual("Panne réseau"), T0 + HOUR)
+    table = tables.incident
+    with store.engine.connect() as connection:
+        rows = connection.execute(select(table.c.id, table.c.title_fr, table.c.title_en).order_by(table.c.id)).all()
+    assert [tuple(row) for row in rows] == [
+        (both, "Cyberattaque « Viamedis »", "Viamedis cyberattack — portals closed"),
+        (french_only, "Panne réseau", ""),
+    ]
+    assert [i.title for i in ops.incidents()] == [
+        Bilingual("Panne réseau"),
+        Bilingual("Cyberattaque « Viamedis »", "Viamedis cyberattack — portals closed"),
+    ]
+    assert ops.incident(french_only).title.pick("en") == "Panne réseau"  # no English: French shown
 
 
 def test_resolving_clears_declared_statuses_and_a_second_resolve_writes_nothing(
@@ -85,7 +105,7 @@ def test_resolving_clears_declared_statuses_and_a_second_resolve_writes_nothing(
 
 
 def test_listing_newest_first_open_only_and_pages(ops: Declarations) -> None:
-    ids = [open_one(ops, f"Incident {n}", T0 + n * HOUR) for n in range(4)]
+    ids = [open_one(ops, Bilingual(f"Incident {n}"), T0 + n * HOUR) for n in range(4)]
     ops.resolve_incident(ids[1])
     assert [i.id for i in ops.incidents()] == ids[::-1]
     assert [i.id for i in ops.incidents(open_only=True)] == [ids[3], ids[2], ids[0]]
@@ -102,8 +122,13 @@ REFUSED: list[tuple[str, Refusal, str]] = [
     ),
     (
         "empty title",
-        lambda ops, i: ops.open_incident(title=" ", impact="minor", first=update()),
-        "title: must not be empty",
+        lambda ops, i: ops.open_incident(title=Bilingual(" "), impact="minor", first=update()),
+        "title.fr: must not be empty",
+    ),
+    (
+        "too-long English title",
+        lambda ops, i: ops.open_incident(title=Bilingual("Panne", "x" * 201), impact="minor", first=update()),
+        "title.en: is 201 characters long; at most 200",
     ),
     (
         "too-long text",

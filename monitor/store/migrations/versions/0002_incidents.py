@@ -19,7 +19,8 @@ def upgrade() -> None:
     op.create_table(
         "incident",
         sa.Column("id", ID, primary_key=True, autoincrement=True, nullable=False),
-        sa.Column("title", sa.Text(), nullable=False),
+        sa.Column("title_fr", sa.Text(), nullable=False),
+        sa.Column("title_en", sa.Text(), nullable=False),
         sa.Column("impact", sa.String(), nullable=False),
         sa.Column("status", sa.String(), nullable=False),
         sa.Column("components", sa.JSON(), nullable=False),
