@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from .config import Check, Settings
 from .configcheck import dependency_order
-from .models import CheckMemory, ComponentRef, ComponentStatus, ProbeResult, Source, Transition
+from .models import CheckMemory, ComponentRef, ComponentStatus, ProbeResult, Source, State, Transition
 from .status import PUSH_NOTICE_DELAY, CheckPolicy, Overrides, advance, check_status, evaluate, expire
 
 __all__ = ["Board", "BoardChange", "policy_for"]
@@ -133,6 +133,7 @@ class Board:
     def tick(self, now: datetime) -> BoardChange:
         """Time passes: stale checks become unknown, recoveries stabilize, windows open and close."""
         change = BoardChange()
+        touched: set[str] = set()
         for key, memory in self._memories.items():
             ref = self._checks[key].ref
             expired, transition = expire(ref, memory, self._policies[key], now)
@@ -141,7 +142,18 @@ class Board:
                 change.memories[key] = expired
                 change.transitions.append(transition)
                 self._set_check(ref, expired, change)
-        self._derive(self._order, now, change)
+                touched.add(ref.network)
+        # Only time can change a network now: an expired check, or a recovery whose stabilization is due.
+        stabilization = timedelta(seconds=self.settings.stabilization)
+        touched.update(
+            status.ref.network
+            for status in self._statuses.values()
+            if status.state is State.RECOVERING
+            and status.stable_since is not None
+            and now >= status.stable_since + stabilization
+        )
+        if touched:
+            self._derive(self._affected(touched), now, change)
         return change
 
     def set_overrides(self, overrides: Overrides, now: datetime) -> BoardChange:
