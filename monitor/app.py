@@ -13,8 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
+import uvicorn
 from starlette.applications import Starlette
 
 from .board import Board
@@ -32,7 +34,7 @@ from .store.declarations import Declarations
 from .store.housekeeping import ROLLUP_EVERY, Housekeeper
 from .web import routes
 
-__all__ = ["Services", "create_app", "utc_now"]
+__all__ = ["QuietServer", "Services", "create_app", "utc_now"]
 
 log = logging.getLogger("tpmon.app")
 
@@ -92,6 +94,15 @@ class Services:
         self.metrics.note_reload(ok, self.clock())
         if self.reload_status is not None:
             self.reload_status.write_text(json.dumps(self.last_reload), encoding="utf-8")
+
+
+class QuietServer(uvicorn.Server):
+    """uvicorn's server, except that SIGTERM/SIGINT end in a clean return after the graceful shutdown
+    instead of being re-raised: the caller closes the store and its files itself."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
 
 
 def _assemble(

@@ -95,7 +95,7 @@ class Board:
         keys = set(self._checks)
         for name, network in self.settings.networks.items():
             keys.add(ComponentRef("network", name).key)
-            keys.update(ComponentRef("flow", name, flow).key for flow in self.settings.flows)
+            keys.update(ComponentRef("flow", name, flow).key for flow in network.flow_names(self.settings.flows))
             keys.update(ComponentRef("line", name, line).key for line in network.lines)
         return keys
 

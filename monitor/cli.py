@@ -11,7 +11,6 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 
 import uvicorn
 
@@ -52,8 +51,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-
-    from .app import create_app
+    from .app import QuietServer, create_app
     from .store import Store
 
     path = _config_path(args)
@@ -67,7 +65,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings, store=store, config_path=path, handle_sighup=True, reload_status=pid_file.with_suffix(".reload.json")
     )
     config = uvicorn.Config(app, host=args.host, port=args.port, log_config=None, access_log=False, lifespan="on")
-    server = _Server(config)
+    server = QuietServer(config)
     try:
         server.run()
     finally:
@@ -76,13 +74,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0 if server.started else 1
 
 
-class _Server(uvicorn.Server):
-    """uvicorn's server, except that SIGTERM/SIGINT end in a clean exit (0) after the graceful shutdown
-    instead of being re-raised: we close the store and remove the pid file ourselves."""
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo.run import DemoOptions, run_demo
 
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        super().handle_exit(sig, frame)
-        self._captured_signals.clear()
+    if args.speed is not None and not 1 <= args.speed <= 1_000_000:
+        raise MonitorError("--speed must be between 1 and 1000000 (scenario seconds per real second)")
+    setup_logging(args.log_level, "text")
+    options = DemoOptions(host=args.host, port=args.port, speed=args.speed)
+    asyncio.run(run_demo(options))
+    return 0
 
 
 def cmd_reload(args: argparse.Namespace) -> int:
@@ -233,6 +233,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--pid-file", default=DEFAULT_PID_FILE, help=f"where to write the pid (default {DEFAULT_PID_FILE})"
     )
     serve.set_defaults(func=cmd_serve)
+
+    demo = sub.add_parser(
+        "demo",
+        help="replay the February 2024 cyberattacks offline: simulator, monitor and page",
+        description="Replay the February 2024 cyberattacks (Viamedis, Almerys) offline, on loopback: "
+        "a simulator of the networks, tpmon probing it, and the page. History before the story is replayed "
+        "at start; the story then plays in about 10 minutes.",
+    )
+    demo.add_argument("--host", default="127.0.0.1", help="address of the page (default 127.0.0.1)")
+    demo.add_argument("--port", type=int, default=8080, help="port of the page (default 8080)")
+    demo.add_argument("--speed", type=float, help="scenario seconds per real second (default: the story lasts ~10 min)")
+    demo.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    demo.set_defaults(func=cmd_demo)
 
     check = command("check-config", "validate a config file and list every problem (exit 2 if any)")
     check.add_argument("file", nargs="?", help="the YAML file (default: --config)")

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, NoReturn, TypeVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from .configcheck import cross_field_problems
+from .configcheck import cross_field_problems, network_flow_problems
 from .configerrors import sort_problems, validation_problems
 from .errors import ConfigError, ConfigProblem
 from .taxonomy import DEFAULT_FLOWS, DEFAULT_LINES
@@ -267,18 +267,31 @@ class Network(Model):
     kind: Literal["operateur", "reseau_de_soins"]
     website: str | None = Field(default=None, pattern=r"^https?://")
     hotline: str | None = Field(default=None, max_length=40)
+    flows: tuple[Slug, ...] | None = Field(default=None, min_length=1)  # the flows it runs; default: all
     lines: tuple[Slug, ...] = Field(min_length=1)
     line_overrides: Frozen[Slug, LineOverride] = Field(default_factory=FrozenDict)
     depends_on: tuple[Dependency, ...] = ()
     checks: tuple[Check, ...] = ()
 
+    def flow_names(self, taxonomy: Mapping[str, FlowDef]) -> tuple[str, ...]:
+        """The flows this network runs, in taxonomy order."""
+        return tuple(f for f in taxonomy if self.flows is None or f in self.flows)
+
     def requirements(self, line: str, taxonomy: Mapping[str, LineDef]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """(required, optional) flows of `line` on this network, overrides applied."""
+        """(required, optional) flows of `line` on this network, overrides applied.
+
+        Only flows the network runs: an alternative it does not run is dropped ("portail_ps|pec" → "pec"),
+        so is an optional flow. The config refuses a required group with none of its flows run.
+        """
         base = taxonomy[line]
         override = self.line_overrides.get(line)
         required = override.requires if override and override.requires is not None else base.requires
         optional = override.optional if override and override.optional is not None else base.optional
-        return required, optional
+        if self.flows is None:
+            return required, optional
+        runs = set(self.flows)
+        groups = tuple("|".join(f for f in group.split("|") if f in runs) for group in required)
+        return tuple(g for g in groups if g), tuple(f for f in optional if f in runs)
 
 
 class Settings(Model):
@@ -364,6 +377,8 @@ def parse_config(doc: YamlDocument, environ: Mapping[str, str]) -> Settings:
         settings = Settings.model_validate({**_apply_defaults(doc.data), "source": doc.file})
     except ValidationError as exc:
         problems += validation_problems(exc, doc)
+    if not problems:
+        problems = network_flow_problems(settings, doc)
     if problems:
         raise ConfigError(sort_problems(problems, doc))
     return settings

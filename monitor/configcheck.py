@@ -15,7 +15,7 @@ from .yamlsource import Path, YamlDocument
 if TYPE_CHECKING:
     from .config import Settings
 
-__all__ = ["cross_field_problems", "dependency_order"]
+__all__ = ["cross_field_problems", "dependency_order", "network_flow_problems"]
 
 _CHECK_KINDS = ("http", "tcp", "tls", "dns", "push")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")  # config.SLUG, compiled
@@ -297,6 +297,39 @@ def cross_field_problems(doc: YamlDocument, environ: Mapping[str, str]) -> list[
         return []
     problems = _env_problems(doc.data, (), doc, environ) + _Rules(doc, doc.data).run()
     return sort_problems(problems, doc)
+
+
+def network_flow_problems(settings: Settings, doc: YamlDocument) -> list[ConfigProblem]:
+    """With `flows:` a network runs only those flows: its checks, lines and dependents must agree."""
+    problems: list[ConfigProblem] = []
+    for name, network in settings.networks.items():
+        if network.flows is None:
+            continue
+        base: Path = ("networks", name)
+        runs = ", ".join(network.flows)
+        for index, flow in enumerate(network.flows):
+            if flow not in settings.flows:
+                problems.append(doc.problem((*base, "flows", index), _unknown("flow", flow, list(settings.flows))))
+        for index, check in enumerate(network.checks):
+            if check.flow in settings.flows and check.flow not in network.flows:
+                message = f"{check.flow!r} is not one of this network's flows ({runs})"
+                problems.append(doc.problem((*base, "checks", index, "flow"), message))
+        for index, line in enumerate(network.lines):
+            if line not in settings.lines:
+                continue
+            override = network.line_overrides.get(line)
+            required = override.requires if override and override.requires is not None else None
+            for group in required or settings.lines[line].requires:
+                if not any(f in network.flows for f in group.split("|")):
+                    message = f"{line!r} requires {group!r}, which this network does not run ({runs})"
+                    problems.append(doc.problem((*base, "lines", index), message))
+    for name, network in settings.networks.items():
+        for index, dep in enumerate(network.depends_on):
+            upstream = settings.networks.get(dep.network)
+            if upstream is not None and upstream.flows is not None and dep.flow not in upstream.flows:
+                message = f"{dep.network!r} does not run {dep.flow!r} (its flows: {', '.join(upstream.flows)})"
+                problems.append(doc.problem(("networks", name, "depends_on", index, "flow"), message))
+    return problems
 
 
 def dependency_order(settings: Settings) -> list[str]:

@@ -61,8 +61,9 @@ def _problem(key: str, settings: Settings) -> str | None:
     network = settings.networks.get(ref.network)
     if network is None:
         return f"unknown component {key!r}: no network {ref.network!r} (known: {', '.join(settings.networks)})"
-    if ref.kind == "flow" and ref.name not in settings.flows:
-        return f"unknown component {key!r}: no flow {ref.name!r} (known: {', '.join(settings.flows)})"
+    runs = network.flow_names(settings.flows)
+    if ref.kind == "flow" and ref.name not in runs:
+        return f"unknown component {key!r}: {ref.network} runs no flow {ref.name!r} (its flows: {', '.join(runs)})"
     if ref.kind == "line" and ref.name not in network.lines:
         return (
             f"unknown component {key!r}: {ref.network} has no line {ref.name!r} (its lines: {', '.join(network.lines)})"

@@ -335,7 +335,7 @@ def _evaluate_network(
         return status
 
     flows: dict[str, _Input] = {}
-    for flow in settings.flows:
+    for flow in network.flow_names(settings.flows):
         inputs = [
             _Input.of(checks[ComponentRef.for_check(name, flow, c.name).key])
             for c in network.checks

@@ -48,7 +48,7 @@ def test_open_keeps_what_ops_wrote_and_lists_every_affected_component() -> None:
         ({"impact": "huge"}, "impact", "'huge' is not one of none, minor, major, critical"),
         ({"components": ["line:viamedis/xyz"]}, "components", "unknown component 'line:viamedis/xyz'"),
         ({"components": ["network:nope"]}, "components", "no network 'nope'"),
-        ({"components": ["flow:viamedis/nope"]}, "components", "no flow 'nope'"),
+        ({"components": ["flow:viamedis/nope"]}, "components", "runs no flow 'nope'"),
         ({"components": ["viamedis"]}, "components", "is not a component key"),
         ({"components": ["check:viamedis/pec/pec"]}, "components", "is a check"),
         ({"first": update(statuses={"line:almerys/audio": State.DOWN})}, "statuses", "almerys has no line 'audio'"),

@@ -26,7 +26,7 @@ def component_keys(settings: Settings) -> list[str]:
     keys: list[str] = []
     for name, network in settings.networks.items():
         keys += [ComponentRef.for_check(name, check.flow, check.name).key for check in network.checks]
-        keys += [ComponentRef("flow", name, flow).key for flow in settings.flows]
+        keys += [ComponentRef("flow", name, flow).key for flow in network.flow_names(settings.flows)]
         keys += [ComponentRef("line", name, line).key for line in network.lines]
         keys.append(ComponentRef("network", name).key)
     return keys

@@ -117,6 +117,7 @@ def board_view(settings: Settings, board: Board, lang: Lang) -> BoardView:
                 lang,
             )
             for flow, d in settings.flows.items()
+            if flow in network.flow_names(settings.flows)
         ]
         checks = []
         for check in network.checks:

@@ -1,0 +1,194 @@
+"""`tpmon demo`: replay the weeks before "now", then run the story live on the simulator, monitor and web."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import uvicorn
+from starlette.applications import Starlette
+
+from ..app import QuietServer, create_app
+from ..board import Board, BoardChange
+from ..config import Settings, load_config
+from ..push import to_result
+from ..store import Batch, Store
+from ..store.declarations import Declarations
+from .certs import make_certs
+from .clock import VirtualClock
+from .events import Poster
+from .replay import expected_result
+from .scenario import Scenario, load_scenario
+from .simulator import Simulator
+
+__all__ = ["DemoOptions", "default_speed", "run_demo"]
+
+log = logging.getLogger("tpmon.demo")
+
+STORY_MINUTES = 10.0
+CONFIG = Path(__file__).resolve().parents[2] / "config" / "demo.yaml"
+
+
+def default_speed(scenario: Scenario, minutes: float = STORY_MINUTES) -> float:
+    """The speed at which the live part of the story lasts `minutes`."""
+    return (scenario.story_until - scenario.live_from).total_seconds() / (minutes * 60)
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    speed: float | None = None  # scenario seconds per real second; None: the story lasts ~10 minutes
+    workdir: Path = Path("var/demo")
+    config: Path = CONFIG
+
+
+class _Recorder:
+    """Collects what the board changes during the replay and writes it in large batches."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.batch = Batch()
+
+    def __call__(self, change: BoardChange) -> None:
+        self.batch.transitions.extend(change.transitions)
+        self.batch.statuses.update({s.ref.key: s for s in change.statuses})
+        self.batch.memories.update(change.memories)
+
+    def flush(self) -> None:
+        if not self.batch.empty:
+            self.store.write(self.batch)
+            self.batch = Batch()
+
+
+async def replay(settings: Settings, scenario: Scenario, store: Store, clock: VirtualClock, poster: Poster) -> int:
+    """Run the board, status engine and store over [history_from, live_from) on the virtual clock."""
+    start, until = scenario.history_from, scenario.live_from
+    step = timedelta(seconds=min(c.interval for _, c in settings.checks()))
+    board = Board(settings, start)
+    record = _Recorder(store)
+    probed = [(n, c) for n, c in settings.checks() if c.kind != "push"]
+    beats = {f"{n}/{c.flow}": timedelta(seconds=c.interval) for n, c in settings.checks() if c.kind == "push"}
+    last_beat = dict.fromkeys(beats, start - max(beats.values(), default=step))
+    pending = list(scenario.between(start, until))
+    results, windows = 0, False
+    now = start
+    while now < until:
+        clock.set(now)
+        changed = False
+        while pending and pending[0].at <= now:
+            event = pending.pop(0)
+            changed |= poster.post(event)
+            windows |= event.maintenance is not None
+        for flow, every in beats.items():
+            if now - last_beat[flow] >= every or any(flow in e.push for e in scenario.between(now - step, now)):
+                last_beat[flow] = now  # the operator's heartbeat, folded as the inbox would fold it
+                for signal in poster.push(flow, scenario.reported(flow, now), now):
+                    record(board.record(to_result(signal), now))
+        if changed or windows:
+            record(board.set_overrides(poster.declarations.overrides(now), now))
+        for network, check in probed:
+            result = expected_result(scenario, network, check, now)
+            record.batch.results.append(result)
+            record(board.record(result, now))
+        record(board.tick(now))
+        results += len(probed)
+        if len(record.batch.results) >= 5000:
+            record.flush()
+        now += step
+    record.flush()  # the app's housekeeper rolls the replayed transitions up on its first run
+    return results
+
+
+async def drive(scenario: Scenario, clock: VirtualClock, poster: Poster) -> None:
+    """The live part: post each event when the virtual clock passes it; partners keep sending heartbeats."""
+    settings = poster.settings
+    pending = list(scenario.between(scenario.live_from, scenario.story_until + timedelta(days=3650)))
+    pushed = sorted({f"{n}/{c.flow}" for n, c in settings.checks() if c.kind == "push"})
+    every = timedelta(seconds=min((c.interval for _, c in settings.checks() if c.kind == "push"), default=3600) / 2)
+    last_beat = scenario.live_from - every
+    while True:
+        now = clock.now()
+        while pending and pending[0].at <= now:
+            event = pending.pop(0)
+            await asyncio.to_thread(poster.post, event)
+            log.info("scenario %s: posted", event.at.isoformat())
+        if now - last_beat >= every:
+            for flow in pushed:
+                await asyncio.to_thread(poster.push, flow, scenario.reported(flow, now), now)
+            last_beat = now
+        await asyncio.sleep(0.2)
+
+
+def _environment(http_url: str, tls_url: str) -> Mapping[str, str]:
+    return {**os.environ, "TPMON_DEMO_HTTP": http_url, "TPMON_DEMO_TLS": tls_url}
+
+
+async def run_demo(options: DemoOptions, announce: Callable[[str], None] = print) -> None:
+    """Everything offline on loopback; returns when the web server stops (Ctrl-C)."""
+    scenario = load_scenario()
+    speed = options.speed or default_speed(scenario)
+    workdir = options.workdir
+    workdir.mkdir(parents=True, exist_ok=True)
+    for old in workdir.glob("tpmon.db*"):
+        old.unlink()
+    certs = make_certs(workdir)
+    clock = VirtualClock(scenario.history_from, speed)
+    simulator = Simulator(scenario, clock, {})
+    http_url, tls_url = await simulator.start(certs)
+    env = _environment(http_url, tls_url)
+    settings = load_config(options.config, environ=env)
+    simulator.names = {name: network.name for name, network in settings.networks.items()}
+    store = await asyncio.to_thread(Store.open, f"sqlite:///{workdir / 'tpmon.db'}")
+    poster = Poster(store, settings, Declarations(store, settings, clock=clock))
+    driver: asyncio.Task[None] | None = None
+    try:
+        began = time.perf_counter()
+        announce("tpmon démo — rejoue l'historique avant le 31 janvier 2024… / replaying the history…")
+        count = await replay(settings, scenario, store, clock, poster)
+        log.info("replayed %d results in %.1f s", count, time.perf_counter() - began)
+        clock.set(scenario.live_from)
+        clock.start()
+        app = create_app(
+            settings, store=store, clock=clock, environ=env, speed=speed, tick_seconds=0.5, housekeeping_seconds=5
+        )
+        server = QuietServer(_uvicorn_config(app, options))
+        driver = asyncio.create_task(drive(scenario, clock, poster))
+        announce(_banner(options, speed))
+        await server.serve()
+    finally:
+        if driver is not None:
+            driver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await driver
+        await simulator.stop()
+        await asyncio.to_thread(store.close)
+
+
+def _uvicorn_config(app: Starlette, options: DemoOptions) -> uvicorn.Config:
+    return uvicorn.Config(app, host=options.host, port=options.port, log_config=None, access_log=False)
+
+
+def _banner(options: DemoOptions, speed: float) -> str:
+    base = f"http://{options.host}:{options.port}"
+    minutes = STORY_MINUTES * default_speed(load_scenario()) / speed
+    return "\n".join(
+        [
+            "",
+            "tpmon — démonstration hors ligne : les cyberattaques de février 2024 (Viamedis, Almerys)",
+            "tpmon — offline demo: the February 2024 cyberattacks (Viamedis, Almerys)",
+            f"  Page d'état / status page   {base}/",
+            f"  API (JSON)                  {base}/api/v1/status",
+            f"  Métriques / metrics         {base}/metrics",
+            f"  Le récit dure environ {minutes:.0f} min (×{speed:.0f}) ; Ctrl-C pour arrêter.",
+            f"  The story lasts about {minutes:.0f} min (×{speed:.0f}); Ctrl-C to stop.",
+            "",
+        ]
+    )
