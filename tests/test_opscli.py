@@ -246,3 +246,14 @@ def test_maintenance_add_shows_dst_moves_then_list_and_cancel(ops: Ops) -> None:
     for expected, args in refused:
         assert ops.refused(*args).startswith(expected), args
     assert len(json.loads(ops.ok("maintenance", "list", "--json", "--all"))) == 2
+
+
+def test_a_title_file_saved_by_an_editor_is_one_line(tmp_path: Path) -> None:
+    from monitor.opscli.inputs import read_text
+
+    title = tmp_path / "title.txt"
+    title.write_text("Portail PS fermé\n", encoding="utf-8")
+    assert read_text("--title-file", str(title)) == "Portail PS fermé"
+    body = tmp_path / "message.md"
+    body.write_text("Premier paragraphe.\n\nSecond.\n\n", encoding="utf-8")
+    assert read_text("--message-file", str(body)) == "Premier paragraphe.\n\nSecond.\n\n"  # Markdown as written

@@ -119,13 +119,13 @@ def declaration(text: str) -> tuple[str, Declared]:
 
 
 def read_text(option: str, path: str) -> str:
-    if path == "-":
-        return sys.stdin.read()
+    """A text from a file ('-': stdin), as written; a title (one line) loses the final newline editors add."""
     try:
-        return Path(path).read_text(encoding="utf-8")
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a UTF-8 text file"
         raise MonitorError(f"{option}: cannot read {path}: {reason}") from None
+    return text.rstrip("\r\n") if option.startswith("--title") else text
 
 
 def texts_of(args: argparse.Namespace, stem: str) -> Bilingual:
