@@ -238,7 +238,8 @@ class _BoardCollector(Collector):
             "Share of a recovering line's inputs that are up",
             labels=["network", "line"],
         )
-        for status in board.statuses().values():
+        # a copy (atomic under the GIL), so /metrics can be rendered off the loop while the board changes
+        for status in list(board.statuses().values()):
             ref = status.ref
             base = [ref.network] + ([ref.name] if ref.kind != "network" else []) + ([ref.check] if ref.check else [])
             for state in State:
