@@ -52,5 +52,8 @@ def setup_logging(level: str = "info", fmt: LogFormat = "text") -> None:
         logger.handlers[:] = []
         logger.propagate = True
     # Third parties log request lines, response headers and internals at info/debug: never ours to show.
-    for name in ("apscheduler", "httpx", "httpcore", "tzlocal", "asyncio", "alembic"):
+    for name in ("httpx", "httpcore", "tzlocal", "asyncio", "alembic"):
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    # A run skipped because the previous one still runs is counted (tpmon_scheduler_coalesced_runs_total),
+    # not logged at every occurrence: a slow target would flood the log.
+    logging.getLogger("apscheduler").setLevel(max(logging.ERROR, root.level))
