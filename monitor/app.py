@@ -207,6 +207,6 @@ def create_app(
             await clients.aclose()
             if store is None:
                 await asyncio.to_thread(db.close)
-            executor.shutdown(wait=False)
+            # the pool stays the loop's default: asyncio.run shuts it down, after whatever still needs it
 
     return Starlette(routes=routes(), lifespan=lifespan)

