@@ -221,7 +221,7 @@ def tpmon_command() -> list[str]:
 
 @dataclass
 class Scrape:
-    at: float  # monotonic, middle of the request
+    at: float  # monotonic, when the request was sent: tpmon reads the counters first, then renders
     probes: float
     failures: float
     missed: float
@@ -232,9 +232,8 @@ class Scrape:
 
 
 def scrape(port: int) -> Scrape:
-    before = time.monotonic()
+    sent = time.monotonic()
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
-    after = time.monotonic()
     probes = failures = missed = coalesced = lag_count = lag_sum = 0.0
     buckets: dict[float, float] = {}
     for family in text_string_to_metric_families(text):
@@ -253,7 +252,7 @@ def scrape(port: int) -> Scrape:
                 lag_count = sample.value
             elif sample.name == "tpmon_scheduler_lag_seconds_sum":
                 lag_sum = sample.value
-    return Scrape((before + after) / 2, probes, failures, missed, coalesced, buckets, lag_count, lag_sum)
+    return Scrape(sent, probes, failures, missed, coalesced, buckets, lag_count, lag_sum)
 
 
 def quantile(buckets: dict[float, float], q: float) -> float | None:
