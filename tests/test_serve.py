@@ -258,3 +258,23 @@ def test_what_ops_declare_and_partners_push_reaches_the_running_server(tmp_path:
         assert optique["source"] == "maintenance"
     finally:
         assert srv.stop() == 0
+
+
+def test_history_api_answers_and_refuses_bad_input(server: Server, target: Target) -> None:
+    wait_for(lambda: server.component("alpha", "flows", "pec")["state"] == "operational", what="up")
+    history = wait_for(  # the store writer flushes every half second
+        lambda: (h := server.get("/api/v1/history/flow:alpha/pec").json())["transitions"] and h, what="stored"
+    )
+    assert history["component"] == "flow:alpha/pec"
+    assert history["transitions"][0]["to"] == "operational"
+    assert set(history["availability"]) == {"1d", "7d", "30d", "90d"}
+    assert server.get("/api/v1/history/flow:alpha/pec?limit=1").json()["transitions"][0]["to"] == "operational"
+    for path, code, field in (
+        ("/api/v1/history/nonsense", 400, "not a component key"),
+        ("/api/v1/history/flow:alpha/nope", 404, "no component"),
+        ("/api/v1/history/flow:alpha/pec?limit=0", 400, "limit"),
+        ("/api/v1/history/flow:alpha/pec?limit=abc", 400, "limit"),
+    ):
+        answer = server.get(path)
+        assert answer.status_code == code, path
+        assert field in answer.json()["error"]

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,23 @@ def test_the_demo_tells_the_february_2024_story(tmp_path: Path) -> None:
             what="Kalixia optique degraded by its dependency",
         )
         assert lines(seen[-1][1], "kalixia")["optique"]["source"] == "dependency"
+
+        # the weeks before "now" were replayed by the engine: their history is there from the start
+        droits = f"http://127.0.0.1:{port}/api/v1/history/flow:viamedis/droits"
+        replayed = httpx.get(droits, timeout=5).json()
+        attack, probing = datetime.fromisoformat("2024-01-29T15:00+01:00"), timedelta(hours=2)
+        [outage] = [t for t in replayed["transitions"] if t["to"] == "down"]
+        assert attack <= datetime.fromisoformat(outage["at"]) <= attack + probing  # its first failing probe
+        assert replayed["transitions"][-1]["at"] < "2023-11-07"  # the calm weeks since November
+        week = wait_for(
+            lambda: (
+                httpx.get(droits, timeout=5).json()["availability"]["7d"]["ratio"] is not None
+                and httpx.get(droits, timeout=5).json()["availability"]["7d"]
+            ),
+            timeout=30,
+            what="rollups of the replayed history",
+        )
+        assert week["ratio"] < 0.8  # Visiodroits down since 29/01 15:00
 
         # then the whole story: sample until Viamedis optique is back to operational after recovering
         def story_told() -> bool:
