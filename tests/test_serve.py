@@ -237,9 +237,15 @@ def test_what_ops_declare_and_partners_push_reaches_the_running_server(tmp_path:
 
         opened = srv.run(
             *("incident", "open", "--config", str(config), "--title", "PEC indisponibles", "--impact", "major"),
-            *("--declare", "line:alpha/optique=down", "--message", "Les PEC sont impossibles."),
+            *("--declare", "line:alpha/optique=down", "--message", "Les PEC sont **impossibles**. <script>x</script>"),
+            *("--consigne-ps", "Différez la vente.", "--consigne-members", "Gardez la facture acquittée."),
         )
         assert opened.returncode == 0, opened.stderr
+        page = srv.get("/").text
+        assert "PEC indisponibles" in page
+        assert "Les PEC sont <strong>impossibles</strong>. &lt;script&gt;x&lt;/script&gt;" in page
+        assert "Différez la vente." in page
+        assert "Gardez la facture acquittée." in page
         optique = wait_for(
             lambda: (c := srv.component("alpha", "lines", "optique"))["state"] == "down" and c, what="declared"
         )
@@ -256,6 +262,7 @@ def test_what_ops_declare_and_partners_push_reaches_the_running_server(tmp_path:
             what="maintenance over declared",
         )
         assert optique["source"] == "maintenance"
+        assert re.search(r"En cours</strong> —\s+Intervention", srv.get("/").text)
     finally:
         assert srv.stop() == 0
 

@@ -16,7 +16,9 @@ from ..errors import StoreError
 from ..history import availability, coverage
 from ..i18n import STATE_ICONS, format_datetime, format_short, pick_lang
 from ..models import ComponentRef
+from ..store.declarations import Declarations
 from ..store.history import availability_over
+from .declarations import declarations_view
 from .view import board_view
 
 if TYPE_CHECKING:
@@ -44,7 +46,15 @@ async def index(request: Request) -> Response:
         request.query_params.get("lang"), request.cookies.get("lang"), request.headers.get("accept-language")
     )
     view = board_view(services.settings, services.board, lang)
-    html = _templates.get_template("index.html").render(view=view, lang=lang)
+    declarations = Declarations(services.store, services.settings)
+    try:
+        incidents, windows = await asyncio.to_thread(
+            lambda: (declarations.incidents(open_only=True, limit=None), declarations.windows())
+        )
+    except StoreError:  # the board is in memory: the page still answers, without the declarations
+        incidents, windows = [], []
+    declared = declarations_view(incidents, windows, services.clock(), lang)
+    html = _templates.get_template("index.html").render(view=view, declared=declared, lang=lang)
     response = HTMLResponse(html)
     if request.query_params.get("lang") == lang:
         response.set_cookie("lang", lang, max_age=365 * 86400, samesite="lax")
