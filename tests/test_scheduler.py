@@ -134,3 +134,28 @@ async def test_push_checks_get_no_job_and_speed_scales_intervals() -> None:
         assert runs["beat"] == 0
     finally:
         scheduler.shutdown()
+
+
+def test_jitter_never_accumulates_runs_stay_on_their_own_grid() -> None:
+    """APScheduler 3 adds the jitter to the previous jittered run: a 10 s check ran every 10.5 s on average."""
+    from datetime import UTC, datetime, timedelta
+
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    from monitor.scheduler import _SteadyInterval
+
+    start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    ours = _SteadyInterval(seconds=10, start_date=start, jitter=1.0, timezone=UTC)
+    stock = IntervalTrigger(seconds=10, start_date=start, jitter=1.0, timezone=UTC)
+    fire = previous = None
+    stock_fire = None
+    for k in range(1000):
+        fire = ours.get_next_fire_time(previous, start)
+        assert fire is not None
+        slot = start + timedelta(seconds=10 * k)
+        assert slot <= fire <= slot + timedelta(seconds=1.05), (k, fire)  # its own window, never later
+        previous = fire
+        stock_fire = stock.get_next_fire_time(stock_fire, start)
+    assert fire is not None
+    assert stock_fire is not None
+    assert (stock_fire - start).total_seconds() > 10 * 999 + 300  # the drift this trigger fixes

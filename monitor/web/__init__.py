@@ -131,7 +131,9 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    return Response(generate_latest(_services(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    # rendering 1,000 checks' series takes 0.3–0.9 s of CPU: off the loop, so probes due meanwhile start on time
+    body = await asyncio.to_thread(generate_latest, _services(request).metrics.registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 def routes() -> list[Route | Mount]:
