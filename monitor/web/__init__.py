@@ -13,7 +13,6 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..errors import StoreError
-from ..history import availability, coverage
 from ..i18n import STATE_ICONS, format_datetime, format_short, pick_lang
 from ..models import ComponentRef
 from ..store.declarations import Declarations
@@ -92,7 +91,7 @@ async def api_history(request: Request) -> Response:
             "component": key,
             "at": now.isoformat(),
             "availability": {
-                name: {"ratio": availability(w.seconds), "coverage": coverage(w.seconds), "start": w.start.isoformat()}
+                name: {"ratio": w.availability, "coverage": w.coverage, "start": w.start.isoformat()}
                 for name, w in windows.items()
             },
             "transitions": [

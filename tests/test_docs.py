@@ -1,0 +1,54 @@
+"""The README stays true to the code: its commands exist, and every command is in it (as datasette's test_docs)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from monitor.cli import build_parser
+
+ROOT = Path(__file__).parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def commands() -> set[str]:
+    """Every `tpmon` command and sub-command, e.g. `incident open`, `db upgrade`."""
+    found: set[str] = set()
+
+    def walk(parser: argparse.ArgumentParser, prefix: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    found.add(f"{prefix}{name}".strip())
+                    walk(sub, f"{prefix}{name} ")
+
+    walk(build_parser(), "")
+    return found
+
+
+def test_every_command_is_in_the_readme() -> None:
+    missing = []
+    for command in sorted(commands()):
+        head, _, rest = command.partition(" ")
+        # "incident open" may be written `tpmon incident open|update|…`
+        pattern = rf"tpmon {re.escape(head)}" + (rf"[ \w|\\]*\b{re.escape(rest)}\b" if rest else r"\b")
+        if not re.search(pattern, README):
+            missing.append(command)
+    assert not missing, f"commands not documented in README.md: {missing}"
+
+
+def test_the_readme_names_only_real_commands() -> None:
+    named = set(re.findall(r"`tpmon ([a-z-]+)", README))
+    assert named <= {c.split(" ")[0] for c in commands()}, named - {c.split(" ")[0] for c in commands()}
+
+
+def test_the_quick_start_is_two_commands_that_exist_and_ci_runs_the_second() -> None:
+    start = README.split("## Démarrage rapide", 1)[1].split("## ", 1)[0]
+    block = re.search(r"```sh\n(.*?)```", start, re.S)
+    assert block is not None
+    lines = [line.split("#")[0].strip() for line in block.group(1).splitlines() if line.strip()]
+    assert lines == ["bash .ci/demo", "bash .ci/test"]
+    assert (ROOT / ".ci" / "demo").exists()
+    assert "tpmon demo" in (ROOT / ".ci" / "demo").read_text()
+    assert 'exec bash "$(dirname "${BASH_SOURCE[0]}")/test"' in (ROOT / ".ci" / "run").read_text()
