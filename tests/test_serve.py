@@ -104,10 +104,13 @@ def test_restart_restores_states_without_transitions(server: Server, target: Tar
     wait_for(lambda: server.component("alpha", "flows", "portail_ps")["state"] == "down", what="down")
     wait_for(lambda: server.component("alpha", "lines", "pharmacie")["state"] == "operational", what="pharmacie")
     before = {n["id"]: n for n in server.status()["networks"][0]["flows"]}
+    history = "/api/v1/history/flow:alpha/portail_ps"
+    stored = wait_for(  # the down transition is written (the writer flushes every half second)
+        lambda: (t := server.get(history).json()["transitions"]) and t[0]["to"] == "down" and t, what="stored"
+    )
     assert server.stop() == 0
 
-    # the probes cannot run before the first look: the target is gone while the server restarts
-    target.codes["/portail"] = 200
+    # the target stays down across the restart: the outage must keep its first date, not restart it
     transitions_before = server.run("status", "--json", "--config", str(server.config))
     assert transitions_before.returncode == 0, transitions_before.stderr
     rows = {r["component"]: r for r in json.loads(transitions_before.stdout)}
@@ -115,9 +118,15 @@ def test_restart_restores_states_without_transitions(server: Server, target: Tar
 
     server.port = free_port()
     server.start()
+    hits = target.hits.get("/portail", 0)
     after = {n["id"]: n for n in server.status()["networks"][0]["flows"]}
     assert after["portail_ps"]["state"] == "down"
     assert after["portail_ps"]["since"] == before["portail_ps"]["since"]
+    # probes run again after the restart, and no transition appears: the restart is invisible
+    wait_for(lambda: target.hits.get("/portail", 0) >= hits + 2, what="two probes after the restart")
+    again = {n["id"]: n for n in server.status()["networks"][0]["flows"]}["portail_ps"]
+    assert (again["state"], again["since"]) == ("down", before["portail_ps"]["since"])
+    assert server.get(history).json()["transitions"] == stored
 
 
 def test_database_down_at_start_is_one_line_and_nonzero(tmp_path: Path) -> None:
