@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 from .board import Board
 from .config import Settings, load_config
 from .errors import ConfigError, StoreError
-from .metrics import Metrics
+from .metrics import Metrics, derive, derive_availability
 from .models import ComponentRef
 from .probes import ProbeContext
 from .probes.clients import HttpClients
@@ -31,12 +31,15 @@ from .runner import Pipeline, run_check
 from .scheduler import ReloadReport, Scheduler, SchedulerHooks
 from .store import Store, StoreWriter, default_url
 from .store.declarations import Declarations
+from .store.history import availability_over
 from .store.housekeeping import ROLLUP_EVERY, Housekeeper
 from .web import routes
 
 __all__ = ["QuietServer", "Services", "create_app", "utc_now"]
 
 log = logging.getLogger("tpmon.app")
+
+METRICS_EVERY = 30.0  # seconds between refreshes of open incidents and maintenance in /metrics
 
 
 def utc_now() -> datetime:
@@ -88,6 +91,23 @@ class Services:
         log.info("config reloaded: %s", report)
         self._note_reload(ok=True, message=str(report))
         return report
+
+    def refresh_metrics(self, *, availability: bool) -> None:
+        """Blocking (run it in a thread): cache what /metrics shows from the store, so scrapes never query it.
+
+        Open incidents and running maintenance every time; availability ratios when asked (after a roll-up).
+        """
+        settings, now = self.settings, self.clock()
+        try:
+            if availability:
+                self.metrics.set_availability(
+                    derive_availability(settings, lambda key, days: availability_over(self.store, key, now, days))
+                )
+            declarations = Declarations(self.store, settings, clock=self.clock)
+            incidents = declarations.incidents(open_only=True, limit=None)
+            self.metrics.set_declarations(*derive(settings, incidents, declarations.windows(), now))
+        except StoreError as exc:  # keep the cached values; the next run retries
+            log.warning("metrics not refreshed from the store: %s", exc)
 
     def _note_reload(self, *, ok: bool, message: str) -> None:
         self.last_reload = {"at": self.clock().isoformat(), "ok": ok, "message": message}
@@ -150,11 +170,16 @@ def _start_jobs(services: Services, tick_seconds: float, housekeeping_seconds: f
 
     async def housekeeping() -> None:
         await keeper.run(services.settings, clock())
+        await asyncio.to_thread(services.refresh_metrics, availability=True)  # from the fresh rollups
+
+    async def declarations() -> None:
+        await asyncio.to_thread(services.refresh_metrics, availability=False)
 
     report = services.scheduler.start(services.settings)
     services.scheduler.every("tick", tick_seconds, tick)
     services.scheduler.every("push", tick_seconds, pump)
     services.scheduler.every("housekeeping", housekeeping_seconds, housekeeping)
+    services.scheduler.every("metrics", METRICS_EVERY, declarations)
     log.info("scheduler started: %d checks", len(report.added))
 
 
@@ -193,6 +218,7 @@ def create_app(
         await services.writer.start()
         await services.refresh_overrides()  # before the first evaluation: no flicker through probe states
         services.pipeline.record(services.board.evaluate_all(clock()))
+        await asyncio.to_thread(services.refresh_metrics, availability=True)  # reads only: rollups stay housekeeping's
         if schedule:
             _start_jobs(services, tick_seconds, housekeeping_seconds)
         if handle_sighup:

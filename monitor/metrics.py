@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -12,9 +13,16 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from .board import Board
+from .config import Settings
+from .history import Window
+from .incidents import IMPACTS, Incident
+from .maintenance import MaintenanceWindow, active
 from .models import ComponentRef, ProbeResult, State
 
-__all__ = ["Metrics"]
+__all__ = ["WINDOWS", "Derived", "Metrics", "derive", "derive_availability"]
+
+# the `window` label of the availability ratios, and its length in days
+WINDOWS: dict[str, int] = {"24h": 1, "7d": 7, "30d": 30}
 
 _CHECK = ("network", "flow", "check")
 _PHASES = ("resolve", "connect", "tls", "processing", "transfer")
@@ -81,13 +89,23 @@ class Metrics:
         build.info({"version": _version()})
         self._services: Any = None
         self._series: dict[ComponentRef, _CheckSeries] = {}  # labelled children, by check
+        self.derived = Derived()  # replaced whole by the periodic refresh; scrapes only read it
         r.register(_BoardCollector(board))
         r.register(_WriterCollector(lambda: self._services))
+        r.register(_DerivedCollector(lambda: self.derived))
 
     def bind(self, services: Any) -> None:
         """Let scrape-time collectors read the writer's buffer (set once in the lifespan)."""
         self._services = services
         self.reload_time.set(services.started_at.timestamp())
+
+    def set_availability(self, availability: dict[tuple[str, str], float]) -> None:
+        """Cache the availability ratios: (component key, window label) → ratio, from `derive_availability`."""
+        self.derived = Derived(availability, self.derived.incidents, self.derived.maintenance)
+
+    def set_declarations(self, incidents: dict[str, int], maintenance: dict[str, int]) -> None:
+        """Cache the open incidents by impact and the running maintenance windows by network."""
+        self.derived = Derived(self.derived.availability, incidents, maintenance)
 
     def observe_write(self, seconds: float) -> None:
         self.store_write.observe(seconds)
@@ -251,3 +269,88 @@ class _BoardCollector(Collector):
         yield from families.values()
         yield from since.values()
         yield progress
+
+
+@dataclass(frozen=True)
+class Derived:
+    """What the store knows and the board does not, computed periodically in a thread and read at scrape time."""
+
+    availability: dict[tuple[str, str], float] = field(default_factory=dict)  # (key, window label) → ratio
+    incidents: dict[str, int] = field(default_factory=dict)  # impact → open incidents
+    maintenance: dict[str, int] = field(default_factory=dict)  # network → running maintenance windows
+
+
+def derive_availability(settings: Settings, window_of: Callable[[str, int], Window]) -> dict[tuple[str, str], float]:
+    """Availability of every line and network over each of `WINDOWS`; components without data are left out.
+
+    `window_of(key, days)` reads the rollups (blocking: call this in a thread).
+    """
+    found: dict[tuple[str, str], float] = {}
+    for name, network in settings.networks.items():
+        keys = [ComponentRef("line", name, line).key for line in network.lines] + [ComponentRef("network", name).key]
+        for key in keys:
+            for label, days in WINDOWS.items():
+                ratio = window_of(key, days).availability
+                if ratio is not None:
+                    found[(key, label)] = ratio
+    return found
+
+
+def derive(
+    settings: Settings, incidents: Iterable[Incident], windows: Iterable[MaintenanceWindow], now: datetime
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Open incidents by impact (every impact, 0 included) and running maintenance windows by network."""
+    by_impact: dict[str, int] = dict.fromkeys(IMPACTS, 0)
+    for incident in incidents:
+        if incident.resolved_at is None:
+            by_impact[incident.impact] += 1
+    by_network = dict.fromkeys(settings.networks, 0)
+    for occurrence in active(windows, now):
+        touched: set[str] = set()
+        for key in occurrence.window.components:
+            with contextlib.suppress(ValueError):
+                touched.add(ComponentRef.parse(key).network)
+        for network in touched & set(by_network):
+            by_network[network] += 1
+    return by_impact, by_network
+
+
+class _DerivedCollector(Collector):
+    """Availability ratios, open incidents and running maintenance, from the cache only (never the store)."""
+
+    def __init__(self, derived: Callable[[], Derived]) -> None:
+        self._derived = derived
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        derived = self._derived()
+        lines = GaugeMetricFamily(
+            "tpmon_line_availability_ratio",
+            "Availability of each line over the window (published formula, from the rollups)",
+            labels=["network", "line", "window"],
+        )
+        networks = GaugeMetricFamily(
+            "tpmon_network_availability_ratio",
+            "Availability of each network over the window (published formula, from the rollups)",
+            labels=["network", "window"],
+        )
+        for (key, window), ratio in derived.availability.items():
+            ref = ComponentRef.parse(key)
+            if ref.kind == "line":
+                lines.add_metric([ref.network, ref.name, window], ratio)
+            elif ref.kind == "network":
+                networks.add_metric([ref.network, window], ratio)
+        yield lines
+        yield networks
+        incidents = GaugeMetricFamily("tpmon_incidents_open", "Open incidents, by impact", labels=["impact"])
+        for impact, count in derived.incidents.items():
+            incidents.add_metric([impact], count)
+        yield incidents
+        maintenance = GaugeMetricFamily(
+            "tpmon_maintenance_active", "Maintenance windows running now, by network", labels=["network"]
+        )
+        for network, count in derived.maintenance.items():
+            maintenance.add_metric([network], count)
+        yield maintenance
