@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import os
 import signal
+import socket
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,7 +23,7 @@ from starlette.applications import Starlette
 
 from .board import Board
 from .config import Settings, load_config
-from .errors import ConfigError, StoreError
+from .errors import ConfigError, MonitorError, StoreError
 from .metrics import Metrics, derive, derive_availability
 from .models import ComponentRef
 from .probes import ProbeContext
@@ -35,7 +37,7 @@ from .store.history import availability_over
 from .store.housekeeping import ROLLUP_EVERY, Housekeeper
 from .web import routes
 
-__all__ = ["QuietServer", "Services", "create_app", "utc_now"]
+__all__ = ["QuietServer", "Services", "check_port", "create_app", "utc_now"]
 
 log = logging.getLogger("tpmon.app")
 
@@ -114,6 +116,22 @@ class Services:
         self.metrics.note_reload(ok, self.clock())
         if self.reload_status is not None:
             self.reload_status.write_text(json.dumps(self.last_reload), encoding="utf-8")
+
+
+def check_port(host: str, port: int) -> None:
+    """MonitorError in one line if `host:port` cannot be listened on (uvicorn would exit the process)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError:
+        raise MonitorError(f"--host: cannot resolve {host!r}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            reason = "already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or "refused")
+            raise MonitorError(f"--port: cannot listen on {host}:{port} ({reason}); choose another port") from None
 
 
 class QuietServer(uvicorn.Server):

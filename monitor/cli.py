@@ -51,11 +51,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .app import QuietServer, create_app
+    from .app import QuietServer, check_port, create_app
     from .store import Store
 
     path = _config_path(args)
     settings = load_config(path)
+    check_port(args.host, args.port)
     setup_logging(args.log_level, args.log_format)
     store = Store.open(_database_url())
     pid_file = Path(args.pid_file)
@@ -79,6 +80,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     if args.speed is not None and not 1 <= args.speed <= 1_000_000:
         raise MonitorError("--speed must be between 1 and 1000000 (scenario seconds per real second)")
+    from .app import check_port
+
+    check_port(args.host, args.port)
     setup_logging(args.log_level, "text")
     options = DemoOptions(host=args.host, port=args.port, speed=args.speed)
     asyncio.run(run_demo(options))

@@ -294,3 +294,24 @@ def test_history_api_answers_and_refuses_bad_input(server: Server, target: Targe
         answer = server.get(path)
         assert answer.status_code == code, path
         assert field in answer.json()["error"]
+
+
+def test_a_taken_port_is_one_line_before_anything_starts(tmp_path: Path) -> None:
+    import socket
+
+    config = tmp_path / "c.yaml"
+    config.write_text(CONFIG.format(url="http://127.0.0.1:9", extra=""), encoding="utf-8")
+    srv = Server(config, tmp_path, {"TPMON_DATABASE_URL": f"sqlite:///{tmp_path}/t.db"})
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        for args in (("serve", "--config", str(config), "--port", port), ("demo", "--port", port)):
+            done = srv.run(*args)
+            assert done.returncode == 2, done
+            assert (
+                done.stderr
+                == f"tpmon: --port: cannot listen on 127.0.0.1:{port} (already in use); choose another port\n"
+            )
+            assert done.stdout == ""
+    assert not (tmp_path / "var").exists()  # the demo did not start replaying
