@@ -377,3 +377,27 @@ def test_grafana_dashboard_structure(path: Path) -> None:
             assert target["expr"].strip() and target["datasource"]["uid"] == "${datasource}"
     used = {m for m in re.findall(r"\$\{?(\w+)", path.read_text(encoding="utf-8")) if not m.startswith("__")}
     assert used <= set(variables), used - set(variables)
+
+
+def test_grafana_dashboards_type_check_against_grafana_schema(tmp_path: Path) -> None:
+    """tsc over every dashboard `satisfies` @grafana/schema's Dashboard (pinned in dashboards/typecheck)."""
+    npm = tool("npm")
+    work = tmp_path / "typecheck"
+    shutil.copytree(DASHBOARDS / "typecheck", work, ignore=shutil.ignore_patterns("node_modules", "check"))
+    installed = subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    (work / "check").mkdir()
+    for path in GRAFANA:
+        source = path.read_text(encoding="utf-8").rstrip()
+        header = 'import type { DashboardJson } from "../loose";\n\nexport const dashboard = '
+        (work / "check" / f"{path.stem}.ts").write_text(f"{header}{source} satisfies DashboardJson;\n")
+    tsc = work / "node_modules" / ".bin" / "tsc"
+    checked = subprocess.run([str(tsc), "-p", "."], cwd=work, capture_output=True, text=True, timeout=120, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
