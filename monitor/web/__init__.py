@@ -18,6 +18,7 @@ from ..models import ComponentRef
 from ..store.declarations import Declarations
 from ..store.history import availability_over
 from .declarations import declarations_view
+from .statuspage import statuspage_routes
 from .view import board_view
 
 if TYPE_CHECKING:
@@ -140,6 +141,7 @@ def routes() -> list[Route | Mount]:
         Route("/", index),
         Route("/api/v1/status", api_status),
         Route("/api/v1/history/{component:path}", api_history),
+        *(Route(path, endpoint, methods=["GET"]) for path, endpoint in statuspage_routes()),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),

@@ -1,0 +1,218 @@
+"""Statuspage v2-compatible JSON (`/api/v2/…`): existing Statuspage consumers read tpmon unchanged.
+
+Networks are component *groups* (`group: true`, `components`: their lines' ids) and lines their
+*components* (`group_id`: the network's id). Ids are tpmon's stable component keys (`network:viamedis`,
+`line:viamedis/optique`); an incident's id is its number, a maintenance occurrence's id is its window and
+start (`maintenance-3-20240212T1200Z`). Timestamps are Europe/Paris with milliseconds and offset, as
+Statuspage writes them (`2024-02-12T13:00:00.000+01:00`). Texts are French, English with `?lang=en`.
+
+States map to Statuspage's five; tpmon's own state, progress, source and since stay in `tpmon_*` fields:
+operational → operational, degraded → degraded_performance, partial and recovering → partial_outage,
+down → major_outage, maintenance → under_maintenance.
+
+**unknown → partial_outage.** Statuspage has no "unknown". `operational` would break our rule "never green
+when unknown"; `major_outage` would claim an outage nobody saw. `degraded_performance` is not enough either:
+it says the service works, only slowly (tpmon counts degraded as up), which is exactly what we do not know.
+`partial_outage` tells a consumer "do not count on it", sits where unknown sits in tpmon's severity order
+(above degraded, with recovering), and `tpmon_state: "unknown"` says why.
+
+The page indicator follows the worst component: none (all operational), minor (degraded, partial, unknown,
+recovering, maintenance), major (an outage), critical (every line of every network down at once).
+
+status.json and components.json come from the board in memory and answer even when the database does not;
+the others read incidents and maintenance in a thread, and answer 503 with a JSON error when it is unreachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..errors import StoreError
+from ..i18n import Lang
+from ..incidents import Incident
+from ..maintenance import MaintenanceWindow
+from ..store.declarations import Declarations
+from .statuspage_declared import COMPONENT_STATUS, incident_json, iso, maintenances
+from .view import Cell, board_view
+
+__all__ = ["COMPONENT_STATUS", "iso", "statuspage_routes"]
+
+DESCRIPTIONS: dict[str, dict[Lang, str]] = {
+    "none": {"fr": "Tous les services fonctionnent", "en": "All Systems Operational"},
+    "minor": {"fr": "Perturbations en cours", "en": "Minor Service Outage"},
+    "major": {"fr": "Panne en cours", "en": "Major Service Outage"},
+    "critical": {"fr": "Panne générale", "en": "Critical System Outage"},
+}
+PAGE_ID = "tpmon"
+RECENT_INCIDENTS = 50  # what Statuspage's incidents.json lists
+
+
+@dataclass(frozen=True)
+class Page:
+    """What every answer shares: the page object, the components by id, the language and the time."""
+
+    page: dict[str, Any]
+    components: list[dict[str, Any]]
+    lang: Lang
+    now: datetime
+    base: str
+
+    def by_id(self) -> dict[str, dict[str, Any]]:
+        return {c["id"]: c for c in self.components}
+
+
+def _component(cell: Cell, key: str, name: str, position: int, group_id: str | None, fallback: str) -> dict[str, Any]:
+    moment = iso(cell.since) if cell.since else fallback
+    return {
+        "id": key,
+        "name": name,
+        "status": COMPONENT_STATUS[cell.state],
+        "created_at": moment,
+        "updated_at": moment,
+        "position": position,
+        "description": None,
+        "showcase": False,
+        "start_date": None,
+        "group_id": group_id,
+        "page_id": PAGE_ID,
+        "group": False,
+        "only_show_if_degraded": False,
+        "tpmon_state": cell.state.value,
+        "tpmon_state_label": cell.state_label,
+        "tpmon_progress": cell.progress,
+        "tpmon_source": cell.source.value,
+        "tpmon_since": iso(cell.since) if cell.since else None,
+    }
+
+
+def _page(request: Request) -> Page:
+    services = request.state.services
+    lang: Lang = "en" if request.query_params.get("lang") == "en" else "fr"
+    now: datetime = services.clock()
+    view = board_view(services.settings, services.board, lang)
+    updated = iso(view.checked_at or now)
+    base = str(request.base_url).rstrip("/")
+    components: list[dict[str, Any]] = []
+    position = 1
+    for network in view.networks:
+        group_key = f"network:{network.id}"
+        group = _component(network.status, group_key, network.name, position, None, updated)
+        group["group"] = True
+        group["tpmon_kind"] = network.kind
+        components.append(group)
+        position += 1
+        for line_id, cell in network.lines.items():
+            key = f"line:{network.id}/{line_id}"
+            name = f"{network.name} — {cell.label}"
+            components.append(_component(cell, key, name, position, group_key, updated))
+            group.setdefault("components", []).append(key)
+            position += 1
+    page = {"id": PAGE_ID, "name": "tpmon", "url": base, "time_zone": "Europe/Paris", "updated_at": updated}
+    return Page(page, components, lang, now, base)
+
+
+def _status(page: Page) -> dict[str, str]:
+    lines = [c for c in page.components if not c["group"]]
+    states = {c["status"] for c in page.components}
+    if lines and all(c["status"] == "major_outage" for c in lines):
+        indicator = "critical"
+    elif "major_outage" in states:
+        indicator = "major"
+    elif states <= {"operational"}:
+        indicator = "none"
+    else:
+        indicator = "minor"
+    return {"indicator": indicator, "description": DESCRIPTIONS[indicator][page.lang]}
+
+
+@dataclass(frozen=True)
+class Declared:
+    incidents: list[Incident]
+    windows: list[MaintenanceWindow]
+
+
+Reader = Callable[[Declarations], Declared]
+Composer = Callable[[Page, Declared], dict[str, Any]]
+
+
+def _nothing(declarations: Declarations) -> Declared:
+    return Declared([], [])
+
+
+def _unresolved(declarations: Declarations) -> Declared:
+    return Declared(declarations.incidents(open_only=True, limit=None), [])
+
+
+def _recent(declarations: Declarations) -> Declared:
+    return Declared(declarations.incidents(limit=RECENT_INCIDENTS), [])
+
+
+def _windows(declarations: Declarations) -> Declared:
+    return Declared([], declarations.windows())
+
+
+def _summary_read(declarations: Declarations) -> Declared:
+    return Declared(declarations.incidents(open_only=True, limit=None), declarations.windows())
+
+
+def _incidents(page: Page, declared: Declared) -> list[dict[str, Any]]:
+    return [incident_json(i, page.by_id(), page.lang, page.base, PAGE_ID) for i in declared.incidents]
+
+
+def _maintenances(page: Page, declared: Declared, which: str) -> list[dict[str, Any]]:
+    return maintenances(declared.windows, page.now, which, page.by_id(), page.lang, page.base, PAGE_ID)
+
+
+def _endpoint(read: Reader, compose: Composer) -> Callable[[Request], Awaitable[Response]]:
+    async def answer(request: Request) -> Response:
+        page = _page(request)  # on the loop: the board is changed there
+        services = request.state.services
+        declarations = Declarations(services.store, services.settings)
+        try:
+            declared = Declared([], []) if read is _nothing else await asyncio.to_thread(read, declarations)
+        except StoreError:
+            body = {"error": "the database is unreachable; try again shortly"}
+            return JSONResponse(body, status_code=503, headers={"Retry-After": "30"})
+        return JSONResponse({"page": page.page, **compose(page, declared)})
+
+    return answer
+
+
+def statuspage_routes() -> list[tuple[str, Callable[[Request], Awaitable[Response]]]]:
+    """(path, endpoint) of the eight Statuspage v2 answers."""
+    return [
+        (
+            "/api/v2/summary.json",
+            _endpoint(
+                _summary_read,
+                lambda p, d: {
+                    "components": p.components,
+                    "incidents": _incidents(p, d),
+                    "scheduled_maintenances": _maintenances(p, d, "summary"),
+                    "status": _status(p),
+                },
+            ),
+        ),
+        ("/api/v2/status.json", _endpoint(_nothing, lambda p, d: {"status": _status(p)})),
+        ("/api/v2/components.json", _endpoint(_nothing, lambda p, d: {"components": p.components})),
+        ("/api/v2/incidents.json", _endpoint(_recent, lambda p, d: {"incidents": _incidents(p, d)})),
+        ("/api/v2/incidents/unresolved.json", _endpoint(_unresolved, lambda p, d: {"incidents": _incidents(p, d)})),
+        *(
+            (
+                f"/api/v2/scheduled-maintenances{suffix}.json",
+                _endpoint(_windows, _maintenance_composer(which)),
+            )
+            for suffix, which in (("", "all"), ("/upcoming", "upcoming"), ("/active", "active"))
+        ),
+    ]
+
+
+def _maintenance_composer(which: str) -> Composer:
+    return lambda p, d: {"scheduled_maintenances": _maintenances(p, d, which)}
