@@ -17,7 +17,9 @@ from ..i18n import STATE_ICONS, format_datetime, format_short, pick_lang
 from ..models import ComponentRef
 from ..store.declarations import Declarations
 from ..store.history import availability_over
+from .badges import badge
 from .declarations import declarations_view
+from .feeds import feed_routes
 from .statuspage import statuspage_routes
 from .view import board_view
 
@@ -142,6 +144,8 @@ def routes() -> list[Route | Mount]:
         Route("/api/v1/status", api_status),
         Route("/api/v1/history/{component:path}", api_history),
         *(Route(path, endpoint, methods=["GET"]) for path, endpoint in statuspage_routes()),
+        *(Route(path, endpoint, methods=["GET"]) for path, endpoint in feed_routes()),
+        Route("/badge/{network}/{line}.svg", badge, methods=["GET"]),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),
