@@ -133,3 +133,18 @@ def test_the_route_serves_the_line_state(client: TestClient) -> None:
 def test_unknown_network_or_line_is_a_404(client: TestClient, path: str) -> None:
     answer = client.get(path)
     assert answer.status_code == 404 and "inconnu" in answer.text
+
+
+def test_badges_inlined_in_one_page_do_not_share_a_clip_path() -> None:
+    """SVG ids are global to the page that inlines the badges: equal ids made every badge clip to the first."""
+    import xml.etree.ElementTree as ET
+
+    from monitor.models import State
+    from monitor.web.badges import badge_svg
+
+    ids = set()
+    for state in State:
+        root = ET.fromstring(badge_svg("Viamedis", "Optique", state, "fr"))
+        [clip] = [e for e in root.iter() if e.tag.endswith("clipPath")]
+        ids.add(clip.get("id"))
+    assert len(ids) == len(State)

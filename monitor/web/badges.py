@@ -8,6 +8,7 @@ so names and labels are escaped. Widths are estimated from the text (Verdana 11 
 
 from __future__ import annotations
 
+import hashlib
 import xml.etree.ElementTree as ET
 
 from starlette.requests import Request
@@ -81,9 +82,11 @@ def badge_svg(network: str, line: str, state: State, lang: Lang) -> bytes:
         },
     )
     ET.SubElement(svg, "title").text = sentence
-    clip = ET.SubElement(ET.SubElement(svg, "clipPath", {"id": "r"}), "rect")
+    # ids are global to a page that inlines several badges: one id per badge, or they share one clip
+    clip_id = "tpmon-badge-" + hashlib.sha1(sentence.encode(), usedforsecurity=False).hexdigest()[:10]
+    clip = ET.SubElement(ET.SubElement(svg, "clipPath", {"id": clip_id}), "rect")
     clip.attrib.update({"width": str(width), "height": str(HEIGHT), "rx": "3", "fill": "#fff"})
-    shapes = ET.SubElement(svg, "g", {"clip-path": "url(#r)"})
+    shapes = ET.SubElement(svg, "g", {"clip-path": f"url(#{clip_id})"})
     ET.SubElement(shapes, "rect", {"width": str(left_width), "height": str(HEIGHT), "fill": LEFT})
     ET.SubElement(
         shapes,
