@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
+from targets import Target
 
 POSTGRES_ENV = "TPMON_TEST_POSTGRES_URL"
 
@@ -66,3 +67,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def durable_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty database of each backend that outlives its Store (for restart tests)."""
     return _url_for(request.param, request, tmp_path)
+
+
+@pytest.fixture
+def target() -> Iterator[Target]:
+    """A real HTTP target on loopback whose answers the test changes (tests/targets.py)."""
+    server = Target()
+    yield server
+    server.close()

@@ -149,3 +149,18 @@ class Server:
 
 def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data), encoding="utf-8")
+
+
+def alpha_config(url: str, *, extra_checks: str = "", extra_networks: str = "") -> str:
+    """A config with the operator `alpha` (pharmacie, optique) probing `url`/dre and `url`/pec every second."""
+    return f"""
+defaults: {{interval: 1s, timeout: 800ms, failure_threshold: 1, success_threshold: 1}}
+networks:
+  alpha:
+    name: Alpha
+    kind: operateur
+    lines: [pharmacie, optique]
+    checks:
+      - {{name: dre, flow: facturation, kind: http, url: "{url}/dre"}}
+      - {{name: pec, flow: pec, kind: http, url: "{url}/pec"}}
+{extra_checks}{extra_networks}"""

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
-from targets import Server, Target, wait_for
+from targets import Server, Target, alpha_config, wait_for
 
 from monitor.app import Services, create_app
 from monitor.config import load_config
@@ -24,17 +24,7 @@ from monitor.web.feeds import LIMIT, Scope, entries
 
 A = "{http://www.w3.org/2005/Atom}"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
-CONFIG = """
-defaults: {{interval: 1s, timeout: 800ms, failure_threshold: 1, success_threshold: 1}}
-networks:
-  alpha:
-    name: Alpha
-    kind: operateur
-    lines: [pharmacie, optique]
-    checks:
-      - {{name: dre, flow: facturation, kind: http, url: "{url}/dre"}}
-      - {{name: pec, flow: pec, kind: http, url: "{url}/pec"}}
-  beta:
+BETA = """  beta:
     name: Beta
     kind: reseau_de_soins
     lines: [optique]
@@ -49,7 +39,9 @@ FEEDS = ("/feed", "/reseaux/alpha/feed", "/reseaux/alpha/optique/feed")
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
     config = tmp_path / "tpmon.yaml"
-    config.write_text(CONFIG.format(url="http://127.0.0.1:9"), encoding="utf-8")
+    config.write_text(
+        alpha_config("http://127.0.0.1:9", extra_networks=BETA.format(url="http://127.0.0.1:9")), encoding="utf-8"
+    )
     settings = load_config(config)
     app = create_app(settings, database_url=f"sqlite:///{tmp_path}/t.db", schedule=False, clock=lambda: NOW)
     with TestClient(app) as test_client:
@@ -258,17 +250,10 @@ def test_entries_are_bounded_and_newest_first() -> None:
     assert [e.updated for e in found] == sorted((e.updated for e in found), reverse=True)
 
 
-@pytest.fixture
-def target() -> Iterator[Target]:
-    server = Target()
-    yield server
-    server.close()
-
-
 def test_a_running_server_publishes_a_declared_incident(tmp_path: Path, target: Target) -> None:
     """`tpmon serve` as users run it; ops open an incident through the CLI; the feeds carry it."""
     config = tmp_path / "tpmon.yaml"
-    config.write_text(CONFIG.format(url=target.url("")), encoding="utf-8")
+    config.write_text(alpha_config(target.url(""), extra_networks=BETA.format(url=target.url(""))), encoding="utf-8")
     srv = Server(config, tmp_path, {"TPMON_DATABASE_URL": f"sqlite:///{tmp_path}/e2e.db"}).start()
     try:
         assert not ET.fromstring(srv.get("/reseaux/alpha/optique/feed.atom").content).findall(f"{A}entry")

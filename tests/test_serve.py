@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from targets import Server, Target, free_port, wait_for
+from targets import Server, Target, alpha_config, free_port, wait_for
 
 CONFIG = """
 defaults: {{interval: 1s, timeout: 800ms, failure_threshold: 2, success_threshold: 1}}
@@ -26,13 +26,6 @@ networks:
 {extra}
 """
 EXTRA_CHECK = "      - {{name: droits, flow: droits, kind: tcp, host: 127.0.0.1, port: {port}}}"
-
-
-@pytest.fixture
-def target() -> Iterator[Target]:
-    server = Target()
-    yield server
-    server.close()
 
 
 @pytest.fixture
@@ -210,18 +203,7 @@ def test_json_logs_one_object_per_line_and_no_secret_anywhere(tmp_path: Path, ta
         assert secret not in text
 
 
-OPS_CONFIG = """
-defaults: {{interval: 1s, timeout: 800ms, failure_threshold: 1, success_threshold: 1}}
-networks:
-  alpha:
-    name: Alpha
-    kind: operateur
-    lines: [pharmacie, optique]
-    checks:
-      - {{name: dre, flow: facturation, kind: http, url: "{url}/dre"}}
-      - {{name: pec, flow: pec, kind: http, url: "{url}/pec"}}
-      - {{name: virements, flow: paiements, kind: push, interval: 1h}}
-"""
+PUSH_CHECK = "      - {name: virements, flow: paiements, kind: push, interval: 1h}\n"
 
 
 def test_what_ops_declare_and_partners_push_reaches_the_running_server(tmp_path: Path, target: Target) -> None:
@@ -230,7 +212,7 @@ def test_what_ops_declare_and_partners_push_reaches_the_running_server(tmp_path:
     from zoneinfo import ZoneInfo
 
     config = tmp_path / "ops.yaml"
-    config.write_text(OPS_CONFIG.format(url=target.url("")), encoding="utf-8")
+    config.write_text(alpha_config(target.url(""), extra_checks=PUSH_CHECK), encoding="utf-8")
     srv = Server(config, tmp_path, {"TPMON_DATABASE_URL": f"sqlite:///{tmp_path}/ops.db"}).start()
     try:
         wait_for(lambda: srv.component("alpha", "lines", "optique")["state"] == "operational", what="up")

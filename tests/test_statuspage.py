@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
-from targets import Server, Target, wait_for
+from targets import Server, Target, alpha_config, wait_for
 
 from monitor.app import Services, create_app
 from monitor.config import load_config
@@ -145,17 +145,6 @@ def check_enums(answer: dict[str, Any]) -> None:
             assert update["status"] in ENUMS["maintenance"]
 
 
-CONFIG = """
-defaults: {{interval: 1s, timeout: 800ms, failure_threshold: 1, success_threshold: 1}}
-networks:
-  alpha:
-    name: Alpha
-    kind: operateur
-    lines: [pharmacie, optique]
-    checks:
-      - {{name: dre, flow: facturation, kind: http, url: "{url}/dre"}}
-      - {{name: pec, flow: pec, kind: http, url: "{url}/pec"}}
-"""
 NOW = datetime(2024, 2, 12, 12, 0, tzinfo=UTC)  # 13:00 in Paris
 
 
@@ -163,7 +152,7 @@ NOW = datetime(2024, 2, 12, 12, 0, tzinfo=UTC)  # 13:00 in Paris
 def client(tmp_path: Path) -> Iterator[TestClient]:
     """The app in process, on a fixed clock, without probes: lines stay unknown unless declared."""
     config = tmp_path / "tpmon.yaml"
-    config.write_text(CONFIG.format(url="http://127.0.0.1:9"), encoding="utf-8")
+    config.write_text(alpha_config("http://127.0.0.1:9"), encoding="utf-8")
     settings = load_config(config)
     app = create_app(settings, database_url=f"sqlite:///{tmp_path}/t.db", schedule=False, clock=lambda: NOW)
     with TestClient(app) as test_client:
@@ -291,7 +280,7 @@ def test_every_state_maps_to_statuspage_and_unknown_is_never_green() -> None:
 
 def test_unknown_lines_are_not_green(tmp_path: Path) -> None:
     config = tmp_path / "tpmon.yaml"
-    config.write_text(CONFIG.format(url="http://127.0.0.1:9"), encoding="utf-8")
+    config.write_text(alpha_config("http://127.0.0.1:9"), encoding="utf-8")
     app = create_app(load_config(config), database_url="sqlite://", schedule=False, clock=lambda: NOW)
     with TestClient(app) as fresh:
         body = fresh.get("/api/v2/summary.json").json()
@@ -331,17 +320,10 @@ def test_a_store_error_is_a_503_in_json(client: TestClient, monkeypatch: pytest.
             assert answer.json() == {"error": "the database is unreachable; try again shortly"}
 
 
-@pytest.fixture
-def target() -> Iterator[Target]:
-    server = Target()
-    yield server
-    server.close()
-
-
 def test_a_running_server_answers_the_eight_endpoints(tmp_path: Path, target: Target) -> None:
     """`tpmon serve` as users run it; ops declare through the CLI; Statuspage consumers see it."""
     config = tmp_path / "tpmon.yaml"
-    config.write_text(CONFIG.format(url=target.url("")), encoding="utf-8")
+    config.write_text(alpha_config(target.url("")), encoding="utf-8")
     srv = Server(config, tmp_path, {"TPMON_DATABASE_URL": f"sqlite:///{tmp_path}/e2e.db"}).start()
 
     def component(key: str) -> dict[str, Any]:
