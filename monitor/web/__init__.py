@@ -14,9 +14,8 @@ from starlette.staticfiles import StaticFiles
 
 from ..errors import StoreError
 from ..i18n import STATE_ICONS, format_datetime, format_short, pick_lang
-from ..models import ComponentRef
 from ..store.declarations import Declarations
-from ..store.history import availability_over
+from .api import api_routes
 from .badges import badge
 from .declarations import declarations_view
 from .feeds import feed_routes
@@ -63,58 +62,6 @@ async def index(request: Request) -> Response:
     return response
 
 
-async def api_status(request: Request) -> Response:
-    services = _services(request)
-    lang = pick_lang(request.query_params.get("lang"), None, None)
-    return JSONResponse(board_view(services.settings, services.board, lang).as_json())
-
-
-WINDOWS = (1, 7, 30, 90)  # days
-
-
-async def api_history(request: Request) -> Response:
-    """A component's transitions (newest first, `?limit=`) and its availability over 1/7/30/90 days."""
-    services = _services(request)
-    key = request.path_params["component"]
-    try:
-        ref = ComponentRef.parse(key)
-    except ValueError:
-        return JSONResponse({"error": f"{key!r} is not a component key like line:viamedis/optique"}, status_code=400)
-    if services.board.get(ref) is None:
-        return JSONResponse({"error": f"no component {key!r}"}, status_code=404)
-    raw_limit = request.query_params.get("limit", "100")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 1000:
-        return JSONResponse({"error": "limit: must be an integer between 1 and 1000"}, status_code=400)
-    now = services.clock()
-
-    def read() -> dict[str, Any]:
-        transitions = services.store.transitions(ref, limit=int(raw_limit))
-        windows = {f"{days}d": availability_over(services.store, ref, now, days) for days in WINDOWS}
-        return {
-            "component": key,
-            "at": now.isoformat(),
-            "availability": {
-                name: {"ratio": w.availability, "coverage": w.coverage, "start": w.start.isoformat()}
-                for name, w in windows.items()
-            },
-            "transitions": [
-                {
-                    "from": t.previous.value,
-                    "to": t.state.value,
-                    "at": t.at.isoformat(),
-                    "source": t.source.value,
-                    "progress": t.progress,
-                }
-                for t in transitions
-            ],
-        }
-
-    try:
-        return JSONResponse(await asyncio.to_thread(read))
-    except StoreError:
-        return JSONResponse({"error": "the database is unreachable; try again shortly"}, status_code=503)
-
-
 async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok")
 
@@ -141,8 +88,7 @@ async def metrics(request: Request) -> Response:
 def routes() -> list[Route | Mount]:
     return [
         Route("/", index),
-        Route("/api/v1/status", api_status),
-        Route("/api/v1/history/{component:path}", api_history),
+        *api_routes(),
         *(Route(path, endpoint, methods=["GET"]) for path, endpoint in statuspage_routes()),
         *(Route(path, endpoint, methods=["GET"]) for path, endpoint in feed_routes()),
         Route("/badge/{network}/{line}.svg", badge, methods=["GET"]),

@@ -1,0 +1,392 @@
+"""tpmon's own JSON API, /api/v1: board, networks, lines, checks, history, availability, incidents, maintenance.
+
+Every body is built through a model of api_models and dumped by it; the OpenAPI document at
+/api/v1/openapi.json is generated from the same models and from `OPERATIONS`, which also makes the routes.
+The board is read on the event loop (it lives there, in memory); the store only in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..board import Board
+from ..config import SLUG, Check, Network, Settings
+from ..errors import NotFound, StoreError
+from ..history import FORMULA, UNKNOWN_RULE, WINDOWS
+from ..i18n import Lang
+from ..incidents import Incident
+from ..maintenance import active, upcoming
+from ..models import ComponentRef, ComponentStatus, Source, State
+from ..store.declarations import Declarations
+from ..store.history import availability_over
+from . import api_models as m
+from .openapi import Operation, PathParam, openapi_document, parameter_problem
+from .view import board_view
+
+if TYPE_CHECKING:
+    from ..app import Services
+
+__all__ = ["OPERATIONS", "api_routes"]
+
+UNREACHABLE = "the database is unreachable; try again shortly"
+WINDOW_DAYS = {"24h": 1, "7d": 7, "30d": 30, "90d": 90}
+Q = TypeVar("Q", bound=BaseModel)
+
+
+class Refused(Exception):
+    """A request the API answers with an error: 400 naming the parameter, or 404."""
+
+    def __init__(self, status: int, error: str) -> None:
+        super().__init__(error)
+        self.status = status
+        self.error = error
+
+
+def _json(body: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    content = body.model_dump(mode="json", by_alias=True)
+    return JSONResponse(content, status_code=status, headers={"Cache-Control": "no-cache", **(headers or {})})
+
+
+def _answer(handler: Callable[[Request, Services], Awaitable[BaseModel]]) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        try:
+            return _json(await handler(request, request.state.services))
+        except Refused as exc:
+            return _json(m.ErrorAnswer(error=exc.error), exc.status)
+        except StoreError:
+            return _json(m.ErrorAnswer(error=UNREACHABLE), 503, {"Retry-After": "30"})
+
+    return endpoint
+
+
+def _query(request: Request, model: type[Q]) -> Q:
+    try:
+        return model.model_validate(dict(request.query_params))
+    except ValidationError as exc:
+        location = exc.errors()[0]["loc"]
+        name = str(location[0]) if location else "query"
+        raise Refused(400, f"{name}: {parameter_problem(model, name)}") from None
+
+
+def _network(services: Services, name: str) -> Network:
+    network = services.settings.networks.get(name)
+    if network is None:
+        raise Refused(404, f"network: no network {name!r}")
+    return network
+
+
+def _component(request: Request, services: Services) -> ComponentRef:
+    key: str = request.path_params["component"]
+    try:
+        ref = ComponentRef.parse(key)
+    except ValueError:
+        raise Refused(400, f"component: {key!r} is not a component key like line:viamedis/optique") from None
+    if services.board.get(ref) is None:
+        raise Refused(404, f"component: no component {key!r}")
+    return ref
+
+
+async def status(request: Request, services: Services) -> m.BoardAnswer:
+    lang = _query(request, m.StatusQuery).lang
+    return board_answer(services.settings, services.board, lang)
+
+
+async def networks(request: Request, services: Services) -> m.NetworksAnswer:
+    settings, board = services.settings, services.board
+    return m.NetworksAnswer(networks=[network_summary(board, name, n) for name, n in settings.networks.items()])
+
+
+async def network(request: Request, services: Services) -> m.NetworkAnswer:
+    settings, board, name = services.settings, services.board, request.path_params["network"]
+    found = _network(services, name)
+    return m.NetworkAnswer(
+        **dict(network_summary(board, name, found)),
+        website=found.website,
+        hotline=found.hotline,
+        lines=[line_status(settings, board, name, line) for line in found.lines],
+        flows=[flow_status(settings, board, name, flow) for flow in found.flow_names(settings.flows)],
+        checks=[check_status(board, name, check) for check in found.checks],
+        dependencies=dependencies(board, found),
+    )
+
+
+async def line(request: Request, services: Services) -> m.LineAnswer:
+    settings, board = services.settings, services.board
+    name, line_id = request.path_params["network"], request.path_params["line"]
+    found = _network(services, name)
+    if line_id not in found.lines:
+        raise Refused(404, f"line: {name} has no line {line_id!r}")
+    shown = line_status(settings, board, name, line_id)
+    flows = {f for group in (*shown.requires, *shown.optional) for f in group.split("|")}
+    return m.LineAnswer(
+        **dict(shown),
+        network=name,
+        checks=[check_status(board, name, c) for c in found.checks if c.flow in flows],
+        dependencies=dependencies(board, found, line_id),
+    )
+
+
+async def checks(request: Request, services: Services) -> m.ChecksAnswer:
+    wanted = _query(request, m.ChecksQuery).network
+    if wanted is not None:
+        _network(services, wanted)
+    found = [
+        check_status(services.board, name, check)
+        for name, check in services.settings.checks()
+        if wanted is None or name == wanted
+    ]
+    return m.ChecksAnswer(checks=found)
+
+
+async def history(request: Request, services: Services) -> m.HistoryAnswer:
+    """A component's transitions (newest first, `?limit=`) and its availability over 1/7/30/90 days."""
+    ref = _component(request, services)
+    limit = _query(request, m.HistoryQuery).limit
+    now, store = services.clock(), services.store
+
+    def read() -> m.HistoryAnswer:
+        transitions = store.transitions(ref, limit=limit)
+        windows = {f"{days}d": availability_over(store, ref, now, days) for days in WINDOWS}
+        return m.HistoryAnswer(
+            component=ref.key,
+            at=now,
+            availability={
+                name: m.WindowAvailability(ratio=w.availability, coverage=w.coverage, start=w.start)
+                for name, w in windows.items()
+            },
+            transitions=[
+                m.HistoryTransition(from_=t.previous, to=t.state, at=t.at, source=t.source, progress=t.progress)
+                for t in transitions
+            ],
+        )
+
+    return await asyncio.to_thread(read)
+
+
+async def availability(request: Request, services: Services) -> m.AvailabilityAnswer:
+    ref = _component(request, services)
+    window = _query(request, m.AvailabilityQuery).window
+    found = await asyncio.to_thread(availability_over, services.store, ref, services.clock(), WINDOW_DAYS[window])
+    return m.AvailabilityAnswer(
+        component=ref.key,
+        window=window,
+        start=found.start,
+        end=found.end,
+        availability=found.availability,
+        coverage=found.coverage,
+        seconds=dict(found.seconds),
+        formula=m.BilingualText(fr=FORMULA["fr"], en=FORMULA["en"]),
+        unknown_rule=m.BilingualText(fr=UNKNOWN_RULE["fr"], en=UNKNOWN_RULE["en"]),
+    )
+
+
+async def incidents(request: Request, services: Services) -> m.IncidentsAnswer:
+    query = _query(request, m.IncidentsQuery)
+    declarations = Declarations(services.store, services.settings)
+    found, more = await asyncio.to_thread(incidents_page, declarations, query.status, query.limit, query.offset)
+    return m.IncidentsAnswer(
+        status=query.status,
+        limit=query.limit,
+        offset=query.offset,
+        next_offset=query.offset + query.limit if more else None,
+        incidents=[m.IncidentAnswer.of(i) for i in found],
+    )
+
+
+async def incident(request: Request, services: Services) -> m.IncidentAnswer:
+    raw: str = request.path_params["id"]
+    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= m.MAX_ID):
+        raise Refused(400, f"id: must be an integer between 1 and {m.MAX_ID}")
+    declarations = Declarations(services.store, services.settings)
+    try:
+        return m.IncidentAnswer.of(await asyncio.to_thread(declarations.incident, int(raw)))
+    except NotFound:
+        raise Refused(404, f"id: no incident {int(raw)}") from None
+
+
+async def maintenance(request: Request, services: Services) -> m.MaintenanceAnswer:
+    horizon = _query(request, m.MaintenanceQuery).horizon_days
+    now = services.clock()
+    windows = await asyncio.to_thread(Declarations(services.store, services.settings).windows)
+    return m.MaintenanceAnswer(
+        at=now,
+        horizon_days=horizon,
+        running=[m.OccurrenceAnswer.of(o, running=True) for o in active(windows, now)],
+        upcoming=[m.OccurrenceAnswer.of(o, running=False) for o in upcoming(windows, now, timedelta(days=horizon))],
+    )
+
+
+async def openapi(request: Request) -> Response:
+    """The document, with the running config's networks, lines and components as examples."""
+    return JSONResponse(openapi_document(OPERATIONS, _examples(request.state.services)))
+
+
+async def no_such_path(request: Request) -> Response:
+    return _json(m.ErrorAnswer(error=f"no such path {request.url.path!r}; see /api/v1/openapi.json"), 404)
+
+
+def _examples(services: Services) -> dict[str, list[Any]]:
+    settings = services.settings
+    first, network = next(iter(settings.networks.items()))
+    keys = [f"network:{first}", f"line:{first}/{network.lines[0]}"]
+    keys += [ComponentRef.for_check(first, c.flow, c.name).key for c in network.checks[:1]]
+    return {"network": list(settings.networks)[:5], "line": list(network.lines), "component": keys}
+
+
+# From the board and the config to the models (on the loop: the board changes there)
+
+
+def _shown(status: ComponentStatus | None) -> dict[str, Any]:
+    if status is None:  # nothing known yet: never shown as green
+        return {"state": State.UNKNOWN, "since": None, "source": Source.NONE, "progress": 0.0}
+    return {"state": status.state, "since": status.since, "source": status.source, "progress": status.progress}
+
+
+def board_answer(settings: Settings, board: Board, lang: Lang) -> m.BoardAnswer:
+    view = board_view(settings, board, lang)
+    found = [
+        m.BoardNetwork(
+            **asdict(n.status),
+            name=n.name,
+            kind=n.kind,
+            lines=[m.BoardCell.model_validate(c) for c in n.lines.values()],
+            flows=[m.BoardCell.model_validate(c) for c in n.flows],
+            checks=[m.BoardCell.model_validate(c) for c in n.checks],
+        )
+        for n in view.networks
+    ]
+    return m.BoardAnswer(lang=view.lang, checked_at=view.checked_at, networks=found)
+
+
+def network_summary(board: Board, name: str, network: Network) -> m.NetworkSummary:
+    shown = _shown(board.get(ComponentRef("network", name)))
+    return m.NetworkSummary(id=name, name=network.name, kind=network.kind, **shown)
+
+
+def flow_status(settings: Settings, board: Board, network: str, flow: str) -> m.FlowStatus:
+    ref, label = ComponentRef("flow", network, flow), settings.flows[flow].label
+    return m.FlowStatus(id=flow, key=ref.key, label=m.BilingualText(fr=label.fr, en=label.en), **_shown(board.get(ref)))
+
+
+def line_status(settings: Settings, board: Board, network: str, line: str) -> m.LineStatus:
+    ref, label = ComponentRef("line", network, line), settings.lines[line].label
+    requires, optional = settings.networks[network].requirements(line, settings.lines)
+    status = board.get(ref)
+    return m.LineStatus(
+        id=line,
+        key=ref.key,
+        label=m.BilingualText(fr=label.fr, en=label.en),
+        detail=status.detail if status else "",
+        requires=list(requires),
+        optional=list(optional),
+        **_shown(status),
+    )
+
+
+def check_status(board: Board, network: str, check: Check) -> m.CheckStatus:
+    ref = ComponentRef.for_check(network, check.flow, check.name)
+    memory = board.memory(ref.key)
+    return m.CheckStatus(
+        id=check.name,
+        key=ref.key,
+        network=network,
+        flow=check.flow,
+        kind=check.kind,
+        description=check.description,
+        interval_s=check.interval,
+        last_result_at=memory.last_result_at if memory else None,
+        consecutive_failures=memory.fails.count if memory else 0,
+        **_shown(board.get(ref)),
+    )
+
+
+def dependencies(board: Board, network: Network, line: str | None = None) -> list[m.DependencyStatus]:
+    """The upstream flows `network` (or only its `line`) relies on, with their state now."""
+    found = []
+    for dep in network.depends_on:
+        if line is None or not dep.lines or line in dep.lines:
+            upstream = _shown(board.get(ComponentRef("flow", dep.network, dep.flow)))
+            found.append(
+                m.DependencyStatus(
+                    network=dep.network,
+                    flow=dep.flow,
+                    lines=list(dep.lines),
+                    state=upstream["state"],
+                    since=upstream["since"],
+                )
+            )
+    return found
+
+
+def incidents_page(declarations: Declarations, status: str, limit: int, offset: int) -> tuple[list[Incident], bool]:
+    """Blocking: a page of incidents newest first, and whether another page follows."""
+    if status != "resolved":
+        found = declarations.incidents(open_only=status == "open", limit=limit + 1, offset=offset)
+        return found[:limit], len(found) > limit
+    # The store filters open incidents only: scan newest first for resolved ones, a chunk at a time.
+    resolved: list[Incident] = []
+    scanned, chunk = 0, 200
+    while len(resolved) < offset + limit + 1:
+        batch = declarations.incidents(limit=chunk, offset=scanned)
+        resolved += [i for i in batch if not i.is_open]
+        scanned += len(batch)
+        if len(batch) < chunk:
+            break
+    return resolved[offset : offset + limit], len(resolved) > offset + limit
+
+
+_SLUG = "[a-z0-9][a-z0-9_-]{0,62}"
+NETWORK = PathParam("network", "a network's id, e.g. viamedis", {"type": "string", "pattern": SLUG})
+LINE = PathParam("line", "a service line's id, e.g. optique", {"type": "string", "pattern": SLUG})
+COMPONENT = PathParam(
+    "component",
+    "a component key: network:<network>, flow:<network>/<flow>, line:<network>/<line> or"
+    " check:<network>/<flow>/<check>; its slashes may be sent as they are",
+    {"type": "string", "pattern": f"^(network:{_SLUG}|(flow|line):{_SLUG}/{_SLUG}|check:{_SLUG}/{_SLUG}/{_SLUG})$"},
+    slashes=True,
+)
+INCIDENT = PathParam("id", "an incident's number", {"type": "integer", "minimum": 1, "maximum": m.MAX_ID})
+
+OPERATIONS: list[Operation] = [
+    Operation("/api/v1/status", _answer(status), "getStatus", "The whole board in one language", m.BoardAnswer,
+              m.StatusQuery, errors=(400,)),
+    Operation("/api/v1/networks", _answer(networks), "listNetworks", "Every network and its state", m.NetworksAnswer),
+    Operation("/api/v1/networks/{network}", _answer(network), "getNetwork",
+              "A network with its lines, flows, checks and dependencies", m.NetworkAnswer, None, (NETWORK,), (404,)),
+    Operation("/api/v1/networks/{network}/lines/{line}", _answer(line), "getLine",
+              "A service line's state and the checks that feed it", m.LineAnswer, None, (NETWORK, LINE), (404,)),
+    Operation("/api/v1/checks", _answer(checks), "listChecks", "Checks and their last state (never a URL or header)",
+              m.ChecksAnswer, m.ChecksQuery, errors=(400, 404)),
+    Operation("/api/v1/history/{component}", _answer(history), "getHistory",
+              "A component's transitions and its availability over 1, 7, 30 and 90 days", m.HistoryAnswer,
+              m.HistoryQuery, (COMPONENT,), (400, 404, 503)),
+    Operation("/api/v1/availability/{component}", _answer(availability), "getAvailability",
+              "A component's time-weighted availability and coverage over a window", m.AvailabilityAnswer,
+              m.AvailabilityQuery, (COMPONENT,), (400, 404, 503)),
+    Operation("/api/v1/incidents", _answer(incidents), "listIncidents", "Incidents, newest first, by pages",
+              m.IncidentsAnswer, m.IncidentsQuery, errors=(400, 503)),
+    Operation("/api/v1/incidents/{id}", _answer(incident), "getIncident", "One incident with its updates",
+              m.IncidentAnswer, None, (INCIDENT,), (400, 404, 503)),
+    Operation("/api/v1/maintenance", _answer(maintenance), "listMaintenance",
+              "Running and upcoming maintenance occurrences (recurring windows expanded)", m.MaintenanceAnswer,
+              m.MaintenanceQuery, errors=(400, 503)),
+    Operation("/api/v1/openapi.json", openapi, "getOpenApi", "This document (OpenAPI 3.1)", None),
+]  # fmt: skip
+
+
+def api_routes() -> list[Route]:
+    """The routes of /api/v1; unknown paths under networks and incidents answer a JSON 404."""
+    routes = [Route(op.route_path, op.endpoint, methods=["GET"]) for op in OPERATIONS]
+    routes += [
+        Route(f"/api/v1/{tree}/{{rest:path}}", no_such_path, methods=["GET"]) for tree in ("networks", "incidents")
+    ]
+    return routes
