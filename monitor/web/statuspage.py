@@ -16,8 +16,9 @@ it says the service works, only slowly (tpmon counts degraded as up), which is e
 `partial_outage` tells a consumer "do not count on it", sits where unknown sits in tpmon's severity order
 (above degraded, with recovering), and `tpmon_state: "unknown"` says why.
 
-The page indicator follows the worst component: none (all operational), minor (degraded, partial, unknown,
-recovering, maintenance), major (an outage), critical (every line of every network down at once).
+The page indicator follows the worst component: none (all operational), maintenance (only maintenance
+besides operational, as a real Statuspage page answers during a maintenance), minor (degraded, partial,
+unknown, recovering), major (an outage), critical (every line of every network down at once).
 
 status.json and components.json come from the board in memory and answer even when the database does not;
 the others read incidents and maintenance in a thread, and answer 503 with a JSON error when it is unreachable.
@@ -46,6 +47,7 @@ __all__ = ["COMPONENT_STATUS", "iso", "statuspage_routes"]
 
 DESCRIPTIONS: dict[str, dict[Lang, str]] = {
     "none": {"fr": "Tous les services fonctionnent", "en": "All Systems Operational"},
+    "maintenance": {"fr": "Maintenance en cours", "en": "Service Under Maintenance"},
     "minor": {"fr": "Perturbations en cours", "en": "Minor Service Outage"},
     "major": {"fr": "Panne en cours", "en": "Major Service Outage"},
     "critical": {"fr": "Panne générale", "en": "Critical System Outage"},
@@ -127,6 +129,8 @@ def _status(page: Page) -> dict[str, str]:
         indicator = "major"
     elif states <= {"operational"}:
         indicator = "none"
+    elif states <= {"operational", "under_maintenance"}:
+        indicator = "maintenance"
     else:
         indicator = "minor"
     return {"indicator": indicator, "description": DESCRIPTIONS[indicator][page.lang]}

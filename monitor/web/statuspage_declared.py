@@ -110,6 +110,7 @@ def incident_json(incident: Incident, components: Components, lang: Lang, base: 
         "page_id": page_id,
         "incident_updates": updates,
         "components": _listed(incident.components, components),
+        "reminder_intervals": None,  # real pages send it on incidents, null in every real document seen
         "tpmon_components": list(incident.components),
         "tpmon_practitioner_consigne": practitioners.pick(lang) if practitioners else None,
         "tpmon_member_consigne": members.pick(lang) if members else None,
