@@ -20,10 +20,13 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
 from .board import Board
 from .config import Settings, load_config
 from .errors import ConfigError, MonitorError, StoreError
+from .incidents import Incident, declared_overrides
+from .maintenance import MaintenanceWindow, maintenance_overrides
 from .metrics import Metrics, derive, derive_availability
 from .models import ComponentRef
 from .probes import ProbeContext
@@ -31,11 +34,14 @@ from .probes.clients import HttpClients
 from .push import PushInbox
 from .runner import Pipeline, run_check
 from .scheduler import ReloadReport, Scheduler, SchedulerHooks
+from .status import Overrides
 from .store import Store, StoreWriter, default_url
 from .store.declarations import Declarations
 from .store.history import availability_over
 from .store.housekeeping import ROLLUP_EVERY, Housekeeper
 from .web import routes
+from .web.security import SecurityHeaders
+from .web.site import PageCache
 
 __all__ = ["QuietServer", "Services", "check_port", "create_app", "utc_now"]
 
@@ -64,16 +70,39 @@ class Services:
     reload_status: Path | None = None
     started_at: datetime = field(default_factory=utc_now)
     last_reload: dict[str, Any] = field(default_factory=dict)
+    # what ops declared, as last read from the store (every tick): the pages read these, never the store
+    open_incidents: list[Incident] = field(default_factory=list)
+    windows: list[MaintenanceWindow] = field(default_factory=list)
+    declared_version: int = 0  # bumped when open incidents or windows change
+    history_version: int = 0  # bumped after each housekeeping run (roll-ups)
+    pages: PageCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pages = PageCache(self.stamp)
+
+    def stamp(self) -> tuple[int, int, int, int, int]:
+        """What the public pages show changes only when this does (the minute is the "last checked" line)."""
+        minute = int(self.clock().timestamp() // 60)
+        return (id(self.settings), self.board.version, self.declared_version, self.history_version, minute)
 
     async def refresh_overrides(self) -> None:
         """Apply open incidents' declared statuses and running maintenance, as stored now."""
         declarations = Declarations(self.store, self.settings, clock=self.clock)
+
+        def read() -> tuple[list[Incident], list[MaintenanceWindow]]:
+            return declarations.incidents(open_only=True, limit=None), declarations.windows()
+
         try:
-            overrides = await asyncio.to_thread(declarations.overrides, self.clock())
+            incidents, windows = await asyncio.to_thread(read)
         except StoreError as exc:  # keep the last known declarations; the next tick retries
             log.warning("declarations not refreshed: %s", exc)
             return
-        self.pipeline.record(self.board.set_overrides(overrides, self.clock()))
+        if (incidents, windows) != (self.open_incidents, self.windows):
+            self.open_incidents, self.windows = incidents, windows
+            self.declared_version += 1
+        now = self.clock()
+        overrides = Overrides(declared=declared_overrides(incidents), maintenance=maintenance_overrides(windows, now))
+        self.pipeline.record(self.board.set_overrides(overrides, now))
 
     def reload(self) -> ReloadReport | None:
         """Re-read the config file; on any problem keep the running config and log why."""
@@ -188,6 +217,7 @@ def _start_jobs(services: Services, tick_seconds: float, housekeeping_seconds: f
 
     async def housekeeping() -> None:
         await keeper.run(services.settings, clock())
+        services.history_version += 1  # the availability bars read the fresh roll-ups
         await asyncio.to_thread(services.refresh_metrics, availability=True)  # from the fresh rollups
 
     async def declarations() -> None:
@@ -253,4 +283,4 @@ def create_app(
                 await asyncio.to_thread(db.close)
             # the pool stays the loop's default: asyncio.run shuts it down, after whatever still needs it
 
-    return Starlette(routes=routes(), lifespan=lifespan)
+    return Starlette(routes=routes(), lifespan=lifespan, middleware=[Middleware(SecurityHeaders)])

@@ -173,10 +173,11 @@ class Board:
 
     def _set_check(self, ref: ComponentRef, memory: CheckMemory, change: BoardChange) -> None:
         status = check_status(ref, memory, self._policies[ref.key].source)
+        if self._statuses.get(ref.key) != status:  # a success like the last one changes nothing shown
+            self.version += 1
         self._checks[ref.key] = status
         self._statuses[ref.key] = status
         change.statuses.append(status)
-        self.version += 1
 
     def _affected(self, networks: Iterable[str]) -> list[str]:
         todo, seen = list(networks), set[str]()
@@ -193,6 +194,6 @@ class Board:
             if self._statuses.get(key) != status:
                 self._statuses[key] = status
                 change.statuses.append(status)
-        if result.transitions:
+        if change.statuses or result.transitions:
             change.transitions.extend(result.transitions)
             self.version += 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -70,6 +70,27 @@ def format_datetime(moment: datetime | None, lang: Lang = "fr") -> str:
     return f"{day} {local.day} {month} {local.year}, {local:%H:%M}"
 
 
+def format_date(moment: datetime | date | None, lang: Lang = "fr") -> str:
+    """`lundi 12 février 2024` / `Monday 12 February 2024` (a datetime is taken in Europe/Paris)."""
+    if moment is None:
+        return "—"
+    local = moment.astimezone(PARIS).date() if isinstance(moment, datetime) else moment
+    day, month = _DAYS[lang][local.weekday()], _MONTHS[lang][local.month - 1]
+    if lang == "fr":
+        return f"{day} {'1er' if local.day == 1 else local.day} {month} {local.year}"
+    return f"{day} {local.day} {month} {local.year}"
+
+
+def format_percent(ratio: float | None, lang: Lang = "fr", digits: int = 2) -> str:
+    """`99,95 %` (fr: decimal comma, no-break space) or `99.95%` (en); `—` when unknown. Never rounds up to 100."""
+    if ratio is None:
+        return "—"
+    scale = 10**digits
+    value = int(round(ratio * 100 * scale, 6)) / scale  # floor: 99.999 % is not shown as 100 %
+    text = f"{value:.{digits}f}".rstrip("0").rstrip(".")
+    return f"{text.replace('.', ',')}\u00a0%" if lang == "fr" else f"{text}%"
+
+
 def format_short(moment: datetime | None, lang: Lang = "fr") -> str:
     """`12/02/2024 13:00` (fr) or `12 Feb 2024 13:00` (en), in Europe/Paris."""
     if moment is None:
@@ -78,6 +99,18 @@ def format_short(moment: datetime | None, lang: Lang = "fr") -> str:
     if lang == "fr":
         return f"{local:%d/%m/%Y %H:%M}"
     return f"{local.day} {_MONTHS['en'][local.month - 1][:3]} {local.year} {local:%H:%M}"
+
+
+def format_since(moment: datetime | None, now: datetime, lang: Lang = "fr") -> str:
+    """`29/01 16:00` (fr) or `29 Jan 16:00` (en); the year only when it is not the current one. Europe/Paris."""
+    if moment is None:
+        return "—"
+    local = moment.astimezone(PARIS)
+    if local.year != now.astimezone(PARIS).year:
+        return format_short(moment, lang)
+    if lang == "fr":
+        return f"{local:%d/%m %H:%M}"
+    return f"{local.day} {_MONTHS['en'][local.month - 1][:3]} {local:%H:%M}"
 
 
 def pick_lang(query: str | None, cookie: str | None, accept: str | None) -> Lang:

@@ -232,8 +232,9 @@ def test_what_ops_declare_and_partners_push_reaches_the_running_server(tmp_path:
             *("--consigne-ps", "Différez la vente.", "--consigne-members", "Gardez la facture acquittée."),
         )
         assert opened.returncode == 0, opened.stderr
-        page = srv.get("/").text
-        assert "PEC indisponibles" in page
+        page = wait_for(  # the server reads declarations every tick, whoever wrote them
+            lambda: "PEC indisponibles" in (text := srv.get("/").text) and text, what="the incident on the page"
+        )
         assert "Les PEC sont <strong>impossibles</strong>. &lt;script&gt;x&lt;/script&gt;" in page
         assert "Différez la vente." in page
         assert "Gardez la facture acquittée." in page

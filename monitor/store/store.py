@@ -136,13 +136,21 @@ class Store:
         return dict(found)
 
     def transitions(
-        self, ref: ComponentRef | None = None, *, since: datetime | None = None, limit: int = 1000
+        self,
+        ref: ComponentRef | None = None,
+        *,
+        since: datetime | None = None,
+        limit: int = 1000,
+        kind: str | None = None,
     ) -> list[Transition]:
-        """Transitions (of `ref`, or of every component) at or after `since`, newest first."""
+        """Transitions (of `ref`, or of every component, or of every component of `kind`) at or after `since`,
+        newest first."""
         table = tables.transition
         query = select(table).order_by(table.c.at.desc(), table.c.id.desc()).limit(limit)
         if ref is not None:
             query = query.where(table.c.component_key == ref.key)
+        if kind is not None:
+            query = query.where(table.c.component_key.startswith(f"{kind}:", autoescape=True))
         if since is not None:
             query = query.where(table.c.at >= since)
         return self._read(query, rows.transition_from_row)

@@ -1,0 +1,103 @@
+"""The first page: the whole picture in one sentence, the matrix, incidents, reactivation timelines, maintenance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from ..errors import StoreError
+from ..i18n import Lang
+from ..models import ComponentRef, State, Transition
+from ..store.store import Store
+from .declarations import declarations_view
+from .render import Links, render
+from .timeline import Episode, episodes
+from .view import board_view
+
+if TYPE_CHECKING:
+    from ..app import Services
+
+__all__ = ["TIMELINE_DAYS", "LineEpisode", "build_index", "line_episodes"]
+
+TIMELINE_DAYS = 30
+_STILL_OUT = (State.DOWN, State.PARTIAL, State.RECOVERING)
+
+
+@dataclass(frozen=True)
+class LineEpisode:
+    """An outage of one network's line, with the names to show."""
+
+    network: str
+    network_name: str
+    line: str
+    line_label: str
+    episode: Episode
+
+
+def _episodes_of(store: Store, keys: set[str], current: dict[str, State], now: datetime) -> dict[str, list[Episode]]:
+    since = now - timedelta(days=TIMELINE_DAYS)
+    recent: list[Transition] = [
+        t for t in store.transitions(since=since, limit=20000, kind="line") if t.ref.key in keys
+    ]
+    found: dict[str, list[Episode]] = {}
+    for episode in episodes(recent, since):
+        found.setdefault(episode.key, []).append(episode)
+    for key, state in current.items():  # out since before the window: read that line's own older history
+        if state in _STILL_OUT and not any(e.open for e in found.get(key, [])):
+            older = store.transitions(ComponentRef.parse(key), limit=500)
+            still = [e for e in episodes(older, since) if e.open]
+            found.setdefault(key, []).extend(still[-1:])
+    return found
+
+
+def line_episodes(services: Services, lang: Lang, network: str | None = None) -> list[LineEpisode]:
+    """Outages of lines going on at some time in the last 30 days, the ongoing ones first, then newest first."""
+    settings, board = services.settings, services.board
+    keys: dict[str, tuple[str, str]] = {}
+    current: dict[str, State] = {}
+    for name, net in settings.networks.items():
+        if network is not None and name != network:
+            continue
+        for line in net.lines:
+            ref = ComponentRef("line", name, line)
+            keys[ref.key] = (name, line)
+            status = board.get(ref)
+            current[ref.key] = status.state if status else State.UNKNOWN
+    found = _episodes_of(services.store, set(keys), current, services.clock())
+    shown = [
+        LineEpisode(
+            name,
+            settings.networks[name].name,
+            line,
+            getattr(settings.lines[line].label, lang),
+            episode,
+        )
+        for key, (name, line) in keys.items()
+        for episode in found.get(key, [])
+    ]
+    return sorted(shown, key=lambda e: (not e.episode.open, -e.episode.started.timestamp()))
+
+
+def build_index(services: Services, lang: Lang, links: Links) -> str:
+    """`/`: blocking (reads the last 30 days of transitions)."""
+    now = services.clock()
+    view = board_view(services.settings, services.board, lang)
+    declared = declarations_view(services.open_incidents, services.windows, now, lang)
+    try:
+        timelines = line_episodes(services, lang)
+        history_ok = True
+    except StoreError:  # the board is in memory: the page still answers, without the history
+        timelines, history_ok = [], False
+    return render(
+        "index.html",
+        lang,
+        links,
+        "/",
+        view=view,
+        declared=declared,
+        timelines=timelines,
+        history_ok=history_ok,
+        timeline_days=TIMELINE_DAYS,
+        now=now,
+    )

@@ -1,0 +1,76 @@
+"""The public pages' common ground: links (live or exported), the Jinja2 environment, one `render` call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from ..i18n import (
+    SOURCE_LABELS,
+    STATE_ICONS,
+    STATE_LABELS,
+    Lang,
+    format_date,
+    format_datetime,
+    format_percent,
+    format_short,
+    format_since,
+)
+
+__all__ = ["Links", "render"]
+
+_ENV = Environment(
+    loader=PackageLoader("monitor.web", "templates"),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_ENV.globals.update(
+    icons=STATE_ICONS,
+    state_labels=STATE_LABELS,
+    source_labels=SOURCE_LABELS,
+    format_datetime=format_datetime,
+    format_short=format_short,
+    format_since=format_since,
+    format_date=format_date,
+    format_percent=format_percent,
+)
+
+
+@dataclass(frozen=True)
+class Links:
+    """Where a page's links point: the live site (language by `?lang=` then cookie) or an exported copy
+    (French at `/…/`, English under `/en/…/`, every page a directory with an index.html)."""
+
+    lang: Lang
+    exported: bool = False
+
+    def page(self, path: str, lang: Lang | None = None) -> str:
+        """The address of an HTML page (`/`, `/reseaux/viamedis`, `/incidents?page=2` …) in `lang`."""
+        lang = lang or self.lang
+        if not self.exported:
+            return path
+        path, _, query = path.partition("?")
+        if query.startswith("page="):  # exported lists are directories too: /incidents/page/2/
+            path = f"{path.rstrip('/')}/page/{query.removeprefix('page=')}"
+        prefix = "/en" if lang == "en" else ""
+        return prefix + (path.rstrip("/") + "/" if path != "/" else "/")
+
+    def switch(self, path: str) -> str:
+        """The same page in the other language."""
+        other: Lang = "en" if self.lang == "fr" else "fr"
+        if self.exported:
+            return self.page(path, other)
+        separator = "&" if "?" in path else "?"
+        return f"{path}{separator}lang={other}"
+
+    def file(self, path: str) -> str:
+        """A feed, a badge, a JSON document or a stylesheet: one address in both languages."""
+        return path
+
+
+def render(template: str, lang: Lang, links: Links, path: str, **context: Any) -> str:
+    """A page in `lang`; `path` is the page's own address (for the language switch and the current nav item)."""
+    return _ENV.get_template(template).render(lang=lang, fr=lang == "fr", links=links, path=path, **context)

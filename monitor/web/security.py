@@ -1,0 +1,48 @@
+"""Security headers on every response: a CSP without inline script, no sniffing, a discreet referrer.
+
+Badges may be embedded anywhere (frame-ancestors *); everything else refuses to be framed.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["CSP", "SecurityHeaders"]
+
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+_BADGE_CSP = "default-src 'none'; frame-ancestors *"  # a badge is a plain SVG, embeddable anywhere
+_COMMON = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"strict-origin-when-cross-origin"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=(), payment=(), usb=()"),
+]
+
+
+class SecurityHeaders:
+    """Pure ASGI (no per-request task): adds the headers unless the endpoint set them itself."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        badge = scope["path"].startswith("/badge/")
+        extra = [(b"content-security-policy", (_BADGE_CSP if badge else CSP).encode())]
+        if not badge:
+            extra.append((b"x-frame-options", b"DENY"))
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers += [(name, value) for name, value in _COMMON + extra if name not in present]
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
