@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -387,3 +388,22 @@ def test_the_document_is_openapi_3_1_and_describes_every_operation(document: dic
     assert component["examples"][:2] == ["network:alpha", "line:alpha/pharmacie"]  # from the running config
     for name, model in document["components"]["schemas"].items():
         assert jsonschema_rs.meta.is_valid(model), name  # each schema is valid JSON Schema 2020-12
+
+
+def test_the_store_is_read_off_the_event_loop(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    opened: list[bool] = []  # for each store session: was an event loop running in its thread?
+    session = Store._session
+
+    def watched(self: Store, doing: str, *, write: bool = False) -> Any:
+        try:
+            asyncio.get_running_loop()
+            opened.append(True)
+        except RuntimeError:
+            opened.append(False)
+        return session(self, doing, write=write)
+
+    monkeypatch.setattr(Store, "_session", watched)
+    for path in (f"/api/v1/history/{HISTORY}", f"/api/v1/availability/{HISTORY}", "/api/v1/incidents?status=resolved",
+                 "/api/v1/incidents/1", "/api/v1/maintenance"):  # fmt: skip
+        assert client.get(path).status_code == 200, path
+    assert opened and not any(opened)

@@ -227,7 +227,8 @@ async def maintenance(request: Request, services: Services) -> m.MaintenanceAnsw
 
 async def openapi(request: Request) -> Response:
     """The document, with the running config's networks, lines and components as examples."""
-    return JSONResponse(openapi_document(OPERATIONS, _examples(request.state.services)))
+    document = openapi_document(OPERATIONS, _examples(request.state.services))
+    return JSONResponse(document, headers={"Cache-Control": "no-cache"})
 
 
 async def no_such_path(request: Request) -> Response:

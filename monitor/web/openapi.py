@@ -147,7 +147,7 @@ def _operation(op: Operation, refs: Mapping[type[BaseModel], Any], examples: Map
         "responses": {
             "200": {
                 "description": "OK",
-                "headers": {"Cache-Control": {"schema": {"type": "string", "const": "no-cache"}}},
+                "headers": {"Cache-Control": {"required": True, "schema": {"type": "string", "const": "no-cache"}}},
                 "content": {"application/json": {"schema": schema}},
             },
             **{str(code): _error_response(code) for code in sorted(op.errors)},
