@@ -30,8 +30,10 @@ class HourLatency:
 
 def _hour_bucket(dialect: str) -> Any:
     """The hour number since the epoch of `started_at`, in the backend's own SQL."""
-    if dialect == "sqlite":  # stored as naive UTC text
-        return cast(func.strftime("%s", _R.c.started_at), Integer) / 3600
+    if dialect == "sqlite":
+        # Stored as naive UTC text `YYYY-MM-DD HH:MM:SS.ffffff`. strftime rounds to the millisecond (10:59:59.9999
+        # would count in 11:00), so the fraction is cut first; and `//`, since SQLAlchemy's `/` divides as reals.
+        return cast(func.strftime("%s", func.substr(_R.c.started_at, 1, 19)), Integer) // 3600
     return func.floor(func.extract("epoch", _R.c.started_at) / 3600)
 
 
