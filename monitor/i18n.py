@@ -87,7 +87,9 @@ def format_percent(ratio: float | None, lang: Lang = "fr", digits: int = 2) -> s
         return "—"
     scale = 10**digits
     value = int(round(ratio * 100 * scale, 6)) / scale  # floor: 99.999 % is not shown as 100 %
-    text = f"{value:.{digits}f}".rstrip("0").rstrip(".")
+    text = f"{value:.{digits}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
     return f"{text.replace('.', ',')}\u00a0%" if lang == "fr" else f"{text}%"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -47,7 +48,7 @@ def test_the_demo_tells_the_february_2024_story(tmp_path: Path) -> None:
         # within 30 s: Viamedis optique and audio down (probe or declared), pharmacie still works
         def attack_visible() -> bool:
             status = sample()
-            viamedis = lines(status, "viamedis") if status else {}
+            viamedis = lines(status, "viamedis") if status and status["checked_at"] else {}
             return bool(viamedis) and all(
                 viamedis[line]["state"] == "down" and viamedis[line]["source"] in ("probe", "declared")
                 for line in ("optique", "audio")
@@ -89,7 +90,25 @@ def test_the_demo_tells_the_february_2024_story(tmp_path: Path) -> None:
                 "2024-02-20T12:00+01:00"
             )
 
+        # the line's page tells the same as the API, with what to do: the practitioners' consigne
+        page = httpx.get(f"http://127.0.0.1:{port}/reseaux/viamedis/optique", timeout=5).text
+        assert "Viamedis — Optique" in page
+        assert "Que faire — professionnels de santé" in page
+
         wait_for(story_told, timeout=240, what="the end of the story")
+        # the first page shows Viamedis optique's reactivation, step by step, in order, then "Rétabli"
+        home = httpx.get(f"http://127.0.0.1:{port}/", timeout=5).text
+        heading = r'<article class="episode[^>]*>\s*<h3[^>]*><a[^>]*>Viamedis — Optique</a>'
+        found = re.search(heading + r"(.*?)</article>", home, re.S)
+        assert found, home
+        episode = found.group(1)
+        steps = re.findall(r"Réactivation progressive : (\d+)", episode)
+        assert len(steps) >= 3, episode
+        assert [int(p) for p in steps] == sorted(int(p) for p in steps), steps
+        assert "Rétabli" in episode
+        english = httpx.get(f"http://127.0.0.1:{port}/?lang=en", timeout=5).text
+        assert '<html lang="en">' in english
+        assert "Progressive reactivation" in english
     finally:
         proc.send_signal(signal.SIGINT)  # Ctrl-C: stops cleanly
         code = proc.wait(timeout=30)
