@@ -1,4 +1,4 @@
-"""The `tpmon` command: serve, check-config, probe, status, reload, db upgrade."""
+"""The `tpmon` command: serve, check-config, probe, status, reload, export, db upgrade."""
 
 from __future__ import annotations
 
@@ -203,6 +203,28 @@ def describe_result(result: object) -> str:
     return "\n".join(lines)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .app import create_app
+    from .store import Store
+    from .web.export import check_target, export_site, origin_of
+
+    path = _config_path(args)
+    settings = load_config(path)
+    origin_of(args.base_url)
+    check_target(Path(args.dir))  # refuse a bad folder before touching the store
+    try:
+        store = Store.open(_database_url())
+    except StoreError as exc:
+        raise MonitorError(f"export: {exc}") from None
+    try:
+        app = create_app(settings, store=store, schedule=False, config_path=path)
+        report = asyncio.run(export_site(app, Path(args.dir), base_url=args.base_url))
+    finally:
+        store.close()
+    print(report)
+    return 0
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from .store import migrate
 
@@ -272,6 +294,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reload.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the server's answer")
     reload.set_defaults(func=cmd_reload)
+
+    export = command("export", "write the public site (pages FR/EN, feeds, badges, JSON) as static files, no probe")
+    export.add_argument("dir", metavar="DIR", help="the folder to (re)place; a previous export or a new folder")
+    export.add_argument(
+        "--base-url",
+        default="http://127.0.0.1:8080",
+        help="the address the export will be served at, for the feeds' and JSON's links (default http://127.0.0.1:8080)",
+    )
+    export.set_defaults(func=cmd_export)
 
     db = sub.add_parser("db", help="database maintenance", description="Database maintenance.")
     db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
