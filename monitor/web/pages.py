@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,8 @@ from starlette.routing import Route
 
 from ..errors import StoreError
 from ..i18n import Lang
+from .incident_pages import build_incident, build_incidents
+from .info_pages import build_accessibility, build_members, build_members_network, build_method
 from .network_page import build_line, build_network
 from .overview import build_index
 from .render import Links, render
@@ -35,7 +38,15 @@ PAGES: dict[str, Builder] = {
     "/": _index,
     "/reseaux/{network}": build_network,
     "/reseaux/{network}/{line}": build_line,
+    "/incidents": build_incidents,
+    "/incidents/{incident}": build_incident,
+    "/assures": build_members,
+    "/assures/{network}": build_members_network,
+    "/accessibilite": build_accessibility,
+    "/methode": build_method,
 }
+# query parameters passed to the builders that take them (the static export turns `?page=N` into /page/N/)
+QUERY = ("page",)
 
 
 def error_page(request: Request, status: int) -> Response:
@@ -46,11 +57,14 @@ def error_page(request: Request, status: int) -> Response:
 
 
 def _endpoint(builder: Builder) -> Callable[[Request], Any]:
+    reads = [name for name in QUERY if name in inspect.signature(builder).parameters]
+
     async def page(request: Request) -> Response:
         services: Services = request.state.services
         lang = request_lang(request)
         try:
-            html = await asyncio.to_thread(builder, services, lang, Links(lang), **request.path_params)
+            query = {name: request.query_params[name] for name in reads if name in request.query_params}
+            html = await asyncio.to_thread(builder, services, lang, Links(lang), **request.path_params, **query)
         except StoreError:
             return error_page(request, 503)
         if html is None:

@@ -1,0 +1,221 @@
+"""The incident history (`/incidents`, 20 a page) and one incident with its updates (`/incidents/{incident}`)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from markupsafe import Markup
+
+from ..config import Settings
+from ..declared import Bilingual
+from ..errors import NotFound
+from ..i18n import STATE_LABELS, Lang
+from ..incidents import Incident, IncidentUpdate
+from ..models import ComponentRef, State
+from ..store.declarations import Declarations
+from .declarations import PHASES
+from .render import Links, render
+from .text import render as render_text
+
+if TYPE_CHECKING:
+    from ..app import Services
+
+__all__ = ["IMPACT_LABELS", "PER_PAGE", "build_incident", "build_incidents", "component_name", "format_duration"]
+
+PER_PAGE = 20
+_PAGE = re.compile(r"[1-9][0-9]{0,5}")  # 1-based, canonical: `01`, `0`, `-1`, `abc`, `2.0` name no page
+_ID = re.compile(r"[1-9][0-9]{0,11}")
+IMPACT_LABELS: dict[str, dict[Lang, str]] = {
+    "none": {"fr": "Information", "en": "Notice"},
+    "minor": {"fr": "Mineur", "en": "Minor"},
+    "major": {"fr": "Majeur", "en": "Major"},
+    "critical": {"fr": "Critique", "en": "Critical"},
+}
+
+
+@dataclass(frozen=True)
+class Text:
+    """An ops text as shown; `lang` is set when it is the French text shown on the English page."""
+
+    html: Markup
+    lang: Lang | None
+
+
+@dataclass(frozen=True)
+class Component:
+    """An affected component by its names (never its key), with the page that shows it when there is one."""
+
+    name: str
+    href: str | None
+
+
+@dataclass(frozen=True)
+class Badge:
+    """A state as shown: icon and word (templates add ` : 50 %` when recovering with a progress)."""
+
+    state: State
+    label: str
+    progress: float | None
+
+
+@dataclass(frozen=True)
+class IncidentSummary:
+    id: int
+    title: Text
+    impact: str
+    open: bool
+    phase: str
+    started: datetime
+    resolved: datetime | None
+    duration: str
+    components: list[Component]
+
+
+@dataclass(frozen=True)
+class UpdateView:
+    at: datetime
+    phase: str
+    message: Text
+    practitioners: Text
+    members: Text
+    statuses: list[tuple[Component, Badge]]
+
+
+def format_duration(span: timedelta, lang: Lang) -> str:
+    """`45 s`, `2 min 30 s`, `2 h 05 min`, `3 j 4 h` (en: `3 d 4 h`): two units at most, rounded down."""
+    seconds = max(0, int(span.total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    mins, secs = divmod(rest, 60)
+    nbsp = "\u00a0"
+    if days:
+        unit = "j" if lang == "fr" else "d"
+        return f"{days}{nbsp}{unit} {hours}{nbsp}h" if hours else f"{days}{nbsp}{unit}"
+    if hours:
+        return f"{hours}{nbsp}h {mins:02d}{nbsp}min" if mins else f"{hours}{nbsp}h"
+    if mins:
+        return f"{mins}{nbsp}min {secs}{nbsp}s" if secs else f"{mins}{nbsp}min"
+    return f"{secs}{nbsp}s"
+
+
+def _text(text: Bilingual, lang: Lang) -> Text:
+    fallback = lang == "en" and not text.en.strip() and bool(text.fr.strip())
+    return Text(render_text(text.pick(lang)), "fr" if fallback else None)
+
+
+def component_name(settings: Settings, key: str, links: Links) -> Component:
+    """`Viamedis — Optique` for `line:viamedis/optique`; a network or a flow the config no longer has keeps its id."""
+    lang = links.lang
+    try:
+        ref = ComponentRef.parse(key)
+    except ValueError:
+        return Component(key.partition(":")[2] or key, None)
+    network = settings.networks.get(ref.network)
+    network_name = network.name if network else ref.network
+    if ref.kind == "network" or not ref.name:
+        return Component(network_name, links.page(f"/reseaux/{ref.network}") if network else None)
+    labels = settings.lines if ref.kind == "line" else settings.flows
+    known = labels.get(ref.name)
+    label = getattr(known.label, lang) if known else ref.name
+    has_page = network is not None and (ref.kind != "line" or ref.name in network.lines)
+    target = f"/reseaux/{ref.network}/{ref.name}" if ref.kind == "line" else f"/reseaux/{ref.network}"
+    return Component(f"{network_name} — {label}", links.page(target) if has_page else None)
+
+
+def _badge(state: State, progress: float | None, lang: Lang) -> Badge:
+    return Badge(state, STATE_LABELS[state][lang], progress if state is State.RECOVERING else None)
+
+
+def _summary(incident: Incident, settings: Settings, links: Links, now: datetime) -> IncidentSummary:
+    lang = links.lang
+    end = incident.resolved_at or now
+    span = format_duration(end - incident.created_at, lang)
+    duration = span if incident.resolved_at else ("en cours depuis " if lang == "fr" else "ongoing for ") + span
+    return IncidentSummary(
+        id=incident.id or 0,
+        title=Text(Markup.escape(incident.title.pick(lang)), _text(incident.title, lang).lang),
+        impact=IMPACT_LABELS[incident.impact][lang],
+        open=incident.is_open,
+        phase=PHASES[incident.status][lang],
+        started=incident.created_at,
+        resolved=incident.resolved_at,
+        duration=duration,
+        components=[component_name(settings, key, links) for key in incident.components],
+    )
+
+
+def _update(update: IncidentUpdate, settings: Settings, links: Links) -> UpdateView:
+    lang = links.lang
+    return UpdateView(
+        at=update.at,
+        phase=PHASES[update.status][lang],
+        message=_text(update.message, lang),
+        practitioners=_text(update.practitioner_consigne, lang),
+        members=_text(update.member_consigne, lang),
+        statuses=[
+            (component_name(settings, key, links), _badge(declared.state, declared.progress, lang))
+            for key, declared in update.statuses.items()
+        ],
+    )
+
+
+def build_incidents(services: Services, lang: Lang, links: Links, page: str | None = None) -> str | None:
+    """`/incidents?page=N`: newest first, PER_PAGE a page; a page that is not a number or is past the end: None."""
+    if page is not None and not _PAGE.fullmatch(page):
+        return None
+    number = int(page) if page else 1
+    declarations = Declarations(services.store, services.settings)
+    found = declarations.incidents(limit=PER_PAGE + 1, offset=(number - 1) * PER_PAGE)
+    if number > 1 and not found:
+        return None
+    now = services.clock()
+    shown = [_summary(incident, services.settings, links, now) for incident in found[:PER_PAGE]]
+    path = "/incidents" if number == 1 else f"/incidents?page={number}"
+    return render(
+        "incidents.html",
+        lang,
+        links,
+        path,
+        incidents=shown,
+        number=number,
+        first=(number - 1) * PER_PAGE + 1,
+        previous=None if number == 1 else ("/incidents" if number == 2 else f"/incidents?page={number - 1}"),
+        next=f"/incidents?page={number + 1}" if len(found) > PER_PAGE else None,
+    )
+
+
+def build_incident(services: Services, lang: Lang, links: Links, incident: str) -> str | None:
+    """`/incidents/{incident}`: the incident with its updates, newest first; an unknown or non-integer id: None."""
+    if not _ID.fullmatch(incident):
+        return None
+    settings = services.settings
+    try:
+        found = Declarations(services.store, settings).incident(int(incident))
+    except NotFound:
+        return None
+    declared = found.declared() if found.is_open else {}
+    components = []
+    for key in found.components:
+        status = services.board.get(key)
+        now_state = _badge(status.state, status.progress, lang) if status else _badge(State.UNKNOWN, None, lang)
+        said = declared.get(key)
+        components.append(
+            (
+                component_name(settings, key, links),
+                _badge(said[0].state, said[0].progress, lang) if said else None,
+                said[1] if said else None,
+                now_state,
+            )
+        )
+    return render(
+        "incident.html",
+        lang,
+        links,
+        f"/incidents/{found.id}",
+        incident=_summary(found, settings, links, services.clock()),
+        components=components,
+        updates=[_update(update, settings, links) for update in reversed(found.updates)],
+    )
