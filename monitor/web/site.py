@@ -1,6 +1,6 @@
 """Public responses rendered once per change of what they show, served from memory with an ETag.
 
-A response is cached under its path, query and language, with the `stamp` of the moment it was built: the
+A response is cached under its host, path, query and language, with the `stamp` of the moment it was built: the
 board's version (any shown status), the declarations' version (incidents, maintenance), the history's version
 (roll-ups) and the current minute (the "last checked" line). While the stamp holds, every request is a dict
 lookup; a request whose `If-None-Match` matches gets a 304 without a body.
@@ -83,13 +83,15 @@ def _answer(request: Request, page: CachedBody, lang: Lang) -> Response:
     headers = dict(page.headers)
     headers["etag"] = page.etag
     headers.setdefault("cache-control", "no-cache")  # stored, always revalidated: a status page must be fresh
-    if "text/html" in headers.get("content-type", ""):
+    html = "text/html" in headers.get("content-type", "")
+    if html:
         headers["vary"] = "Accept-Language, Cookie"
     inm = request.headers.get("if-none-match", "")
     if page.etag in {tag.strip().removeprefix("W/") for tag in inm.split(",")} or inm.strip() == "*":
         return Response(status_code=304, headers={k: v for k, v in headers.items() if k != "content-type"})
     response = Response(page.body, status_code=page.status_code, headers=headers)
-    if request.query_params.get("lang") == lang:  # an explicit choice is remembered for the next pages
+    # An explicit choice on a page is remembered for the next pages (a feed or a badge asked in English is not one).
+    if html and request.query_params.get("lang") == lang:
         response.set_cookie("lang", lang, max_age=365 * 86400, samesite="lax")
     return response
 
@@ -100,8 +102,11 @@ def cached(endpoint: Endpoint) -> Endpoint:
     async def serve(request: Request) -> Response:
         cache: PageCache = request.state.services.pages
         lang = request_lang(request)
-        query = tuple(sorted((k, v) for k, v in request.query_params.multi_items() if k != "lang"))
-        key = (request.url.path, query, lang)
+        # The whole query, `lang` included: feeds, badges and JSON take their language from `?lang=` alone, so
+        # `/feed.atom` asked with an English cookie and `/feed.atom?lang=en` are two documents. The host too:
+        # feeds and JSON documents write absolute links with the address they were asked on.
+        query = tuple(sorted(request.query_params.multi_items()))
+        key = (str(request.base_url), request.url.path, query, lang)
         stamp = cache.stamp()
         page = cache.get(key, stamp)
         if page is None:
