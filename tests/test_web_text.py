@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
@@ -197,6 +198,7 @@ def test_any_text_renders_within_the_allowlist(text: str) -> None:
     out = render(text)
     assert isinstance(out, Markup)
     assert audit(str(out)).problems == []
+    assert (ET.fromstring(f"<content>{html.escape(str(out))}</content>").text or "") == out  # fits in a feed
 
 
 @settings(max_examples=300, deadline=None)
@@ -261,6 +263,14 @@ def test_ampersands_are_escaped_once() -> None:
     )
     assert "&amp;amp;" not in out
     assert escape(render("A & B")) == render("A & B")  # Markup: Jinja will not escape it a second time
+
+
+def test_control_characters_are_dropped_so_feeds_stay_well_formed_xml() -> None:
+    out = str(render("PEC\x01 optique\x1b[31m\x7f fermées\ufffe\tici"))
+    assert out == "<p>PEC optique[31m fermées\tici</p>"
+    element = ET.Element("content")
+    element.text = out
+    assert ET.fromstring(ET.tostring(element, encoding="unicode")).text == out
 
 
 def test_empty_text_is_empty_markup() -> None:

@@ -17,11 +17,12 @@ Two steps, and why both:
 Ops headings (`#`, `##`, setext) become a paragraph in `<strong>`: the text is shown under the page's h2
 (notices), h3 (incidents) and h4 (consignes), and in feeds under h3, so no heading level fits everywhere.
 Images are not shown (their alternative text is). A single line break is kept as `<br>`, as ops type in a
-textarea.
+textarea. Control characters are dropped: they mean nothing in a message and would make the feeds invalid XML.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import nh3
@@ -37,6 +38,7 @@ __all__ = ["LINK_REL", "SCHEMES", "TAGS", "render"]
 TAGS = frozenset({"p", "br", "ul", "ol", "li", "strong", "em", "code", "pre", "blockquote", "a"})
 SCHEMES = frozenset({"http", "https", "mailto"})
 LINK_REL = "noopener noreferrer nofollow"
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")  # not allowed in XML 1.0 (DEL: in HTML)
 
 
 def _heading_open(renderer: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType) -> str:
@@ -78,5 +80,5 @@ def render(text: str) -> Markup:
     """The ops text (Markdown) as safe HTML: only TAGS, and links to http, https or mailto URLs."""
     if not text.strip():
         return Markup("")
-    html = _MARKDOWN.render(text)
+    html = _MARKDOWN.render(_CONTROL.sub("", text))
     return Markup(_CLEANER.clean(html).strip())  # noqa: S704 - sanitized by the allowlist just above
