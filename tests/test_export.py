@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from monitor.store import Store
 from monitor.store.declarations import Declarations
 from monitor.store.store import Batch
 from monitor.web.export import API_PATHS, Inventory, broken_links, expand
-from monitor.web.export_folder import MARKER, ExportError
+from monitor.web.export_folder import MARKER, ExportError, swap_in
 from monitor.web.feeds import feed_routes
 from monitor.web.incident_pages import PER_PAGE
 from monitor.web.pages import PAGES
@@ -339,3 +340,35 @@ def test_broken_links_finds_missing_targets_and_queries(tmp_path: Path) -> None:
         "/index.html → /?lang=en",
         "/index.html → /static/missing.svg",
     ]
+
+
+def test_the_swap_replaces_the_folder_in_one_step_readable_by_a_web_server(tmp_path: Path) -> None:
+    target, staged = tmp_path / "site", tmp_path / ".site.new"
+    target.mkdir()
+    (target / MARKER).write_text("{}", encoding="utf-8")
+    (target / "index.html").write_text("old", encoding="utf-8")
+    staged.mkdir(mode=0o700)  # as mkdtemp makes it
+    (staged / "index.html").write_text("new", encoding="utf-8")
+    misses, reading, stop = [], threading.Event(), threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            try:
+                (target / "index.html").read_text(encoding="utf-8")
+            except FileNotFoundError as exc:
+                misses.append(exc)
+            reading.set()
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        reading.wait(timeout=5)
+        swap_in(staged, target)
+    finally:
+        stop.set()
+        reader.join()
+    assert not misses and (target / "index.html").read_text(encoding="utf-8") == "new"
+    assert not staged.exists() and [p.name for p in tmp_path.iterdir()] == ["site"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's 0700
