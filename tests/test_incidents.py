@@ -45,6 +45,8 @@ def test_open_keeps_what_ops_wrote_and_lists_every_affected_component() -> None:
         ({"title": Bilingual("Panne", "y" * 201)}, "title.en", "201 characters long; at most 200"),
         ({"title": Bilingual("Panne", "two\nlines")}, "title.en", "single line"),
         ({"title": Bilingual("Panne", "two\rlines")}, "title.en", "single line"),
+        ({"title": Bilingual("Panne\x1b[31m")}, "title.fr", "control character U+001B"),  # breaks the feeds' XML
+        ({"first": update(message="copié\x01collé")}, "message.fr", "control character U+0001"),
         ({"impact": "huge"}, "impact", "'huge' is not one of none, minor, major, critical"),
         ({"components": ["line:viamedis/xyz"]}, "components", "unknown component 'line:viamedis/xyz'"),
         ({"components": ["network:nope"]}, "components", "no network 'nope'"),

@@ -4,7 +4,7 @@
 The newest updates first, at most LIMIT. A network's feed holds the incidents naming any of its components;
 a line's feed those naming the line or its network as a whole. French, English with `?lang=en` (French
 wherever ops wrote no English). The XML is built with ElementTree: ops text is never concatenated into
-markup; in the `content`/`description` it is the HTML of `text.render` (escaped first), escaped once more
+markup; in the `content`/`description` it is the HTML of `text.render` (Markdown, then sanitized), escaped once more
 as the text of an element, as Atom's `type="html"` and RSS's `description` expect.
 
 Ids are stable URNs that do not depend on the language or on the host: `urn:tpmon:feed:line:alpha/optique`,
