@@ -210,12 +210,14 @@ def build_incident(services: Services, lang: Lang, links: Links, incident: str) 
                 now_state,
             )
         )
+    now = services.clock()
     return render(
         "incident.html",
         lang,
         links,
         f"/incidents/{found.id}",
-        incident=_summary(found, settings, links, services.clock()),
+        now=now,
+        incident=_summary(found, settings, links, now),
         components=components,
         updates=[_update(update, settings, links) for update in reversed(found.updates)],
     )
