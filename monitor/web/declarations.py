@@ -29,10 +29,27 @@ def _pick(text: Bilingual, lang: Lang) -> str:
     return (text.en if lang == "en" and text.en else text.fr) or ""
 
 
+def _french_fallback(text: Bilingual, lang: Lang) -> bool:
+    return lang == "en" and not text.en.strip() and bool(text.fr.strip())
+
+
+def _line(text: Bilingual, lang: Lang) -> Markup:
+    """A one-line text, escaped; marked `lang="fr"` on an English page that falls back to French."""
+    if _french_fallback(text, lang):
+        return Markup('<span lang="fr">{}</span>').format(text.fr)
+    return Markup("{}").format(_pick(text, lang))
+
+
+def _block(text: Bilingual, lang: Lang) -> Markup:
+    """An ops text as safe HTML (Markdown, sanitized); marked `lang="fr"` when it falls back to French."""
+    html = render(_pick(text, lang))
+    return Markup('<div lang="fr">{}</div>').format(html) if _french_fallback(text, lang) and html else html
+
+
 @dataclass(frozen=True)
 class IncidentView:
     id: int
-    title: str
+    title: Markup
     notice: bool  # impact none: an information for everyone (e.g. the phishing alert), not an outage
     phase: str
     updated_at: datetime
@@ -43,7 +60,7 @@ class IncidentView:
 
 @dataclass(frozen=True)
 class MaintenanceView:
-    title: str
+    title: Markup
     start: datetime
     end: datetime
     running: bool
@@ -63,13 +80,13 @@ def _incident(incident: Incident, lang: Lang) -> IncidentView:
     members = next((u.member_consigne for u in reversed(incident.updates) if u.member_consigne), Bilingual())
     return IncidentView(
         id=incident.id or 0,
-        title=_pick(incident.title, lang),
+        title=_line(incident.title, lang),
         notice=incident.impact == "none",
         phase=PHASES[latest.status][lang],
         updated_at=latest.at,
-        message=render(_pick(latest.message, lang)),
-        practitioners=render(_pick(pro, lang)),
-        members=render(_pick(members, lang)),
+        message=_block(latest.message, lang),
+        practitioners=_block(pro, lang),
+        members=_block(members, lang),
     )
 
 
@@ -80,7 +97,7 @@ def declarations_view(
     running = [(o, True) for o in active(windows, now)]
     soon = [(o, False) for o in upcoming(windows, now, UPCOMING)]
     maintenance = [
-        MaintenanceView(_pick(o.window.title, lang), o.start, o.end, is_running, o.window.components)
+        MaintenanceView(_line(o.window.title, lang), o.start, o.end, is_running, o.window.components)
         for o, is_running in running + soon
     ]
     # notices first (they concern everyone), then the most recently updated incident first
