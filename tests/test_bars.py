@@ -19,8 +19,8 @@ HOUR = 3600.0
 NOW = datetime(2024, 4, 15, 21, 30, tzinfo=UTC)
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int = 0) -> datetime:
+    return datetime(year, month, day, hour, tzinfo=UTC)
 
 
 def moves(ref: ComponentRef, *steps: tuple[datetime, State]) -> list[Transition]:
