@@ -1,0 +1,1 @@
+"""Real-browser tests of the public pages (Chromium driven by Playwright, axe-core)."""
