@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import uvicorn
@@ -85,8 +85,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     check_port(args.host, args.port)
     setup_logging(args.log_level, "text")
     options = DemoOptions(host=args.host, port=args.port, speed=args.speed)
-    asyncio.run(run_demo(options))
+    # `serve` gets uvloop from uvicorn's Server.run (loop="auto"); the demo runs its own loop: the same one
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(run_demo(options))
     return 0
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when it is installed (as uvicorn's loop="auto" picks), else asyncio's default."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def cmd_reload(args: argparse.Namespace) -> int:
