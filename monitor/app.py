@@ -20,7 +20,7 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
+from starlette.types import ASGIApp
 
 from .board import Board
 from .config import Settings, load_config
@@ -172,6 +172,13 @@ class QuietServer(uvicorn.Server):
         self._captured_signals.clear()
 
 
+class _App(Starlette):
+    """Starlette with the security headers outside its error middleware: a 500 carries them too."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack())
+
+
 def _assemble(
     settings: Settings,
     db: Store,
@@ -283,4 +290,4 @@ def create_app(
                 await asyncio.to_thread(db.close)
             # the pool stays the loop's default: asyncio.run shuts it down, after whatever still needs it
 
-    return Starlette(routes=routes(), lifespan=lifespan, middleware=[Middleware(SecurityHeaders)])
+    return _App(routes=routes(), lifespan=lifespan)

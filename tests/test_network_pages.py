@@ -327,12 +327,10 @@ def test_the_overview_shows_the_progressive_reactivation(site: Site) -> None:
     assert "Alpha — Optics restored" in english and "Outage — Unavailable" in english
 
 
-@pytest.mark.xfail(strict=True, reason="macros.html episode_steps writes ' : ' (French spacing) in English too")
 def test_the_english_timeline_has_english_punctuation(site: Site) -> None:
     assert "Progressive reactivation: 25%" in words(site.client.get("/?lang=en").text)
 
 
-@pytest.mark.xfail(strict=True, reason="macros.html day_bars calls a day without availability 'maintenance'")
 def test_a_day_without_any_signal_is_not_called_maintenance(site: Site) -> None:
     html = site.client.get("/reseaux/kappa").text
     tips = re.findall(r'<li class="day d-unknown"[^>]*>\s*<span class="tip">(.*?)</span>', html, re.S)

@@ -10,10 +10,11 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+from starlette.routing import Route
 from starlette.testclient import TestClient
 from targets import Server, Target, alpha_config
 
-from monitor.app import create_app
+from monitor.app import _App, create_app
 from monitor.config import load_config
 from monitor.declared import Bilingual
 from monitor.incidents import IncidentUpdate, declare
@@ -179,3 +180,15 @@ def test_a_real_server_sends_them(tmp_path: Path, target: Target) -> None:
             assert "frame-ancestors" in answer.headers["content-security-policy"]
     finally:
         assert server.stop() == 0
+
+
+def test_a_server_error_carries_the_headers_too() -> None:
+    async def broken(request: object) -> None:
+        raise RuntimeError("boom")
+
+    client = TestClient(_App(routes=[Route("/broken", broken)]), raise_server_exceptions=False)
+    answer = client.get("/broken")
+    assert answer.status_code == 500
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+    assert "boom" not in answer.text  # no traceback to users

@@ -153,7 +153,6 @@ def test_lines_not_asked_for_are_left_out(store: Store) -> None:
     assert _episodes_of(store, set(current), current, NOW) == {}
 
 
-@pytest.mark.xfail(strict=True, reason="overview._episodes_of: a new `down` inside the window hides the older start")
 def test_an_outage_begun_before_the_window_that_went_down_again_keeps_its_first_start(store: Store) -> None:
     write(
         store,
@@ -164,7 +163,6 @@ def test_an_outage_begun_before_the_window_that_went_down_again_keeps_its_first_
     assert optique.started == at(45)
 
 
-@pytest.mark.xfail(strict=True, reason="overview._episodes_of: an outage spanning the window start, now over, is lost")
 def test_an_outage_spanning_the_window_start_and_now_over_is_shown(store: Store) -> None:
     write(store, moves(OPTIQUE, (at(45), State.DOWN, 0.0), (at(20), State.OPERATIONAL, 1.0)))
     current = {OPTIQUE.key: State.OPERATIONAL}

@@ -36,18 +36,22 @@ class LineEpisode:
 
 
 def _episodes_of(store: Store, keys: set[str], current: dict[str, State], now: datetime) -> dict[str, list[Episode]]:
+    """Each line's outages going on at some time in the window; one read for all lines, plus the older history
+    of the lines that were already out when the window began (their outage started before it)."""
     since = now - timedelta(days=TIMELINE_DAYS)
-    recent: list[Transition] = [
-        t for t in store.transitions(since=since, limit=20000, kind="line") if t.ref.key in keys
-    ]
+    recent: dict[str, list[Transition]] = {}
+    for transition in store.transitions(since=since, limit=20000, kind="line"):
+        if transition.ref.key in keys:
+            recent.setdefault(transition.ref.key, []).append(transition)
     found: dict[str, list[Episode]] = {}
-    for episode in episodes(recent, since):
-        found.setdefault(episode.key, []).append(episode)
-    for key, state in current.items():  # out since before the window: read that line's own older history
-        if state in _STILL_OUT and not any(e.open for e in found.get(key, [])):
-            older = store.transitions(ComponentRef.parse(key), limit=500)
-            still = [e for e in episodes(older, since) if e.open]
-            found.setdefault(key, []).extend(still[-1:])
+    for key in keys:
+        mine = recent.get(key, [])
+        first = min(mine, key=lambda t: (t.at, t.recorded_at)) if mine else None
+        out_at_start = first.previous in _STILL_OUT if first else current.get(key) in _STILL_OUT
+        if out_at_start:
+            mine = store.transitions(ComponentRef.parse(key), limit=1000)
+        if shown := episodes(mine, since):
+            found[key] = shown
     return found
 
 
