@@ -52,3 +52,14 @@ def test_the_quick_start_is_two_commands_that_exist_and_ci_runs_the_second() -> 
     assert (ROOT / ".ci" / "demo").exists()
     assert "tpmon demo" in (ROOT / ".ci" / "demo").read_text()
     assert 'exec bash "$(dirname "${BASH_SOURCE[0]}")/test"' in (ROOT / ".ci" / "run").read_text()
+
+
+def test_every_public_page_is_in_the_readme() -> None:
+    from monitor.web.pages import PAGES
+
+    def shape(path: str) -> str:
+        return re.sub(r"\{[^}]*\}", "{}", path)
+
+    named = {shape(path) for path in re.findall(r"`(/[^`\s]*)`", README)}
+    missing = [path for path in PAGES if shape(path) not in named]
+    assert not missing, f"pages not described in README.md: {missing}"
