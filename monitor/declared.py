@@ -42,7 +42,7 @@ def check_text(name: str, text: Bilingual, *, required: bool, limit: int = MAX_T
             raise IncidentError(f"{name}.{lang}", f"is {len(value):,} characters long; at most {limit:,}")
         if line and ("\n" in value or "\r" in value):
             raise IncidentError(f"{name}.{lang}", "must be a single line")
-        control = next((c for c in value if ord(c) < 32 and c not in "\t\n\r" or 127 <= ord(c) < 160), None)
+        control = next((c for c in value if (ord(c) < 32 and c not in "\t\n\r") or 127 <= ord(c) < 160), None)
         if control is not None:  # invisible on the page, and not allowed in XML (the feeds)
             raise IncidentError(f"{name}.{lang}", f"contains the control character U+{ord(control):04X}")
 
