@@ -220,6 +220,7 @@ def test_members_choose_their_network_by_a_link(seeded: tuple[TestClient, dict[s
     page = get(client, "/assures")
     assert "Quel réseau figure sur votre carte de tiers payant ?" in page.text
     assert {"/assures/alpha", "/assures/beta"} <= {a.get("href") for a in page.all("a")}
+    assert re.search(r"Alpha [^—]*Indisponible — à vérifier : Optique", page.text)  # each network's state
     english = get(client, "/assures?lang=en")
     assert "Which network is on your tiers-payant card?" in english.text
     assert get(client, "/assures/nope", 404).headings == [1]
@@ -236,6 +237,7 @@ def test_members_see_per_line_whether_they_pay_upfront(seeded: tuple[TestClient,
     html = fetch(client, "/assures/alpha").text
     assert _answer(html, "Optique").startswith("✕ Avance de frais probable")
     assert _answer(html, "Pharmacie").startswith("✓ Tiers payant disponible")
+    assert html.index("<h3>Optique</h3>") < html.index("<h3>Pharmacie</h3>")  # what a member must know, first
     text = Page(html).text
     assert "facture acquittée" in text and "complémentaire santé" in text
     assert "Gardez la facture acquittée." in text  # the open incident's consigne for members

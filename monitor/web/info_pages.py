@@ -59,6 +59,7 @@ _BY_STATE = {
     State.UNKNOWN: "uncertain",
     State.MAINTENANCE: "uncertain",
 }
+_ORDER = ("upfront", "recovering", "uncertain", "available")
 # precedence, highest first (DESIGN §2)
 _SOURCES = ("maintenance", "declared", "dependency", "signals", "unknown")
 
@@ -84,7 +85,15 @@ def _touches(incident: Incident, network: str) -> bool:
 def build_members(services: Services, lang: Lang, links: Links) -> str:
     """`/assures`: which network is on your card? One link per network (a path: the static export follows it)."""
     networks = sorted(services.settings.networks.items(), key=lambda item: item[1].name.casefold())
-    return render("assures.html", lang, links, "/assures", networks=networks, network=None)
+    views = {v.id: v for v in board_view(services.settings, services.board, lang).networks}
+    troubled = {
+        name: [cell.label for cell in views[name].lines.values() if answer_for(cell.state).key != "available"]
+        for name, _ in networks
+    }
+    statuses = {name: views[name].status for name, _ in networks}
+    return render(
+        "assures.html", lang, links, "/assures", networks=networks, statuses=statuses, troubled=troubled, network=None
+    )
 
 
 def build_members_network(services: Services, lang: Lang, links: Links, network: str) -> str | None:
@@ -95,6 +104,7 @@ def build_members_network(services: Services, lang: Lang, links: Links, network:
         return None
     view = next(v for v in board_view(settings, services.board, lang).networks if v.id == network)
     lines = [LineAnswer(cell, answer_for(cell.state)) for cell in view.lines.values()]
+    lines.sort(key=lambda item: _ORDER.index(item.answer.key))  # what a member must know first, first
     mine = [i for i in services.open_incidents if _touches(i, network)]
     incidents: list[IncidentView] = declarations_view(mine, [], services.clock(), lang).incidents
     return render(

@@ -13,12 +13,12 @@ from ..store.store import Store
 from .declarations import declarations_view
 from .render import Links, render
 from .timeline import Episode, episodes
-from .view import board_view
+from .view import BoardView, Cell, NetworkView, board_view
 
 if TYPE_CHECKING:
     from ..app import Services
 
-__all__ = ["TIMELINE_DAYS", "LineEpisode", "build_index", "line_episodes"]
+__all__ = ["TIMELINE_DAYS", "LineEpisode", "affected", "build_index", "line_episodes"]
 
 TIMELINE_DAYS = 30
 _STILL_OUT = (State.DOWN, State.PARTIAL, State.RECOVERING)
@@ -83,6 +83,19 @@ def line_episodes(services: Services, lang: Lang, network: str | None = None) ->
     return sorted(shown, key=lambda e: (not e.episode.open, -e.episode.started.timestamp()))
 
 
+_NOT_WELL = (State.DOWN, State.PARTIAL, State.RECOVERING, State.MAINTENANCE, State.DEGRADED, State.UNKNOWN)
+
+
+def affected(view: BoardView) -> list[tuple[State, list[tuple[NetworkView, list[Cell]]]]]:
+    """The lines not operational, by state (the worst first), then by network: the first screen's answer."""
+    groups = []
+    for state in _NOT_WELL:
+        items = [(n, [c for c in n.lines.values() if c.state is state]) for n in view.networks]
+        if found := [(network, cells) for network, cells in items if cells]:
+            groups.append((state, found))
+    return groups
+
+
 def build_index(services: Services, lang: Lang, links: Links) -> str:
     """`/`: blocking (reads the last 30 days of transitions)."""
     now = services.clock()
@@ -99,6 +112,7 @@ def build_index(services: Services, lang: Lang, links: Links) -> str:
         links,
         "/",
         view=view,
+        affected=affected(view),
         declared=declared,
         timelines=timelines,
         history_ok=history_ok,
