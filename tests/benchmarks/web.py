@@ -15,8 +15,9 @@ it cannot set up (wrk missing, database not empty, server not ready), never beca
 Needs wrk: `apt-get install -y --no-install-recommends wrk`. --database-url must name an empty database,
 e.g. a fresh PostgreSQL one: `runuser -u postgres -- psql -c 'CREATE DATABASE tpmon_bench'` then
 `--database-url postgresql+psycopg://postgres:postgres@127.0.0.1:5432/tpmon_bench`.
-`--loop asyncio` / `--http h11` start the server with uvicorn's pure-Python loop or parser instead of
-uvloop and httptools (a shim around `tpmon serve`), to measure what they bring.
+`--servers auto:auto asyncio:h11 …` measures several servers in turn on the same store: `asyncio:h11`
+is uvicorn's pure-Python loop and parser instead of uvloop and httptools (through a shim around
+`tpmon serve`), to measure what they bring.
 """
 
 from __future__ import annotations
@@ -54,12 +55,13 @@ from monitor.store.tables import transition
 
 PATHS = ("/", "/reseaux/viamedis", "/api/v2/summary.json")
 SHIM = """import sys, uvicorn
+loop, http = sys.argv[1:3]
 init = uvicorn.Config.__init__
 def forced(self, *args, **kwargs):
-    init(self, *args, **{**kwargs, "loop": sys.argv.pop(1), "http": sys.argv.pop(1)})
+    init(self, *args, **{**kwargs, "loop": loop, "http": http})
 uvicorn.Config.__init__ = forced
 from monitor.cli import main
-sys.exit(main(sys.argv[1:]))
+sys.exit(main(sys.argv[3:]))
 """
 
 
@@ -122,11 +124,16 @@ def process_figures(pid: int) -> dict[str, Any]:
 
 
 def run_wrk(url: str, args: argparse.Namespace, etag: str | None, seconds: float, pid: int = 0) -> dict[str, Any]:
-    """One wrk run (WRK_SCRIPT sends `etag` if given); with `pid`, its figures and the server's and wrk's CPU."""
+    """One wrk run; with `pid`, its figures and the server's and wrk's CPU.
+
+    With `etag`, WRK_SCRIPT sends it and counts the status codes. Not without: a Lua `response` callback
+    makes wrk buffer every body, which halves its rate on a 150 kB page (measured), so plain runs count
+    only wrk's own "Non-2xx or 3xx responses".
+    """
     script = Path(tempfile.gettempdir()) / f"tpmon-web-bench-{os.getpid()}.lua"
     script.write_text(WRK_SCRIPT, encoding="utf-8")
-    command = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds:g}s", "--latency", "-s", str(script)]
-    command += [url, *([] if etag is None else ["--", etag])]
+    command = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds:g}s", "--latency"]
+    command += [url] if etag is None else ["-s", str(script), url, "--", etag]
     server_cpu = cpu_seconds(pid) if pid else 0.0
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
@@ -142,7 +149,10 @@ def run_wrk(url: str, args: argparse.Namespace, etag: str | None, seconds: float
     figures = parse_wrk(output)
     if figures["p50_ms"] is None:
         say(f"wrk printed no latency distribution:\n{output}")
-    figures["server_cpu_share"] = round((cpu_seconds(pid) - server_cpu) / seconds, 2)
+    server_cpu = cpu_seconds(pid) - server_cpu
+    figures["server_cpu_share"] = round(server_cpu / seconds, 2)  # below ~0.9 under load: other work took the CPU
+    requests = figures["requests"]
+    figures["server_cpu_us_per_request"] = round(server_cpu * 1e6 / requests) if requests else None
     figures["wrk_cpu_share"] = round((usage.ru_utime + usage.ru_stime) / seconds, 2)
     return figures
 
@@ -150,7 +160,7 @@ def run_wrk(url: str, args: argparse.Namespace, etag: str | None, seconds: float
 def tpmon_command(loop: str, http: str) -> list[str]:
     """`tpmon` as installed beside this interpreter; through the shim when the loop or parser is forced."""
     if loop != "auto" or http != "auto":
-        return [sys.executable, "-c", SHIM.replace("sys.argv.pop(1)", "{!r}").format(loop, http)]
+        return [sys.executable, "-c", SHIM, loop, http]
     script = Path(sys.executable).with_name("tpmon")
     return [str(script)] if script.exists() else [sys.executable, "-m", "monitor"]
 
@@ -164,12 +174,15 @@ def build_store(url: str, config: Path, days: int, workers: int) -> tuple[dict[s
                 raise SystemExit(f"{mask(url)} already holds transitions: give an empty database")
         say(f"building {len(settings.checks())} checks × {days} days of history")
         built = build(store, settings, datetime.now(UTC), days=days, workers=workers)
+        size = store.size_bytes()
     say(f"built in {sum(built.seconds.values()):.1f} s: {built}")
     assert built.ends_at is not None
     figures = {
         "networks": len(settings.networks),
         "lines_per_network": len(next(iter(settings.networks.values())).lines),
         "checks": len(settings.checks()),
+        "checks_are": "3 per line, each on one of 3 flows the line relies on (checks hang on flows in the config)",
+        "intervals_s": sorted({check.interval for _, check in settings.checks()}),
         "days": days,
         "results_stored": built.results_stored,
         "transitions": built.transitions,
@@ -177,6 +190,7 @@ def build_store(url: str, config: Path, days: int, workers: int) -> tuple[dict[s
         "incidents": built.incidents,
         "seconds": {phase: round(s, 1) for phase, s in built.seconds.items()},
         "total_s": round(sum(built.seconds.values()), 1),
+        "database_mib": None if size is None else round(size / 2**20),
     }
     return figures, built.ends_at
 
@@ -267,18 +281,22 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         config.write_text(config_yaml(target.url("")), encoding="utf-8")
         url = args.database_url or f"sqlite:///{root / 'tpmon.db'}"
         data, ends_at = build_store(url, config, args.days, args.workers)
-        figures: dict[str, Any] = {"data": data}
-        with serving(root, config, url, args.loop, args.http) as (port, proc):
-            ready = (datetime.now(UTC) - ends_at).total_seconds()
-            figures["server"] = {"loop": args.loop, "http": args.http, **process_figures(proc.pid)}
-            figures["server"]["ready_after_last_result_s"] = round(ready, 1)
-            say(f"ready on port {port} (pid {proc.pid}), {ready:.0f} s after the last stored result")
-            figures["server"]["settle_s"] = settle(port, data["checks"], timeout=180)
-            say(f"every check probed live; wrk -t{args.threads} -c{args.connections}")
-            figures["host_load_1m_before"] = round(os.getloadavg()[0], 2)
-            figures["pages"] = {path: measure(f"http://127.0.0.1:{port}", path, proc.pid, args) for path in args.paths}
-            figures["server_after_load"] = process_figures(proc.pid)
-            figures["target_hits"] = sum(target.hits.values())
+        figures: dict[str, Any] = {"data": data, "runs": []}
+        for variant in args.servers:  # one after the other on the same store, which the probes keep filling
+            loop, http = variant.split(":")
+            with serving(root, config, url, loop, http) as (port, proc):
+                ready = (datetime.now(UTC) - ends_at).total_seconds()
+                server = {"loop": loop, "http": http, **process_figures(proc.pid)}
+                server["ready_after_last_result_s"] = round(ready, 1)
+                say(f"{variant} ready on port {port} (pid {proc.pid}), {ready:.0f} s after the last stored result")
+                server["settle_s"] = settle(port, data["checks"], timeout=180)
+                say(f"every check probed live; wrk -t{args.threads} -c{args.connections}")
+                load = round(os.getloadavg()[0], 2)
+                pages = {path: measure(f"http://127.0.0.1:{port}", path, proc.pid, args) for path in args.paths}
+                after = process_figures(proc.pid)
+                ends_at = datetime.now(UTC)
+            figures["runs"].append({"server": server, "host_load_1m_before": load, "pages": pages, "after": after})
+        figures["target_hits"] = sum(target.hits.values())
     finally:
         target.close()
     figures["wrk"] = {"threads": args.threads, "connections": args.connections, "duration_s": args.duration}
@@ -301,8 +319,13 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (default 1: the server gets a core)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes for the roll-up")
-    parser.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto", help="force uvicorn's loop")
-    parser.add_argument("--http", choices=["auto", "h11", "httptools"], default="auto", help="force uvicorn's parser")
+    parser.add_argument(
+        "--servers",
+        nargs="+",
+        default=["auto:auto"],
+        choices=[f"{loop}:{http}" for loop in ("auto", "asyncio", "uvloop") for http in ("auto", "h11", "httptools")],
+        help="servers measured in turn, as LOOP:HTTP (uvicorn's options; default auto:auto, as `tpmon serve`)",
+    )
     parser.add_argument("--paths", nargs="+", default=list(PATHS), help=f"pages to load (default {' '.join(PATHS)})")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (config, database, server log)")
     args = parser.parse_args()
