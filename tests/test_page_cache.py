@@ -306,3 +306,19 @@ def test_a_json_document_is_cached_too(site: Site) -> None:
     builds = site.services.pages.builds
     second = site.get("/api/v2/summary.json", **{"if-none-match": first.headers["etag"]})
     assert second.status_code == 304 and site.services.pages.builds == builds
+
+
+def test_pages_are_compressed_once_for_clients_that_accept_gzip(site: Site) -> None:
+    plain = site.client.get("/", headers={"accept-encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    raw = site.client.get("/", headers={"accept-encoding": "br, gzip;q=0.8"})
+    assert raw.headers["content-encoding"] == "gzip"
+    assert raw.text == plain.text  # the same page, decoded by the client
+    assert int(raw.headers["content-length"]) < len(plain.content) / 2
+    assert "accept-encoding" in raw.headers["vary"].lower() and "accept-encoding" in plain.headers["vary"].lower()
+    # two representations, two strong validators; each answers 304 to its own tag only
+    assert raw.headers["etag"] != plain.headers["etag"]
+    assert site.get("/", **{"if-none-match": raw.headers["etag"], "accept-encoding": "gzip"}).status_code == 304
+    assert site.get("/", **{"if-none-match": raw.headers["etag"], "accept-encoding": "identity"}).status_code == 200
+    assert site.get("/", **{"accept-encoding": "gzip;q=0"}).headers.get("content-encoding") is None
+    assert site.renders["/"] == 1  # compressed when built, not per request

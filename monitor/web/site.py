@@ -9,6 +9,7 @@ lookup; a request whose `If-None-Match` matches gets a 304 without a body.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ __all__ = ["CachedBody", "PageCache", "cached", "request_lang"]
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 MAX_ENTRIES = 4096  # paths × queries × languages; past it the cache starts again (a crawler walking ?page=)
+GZIP_FROM = 1024  # bytes: below, compressing saves less than it costs
 KEEP_HEADERS = ("content-type", "content-language", "vary", "access-control-allow-origin", "link", "cache-control")
 
 
@@ -40,13 +42,22 @@ class CachedBody:
     status_code: int
     headers: tuple[tuple[str, str], ...]
     etag: str
+    gzipped: bytes | None = None  # compressed once, when built; None when it would not be smaller
+
+    @property
+    def gzip_etag(self) -> str:
+        """Another representation, another strong validator (RFC 9110 §8.8.3)."""
+        return self.etag[:-1] + '-gz"'
 
     @classmethod
     def of(cls, response: Response) -> CachedBody:
         body = bytes(response.body)
         headers = tuple((k, v) for k, v in response.headers.items() if k.lower() in KEEP_HEADERS)
         digest = hashlib.blake2b(body, digest_size=12).hexdigest()
-        return cls(body, response.status_code, headers, f'"{digest}"')
+        gzipped = gzip.compress(body, compresslevel=6, mtime=0) if len(body) >= GZIP_FROM else None
+        if gzipped is not None and len(gzipped) >= len(body):
+            gzipped = None
+        return cls(body, response.status_code, headers, f'"{digest}"', gzipped)
 
 
 @dataclass
@@ -79,17 +90,37 @@ class PageCache:
         return self._locks.setdefault(key, asyncio.Lock())
 
 
+def _accepts_gzip(header: str) -> bool:
+    """`gzip` (or `*`) in Accept-Encoding with a quality above zero."""
+    for part in header.lower().split(","):
+        name, _, params = part.strip().partition(";")
+        if name.strip() in ("gzip", "*"):
+            quality = params.strip().removeprefix("q=")
+            try:
+                return not params.strip().startswith("q=") or float(quality) > 0
+            except ValueError:
+                return False
+    return False
+
+
 def _answer(request: Request, page: CachedBody, lang: Lang) -> Response:
     headers = dict(page.headers)
-    headers["etag"] = page.etag
+    compressed = page.gzipped is not None and _accepts_gzip(request.headers.get("accept-encoding", ""))
+    headers["etag"] = page.gzip_etag if compressed else page.etag
     headers.setdefault("cache-control", "no-cache")  # stored, always revalidated: a status page must be fresh
     html = "text/html" in headers.get("content-type", "")
-    if html:
-        headers["vary"] = "Accept-Language, Cookie"
+    vary = ["Accept-Language", "Cookie"] if html else []
+    if page.gzipped is not None:
+        vary.append("Accept-Encoding")
+    if vary:
+        headers["vary"] = ", ".join(vary)
     inm = request.headers.get("if-none-match", "")
-    if page.etag in {tag.strip().removeprefix("W/") for tag in inm.split(",")} or inm.strip() == "*":
+    if headers["etag"] in {tag.strip().removeprefix("W/") for tag in inm.split(",")} or inm.strip() == "*":
         return Response(status_code=304, headers={k: v for k, v in headers.items() if k != "content-type"})
-    response = Response(page.body, status_code=page.status_code, headers=headers)
+    if compressed:
+        headers["content-encoding"] = "gzip"
+    body = page.gzipped if compressed and page.gzipped is not None else page.body
+    response = Response(body, status_code=page.status_code, headers=headers)
     # An explicit choice on a page is remembered for the next pages (a feed or a badge asked in English is not one).
     if html and request.query_params.get("lang") == lang:
         response.set_cookie("lang", lang, max_age=365 * 86400, samesite="lax")
