@@ -123,6 +123,10 @@ def process_figures(pid: int) -> dict[str, Any]:
     }
 
 
+# wrk asks for no encoding, so it gets the uncompressed page: its ETag is the one to send (gzip has its own)
+IDENTITY = {"Accept-Encoding": "identity"}
+
+
 def run_wrk(url: str, args: argparse.Namespace, etag: str | None, seconds: float, pid: int = 0) -> dict[str, Any]:
     """One wrk run; with `pid`, its figures and the server's and wrk's CPU.
 
@@ -237,7 +241,7 @@ def same_minute(seconds: float) -> None:
 
 def measure(base: str, path: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
     """Status, size and ETag of one GET; a warm-up and a wrk run; the same with If-None-Match if it has an ETag."""
-    first = httpx.get(base + path, timeout=30)
+    first = httpx.get(base + path, headers=IDENTITY, timeout=30)
     etag = first.headers.get("etag")
     figures: dict[str, Any] = {"status": first.status_code, "bytes": len(first.content), "etag": etag}
     say(f"{path}: {first.status_code}, {len(first.content)} bytes, ETag {etag}")
@@ -249,8 +253,8 @@ def measure(base: str, path: str, pid: int, args: argparse.Namespace) -> dict[st
     # The ETag changes with the page, at least every minute ("last checked"): take it and run inside one minute.
     seconds = min(args.duration, 50.0)
     same_minute(args.warmup + seconds + 2)
-    etag = httpx.get(base + path, timeout=30).headers.get("etag")
-    check = httpx.get(base + path, headers={"If-None-Match": etag or ""}, timeout=30)
+    etag = httpx.get(base + path, headers=IDENTITY, timeout=30).headers.get("etag")
+    check = httpx.get(base + path, headers={"If-None-Match": etag or "", **IDENTITY}, timeout=30)
     run_wrk(base + path, args, etag, seconds=args.warmup)
     figures["conditional"] = {"etag": etag, "single_status": check.status_code}
     figures["conditional"].update(run_wrk(base + path, args, etag, seconds=seconds, pid=pid))
