@@ -308,6 +308,8 @@ def test_incidents_updates_consignes_and_maintenance(client: TestClient) -> None
     assert first["created_at"] == "2024-02-12T12:00:00.000+01:00"
     assert [c["id"] for c in incident["components"]] == ["line:alpha/optique"]  # the flow is no component
     assert incident["tpmon_components"] == ["line:alpha/optique", "flow:alpha/pec"]
+    codes = {c["code"] for u in incident["incident_updates"] for c in u["affected_components"]}
+    assert codes == {"line:alpha/optique"}  # every code names a component of components.json; the flow is not one
     english = client.get("/api/v2/incidents.json?lang=en").json()["incidents"]
     assert [i["name"] for i in english] == ["Optical PEC unavailable", "Ancien incident"]  # French when no English
     assert english[0]["incident_updates"][1]["tpmon_practitioner_consigne"] == "Postpone the sale."

@@ -61,18 +61,19 @@ def incident_json(incident: Incident, components: Components, lang: Lang, base: 
         affected = []
         for key, status in update.statuses.items():
             before = declared.get(key, State.UNKNOWN)  # what was shown before is not the incident's to say
-            name = components[key]["name"] if key in components else key
+            declared[key] = status.state
+            if key not in components:  # a flow is no Statuspage component: a code to nothing would mislead
+                continue
             affected.append(
                 {
                     "code": key,
-                    "name": name,
+                    "name": components[key]["name"],
                     "old_status": _status_of(before),
                     "new_status": _status_of(status.state),
                     "tpmon_state": status.state.value,
                     "tpmon_progress": status.progress,
                 }
             )
-            declared[key] = status.state
         at = iso(update.at)
         updates.append(
             {
