@@ -30,6 +30,10 @@ class Bilingual:
         """The text in `lang`, French when there is no English."""
         return self.en if lang == "en" and self.en.strip() else self.fr
 
+    def falls_back(self, lang: str) -> bool:
+        """Whether `pick(lang)` gives French on a page in another language (to mark it `lang="fr"`)."""
+        return lang != "fr" and not self.en.strip() and bool(self.fr.strip())
+
 
 def check_text(name: str, text: Bilingual, *, required: bool, limit: int = MAX_TEXT, line: bool = False) -> None:
     """IncidentError naming `name.fr` or `name.en` if empty when required, English only, too long, or

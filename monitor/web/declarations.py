@@ -24,26 +24,17 @@ PHASES: dict[str, dict[Lang, str]] = {
 UPCOMING = timedelta(days=7)
 
 
-def _pick(text: Bilingual, lang: Lang) -> str:
-    """The text in `lang`, else in French (always written)."""
-    return (text.en if lang == "en" and text.en else text.fr) or ""
-
-
-def _french_fallback(text: Bilingual, lang: Lang) -> bool:
-    return lang == "en" and not text.en.strip() and bool(text.fr.strip())
-
-
 def _line(text: Bilingual, lang: Lang) -> Markup:
     """A one-line text, escaped; marked `lang="fr"` on an English page that falls back to French."""
-    if _french_fallback(text, lang):
+    if text.falls_back(lang):
         return Markup('<span lang="fr">{}</span>').format(text.fr)
-    return Markup("{}").format(_pick(text, lang))
+    return Markup("{}").format(text.pick(lang))
 
 
 def _block(text: Bilingual, lang: Lang) -> Markup:
     """An ops text as safe HTML (Markdown, sanitized); marked `lang="fr"` when it falls back to French."""
-    html = render(_pick(text, lang))
-    return Markup('<div lang="fr">{}</div>').format(html) if _french_fallback(text, lang) and html else html
+    html = render(text.pick(lang))
+    return Markup('<div lang="fr">{}</div>').format(html) if text.falls_back(lang) and html else html
 
 
 @dataclass(frozen=True)

@@ -102,8 +102,7 @@ def format_duration(span: timedelta, lang: Lang) -> str:
 
 
 def _text(text: Bilingual, lang: Lang) -> Text:
-    fallback = lang == "en" and not text.en.strip() and bool(text.fr.strip())
-    return Text(render_text(text.pick(lang)), "fr" if fallback else None)
+    return Text(render_text(text.pick(lang)), "fr" if text.falls_back(lang) else None)
 
 
 def component_name(settings: Settings, key: str, links: Links) -> Component:
@@ -136,7 +135,7 @@ def _summary(incident: Incident, settings: Settings, links: Links, now: datetime
     duration = span if incident.resolved_at else ("en cours depuis " if lang == "fr" else "ongoing for ") + span
     return IncidentSummary(
         id=incident.id or 0,
-        title=Text(Markup.escape(incident.title.pick(lang)), _text(incident.title, lang).lang),
+        title=Text(Markup.escape(incident.title.pick(lang)), "fr" if incident.title.falls_back(lang) else None),
         impact=IMPACT_LABELS[incident.impact][lang],
         open=incident.is_open,
         phase=PHASES[incident.status][lang],

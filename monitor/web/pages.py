@@ -12,7 +12,6 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from ..errors import StoreError
-from ..i18n import Lang
 from .incident_pages import build_incident, build_incidents
 from .info_pages import build_accessibility, build_members, build_members_network, build_method
 from .network_page import build_line, build_network
@@ -29,13 +28,9 @@ __all__ = ["PAGES", "Builder", "page_routes"]
 Builder = Callable[..., str | None]
 
 
-def _index(services: Services, lang: Lang, links: Links) -> str:
-    return build_index(services, lang, links)
-
-
 # path → builder; the static export walks the same table
 PAGES: dict[str, Builder] = {
-    "/": _index,
+    "/": build_index,
     "/reseaux/{network}": build_network,
     "/reseaux/{network}/{line}": build_line,
     "/incidents": build_incidents,
