@@ -126,7 +126,8 @@ class Services:
     def refresh_metrics(self, *, availability: bool) -> None:
         """Blocking (run it in a thread): cache what /metrics shows from the store, so scrapes never query it.
 
-        Open incidents and running maintenance every time; availability ratios when asked (after a roll-up).
+        Open incidents and running maintenance every time, from the declarations the tick keeps in memory;
+        availability ratios when asked (after a roll-up).
         """
         settings, now = self.settings, self.clock()
         try:
@@ -134,9 +135,7 @@ class Services:
                 self.metrics.set_availability(
                     derive_availability(settings, lambda key, days: availability_over(self.store, key, now, days))
                 )
-            declarations = Declarations(self.store, settings, clock=self.clock)
-            incidents = declarations.incidents(open_only=True, limit=None)
-            self.metrics.set_declarations(*derive(settings, incidents, declarations.windows(), now))
+            self.metrics.set_declarations(*derive(settings, self.open_incidents, self.windows, now))
         except StoreError as exc:  # keep the cached values; the next run retries
             log.warning("metrics not refreshed from the store: %s", exc)
 
