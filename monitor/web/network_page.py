@@ -195,6 +195,6 @@ def build_line(services: Services, lang: Lang, links: Links, network: str, line:
         bars=line_bars(services.store, ref.key, now),
         dependencies=[d for d in _dependencies(settings, views, network, lang) if d.network == network],
         incidents=_incidents(services, network, line, lang),
-        timelines=[e for e in line_episodes(services, lang, network) if e.line == line],
+        timelines=line_episodes(services, lang, network, line),
         now=now,
     )

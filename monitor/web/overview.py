@@ -55,17 +55,22 @@ def _episodes_of(store: Store, keys: set[str], current: dict[str, State], now: d
     return found
 
 
-def line_episodes(services: Services, lang: Lang, network: str | None = None) -> list[LineEpisode]:
-    """Outages of lines going on at some time in the last 30 days, the ongoing ones first, then newest first."""
+def line_episodes(
+    services: Services, lang: Lang, network: str | None = None, line: str | None = None
+) -> list[LineEpisode]:
+    """Outages of lines (of `network`, of its `line`) going on at some time in the last 30 days, the ongoing ones
+    first, then newest first."""
     settings, board = services.settings, services.board
     keys: dict[str, tuple[str, str]] = {}
     current: dict[str, State] = {}
     for name, net in settings.networks.items():
         if network is not None and name != network:
             continue
-        for line in net.lines:
-            ref = ComponentRef("line", name, line)
-            keys[ref.key] = (name, line)
+        for offered in net.lines:
+            if line is not None and offered != line:
+                continue
+            ref = ComponentRef("line", name, offered)
+            keys[ref.key] = (name, offered)
             status = board.get(ref)
             current[ref.key] = status.state if status else State.UNKNOWN
     found = _episodes_of(services.store, set(keys), current, services.clock())
@@ -73,11 +78,11 @@ def line_episodes(services: Services, lang: Lang, network: str | None = None) ->
         LineEpisode(
             name,
             settings.networks[name].name,
-            line,
-            getattr(settings.lines[line].label, lang),
+            offered,
+            getattr(settings.lines[offered].label, lang),
             episode,
         )
-        for key, (name, line) in keys.items()
+        for key, (name, offered) in keys.items()
         for episode in found.get(key, [])
     ]
     return sorted(shown, key=lambda e: (not e.episode.open, -e.episode.started.timestamp()))
