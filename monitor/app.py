@@ -19,29 +19,30 @@ from types import FrameType
 from typing import Any
 
 import uvicorn
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
 from .board import Board
 from .config import Settings, load_config
+from .declared.incidents import Incident, declared_overrides
+from .declared.maintenance import MaintenanceWindow, maintenance_overrides
+from .engine.overrides import Overrides
 from .errors import ConfigError, MonitorError, StoreError
-from .incidents import Incident, declared_overrides
-from .maintenance import MaintenanceWindow, maintenance_overrides
 from .metrics import Metrics, derive, derive_availability
 from .models import ComponentRef
 from .probes import ProbeContext
 from .probes.clients import HttpClients
-from .push import PushInbox
+from .push_signals import PushInbox
 from .runner import Pipeline, run_check
 from .scheduler import ReloadReport, Scheduler, SchedulerHooks
-from .status import Overrides
 from .store import Store, StoreWriter, default_url
-from .store.declarations import Declarations
-from .store.history import availability_over
+from .store.declaration_store import Declarations
 from .store.housekeeping import ROLLUP_EVERY, Housekeeper
+from .store.rollup_store import availability_over
 from .web import routes
-from .web.security import SecurityHeaders
-from .web.site import PageCache
+from .web.page_cache import PageCache
+from .web.security_headers import SecurityHeaders
 
 __all__ = ["QuietServer", "Services", "check_port", "create_app", "utc_now"]
 
@@ -103,6 +104,21 @@ class Services:
         now = self.clock()
         overrides = Overrides(declared=declared_overrides(incidents), maintenance=maintenance_overrides(windows, now))
         self.pipeline.record(self.board.set_overrides(overrides, now))
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        return self.metrics.registry
+
+    def readiness_problems(self) -> list[str]:
+        """Blocking: the store answers a ping, and the scheduler runs."""
+        problems: list[str] = []
+        try:
+            self.store.ping()
+        except StoreError:
+            problems.append("database unreachable")
+        if not self.scheduler.running:
+            problems.append("scheduler not running")
+        return problems
 
     def reload(self) -> ReloadReport | None:
         """Re-read the config file; on any problem keep the running config and log why."""
@@ -190,7 +206,7 @@ def _assemble(
     """Build the board (seeded from the store), writer, metrics, probes' context, pipeline and scheduler."""
     board = Board(settings, clock(), db.load_statuses(), db.load_memories())
     writer = StoreWriter(db)
-    metrics = Metrics(lambda: board)
+    metrics = Metrics(lambda: board, lambda: writer.stats)
     clients = HttpClients()  # shared, keep-alive off: every probe sees connect and TLS failures
     contexts: dict[str, ProbeContext] = {}
 
@@ -205,7 +221,7 @@ def _assemble(
     hooks = SchedulerHooks(metrics.scheduler_lag.observe, metrics.scheduler_missed.inc, metrics.scheduler_skipped.inc)
     scheduler = Scheduler(lambda network, check: run_check(network, check, pipeline), hooks=hooks, speed=speed)
     services = Services(settings, db, board, writer, metrics, scheduler, pipeline, clock, config_path, reload_status)
-    metrics.bind(services)
+    metrics.note_start(services.started_at)
     return services, clients
 
 

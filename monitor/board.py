@@ -6,10 +6,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from .config import Check, Settings
-from .configcheck import dependency_order
+from .config import Check, Settings, dependency_order
+from .engine.aggregate import evaluate
+from .engine.check_state import PUSH_NOTICE_DELAY, CheckPolicy, advance, check_status, expire
+from .engine.overrides import Overrides
 from .models import CheckMemory, ComponentRef, ComponentStatus, ProbeResult, Source, State, Transition
-from .status import PUSH_NOTICE_DELAY, CheckPolicy, Overrides, advance, check_status, evaluate, expire
 
 __all__ = ["Board", "BoardChange", "policy_for"]
 

@@ -18,7 +18,7 @@ from .config import load_config
 from .errors import ConfigError, MonitorError, NotFound, StoreError
 from .logs import setup_logging
 from .opscli import add_ops_commands
-from .pushcli import register as register_push
+from .opscli.push_command import register as register_push
 
 DEFAULT_CONFIG = "config/example.yaml"
 DEFAULT_PID_FILE = "var/tpmon.pid"
@@ -217,7 +217,7 @@ def describe_result(result: object) -> str:
 def cmd_export(args: argparse.Namespace) -> int:
     from .app import create_app
     from .store import Store
-    from .web.export import check_target, export_site, origin_of
+    from .web.static_export import check_target, export_site, origin_of
 
     path = _config_path(args)
     settings = load_config(path)

@@ -6,20 +6,20 @@ import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from .availability import Window
 from .board import Board
 from .config import Settings
-from .history import Window
-from .incidents import IMPACTS, Incident
-from .maintenance import MaintenanceWindow, active
+from .declared.incidents import IMPACTS, Incident
+from .declared.maintenance import MaintenanceWindow, active
 from .models import ComponentRef, ProbeResult, State
 
-__all__ = ["WINDOWS", "Derived", "Metrics", "derive", "derive_availability"]
+__all__ = ["WINDOWS", "Derived", "Metrics", "WriterFigures", "derive", "derive_availability"]
 
 # the `window` label of the availability ratios, and its length in days
 WINDOWS: dict[str, int] = {"24h": 1, "7d": 7, "30d": 30}
@@ -28,10 +28,31 @@ _CHECK = ("network", "flow", "check")
 _PHASES = ("resolve", "connect", "tls", "processing", "transfer")
 
 
-class Metrics:
-    """All of tpmon's metrics, registered on a registry of its own (never the global one)."""
+class WriterFigures(Protocol):
+    """What /metrics shows of the store writer (its `stats`), read at scrape time."""
 
-    def __init__(self, board: Callable[[], Board | None], registry: CollectorRegistry | None = None) -> None:
+    @property
+    def buffered_results(self) -> int: ...
+
+    @property
+    def dropped_results(self) -> int: ...
+
+    @property
+    def db_up(self) -> bool: ...
+
+
+class Metrics:
+    """All of tpmon's metrics, registered on a registry of its own (never the global one).
+
+    `board` and `writer` are read at scrape time; either may answer None (not built yet).
+    """
+
+    def __init__(
+        self,
+        board: Callable[[], Board | None],
+        writer: Callable[[], WriterFigures | None] = lambda: None,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
         self.probe_success = Gauge("tpmon_probe_success", "Whether the last probe succeeded", _CHECK, registry=r)
@@ -87,17 +108,15 @@ class Metrics:
         self.reload_success.set(1)
         build = Info("tpmon_build", "tpmon build information", registry=r)
         build.info({"version": _version()})
-        self._services: Any = None
         self._series: dict[ComponentRef, _CheckSeries] = {}  # labelled children, by check
         self.derived = Derived()  # replaced whole by the periodic refresh; scrapes only read it
         r.register(_BoardCollector(board))
-        r.register(_WriterCollector(lambda: self._services))
+        r.register(_WriterCollector(writer))
         r.register(_DerivedCollector(lambda: self.derived))
 
-    def bind(self, services: Any) -> None:
-        """Let scrape-time collectors read the writer's buffer (set once in the lifespan)."""
-        self._services = services
-        self.reload_time.set(services.started_at.timestamp())
+    def note_start(self, at: datetime) -> None:
+        """The config in use was loaded when the process started."""
+        self.reload_time.set(at.timestamp())
 
     def set_availability(self, availability: dict[tuple[str, str], float]) -> None:
         """Cache the availability ratios: (component key, window label) → ratio, from `derive_availability`."""
@@ -198,17 +217,16 @@ def _version() -> str:
 class _WriterCollector(Collector):
     """The store writer's buffer and losses, read at scrape time."""
 
-    def __init__(self, services: Callable[[], Any]) -> None:
-        self._services = services
+    def __init__(self, writer: Callable[[], WriterFigures | None]) -> None:
+        self._writer = writer
 
     def describe(self) -> list[Metric]:
         return []
 
     def collect(self) -> Iterator[Metric]:
-        services = self._services()
-        if services is None:
+        stats = self._writer()
+        if stats is None:
             return
-        stats = services.writer.stats
         yield GaugeMetricFamily(
             "tpmon_store_buffered_results", "Probe results waiting to be written", value=stats.buffered_results
         )

@@ -7,8 +7,8 @@ from typing import Any
 
 from test_status_support import make_settings, network, tcp
 
-from monitor.declared import Bilingual
-from monitor.incidents import Declared, Impact, Incident, IncidentUpdate, Phase, open_incident
+from monitor.declared.incidents import Declared, Impact, Incident, IncidentUpdate, Phase, open_incident
+from monitor.declared.inputs import Bilingual
 from monitor.models import State
 
 T0 = datetime(2024, 2, 12, 12, 0, tzinfo=UTC)  # 12/02/2024 13:00 in Paris: the portals reopen

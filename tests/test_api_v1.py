@@ -17,17 +17,17 @@ from targets import alpha_config
 
 from monitor.app import Services, create_app
 from monitor.config import Settings, load_config
-from monitor.declared import Bilingual
+from monitor.declared.incidents import IncidentUpdate, declare
+from monitor.declared.inputs import Bilingual
+from monitor.declared.maintenance import MaintenanceWindow, Recurrence
 from monitor.errors import StoreError
 from monitor.i18n import PARIS
-from monitor.incidents import IncidentUpdate, declare
-from monitor.maintenance import MaintenanceWindow, Recurrence
 from monitor.models import ComponentRef, FailureReason, ProbeResult, Source, State, Transition
 from monitor.store import Store
-from monitor.store.declarations import Declarations
-from monitor.store.history import roll_up
+from monitor.store.declaration_store import Declarations
+from monitor.store.rollup_store import roll_up
 from monitor.store.store import Batch
-from monitor.web.api import OPERATIONS, api_routes
+from monitor.web.api_v1 import OPERATIONS, api_routes
 
 NOW = datetime(2024, 2, 12, 12, 0, tzinfo=UTC)  # a Monday, 13:00 in Paris
 PROBED = "http://127.0.0.1:9"  # the checks' URL: must never be shown

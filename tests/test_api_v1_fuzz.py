@@ -27,8 +27,8 @@ from schemathesis.specs.openapi.checks import (
 from starlette.applications import Starlette
 from test_api_v1 import seeded_app
 
-from monitor.web.api import OPERATIONS
-from monitor.web.openapi import openapi_document
+from monitor.web.api_v1 import OPERATIONS
+from monitor.web.api_v1_openapi import openapi_document
 
 EXAMPLES = 60  # fuzzing examples per operation (the examples and coverage phases add their own)
 CONFIG = {"generation": {"mode": "all", "max-examples": EXAMPLES, "deterministic": True, "database": "none"}}

@@ -1,105 +1,279 @@
-"""The layering of DESIGN §3: data flows one way, lower layers never import higher ones; the API is pinned."""
+"""The layering of DESIGN §3 and ARCHITECTURE.md: data flows one way, at the scale of packages and inside them.
+
+Every import counts — at module level, inside functions (lazy) and under `if TYPE_CHECKING:` alike — so that the
+import graph has no circle at all. The rules are checked on sources, so a test can feed them a module that does
+not exist and see it refused.
+"""
 
 from __future__ import annotations
 
 import ast
+import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import monitor
 
 ROOT = Path(monitor.__file__).parent
+REPO = ROOT.parent
 
-# A module may import only modules of a strictly lower rank (or its own package's modules).
+# A module may import a module of another top-level package only if that package's rank is strictly lower.
 RANKS = {
     "errors": 0,
     "models": 0,
-    "taxonomy": 1,
-    "yamlsource": 1,
     "i18n": 1,
     "logs": 1,
     "config": 2,
-    "configcheck": 2,
-    "configerrors": 2,
-    "history": 2,  # pure, like status, but below the store that persists its rollups
+    "availability": 3,  # pure, like the engine, but below the store that persists its roll-ups
+    "engine": 3,
     "probes": 3,
-    "status": 3,
-    "declared": 3,  # texts and component keys shared by incidents and maintenance
-    "incidents": 4,  # pure, but they build status.Override
-    "maintenance": 4,
-    "store": 5,  # store.declarations persists incidents and maintenance windows
+    "declared": 4,  # incidents and maintenance build engine.overrides.Override
     "board": 4,
+    "store": 5,  # store.declaration_store persists what ops declared
     "metrics": 5,
     "scheduler": 5,
     "runner": 6,
-    "push": 6,  # push signals: validated, read from the store's inbox, folded into the board
+    "push_signals": 6,  # validated, read from the store's inbox, folded into the board
     "web": 7,
     "app": 8,
-    "opscli": 9,  # the incident/maintenance commands, registered by cli
-    "pushcli": 9,  # `tpmon push`, registered by cli
+    "opscli": 9,
     "demo": 9,
     "cli": 10,
     "__main__": 11,
     "__init__": 12,
 }
-# config and configcheck import each other (configcheck only for type names or lazily, inside functions).
-ALLOWED = {
-    ("config", "configcheck"),
-    ("configcheck", "config"),
-    ("config", "configerrors"),
-    ("configerrors", "config"),
-    ("configcheck", "configerrors"),
+# Inside a package, a module may import only modules of a strictly lower rank (its own package's).
+INNER = {
+    "config": {
+        "values": 0,
+        "taxonomy": 0,
+        "yaml_source": 0,
+        "model": 1,
+        "problems": 2,
+        "rules": 3,
+        "loader": 4,
+        "__init__": 5,
+    },
+    "engine": {"check_state": 0, "overrides": 0, "aggregate": 1, "__init__": 2},
+    "declared": {"inputs": 0, "incidents": 1, "maintenance": 1, "__init__": 2},
+    "probes": {
+        **dict.fromkeys(("clients", "net", "phases", "certs"), 0),
+        **dict.fromkeys(("context", "conditions"), 1),
+        "outcome": 2,
+        **dict.fromkeys(("http", "tcp", "tls", "dns"), 3),
+        "__init__": 4,
+        "once": 5,
+    },
+    "store": {
+        **dict.fromkeys(("tables", "rows", "database"), 0),
+        **dict.fromkeys(("store", "migrations"), 1),
+        **dict.fromkeys(("writer", "rollup_store", "signal_store", "latency_store", "declaration_store"), 2),
+        "housekeeping": 3,
+        "__init__": 4,
+    },
+    "web": {
+        **dict.fromkeys(
+            (
+                "ops_markdown",
+                "security_headers",
+                "export_folder",
+                "reactivation_timeline",
+                "page_cache",
+                "render",
+                "latency_chart",
+                "badges",
+            ),
+            0,
+        ),
+        **dict.fromkeys(
+            (
+                "availability_bars",
+                "board_view",
+                "incident_view",
+                "statuspage_incidents",
+                "site_context",
+                "api_v1_models",
+            ),
+            1,
+        ),
+        **dict.fromkeys(
+            ("api_v1_openapi", "feeds", "home_page", "incident_pages", "member_pages", "statuspage_json"), 2
+        ),
+        **dict.fromkeys(("api_v1", "info_pages", "network_page"), 3),
+        "line_page": 4,
+        "page_routes": 5,
+        **dict.fromkeys(("__init__", "static_export"), 6),
+    },
+    "demo": {"__init__": 0, "certs": 0, "clock": 0, "scenario": 1, "simulator": 2, "events": 2, "replay": 3, "run": 4},
+    "opscli": {"inputs": 0, "incident_commands": 1, "maintenance_commands": 1, "push_command": 1, "__init__": 2},
 }
+# Edges the ranks would allow but the design forbids: (importer prefix, imported prefix).
+FORBIDDEN = [
+    ("web", "probes"),  # the web reads the board, never the probes
+    ("web", "scheduler"),
+    ("web", "runner"),
+    ("web", "metrics"),  # /metrics reads a registry handed through SiteContext
+    ("web", "app"),
+    ("store", "web"),
+    ("store", "board"),
+    ("probes", "store"),
+    ("probes", "board"),
+    ("engine", "store"),
+    ("engine", "probes"),
+    ("metrics", "store"),  # the writer's figures come through a callable
+]
 
 
-def _top(path: Path) -> str:
-    rel = path.relative_to(ROOT)
-    return rel.parts[0].removesuffix(".py")
+def module_name(path: Path) -> str:
+    """`monitor/web/home_page.py` → `monitor.web.home_page`; a package's `__init__.py` → the package."""
+    parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _imports(path: Path) -> set[str]:
-    """Top-level monitor modules imported by `path`, outside `if TYPE_CHECKING:` blocks."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    package = ".".join(("monitor", *path.relative_to(ROOT).parent.parts))
+def sources() -> dict[str, tuple[str, bool]]:
+    """Every module of monitor: name → (source, is a package)."""
+    return {module_name(p): (p.read_text(encoding="utf-8"), p.name == "__init__.py") for p in ROOT.rglob("*.py")}
+
+
+def imports(name: str, source: str, is_package: bool, known: set[str]) -> set[str]:
+    """The monitor modules `name` imports, anywhere in its source (functions and TYPE_CHECKING included).
+
+    `from package import submodule` is an edge to the submodule only: the package is already being imported.
+    """
+    package = name if is_package else name.rsplit(".", 1)[0]
     found: set[str] = set()
-
-    def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            return
+    for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")[: len(package.split(".")) - node.level + 1]
                 target = ".".join(base + ([node.module] if node.module else []))
-                names = [target] if node.module else [f"{target}.{a.name}" for a in node.names]
             else:
-                names = [node.module or ""]
-            found.update(n.split(".")[1] for n in names if n.startswith("monitor.") and len(n.split(".")) > 1)
+                target = node.module or ""
+            submodules = [f"{target}.{alias.name}" for alias in node.names if f"{target}.{alias.name}" in known]
+            found.update(submodules if len(submodules) == len(node.names) else [target, *submodules])
         elif isinstance(node, ast.Import):
-            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("monitor."))
-        for child in ast.iter_child_nodes(node):
-            visit(child)
+            found.update(alias.name for alias in node.names)
+    return {m for m in found if m in known and m != name}
 
-    visit(tree)
+
+def graph(modules: Mapping[str, tuple[str, bool]]) -> dict[str, set[str]]:
+    known = set(modules)
+    return {name: imports(name, source, package, known) for name, (source, package) in modules.items()}
+
+
+def _place(name: str) -> tuple[str, str]:
+    """(top-level package or module, module inside it or '__init__')."""
+    parts = name.split(".")[1:] or ["__init__"]
+    return parts[0], (parts[1] if len(parts) > 1 else "__init__")
+
+
+def violations(edges: Mapping[str, set[str]]) -> list[str]:
+    found = []
+    for importer, imported in sorted((a, b) for a, targets in edges.items() for b in targets):
+        (top_a, inner_a), (top_b, inner_b) = _place(importer), _place(imported)
+        short_a, short_b = importer.removeprefix("monitor."), imported.removeprefix("monitor.")
+        for forbidden_a, forbidden_b in FORBIDDEN:
+            if top_a == forbidden_a and top_b == forbidden_b:
+                found.append(f"{short_a} imports {short_b}: {forbidden_a} never imports {forbidden_b}")
+        if top_a != top_b:
+            if RANKS.get(top_b, 99) >= RANKS.get(top_a, -1):
+                found.append(
+                    f"{short_a} ({top_a}, rank {RANKS.get(top_a)}) imports {short_b} (rank {RANKS.get(top_b)})"
+                )
+        elif top_a in INNER:
+            ranks = INNER[top_a]
+            if ranks.get(inner_b, 99) >= ranks.get(inner_a, -1):
+                found.append(f"{short_a} imports {short_b}: not below it inside {top_a}")
+    return found
+
+
+def cycles(edges: Mapping[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for other in edges.get(node, ()):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in on_stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                other = stack.pop()
+                on_stack.discard(other)
+                component.append(other)
+                if other == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(edges):
+        if node not in index:
+            visit(node)
     return found
 
 
 def test_every_module_has_a_rank() -> None:
-    tops = {_top(p) for p in ROOT.rglob("*.py")}
-    assert tops <= set(RANKS), f"modules without a layer: {sorted(tops - set(RANKS))}"
+    unranked = []
+    for name in sources():
+        top, inner = _place(name)
+        if top not in RANKS or (top in INNER and inner not in INNER[top]):
+            unranked.append(name)
+    assert not unranked, f"modules without a layer: {unranked}"
 
 
 def test_lower_layers_never_import_higher_ones() -> None:
-    violations = []
-    for path in sorted(ROOT.rglob("*.py")):
-        me = _top(path)
-        for other in _imports(path):
-            if other != me and (me, other) not in ALLOWED and RANKS[other] >= RANKS[me]:
-                violations.append(f"{path.relative_to(ROOT)} ({me}) imports {other}")
-    assert not violations, "\n".join(violations)
+    assert violations(graph(sources())) == []
+
+
+def test_the_import_graph_has_no_circle() -> None:
+    assert cycles(graph(sources())) == []
+
+
+def _with(name: str, source: str) -> dict[str, set[str]]:
+    modules = {**sources(), name: (source, False)}
+    return graph(modules)
+
+
+def test_the_rules_refuse_the_web_importing_the_composition_root_even_for_types() -> None:
+    source = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..app import Services\n"
+    found = violations(_with("monitor.web.temporary", source))
+    assert "web.temporary imports app: web never imports app" in found
+
+
+def test_the_rules_refuse_the_web_reading_the_probes() -> None:
+    found = violations(_with("monitor.web.temporary", "def f():\n    from ..probes import PROBES\n"))
+    assert "web.temporary imports probes: web never imports probes" in found
+
+
+def test_the_rules_refuse_an_upward_import_inside_a_package() -> None:
+    # config.model importing the loader (a higher module of its own package) would make a circle
+    source = sources()["monitor.config.model"][0] + "\nfrom .loader import load_config\n"
+    edges = _with("monitor.config.model", source)
+    assert "config.model imports config.loader: not below it inside config" in violations(edges)
+    assert any({"monitor.config.model", "monitor.config.loader"} <= set(c) for c in cycles(edges))
 
 
 def test_only_the_store_tables_module_defines_tables() -> None:
     holders = [p.relative_to(ROOT).as_posix() for p in ROOT.rglob("*.py") if "table=True" in p.read_text()]
     assert holders == ["store/tables.py"]
+
+
+def test_architecture_md_names_every_module_and_only_real_ones() -> None:
+    text = (REPO / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`(monitor/[\w/]+\.py)`", text))
+    real = {p.relative_to(REPO).as_posix() for p in ROOT.rglob("*.py") if "migrations" not in p.parts}
+    assert named - real == set(), "ARCHITECTURE.md names modules that do not exist"
+    assert {m for m in real if not m.endswith("__init__.py")} - named == set(), "modules it does not describe"
 
 
 def test_public_api_is_pinned() -> None:

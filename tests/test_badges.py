@@ -12,11 +12,11 @@ from starlette.testclient import TestClient
 
 from monitor.app import Services, create_app
 from monitor.config import load_config
-from monitor.declared import Bilingual
+from monitor.declared.incidents import IncidentUpdate, declare
+from monitor.declared.inputs import Bilingual
 from monitor.i18n import STATE_LABELS, Lang
-from monitor.incidents import IncidentUpdate, declare
 from monitor.models import State
-from monitor.store.declarations import Declarations
+from monitor.store.declaration_store import Declarations
 from monitor.web.badges import BACKGROUNDS, FOREGROUND, LEFT, badge_svg, text_width
 
 S = "{http://www.w3.org/2000/svg}"

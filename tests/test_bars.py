@@ -7,11 +7,11 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from monitor.history import EXCLUDED
+from monitor.availability import EXCLUDED
 from monitor.models import ComponentRef, Source, State, Transition
 from monitor.store import Batch, Store
-from monitor.store.history import availability_over, roll_up
-from monitor.web.bars import DAYS, Day, line_bars
+from monitor.store.rollup_store import availability_over, roll_up
+from monitor.web.availability_bars import DAYS, Day, line_bars
 
 LINE = ComponentRef("line", "alpha", "optique")
 HOUR = 3600.0

@@ -12,8 +12,8 @@ from test_status_support import T0, key, make_settings, network, tcp
 
 from monitor.board import Board, BoardChange
 from monitor.config import Settings
+from monitor.engine.overrides import Override, Overrides
 from monitor.models import ComponentRef, FailureReason, ProbeResult, Source, State
-from monitor.status import Override, Overrides
 
 OP, DEG, PART, DOWN, REC, UNK = (
     State.OPERATIONAL,

@@ -15,18 +15,10 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from monitor.cli import main
-from monitor.config import (
-    HttpCheck,
-    Settings,
-    TcpCheck,
-    load_config,
-    parse_config,
-    parse_duration,
-)
-from monitor.configcheck import dependency_order
+from monitor.config import HttpCheck, Settings, TcpCheck, dependency_order, load_config, parse_config, parse_duration
+from monitor.config.taxonomy import DEFAULT_FLOWS, DEFAULT_LINES
+from monitor.config.yaml_source import parse_yaml
 from monitor.errors import ConfigError
-from monitor.taxonomy import DEFAULT_FLOWS, DEFAULT_LINES
-from monitor.yamlsource import parse_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "config").glob("*.yaml"))

@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from monitor import config
 from monitor.config import Settings, parse_config
+from monitor.config import model as config
+from monitor.config.taxonomy import DEFAULT_FLOWS, DEFAULT_LINES
+from monitor.config.yaml_source import parse_yaml
 from monitor.errors import ConfigError
-from monitor.taxonomy import DEFAULT_FLOWS, DEFAULT_LINES
-from monitor.yamlsource import parse_yaml
 
 EXAMPLE = yaml.safe_load((Path(__file__).resolve().parent.parent / "config" / "example.yaml").read_text("utf-8"))
 ENVIRON = {"SET": "s3cr3t-value"}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from monitor.declared import Bilingual
-from monitor.incidents import Incident, IncidentUpdate
-from monitor.web.declarations import declarations_view
+from monitor.declared.incidents import Incident, IncidentUpdate
+from monitor.declared.inputs import Bilingual
+from monitor.web.incident_view import declarations_view
 
 AT = datetime(2024, 2, 12, 12, tzinfo=UTC)
 

@@ -55,7 +55,7 @@ def test_the_quick_start_is_two_commands_that_exist_and_ci_runs_the_second() -> 
 
 
 def test_every_public_page_is_in_the_readme() -> None:
-    from monitor.web.pages import PAGES
+    from monitor.web.page_routes import PAGES
 
     def shape(path: str) -> str:
         return re.sub(r"\{[^}]*\}", "{}", path)

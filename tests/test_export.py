@@ -21,19 +21,19 @@ import pytest
 from targets import alpha_config, free_port, wait_for
 
 from monitor.config import Settings, load_config
-from monitor.declared import Bilingual
+from monitor.declared.incidents import IncidentUpdate, declare
+from monitor.declared.inputs import Bilingual
+from monitor.declared.maintenance import MaintenanceWindow
 from monitor.i18n import PARIS
-from monitor.incidents import IncidentUpdate, declare
-from monitor.maintenance import MaintenanceWindow
 from monitor.models import ComponentRef, Source, State, Transition
 from monitor.store import Store
-from monitor.store.declarations import Declarations
+from monitor.store.declaration_store import Declarations
 from monitor.store.store import Batch
-from monitor.web.export import API_PATHS, Inventory, broken_links, expand
 from monitor.web.export_folder import MARKER, ExportError, swap_in
 from monitor.web.feeds import feed_routes
 from monitor.web.incident_pages import PER_PAGE
-from monitor.web.pages import PAGES
+from monitor.web.page_routes import PAGES
+from monitor.web.static_export import API_PATHS, Inventory, broken_links, expand
 
 A = "{http://www.w3.org/2005/Atom}"
 BETA = """  beta:

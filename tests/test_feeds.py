@@ -16,10 +16,10 @@ from targets import Server, Target, alpha_config, wait_for
 
 from monitor.app import Services, create_app
 from monitor.config import load_config
-from monitor.declared import Bilingual
+from monitor.declared.incidents import Incident, IncidentUpdate, declare
+from monitor.declared.inputs import Bilingual
 from monitor.errors import StoreError
-from monitor.incidents import Incident, IncidentUpdate, declare
-from monitor.store.declarations import Declarations
+from monitor.store.declaration_store import Declarations
 from monitor.web.feeds import LIMIT, Scope, entries
 
 A = "{http://www.w3.org/2005/Atom}"

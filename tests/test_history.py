@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitor.history import (
+from monitor.availability import (
     EXCLUDED,
     FORMULA,
     UNKNOWN_RULE,

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.history import Window, rollups
+from monitor.availability import Window, rollups
 from monitor.models import ComponentRef, Source, State, Transition
 
 PARIS = ZoneInfo("Europe/Paris")

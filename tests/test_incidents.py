@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from ops_support import AUDIO, HOUR, OPTIQUE, PEC, PORTAIL, SETTINGS, T0, incident, text, update
 
-from monitor.declared import MAX_TEXT, Bilingual
+from monitor.declared.incidents import Declared, add_update, declare, declared_overrides, open_incident
+from monitor.declared.inputs import MAX_TEXT, Bilingual
 from monitor.errors import IncidentError, MonitorError
-from monitor.incidents import Declared, add_update, declare, declared_overrides, open_incident
 from monitor.models import Source, State
 
 

@@ -12,10 +12,9 @@ from hypothesis import strategies as st
 from ops_support import HOUR, OPTIQUE, PEC, SETTINGS, T0, incident
 
 from monitor.board import Board
-from monitor.declared import Bilingual
-from monitor.errors import IncidentError
-from monitor.incidents import declared_overrides
-from monitor.maintenance import (
+from monitor.declared.incidents import declared_overrides
+from monitor.declared.inputs import Bilingual
+from monitor.declared.maintenance import (
     MaintenanceWindow,
     Recurrence,
     active,
@@ -25,8 +24,9 @@ from monitor.maintenance import (
     paris_to_utc,
     upcoming,
 )
+from monitor.engine.overrides import Overrides
+from monitor.errors import IncidentError
 from monitor.models import ComponentRef, ComponentStatus, ProbeResult, Source, State
-from monitor.status import Overrides
 
 PARIS = ZoneInfo("Europe/Paris")
 SUNDAYS = Recurrence("weekly", weekdays=(6,))

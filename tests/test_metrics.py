@@ -16,11 +16,11 @@ from prometheus_client import generate_latest
 from starlette.testclient import TestClient
 
 from monitor.app import Services, create_app
+from monitor.availability import Window
 from monitor.config import load_config
-from monitor.declared import Bilingual
-from monitor.history import Window
-from monitor.incidents import Incident, IncidentUpdate
-from monitor.maintenance import MaintenanceWindow
+from monitor.declared.incidents import Incident, IncidentUpdate
+from monitor.declared.inputs import Bilingual
+from monitor.declared.maintenance import MaintenanceWindow
 from monitor.metrics import derive, derive_availability
 from monitor.models import ComponentRef, ProbeResult, State
 

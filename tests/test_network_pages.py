@@ -16,14 +16,14 @@ from targets import Target
 
 from monitor.app import Services, create_app
 from monitor.config import parse_config
+from monitor.config.yaml_source import parse_yaml
 from monitor.i18n import format_short
 from monitor.models import ComponentRef, ProbeResult, Source, State, Transition
 from monitor.runner import run_check
 from monitor.store import Batch
-from monitor.store.history import roll_up
 from monitor.store.housekeeping import component_keys
-from monitor.web.svg import BOTTOM, HEIGHT, TOP, _nice_top
-from monitor.yamlsource import parse_yaml
+from monitor.store.rollup_store import roll_up
+from monitor.web.latency_chart import BOTTOM, HEIGHT, TOP, _nice_top
 
 NOW = datetime(2024, 2, 12, 12, 0, tzinfo=UTC)  # 13:00 in Paris
 SECRET = "tok-9f8e7d6c5b4a3210"

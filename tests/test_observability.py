@@ -30,8 +30,8 @@ from targets import Server, Target, free_port, wait_for
 
 from monitor.config import load_config
 from monitor.store import Store
-from monitor.store.history import roll_up
 from monitor.store.housekeeping import component_keys
+from monitor.store.rollup_store import roll_up
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARDS = ROOT / "dashboards"

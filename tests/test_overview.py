@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from monitor.models import Source, State
-from monitor.web.overview import affected
-from monitor.web.view import BoardView, Cell, NetworkView
+from monitor.web.board_view import BoardView, Cell, NetworkView
+from monitor.web.home_page import affected
 
 
 def cell(line: str, state: State) -> Cell:

@@ -17,15 +17,15 @@ from targets import Target, alpha_config
 
 from monitor.app import Services, create_app
 from monitor.config import load_config
-from monitor.declared import Bilingual
+from monitor.declared.incidents import IncidentUpdate
+from monitor.declared.inputs import Bilingual
 from monitor.errors import StoreError
-from monitor.incidents import IncidentUpdate
 from monitor.models import ComponentRef, Source, State, Transition
 from monitor.runner import run_check
 from monitor.store import Batch
-from monitor.store.declarations import Declarations
-from monitor.store.history import roll_up
-from monitor.web import pages
+from monitor.store.declaration_store import Declarations
+from monitor.store.rollup_store import roll_up
+from monitor.web import page_routes
 
 NOW = datetime(2024, 2, 12, 12, 0, 5, tzinfo=UTC)  # 5 s into a minute
 
@@ -66,15 +66,16 @@ class Site:
 def site(tmp_path: Path, target: Target, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
     renders: Counter[str] = Counter()
     holds: dict[str, Callable[[], None]] = {}
-    for path, builder in list(pages.PAGES.items()):
+    for path, page in list(page_routes.PAGES.items()):
 
-        def counted(*args: Any, _path: str = path, _builder: Callable[..., Any] = builder, **kwargs: Any) -> Any:
+        def counted(*args: Any, _path: str = path, _builder: Callable[..., Any] = page.build) -> Any:
             renders[_path] += 1
             if _path in holds:
                 holds[_path]()
-            return _builder(*args, **kwargs)
+            return _builder(*args)
 
-        monkeypatch.setitem(pages.PAGES, path, counted)  # the routes are made from PAGES by create_app
+        # the routes are made from PAGES by create_app
+        monkeypatch.setitem(page_routes.PAGES, path, page_routes.Page(counted, page.paged))
     config = tmp_path / "tpmon.yaml"
     config.write_text(alpha_config(target.url("")), encoding="utf-8")
     clock = Clock(NOW)

@@ -14,14 +14,14 @@ from starlette.testclient import TestClient
 from targets import alpha_config
 
 from monitor.app import create_app
+from monitor.availability import FORMULA, UNKNOWN_RULE
 from monitor.config import Settings, load_config
-from monitor.declared import Bilingual
-from monitor.history import FORMULA, UNKNOWN_RULE
+from monitor.declared.incidents import IncidentUpdate, declare
+from monitor.declared.inputs import Bilingual
+from monitor.declared.maintenance import MaintenanceWindow
 from monitor.i18n import PARIS
-from monitor.incidents import IncidentUpdate, declare
-from monitor.maintenance import MaintenanceWindow
 from monitor.store import Store
-from monitor.store.declarations import Declarations
+from monitor.store.declaration_store import Declarations
 
 NOW = datetime(2024, 2, 12, 11, 0, tzinfo=UTC)  # a Monday, noon in Paris
 OLD = 23  # resolved incidents before the two of interest: 25 in all, so a second page of 5

@@ -10,10 +10,10 @@ from test_status_support import T0, key, make_settings, network, tcp
 
 from monitor.board import Board, BoardChange, policy_for
 from monitor.config import PushCheck, Settings
+from monitor.engine.check_state import PUSH_NOTICE_DELAY
 from monitor.models import ComponentRef, FailureReason, ProbeResult, Source, State
-from monitor.push import to_result
-from monitor.status import PUSH_NOTICE_DELAY
-from monitor.store.push import StoredSignal
+from monitor.push_signals import to_result
+from monitor.store.signal_store import StoredSignal
 
 OP, DEG, DOWN, REC, UNK = State.OPERATIONAL, State.DEGRADED, State.DOWN, State.RECOVERING, State.UNKNOWN
 MINUTE = timedelta(minutes=1)

@@ -11,12 +11,12 @@ from test_status_support import T0, tcp
 
 from monitor.board import Board, BoardChange
 from monitor.config import PushCheck, parse_config
+from monitor.config.yaml_source import parse_yaml
 from monitor.errors import ConfigError, MonitorError, NotFound
 from monitor.models import ComponentRef, Source, State
-from monitor.push import PushError, PushInbox, validate_signal
+from monitor.push_signals import PushError, PushInbox, validate_signal
 from monitor.store import Store
-from monitor.store.push import add_signal
-from monitor.yamlsource import parse_yaml
+from monitor.store.signal_store import add_signal
 
 REF = ComponentRef.parse(PEC)
 SETTLE = timedelta(seconds=2)  # the inbox's default

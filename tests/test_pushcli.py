@@ -11,7 +11,7 @@ import pytest
 
 from monitor.models import ComponentRef
 from monitor.store import Store
-from monitor.store.push import StoredSignal, signals_after
+from monitor.store.signal_store import StoredSignal, signals_after
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "s3cr3t-push-t0ken"

@@ -16,11 +16,11 @@ from targets import Server, Target, alpha_config
 
 from monitor.app import _App, create_app
 from monitor.config import load_config
-from monitor.declared import Bilingual
-from monitor.incidents import IncidentUpdate, declare
+from monitor.declared.incidents import IncidentUpdate, declare
+from monitor.declared.inputs import Bilingual
 from monitor.models import ComponentRef, ProbeResult, Source, State, Transition
 from monitor.store import Batch
-from monitor.store.declarations import Declarations
+from monitor.store.declaration_store import Declarations
 
 NOW = datetime(2024, 2, 12, 12, 0, tzinfo=UTC)
 ROUTES = {

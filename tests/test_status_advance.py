@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from monitor.engine.check_state import CheckPolicy, advance, expire
 from monitor.models import CheckMemory, ComponentRef, FailureReason, ProbeResult, Source, State, Transition
-from monitor.status import CheckPolicy, advance, expire
 
 T0 = datetime(2024, 2, 12, 13, 0, tzinfo=UTC)
 STEP = timedelta(minutes=1)

@@ -9,10 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_status_support import EARLIER, MINUTE, T0, Engine, key, make_settings, network, tcp
 
-from monitor.config import SLUG
+from monitor.config.taxonomy import DEFAULT_FLOWS, DEFAULT_LINES
+from monitor.config.values import SLUG
+from monitor.engine.aggregate import combine
+from monitor.engine.overrides import Override, Overrides
 from monitor.models import SEVERITY, ComponentRef, Source, State
-from monitor.status import Override, Overrides, combine
-from monitor.taxonomy import DEFAULT_FLOWS, DEFAULT_LINES
 
 OP, DEG, PART, DOWN, REC, MAINT, UNK = (
     State.OPERATIONAL,

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 import pytest
 from test_status_support import EARLIER, T0, Engine, key, make_settings, moves, network, tcp
 
+from monitor.engine.overrides import Override, Overrides
 from monitor.models import Source, State, Transition
-from monitor.status import Override, Overrides
 
 OP, DEG, PART, DOWN, REC, UNK = (
     State.OPERATIONAL,

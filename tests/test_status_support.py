@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from monitor.config import Settings
-from monitor.configcheck import dependency_order
+from monitor.config import Settings, dependency_order
+from monitor.engine.aggregate import evaluate
+from monitor.engine.check_state import check_status
+from monitor.engine.overrides import Overrides
 from monitor.models import CheckMemory, ComponentRef, ComponentStatus, State, Transition
-from monitor.status import Overrides, check_status, evaluate
 
 T0 = datetime(2024, 2, 12, 13, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)

@@ -17,14 +17,14 @@ from targets import Server, Target, alpha_config, wait_for
 
 from monitor.app import Services, create_app
 from monitor.config import load_config
-from monitor.declared import Bilingual
+from monitor.declared.incidents import IncidentUpdate, declare
+from monitor.declared.inputs import Bilingual
+from monitor.declared.maintenance import MaintenanceWindow
 from monitor.errors import StoreError
 from monitor.i18n import PARIS
-from monitor.incidents import IncidentUpdate, declare
-from monitor.maintenance import MaintenanceWindow
 from monitor.models import State
-from monitor.store.declarations import Declarations
-from monitor.web.statuspage import COMPONENT_STATUS
+from monitor.store.declaration_store import Declarations
+from monitor.web.statuspage_json import COMPONENT_STATUS
 
 # Real documents served by Statuspage-hosted pages (GitHub, Discord, a Statuspage test page), stored as found;
 # where each comes from: tests/data/statuspage/PROVENANCE.md. tpmon's answers are compared with them kind by kind.

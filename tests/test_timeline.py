@@ -9,8 +9,8 @@ import pytest
 
 from monitor.models import ComponentRef, Source, State, Transition
 from monitor.store import Batch, Store
-from monitor.web.overview import TIMELINE_DAYS, _episodes_of
-from monitor.web.timeline import Step, episodes
+from monitor.web.home_page import TIMELINE_DAYS, _episodes_of
+from monitor.web.reactivation_timeline import Step, episodes
 
 NOW = datetime(2024, 2, 20, 12, 0, tzinfo=UTC)
 SINCE = NOW - timedelta(days=TIMELINE_DAYS)

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from markupsafe import Markup, escape
 
-from monitor.web.text import render
+from monitor.web.ops_markdown import render
 
 # What the page may receive, written out here rather than imported: the test pins the policy.
 ALLOWED_TAGS = {"p", "br", "ul", "ol", "li", "strong", "em", "code", "pre", "blockquote", "a"}

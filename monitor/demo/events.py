@@ -8,13 +8,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..config import Settings
-from ..declared import Bilingual
-from ..incidents import IncidentUpdate, declare
-from ..maintenance import MaintenanceWindow
+from ..declared.incidents import IncidentUpdate, declare
+from ..declared.inputs import Bilingual
+from ..declared.maintenance import MaintenanceWindow
 from ..models import ComponentRef
 from ..store import Store
-from ..store.declarations import Declarations
-from ..store.push import StoredSignal, add_signal
+from ..store.declaration_store import Declarations
+from ..store.signal_store import StoredSignal, add_signal
 from .scenario import Event
 
 __all__ = ["FICTIONAL", "Poster"]

@@ -18,9 +18,9 @@ from starlette.applications import Starlette
 from ..app import QuietServer, create_app
 from ..board import Board, BoardChange
 from ..config import Settings, load_config
-from ..push import to_result
+from ..push_signals import to_result
 from ..store import Batch, Store
-from ..store.declarations import Declarations
+from ..store.declaration_store import Declarations
 from .certs import make_certs
 from .clock import VirtualClock
 from .events import Poster

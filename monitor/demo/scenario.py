@@ -11,8 +11,8 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from ..config.yaml_source import format_path, parse_yaml
 from ..errors import ConfigError, ConfigProblem
-from ..yamlsource import format_path, parse_yaml
 
 Mode = Literal["up", "down", "banner", "slow", "reset"]
 Reported = Literal["operational", "degraded", "down"]

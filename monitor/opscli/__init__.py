@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, NoReturn
 
-from ..incidents import IMPACTS, LIFECYCLE
+from ..declared.incidents import IMPACTS, LIFECYCLE
 from .incident_commands import cmd_incident_list, cmd_incident_open, cmd_incident_resolve, cmd_incident_update
 from .inputs import day_date, duration, monthly, paris_time, weekly
 from .maintenance_commands import cmd_maintenance_add, cmd_maintenance_cancel, cmd_maintenance_list

@@ -7,8 +7,8 @@ import json
 from datetime import datetime
 from typing import Any
 
+from ..declared.incidents import Incident
 from ..i18n import format_short
-from ..incidents import Incident
 from .inputs import TEXTS, declarations, incident_update, texts_of, when
 
 

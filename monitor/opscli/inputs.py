@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from ..config import parse_duration
-from ..declared import Bilingual
+from ..declared.incidents import Declared, IncidentUpdate, Phase, declare
+from ..declared.inputs import Bilingual
+from ..declared.maintenance import WEEKDAYS, Recurrence, paris_to_utc
 from ..errors import IncidentError, MonitorError
 from ..i18n import format_short
-from ..incidents import Declared, IncidentUpdate, Phase, declare
-from ..maintenance import WEEKDAYS, Recurrence, paris_to_utc
 
 if TYPE_CHECKING:
-    from ..store.declarations import Declarations
+    from ..store.declaration_store import Declarations
 
 DEFAULT_CONFIG = "config/example.yaml"
 TEXTS = {  # domain field → option stem; each has --STEM, --STEM-en, --STEM-file, --STEM-en-file
@@ -156,7 +156,7 @@ def declarations(args: argparse.Namespace) -> Iterator[Declarations]:
     """The store's Declarations, validated against the config; IncidentError fields named as options."""
     from ..config import load_config
     from ..store import Store, default_url
-    from ..store.declarations import Declarations
+    from ..store.declaration_store import Declarations
 
     settings = load_config(getattr(args, "config", None) or os.environ.get("TPMON_CONFIG") or DEFAULT_CONFIG)
     store = Store.open(default_url())

@@ -6,9 +6,9 @@ import argparse
 import json
 from datetime import UTC, datetime, timedelta
 
+from ..declared.maintenance import MaintenanceWindow, Occurrence, Recurrence, occurrences, paris_to_utc, upcoming
 from ..errors import IncidentError
 from ..i18n import PARIS, format_short
-from ..maintenance import MaintenanceWindow, Occurrence, Recurrence, occurrences, paris_to_utc, upcoming
 from .inputs import declarations, texts_of, utcnow
 
 

@@ -14,7 +14,7 @@ from ..config import HttpConditions
 from ..models import FailureReason
 from .certs import expiry_problem
 
-__all__ = ["MISSING", "Answer", "evaluate", "json_lookup"]
+__all__ = ["MISSING", "Answer", "check_conditions", "json_lookup"]
 
 _STEP = re.compile(r"\.([^.\[\]]+)|\[(\d+)\]")
 MISSING: Any = object()  # what json_lookup returns for an absent path
@@ -123,7 +123,7 @@ def _latency(conditions: HttpConditions, answer: Answer) -> Failure | None:
     return FailureReason.ASSERTION, f"took {answer.elapsed:.2f} s, max_latency is {limit:g} s"
 
 
-def evaluate(conditions: HttpConditions, answer: Answer, now: datetime) -> Failure | None:
+def check_conditions(conditions: HttpConditions, answer: Answer, now: datetime) -> Failure | None:
     """The first failed condition as (reason, detail), or None when all hold.
 
     Order: status, headers, body, json, certificate, latency. A slow answer over `max_latency`

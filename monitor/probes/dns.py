@@ -8,7 +8,7 @@ import socket
 
 from ..config import DnsCheck
 from ..models import FailureReason, ProbeResult
-from . import ProbeContext
+from .context import ProbeContext
 from .outcome import Stopwatch, os_detail
 
 __all__ = ["probe"]

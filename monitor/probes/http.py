@@ -15,11 +15,12 @@ from typing import cast
 
 import httpx
 
-from ..config import ENV_REF, HttpCheck
+from ..config import HttpCheck
+from ..config.values import ENV_REF
 from ..models import FailureReason, ProbeResult
-from . import ProbeContext
 from .certs import expiries, tls_detail
-from .conditions import Answer, evaluate
+from .conditions import Answer, check_conditions
+from .context import ProbeContext
 from .outcome import Stopwatch, os_detail
 from .phases import HttpPhases
 
@@ -199,7 +200,7 @@ async def probe(check: HttpCheck, ctx: ProbeContext) -> ProbeResult:
         if answer is None:
             failure = FailureReason.TOO_MANY_REDIRECTS, f"more than {check.max_redirects} redirects"
         else:
-            failure = evaluate(check.conditions, answer, ctx.clock())
+            failure = check_conditions(check.conditions, answer, ctx.clock())
     if failure is None:
         return watch.ok(
             phases=phases.as_dict(),

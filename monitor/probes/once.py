@@ -7,8 +7,9 @@ import os
 from ..config import Check, Settings
 from ..errors import MonitorError
 from ..models import ProbeResult
-from . import PROBES, ProbeContext
+from . import PROBES
 from .clients import HttpClients
+from .context import ProbeContext
 
 
 async def probe_once(network: str, check: Check, settings: Settings) -> ProbeResult:

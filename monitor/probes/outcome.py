@@ -6,10 +6,10 @@ import os
 import socket
 import time
 from datetime import datetime
-from typing import Any
 
+from ..config import ProbeCheck
 from ..models import FailureReason, ProbeResult
-from . import ProbeContext, ref_of
+from .context import ProbeContext, ref_of
 
 __all__ = ["MAX_DETAIL", "Stopwatch", "clip", "os_detail"]
 
@@ -36,7 +36,7 @@ def os_detail(exc: BaseException) -> str:
 class Stopwatch:
     """Starts timing one probe when built; `ok` and `failed` stop it and build the result."""
 
-    def __init__(self, check: Any, ctx: ProbeContext) -> None:
+    def __init__(self, check: ProbeCheck, ctx: ProbeContext) -> None:
         self.ref = ref_of(check, ctx)
         self.timeout: float = check.timeout
         self.degraded_after: float | None = check.degraded_after

@@ -7,7 +7,7 @@ import socket
 
 from ..config import TcpCheck
 from ..models import FailureReason, ProbeResult
-from . import ProbeContext
+from .context import ProbeContext
 from .net import close, open_tcp
 from .outcome import Stopwatch, os_detail
 

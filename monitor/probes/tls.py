@@ -9,9 +9,9 @@ import time
 
 from ..config import TlsCheck
 from ..models import FailureReason, ProbeResult
-from . import ProbeContext
 from .certs import expiries, expiry_problem, tls_detail
 from .clients import tls_context
+from .context import ProbeContext
 from .net import close, open_tcp
 from .outcome import Stopwatch, os_detail
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monitor.store.engine import default_url, migrate
+from monitor.store.database import default_url, migrate
 from monitor.store.store import Batch, Store, WriteRefused
 from monitor.store.writer import StoreWriter, WriterStats
 

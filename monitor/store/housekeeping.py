@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from monitor.config import Settings
 from monitor.errors import StoreError
 from monitor.models import ComponentRef
-from monitor.store.history import prune_results, roll_up
+from monitor.store.rollup_store import prune_results, roll_up
 from monitor.store.store import Store
 
 __all__ = ["Housekeeper", "HousekeepingReport", "component_keys"]

@@ -24,7 +24,7 @@ from sqlalchemy.exc import (
 from monitor.errors import StoreError
 from monitor.models import CheckMemory, ComponentRef, ComponentStatus, ProbeResult, Transition
 from monitor.store import rows, tables
-from monitor.store.engine import describe, is_memory, make_engine, mask, upgrade
+from monitor.store.database import describe, is_memory, make_engine, mask, upgrade
 
 __all__ = ["Batch", "Store", "WriteRefused"]
 

@@ -25,13 +25,13 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from ..config import Settings
+from ..declared.incidents import Incident
 from ..errors import StoreError
 from ..i18n import Lang
-from ..incidents import Incident
 from ..models import ComponentRef
-from ..store.declarations import Declarations
-from .declarations import PHASES
-from .text import render
+from ..store.declaration_store import Declarations
+from .incident_view import PHASES
+from .ops_markdown import render
 
 __all__ = ["ATOM", "LIMIT", "Entry", "Scope", "atom_feed", "entries", "feed_routes", "rss_feed", "scope_of"]
 

@@ -5,23 +5,20 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from markupsafe import Markup
 
 from ..config import Settings
-from ..declared import Bilingual
+from ..declared.incidents import Incident, IncidentUpdate
+from ..declared.inputs import Bilingual
 from ..errors import NotFound
 from ..i18n import STATE_LABELS, Lang
-from ..incidents import Incident, IncidentUpdate
 from ..models import ComponentRef, State
-from ..store.declarations import Declarations
-from .declarations import PHASES
-from .render import Links, render
-from .text import render as render_text
-
-if TYPE_CHECKING:
-    from ..app import Services
+from ..store.declaration_store import Declarations
+from .incident_view import PHASES
+from .ops_markdown import render as render_text
+from .render import Links, PageArgs, render
+from .site_context import SiteContext
 
 __all__ = ["IMPACT_LABELS", "PER_PAGE", "build_incident", "build_incidents", "component_name", "format_duration"]
 
@@ -161,8 +158,9 @@ def _update(update: IncidentUpdate, settings: Settings, links: Links) -> UpdateV
     )
 
 
-def build_incidents(services: Services, lang: Lang, links: Links, page: str | None = None) -> str | None:
+def build_incidents(services: SiteContext, lang: Lang, links: Links, args: PageArgs) -> str | None:
     """`/incidents?page=N`: newest first, PER_PAGE a page; a page that is not a number or is past the end: None."""
+    page = args.get("page")
     if page is not None and not _PAGE.fullmatch(page):
         return None
     number = int(page) if page else 1
@@ -186,8 +184,9 @@ def build_incidents(services: Services, lang: Lang, links: Links, page: str | No
     )
 
 
-def build_incident(services: Services, lang: Lang, links: Links, incident: str) -> str | None:
+def build_incident(services: SiteContext, lang: Lang, links: Links, args: PageArgs) -> str | None:
     """`/incidents/{incident}`: the incident with its updates, newest first; an unknown or non-integer id: None."""
+    incident = args["incident"]
     if not _ID.fullmatch(incident):
         return None
     settings = services.settings

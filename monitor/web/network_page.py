@@ -1,30 +1,26 @@
-"""A network's page (lines with 90-day bars, latency chart, dependencies) and a line's page (checks, history)."""
+"""A network's page (`/reseaux/{network}`): its lines with 90-day bars, latency chart, dependencies both ways."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from ..config import Network, Settings
+from ..declared.incidents import Incident
 from ..i18n import Lang
-from ..incidents import Incident
-from ..models import ComponentRef, ProbeResult, Transition
-from ..store.latency import latency_by_hour
-from .bars import LineBars, line_bars
-from .declarations import IncidentView, declarations_view
-from .overview import line_episodes
-from .render import Links, render
-from .svg import Series, latency_chart, legend_marker
-from .view import Cell, NetworkView, board_view
+from ..models import ComponentRef
+from ..store.latency_store import latency_by_hour
+from .availability_bars import LineBars, line_bars
+from .board_view import Cell, NetworkView, board_view
+from .home_page import line_episodes
+from .incident_view import IncidentView, declarations_view
+from .latency_chart import Series, latency_chart, legend_marker
+from .render import Links, PageArgs, render
+from .site_context import SiteContext
 
-if TYPE_CHECKING:
-    from ..app import Services
-
-__all__ = ["build_line", "build_network"]
+__all__ = ["DependencyView", "build_network", "dependencies", "open_incidents"]
 
 CHART_HOURS = 24
-HISTORY_LIMIT = 50
 
 
 @dataclass(frozen=True)
@@ -40,17 +36,7 @@ class DependencyView:
     state: Cell | None
 
 
-@dataclass(frozen=True)
-class CheckView:
-    cell: Cell
-    name: str
-    kind: str
-    flow_label: str
-    last_at: datetime | None
-    last: ProbeResult | None
-
-
-def _dependencies(settings: Settings, views: dict[str, NetworkView], name: str, lang: Lang) -> list[DependencyView]:
+def dependencies(settings: Settings, views: dict[str, NetworkView], name: str, lang: Lang) -> list[DependencyView]:
     """What this network relies on, and which networks rely on it."""
     found = []
     for owner, network in settings.networks.items():
@@ -81,12 +67,12 @@ def _touches(incident: Incident, network: str, line: str | None = None) -> bool:
     return False
 
 
-def _incidents(services: Services, network: str, line: str | None, lang: Lang) -> list[IncidentView]:
+def open_incidents(services: SiteContext, network: str, line: str | None, lang: Lang) -> list[IncidentView]:
     mine = [i for i in services.open_incidents if _touches(i, network, line)]
     return declarations_view(mine, [], services.clock(), lang).incidents
 
 
-def _chart(services: Services, network: Network, name: str, lang: Lang, now: datetime) -> dict[str, object]:
+def _chart(services: SiteContext, network: Network, name: str, lang: Lang, now: datetime) -> dict[str, object]:
     refs = {ComponentRef.for_check(name, c.flow, c.name).key: c for c in network.checks if c.kind != "push"}
     start = now - timedelta(hours=CHART_HOURS)
     hours = latency_by_hour(services.store, refs, start)
@@ -115,8 +101,9 @@ def _chart(services: Services, network: Network, name: str, lang: Lang, now: dat
     return {"svg": svg, "legend": legend, "rows": rows, "title": title}
 
 
-def build_network(services: Services, lang: Lang, links: Links, network: str) -> str | None:
+def build_network(services: SiteContext, lang: Lang, links: Links, args: PageArgs) -> str | None:
     """`/reseaux/{network}`: blocking (reads roll-ups, latency, transitions)."""
+    network = args["network"]
     settings, now = services.settings, services.clock()
     config = settings.networks.get(network)
     if config is None:
@@ -135,66 +122,8 @@ def build_network(services: Services, lang: Lang, links: Links, network: str) ->
         config=config,
         bars=bars,
         chart=_chart(services, config, network, lang, now),
-        dependencies=_dependencies(settings, views, network, lang),
-        incidents=_incidents(services, network, None, lang),
+        dependencies=dependencies(settings, views, network, lang),
+        incidents=open_incidents(services, network, None, lang),
         timelines=line_episodes(services, lang, network),
-        now=now,
-    )
-
-
-def _checks(services: Services, view: NetworkView, config: Network, line: str, lang: Lang) -> list[CheckView]:
-    """The checks of the flows `line` relies on, with their last result (never a URL: it may hold a secret)."""
-    required, optional = config.requirements(line, services.settings.lines)
-    flows = {f for group in required for f in group.split("|")} | set(optional)
-    cells = {c.id: c for c in view.checks}
-    found = []
-    for check in config.checks:
-        if check.flow not in flows:
-            continue
-        ref = ComponentRef.for_check(view.id, check.flow, check.name)
-        memory = services.board.memory(ref.key)
-        last = services.store.results(ref, limit=1) if check.kind != "push" else []
-        found.append(
-            CheckView(
-                cells[check.name],
-                check.name,
-                check.kind,
-                getattr(services.settings.flows[check.flow].label, lang),
-                memory.last_result_at if memory else None,
-                last[0] if last else None,
-            )
-        )
-    return found
-
-
-def build_line(services: Services, lang: Lang, links: Links, network: str, line: str) -> str | None:
-    """`/reseaux/{network}/{line}`: blocking (reads the line's transitions, roll-ups, last results)."""
-    settings, now = services.settings, services.clock()
-    config = settings.networks.get(network)
-    if config is None or line not in config.lines:
-        return None
-    views = {v.id: v for v in board_view(settings, services.board, lang).networks}
-    view = views[network]
-    ref = ComponentRef("line", network, line)
-    required, optional = config.requirements(line, settings.lines)
-    flow_cells = {c.id: c for c in view.flows}
-    transitions: list[Transition] = services.store.transitions(ref, limit=HISTORY_LIMIT)
-    return render(
-        "line.html",
-        lang,
-        links,
-        f"/reseaux/{network}/{line}",
-        network=view,
-        config=config,
-        line=line,
-        cell=view.lines[line],
-        required=[[flow_cells[f] for f in group.split("|") if f in flow_cells] for group in required],
-        optional=[flow_cells[f] for f in optional if f in flow_cells],
-        checks=_checks(services, view, config, line, lang),
-        transitions=transitions,
-        bars=line_bars(services.store, ref.key, now),
-        dependencies=[d for d in _dependencies(settings, views, network, lang) if d.network == network],
-        incidents=_incidents(services, network, line, lang),
-        timelines=line_episodes(services, lang, network, line),
         now=now,
     )

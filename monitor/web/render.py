@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,10 @@ from ..i18n import (
     format_since,
 )
 
-__all__ = ["Links", "render"]
+__all__ = ["Links", "PageArgs", "render"]
+
+# a page's path parameters (and `page` for a paged list), as the builders receive them
+PageArgs = Mapping[str, str]
 
 _ENV = Environment(
     loader=PackageLoader("monitor.web", "templates"),

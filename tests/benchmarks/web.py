@@ -50,7 +50,7 @@ from targets import Target, free_port
 
 from monitor.config import load_config
 from monitor.store import Store
-from monitor.store.engine import mask
+from monitor.store.database import mask
 from monitor.store.tables import transition
 
 PATHS = ("/", "/reseaux/viamedis", "/api/v2/summary.json")

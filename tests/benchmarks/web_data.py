@@ -19,13 +19,13 @@ from datetime import UTC, datetime, timedelta
 
 from monitor.board import Board
 from monitor.config import Settings
-from monitor.declared import Bilingual
-from monitor.incidents import IncidentUpdate
+from monitor.declared.incidents import IncidentUpdate
+from monitor.declared.inputs import Bilingual
 from monitor.models import ComponentRef, FailureReason, ProbeResult
 from monitor.store import Batch, Store
-from monitor.store.declarations import Declarations
-from monitor.store.history import roll_up
+from monitor.store.declaration_store import Declarations
 from monitor.store.housekeeping import component_keys
+from monitor.store.rollup_store import roll_up
 
 NETWORKS = {  # slug → (name, kind); the first one is the page the benchmark loads
     "viamedis": ("Viamedis", "operateur"),

@@ -10,14 +10,14 @@ import pytest
 from ops_support import AUDIO, HOUR, OPTIQUE, PEC, SETTINGS, T0, text, update
 from sqlalchemy import select
 
-from monitor.declared import MAX_TEXT, Bilingual
+from monitor.declared.incidents import Declared
+from monitor.declared.inputs import MAX_TEXT, Bilingual
+from monitor.declared.maintenance import MaintenanceWindow, Recurrence
 from monitor.errors import IncidentError, NotFound
-from monitor.incidents import Declared
-from monitor.maintenance import MaintenanceWindow, Recurrence
 from monitor.models import ComponentRef, Source, State
 from monitor.store import Store, WriteRefused, tables
-from monitor.store import declarations as module
-from monitor.store.declarations import RESOLVED, Declarations
+from monitor.store import declaration_store as module
+from monitor.store.declaration_store import RESOLVED, Declarations
 
 WEEKLY = MaintenanceWindow(
     None,

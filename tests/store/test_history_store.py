@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select
 
+from monitor.availability import PERIODS, Window, rollups, total
 from monitor.config import Settings
-from monitor.history import PERIODS, Window, rollups, total
 from monitor.models import ComponentRef, ProbeResult, Source, State, Transition
 from monitor.store import Batch, Store, tables
-from monitor.store.history import availability_over, prune_results, roll_up, rollups_of
 from monitor.store.housekeeping import Housekeeper, component_keys
+from monitor.store.rollup_store import availability_over, prune_results, roll_up, rollups_of
 
 CHECK = ComponentRef.for_check("viamedis", "pec", "api")
 FLOW = ComponentRef("flow", "viamedis", "pec")

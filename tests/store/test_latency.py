@@ -9,7 +9,7 @@ import pytest
 
 from monitor.models import ComponentRef, FailureReason, ProbeResult
 from monitor.store import Batch, Store
-from monitor.store.latency import HourLatency, latency_by_hour
+from monitor.store.latency_store import HourLatency, latency_by_hour
 
 PEC = ComponentRef.for_check("alpha", "pec", "portail")
 DRE = ComponentRef.for_check("alpha", "facturation", "dre")

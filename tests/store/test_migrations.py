@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from monitor.errors import StoreError
 from monitor.store import Store, default_url, migrate
-from monitor.store.engine import upgrade
+from monitor.store.database import upgrade
 from monitor.store.tables import metadata
 
 HEAD = sorted(

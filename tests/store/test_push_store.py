@@ -10,7 +10,7 @@ from store_support import T0
 from monitor.errors import StoreError
 from monitor.models import ComponentRef
 from monitor.store import Store, WriteRefused
-from monitor.store.push import add_signal, prune_signals, signal_cursor, signals_after
+from monitor.store.signal_store import add_signal, prune_signals, signal_cursor, signals_after
 
 PEC = ComponentRef.for_check("viamedis", "pec", "operateur")
 PAIEMENTS = ComponentRef.for_check("almerys", "paiements", "virements")

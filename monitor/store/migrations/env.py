@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from monitor.store.engine import default_url, make_engine
+from monitor.store.database import default_url, make_engine
 from monitor.store.tables import metadata
 
 

@@ -5,25 +5,22 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .configerrors import SECRET_FIELDS, sort_problems, suggest
-from .errors import ConfigProblem
+from ..errors import ConfigProblem
+from .model import ProbeCheck, Settings
+from .problems import SECRET_FIELDS, sort_problems, suggest
 from .taxonomy import DEFAULT_FLOWS, DEFAULT_LINES
-from .yamlsource import Path, YamlDocument
+from .values import ENV_REF, SLUG, parse_duration
+from .yaml_source import Path, YamlDocument
 
-if TYPE_CHECKING:
-    from .config import Settings
-
-__all__ = ["cross_field_problems", "dependency_order", "network_flow_problems"]
+__all__ = ["cross_field_problems", "network_flow_problems"]
 
 _CHECK_KINDS = ("http", "tcp", "tls", "dns", "push")
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")  # config.SLUG, compiled
+_SLUG = re.compile(SLUG)
 
 
 def _env_problems(value: Any, path: Path, doc: YamlDocument, environ: Mapping[str, str]) -> list[ConfigProblem]:
-    from .config import ENV_REF
-
     problems: list[ConfigProblem] = []
     if isinstance(value, dict):
         for key, item in value.items():
@@ -64,8 +61,6 @@ def _slugs(value: Any) -> list[tuple[int, str]]:
 
 
 def _seconds(value: Any) -> float | None:
-    from .config import parse_duration
-
     try:
         seconds = parse_duration(value)
     except ValueError:
@@ -146,8 +141,6 @@ class _Rules:
 
     def timing(self, check: dict[Any, Any], key: str) -> tuple[float | None, str]:
         """The check's `key` in seconds (None if malformed) and where it comes from, when not the check."""
-        from .config import ProbeCheck
-
         if key in check:
             return _seconds(check[key]), ""
         if key in self.defaults:  # when malformed (reported there), the check's value is unknown
@@ -330,22 +323,3 @@ def network_flow_problems(settings: Settings, doc: YamlDocument) -> list[ConfigP
                 message = f"{dep.network!r} does not run {dep.flow!r} (its flows: {', '.join(upstream.flows)})"
                 problems.append(doc.problem(("networks", name, "depends_on", index, "flow"), message))
     return problems
-
-
-def dependency_order(settings: Settings) -> list[str]:
-    """Network names ordered so that each comes after the networks it depends on (cycles are broken)."""
-    done: dict[str, None] = {}
-    visiting: set[str] = set()
-
-    def visit(name: str) -> None:
-        if name in done or name in visiting:
-            return
-        visiting.add(name)
-        for dep in settings.networks[name].depends_on:
-            if dep.network in settings.networks:
-                visit(dep.network)
-        done[name] = None
-
-    for name in settings.networks:
-        visit(name)
-    return list(done)

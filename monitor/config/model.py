@@ -1,21 +1,15 @@
-"""Frozen pydantic models of the YAML config; `load_config(path) -> Settings` or `ConfigError`."""
+"""Frozen pydantic models of the config, and the order of its networks' dependencies."""
 
 from __future__ import annotations
 
-import copy
-import math
 import re
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-from .configcheck import cross_field_problems, network_flow_problems
-from .configerrors import sort_problems, validation_problems
-from .errors import ConfigError, ConfigProblem
 from .taxonomy import DEFAULT_FLOWS, DEFAULT_LINES
-from .yamlsource import YamlDocument, parse_yaml
+from .values import ENV_REF, SLUG, FrozenDict, parse_duration
 
 __all__ = [
     "Check",
@@ -23,7 +17,6 @@ __all__ = [
     "Dependency",
     "DnsCheck",
     "FlowDef",
-    "FrozenDict",
     "HttpCheck",
     "HttpConditions",
     "LineDef",
@@ -33,52 +26,11 @@ __all__ = [
     "Settings",
     "TcpCheck",
     "TlsCheck",
-    "load_config",
-    "parse_config",
-    "parse_duration",
+    "dependency_order",
 ]
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-SLUG = r"^[a-z0-9][a-z0-9_-]{0,62}$"
-ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-def parse_duration(value: Any) -> float:
-    """`30s`, `500ms`, `5m`, `1h`, `1d` or a number of seconds → float seconds. Raises ValueError."""
-    seconds = math.nan
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value) if abs(value) < 1e300 else math.inf
-    elif isinstance(value, str) and (match := _DURATION.match(value)):
-        seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    if math.isnan(seconds) or math.isinf(seconds):
-        shown = f" (got {value!r})" if isinstance(value, str | int | float) and len(repr(value)) <= 40 else ""
-        raise ValueError(f"must be a duration like 30s, 5m or 1h{shown}")
-    return seconds
-
 
 K = TypeVar("K")
 V = TypeVar("V")
-
-
-def _refuse(self: object, *args: object, **kwargs: object) -> NoReturn:
-    raise TypeError("the config is frozen: build a new Settings instead")
-
-
-class FrozenDict(dict[K, V]):
-    """A dict that refuses changes, so the config's mappings are as frozen as its models."""
-
-    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _refuse
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (dict(self),))
-
-    def __copy__(self) -> FrozenDict[K, V]:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> FrozenDict[K, V]:
-        return type(self)(copy.deepcopy(dict(self), memo))
-
 
 Seconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 Slug = Annotated[str, Field(pattern=SLUG)]
@@ -228,7 +180,7 @@ class DnsCheck(ProbeCheck):
 
 
 def _token_reference(value: str) -> str:
-    # A malformed reference is reported by the ${VAR} rules of configcheck, once.
+    # A malformed reference is reported by the ${VAR} rules of config.rules, once.
     if ENV_REF.fullmatch(value) or "${" in ENV_REF.sub("", value):
         return value
     raise ValueError("must be a ${VAR} reference to an environment variable, never the secret itself")
@@ -319,81 +271,20 @@ class Settings(Model):
         return [(name, check) for name, network in self.networks.items() for check in network.checks]
 
 
-_CHECK_DEFAULTED = ("interval", "timeout", "failure_threshold", "success_threshold")
-_NOT_DEFAULTED: dict[str, tuple[str, ...]] = {"push": ("timeout",)}  # a push check has no timeout
+def dependency_order(settings: Settings) -> list[str]:
+    """Network names ordered so that each comes after the networks it depends on (cycles are broken)."""
+    done: dict[str, None] = {}
+    visiting: set[str] = set()
 
+    def visit(name: str) -> None:
+        if name in done or name in visiting:
+            return
+        visiting.add(name)
+        for dep in settings.networks[name].depends_on:
+            if dep.network in settings.networks:
+                visit(dep.network)
+        done[name] = None
 
-def _valid_default(key: str, value: Any) -> bool:
-    """An invalid default is reported once, at `defaults:`, not again in every check."""
-    try:
-        CheckDefaults.model_validate({key: value})
-    except ValueError:
-        return False
-    return True
-
-
-def _apply_defaults(data: dict[Any, Any]) -> dict[Any, Any]:
-    """`data` with `defaults:` copied into every check that does not set the field itself.
-
-    Builds new dicts: the parsed document is left as written, so problems point at what the file says.
-    """
-    defaults, networks = data.get("defaults"), data.get("networks")
-    if not isinstance(defaults, dict) or not isinstance(networks, dict):
-        return data
-    inherited = {
-        key: defaults[key] for key in _CHECK_DEFAULTED if key in defaults and _valid_default(key, defaults[key])
-    }
-
-    def network_with_defaults(network: Any) -> Any:
-        if not isinstance(network, dict) or not isinstance(network.get("checks"), list):
-            return network
-        checks = [_with_defaults(inherited, check) for check in network["checks"]]
-        return {**network, "checks": checks}
-
-    return {**data, "networks": {name: network_with_defaults(network) for name, network in networks.items()}}
-
-
-def _with_defaults(inherited: dict[str, Any], check: Any) -> Any:
-    if not isinstance(check, dict):
-        return check
-    kind = check.get("kind")
-    skipped = _NOT_DEFAULTED.get(kind, ()) if isinstance(kind, str) else ()
-    return {**{k: v for k, v in inherited.items() if k not in skipped}, **check}
-
-
-def parse_config(doc: YamlDocument, environ: Mapping[str, str]) -> Settings:
-    """Validate parsed YAML into Settings, or raise ConfigError with every problem found, in file order.
-
-    `${VAR}` references are checked against `environ` but kept as written: the model never holds a secret.
-    """
-    if doc.problems:
-        raise ConfigError(doc.problems)
-    if not isinstance(doc.data, dict):
-        raise ConfigError([doc.problem((), "the config must be a mapping with at least `networks:`")])
-    problems = cross_field_problems(doc, environ)
-    if "source" in doc.data:  # a field of the model, set by the loader, not by the file
-        problems.append(doc.problem(("source",), "unknown field 'source'"))
-    try:
-        settings = Settings.model_validate({**_apply_defaults(doc.data), "source": doc.file})
-    except ValidationError as exc:
-        problems += validation_problems(exc, doc)
-    if not problems:
-        problems = network_flow_problems(settings, doc)
-    if problems:
-        raise ConfigError(sort_problems(problems, doc))
-    return settings
-
-
-def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Settings:
-    """Read, parse and validate a YAML config file. Raises ConfigError listing every problem."""
-    import os
-
-    file = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError([ConfigProblem("", "no such file", file)]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a UTF-8 text file"
-        raise ConfigError([ConfigProblem("", f"cannot read: {reason}", file)]) from None
-    return parse_config(parse_yaml(text, file), os.environ if environ is None else environ)
+    for name in settings.networks:
+        visit(name)
+    return list(done)

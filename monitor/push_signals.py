@@ -14,7 +14,7 @@ from .config import PushCheck, Settings
 from .errors import MonitorError, NotFound, StoreError
 from .models import ComponentRef, FailureReason, ProbeResult
 from .store import Store
-from .store.push import DETAIL_PATTERN, PUSH_STATES, StoredSignal, signal_cursor, signals_after
+from .store.signal_store import DETAIL_PATTERN, PUSH_STATES, StoredSignal, signal_cursor, signals_after
 
 __all__ = ["PUSH_STATES", "PushError", "PushInbox", "PushSignal", "push_checks", "to_result", "validate_signal"]
 

@@ -6,9 +6,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from .config import Settings
-from .errors import IncidentError
-from .models import ComponentRef
+from ..config import Settings
+from ..errors import IncidentError
+from ..models import ComponentRef
 
 __all__ = ["MAX_TEXT", "MAX_TITLE", "Bilingual", "check_components", "check_moment", "check_text"]
 

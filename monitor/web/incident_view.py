@@ -7,11 +7,11 @@ from datetime import datetime, timedelta
 
 from markupsafe import Markup
 
-from ..declared import Bilingual
+from ..declared.incidents import Incident
+from ..declared.inputs import Bilingual
+from ..declared.maintenance import MaintenanceWindow, active, upcoming
 from ..i18n import Lang
-from ..incidents import Incident
-from ..maintenance import MaintenanceWindow, active, upcoming
-from .text import render
+from .ops_markdown import render
 
 __all__ = ["DeclarationsView", "declarations_view"]
 

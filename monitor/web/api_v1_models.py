@@ -7,10 +7,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
-from ..config import SLUG
-from ..declared import Bilingual
-from ..incidents import Impact, Incident, Phase
-from ..maintenance import WEEKDAYS, Occurrence
+from ..config.values import SLUG
+from ..declared.incidents import Impact, Incident, Phase
+from ..declared.inputs import Bilingual
+from ..declared.maintenance import WEEKDAYS, Occurrence
 from ..models import Source, State
 
 __all__ = [

@@ -1,6 +1,5 @@
-"""The status engine: pure functions from probe results and declarations to states (DESIGN §2).
-
-Nothing here reads a clock, a database or a socket: `now` is always a parameter.
+"""Where check states become flow, line and network states: aggregation, dependencies, overrides applied, and the
+recovery rule (DESIGN §2). Pure: `now` is always a parameter.
 """
 
 from __future__ import annotations
@@ -9,140 +8,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from .config import Network, Settings
-from .models import (
-    BROKEN,
-    SEVERITY,
-    CheckMemory,
-    ComponentRef,
-    ComponentStatus,
-    FailureReason,
-    ProbeResult,
-    Source,
-    State,
-    Transition,
-    worst,
-)
+from ..config import Network, Settings
+from ..models import SEVERITY, ComponentRef, ComponentStatus, Source, State, Transition, worst
+from .overrides import Override, Overrides
 
-__all__ = [
-    "PUSH_NOTICE_DELAY",
-    "CheckPolicy",
-    "Evaluation",
-    "Override",
-    "Overrides",
-    "advance",
-    "check_status",
-    "combine",
-    "evaluate",
-    "expire",
-    "stabilize",
-]
+__all__ = ["Evaluation", "combine", "evaluate", "stabilize"]
 
 _PROGRESS_STEP = 0.01  # a recovering progress change smaller than this is not a new step
 _OVERRIDING = (Source.DECLARED, Source.MAINTENANCE)
-# Push signals reach the board through the store (`push.PushInbox`), a few seconds late: a missed signal
-# is concluded only this long after its deadline, so that one received in time is never judged missing.
-PUSH_NOTICE_DELAY = 15.0
-
-
-@dataclass(frozen=True)
-class CheckPolicy:
-    failure_threshold: int = 3
-    success_threshold: int = 2
-    stale_after: float = 180.0  # seconds without a result before the check is unknown (push: down)
-    source: Source = Source.PROBE
-    notice_delay: float = 0.0  # seconds past that deadline before the engine concludes
-
-
-def advance(
-    memory: CheckMemory, result: ProbeResult, policy: CheckPolicy, now: datetime
-) -> tuple[CheckMemory, Transition | None]:
-    """Fold one result into a check's memory; returns the new memory and the transition, if any.
-
-    Down needs `failure_threshold` consecutive failures and is dated from the first of them; up again
-    needs `success_threshold` consecutive successes. A success slower than `degraded_after` (result.slow)
-    counts toward degraded with the same thresholds. From unknown, one fresh success is enough.
-    """
-    at = result.started_at
-    fast = result.success and not result.slow
-    slow = result.success and result.slow
-    fails = memory.fails.extend(at) if not result.success else BROKEN
-    oks = memory.oks.extend(at) if result.success else BROKEN
-    fasts = memory.fasts.extend(at) if fast else BROKEN
-    bads = memory.bads.extend(at) if not fast else BROKEN
-
-    state, since = memory.state, memory.since
-    ft, st = policy.failure_threshold, policy.success_threshold
-    if fails.count >= ft:
-        if memory.state is not State.DOWN:  # a lone success inside an outage must not re-date it
-            state, since = State.DOWN, fails.since
-    elif memory.state is State.UNKNOWN:
-        if fast:
-            state, since = State.OPERATIONAL, at
-        elif slow:
-            state, since = State.DEGRADED, at
-    elif memory.state is State.DOWN:
-        if oks.count >= st:
-            state, since = (State.OPERATIONAL if fasts.count >= st else State.DEGRADED), oks.since
-    elif memory.state is State.DEGRADED:
-        if fasts.count >= st:
-            state, since = State.OPERATIONAL, fasts.since
-    elif memory.state is State.OPERATIONAL and bads.count >= ft:
-        state, since = State.DEGRADED, bads.since
-
-    new = CheckMemory(state, since, fails, oks, fasts, bads, max(filter(None, (memory.last_result_at, at))))
-    if state is memory.state:
-        return new, None
-    detail = result.reason.value if result.reason else ""
-    transition = Transition(result.check, memory.state, state, since or at, now, policy.source, detail=detail)
-    return new, transition
-
-
-def expire(
-    ref: ComponentRef, memory: CheckMemory, policy: CheckPolicy, now: datetime
-) -> tuple[CheckMemory, Transition | None]:
-    """A check without a result for `stale_after` becomes unknown: a dead prober never leaves green.
-
-    A push check becomes down instead, dated from the deadline: its partner's silence is the signal.
-    Before its first signal ever it stays unknown (nothing was ever promised).
-    """
-    last = memory.last_result_at
-    push = policy.source is Source.PUSH
-    if last is None or memory.state is (State.DOWN if push else State.UNKNOWN):
-        return memory, None
-    deadline = last + timedelta(seconds=policy.stale_after)
-    if now < deadline + timedelta(seconds=policy.notice_delay):
-        return memory, None
-    if push:
-        new = CheckMemory(State.DOWN, deadline, last_result_at=last)
-        detail = FailureReason.NO_HEARTBEAT.value
-        return new, Transition(ref, memory.state, State.DOWN, deadline, now, Source.PUSH, detail=detail)
-    new = CheckMemory(State.UNKNOWN, deadline, last_result_at=last)
-    return new, Transition(ref, memory.state, State.UNKNOWN, deadline, now, Source.NONE, detail="stale")
-
-
-def check_status(ref: ComponentRef, memory: CheckMemory, source: Source = Source.PROBE) -> ComponentStatus:
-    """The board's view of one check."""
-    known = memory.state is not State.UNKNOWN
-    return ComponentStatus(
-        ref,
-        memory.state,
-        memory.since,
-        source if known else Source.NONE,
-        raw=memory.state,
-        progress=1.0 if memory.state.is_up else 0.0,
-    )
-
-
-@dataclass(frozen=True)
-class Override:
-    """A declared status (open incident) or an active maintenance on a network, flow or line."""
-
-    state: State
-    since: datetime
-    source: Source  # DECLARED or MAINTENANCE
-    progress: float | None = None
-    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -270,23 +143,6 @@ def _transition(prev: ComponentStatus | None, new: ComponentStatus, now: datetim
 class Evaluation:
     statuses: dict[str, ComponentStatus] = field(default_factory=dict)
     transitions: list[Transition] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Overrides:
-    """Declared statuses and active maintenance, keyed by component key (network:, flow:, line:)."""
-
-    declared: Mapping[str, Override] = field(default_factory=dict)
-    maintenance: Mapping[str, Override] = field(default_factory=dict)
-
-    def for_component(self, ref: ComponentRef) -> Override | None:
-        """Maintenance over declared; a component's own entry over its network's."""
-        network_key = ComponentRef("network", ref.network).key
-        for table in (self.maintenance, self.declared):
-            found = table.get(ref.key) or table.get(network_key)
-            if found is not None:
-                return found
-        return None
 
 
 def evaluate(

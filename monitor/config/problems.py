@@ -9,8 +9,9 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import ConfigProblem
-from .yamlsource import Path, YamlDocument
+from ..errors import ConfigProblem
+from .model import Settings
+from .yaml_source import Path, YamlDocument
 
 __all__ = ["SECRET_FIELDS", "sort_problems", "suggest", "validation_problems"]
 
@@ -93,8 +94,6 @@ def _kind_of(model: type) -> Any:
 
 def _model_at(path: Path, data: Any) -> type[BaseModel] | None:
     """The config model that validates the value at `path` of `data`, if any."""
-    from .config import Settings
-
     annotation: Any = Settings
     node = data
     for part in path:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from ..history import Window, period_start
+from ..availability import Window, period_start
 from ..i18n import PARIS
 from ..models import State, worst
-from ..store.history import rollups_of
+from ..store.rollup_store import rollups_of
 from ..store.store import Store
 
 __all__ = ["DAYS", "Day", "LineBars", "line_bars"]

@@ -16,9 +16,9 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from ..declared.incidents import Incident
+from ..declared.maintenance import MaintenanceWindow, Occurrence, occurrences
 from ..i18n import PARIS, Lang
-from ..incidents import Incident
-from ..maintenance import MaintenanceWindow, Occurrence, occurrences
 from ..models import State
 
 __all__ = ["COMPONENT_STATUS", "incident_json", "iso", "maintenances"]

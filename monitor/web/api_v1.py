@@ -11,29 +11,28 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..availability import FORMULA, UNKNOWN_RULE, WINDOWS
 from ..board import Board
-from ..config import SLUG, Check, Network, Settings
+from ..config import Check, Network, Settings
+from ..config.values import SLUG
+from ..declared.incidents import Incident
+from ..declared.maintenance import active, upcoming
 from ..errors import NotFound, StoreError
-from ..history import FORMULA, UNKNOWN_RULE, WINDOWS
 from ..i18n import Lang
-from ..incidents import Incident
-from ..maintenance import active, upcoming
 from ..models import ComponentRef, ComponentStatus, Source, State
-from ..store.declarations import Declarations
-from ..store.history import availability_over
-from . import api_models as m
-from .openapi import Operation, PathParam, openapi_document, parameter_problem
-from .view import board_view
-
-if TYPE_CHECKING:
-    from ..app import Services
+from ..store.declaration_store import Declarations
+from ..store.rollup_store import availability_over
+from . import api_v1_models as m
+from .api_v1_openapi import Operation, PathParam, openapi_document, parameter_problem
+from .board_view import board_view
+from .site_context import SiteContext
 
 __all__ = ["OPERATIONS", "api_routes"]
 
@@ -56,7 +55,9 @@ def _json(body: BaseModel, status: int = 200, headers: dict[str, str] | None = N
     return JSONResponse(content, status_code=status, headers={"Cache-Control": "no-cache", **(headers or {})})
 
 
-def _answer(handler: Callable[[Request, Services], Awaitable[BaseModel]]) -> Callable[[Request], Awaitable[Response]]:
+def _answer(
+    handler: Callable[[Request, SiteContext], Awaitable[BaseModel]],
+) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         try:
             return _json(await handler(request, request.state.services))
@@ -77,14 +78,14 @@ def _query(request: Request, model: type[Q]) -> Q:
         raise Refused(400, f"{name}: {parameter_problem(model, name)}") from None
 
 
-def _network(services: Services, name: str) -> Network:
+def _network(services: SiteContext, name: str) -> Network:
     network = services.settings.networks.get(name)
     if network is None:
         raise Refused(404, f"network: no network {name!r}")
     return network
 
 
-def _component(request: Request, services: Services) -> ComponentRef:
+def _component(request: Request, services: SiteContext) -> ComponentRef:
     key: str = request.path_params["component"]
     try:
         ref = ComponentRef.parse(key)
@@ -95,17 +96,17 @@ def _component(request: Request, services: Services) -> ComponentRef:
     return ref
 
 
-async def status(request: Request, services: Services) -> m.BoardAnswer:
+async def status(request: Request, services: SiteContext) -> m.BoardAnswer:
     lang = _query(request, m.StatusQuery).lang
     return board_answer(services.settings, services.board, lang)
 
 
-async def networks(request: Request, services: Services) -> m.NetworksAnswer:
+async def networks(request: Request, services: SiteContext) -> m.NetworksAnswer:
     settings, board = services.settings, services.board
     return m.NetworksAnswer(networks=[network_summary(board, name, n) for name, n in settings.networks.items()])
 
 
-async def network(request: Request, services: Services) -> m.NetworkAnswer:
+async def network(request: Request, services: SiteContext) -> m.NetworkAnswer:
     settings, board, name = services.settings, services.board, request.path_params["network"]
     found = _network(services, name)
     return m.NetworkAnswer(
@@ -119,7 +120,7 @@ async def network(request: Request, services: Services) -> m.NetworkAnswer:
     )
 
 
-async def line(request: Request, services: Services) -> m.LineAnswer:
+async def line(request: Request, services: SiteContext) -> m.LineAnswer:
     settings, board = services.settings, services.board
     name, line_id = request.path_params["network"], request.path_params["line"]
     found = _network(services, name)
@@ -135,7 +136,7 @@ async def line(request: Request, services: Services) -> m.LineAnswer:
     )
 
 
-async def checks(request: Request, services: Services) -> m.ChecksAnswer:
+async def checks(request: Request, services: SiteContext) -> m.ChecksAnswer:
     wanted = _query(request, m.ChecksQuery).network
     if wanted is not None:
         _network(services, wanted)
@@ -147,7 +148,7 @@ async def checks(request: Request, services: Services) -> m.ChecksAnswer:
     return m.ChecksAnswer(checks=found)
 
 
-async def history(request: Request, services: Services) -> m.HistoryAnswer:
+async def history(request: Request, services: SiteContext) -> m.HistoryAnswer:
     """A component's transitions (newest first, `?limit=`) and its availability over 1/7/30/90 days."""
     ref = _component(request, services)
     limit = _query(request, m.HistoryQuery).limit
@@ -172,7 +173,7 @@ async def history(request: Request, services: Services) -> m.HistoryAnswer:
     return await asyncio.to_thread(read)
 
 
-async def availability(request: Request, services: Services) -> m.AvailabilityAnswer:
+async def availability(request: Request, services: SiteContext) -> m.AvailabilityAnswer:
     ref = _component(request, services)
     window = _query(request, m.AvailabilityQuery).window
     found = await asyncio.to_thread(availability_over, services.store, ref, services.clock(), WINDOW_DAYS[window])
@@ -189,7 +190,7 @@ async def availability(request: Request, services: Services) -> m.AvailabilityAn
     )
 
 
-async def incidents(request: Request, services: Services) -> m.IncidentsAnswer:
+async def incidents(request: Request, services: SiteContext) -> m.IncidentsAnswer:
     query = _query(request, m.IncidentsQuery)
     declarations = Declarations(services.store, services.settings)
     found, more = await asyncio.to_thread(incidents_page, declarations, query.status, query.limit, query.offset)
@@ -202,7 +203,7 @@ async def incidents(request: Request, services: Services) -> m.IncidentsAnswer:
     )
 
 
-async def incident(request: Request, services: Services) -> m.IncidentAnswer:
+async def incident(request: Request, services: SiteContext) -> m.IncidentAnswer:
     raw: str = request.path_params["id"]
     if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= m.MAX_ID):
         raise Refused(400, f"id: must be an integer between 1 and {m.MAX_ID}")
@@ -213,7 +214,7 @@ async def incident(request: Request, services: Services) -> m.IncidentAnswer:
         raise Refused(404, f"id: no incident {int(raw)}") from None
 
 
-async def maintenance(request: Request, services: Services) -> m.MaintenanceAnswer:
+async def maintenance(request: Request, services: SiteContext) -> m.MaintenanceAnswer:
     horizon = _query(request, m.MaintenanceQuery).horizon_days
     now = services.clock()
     windows = await asyncio.to_thread(Declarations(services.store, services.settings).windows)
@@ -235,7 +236,7 @@ async def no_such_path(request: Request) -> Response:
     return _json(m.ErrorAnswer(error=f"no such path {request.url.path!r}; see /api/v1/openapi.json"), 404)
 
 
-def _examples(services: Services) -> dict[str, list[Any]]:
+def _examples(services: SiteContext) -> dict[str, list[Any]]:
     settings = services.settings
     first, network = next(iter(settings.networks.items()))
     keys = [f"network:{first}", f"line:{first}/{network.lines[0]}"]

@@ -11,7 +11,6 @@ to a file of the export.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import posixpath
 import re
 import time
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
@@ -29,15 +28,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..errors import StoreError
 from ..i18n import LANGS
-from ..store.declarations import Declarations
+from ..store.declaration_store import Declarations
 from .export_folder import ExportError, check_target, staging, swap_in, write_marker
 from .feeds import feed_routes
-from .pages import PAGES, Builder
+from .page_routes import PAGES, Builder
 from .render import Links, render
-from .statuspage import statuspage_routes
-
-if TYPE_CHECKING:
-    from ..app import Services
+from .site_context import SiteContext
+from .statuspage_json import statuspage_routes
 
 __all__ = [
     "API_PATHS",
@@ -75,7 +72,7 @@ class Inventory:
     incidents: tuple[int, ...]
 
     @classmethod
-    def read(cls, services: Services) -> Inventory:
+    def read(cls, services: SiteContext) -> Inventory:
         """Blocking: reads every incident id from the store."""
         settings = services.settings
         found = Declarations(services.store, settings, clock=services.clock).incidents(limit=None)
@@ -90,7 +87,9 @@ class Inventory:
             return self.lines[chosen["network"]]
         if name in ("incident", "id"):
             return tuple(str(number) for number in self.incidents)
-        raise ExportError(f"the export cannot list the values of {{{name}}} in {pattern}; teach monitor/web/export.py")
+        raise ExportError(
+            f"the export cannot list the values of {{{name}}} in {pattern}; teach monitor/web/static_export.py"
+        )
 
 
 def expand(pattern: str, inventory: Inventory) -> list[tuple[str, dict[str, str]]]:
@@ -146,21 +145,21 @@ class ExportReport:
         return f"exported {self.files} files ({self.size:,} bytes) to {self.target} in {self.seconds:.1f} s"
 
 
-async def _render(services: Services, builder: Builder, address: str, params: dict[str, str], site: Site) -> bool:
+async def _render(services: SiteContext, builder: Builder, address: str, params: dict[str, str], site: Site) -> bool:
     """Write the page at live `address` in every language; False when the builder says it does not exist."""
     for lang in LANGS:
         links = Links(lang, exported=True)
-        html = await asyncio.to_thread(builder, services, lang, links, **params)
+        html = await asyncio.to_thread(builder, services, lang, links, params)
         if html is None:
             return False
         site.write(links.page(address) + "index.html", html.encode("utf-8"))
     return True
 
 
-async def _render_pages(services: Services, inventory: Inventory, site: Site) -> None:
-    for pattern, builder in PAGES.items():
-        # a list paged by `?page=N` takes `page` as a keyword: its pages are rendered until one does not exist
-        paged = "page" in inspect.signature(builder).parameters and "page" not in _PARAM.findall(pattern)
+async def _render_pages(services: SiteContext, inventory: Inventory, site: Site) -> None:
+    for pattern, page in PAGES.items():
+        # a list paged by `?page=N`: its pages are rendered until one does not exist
+        builder, paged = page.build, page.paged
         for address, params in expand(pattern, inventory):
             if not await _render(services, builder, address, params, site) or not paged:
                 continue
@@ -254,7 +253,7 @@ async def export_site(app: Starlette, target: Path, *, base_url: str) -> ExportR
     try:
         async with app.router.lifespan_context(app) as state:
             assert state is not None, "create_app's lifespan yields the services"
-            services: Services = state["services"]
+            services: SiteContext = state["services"]
             with staging(target) as root:
                 site = Site(root)
                 inventory = await asyncio.to_thread(Inventory.read, services)

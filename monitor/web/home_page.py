@@ -4,19 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from ..errors import StoreError
 from ..i18n import Lang
 from ..models import ComponentRef, State, Transition
 from ..store.store import Store
-from .declarations import declarations_view
-from .render import Links, render
-from .timeline import Episode, episodes
-from .view import BoardView, Cell, NetworkView, board_view
-
-if TYPE_CHECKING:
-    from ..app import Services
+from .board_view import BoardView, Cell, NetworkView, board_view
+from .incident_view import declarations_view
+from .reactivation_timeline import Episode, episodes
+from .render import Links, PageArgs, render
+from .site_context import SiteContext
 
 __all__ = ["TIMELINE_DAYS", "LineEpisode", "affected", "build_index", "line_episodes"]
 
@@ -56,7 +53,7 @@ def _episodes_of(store: Store, keys: set[str], current: dict[str, State], now: d
 
 
 def line_episodes(
-    services: Services, lang: Lang, network: str | None = None, line: str | None = None
+    services: SiteContext, lang: Lang, network: str | None = None, line: str | None = None
 ) -> list[LineEpisode]:
     """Outages of lines (of `network`, of its `line`) going on at some time in the last 30 days, the ongoing ones
     first, then newest first."""
@@ -101,7 +98,7 @@ def affected(view: BoardView) -> list[tuple[State, list[tuple[NetworkView, list[
     return groups
 
 
-def build_index(services: Services, lang: Lang, links: Links) -> str:
+def build_index(services: SiteContext, lang: Lang, links: Links, args: PageArgs) -> str:
     """`/`: blocking (reads the last 30 days of transitions)."""
     now = services.clock()
     view = board_view(services.settings, services.board, lang)

@@ -9,12 +9,20 @@ from typing import Any
 from sqlalchemy import Connection, Table, insert, select, update
 
 from monitor.config import Settings
-from monitor.declared import Bilingual
+from monitor.declared.incidents import (
+    Declared,
+    Impact,
+    Incident,
+    IncidentUpdate,
+    add_update,
+    declared_overrides,
+    open_incident,
+)
+from monitor.declared.inputs import Bilingual
+from monitor.declared.maintenance import MaintenanceWindow, Recurrence, check_window, maintenance_overrides
+from monitor.engine.overrides import Overrides
 from monitor.errors import IncidentError, NotFound
-from monitor.incidents import Declared, Impact, Incident, IncidentUpdate, add_update, declared_overrides, open_incident
-from monitor.maintenance import MaintenanceWindow, Recurrence, check_window, maintenance_overrides
 from monitor.models import State
-from monitor.status import Overrides
 from monitor.store import tables
 from monitor.store.store import Clock, Store, utcnow
 

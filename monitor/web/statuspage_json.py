@@ -35,13 +35,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ..declared.incidents import Incident
+from ..declared.maintenance import MaintenanceWindow
 from ..errors import StoreError
 from ..i18n import Lang
-from ..incidents import Incident
-from ..maintenance import MaintenanceWindow
-from ..store.declarations import Declarations
-from .statuspage_declared import COMPONENT_STATUS, incident_json, iso, maintenances
-from .view import Cell, board_view
+from ..store.declaration_store import Declarations
+from .board_view import Cell, board_view
+from .statuspage_incidents import COMPONENT_STATUS, incident_json, iso, maintenances
 
 __all__ = ["COMPONENT_STATUS", "iso", "statuspage_routes"]
 

@@ -6,7 +6,7 @@ import argparse
 import os
 from collections.abc import Callable
 
-from .config import load_config
+from ..config import load_config
 
 __all__ = ["cmd_push", "register"]
 
@@ -29,9 +29,9 @@ def register(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
 
 def cmd_push(args: argparse.Namespace) -> int:
     """Validate against the config, then append the signal to the store's inbox; nothing is written on refusal."""
-    from .push import validate_signal
-    from .store import Store, default_url
-    from .store.push import add_signal
+    from ..push_signals import validate_signal
+    from ..store import Store, default_url
+    from ..store.signal_store import add_signal
 
     settings = load_config(args.config or os.environ.get("TPMON_CONFIG") or _DEFAULT_CONFIG)
     signal = validate_signal(settings, args.target, args.state, args.detail)

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigProblem
+from ..errors import ConfigProblem
 
 Path = tuple[str | int, ...]
 

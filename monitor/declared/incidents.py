@@ -8,11 +8,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal, get_args
 
-from .config import Settings
-from .declared import MAX_TITLE, Bilingual, check_components, check_moment, check_text
-from .errors import IncidentError
-from .models import SEVERITY, Source, State
-from .status import Override
+from ..config import Settings
+from ..engine.overrides import Override
+from ..errors import IncidentError
+from ..models import SEVERITY, Source, State
+from .inputs import MAX_TITLE, Bilingual, check_components, check_moment, check_text
 
 __all__ = [
     "IMPACTS",

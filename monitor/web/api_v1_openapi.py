@@ -12,7 +12,7 @@ from pydantic.json_schema import models_json_schema
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .api_models import ErrorAnswer
+from .api_v1_models import ErrorAnswer
 
 __all__ = ["API_VERSION", "Operation", "PathParam", "openapi_document", "parameter_problem", "query_parameters"]
 

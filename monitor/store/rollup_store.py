@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from monitor.history import HOUR, Period, Rollup, Window, period_start, rollups, window_parts
+from monitor.availability import HOUR, Period, Rollup, Window, period_start, rollups, window_parts
 from monitor.models import ComponentRef, State
 from monitor.store import tables
 from monitor.store.store import Store

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal, get_args
 
-from .config import Settings
-from .declared import MAX_TITLE, Bilingual, check_components, check_text
-from .errors import IncidentError
-from .i18n import PARIS
-from .models import Source, State
-from .status import Override
+from ..config import Settings
+from ..engine.overrides import Override
+from ..errors import IncidentError
+from ..i18n import PARIS
+from ..models import Source, State
+from .inputs import MAX_TITLE, Bilingual, check_components, check_text
 
 __all__ = [
     "MAX_DURATION",

@@ -1,0 +1,49 @@
+"""The config: YAML with its lines (yaml_source), frozen models (model), the rules across fields (rules), problems
+in plain words (problems), loaded by `load_config(path) -> Settings` or `ConfigError` listing every problem.
+
+Layers inside, lowest first: values, taxonomy, yaml_source → model → problems → rules → loader.
+"""
+
+from __future__ import annotations
+
+from .loader import load_config, parse_config
+from .model import (
+    Check,
+    CheckDefaults,
+    Dependency,
+    DnsCheck,
+    FlowDef,
+    HttpCheck,
+    HttpConditions,
+    LineDef,
+    Network,
+    ProbeCheck,
+    PushCheck,
+    Settings,
+    TcpCheck,
+    TlsCheck,
+    dependency_order,
+)
+from .values import FrozenDict, parse_duration
+
+__all__ = [
+    "Check",
+    "CheckDefaults",
+    "Dependency",
+    "DnsCheck",
+    "FlowDef",
+    "FrozenDict",
+    "HttpCheck",
+    "HttpConditions",
+    "LineDef",
+    "Network",
+    "ProbeCheck",
+    "PushCheck",
+    "Settings",
+    "TcpCheck",
+    "TlsCheck",
+    "dependency_order",
+    "load_config",
+    "parse_config",
+    "parse_duration",
+]

@@ -1,0 +1,96 @@
+"""Loading a config: YAML read with its lines, defaults applied, rules checked, models validated — or every problem."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..errors import ConfigError, ConfigProblem
+from .model import CheckDefaults, Settings
+from .problems import sort_problems, validation_problems
+from .rules import cross_field_problems, network_flow_problems
+from .yaml_source import YamlDocument, parse_yaml
+
+__all__ = ["load_config", "parse_config"]
+
+
+_CHECK_DEFAULTED = ("interval", "timeout", "failure_threshold", "success_threshold")
+_NOT_DEFAULTED: dict[str, tuple[str, ...]] = {"push": ("timeout",)}  # a push check has no timeout
+
+
+def _valid_default(key: str, value: Any) -> bool:
+    """An invalid default is reported once, at `defaults:`, not again in every check."""
+    try:
+        CheckDefaults.model_validate({key: value})
+    except ValueError:
+        return False
+    return True
+
+
+def _apply_defaults(data: dict[Any, Any]) -> dict[Any, Any]:
+    """`data` with `defaults:` copied into every check that does not set the field itself.
+
+    Builds new dicts: the parsed document is left as written, so problems point at what the file says.
+    """
+    defaults, networks = data.get("defaults"), data.get("networks")
+    if not isinstance(defaults, dict) or not isinstance(networks, dict):
+        return data
+    inherited = {
+        key: defaults[key] for key in _CHECK_DEFAULTED if key in defaults and _valid_default(key, defaults[key])
+    }
+
+    def network_with_defaults(network: Any) -> Any:
+        if not isinstance(network, dict) or not isinstance(network.get("checks"), list):
+            return network
+        checks = [_with_defaults(inherited, check) for check in network["checks"]]
+        return {**network, "checks": checks}
+
+    return {**data, "networks": {name: network_with_defaults(network) for name, network in networks.items()}}
+
+
+def _with_defaults(inherited: dict[str, Any], check: Any) -> Any:
+    if not isinstance(check, dict):
+        return check
+    kind = check.get("kind")
+    skipped = _NOT_DEFAULTED.get(kind, ()) if isinstance(kind, str) else ()
+    return {**{k: v for k, v in inherited.items() if k not in skipped}, **check}
+
+
+def parse_config(doc: YamlDocument, environ: Mapping[str, str]) -> Settings:
+    """Validate parsed YAML into Settings, or raise ConfigError with every problem found, in file order.
+
+    `${VAR}` references are checked against `environ` but kept as written: the model never holds a secret.
+    """
+    if doc.problems:
+        raise ConfigError(doc.problems)
+    if not isinstance(doc.data, dict):
+        raise ConfigError([doc.problem((), "the config must be a mapping with at least `networks:`")])
+    problems = cross_field_problems(doc, environ)
+    if "source" in doc.data:  # a field of the model, set by the loader, not by the file
+        problems.append(doc.problem(("source",), "unknown field 'source'"))
+    try:
+        settings = Settings.model_validate({**_apply_defaults(doc.data), "source": doc.file})
+    except ValidationError as exc:
+        problems += validation_problems(exc, doc)
+    if not problems:
+        problems = network_flow_problems(settings, doc)
+    if problems:
+        raise ConfigError(sort_problems(problems, doc))
+    return settings
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read, parse and validate a YAML config file. Raises ConfigError listing every problem."""
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([ConfigProblem("", "no such file", file)]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a UTF-8 text file"
+        raise ConfigError([ConfigProblem("", f"cannot read: {reason}", file)]) from None
+    return parse_config(parse_yaml(text, file), os.environ if environ is None else environ)

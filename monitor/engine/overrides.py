@@ -1,0 +1,39 @@
+"""What overrides measured states: statuses declared in open incidents and running maintenance windows."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ..models import ComponentRef, Source, State
+
+__all__ = ["Override", "Overrides"]
+
+
+@dataclass(frozen=True)
+class Override:
+    """A declared status (open incident) or an active maintenance on a network, flow or line."""
+
+    state: State
+    since: datetime
+    source: Source  # DECLARED or MAINTENANCE
+    progress: float | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Declared statuses and active maintenance, keyed by component key (network:, flow:, line:)."""
+
+    declared: Mapping[str, Override] = field(default_factory=dict)
+    maintenance: Mapping[str, Override] = field(default_factory=dict)
+
+    def for_component(self, ref: ComponentRef) -> Override | None:
+        """Maintenance over declared; a component's own entry over its network's."""
+        network_key = ComponentRef("network", ref.network).key
+        for table in (self.maintenance, self.declared):
+            found = table.get(ref.key) or table.get(network_key)
+            if found is not None:
+                return found
+        return None

@@ -1,0 +1,89 @@
+"""A line's page (`/reseaux/{network}/{line}`): the answer in words, what the line requires, its checks and history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..config import Network
+from ..i18n import Lang
+from ..models import ComponentRef, ProbeResult, Transition
+from .availability_bars import line_bars
+from .board_view import Cell, NetworkView, board_view
+from .home_page import line_episodes
+from .network_page import dependencies, open_incidents
+from .render import Links, PageArgs, render
+from .site_context import SiteContext
+
+__all__ = ["build_line"]
+
+HISTORY_LIMIT = 50
+
+
+@dataclass(frozen=True)
+class CheckView:
+    cell: Cell
+    name: str
+    kind: str
+    flow_label: str
+    last_at: datetime | None
+    last: ProbeResult | None
+
+
+def _checks(services: SiteContext, view: NetworkView, config: Network, line: str, lang: Lang) -> list[CheckView]:
+    """The checks of the flows `line` relies on, with their last result (never a URL: it may hold a secret)."""
+    required, optional = config.requirements(line, services.settings.lines)
+    flows = {f for group in required for f in group.split("|")} | set(optional)
+    cells = {c.id: c for c in view.checks}
+    found = []
+    for check in config.checks:
+        if check.flow not in flows:
+            continue
+        ref = ComponentRef.for_check(view.id, check.flow, check.name)
+        memory = services.board.memory(ref.key)
+        last = services.store.results(ref, limit=1) if check.kind != "push" else []
+        found.append(
+            CheckView(
+                cells[check.name],
+                check.name,
+                check.kind,
+                getattr(services.settings.flows[check.flow].label, lang),
+                memory.last_result_at if memory else None,
+                last[0] if last else None,
+            )
+        )
+    return found
+
+
+def build_line(services: SiteContext, lang: Lang, links: Links, args: PageArgs) -> str | None:
+    """`/reseaux/{network}/{line}`: blocking (reads the line's transitions, roll-ups, last results)."""
+    network, line = args["network"], args["line"]
+    settings, now = services.settings, services.clock()
+    config = settings.networks.get(network)
+    if config is None or line not in config.lines:
+        return None
+    views = {v.id: v for v in board_view(settings, services.board, lang).networks}
+    view = views[network]
+    ref = ComponentRef("line", network, line)
+    required, optional = config.requirements(line, settings.lines)
+    flow_cells = {c.id: c for c in view.flows}
+    transitions: list[Transition] = services.store.transitions(ref, limit=HISTORY_LIMIT)
+    return render(
+        "line.html",
+        lang,
+        links,
+        f"/reseaux/{network}/{line}",
+        network=view,
+        config=config,
+        line=line,
+        cell=view.lines[line],
+        required=[[flow_cells[f] for f in group.split("|") if f in flow_cells] for group in required],
+        optional=[flow_cells[f] for f in optional if f in flow_cells],
+        checks=_checks(services, view, config, line, lang),
+        transitions=transitions,
+        bars=line_bars(services.store, ref.key, now),
+        dependencies=[d for d in dependencies(settings, views, network, lang) if d.network == network],
+        incidents=open_incidents(services, network, line, lang),
+        timelines=line_episodes(services, lang, network, line),
+        now=now,
+    )

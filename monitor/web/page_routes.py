@@ -1,0 +1,80 @@
+"""The public HTML pages as routes: each builder runs in a thread, its page is cached until what it shows changes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from ..errors import StoreError
+from ..i18n import Lang
+from .home_page import build_index
+from .incident_pages import build_incident, build_incidents
+from .info_pages import build_accessibility, build_method
+from .line_page import build_line
+from .member_pages import build_members, build_members_network
+from .network_page import build_network
+from .page_cache import cached, request_lang
+from .render import Links, PageArgs, render
+from .site_context import SiteContext
+
+__all__ = ["PAGES", "Builder", "Page", "html_routes"]
+
+# (site, lang, links, path parameters and `page`) -> the page, or None when what the path names does not exist
+Builder = Callable[[SiteContext, Lang, Links, PageArgs], str | None]
+
+
+@dataclass(frozen=True)
+class Page:
+    """A public page: its builder, and whether it is a list paged by `?page=N` (the export writes /page/N/)."""
+
+    build: Builder
+    paged: bool = False
+
+
+# path → builder; the static export walks the same table
+PAGES: dict[str, Page] = {
+    "/": Page(build_index),
+    "/reseaux/{network}": Page(build_network),
+    "/reseaux/{network}/{line}": Page(build_line),
+    "/incidents": Page(build_incidents, paged=True),
+    "/incidents/{incident}": Page(build_incident),
+    "/assures": Page(build_members),
+    "/assures/{network}": Page(build_members_network),
+    "/accessibilite": Page(build_accessibility),
+    "/methode": Page(build_method),
+}
+
+
+def error_page(request: Request, status: int) -> Response:
+    """A 404 or 503 in the visitor's language, with the way back."""
+    lang = request_lang(request)
+    html = render("error.html", lang, Links(lang), request.url.path, status=status)
+    return HTMLResponse(html, status_code=status, headers={"cache-control": "no-store"})
+
+
+def _endpoint(page: Page) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        services: SiteContext = request.state.services
+        lang = request_lang(request)
+        args = dict(request.path_params)
+        if page.paged and "page" in request.query_params:
+            args["page"] = request.query_params["page"]
+        try:
+            html = await asyncio.to_thread(page.build, services, lang, Links(lang), args)
+        except StoreError:
+            return error_page(request, 503)
+        if html is None:
+            return error_page(request, 404)
+        return HTMLResponse(html, headers={"content-language": lang})
+
+    endpoint.__name__ = page.build.__name__.removeprefix("build_")
+    return endpoint
+
+
+def html_routes() -> list[Route]:
+    return [Route(path, cached(_endpoint(page)), methods=["GET", "HEAD"]) for path, page in PAGES.items()]

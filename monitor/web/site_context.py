@@ -1,0 +1,53 @@
+"""What the public site reads, as a Protocol: the web layer depends on this, never on the composition root.
+
+`app.SiteContext` satisfies it; a test or the static export may hand any object that does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry
+
+from ..board import Board
+from ..config import Settings
+from ..declared.incidents import Incident
+from ..declared.maintenance import MaintenanceWindow
+from ..store import Store
+from .page_cache import PageCache
+
+__all__ = ["SiteContext"]
+
+
+class SiteContext(Protocol):
+    """The running config, the board, the store (history only), what ops declared, the page cache, the metrics."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def board(self) -> Board: ...
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
+
+    @property
+    def open_incidents(self) -> list[Incident]: ...
+
+    @property
+    def windows(self) -> list[MaintenanceWindow]: ...
+
+    @property
+    def pages(self) -> PageCache: ...
+
+    @property
+    def registry(self) -> CollectorRegistry: ...
+
+    def readiness_problems(self) -> list[str]:
+        """Why the instance should not receive traffic (blocking: it may ask the store); empty when ready."""
+        ...
