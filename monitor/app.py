@@ -10,18 +10,19 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import AsyncIterator, Callable, Mapping
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import uvicorn
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
+from uvicorn.server import HANDLED_SIGNALS
 
 from .board import Board
 from .config import Settings, load_config
@@ -182,9 +183,19 @@ class QuietServer(uvicorn.Server):
     """uvicorn's server, except that SIGTERM/SIGINT end in a clean return after the graceful shutdown
     instead of being re-raised: the caller closes the store and its files itself."""
 
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        super().handle_exit(sig, frame)
-        self._captured_signals.clear()
+    # uvicorn has no setting for this: since 0.29 its `capture_signals()` installs `handle_exit` while `serve()`
+    # runs, then raises again every signal it caught. This one installs and restores the same handlers, no raise.
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():  # only the main thread can set handlers
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in HANDLED_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 class _App(Starlette):

@@ -145,7 +145,7 @@ def test_jitter_never_accumulates_runs_stay_on_their_own_grid() -> None:
     from monitor.scheduler import _SteadyInterval
 
     start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-    ours = _SteadyInterval(seconds=10, start_date=start, jitter=1.0, timezone=UTC)
+    ours = _SteadyInterval(seconds=10, start_date=start, jitter=1.0)
     stock = IntervalTrigger(seconds=10, start_date=start, jitter=1.0, timezone=UTC)
     fire = previous = None
     stock_fire = None
@@ -159,3 +159,50 @@ def test_jitter_never_accumulates_runs_stay_on_their_own_grid() -> None:
     assert fire is not None
     assert stock_fire is not None
     assert (stock_fire - start).total_seconds() > 10 * 999 + 300  # the drift this trigger fixes
+
+
+def test_first_run_is_the_first_slot_at_or_after_now() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from monitor.scheduler import _SteadyInterval
+
+    start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    trigger = _SteadyInterval(seconds=10, start_date=start)
+    assert trigger.get_next_fire_time(None, start - timedelta(hours=1)) == start
+    assert trigger.get_next_fire_time(None, start) == start
+    assert trigger.get_next_fire_time(None, start + timedelta(seconds=25)) == start + timedelta(seconds=30)
+    assert trigger.get_next_fire_time(start + timedelta(seconds=30), start) == start + timedelta(seconds=40)
+    jittered = _SteadyInterval(seconds=10, start_date=start, jitter=1.0)
+    first = jittered.get_next_fire_time(None, start + timedelta(seconds=25))
+    assert first is not None
+    assert start + timedelta(seconds=30) <= first <= start + timedelta(seconds=31.05)
+
+
+async def test_runs_are_started_by_the_loop_timer_without_a_thread_hop() -> None:
+    """The timer processes due jobs on the loop itself: no `call_soon_threadsafe` per run (one per wakeup)."""
+    runs = 0
+
+    async def run(network: str, c: Check) -> None:
+        nonlocal runs
+        runs += 1
+
+    loop = asyncio.get_running_loop()
+    hops = 0
+    threadsafe = loop.call_soon_threadsafe
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal hops
+        hops += 1
+        return threadsafe(*args, **kwargs)
+
+    scheduler = Scheduler(run)
+    loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+    try:
+        scheduler.start(settings(check("a", interval=0.05), check("b", interval=0.05)))
+        await until(lambda: runs >= 20)
+        assert hops <= 3, hops  # the wakeups of start() and of the two add_job, not one per run
+    finally:
+        scheduler.shutdown()
+        del loop.call_soon_threadsafe
+    await until(lambda: not scheduler.running)
+    assert scheduler._aps._timer is None  # shut down: its timer is gone
