@@ -62,6 +62,8 @@ from workload import Target, intended_probes, plan, timeout_for, tpmon_config
 LAG_P99_LIMIT_S = 1.0
 MISSED_LIMIT = 0.01
 SUCCESS_FLOOR = 0.99
+RATES = "200,300,400,500,750,1000,1500,2000"  # probes/s of the ramp
+QUICK_RATES = "200,400"
 
 _LAG = re.compile(r'^tpmon_scheduler_lag_seconds_(bucket|count|sum)(?:\{le="([^"]+)"\})? (\S+)$', re.M)
 _PROBES = re.compile(r'^tpmon_probes_total\{[^}]*result="([^"]+)"\} (\S+)$', re.M)
@@ -350,6 +352,11 @@ def judge(result: dict[str, Any], checks: int, interval: float, https: bool) -> 
         "intended_in_window": round(intended, 1),
         "missed_share": round(missed, 4),
         "cpu_ms_per_probe": round(result["cpu_s"] * 1000 / received, 3) if received else None,
+        "cpu_ms_per_probe_without_scrapes": (
+            round((result["cpu_s"] - result["cpu_scrapes_s"]) * 1000 / received, 3)
+            if received and "cpu_scrapes_s" in result
+            else None
+        ),
         "nginx_cpu_ms_per_request": round(nginx_cpu * 1000 / received, 3) if received else None,
         "sustained": not failed,
         "failed": failed,
@@ -389,13 +396,14 @@ def main() -> int:
     parser.add_argument("--interval", type=float, help="their interval, s (default 10; quick 2)")
     parser.add_argument("--window", type=float, help="measured seconds of the 100/s runs (default 60; quick 15)")
     parser.add_argument("--repeats", type=int, help="A B pairs at 100/s, per scheme (default 2; quick 1)")
-    parser.add_argument("--rates", help="ramp, probes/s, comma-separated (default 200,500,1000,1500,2000)")
+    parser.add_argument("--rates", help=f"ramp, probes/s, comma-separated (default {RATES})")
     parser.add_argument("--ramp-interval", type=float, help="interval of the ramp's checks, s (default 5; quick 2)")
     parser.add_argument("--ramp-window", type=float, help="measured seconds of each ramp step (default 30; quick 15)")
     parser.add_argument("--scrape-every", type=float, default=15.0, help="tpmon's /metrics scrape period, s")
     parser.add_argument("--networks", type=int, default=10)
     parser.add_argument("--no-https", action="store_true", help="skip the HTTPS runs at 100/s")
     parser.add_argument("--no-ramp", action="store_true")
+    parser.add_argument("--no-base", action="store_true", help="skip the 100/s runs (the ramp only)")
     parser.add_argument("--no-peer", action="store_true", help="tpmon alone (no Prometheus + blackbox_exporter)")
     parser.add_argument("--profile", type=Path, help="py-spy raw profile of tpmon's first HTTP 100/s window")
     parser.add_argument("--json", type=Path, help="also write the JSON object to this file")
@@ -405,7 +413,7 @@ def main() -> int:
     interval = args.interval or (2.0 if quick else 10.0)
     window = args.window or (15.0 if quick else 60.0)
     repeats = args.repeats or (1 if quick else 2)
-    rates = [float(r) for r in (args.rates or ("200,400" if quick else "200,500,1000,1500,2000")).split(",")]
+    rates = [float(r) for r in (args.rates or (QUICK_RATES if quick else RATES)).split(",")]
     ramp_interval = args.ramp_interval or (2.0 if quick else 5.0)
     ramp_window = args.ramp_window or (15.0 if quick else 30.0)
     if min(checks, interval, window, repeats, ramp_interval, ramp_window, args.scrape_every, *rates) <= 0:
@@ -472,7 +480,7 @@ def main() -> int:
                 return verdict
 
             base_targets = plan(checks, args.networks)
-            for https in [False] if args.no_https else [False, True]:
+            for https in [] if args.no_base else [False] if args.no_https else [False, True]:
                 runs = [
                     measure(who, base_targets, interval, https, window) for _ in range(repeats) for who in contenders
                 ]
