@@ -19,10 +19,10 @@ What tells the truth here:
   later), besides tpmon's own `tpmon_scheduler_lag_seconds` p50/p99 over the window;
 - the warm-up lasts until no check is `unknown` any more (`tpmon_check_state`: the first transitions and
   their writes are over), plus one interval; the peer's until every target has been scraped, plus one interval;
-- the rate ramps (`--rates`, each step its own processes and window, checks = rate × `--ramp-interval`) and
-  the highest rate SUSTAINED is the last step before the first one failed twice in a row (the cores are
-  shared) on any of: lag p99 < 1 s, < 1 % of the intended probes missed at the target, ≥ 99 % of the probes
-  successful (every target answers 200);
+- the rate ramps (`--rates`, 100 to 2000 probes/s, each step its own processes and window, checks = rate ×
+  `--ramp-interval`) and the highest rate SUSTAINED is the last step before the first one that failed twice
+  in a row (the cores are shared) on any of: lag p99 < 1 s, < 1 % of the intended probes missed at the
+  target, ≥ 99 % of the probes successful (every target answers 200);
 - CPU is utime+stime of the contender's processes (all threads) over the window, per probe counted at the
   target; RSS is the peak (VmHWM); `load_1m_*` and `host_other_cpu_pct` say how busy the 2 shared cores
   were. Compare the ratios (tpmon / peer), measured alternately in the same run.
@@ -62,7 +62,7 @@ from workload import Target, intended_probes, plan, timeout_for, tpmon_config
 LAG_P99_LIMIT_S = 1.0
 MISSED_LIMIT = 0.01
 SUCCESS_FLOOR = 0.99
-RATES = "200,300,400,500,750,1000,1500,2000"  # probes/s of the ramp
+RATES = "100,200,300,400,500,750,1000,1500,2000"  # probes/s of the ramp
 QUICK_RATES = "200,400"
 
 _LAG = re.compile(r'^tpmon_scheduler_lag_seconds_(bucket|count|sum)(?:\{le="([^"]+)"\})? (\S+)$', re.M)
