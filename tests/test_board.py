@@ -111,7 +111,9 @@ def test_record_returns_transitions_only_when_a_check_changes(board: Board, cloc
 
     first_failure = board.record(result(PEC, clock.advance(), success=False), clock.now)
     assert first_failure.transitions == []
-    assert board.memory(PEC).fails.count == 1  # type: ignore[union-attr]
+    memory = board.memory(PEC)
+    assert memory is not None
+    assert memory.fails.count == 1
 
 
 def test_record_down_rederives_the_flow_line_network_and_dependents(board: Board, clock: Clock) -> None:
