@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from monitor.config import load_config
+from monitor.config import HttpCheck, load_config
 from monitor.demo.certs import DemoCerts, make_certs
 from monitor.demo.clock import VirtualClock
 from monitor.demo.scenario import Scenario, load_scenario
@@ -103,6 +103,7 @@ async def test_tpmon_probes_see_banners_slowness_and_resets(
     env = {"TPMON_DEMO_HTTP": http_url, "TPMON_DEMO_TLS": tls_url}
     settings = load_config(ROOT / "config" / "demo.yaml", environ=env)
     portail = next(c for n, c in settings.checks() if n == "viamedis" and c.name == "portail")
+    assert isinstance(portail, HttpCheck)
     portail = portail.model_copy(update={"ca_file": str(certs.ca_file)})
     async with HttpClients() as clients:
         ctx = ProbeContext("viamedis", clients.get(), "tpmon-test", env, clock, clients)
@@ -127,6 +128,7 @@ async def test_tpmon_probes_see_banners_slowness_and_resets(
         )
         sim.scenario = reset_scenario
         dre = next(c for n, c in settings.checks() if n == "viamedis" and c.name == "dre")
+        assert isinstance(dre, HttpCheck)
         reset = await probe(dre, ctx)
         assert not reset.success
         assert reset.reason in (FailureReason.CONNECT, FailureReason.PROTOCOL)
