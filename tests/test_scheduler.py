@@ -110,9 +110,13 @@ async def test_global_concurrency_is_bounded_and_lag_is_reported() -> None:
     try:
         await until(lambda: running == 2 and scheduler.waiting == 4)  # the other four queue at the bound
         assert peak == 2
+        assert len(lags) == 2  # each run reports its lag once through the bound, before it runs
+        release.set()
+        await until(lambda: len(lags) >= 6)  # so do the four that queued, once let through
     finally:
         release.set()
         scheduler.shutdown()
+    assert len(lags) >= 6
     assert all(0 <= lag < 5 for lag in lags)
 
 
