@@ -344,6 +344,7 @@ def test_network_override_applies_to_its_flows_lines_and_itself_dated_from_the_d
             "incident-1",
         ), component
     assert engine.state(key("flow", "viamedis", "pec")) is OP  # another network's flows are untouched
+    assert {"flow:santeclair/pec", "flow:santeclair/droits", LINE_KEY, CARE_NETWORK} <= {t.ref.key for t in transitions}
     assert all(t.ref.network == "santeclair" and t.source is Source.DECLARED for t in transitions)
 
 

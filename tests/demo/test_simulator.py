@@ -64,12 +64,13 @@ def test_every_simulated_endpoint_is_probed_by_the_demo_config() -> None:
     urls = {c.url.split("}/", 1)[1] for _, c in settings.checks() if c.kind == "http"}
     endpoints = {key for event in SCENARIO.events for key in event.endpoints}
     assert endpoints <= urls, endpoints - urls
-    for event in SCENARIO.events:
-        for component in (event.incident or {}).get("statuses", {}):
-            kind, _, path = component.partition(":")
-            network, _, name = path.partition("/")
-            assert network in settings.networks, component
-            assert name in (settings.networks[network].lines if kind == "line" else settings.flows), component
+    declared = [component for event in SCENARIO.events for component in (event.incident or {}).get("statuses", {})]
+    assert declared
+    for component in declared:
+        kind, _, path = component.partition(":")
+        network, _, name = path.partition("/")
+        assert network in settings.networks, component
+        assert name in (settings.networks[network].lines if kind == "line" else settings.flows), component
     networks = {"viamedis", "almerys", "sp-sante", "isante", "actil", "santeclair", "kalixia", "itelis"}
     assert networks | {"carte-blanche", "seveane"} == set(settings.networks)
     assert {line for n in settings.networks.values() for line in n.lines} == set(settings.lines)
