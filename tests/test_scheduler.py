@@ -6,6 +6,8 @@ import asyncio
 from collections import Counter
 from typing import Any
 
+import pytest
+
 from monitor.config import Check, Settings
 from monitor.scheduler import Scheduler, SchedulerHooks
 
@@ -182,7 +184,7 @@ def test_first_run_is_the_first_slot_at_or_after_now() -> None:
     assert start + timedelta(seconds=30) <= first <= start + timedelta(seconds=31.05)
 
 
-async def test_runs_are_started_by_the_loop_timer_without_a_thread_hop() -> None:
+async def test_runs_are_started_by_the_loop_timer_without_a_thread_hop(monkeypatch: pytest.MonkeyPatch) -> None:
     """The timer processes due jobs on the loop itself: no `call_soon_threadsafe` per run (one per wakeup)."""
     runs = 0
 
@@ -200,13 +202,13 @@ async def test_runs_are_started_by_the_loop_timer_without_a_thread_hop() -> None
         return threadsafe(*args, **kwargs)
 
     scheduler = Scheduler(run)
-    loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+    monkeypatch.setattr(loop, "call_soon_threadsafe", counting)
     try:
         scheduler.start(settings(check("a", interval=0.05), check("b", interval=0.05)))
         await until(lambda: runs >= 20)
         assert hops <= 3, hops  # the wakeups of start() and of the two add_job, not one per run
     finally:
         scheduler.shutdown()
-        del loop.call_soon_threadsafe
+        monkeypatch.undo()
     await until(lambda: not scheduler.running)
     assert scheduler._aps._timer is None  # shut down: its timer is gone
