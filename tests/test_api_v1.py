@@ -211,7 +211,8 @@ def test_checks_show_their_last_state_and_never_a_url(client: TestClient, docume
     services: Services = client.app_state["services"]
     ref = ComponentRef.for_check("alpha", "pec", "pec")
     failed = ProbeResult(ref, NOW, 0.2, False, FailureReason.HTTP_STATUS, "HTTP 500", status_code=500)
-    client.portal.call(lambda: services.pipeline.record(services.board.record(failed, NOW)))  # type: ignore[union-attr]
+    assert client.portal is not None
+    client.portal.call(lambda: services.pipeline.record(services.board.record(failed, NOW)))
     checks = conforms(document, "/api/v1/checks", client.get("/api/v1/checks?network=alpha"))["checks"]
     pec = next(c for c in checks if c["id"] == "pec")
     assert (pec["state"], pec["source"], pec["consecutive_failures"]) == ("down", "probe", 1)

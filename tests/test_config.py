@@ -85,7 +85,8 @@ def _owner(model: type[BaseModel], name: str) -> str:
 def declared_fields() -> set[tuple[str, str]]:
     """(model, YAML key) of every field of every model reachable from Settings."""
     fields: set[tuple[str, str]] = set()
-    todo, seen = [Settings], set()
+    todo: list[type[BaseModel]] = [Settings]
+    seen: set[type[BaseModel]] = set()
     while todo:
         model = todo.pop()
         if model in seen:
@@ -160,6 +161,7 @@ networks:
 def test_defaults_apply_to_checks_that_omit_them_only() -> None:
     settings = parse("defaults: {interval: 30s, timeout: 5s, failure_threshold: 5, success_threshold: 4}\n" + NETWORK)
     a, b = (check for _, check in settings.checks())
+    assert isinstance(a, TcpCheck) and isinstance(b, TcpCheck)
     assert (a.interval, a.timeout, a.failure_threshold, a.success_threshold) == (30.0, 5.0, 5, 4)
     assert (b.interval, b.timeout, b.failure_threshold, b.success_threshold) == (120.0, 5.0, 1, 4)
     assert settings.defaults.interval == 30.0
@@ -167,6 +169,7 @@ def test_defaults_apply_to_checks_that_omit_them_only() -> None:
 
 def test_without_defaults_the_model_defaults_apply() -> None:
     a, b = (check for _, check in parse(NETWORK).checks())
+    assert isinstance(a, TcpCheck) and isinstance(b, TcpCheck)
     assert (a.interval, a.timeout, a.failure_threshold, a.success_threshold) == (60.0, 10.0, 3, 2)
     assert (b.interval, b.failure_threshold) == (120.0, 1)
 
@@ -221,9 +224,9 @@ def test_settings_and_parts_are_frozen(example: Settings) -> None:
             setattr(model, field, value)
     for mapping in (example.networks, example.flows, example.lines, network.line_overrides, check.headers):
         with pytest.raises(TypeError, match="frozen"):
-            mapping["x"] = mapping  # type: ignore[index]
+            mapping["x"] = mapping  # type: ignore[index]  # the write its read-only type forbids, refused at run time
         with pytest.raises(TypeError, match="frozen"):
-            mapping.update({})  # type: ignore[attr-defined]
+            mapping.update({})  # type: ignore[union-attr]  # idem
     assert isinstance(network.checks, tuple)
 
 

@@ -68,7 +68,7 @@ def undeclared(imports: dict[str, set[str]], allowed: set[str]) -> list[str]:
 
 def locked() -> dict[str, tuple[str, int]]:
     """Name → (pinned version, number of hashes) in requirements-lock.txt."""
-    pins = {}
+    pins: dict[str, tuple[str, int]] = {}
     for block in re.split(r"\n(?=\S)", LOCK):
         if found := re.match(r"([A-Za-z0-9._-]+)==(\S+)", block):
             pins[canonicalize_name(found.group(1))] = (found.group(2), block.count("--hash=sha256:"))

@@ -92,7 +92,9 @@ def test_series_count_of_the_demo_config_is_pinned(exposition: str) -> None:
 
 def test_labels_never_carry_urls_or_texts(exposition: str) -> None:
     allowed = {"network", "flow", "line", "check", "state", "window", "phase", "result", "impact", "le", "version"}
-    for line in series(exposition):
+    lines = series(exposition)
+    assert lines
+    for line in lines:
         labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
         assert set(labels) <= allowed, line
         assert not any("://" in value or " " in value for value in labels.values()), line

@@ -116,9 +116,10 @@ def site() -> Iterator[Site]:
         with TestClient(app) as client:
             services: Services = client.app_state["services"]
             services.store.write(Batch(results=earlier_results(), transitions=outage() + silence()))
+            assert client.portal is not None
             for check in settings.networks["alpha"].checks:  # real requests, with the secret header and password
-                client.portal.call(run_check, "alpha", check, services.pipeline)  # type: ignore[union-attr]
-            assert client.portal.call(services.writer.flush)  # type: ignore[union-attr]
+                client.portal.call(run_check, "alpha", check, services.pipeline)
+            assert client.portal.call(services.writer.flush)
             roll_up(services.store, component_keys(settings), NOW)
             services.history_version += 1
             yield Site(client, services, target)

@@ -180,7 +180,8 @@ def test_an_incident_with_its_components_and_updates_newest_first(seeded: tuple[
     assert text.index("Réactivation en cours.") < text.index("Les PEC échouent.")  # newest first, and it says so
     assert "La plus récente en premier." in text
     assert "Différez la vente." in text and "Gardez la facture acquittée." in text
-    assert all(th.get("scope") in ("col", "row") for th in page.all("th"))
+    headers = page.all("th")
+    assert headers and all(th.get("scope") in ("col", "row") for th in headers)
     assert {a.get("href") for a in page.all("a")} >= {"/reseaux/alpha/optique", "/reseaux/alpha", "/incidents"}
     english = fetch(client, f"/incidents/{ids['pec']}?lang=en").text
     assert "Optical PEC unavailable" in english and "Progressive reactivation: 50%" in english

@@ -97,7 +97,9 @@ def test_heartbeats_keep_it_operational_and_the_flow_shows_push() -> None:
         assert not feed.tick(feed.now + 30 * timedelta(seconds=1)).transitions
     assert feed.status(PEC) == (OP, Source.PUSH)
     assert feed.status(PEC_FLOW) == (OP, Source.PUSH)
-    assert feed.board.get(PEC_FLOW).since == T0 + MINUTE  # type: ignore[union-attr]
+    flow = feed.board.get(PEC_FLOW)
+    assert flow is not None
+    assert flow.since == T0 + MINUTE
 
 
 def test_reported_down_follows_the_failure_threshold_and_is_dated_from_the_first() -> None:
@@ -150,7 +152,9 @@ def test_missing_heartbeat_is_down_dated_at_the_deadline() -> None:
     assert (moved[PEC].source, moved[PEC].detail, moved[PEC].recorded_at) == (Source.PUSH, "no_heartbeat", feed.now)
     assert (moved[PEC_FLOW].state, moved[PEC_FLOW].at, moved[PEC_FLOW].source) == (DOWN, deadline, Source.PUSH)
     assert feed.status(PEC) == (DOWN, Source.PUSH)
-    assert feed.board.get(PEC).since == deadline  # type: ignore[union-attr]
+    pec = feed.board.get(PEC)
+    assert pec is not None
+    assert pec.since == deadline
     assert change.memories[PEC].last_result_at == last
     assert not feed.tick(deadline + timedelta(hours=5)).transitions  # down once, not again and again
 
@@ -217,7 +221,9 @@ def test_a_restart_keeps_the_push_source_and_the_deadline() -> None:
     feed.send()
     deadline = feed.now + 3 * MINUTE
     restarted = Board(world(), feed.now + MINUTE, feed.board.statuses(), feed.board.memories())
-    assert restarted.get(PEC).source is Source.PUSH  # type: ignore[union-attr]
+    pec = restarted.get(PEC)
+    assert pec is not None
+    assert pec.source is Source.PUSH
     moved = {t.ref.key: t for t in restarted.tick(deadline + NOTICE).transitions}
     assert (moved[PEC].state, moved[PEC].at, moved[PEC].source) == (DOWN, deadline, Source.PUSH)
 

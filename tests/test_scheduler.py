@@ -6,6 +6,8 @@ import asyncio
 from collections import Counter
 from typing import Any
 
+import pytest
+
 from monitor.config import Check, Settings
 from monitor.scheduler import Scheduler, SchedulerHooks
 
@@ -110,9 +112,13 @@ async def test_global_concurrency_is_bounded_and_lag_is_reported() -> None:
     try:
         await until(lambda: running == 2 and scheduler.waiting == 4)  # the other four queue at the bound
         assert peak == 2
+        assert len(lags) == 2  # each run reports its lag once through the bound, before it runs
+        release.set()
+        await until(lambda: len(lags) >= 6)  # so do the four that queued, once let through
     finally:
         release.set()
         scheduler.shutdown()
+    assert len(lags) >= 6
     assert all(0 <= lag < 5 for lag in lags)
 
 
@@ -178,7 +184,7 @@ def test_first_run_is_the_first_slot_at_or_after_now() -> None:
     assert start + timedelta(seconds=30) <= first <= start + timedelta(seconds=31.05)
 
 
-async def test_runs_are_started_by_the_loop_timer_without_a_thread_hop() -> None:
+async def test_runs_are_started_by_the_loop_timer_without_a_thread_hop(monkeypatch: pytest.MonkeyPatch) -> None:
     """The timer processes due jobs on the loop itself: no `call_soon_threadsafe` per run (one per wakeup)."""
     runs = 0
 
@@ -196,13 +202,13 @@ async def test_runs_are_started_by_the_loop_timer_without_a_thread_hop() -> None
         return threadsafe(*args, **kwargs)
 
     scheduler = Scheduler(run)
-    loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+    monkeypatch.setattr(loop, "call_soon_threadsafe", counting)
     try:
         scheduler.start(settings(check("a", interval=0.05), check("b", interval=0.05)))
         await until(lambda: runs >= 20)
         assert hops <= 3, hops  # the wakeups of start() and of the two add_job, not one per run
     finally:
         scheduler.shutdown()
-        del loop.call_soon_threadsafe
+        monkeypatch.undo()
     await until(lambda: not scheduler.running)
     assert scheduler._aps._timer is None  # shut down: its timer is gone

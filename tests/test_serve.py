@@ -185,7 +185,8 @@ def test_json_logs_one_object_per_line_and_no_secret_anywhere(tmp_path: Path, ta
     try:
         target.codes[f"/dre?token={secret}"] = 503  # the secret reached the target, and failed there
         wait_for(lambda: srv.component("alpha", "checks", "dre")["state"] == "down", what="down")
-        srv.proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
+        assert srv.proc is not None
+        srv.proc.send_signal(signal.SIGHUP)
         status_file = srv.pid_file.with_suffix(".reload.json")
         wait_for(status_file.exists, what="reload")
         seen = [srv.get(path).text for path in ("/", "/?lang=en", "/api/v1/status", "/metrics")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -27,7 +28,7 @@ OP, DEG, PART, DOWN, REC, MAINT, UNK = (
 CHECK_STATES = (OP, DEG, DOWN, UNK)  # the states a check can be in
 
 
-def engine_with(flows: dict[str, tuple[State, ...]], lines: tuple[str, ...] = ("optique",), **fields: object) -> Engine:
+def engine_with(flows: dict[str, tuple[State, ...]], lines: tuple[str, ...] = ("optique",), **fields: Any) -> Engine:
     """One operator, `viamedis`, with checks `<flow>-<i>` in the given states (since EARLIER)."""
     checks = [tcp(flow, f"{flow}-{i}") for flow, states in flows.items() for i in range(len(states))]
     engine = Engine(make_settings({"viamedis": network(*checks, lines=lines, **fields)}))
@@ -343,6 +344,7 @@ def test_network_override_applies_to_its_flows_lines_and_itself_dated_from_the_d
             "incident-1",
         ), component
     assert engine.state(key("flow", "viamedis", "pec")) is OP  # another network's flows are untouched
+    assert {"flow:santeclair/pec", "flow:santeclair/droits", LINE_KEY, CARE_NETWORK} <= {t.ref.key for t in transitions}
     assert all(t.ref.network == "santeclair" and t.source is Source.DECLARED for t in transitions)
 
 

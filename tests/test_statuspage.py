@@ -239,7 +239,8 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
             paris = start.astimezone(PARIS).replace(tzinfo=None)  # windows are Paris wall times
             window = MaintenanceWindow(None, fr_en(title), ("line:alpha/pharmacie",), paris, timedelta(hours=2))
             declarations.add_window(window)
-        test_client.portal.call(services.refresh_overrides)  # type: ignore[union-attr]
+        assert test_client.portal is not None  # set inside `with TestClient(…)`
+        test_client.portal.call(services.refresh_overrides)
         yield test_client
 
 
@@ -350,7 +351,8 @@ def test_critical_only_when_every_line_is_down(client: TestClient) -> None:
     statuses = {"line:alpha/pharmacie": declare("down")}
     first = IncidentUpdate(NOW, "investigating", Bilingual("Pharmacie aussi."), statuses=statuses)
     declarations.open_incident(title=Bilingual("Panne totale"), impact="critical", first=first)
-    client.portal.call(services.refresh_overrides)  # type: ignore[union-attr]
+    assert client.portal is not None
+    client.portal.call(services.refresh_overrides)
     lines = [c for c in client.get("/api/v2/components.json").json()["components"] if not c["group"]]
     assert {c["status"] for c in lines} == {"major_outage"}
     expected = {"indicator": "critical", "description": "Critical System Outage"}

@@ -86,9 +86,9 @@ def test_the_demo_tells_the_february_2024_story(tmp_path: Path) -> None:
         # then the whole story: sample until Viamedis optique is back to operational after recovering
         def story_told() -> bool:
             status = sample()
-            return bool(status) and datetime.fromisoformat(status["checked_at"]) > datetime.fromisoformat(
-                "2024-02-20T12:00+01:00"
-            )
+            if not status:
+                return False
+            return datetime.fromisoformat(status["checked_at"]) > datetime.fromisoformat("2024-02-20T12:00+01:00")
 
         # the line's page tells the same as the API, with what to do: the practitioners' consigne
         page = httpx.get(f"http://127.0.0.1:{port}/reseaux/viamedis/optique", timeout=5).text

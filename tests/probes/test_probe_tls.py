@@ -9,12 +9,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import trustme
-from probe_targets import Servers, server_context, tls_check
 
 from monitor.models import FailureReason
 from monitor.probes import ProbeContext
 from monitor.probes.certs import _chain, expiries, not_after
 from monitor.probes.tls import probe
+
+from .probe_targets import Servers, server_context, tls_check
 
 
 async def greet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from store_support import T0
 
 from monitor.errors import StoreError
 from monitor.models import ComponentRef
 from monitor.store import Store, WriteRefused
 from monitor.store.signal_store import add_signal, prune_signals, signal_cursor, signals_after
+
+from .store_support import T0
 
 PEC = ComponentRef.for_check("viamedis", "pec", "operateur")
 PAIEMENTS = ComponentRef.for_check("almerys", "paiements", "virements")
