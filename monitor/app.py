@@ -11,7 +11,7 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,32 +24,33 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp
 from uvicorn.server import HANDLED_SIGNALS
 
-from .board import Board
+from .board import Board, BoardChange
 from .config import Settings, load_config
 from .declared.incidents import Incident, declared_overrides
-from .declared.maintenance import MaintenanceWindow, maintenance_overrides
+from .declared.maintenance import MaintenanceWindow, Occurrence, active, maintenance_overrides
 from .engine.overrides import Overrides
 from .errors import ConfigError, MonitorError, StoreError
-from .metrics import Metrics, derive, derive_availability
+from .metrics import Metrics, derive_availability
 from .models import ComponentRef
 from .probes import ProbeContext
 from .probes.clients import HttpClients
 from .push_signals import PushInbox
 from .runner import Pipeline, run_check
 from .scheduler import ReloadReport, Scheduler, SchedulerHooks
+from .snapshot import RECENT_INCIDENTS, Snapshot
 from .store import Store, StoreWriter, default_url
-from .store.declaration_store import Declarations
+from .store.declaration_store import Current, Declarations
 from .store.housekeeping import ROLLUP_EVERY, Housekeeper
 from .store.rollup_store import availability_over
 from .web import routes
 from .web.page_cache import PageCache
 from .web.security_headers import SecurityHeaders
 
-__all__ = ["QuietServer", "Services", "check_port", "create_app", "utc_now"]
+__all__ = ["Job", "QuietServer", "Services", "check_port", "create_app", "periodic_jobs", "utc_now"]
 
 log = logging.getLogger("tpmon.app")
 
-METRICS_EVERY = 30.0  # seconds between refreshes of open incidents and maintenance in /metrics
+Job = tuple[str, float, Callable[[], Awaitable[None]]]
 
 
 def utc_now() -> datetime:
@@ -58,7 +59,11 @@ def utc_now() -> datetime:
 
 @dataclass
 class Services:
-    """Everything a request or a job may use; built in the lifespan, handed to requests as `request.state`."""
+    """Everything a request or a job may use; built in the lifespan, handed to requests as `request.state`.
+
+    What the site tells comes from one `Snapshot` (states, incidents, maintenance at one instant), taken anew
+    whenever the board changes and at every tick: every surface reads the same one.
+    """
 
     settings: Settings
     store: Store
@@ -72,39 +77,87 @@ class Services:
     reload_status: Path | None = None
     started_at: datetime = field(default_factory=utc_now)
     last_reload: dict[str, Any] = field(default_factory=dict)
-    # what ops declared, as last read from the store (every tick): the pages read these, never the store
-    open_incidents: list[Incident] = field(default_factory=list)
-    windows: list[MaintenanceWindow] = field(default_factory=list)
-    declared_version: int = 0  # bumped when open incidents or windows change
+    declared_version: int = 0  # bumped when open incidents, windows or the running maintenance change
     history_version: int = 0  # bumped after each housekeeping run (roll-ups)
     pages: PageCache = field(init=False)
+    # what ops declared, as last read from the store (every tick), and when it was applied to the board
+    _declared: Current = field(init=False, repr=False)
+    _declared_at: datetime = field(init=False, repr=False)
+    _running: tuple[Occurrence, ...] = field(init=False, repr=False, default=())
+    _snapshot: Snapshot = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.pages = PageCache(self.stamp)
+        self._declared = Current([], [], 0, [])
+        self._declared_at = self.clock()
+        self._snapshot = self._take()
+        self.pipeline.listeners.append(self._board_changed)
+
+    def snapshot(self) -> Snapshot:
+        """What every surface shows now: one immutable picture (taken on the event loop, read anywhere)."""
+        return self._snapshot
+
+    @property
+    def open_incidents(self) -> list[Incident]:
+        return list(self._snapshot.open_incidents)
+
+    @property
+    def windows(self) -> list[MaintenanceWindow]:
+        return list(self._snapshot.windows)
+
+    def _take(self) -> Snapshot:
+        declared = self._declared
+        return Snapshot(
+            settings=self.settings,
+            at=self._declared_at,
+            statuses=dict(self.board.statuses()),  # a copy: the board changes on
+            checked_at=self.board.checked_at,
+            open_incidents=tuple(declared.open),
+            recent_incidents=tuple(declared.recent),
+            newest_incident=declared.newest_id,
+            windows=tuple(declared.windows),
+            running=self._running,
+            board_version=self.board.version,
+            declared_version=self.declared_version,
+        )
+
+    def _board_changed(self, change: BoardChange) -> None:
+        if self.board.version != self._snapshot.board_version or self.settings is not self._snapshot.settings:
+            self._snapshot = self._take()
 
     def stamp(self) -> tuple[int, int, int, int, int]:
         """What the public pages show changes only when this does (the minute is the "last checked" line)."""
+        shown = self._snapshot
         minute = int(self.clock().timestamp() // 60)
-        return (id(self.settings), self.board.version, self.declared_version, self.history_version, minute)
+        return (id(shown.settings), shown.board_version, shown.declared_version, self.history_version, minute)
 
     async def refresh_overrides(self) -> None:
-        """Apply open incidents' declared statuses and running maintenance, as stored now."""
+        """Apply open incidents' declared statuses and running maintenance, as stored now; take a new snapshot.
+
+        When the store cannot be read, the declarations last read still apply: a window still opens and closes
+        on time.
+        """
         declarations = Declarations(self.store, self.settings, clock=self.clock)
-
-        def read() -> tuple[list[Incident], list[MaintenanceWindow]]:
-            return declarations.incidents(open_only=True, limit=None), declarations.windows()
-
         try:
-            incidents, windows = await asyncio.to_thread(read)
+            declared = await asyncio.to_thread(declarations.current, recent=RECENT_INCIDENTS)
         except StoreError as exc:  # keep the last known declarations; the next tick retries
             log.warning("declarations not refreshed: %s", exc)
-            return
-        if (incidents, windows) != (self.open_incidents, self.windows):
-            self.open_incidents, self.windows = incidents, windows
-            self.declared_version += 1
+            declared = self._declared
         now = self.clock()
-        overrides = Overrides(declared=declared_overrides(incidents), maintenance=maintenance_overrides(windows, now))
+        running = tuple(active(declared.windows, now))
+        if declared != self._declared or running != self._running:
+            self.declared_version += 1
+        self._declared, self._declared_at, self._running = declared, now, running
+        overrides = Overrides(
+            declared=declared_overrides(declared.open), maintenance=maintenance_overrides(declared.windows, now)
+        )
         self.pipeline.record(self.board.set_overrides(overrides, now))
+        self._snapshot = self._take()
+
+    async def tick(self) -> None:
+        """The periodic tick: declarations applied, then time passes for the board (stale checks, recoveries)."""
+        await self.refresh_overrides()  # any instance may have written them
+        self.pipeline.record(self.board.tick(self._declared_at))
 
     @property
     def registry(self) -> CollectorRegistry:
@@ -136,23 +189,19 @@ class Services:
         for key in report.removed:
             self.metrics.forget(ComponentRef.parse(key))
         self.settings = settings
+        self._snapshot = self._take()
         log.info("config reloaded: %s", report)
         self._note_reload(ok=True, message=str(report))
         return report
 
-    def refresh_metrics(self, *, availability: bool) -> None:
-        """Blocking (run it in a thread): cache what /metrics shows from the store, so scrapes never query it.
-
-        Open incidents and running maintenance every time, from the declarations the tick keeps in memory;
-        availability ratios when asked (after a roll-up).
-        """
+    def refresh_metrics(self) -> None:
+        """Blocking (run it in a thread): cache the availability ratios /metrics shows, from the roll-ups, so
+        scrapes never query the store. The states, open incidents and maintenance come from the snapshot."""
         settings, now = self.settings, self.clock()
         try:
-            if availability:
-                self.metrics.set_availability(
-                    derive_availability(settings, lambda key, days: availability_over(self.store, key, now, days))
-                )
-            self.metrics.set_declarations(*derive(settings, self.open_incidents, self.windows, now))
+            self.metrics.set_availability(
+                derive_availability(settings, lambda key, days: availability_over(self.store, key, now, days))
+            )
         except StoreError as exc:  # keep the cached values; the next run retries
             log.warning("metrics not refreshed from the store: %s", exc)
 
@@ -217,7 +266,7 @@ def _assemble(
     """Build the board (seeded from the store), writer, metrics, probes' context, pipeline and scheduler."""
     board = Board(settings, clock(), db.load_statuses(), db.load_memories())
     writer = StoreWriter(db)
-    metrics = Metrics(lambda: board, lambda: writer.stats)
+    metrics = Metrics(lambda: services.snapshot(), lambda: writer.stats)  # noqa: PLW0108 (services: below)
     clients = HttpClients()  # shared, keep-alive off: every probe sees connect and TLS failures
     contexts: dict[str, ProbeContext] = {}
 
@@ -236,31 +285,31 @@ def _assemble(
     return services, clients
 
 
-def _start_jobs(services: Services, tick_seconds: float, housekeeping_seconds: float) -> None:
-    """Probes, and the periodic work: declarations and time (tick), partners' signals, rollups and pruning."""
-    board, pipeline, clock = services.board, services.pipeline, services.clock
+def periodic_jobs(services: Services, tick_seconds: float, housekeeping_seconds: float) -> list[Job]:
+    """(name, every so many seconds, job): the declarations and time (tick), partners' signals, roll-ups and
+    pruning. The scheduler runs them; a test may run them on its own clock."""
     inbox, keeper = PushInbox(services.store), Housekeeper(services.store)
 
-    async def tick() -> None:
-        await services.refresh_overrides()  # any instance may have written them
-        pipeline.record(board.tick(clock()))
-
     async def pump() -> None:
-        await inbox.pump(board, pipeline.record, clock())
+        await inbox.pump(services.board, services.pipeline.record, services.clock())
 
     async def housekeeping() -> None:
-        await keeper.run(services.settings, clock())
+        await keeper.run(services.settings, services.clock())
         services.history_version += 1  # the availability bars read the fresh roll-ups
-        await asyncio.to_thread(services.refresh_metrics, availability=True)  # from the fresh rollups
+        await asyncio.to_thread(services.refresh_metrics)  # from the fresh rollups
 
-    async def declarations() -> None:
-        await asyncio.to_thread(services.refresh_metrics, availability=False)
+    return [
+        ("tick", tick_seconds, services.tick),
+        ("push", tick_seconds, pump),
+        ("housekeeping", housekeeping_seconds, housekeeping),
+    ]
 
+
+def _start_jobs(services: Services, tick_seconds: float, housekeeping_seconds: float) -> None:
+    """Probes, and the periodic work."""
     report = services.scheduler.start(services.settings)
-    services.scheduler.every("tick", tick_seconds, tick)
-    services.scheduler.every("push", tick_seconds, pump)
-    services.scheduler.every("housekeeping", housekeeping_seconds, housekeeping)
-    services.scheduler.every("metrics", METRICS_EVERY, declarations)
+    for name, seconds, job in periodic_jobs(services, tick_seconds, housekeeping_seconds):
+        services.scheduler.every(name, seconds, job)
     log.info("scheduler started: %d checks", len(report.added))
 
 
@@ -299,7 +348,7 @@ def create_app(
         await services.writer.start()
         await services.refresh_overrides()  # before the first evaluation: no flicker through probe states
         services.pipeline.record(services.board.evaluate_all(clock()))
-        await asyncio.to_thread(services.refresh_metrics, availability=True)  # reads only: rollups stay housekeeping's
+        await asyncio.to_thread(services.refresh_metrics)  # reads only: rollups stay housekeeping's
         if schedule:
             _start_jobs(services, tick_seconds, housekeeping_seconds)
         if handle_sighup:

@@ -14,14 +14,25 @@ from pathlib import Path
 
 import uvicorn
 
-from .config import load_config
-from .errors import ConfigError, MonitorError, NotFound, StoreError
+from .config import load_config, read_config
+from .errors import ConfigError, ConfigProblem, MonitorError, NotFound, StoreError
 from .logs import setup_logging
-from .opscli import add_ops_commands
+from .opscli import OneLineParser, add_ops_commands
 from .opscli.push_command import register as register_push
 
 DEFAULT_CONFIG = "config/example.yaml"
 DEFAULT_PID_FILE = "var/tpmon.pid"
+
+
+def port_number(text: str) -> int:
+    """A TCP port to listen on, 1–65535 (a larger number would silently listen on another port)."""
+    try:
+        port = int(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1 to 65535)") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not between 1 and 65535")
+    return port
 
 
 def _config_path(args: argparse.Namespace) -> str:
@@ -43,10 +54,21 @@ def _database_url() -> str:
     return default_url()
 
 
+def _warning(problem: ConfigProblem) -> str:
+    """`file:line: field: warning: message`."""
+    where = f"{problem.file}:{problem.line}: " if problem.file and problem.line else ""
+    return f"{where}{problem.path}: warning: {problem.message}"
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     path = args.file or _config_path(args)
-    settings = load_config(path)
-    print(f"{path}: OK — {len(settings.networks)} networks, {len(settings.checks())} checks")
+    settings, warnings = read_config(path)
+    if warnings and args.strict:
+        raise ConfigError(warnings)
+    for problem in warnings:
+        print(_warning(problem), file=sys.stderr)
+    shown = f", {len(warnings)} warning(s)" if warnings else ""
+    print(f"{path}: OK — {len(settings.networks)} networks, {len(settings.checks())} checks{shown}")
     return 0
 
 
@@ -246,13 +268,13 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="tpmon",
         description="Status monitor of the French tiers-payant networks.",
         epilog="Config: --config or $TPMON_CONFIG (default config/example.yaml). "
         "Database: $TPMON_DATABASE_URL (default sqlite:///./var/tpmon.db).",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=OneLineParser)
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -263,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = command("serve", "run the probes, the status engine and the web server")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    serve.add_argument("--port", type=port_number, default=8080, help="port to listen on, 1–65535 (default 8080)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--log-format", default="text", choices=["text", "json"], help="json: one object per line")
     serve.add_argument(
@@ -279,13 +301,18 @@ def build_parser() -> argparse.ArgumentParser:
         "at start; the story then plays in about 10 minutes.",
     )
     demo.add_argument("--host", default="127.0.0.1", help="address of the page (default 127.0.0.1)")
-    demo.add_argument("--port", type=int, default=8080, help="port of the page (default 8080)")
+    demo.add_argument("--port", type=port_number, default=8080, help="port of the page, 1–65535 (default 8080)")
     demo.add_argument("--speed", type=float, help="scenario seconds per real second (default: the story lasts ~10 min)")
     demo.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     demo.set_defaults(func=cmd_demo)
 
-    check = command("check-config", "validate a config file and list every problem (exit 2 if any)")
+    check = command(
+        "check-config", "validate a config file and list every problem (exit 2 if any) and what will stay blind"
+    )
     check.add_argument("file", nargs="?", help="the YAML file (default: --config)")
+    check.add_argument(
+        "--strict", action="store_true", help="warnings (lines no check, push or dependency feeds) are errors"
+    )
     check.set_defaults(func=cmd_check_config)
 
     probe = command("probe", "run one check now and print its result with its phases")

@@ -29,6 +29,7 @@ RANKS = {
     "probes": 3,
     "declared": 4,  # incidents and maintenance build engine.overrides.Override
     "board": 4,
+    "snapshot": 4.5,  # the board's states and what ops declared, at one instant: what every surface reads
     "store": 5,  # store.declaration_store persists what ops declared
     "metrics": 5,
     "scheduler": 5,
@@ -53,6 +54,7 @@ INNER = {
         "rules": 3,
         "loader": 4,
         "__init__": 5,
+        "__main__": 6,  # python -m monitor.config: the README's taxonomy table
     },
     "engine": {"check_state": 0, "overrides": 0, "aggregate": 1, "__init__": 2},
     "declared": {"inputs": 0, "incidents": 1, "maintenance": 1, "__init__": 2},

@@ -15,7 +15,16 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from monitor.cli import main
-from monitor.config import HttpCheck, Settings, TcpCheck, dependency_order, load_config, parse_config, parse_duration
+from monitor.config import (
+    HttpCheck,
+    Settings,
+    TcpCheck,
+    dependency_order,
+    load_config,
+    parse_config,
+    parse_duration,
+    read_config,
+)
 from monitor.config.taxonomy import DEFAULT_FLOWS, DEFAULT_LINES
 from monitor.config.yaml_source import parse_yaml
 from monitor.errors import ConfigError
@@ -57,9 +66,10 @@ def test_check_config_accepts_example(
         monkeypatch.setenv(name, value)
     assert main(["check-config", str(path)]) == 0
     out, err = capsys.readouterr()
-    settings = load_config(path, environ=env_of(path))
-    assert out == f"{path}: OK — {len(settings.networks)} networks, {len(settings.checks())} checks\n"
-    assert err == ""
+    settings, warnings = read_config(path, environ=env_of(path))
+    shown = f", {len(warnings)} warning(s)" if warnings else ""
+    assert out == f"{path}: OK — {len(settings.networks)} networks, {len(settings.checks())} checks{shown}\n"
+    assert err.splitlines() == [f"{p.file}:{p.line}: {p.path}: warning: {p.message}" for p in warnings]
 
 
 # --- the examples cover every field (as datasette's test_docs) ----------------------------------------------

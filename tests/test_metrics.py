@@ -20,7 +20,7 @@ from monitor.availability import Window
 from monitor.config import load_config
 from monitor.declared.incidents import Incident, IncidentUpdate
 from monitor.declared.inputs import Bilingual
-from monitor.declared.maintenance import MaintenanceWindow
+from monitor.declared.maintenance import MaintenanceWindow, active
 from monitor.metrics import derive, derive_availability
 from monitor.models import ComponentRef, ProbeResult, State
 
@@ -117,6 +117,6 @@ def test_derive_counts_open_incidents_by_impact_and_running_maintenance_by_netwo
     touched = ("line:almerys/pharmacie", "flow:almerys/pec")
     running = MaintenanceWindow(3, text, touched, paris_start, timedelta(hours=2))
     later = MaintenanceWindow(4, text, ("network:actil",), paris_start + timedelta(days=1), timedelta(hours=1))
-    impacts, networks = derive(settings, [open_major, resolved], [running, later], NOW)
+    impacts, networks = derive(settings, [open_major, resolved], active([running, later], NOW))
     assert impacts == {"none": 0, "minor": 0, "major": 1, "critical": 0}
     assert networks["almerys"] == 1 and networks["actil"] == 0 and set(networks) == set(settings.networks)

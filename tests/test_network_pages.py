@@ -40,7 +40,7 @@ networks:
         description: Passerelle DRE
         flow: facturation
         kind: http
-        url: "http://probe:{password}@127.0.0.1:{port}/dre"
+        url: "http://probe:${{PROBE_PASSWORD}}@127.0.0.1:{port}/dre"
         headers: {{Authorization: "Bearer ${{TOKEN}}"}}
       - {{name: pec, flow: pec, kind: http, url: "http://127.0.0.1:{port}/pec?key=${{TOKEN}}"}}
   kappa:
@@ -108,8 +108,8 @@ def earlier_results() -> list[ProbeResult]:
 def site() -> Iterator[Site]:
     target = Target()
     target.codes["/pec?key=" + SECRET] = 500  # the PEC gateway fails: its detail must not leak the URL either
-    text = CONFIG.format(password=PASSWORD, port=target.port)
-    env = {"TOKEN": SECRET}
+    text = CONFIG.format(port=target.port)
+    env = {"TOKEN": SECRET, "PROBE_PASSWORD": PASSWORD}  # credentials are never written in clear in a config
     settings = parse_config(parse_yaml(text, "tpmon.yaml"), env)
     app = create_app(settings, database_url="sqlite://", schedule=False, clock=lambda: NOW, environ=env)
     try:

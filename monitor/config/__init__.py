@@ -6,7 +6,7 @@ Layers inside, lowest first: values, taxonomy, yaml_source → model → problem
 
 from __future__ import annotations
 
-from .loader import load_config, parse_config
+from .loader import load_config, parse_config, read_config
 from .model import (
     Check,
     CheckDefaults,
@@ -46,4 +46,5 @@ __all__ = [
     "load_config",
     "parse_config",
     "parse_duration",
+    "read_config",
 ]

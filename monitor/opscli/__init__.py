@@ -12,7 +12,7 @@ from .incident_commands import cmd_incident_list, cmd_incident_open, cmd_inciden
 from .inputs import day_date, duration, monthly, paris_time, weekly
 from .maintenance_commands import cmd_maintenance_add, cmd_maintenance_cancel, cmd_maintenance_list
 
-__all__ = ["add_ops_commands"]
+__all__ = ["OneLineParser", "add_ops_commands"]
 
 
 def _texts(
@@ -24,7 +24,7 @@ def _texts(
         group.add_argument(f"--{stem}{suffix}-file", metavar="FILE", help="read it from FILE ('-': stdin)")
 
 
-class _OneLineParser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
     """Usage errors in one line naming the option, not the whole usage block."""
 
     def error(self, message: str) -> NoReturn:
@@ -43,7 +43,7 @@ def add_ops_commands(sub: Any) -> None:
     times = "Times are Europe/Paris, 24 h (2024-02-12 13:00 or 12/02/2024 13:00)."
     incident = sub.add_parser("incident", help="declare incidents (statuses, consignes)", description=times)
     verbs = incident.add_subparsers(
-        dest="incident_command", metavar="ACTION", required=True, parser_class=_OneLineParser
+        dest="incident_command", metavar="ACTION", required=True, parser_class=OneLineParser
     )
     opened = _leaf(verbs, "open", "open an incident with its first update", cmd_incident_open)
     _texts(opened, "title", "the incident's title", required=True, form="one line, ≤ 200")
@@ -71,7 +71,7 @@ def add_ops_commands(sub: Any) -> None:
 
     maintenance = sub.add_parser("maintenance", help="plan maintenance windows", description=times)
     verbs = maintenance.add_subparsers(
-        dest="maintenance_command", metavar="ACTION", required=True, parser_class=_OneLineParser
+        dest="maintenance_command", metavar="ACTION", required=True, parser_class=OneLineParser
     )
     add = _leaf(verbs, "add", "plan a one-off or recurring maintenance window", cmd_maintenance_add)
     _texts(add, "title", "the window's title", required=True, form="one line, ≤ 200")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy import Connection, Table, func, insert, select, update
 
 from monitor.config import Settings
 from monitor.declared.incidents import (
@@ -26,11 +27,25 @@ from monitor.models import State
 from monitor.store import tables
 from monitor.store.store import Clock, Store, utcnow
 
-__all__ = ["RESOLVED", "Declarations"]
+__all__ = ["RESOLVED", "Current", "Declarations"]
 
 Row = dict[str, Any]
 RESOLVED = Bilingual("Incident résolu.", "Incident resolved.")  # the message of a resolve given none
 _TEXTS = ("message", "practitioner_consigne", "member_consigne")
+
+
+@dataclass(frozen=True)
+class Current:
+    """What ops have declared, read at once for a snapshot of the site.
+
+    `open` holds every open incident and `recent` the newest ones, open or resolved, both newest first;
+    `newest_id` is the highest incident id stored then: a higher one was stored after this read.
+    """
+
+    open: list[Incident]
+    recent: list[Incident]
+    newest_id: int
+    windows: list[MaintenanceWindow]
 
 
 class Declarations:
@@ -62,7 +77,9 @@ class Declarations:
                 "resolved_at": None,
             }
             new_id = _insert(connection, tables.incident, row)
-            connection.execute(insert(tables.incident_update), _update_row(new_id, first))
+            connection.execute(
+                insert(tables.incident_update), _update_row(new_id, _with_shown_before(connection, first))
+            )
             return _load(connection, [new_id])[0]
 
     def update_incident(self, incident_id: int, change: IncidentUpdate, *, impact: Impact | None = None) -> Incident:
@@ -80,7 +97,9 @@ class Declarations:
             seen = (table.c.id == incident_id) & (table.c.status == before.status) & table.c.resolved_at.is_(None)
             if connection.execute(update(table).where(seen).values(values)).rowcount != 1:
                 raise IncidentError("id", f"incident {incident_id} changed meanwhile; look again and retry")
-            connection.execute(insert(tables.incident_update), _update_row(incident_id, change))
+            connection.execute(
+                insert(tables.incident_update), _update_row(incident_id, _with_shown_before(connection, change))
+            )
             return _load_one(connection, incident_id)
 
     def resolve_incident(
@@ -116,6 +135,27 @@ class Declarations:
         with self.store._session("read from") as connection:
             return _load(connection, list(connection.execute(query).scalars()))
 
+    def current(self, *, recent: int = 50) -> Current:
+        """The open incidents, the `recent` newest ones and the windows not cancelled, as one read.
+
+        The incidents come with their updates from a single statement: an update written meanwhile is in
+        both the incident's row and its updates, or in neither.
+        """
+        table = tables.incident
+        newest = select(table.c.id).order_by(table.c.created_at.desc(), table.c.id.desc()).limit(recent)
+        highest = select(func.max(table.c.id)).scalar_subquery()
+        wanted = select(table.c.id, table.c.created_at, highest).where(
+            table.c.resolved_at.is_(None) | table.c.id.in_(newest)
+        )
+        with self.store._session("read from") as connection:
+            rows = connection.execute(wanted).all()
+            found = {i.id: i for i in _load_at_once(connection, [row.id for row in rows])}
+            windows = [_window_from_row(row) for row in connection.execute(_windows_query(False))]
+        order = sorted(rows, key=lambda row: (row.created_at, row.id), reverse=True)  # the newest come first
+        recent_ones = [found[row.id] for row in order[:recent] if row.id in found]
+        opened = [found[row.id] for row in order if row.id in found and found[row.id].is_open]
+        return Current(opened, recent_ones, int(rows[0][2]) if rows else 0, windows)
+
     # Maintenance windows
 
     def add_window(self, window: MaintenanceWindow) -> MaintenanceWindow:
@@ -142,12 +182,8 @@ class Declarations:
 
     def windows(self, *, include_cancelled: bool = False) -> list[MaintenanceWindow]:
         """Maintenance windows by start, oldest first (cancelled ones only if asked)."""
-        table = tables.maintenance_window
-        query = select(table).order_by(table.c.start_local, table.c.id)
-        if not include_cancelled:
-            query = query.where(~table.c.cancelled)
         with self.store._session("read from") as connection:
-            return [_window_from_row(row) for row in connection.execute(query)]
+            return [_window_from_row(row) for row in connection.execute(_windows_query(include_cancelled))]
 
     def overrides(self, now: datetime) -> Overrides:
         """What the status engine applies now: open incidents' declared statuses and running maintenance."""
@@ -160,9 +196,31 @@ def _insert(connection: Connection, table: Table, row: Row) -> int:
     return new_id
 
 
+def _with_shown_before(connection: Connection, change: IncidentUpdate) -> IncidentUpdate:
+    """`change` with the state each component it declares was shown in just before it (its last transition
+    then), for Statuspage's `old_status`; unknown when it has none."""
+    table = tables.transition
+    before: dict[str, State] = {}
+    for key in change.statuses:
+        query = (
+            select(table.c.state)
+            .where(table.c.component_key == key, table.c.at <= change.at)
+            .order_by(table.c.at.desc(), table.c.recorded_at.desc(), table.c.id.desc())
+            .limit(1)
+        )
+        found = connection.execute(query).scalar_one_or_none()
+        before[key] = State(found) if found in {s.value for s in State} else State.UNKNOWN
+    return replace(change, shown_before=before)
+
+
 def _update_row(incident_id: int, change: IncidentUpdate) -> Row:
     texts = {f"{name}_{lang}": getattr(getattr(change, name), lang) for name in _TEXTS for lang in ("fr", "en")}
-    statuses = {key: {"state": d.state.value, "progress": d.progress} for key, d in change.statuses.items()}
+    statuses: dict[str, dict[str, Any]] = {
+        key: {"state": d.state.value, "progress": d.progress} for key, d in change.statuses.items()
+    }
+    for key, state in change.shown_before.items():
+        if key in statuses:
+            statuses[key]["previous"] = state.value
     return {"incident_id": incident_id, "at": change.at, "status": change.status, "statuses": statuses, **texts}
 
 
@@ -171,7 +229,8 @@ def _update_from_row(row: Any) -> IncidentUpdate:
     statuses: Mapping[str, Declared] = {
         key: Declared(State(value["state"]), value.get("progress")) for key, value in row.statuses.items()
     }
-    return IncidentUpdate(row.at, row.status, statuses=statuses, id=row.id, **texts)
+    before = {key: State(value["previous"]) for key, value in row.statuses.items() if value.get("previous")}
+    return IncidentUpdate(row.at, row.status, statuses=statuses, id=row.id, shown_before=before, **texts)
 
 
 def _load(connection: Connection, ids: list[int]) -> list[Incident]:
@@ -196,6 +255,50 @@ def _load(connection: Connection, ids: list[int]) -> list[Incident]:
         )
         for row in (found[i] for i in ids if i in found)
     ]
+
+
+def _load_at_once(connection: Connection, ids: list[int]) -> list[Incident]:
+    """The incidents of `ids` with their updates, read in one statement (one consistent view), in any order."""
+    if not ids:
+        return []
+    incident, update = tables.incident, tables.incident_update
+    query = (
+        select(incident, *(c.label(f"u_{c.name}") for c in update.c))
+        .join(update, update.c.incident_id == incident.c.id)
+        .where(incident.c.id.in_(ids))
+        .order_by(incident.c.id, update.c.at, update.c.id)
+    )
+    heads: dict[int, Any] = {}
+    updates: dict[int, list[IncidentUpdate]] = {}
+    for row in connection.execute(query):
+        heads.setdefault(row.id, row)
+        fields = {c.name: getattr(row, f"u_{c.name}") for c in update.c}
+        updates.setdefault(row.id, []).append(_update_from_row(_Row(fields)))
+    return [
+        Incident(
+            row.id,
+            Bilingual(row.title_fr, row.title_en),
+            row.impact,
+            row.created_at,
+            tuple(row.components),
+            tuple(updates[key]),
+            row.resolved_at,
+        )
+        for key, row in heads.items()
+    ]
+
+
+class _Row:
+    """Named fields read like a row's attributes."""
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self.__dict__.update(fields)
+
+
+def _windows_query(include_cancelled: bool) -> Any:
+    table = tables.maintenance_window
+    query = select(table).order_by(table.c.start_local, table.c.id)
+    return query if include_cancelled else query.where(~table.c.cancelled)
 
 
 def _load_one(connection: Connection, incident_id: int) -> Incident:

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from ..config.values import SLUG
-from ..declared.incidents import Impact, Incident, Phase
+from ..declared.incidents import Consigne, Impact, Incident, Phase, Standing, current_consignes
 from ..declared.inputs import Bilingual
 from ..declared.maintenance import WEEKDAYS, Occurrence
 from ..models import Source, State
@@ -257,6 +257,16 @@ class IncidentUpdateAnswer(Body):
     statuses: list[DeclaredStatus]
 
 
+_STANDING = (
+    "current: advice to follow; outdated: written before the last change of state of the incident's components,"
+    " it may no longer apply; withdrawn: the incident is resolved"
+)
+
+
+def _text(consigne: Consigne | None) -> BilingualText | None:
+    return BilingualText.of(consigne.text) if consigne is not None else None
+
+
 class IncidentAnswer(Body):
     id: int
     title: BilingualText
@@ -268,11 +278,16 @@ class IncidentAnswer(Body):
     components: list[str]
     declared: list[DeclaredNow] = Field(description="the statuses this incident declares now; empty once resolved")
     practitioner_consigne: BilingualText | None = Field(description="the latest consigne given to practitioners")
+    practitioner_consigne_at: Instant | None = Field(description="when it was written (its update's date)")
+    practitioner_consigne_standing: Standing | None = Field(description=_STANDING)
     member_consigne: BilingualText | None = Field(description="the latest consigne given to members")
+    member_consigne_at: Instant | None = Field(description="when it was written (its update's date)")
+    member_consigne_standing: Standing | None = Field(description=_STANDING)
     updates: list[IncidentUpdateAnswer] = Field(description="newest first")
 
     @classmethod
-    def of(cls, incident: Incident) -> IncidentAnswer:
+    def of(cls, incident: Incident, shown: datetime | None = None) -> IncidentAnswer:
+        """`shown`: the latest start of the current state among the incident's components (the snapshot's)."""
         updates = [
             IncidentUpdateAnswer(
                 id=u.id,
@@ -287,11 +302,9 @@ class IncidentAnswer(Body):
             )
             for u in reversed(incident.updates)
         ]
-        # a consigne stays until an update replaces it: the latest given, as the page shows it
-        practitioners = next(
-            (u.practitioner_consigne for u in reversed(incident.updates) if u.practitioner_consigne), None
-        )
-        members = next((u.member_consigne for u in reversed(incident.updates) if u.member_consigne), None)
+        # a consigne stays until an update replaces it: the latest given, as the page shows it, dated and outdated
+        # when older than its components' last change of state (withdrawn once resolved)
+        practitioners, members = current_consignes(incident, shown)
         declared = incident.declared().items() if incident.is_open else ()
         return cls(
             id=incident.id or 0,
@@ -305,8 +318,12 @@ class IncidentAnswer(Body):
             declared=[
                 DeclaredNow(component=k, state=d.state, progress=d.progress, since=since) for k, (d, since) in declared
             ],
-            practitioner_consigne=BilingualText.of(practitioners) if practitioners else None,
-            member_consigne=BilingualText.of(members) if members else None,
+            practitioner_consigne=_text(practitioners),
+            practitioner_consigne_at=practitioners.at if practitioners else None,
+            practitioner_consigne_standing=practitioners.standing if practitioners else None,
+            member_consigne=_text(members),
+            member_consigne_at=members.at if members else None,
+            member_consigne_standing=members.standing if members else None,
             updates=updates,
         )
 

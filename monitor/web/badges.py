@@ -103,15 +103,15 @@ def badge_svg(network: str, line: str, state: State, lang: Lang) -> bytes:
 
 
 async def badge(request: Request) -> Response:
-    services = request.state.services
+    snapshot = request.state.services.snapshot()
     lang: Lang = "en" if request.query_params.get("lang") == "en" else "fr"
     network_id, line_id = request.path_params["network"], request.path_params["line"]
-    network = services.settings.networks.get(network_id)
+    network = snapshot.settings.networks.get(network_id)
     if network is None or line_id not in network.lines:
         return PlainTextResponse("Réseau ou ligne inconnu / unknown network or line", status_code=404)
-    status = services.board.get(ComponentRef("line", network_id, line_id))
+    status = snapshot.get(ComponentRef("line", network_id, line_id))
     state = status.state if status is not None else State.UNKNOWN
-    label: str = getattr(services.settings.lines[line_id].label, lang)
+    label: str = getattr(snapshot.settings.lines[line_id].label, lang)
     body = badge_svg(network.name, label, state, lang)
     headers = {"Content-Type": "image/svg+xml; charset=utf-8", "Cache-Control": "max-age=60"}
     return Response(body, headers=headers)

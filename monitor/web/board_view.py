@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from ..board import Board
 from ..config import Settings
 from ..i18n import SOURCE_LABELS, STATE_LABELS, Lang
 from ..models import ComponentRef, ComponentStatus, Source, State
@@ -98,7 +97,17 @@ def _cell(ref: ComponentRef, label: str, status: ComponentStatus | None, lang: L
     )
 
 
-def board_view(settings: Settings, board: Board, lang: Lang) -> BoardView:
+class States(Protocol):
+    """What a view reads: each component's status, and when the last probe result arrived (a board, or the
+    site's snapshot of it)."""
+
+    @property
+    def checked_at(self) -> datetime | None: ...
+
+    def get(self, ref: ComponentRef | str) -> ComponentStatus | None: ...
+
+
+def board_view(settings: Settings, board: States, lang: Lang) -> BoardView:
     used = {line for network in settings.networks.values() for line in network.lines}
     line_ids = [line for line in settings.lines if line in used]
     view = BoardView(lang, line_ids, {line: getattr(settings.lines[line].label, lang) for line in line_ids})

@@ -58,11 +58,12 @@ def _checks(services: SiteContext, view: NetworkView, config: Network, line: str
 def build_line(services: SiteContext, lang: Lang, links: Links, args: PageArgs) -> str | None:
     """`/reseaux/{network}/{line}`: blocking (reads the line's transitions, roll-ups, last results)."""
     network, line = args["network"], args["line"]
-    settings, now = services.settings, services.clock()
+    snapshot, now = services.snapshot(), services.clock()
+    settings = snapshot.settings
     config = settings.networks.get(network)
     if config is None or line not in config.lines:
         return None
-    views = {v.id: v for v in board_view(settings, services.board, lang).networks}
+    views = {v.id: v for v in board_view(settings, snapshot, lang).networks}
     view = views[network]
     ref = ComponentRef("line", network, line)
     required, optional = config.requirements(line, settings.lines)

@@ -68,8 +68,9 @@ def _touches(incident: Incident, network: str, line: str | None = None) -> bool:
 
 
 def open_incidents(services: SiteContext, network: str, line: str | None, lang: Lang) -> list[IncidentView]:
-    mine = [i for i in services.open_incidents if _touches(i, network, line)]
-    return declarations_view(mine, [], services.clock(), lang).incidents
+    snapshot = services.snapshot()
+    mine = [i for i in snapshot.open_incidents if _touches(i, network, line)]
+    return declarations_view(snapshot, lang, mine).incidents
 
 
 def _chart(services: SiteContext, network: Network, name: str, lang: Lang, now: datetime) -> dict[str, object]:
@@ -104,11 +105,12 @@ def _chart(services: SiteContext, network: Network, name: str, lang: Lang, now: 
 def build_network(services: SiteContext, lang: Lang, links: Links, args: PageArgs) -> str | None:
     """`/reseaux/{network}`: blocking (reads roll-ups, latency, transitions)."""
     network = args["network"]
-    settings, now = services.settings, services.clock()
+    snapshot, now = services.snapshot(), services.clock()
+    settings = snapshot.settings
     config = settings.networks.get(network)
     if config is None:
         return None
-    views = {v.id: v for v in board_view(settings, services.board, lang).networks}
+    views = {v.id: v for v in board_view(settings, snapshot, lang).networks}
     view = views[network]
     bars: dict[str, LineBars] = {
         line: line_bars(services.store, ComponentRef("line", network, line).key, now) for line in config.lines
