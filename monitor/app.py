@@ -25,12 +25,12 @@ from starlette.types import ASGIApp
 
 from .board import Board
 from .config import Settings, load_config
-from .declared.incidents import Incident, declared_overrides
-from .declared.maintenance import MaintenanceWindow, maintenance_overrides
+from .declared.incidents import Incident, declared_lifted, declared_overrides
+from .declared.maintenance import MaintenanceWindow, maintenance_lifted, maintenance_overrides
 from .engine.overrides import Overrides
-from .errors import ConfigError, MonitorError, StoreError
+from .errors import ConfigError, MonitorError, NotFound, StoreError
 from .metrics import Metrics, derive, derive_availability
-from .models import ComponentRef
+from .models import ComponentRef, ComponentStatus, Source
 from .probes import ProbeContext
 from .probes.clients import HttpClients
 from .push_signals import PushInbox
@@ -77,6 +77,7 @@ class Services:
     declared_version: int = 0  # bumped when open incidents or windows change
     history_version: int = 0  # bumped after each housekeeping run (roll-ups)
     pages: PageCache = field(init=False)
+    _declared_seen: tuple[int, list[ComponentStatus]] = field(default=(-1, []), init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.pages = PageCache(self.stamp)
@@ -89,12 +90,15 @@ class Services:
     async def refresh_overrides(self) -> None:
         """Apply open incidents' declared statuses and running maintenance, as stored now."""
         declarations = Declarations(self.store, self.settings, clock=self.clock)
+        shown = {int(s.detail.partition(":")[2]) for s in self._declared_statuses()}
 
-        def read() -> tuple[list[Incident], list[MaintenanceWindow]]:
-            return declarations.incidents(open_only=True, limit=None), declarations.windows()
+        def read() -> tuple[list[Incident], list[MaintenanceWindow], list[Incident]]:
+            incidents = declarations.incidents(open_only=True, limit=None)
+            still = {i.id for i in incidents}
+            return incidents, declarations.windows(), _incidents(declarations, shown - still)
 
         try:
-            incidents, windows = await asyncio.to_thread(read)
+            incidents, windows, resolved = await asyncio.to_thread(read)
         except StoreError as exc:  # keep the last known declarations; the next tick retries
             log.warning("declarations not refreshed: %s", exc)
             return
@@ -102,8 +106,24 @@ class Services:
             self.open_incidents, self.windows = incidents, windows
             self.declared_version += 1
         now = self.clock()
-        overrides = Overrides(declared=declared_overrides(incidents), maintenance=maintenance_overrides(windows, now))
+        overrides = Overrides(
+            declared=declared_overrides(incidents),
+            maintenance=maintenance_overrides(windows, now),
+            lifted={**declared_lifted(resolved), **maintenance_lifted(windows, now)},
+        )
         self.pipeline.record(self.board.set_overrides(overrides, now))
+
+    def _declared_statuses(self) -> list[ComponentStatus]:
+        """The statuses the board shows from an incident's declaration (detail ``incident:N``)."""
+        if self.board.version == self._declared_seen[0]:
+            return self._declared_seen[1]
+        found = [
+            s
+            for s in self.board.statuses().values()
+            if s.source is Source.DECLARED and s.detail.startswith("incident:") and s.detail[9:].isdigit()
+        ]
+        self._declared_seen = (self.board.version, found)
+        return found
 
     @property
     def registry(self) -> CollectorRegistry:
@@ -160,6 +180,17 @@ class Services:
         self.metrics.note_reload(ok, self.clock())
         if self.reload_status is not None:
             self.reload_status.write_text(json.dumps(self.last_reload), encoding="utf-8")
+
+
+def _incidents(declarations: Declarations, ids: set[int]) -> list[Incident]:
+    """The incidents of `ids` (resolved ones, to date the end of what they declared); gone ones are skipped."""
+    found = []
+    for incident_id in sorted(ids):
+        try:
+            found.append(declarations.incident(incident_id))
+        except NotFound:
+            continue
+    return found
 
 
 def check_port(host: str, port: int) -> None:
