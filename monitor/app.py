@@ -49,6 +49,7 @@ __all__ = ["QuietServer", "Services", "check_port", "create_app", "utc_now"]
 log = logging.getLogger("tpmon.app")
 
 METRICS_EVERY = 30.0  # seconds between refreshes of open incidents and maintenance in /metrics
+DEADLINE_EVERY = 0.2  # seconds between looks at the push deadlines: a missed one is concluded within a second
 
 
 def utc_now() -> datetime:
@@ -263,10 +264,15 @@ def _start_jobs(services: Services, tick_seconds: float, housekeeping_seconds: f
 
     async def tick() -> None:
         await services.refresh_overrides()  # any instance may have written them
-        pipeline.record(board.tick(clock()))
+        pipeline.record(board.tick(clock(), push=False))  # push checks: at their deadline, below
 
     async def pump() -> None:
         await inbox.pump(board, pipeline.record, clock())
+
+    async def deadlines() -> None:
+        due = board.next_push_deadline()
+        if due is not None and due <= clock():
+            await inbox.catch_up(board, pipeline.record, clock())
 
     async def housekeeping() -> None:
         await keeper.run(services.settings, clock())
@@ -279,6 +285,7 @@ def _start_jobs(services: Services, tick_seconds: float, housekeeping_seconds: f
     report = services.scheduler.start(services.settings)
     services.scheduler.every("tick", tick_seconds, tick)
     services.scheduler.every("push", tick_seconds, pump)
+    services.scheduler.every("deadlines", DEADLINE_EVERY, deadlines)
     services.scheduler.every("housekeeping", housekeeping_seconds, housekeeping)
     services.scheduler.every("metrics", METRICS_EVERY, declarations)
     log.info("scheduler started: %d checks", len(report.added))
