@@ -157,6 +157,20 @@ def test_a_partial_outage_that_ends_passes_through_recovering() -> None:
     assert {(t.ref.key, t.state, t.at) for t in engine.run(at(40))} == {(k, OP, at(40)) for k in DERIVED}
 
 
+def test_an_outage_noticed_over_after_its_stabilization_still_shows_its_recovery() -> None:
+    """Probes every 2 h, stabilization 30 min: back at 9:00, seen at 11:00 — recovering at 9:00, operational at 9:30."""
+    engine = two_checks()
+    engine.set(A, DOWN, at(1))
+    engine.set(B, DOWN, at(1))
+    engine.run(at(2))
+    engine.set(A, OP, at(60))
+    engine.set(B, OP, at(60))
+    first = engine.run(at(180))
+    assert {(t.ref.key, t.previous, t.state, t.at) for t in first} == {(k, DOWN, REC, at(60)) for k in DERIVED}
+    second = engine.run(at(180))  # the next tick
+    assert {(t.ref.key, t.previous, t.state, t.at) for t in second} == {(k, REC, OP, at(90)) for k in DERIVED}
+
+
 def test_a_line_is_never_operational_while_a_required_flow_recovers() -> None:
     """optique: PEC and the portal down (the line down), invoicing up; then PEC back: recovering, not operational."""
     engine = engine_of({"portail_ps": DOWN, "pec": OP, "facturation": OP})

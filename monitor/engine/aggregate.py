@@ -238,9 +238,11 @@ def stabilize(
         elif value.state.is_up and value.share >= 1.0:
             stable_since = (prev.stable_since if prev else None) or value.since or now
             end = stable_since + timedelta(seconds=stabilization)
-            if now >= end:
+            if now >= end and prev_state is State.RECOVERING:
                 since, stable_since = end, None  # recovered: what it shows no longer depends on the past
             else:
+                # recovering first, even if already stable for long when noticed: the next evaluation ends it,
+                # dated at its end; an outage never ends without its recovery shown
                 state = State.RECOVERING
         else:
             state = State.RECOVERING
