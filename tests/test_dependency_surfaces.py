@@ -106,6 +106,7 @@ def test_every_surface_says_who_a_dependency_fails_and_lines_never_under_report(
     assert "Chez Oméga, dont dépend ce domaine pour les adhérents dont la complémentaire passe par Oméga" in page
     assert "Faites une facture acquittée." in page
     assert AFFECTED_FR in text(server.get("/").text)  # the first page
+    assert AFFECTED_FR + "." in text(server.get("/assures/sigma").text)  # and the members' answer
     components = server.get("/api/v2/components.json").json()["components"]
     card = next(c for c in components if c["id"] == "line:sigma/optique")
     assert (card["status"], card["description"], card["tpmon_affected"]) == ("partial_outage", AFFECTED_FR, AFFECTED_FR)
