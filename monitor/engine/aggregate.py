@@ -133,6 +133,8 @@ def best_of(members: list[Input]) -> Input:
     Dated like any aggregate, from the latest change of its members: the best one may be unchanged while
     the change of another (the one that was best) is what made the state.
     """
+    if len(members) == 1:
+        return members[0]
     best = min(members, key=lambda i: (SEVERITY[i.state], -i.share))
     return replace(best, since=_latest(i.since for i in members))
 
@@ -332,14 +334,14 @@ def _evaluate_network(
         out.append(status)
         return status
 
+    by_flow: dict[str, list[Input]] = {}
+    for check in network.checks:
+        found = checks.get(ComponentRef.for_check(name, check.flow, check.name).key)
+        if found is not None:
+            by_flow.setdefault(check.flow, []).append(Input.of(found))
     flows: dict[str, Input] = {}
     for flow in network.flow_names(settings.flows):
-        inputs = [
-            Input.of(checks[ComponentRef.for_check(name, flow, c.name).key])
-            for c in network.checks
-            if c.flow == flow and ComponentRef.for_check(name, flow, c.name).key in checks
-        ]
-        flows[flow] = Input.of(settle(ComponentRef("flow", name, flow), over_checks(inputs)))
+        flows[flow] = Input.of(settle(ComponentRef("flow", name, flow), over_checks(by_flow.get(flow, []))))
 
     lines: list[Input] = []
     for line in network.lines:
@@ -355,7 +357,9 @@ def _evaluate_network(
             value = with_dependency(value, IMPACT_STATES[dep.impact], upstream, f"{dep.network}/{dep.flow}")
             causes.append(upstream.since)
         # the line changes when any of these changes: its date is the latest of them (a flow back, a floor lifted)
-        value = replace(value, since=_latest(causes))
+        latest = _latest(causes)
+        if latest != value.since:
+            value = replace(value, since=latest)
         lines.append(Input.of(settle(ComponentRef("line", name, line), value)))
 
     settle(ComponentRef("network", name), over_lines(lines))
