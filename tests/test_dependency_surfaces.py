@@ -106,6 +106,8 @@ def test_every_surface_says_who_a_dependency_fails_and_lines_never_under_report(
     assert "Chez Oméga, dont dépend ce domaine pour les adhérents dont la complémentaire passe par Oméga" in page
     assert "Faites une facture acquittée." in page
     assert AFFECTED_FR in text(server.get("/").text)  # the first page
+    upstream = text(server.get("/reseaux/omega").text)  # the upstream's page: who relies on it, for whom
+    assert "Sigma (Optique) dépend de Oméga — Prises en charge (PEC) (pour les adhérents dont" in upstream
     assert AFFECTED_FR + "." in text(server.get("/assures/sigma").text)  # and the members' answer
     components = server.get("/api/v2/components.json").json()["components"]
     card = next(c for c in components if c["id"] == "line:sigma/optique")
