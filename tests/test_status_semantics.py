@@ -279,6 +279,26 @@ def test_an_upstream_recovering_gives_its_progress_unless_the_line_is_further_be
     assert (line.state, line.progress, line.source) == (REC, 0.2, Source.DECLARED)
 
 
+def test_a_dependent_line_ends_its_recovery_with_its_upstream_not_a_stabilization_later() -> None:
+    """Viamedis PEC's last gateway back at 9:00, seen at 11:00: PEC operational from 9:30, and Kalixia with it."""
+    pec_1, pec_2 = tcp("pec", "pec-1"), tcp("pec", "pec-2")
+    kalixia = care().settings.networks["kalixia"].model_dump(by_alias=True, exclude_none=True)
+    engine = Engine(
+        make_settings({"viamedis": network(pec_1, pec_2, lines=("optique",)), "kalixia": kalixia}, stabilization="30m")
+    )
+    gateways = [key("check", "viamedis", "pec", name) for name in ("pec-1", "pec-2")]
+    engine.set(key("check", "kalixia", "pec"), OP, EARLIER)
+    for gateway in gateways:
+        engine.set(gateway, DOWN, EARLIER)
+    engine.run(T0)
+    engine.set(gateways[0], OP, at(10))
+    engine.run(at(11))
+    assert engine.state(KALIXIA_OPTIQUE) is REC
+    engine.set(gateways[1], OP, at(60))
+    moved = {t.ref.key: (t.state, t.at) for t in engine.run(at(180))}
+    assert moved[key("flow", "viamedis", "pec")] == moved[KALIXIA_OPTIQUE] == (OP, at(90))
+
+
 # --- times: since is the start of the current state; steps are dated when they happened -------------------------
 
 

@@ -237,6 +237,15 @@ def stabilize(
     elif in_recovery and not declared and value.state in (State.OPERATIONAL, State.DEGRADED, State.PARTIAL):
         if value.state is State.PARTIAL and (prev_state is State.PARTIAL or not partly):
             pass  # still partial, or partial as its inputs say
+        elif (
+            not partly
+            and value.state.is_up
+            and prev is not None
+            and prev_state is State.RECOVERING
+            and prev.stable_since is None
+            and prev.source not in _OVERRIDING
+        ):
+            since = value.since or now  # recovering with its inputs, which ended their own stabilization: now over
         elif value.state.is_up and value.share >= 1.0:
             stable_since = (prev.stable_since if prev else None) or value.since or now
             end = stable_since + timedelta(seconds=stabilization)

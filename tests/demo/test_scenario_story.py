@@ -80,6 +80,11 @@ def test_care_networks_never_say_possible_while_viamedis_pec_is_down(story: Stor
         during = story.at(key, paris("2024-02-16T12:00"))
         assert (during.state, during.source) == (State.RECOVERING, Source.DEPENDENCY)
         assert story.statuses[key].state is State.OPERATIONAL
+        # back with Viamedis PEC, at the same instant: its timeline is Viamedis' (events 6, 15, 16, 19)
+        [episode] = episodes(story.moves(key), paris("2024-01-01T00:00"))
+        [pec] = episodes(story.moves("flow:viamedis/pec"), paris("2024-01-01T00:00"))
+        assert (episode.started, episode.ended) == (pec.started, pec.ended)
+        assert {step.at for step in episode.steps} == {step.at for step in pec.steps}
 
 
 def test_viamedis_optique_reactivation_is_dated_as_declared(story: Story) -> None:
@@ -123,6 +128,15 @@ def test_after_the_story_every_line_is_dated_from_the_start_of_its_state(story: 
             assert status.state is moves[-1].state, key
     pharmacie = story.statuses["line:viamedis/pharmacie"]
     assert (pharmacie.state, pharmacie.since) == (State.OPERATIONAL, paris("2024-02-21T09:00"))  # event 20
+
+
+def test_viamedis_dentaire_partial_outage_is_in_its_timeline(story: Story) -> None:
+    """Events 5 and 19: dental PEC disrupted (partial) from 31/01, restored on 19/02."""
+    [episode] = episodes(story.moves("line:viamedis/dentaire"), paris("2024-01-01T00:00"))
+    assert episode.steps == [
+        Step(paris("2024-01-31T09:00"), State.PARTIAL, 0.0),
+        Step(paris("2024-02-19T09:00"), State.OPERATIONAL, 1.0),
+    ]
 
 
 def test_viamedis_lines_that_need_pec_are_not_shown_working_during_the_outage(story: Story) -> None:
