@@ -26,12 +26,12 @@ from uvicorn.server import HANDLED_SIGNALS
 
 from .board import Board, BoardChange
 from .config import Settings, load_config
-from .declared.incidents import Incident, declared_overrides
-from .declared.maintenance import MaintenanceWindow, Occurrence, active, maintenance_overrides
+from .declared.incidents import Incident, declared_lifted, declared_overrides
+from .declared.maintenance import MaintenanceWindow, Occurrence, active, maintenance_lifted, maintenance_overrides
 from .engine.overrides import Overrides
-from .errors import ConfigError, MonitorError, StoreError
+from .errors import ConfigError, MonitorError, NotFound, StoreError
 from .metrics import Metrics, derive_availability
-from .models import ComponentRef
+from .models import ComponentRef, ComponentStatus, Source
 from .probes import ProbeContext
 from .probes.clients import HttpClients
 from .push_signals import PushInbox
@@ -51,6 +51,7 @@ __all__ = ["Job", "QuietServer", "Services", "check_port", "create_app", "period
 log = logging.getLogger("tpmon.app")
 
 Job = tuple[str, float, Callable[[], Awaitable[None]]]
+DEADLINE_EVERY = 0.2  # seconds between looks at the push deadlines: a missed one is concluded within a second
 
 
 def utc_now() -> datetime:
@@ -85,6 +86,7 @@ class Services:
     _declared_at: datetime = field(init=False, repr=False)
     _running: tuple[Occurrence, ...] = field(init=False, repr=False, default=())
     _snapshot: Snapshot = field(init=False, repr=False)
+    _declared_seen: tuple[int, list[ComponentStatus]] = field(default=(-1, []), init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.pages = PageCache(self.stamp)
@@ -138,18 +140,27 @@ class Services:
         on time.
         """
         declarations = Declarations(self.store, self.settings, clock=self.clock)
+        shown = {int(s.detail.partition(":")[2]) for s in self._declared_statuses()}
+
+        def read() -> tuple[Current, list[Incident]]:
+            current = declarations.current(recent=RECENT_INCIDENTS)
+            still = {i.id for i in current.open}
+            return current, _incidents(declarations, shown - still)
+
         try:
-            declared = await asyncio.to_thread(declarations.current, recent=RECENT_INCIDENTS)
+            declared, resolved = await asyncio.to_thread(read)
         except StoreError as exc:  # keep the last known declarations; the next tick retries
             log.warning("declarations not refreshed: %s", exc)
-            declared = self._declared
+            declared, resolved = self._declared, []
         now = self.clock()
         running = tuple(active(declared.windows, now))
         if declared != self._declared or running != self._running:
             self.declared_version += 1
         self._declared, self._declared_at, self._running = declared, now, running
         overrides = Overrides(
-            declared=declared_overrides(declared.open), maintenance=maintenance_overrides(declared.windows, now)
+            declared=declared_overrides(declared.open),
+            maintenance=maintenance_overrides(declared.windows, now),
+            lifted={**declared_lifted(resolved), **maintenance_lifted(declared.windows, now)},
         )
         self.pipeline.record(self.board.set_overrides(overrides, now))
         self._snapshot = self._take()
@@ -157,7 +168,19 @@ class Services:
     async def tick(self) -> None:
         """The periodic tick: declarations applied, then time passes for the board (stale checks, recoveries)."""
         await self.refresh_overrides()  # any instance may have written them
-        self.pipeline.record(self.board.tick(self._declared_at))
+        self.pipeline.record(self.board.tick(self._declared_at, push=False))  # push checks: at their deadline
+
+    def _declared_statuses(self) -> list[ComponentStatus]:
+        """The statuses the board shows from an incident's declaration (detail ``incident:N``)."""
+        if self.board.version == self._declared_seen[0]:
+            return self._declared_seen[1]
+        found = [
+            s
+            for s in self.board.statuses().values()
+            if s.source is Source.DECLARED and s.detail.startswith("incident:") and s.detail[9:].isdigit()
+        ]
+        self._declared_seen = (self.board.version, found)
+        return found
 
     @property
     def registry(self) -> CollectorRegistry:
@@ -210,6 +233,17 @@ class Services:
         self.metrics.note_reload(ok, self.clock())
         if self.reload_status is not None:
             self.reload_status.write_text(json.dumps(self.last_reload), encoding="utf-8")
+
+
+def _incidents(declarations: Declarations, ids: set[int]) -> list[Incident]:
+    """The incidents of `ids` (resolved ones, to date the end of what they declared); gone ones are skipped."""
+    found = []
+    for incident_id in sorted(ids):
+        try:
+            found.append(declarations.incident(incident_id))
+        except NotFound:
+            continue
+    return found
 
 
 def check_port(host: str, port: int) -> None:
@@ -293,6 +327,11 @@ def periodic_jobs(services: Services, tick_seconds: float, housekeeping_seconds:
     async def pump() -> None:
         await inbox.pump(services.board, services.pipeline.record, services.clock())
 
+    async def deadlines() -> None:
+        due = services.board.next_push_deadline()
+        if due is not None and due <= services.clock():
+            await inbox.catch_up(services.board, services.pipeline.record, services.clock())
+
     async def housekeeping() -> None:
         await keeper.run(services.settings, services.clock())
         services.history_version += 1  # the availability bars read the fresh roll-ups
@@ -301,6 +340,7 @@ def periodic_jobs(services: Services, tick_seconds: float, housekeeping_seconds:
     return [
         ("tick", tick_seconds, services.tick),
         ("push", tick_seconds, pump),
+        ("deadlines", DEADLINE_EVERY, deadlines),
         ("housekeeping", housekeeping_seconds, housekeeping),
     ]
 

@@ -83,12 +83,13 @@ INNER = {
                 "page_cache",
                 "render",
                 "latency_chart",
-                "badges",
+                "affected_text",
             ),
             0,
         ),
         **dict.fromkeys(
             (
+                "badges",
                 "availability_bars",
                 "board_view",
                 "incident_view",

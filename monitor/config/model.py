@@ -207,11 +207,22 @@ Check = Annotated[HttpCheck | TcpCheck | TlsCheck | DnsCheck | PushCheck, Field(
 
 
 class Dependency(Model):
-    """This network's `lines` (all when empty) rely on another network's flow."""
+    """This network's `lines` (all when empty) rely on another network's flow (DESIGN §2).
+
+    Upstream down or partial: each line is at least `impact`; recovering: at least recovering, with the upstream's
+    progress (at most `impact`); degraded: at least degraded. `scope` says who is affected, in words
+    ("assurés dont le tiers payant est géré par Viamedis"); without it, the members whose tiers payant goes
+    through the upstream network.
+    """
 
     network: Slug
     flow: Slug
     lines: tuple[Slug, ...] = ()
+    impact: Literal["partial", "down", "degraded"] = "partial"
+    scope: Label | None = None
+
+    def covers(self, line: str) -> bool:
+        return not self.lines or line in self.lines
 
 
 class Network(Model):

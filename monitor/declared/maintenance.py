@@ -24,6 +24,7 @@ __all__ = [
     "Recurrence",
     "active",
     "check_window",
+    "maintenance_lifted",
     "maintenance_overrides",
     "occurrences",
     "paris_to_utc",
@@ -203,3 +204,16 @@ def maintenance_overrides(windows: Iterable[MaintenanceWindow], now: datetime) -
             detail = f"maintenance:{occurrence.window.id}"
             found.setdefault(key, Override(State.MAINTENANCE, occurrence.start, Source.MAINTENANCE, None, detail))
     return found
+
+
+def maintenance_lifted(
+    windows: Iterable[MaintenanceWindow], now: datetime, lookback: timedelta = timedelta(days=7)
+) -> dict[str, datetime]:
+    """When each window's last occurrence ended (within `lookback`), by override detail (``maintenance:2``):
+    what a window hid is shown from its end, not from when its end was noticed."""
+    ended: dict[str, datetime] = {}
+    for window in windows:
+        past = [o.end for o in occurrences(window, now - lookback, now) if o.end <= now]
+        if past:
+            ended[f"maintenance:{window.id}"] = max(past)
+    return ended

@@ -16,11 +16,18 @@ from monitor.declared.incidents import (
     Incident,
     IncidentUpdate,
     add_update,
+    declared_lifted,
     declared_overrides,
     open_incident,
 )
 from monitor.declared.inputs import Bilingual
-from monitor.declared.maintenance import MaintenanceWindow, Recurrence, check_window, maintenance_overrides
+from monitor.declared.maintenance import (
+    MaintenanceWindow,
+    Recurrence,
+    check_window,
+    maintenance_lifted,
+    maintenance_overrides,
+)
 from monitor.engine.overrides import Overrides
 from monitor.errors import IncidentError, NotFound
 from monitor.models import State
@@ -186,9 +193,12 @@ class Declarations:
             return [_window_from_row(row) for row in connection.execute(_windows_query(include_cancelled))]
 
     def overrides(self, now: datetime) -> Overrides:
-        """What the status engine applies now: open incidents' declared statuses and running maintenance."""
+        """What the status engine applies now: open incidents' declared statuses and running maintenance, and
+        when the latest resolved incidents and ended windows stopped counting."""
         declared = declared_overrides(self.incidents(open_only=True, limit=None))
-        return Overrides(declared=declared, maintenance=maintenance_overrides(self.windows(), now))
+        windows = self.windows()
+        lifted = {**declared_lifted(self.incidents(limit=50)), **maintenance_lifted(windows, now)}
+        return Overrides(declared=declared, maintenance=maintenance_overrides(windows, now), lifted=lifted)
 
 
 def _insert(connection: Connection, table: Table, row: Row) -> int:

@@ -21,6 +21,7 @@ __all__ = [
     "prune_signals",
     "signal_cursor",
     "signals_after",
+    "signals_of",
 ]
 
 PUSH_STATES = ("operational", "degraded", "down")
@@ -70,6 +71,19 @@ def signals_after(
     query = select(table).where(table.c.id > last_id).order_by(table.c.id).limit(limit)
     if received_before is not None:
         query = query.where(table.c.received_at < received_before)
+    return store._read(query, _signal)
+
+
+def signals_of(store: Store, check_keys: list[str], received_after: datetime, limit: int = 500) -> list[StoredSignal]:
+    """Signals of `check_keys` received after `received_after`, oldest first, whatever their id: what a check
+    heard before its deadline, read when the deadline comes (the cursor of `signals_after` lags a few seconds)."""
+    table = tables.push_signal
+    query = (
+        select(table)
+        .where(table.c.check_key.in_(check_keys), table.c.received_at > received_after)
+        .order_by(table.c.received_at, table.c.id)
+        .limit(limit)
+    )
     return store._read(query, _signal)
 
 
