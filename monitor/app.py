@@ -31,24 +31,27 @@ from .engine.overrides import Overrides
 from .errors import ConfigError, MonitorError, StoreError
 from .metrics import Metrics, derive, derive_availability
 from .models import ComponentRef
+from .operators.desk import Desk
 from .probes import ProbeContext
 from .probes.clients import HttpClients
 from .push_signals import PushInbox
 from .runner import Pipeline, run_check
 from .scheduler import ReloadReport, Scheduler, SchedulerHooks
+from .staff.passwords import Passwords
 from .store import Store, StoreWriter, default_url
 from .store.declaration_store import Declarations
 from .store.housekeeping import ROLLUP_EVERY, Housekeeper
 from .store.rollup_store import availability_over
-from .web import routes
+from .web import admin_routes, routes
 from .web.page_cache import PageCache
 from .web.security_headers import SecurityHeaders
 
-__all__ = ["QuietServer", "Services", "check_port", "create_app", "utc_now"]
+__all__ = ["Listeners", "QuietServer", "Services", "check_port", "create_app", "create_apps", "utc_now"]
 
 log = logging.getLogger("tpmon.app")
 
 METRICS_EVERY = 30.0  # seconds between refreshes of open incidents and maintenance in /metrics
+TOKEN_USES_EVERY = 60.0  # seconds between writes of machine tokens' last use
 
 
 def utc_now() -> datetime:
@@ -77,6 +80,7 @@ class Services:
     declared_version: int = 0  # bumped when open incidents or windows change
     history_version: int = 0  # bumped after each housekeeping run (roll-ups)
     pages: PageCache = field(init=False)
+    desk: Desk = field(init=False)  # the operators' side: tokens, push intake, staff access
 
     def __post_init__(self) -> None:
         self.pages = PageCache(self.stamp)
@@ -202,6 +206,7 @@ def _assemble(
     speed: float,
     config_path: str | None,
     reload_status: Path | None,
+    passwords: Passwords | None,
 ) -> tuple[Services, HttpClients]:
     """Build the board (seeded from the store), writer, metrics, probes' context, pipeline and scheduler."""
     board = Board(settings, clock(), db.load_statuses(), db.load_memories())
@@ -221,6 +226,7 @@ def _assemble(
     hooks = SchedulerHooks(metrics.scheduler_lag.observe, metrics.scheduler_missed.inc, metrics.scheduler_skipped.inc)
     scheduler = Scheduler(lambda network, check: run_check(network, check, pipeline), hooks=hooks, speed=speed)
     services = Services(settings, db, board, writer, metrics, scheduler, pipeline, clock, config_path, reload_status)
+    services.desk = Desk(db, lambda: services.settings, clock, env, passwords=passwords)
     metrics.note_start(services.started_at)
     return services, clients
 
@@ -233,6 +239,7 @@ def _start_jobs(services: Services, tick_seconds: float, housekeeping_seconds: f
     async def tick() -> None:
         await services.refresh_overrides()  # any instance may have written them
         pipeline.record(board.tick(clock()))
+        await services.desk.tick()  # tokens revoked anywhere, refused pushes to audit
 
     async def pump() -> None:
         await inbox.pump(board, pipeline.record, clock())
@@ -250,7 +257,23 @@ def _start_jobs(services: Services, tick_seconds: float, housekeeping_seconds: f
     services.scheduler.every("push", tick_seconds, pump)
     services.scheduler.every("housekeeping", housekeeping_seconds, housekeeping)
     services.scheduler.every("metrics", METRICS_EVERY, declarations)
+    services.scheduler.every("token-uses", TOKEN_USES_EVERY, services.desk.tokens.flush_uses)
     log.info("scheduler started: %d checks", len(report.added))
+
+
+@dataclass(frozen=True)
+class Listeners:
+    """The two ASGI apps of one tpmon, sharing one set of Services: the public site (read-only) and the operators'
+    listener (write API, partners' pushes, staff sign-in). The first whose lifespan starts builds the Services;
+    the other borrows them, and must stop first."""
+
+    public: Starlette
+    admin: Starlette
+
+
+@dataclass
+class _Shared:
+    services: Services | None = None
 
 
 def create_app(
@@ -267,18 +290,54 @@ def create_app(
     speed: float = 1.0,
     handle_sighup: bool = False,
     reload_status: Path | None = None,
+    passwords: Passwords | None = None,
 ) -> Starlette:
-    """Build the ASGI app; nothing is opened or started until the lifespan runs.
+    """The public app alone (see `create_apps`); nothing is opened or started until the lifespan runs.
 
     `clock` and `speed` let the demo run on scenario time: intervals pass `speed` times faster.
     """
+    return create_apps(
+        settings,
+        store=store,
+        database_url=database_url,
+        clock=clock,
+        schedule=schedule,
+        environ=environ,
+        config_path=config_path,
+        tick_seconds=tick_seconds,
+        housekeeping_seconds=housekeeping_seconds,
+        speed=speed,
+        handle_sighup=handle_sighup,
+        reload_status=reload_status,
+        passwords=passwords,
+    ).public
+
+
+def create_apps(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    database_url: str | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    schedule: bool = True,
+    environ: Mapping[str, str] | None = None,
+    config_path: str | None = None,
+    tick_seconds: float = 5.0,
+    housekeeping_seconds: float = ROLLUP_EVERY,
+    speed: float = 1.0,
+    handle_sighup: bool = False,
+    reload_status: Path | None = None,
+    passwords: Passwords | None = None,
+) -> Listeners:
+    """The public and the operators' ASGI apps over the same Services; `passwords` tunes Argon2 (tests)."""
+    shared = _Shared()
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Services]]:
+    async def running() -> AsyncIterator[Services]:
         db = store if store is not None else await asyncio.to_thread(Store.open, database_url or default_url())
         env = os.environ if environ is None else environ
         services, clients = await asyncio.to_thread(
-            _assemble, settings, db, clock, env, speed, config_path, reload_status
+            _assemble, settings, db, clock, env, speed, config_path, reload_status, passwords
         )
         loop = asyncio.get_running_loop()
         # DNS lookups of probes run in the default pool: size it for the probe concurrency (asyncio's
@@ -286,6 +345,7 @@ def create_app(
         executor = ThreadPoolExecutor(max_workers=min(64, settings.max_concurrency + 4), thread_name_prefix="tpmon")
         loop.set_default_executor(executor)
         await services.writer.start()
+        await services.desk.start()
         await services.refresh_overrides()  # before the first evaluation: no flicker through probe states
         services.pipeline.record(services.board.evaluate_all(clock()))
         await asyncio.to_thread(services.refresh_metrics, availability=True)  # reads only: rollups stay housekeeping's
@@ -294,15 +354,28 @@ def create_app(
         if handle_sighup:
             loop.add_signal_handler(signal.SIGHUP, services.reload)
         try:
-            yield {"services": services}
+            yield services
         finally:
             if handle_sighup:
                 loop.remove_signal_handler(signal.SIGHUP)
             services.scheduler.shutdown()
+            await services.desk.stop()
             await services.writer.stop()
             await clients.aclose()
             if store is None:
                 await asyncio.to_thread(db.close)
             # the pool stays the loop's default: asyncio.run shuts it down, after whatever still needs it
 
-    return _App(routes=routes(), lifespan=lifespan)
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Services]]:
+        if shared.services is not None:  # the other listener runs them: borrow
+            yield {"services": shared.services}
+            return
+        async with running() as services:
+            shared.services = services
+            try:
+                yield {"services": services}
+            finally:
+                shared.services = None
+
+    return Listeners(_App(routes=routes(), lifespan=lifespan), _App(routes=admin_routes(), lifespan=lifespan))

@@ -1,4 +1,5 @@
-"""Starlette routes: the public pages, the JSON APIs, feeds and badges, health and readiness, metrics."""
+"""Starlette routes: the public pages, the JSON APIs, feeds and badges, health and readiness, metrics; and the
+operators' listener's (`admin_routes`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from .admin_routes import admin_routes, public_push_routes
 from .api_v1 import api_routes
 from .badges import badge
 from .feeds import feed_routes
@@ -19,7 +21,7 @@ from .page_routes import html_routes
 from .site_context import SiteContext
 from .statuspage_json import statuspage_routes
 
-__all__ = ["routes"]
+__all__ = ["admin_routes", "routes"]
 
 
 def _services(request: Request) -> SiteContext:
@@ -45,6 +47,7 @@ async def metrics(request: Request) -> Response:
 
 def routes() -> list[Route | Mount]:
     return [
+        *public_push_routes(),  # 404 unless the operator opens pushes on the public listener
         *api_routes(),
         *(Route(path, cached(endpoint), methods=["GET", "HEAD"]) for path, endpoint in statuspage_routes()),
         *(Route(path, cached(endpoint), methods=["GET", "HEAD"]) for path, endpoint in feed_routes()),
