@@ -100,7 +100,8 @@ def test_every_write_is_audited_with_who_what_before_and_after(admin: Listener) 
         ("maintenance.cancel", f"maintenance:{window['id']}", f"token:{prefix}", "admin"),
     ]
     opened, updated = events[0], events[1]
-    assert opened.before is None and opened.after is not None and opened.after["title"]["fr"] == OPEN["title"]["fr"]
+    assert opened.before is None and opened.after is not None
+    assert opened.after["title"]["fr"] == "PEC optique impossibles"
     assert updated.before is not None and updated.after is not None
     assert (updated.before["updates"], updated.after["updates"]) == (1, 2)
     assert events[3].after is not None and events[3].after["skipped"] == ["2024-02-25"]

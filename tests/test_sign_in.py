@@ -216,7 +216,7 @@ def test_a_sign_in_from_another_origin_is_refused(admin: Listener) -> None:
 def test_behind_https_the_cookie_is_secure_and_host_only(tmp_path: Path) -> None:
     with listener(tmp_path) as admin:
         make_user(admin.store, "ada")
-        admin.client.base_url = "https://status-admin.example"  # type: ignore[assignment]
+        admin.client.base_url = "https://status-admin.example"
         signed = admin.client.post(SESSION, json={"name": "ada", "password": PASSWORD})
         cookie = signed.headers["set-cookie"]
         assert cookie.startswith("__Host-tpmon_session=") and "; Secure" in cookie and "Domain" not in cookie

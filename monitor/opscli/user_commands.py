@@ -81,7 +81,19 @@ def read_password(args: argparse.Namespace, account: str) -> str:
     return password
 
 
+class _NoPasswordArgument(argparse.Action):
+    """`--password SECRET` refused in one line that does not repeat it."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        parser.error(
+            "--password: never give a password as an argument (shell history, process list); "
+            "type it at the prompt, or use --password-stdin or --password-file"
+        )
+
+
 def _password_options(parser: argparse.ArgumentParser) -> None:
+    parser.allow_abbrev = False  # no abbreviation: `--password-f` is not --password-file
+    parser.add_argument("--password", nargs="?", action=_NoPasswordArgument, help=argparse.SUPPRESS)
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--password-stdin", action="store_true", help="read the password from stdin's first line")
     source.add_argument("--password-file", metavar="FILE", help="read the password from FILE's first line")

@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
@@ -45,6 +46,12 @@ async def metrics(request: Request) -> Response:
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
+async def not_found(request: Request) -> Response:
+    """Last route: any other path, whatever the method, is a 404 — the public listener writes nothing, and a 405
+    would hint at a path (say, the operators' POST /api/v1/incidents) that this listener does not serve."""
+    raise HTTPException(404)
+
+
 def routes() -> list[Route | Mount]:
     return [
         *public_push_routes(),  # 404 unless the operator opens pushes on the public listener
@@ -57,4 +64,5 @@ def routes() -> list[Route | Mount]:
         Route("/readyz", readyz),
         Route("/metrics", metrics),
         Mount("/static", StaticFiles(packages=[("monitor.web", "static")]), name="static"),
+        Route("/{path:path}", not_found, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
     ]

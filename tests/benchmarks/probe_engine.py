@@ -319,6 +319,7 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             str(port),
             "--pid-file",
             str(root / "tpmon.pid"),
+            "--no-admin",  # the public listener alone is measured
         ]
         log_path = root / "serve.log"
         log = log_path.open("wb")
