@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from requests.structures import CaseInsensitiveDict
 from operators_support import LIGHT, Clock, make_token, write_config
+from requests.structures import CaseInsensitiveDict
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 from schemathesis.generation.case import Case
