@@ -4,13 +4,18 @@ them only when the operator opens them."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from operators_support import Listener, bearer, listener, make_token
+from operators_support import LIGHT, Clock, Listener, bearer, listener, make_token
+from starlette.testclient import TestClient
 
+from monitor.app import create_apps
+from monitor.config import load_config
 from monitor.push_signals import PushInbox
+from monitor.store import Store
 from monitor.store.audit_store import audit_events
 from monitor.store.signal_store import signals_after
 from monitor.store.token_store import revoke_token
@@ -231,3 +236,35 @@ def test_the_public_listener_serves_pushes_only_when_opened(tmp_path: Path, open
         ]:
             answer = public.client.request(method, path, headers=bearer(token), json={})
             assert (answer.status_code, answer.text) == (404, "Not Found"), path  # no admin route at all
+
+
+def test_a_push_check_may_take_a_secret_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret, short = "s" * 40, "tooshort"
+    monkeypatch.setenv("PARTNER_SECRET", secret)
+    monkeypatch.setenv("SHORT_SECRET", short)
+    config = tmp_path / "tpmon.yaml"
+    config.write_text(
+        """
+networks:
+  viamedis:
+    name: Viamedis
+    kind: operateur
+    lines: [optique]
+    checks:
+      - {name: operateur, flow: pec, kind: push, token: "${PARTNER_SECRET}"}
+      - {name: concentrateur, flow: facturation, kind: push, token: "${SHORT_SECRET}"}
+""",
+        encoding="utf-8",
+    )
+    settings = load_config(config)
+    with Store.open(f"sqlite:///{tmp_path}/t.db") as store:
+        apps = create_apps(settings, store=store, schedule=False, clock=Clock(), passwords=LIGHT, environ=os.environ)
+        with TestClient(apps.admin) as client:
+            assert client.post(PEC, headers=bearer(secret)).status_code == 202
+            assert client.get(f"/api/push/{secret}?status=up").json() == {"ok": True}  # one check: Kuma's URL works
+            other = "/api/v1/push/viamedis/facturation/concentrateur"
+            assert client.post(other, headers=bearer(secret)).status_code == 403  # for its own check only
+            assert client.post(other, headers=bearer(short)).status_code == 401  # under 32 characters: ignored
+        assert [(s.check.key, s.author) for s in signals_after(store, 0)] == [
+            ("check:viamedis/pec/operateur", "token:config/viamedis/pec/operateur")
+        ] * 2
