@@ -207,3 +207,19 @@ def test_the_audit_trail_exports_as_json_lines(cli: Cli, tmp_path: Path) -> None
     assert cli.run("audit", "export", "--since", "2999-01-01")[1] == ""
     table = cli.ok("audit", "list", "--limit", "1")
     assert "user.add" in table and "user:cyd" in table and "user:ada" not in table
+
+
+def test_the_operators_listener_needs_its_own_free_address(cli: Cli) -> None:
+    import socket
+
+    same = cli.refused("serve", "--port", "18555", "--admin-port", "18555")
+    assert same == "tpmon: --admin-port: the operators' listener cannot share the public address 127.0.0.1:18555"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with socket.socket() as free:
+            free.bind(("127.0.0.1", 0))
+            public = free.getsockname()[1]
+        refused = cli.refused("serve", "--port", str(public), "--admin-port", str(port))
+    assert refused == f"tpmon: --admin-port: cannot listen on 127.0.0.1:{port} (already in use); choose another port"

@@ -27,6 +27,7 @@ __all__ = ["Desk", "Refusals", "session_clock"]
 log = logging.getLogger("tpmon.operators")
 
 WRONG_TOKENS = 30  # refused secrets per client address and minute before it must wait (guessing costs time)
+TOKENS_EVERY = 5.0  # seconds between reloads of the token table, however often the app ticks (the demo: 0.5 s)
 
 
 def session_clock(settings: Settings) -> SessionClock:
@@ -80,6 +81,8 @@ class Desk:
         self.store = store
         self.settings = settings
         self.clock = clock
+        self.monotonic = monotonic
+        self._tokens_at = monotonic()
         self.tokens = TokenRegistry(store, settings, environ, monotonic=monotonic)
         self.intake = PushIntake(store, clock=clock)
         self.push_rate = Buckets(rate=settings().admin.push_per_minute, per=60.0, clock=monotonic)
@@ -103,7 +106,9 @@ class Desk:
         """Reload the tokens (revocations on any instance), apply the push rate of a reloaded config, audit the
         refusals counted since the last tick."""
         self.push_rate.rate = float(self.settings().admin.push_per_minute)
-        await self.tokens.reload(self.clock())
+        if self.monotonic() - self._tokens_at >= TOKENS_EVERY:
+            self._tokens_at = self.monotonic()
+            await self.tokens.reload(self.clock())
         await self.flush_refusals()
 
     async def flush_refusals(self) -> None:

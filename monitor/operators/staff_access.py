@@ -144,8 +144,8 @@ class StaffAccess:
         self._address_failed(address)
         if user is None:
             return  # nothing is written about a name that is no account (it may be anything someone typed)
-        target = f"user:{user.name}"
-        self._audit(listener, target, "signin.refused", target, {"reason": reason})
+        target = f"user:{user.name}"  # what was tried; who tried is not known (nor any address kept)
+        self._audit(listener, "anonymous", "signin.refused", target, {"reason": reason})
         if reason in ("password", "code"):
             after = self.staff.note_failure(user.id, limit=self.policy.account_failures, lock_for=self.policy.lock_for)
             if after is not None and after.locked(self.clock()) and not user.locked(self.clock()):

@@ -43,14 +43,20 @@ class Passwords:
     memory_cost: int = 65536  # KiB
     parallelism: int = 4
     _hasher: PasswordHasher = field(init=False, repr=False)
-    _dummy: str = field(init=False, repr=False)
+    _dummy: str = field(init=False, repr=False, default="")
 
     def __post_init__(self) -> None:
         self._hasher = PasswordHasher(
             time_cost=self.time_cost, memory_cost=self.memory_cost, parallelism=self.parallelism, type=Type.ID
         )
-        # verified against when the account does not exist: the refusal takes as long as a wrong password
-        self._dummy = self._hasher.hash("tpmon: no such account, same work")
+
+    @property
+    def dummy(self) -> str:
+        """A hash to verify against when the account does not exist, so that the refusal takes as long as a wrong
+        password; made at first need (a server that never signs anyone in never pays for it)."""
+        if not self._dummy:
+            self._dummy = self._hasher.hash("tpmon: no such account, same work")
+        return self._dummy
 
     def hash(self, password: str) -> str:
         return self._hasher.hash(password[:MAX_PASSWORD])
@@ -59,7 +65,7 @@ class Passwords:
         """Whether `password` matches `stored`; with no stored hash, the same work is done and False returned."""
         candidate = password[: MAX_PASSWORD + 1]  # longer than allowed never matches, and costs no more
         try:
-            return self._hasher.verify(stored or self._dummy, candidate) and stored is not None
+            return self._hasher.verify(stored or self.dummy, candidate) and stored is not None
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 
