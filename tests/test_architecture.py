@@ -29,11 +29,13 @@ RANKS = {
     "probes": 3,
     "declared": 4,  # incidents and maintenance build engine.overrides.Override
     "board": 4,
+    "notify": 4.5,  # what is worth telling: events built from the board's transitions and what ops declare
     "store": 5,  # store.declaration_store persists what ops declared
     "metrics": 5,
     "scheduler": 5,
     "runner": 6,
     "push_signals": 6,  # validated, read from the store's inbox, folded into the board
+    "delivery": 6,  # senders: claim from the store's outbox, send by e-mail, webhook, chat
     "web": 7,
     "app": 8,
     "opscli": 9,
@@ -55,6 +57,7 @@ INNER = {
         "__init__": 5,
     },
     "engine": {"check_state": 0, "overrides": 0, "aggregate": 1, "__init__": 2},
+    "notify": {"events": 0, "tokens": 0, "scopes": 1, "messages": 2, "payloads": 2, "__init__": 3},
     "declared": {"inputs": 0, "incidents": 1, "maintenance": 1, "__init__": 2},
     "probes": {
         **dict.fromkeys(("clients", "net", "phases", "certs"), 0),
@@ -66,8 +69,21 @@ INNER = {
     },
     "store": {
         **dict.fromkeys(("tables", "rows", "database"), 0),
+        "outbox_rows": 0.5,  # events into the outbox, in the transaction of the store and the declarations
         **dict.fromkeys(("store", "migrations"), 1),
-        **dict.fromkeys(("writer", "rollup_store", "signal_store", "latency_store", "declaration_store"), 2),
+        **dict.fromkeys(
+            (
+                "writer",
+                "rollup_store",
+                "signal_store",
+                "latency_store",
+                "declaration_store",
+                "outbox_store",
+                "subscriber_store",
+                "webhook_store",
+            ),
+            2,
+        ),
         "housekeeping": 3,
         "__init__": 4,
     },

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .loader import load_config, parse_config
 from .model import (
+    ChatChannel,
     Check,
     CheckDefaults,
     Dependency,
@@ -17,6 +18,7 @@ from .model import (
     HttpConditions,
     LineDef,
     Network,
+    Notifications,
     ProbeCheck,
     PushCheck,
     Settings,
@@ -27,6 +29,7 @@ from .model import (
 from .values import FrozenDict, parse_duration
 
 __all__ = [
+    "ChatChannel",
     "Check",
     "CheckDefaults",
     "Dependency",
@@ -37,6 +40,7 @@ __all__ = [
     "HttpConditions",
     "LineDef",
     "Network",
+    "Notifications",
     "ProbeCheck",
     "PushCheck",
     "Settings",

@@ -23,7 +23,9 @@ from monitor.declared.maintenance import MaintenanceWindow, Recurrence, check_wi
 from monitor.engine.overrides import Overrides
 from monitor.errors import IncidentError, NotFound
 from monitor.models import State
+from monitor.notify.events import incident_event, window_event
 from monitor.store import tables
+from monitor.store.outbox_rows import insert_events
 from monitor.store.store import Clock, Store, utcnow
 
 __all__ = ["RESOLVED", "Declarations"]
@@ -63,7 +65,9 @@ class Declarations:
             }
             new_id = _insert(connection, tables.incident, row)
             connection.execute(insert(tables.incident_update), _update_row(new_id, first))
-            return _load(connection, [new_id])[0]
+            opened = _load(connection, [new_id])[0]
+            insert_events(connection, [incident_event(opened, opened.updates[-1], "opened")], self._clock())
+            return opened
 
     def update_incident(self, incident_id: int, change: IncidentUpdate, *, impact: Impact | None = None) -> Incident:
         """Append an update (a `resolved` one resolves); IncidentError if the lifecycle or an input refuses it."""
@@ -81,7 +85,10 @@ class Declarations:
             if connection.execute(update(table).where(seen).values(values)).rowcount != 1:
                 raise IncidentError("id", f"incident {incident_id} changed meanwhile; look again and retry")
             connection.execute(insert(tables.incident_update), _update_row(incident_id, change))
-            return _load_one(connection, incident_id)
+            updated = _load_one(connection, incident_id)
+            event = incident_event(updated, updated.updates[-1], "updated" if updated.is_open else "resolved")
+            insert_events(connection, [event], self._clock())
+            return updated
 
     def resolve_incident(
         self,
@@ -124,7 +131,9 @@ class Declarations:
         with self.store._session("add a maintenance window to", write=True) as connection:
             row = _window_row(checked) | {"created_at": self._clock(), "cancelled": False}
             new_id = _insert(connection, tables.maintenance_window, row)
-            return _window_from_row(_window_one(connection, new_id))
+            added = _window_from_row(_window_one(connection, new_id))
+            insert_events(connection, [window_event(added, "announced", row["created_at"])], row["created_at"])
+            return added
 
     def cancel_window(self, window_id: int) -> MaintenanceWindow:
         """Cancel every occurrence of a window; IncidentError if it already is."""
@@ -132,9 +141,12 @@ class Declarations:
         with self.store._session("cancel a maintenance window in", write=True) as connection:
             if _window_one(connection, window_id).cancelled:
                 raise IncidentError("id", f"maintenance window {window_id} is already cancelled")
-            stamp = {"cancelled": True, "cancelled_at": self._clock()}
+            now = self._clock()
+            stamp = {"cancelled": True, "cancelled_at": now}
             connection.execute(update(table).where(table.c.id == window_id, ~table.c.cancelled).values(stamp))
-            return _window_from_row(_window_one(connection, window_id))
+            cancelled = _window_from_row(_window_one(connection, window_id))
+            insert_events(connection, [window_event(cancelled, "cancelled", now)], now)
+            return cancelled
 
     def window(self, window_id: int) -> MaintenanceWindow:
         with self.store._session("read from") as connection:
