@@ -28,10 +28,15 @@ from .board import Board
 from .config import Settings, load_config
 from .declared.incidents import Incident, declared_overrides
 from .declared.maintenance import MaintenanceWindow, maintenance_overrides
+from .delivery.notifier import Notifier
+from .delivery.notify_metrics import NotifyMetrics
+from .delivery.smtp_sender import SmtpSender, smtp_settings
+from .delivery.subscription_desk import SubscriptionDesk
 from .engine.overrides import Overrides
 from .errors import ConfigError, MonitorError, StoreError
 from .metrics import Metrics, derive, derive_availability
 from .models import ComponentRef
+from .notify.tokens import Signer, load_secret
 from .probes import ProbeContext
 from .probes.clients import HttpClients
 from .push_signals import PushInbox
@@ -78,6 +83,8 @@ class Services:
     declared_version: int = 0  # bumped when open incidents or windows change
     history_version: int = 0  # bumped after each housekeeping run (roll-ups)
     pages: PageCache = field(init=False)
+    notifier: Notifier | None = None  # the outbox's sender: always there, it fans out and prunes even with no channel
+    subscriptions: SubscriptionDesk | None = None  # the public e-mail subscriptions, when the config offers them
 
     def __post_init__(self) -> None:
         self.pages = PageCache(self.stamp)
@@ -233,7 +240,21 @@ def _assemble(
     scheduler = Scheduler(lambda network, check: run_check(network, check, pipeline), hooks=hooks, speed=speed)
     services = Services(settings, db, board, writer, metrics, scheduler, pipeline, clock, config_path, reload_status)
     metrics.note_start(services.started_at)
+    _notifications(services, env)
     return services, clients
+
+
+def _notifications(services: Services, env: Mapping[str, str]) -> None:
+    """The notifier and, when offered, the subscription desk; MonitorError in one line if a secret is missing."""
+    notifications = services.settings.notifications
+    signer = Signer(load_secret(env)) if notifications is not None else None
+    smtp = SmtpSender(smtp_settings(env)) if notifications is not None and notifications.subscriptions else None
+    metrics = NotifyMetrics(services.metrics.registry) if notifications is not None else None
+    services.notifier = Notifier(
+        services.store, lambda: services.settings, signer, smtp=smtp, environ=env, metrics=metrics, clock=services.clock
+    )
+    if signer is not None and smtp is not None:
+        services.subscriptions = SubscriptionDesk(services.store, lambda: services.settings, signer)
 
 
 def _start_jobs(services: Services, tick_seconds: float, housekeeping_seconds: float) -> None:
@@ -302,6 +323,8 @@ def create_app(
         await asyncio.to_thread(services.refresh_metrics, availability=True)  # reads only: rollups stay housekeeping's
         if schedule:
             _start_jobs(services, tick_seconds, housekeeping_seconds)
+            if services.notifier is not None:
+                await services.notifier.start()
         if handle_sighup:
             loop.add_signal_handler(signal.SIGHUP, services.reload)
         try:
@@ -311,6 +334,8 @@ def create_app(
                 loop.remove_signal_handler(signal.SIGHUP)
             services.scheduler.shutdown()
             await services.writer.stop()
+            if services.notifier is not None:
+                await services.notifier.stop()
             await clients.aclose()
             if store is None:
                 await asyncio.to_thread(db.close)

@@ -121,7 +121,14 @@ INNER = {
         **dict.fromkeys(("__init__", "static_export"), 6),
     },
     "demo": {"__init__": 0, "certs": 0, "clock": 0, "scenario": 1, "simulator": 2, "events": 2, "replay": 3, "run": 4},
-    "opscli": {"inputs": 0, "incident_commands": 1, "maintenance_commands": 1, "push_command": 1, "__init__": 2},
+    "opscli": {
+        "inputs": 0,
+        "incident_commands": 1,
+        "maintenance_commands": 1,
+        "push_command": 1,
+        "notify_commands": 1,
+        "__init__": 2,
+    },
 }
 # Edges the ranks would allow but the design forbids: (importer prefix, imported prefix).
 FORBIDDEN = [

@@ -12,8 +12,8 @@ from .taxonomy import DEFAULT_FLOWS, DEFAULT_LINES
 from .values import ENV_REF, SLUG, FrozenDict, parse_duration
 
 __all__ = [
-    "Check",
     "ChatChannel",
+    "Check",
     "CheckDefaults",
     "Dependency",
     "DnsCheck",
@@ -286,6 +286,7 @@ class Notifications(Model):
     retry_after: Seconds = 30.0  # the first retry; each next one waits twice as long (at most 1 h)
     webhook_disable_after: Seconds = 432000.0  # a webhook failing this long is disabled
     keep: Seconds = 2592000.0  # sent messages and told events are kept this long, then pruned
+    lease: Seconds = 120.0  # how long a sender holds what it claimed: a sender that died is relieved after that
     subscribe_per_client: int = Field(default=10, ge=1, le=10000)  # subscription requests per client per hour
     subscribe_per_address: int = Field(default=3, ge=1, le=100)  # confirmation e-mails per address per hour
     chat: tuple[ChatChannel, ...] = ()

@@ -20,8 +20,8 @@ from ..errors import MonitorError
 
 __all__ = ["SECRET_ENV", "SECRET_FILE_ENV", "ConfirmRequest", "Signer", "load_secret"]
 
-SECRET_ENV = "TPMON_NOTIFY_SECRET"
-SECRET_FILE_ENV = "TPMON_NOTIFY_SECRET_FILE"
+SECRET_ENV = "TPMON_NOTIFY_SECRET"  # noqa: S105 (the name of the variable, not a secret)
+SECRET_FILE_ENV = "TPMON_NOTIFY_SECRET_FILE"  # noqa: S105
 MIN_SECRET = 32  # characters
 
 

@@ -1,4 +1,5 @@
-"""`tpmon incident …` and `tpmon maintenance …`: what ops declare, validated, in Europe/Paris time."""
+"""`tpmon incident …` and `tpmon maintenance …` (what ops declare, validated, in Europe/Paris time); `tpmon webhook`,
+`tpmon notify` and `tpmon subscribers` (notifications)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from ..declared.incidents import IMPACTS, LIFECYCLE
 from .incident_commands import cmd_incident_list, cmd_incident_open, cmd_incident_resolve, cmd_incident_update
 from .inputs import day_date, duration, monthly, paris_time, weekly
 from .maintenance_commands import cmd_maintenance_add, cmd_maintenance_cancel, cmd_maintenance_list
+from .notify_commands import register as register_notify
 
 __all__ = ["add_ops_commands"]
 
@@ -88,3 +90,4 @@ def add_ops_commands(sub: Any) -> None:
     shown.add_argument("--json", action="store_true", help="print JSON")
     cancel = _leaf(verbs, "cancel", "cancel a window and all its occurrences", cmd_maintenance_cancel)
     cancel.add_argument("id", type=int, metavar="ID")
+    register_notify(sub, _leaf)  # webhook, notify, subscribers

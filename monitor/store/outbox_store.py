@@ -16,10 +16,10 @@ from typing import Any, Literal
 from sqlalchemy import JSON, Connection, and_, cast, delete, func, insert, literal, or_, select, text, update
 
 from monitor.config import ChatChannel, Settings
+from monitor.models import State
 from monitor.notify.events import Event
 from monitor.notify.scopes import Told, affected_lines, line_news, matching_scopes
 from monitor.store import tables
-from monitor.models import State
 from monitor.store.store import Clock, Store, utcnow
 from monitor.store.tables import UTCDateTime
 
@@ -132,9 +132,16 @@ class Outbox:
         free = or_(_D.c.claimed_until.is_(None), _D.c.claimed_until < now)
         ready = and_(_D.c.channel == channel, _D.c.state == "pending", _D.c.next_at <= now, free)
         with self.store._session("claim notifications in", write=True) as connection:
-            due = select(group).where(ready, _D.c.due_at <= now).distinct().limit(groups)
-            take = select(_D.c.id).where(ready, group.in_(due)).order_by(_D.c.id)
-            if connection.dialect.name == "postgresql":
+            locking = connection.dialect.name == "postgresql"
+            # Due rows not locked by another claimer (SKIP LOCKED), oldest first: their targets are this claim's.
+            due = select(group).where(ready, _D.c.due_at <= now).order_by(_D.c.id).limit(groups * 4)
+            if locking:
+                due = due.with_for_update(skip_locked=True)
+            targets = list(dict.fromkeys(connection.execute(due).scalars()))[:groups]
+            if not targets:
+                return []
+            take = select(_D.c.id).where(ready, group.in_(targets)).order_by(_D.c.id)
+            if locking:
                 take = take.with_for_update(skip_locked=True)
             ids = list(connection.execute(take).scalars())
             if not ids:
@@ -221,7 +228,9 @@ class Outbox:
         query = select(_D).where(_D.c.state == "pending").order_by(_D.c.id).limit(limit)
         with self.store._session("read from") as connection:
             return [
-                DeadLetter(row.id, row.channel, _target(row), row.event_id, row.attempts, row.last_error, row.created_at)
+                DeadLetter(
+                    row.id, row.channel, _target(row), row.event_id, row.attempts, row.last_error, row.created_at
+                )
                 for row in connection.execute(query)
             ]
 
@@ -304,7 +313,7 @@ def _email_deliveries(connection: Connection, event_id: int, scopes: list[str], 
         literal("email"),
         literal("event"),
         subscriber.c.id,
-        cast(literal("{}"), JSON),
+        cast(literal("{}"), JSON) if connection.dialect.name == "postgresql" else literal("{}"),  # SQLite: no CAST
         literal("pending"),
         literal(0),
         literal(due, UTCDateTime()),

@@ -87,7 +87,9 @@ class Subscribers:
             if row.confirmed_at is None:
                 connection.execute(update(_S).where(_S.c.id == subscriber).values(confirmed_at=now))
             known = set(connection.execute(select(_SUB.c.scope).where(_SUB.c.subscriber_id == subscriber)).scalars())
-            new = [{"subscriber_id": subscriber, "scope": scope} for scope in dict.fromkeys(scopes) if scope not in known]
+            new = [
+                {"subscriber_id": subscriber, "scope": scope} for scope in dict.fromkeys(scopes) if scope not in known
+            ]
             if new:
                 connection.execute(insert(_SUB), new)
             return True
@@ -154,6 +156,8 @@ def _delete(connection: Connection, ids: list[int]) -> None:
     """Delete subscribers and what refers to them (explicitly too: SQLite's cascade needs foreign_keys=ON)."""
     if not ids:
         return
-    connection.execute(delete(tables.notification_delivery).where(tables.notification_delivery.c.subscriber_id.in_(ids)))
+    connection.execute(
+        delete(tables.notification_delivery).where(tables.notification_delivery.c.subscriber_id.in_(ids))
+    )
     connection.execute(delete(_SUB).where(_SUB.c.subscriber_id.in_(ids)))
     connection.execute(delete(_S).where(_S.c.id.in_(ids)))
