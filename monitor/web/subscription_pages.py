@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from typing import Any, Literal, Protocol
+from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -75,11 +76,13 @@ def _choices(settings: Settings, lang: Lang) -> list[tuple[str, list[tuple[str, 
 
 
 async def _form(request: Request) -> dict[str, str]:
+    """The fields of a urlencoded form (what these pages post); anything else, or too long, reads as empty."""
+    if "application/x-www-form-urlencoded" not in request.headers.get("content-type", ""):
+        return {}
     body = await request.body()
     if len(body) > MAX_FORM:
         return {}
-    form = await request.form()
-    return {key: value for key, value in form.items() if isinstance(value, str)}
+    return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
 
 
 def _not_offered(request: Request) -> Response:

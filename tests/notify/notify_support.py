@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from targets import free_port
 
 from monitor.config import Settings, parse_config
 from monitor.config.yaml_source import parse_yaml
@@ -108,9 +109,9 @@ class SmtpSink:
                 sink.messages.append(Received([str(r) for r in envelope.rcpt_tos], parsed))
                 return "250 OK"
 
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=0)
+        self.port = free_port()
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
         self.controller.start()
-        self.port = self.controller.server.sockets[0].getsockname()[1]
         self.url = f"smtp://127.0.0.1:{self.port}"
 
     def to(self, address: str) -> list[Received]:
