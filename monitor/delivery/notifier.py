@@ -156,7 +156,15 @@ class Notifier:
                 return SendFailed(f"internal error ({type(exc).__name__})", permanent=False)
             return None
 
-        outcomes = list(self._pool.map(attempt, claimed))
+        if channel == "webhook":  # in order for each webhook; webhooks in parallel
+            by_hook: dict[int | None, list[Claimed]] = {}
+            for message in claimed:
+                by_hook.setdefault(message.webhook, []).append(message)
+            claimed = [message for group in by_hook.values() for message in group]
+            results = self._pool.map(lambda group: [attempt(message) for message in group], by_hook.values())
+            outcomes = [outcome for group in results for outcome in group]
+        else:
+            outcomes = list(self._pool.map(attempt, claimed))
         done = [
             d for message, failure in zip(claimed, outcomes, strict=True) if failure is None for d in message.deliveries
         ]

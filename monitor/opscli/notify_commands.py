@@ -191,7 +191,7 @@ def cmd_notify_run(args: argparse.Namespace) -> int:
     store = Store.open(default_url())
 
     async def main() -> None:
-        notifier = Notifier(store, lambda: settings, signer, smtp=smtp, environ=os.environ)
+        notifier = Notifier(store, lambda: settings, signer, smtp=smtp, environ=os.environ, batch=args.batch)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -266,6 +266,7 @@ def register(sub: Any, leaf: Callable[[Any, str, str, Callable[[argparse.Namespa
     retry.add_argument("ids", nargs="*", type=int, metavar="ID")
     run = leaf(verbs, "run", "send notifications only (no probe, no page) until stopped", cmd_notify_run)
     run.add_argument("--interval", type=float, default=1.0, help="seconds between rounds when idle (default 1)")
+    run.add_argument("--batch", type=int, default=200, help="targets claimed at once (default 200)")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
     subscribers = sub.add_parser("subscribers", help="e-mail subscribers, for the data controller (GDPR)")
