@@ -113,12 +113,27 @@ INNER = {
             1,
         ),
         **dict.fromkeys(
-            ("api_v1_openapi", "feeds", "home_page", "incident_pages", "member_pages", "statuspage_json"), 2
+            (
+                "api_v1_openapi",
+                "feeds",
+                "home_page",
+                "incident_pages",
+                "member_pages",
+                "statuspage_json",
+                "subscription_pages",
+            ),
+            2,
         ),
         **dict.fromkeys(("api_v1", "info_pages", "network_page"), 3),
         "line_page": 4,
         "page_routes": 5,
         **dict.fromkeys(("__init__", "static_export"), 6),
+    },
+    "delivery": {
+        **dict.fromkeys(("address_guard", "smtp_sender", "notify_metrics", "subscription_desk"), 0),
+        **dict.fromkeys(("chat_sender", "webhook_sender"), 1),
+        "notifier": 2,
+        "__init__": 3,
     },
     "demo": {"__init__": 0, "certs": 0, "clock": 0, "scenario": 1, "simulator": 2, "events": 2, "replay": 3, "run": 4},
     "opscli": {
