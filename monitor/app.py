@@ -249,7 +249,7 @@ def _notifications(services: Services, env: Mapping[str, str]) -> None:
     notifications = services.settings.notifications
     signer = Signer(load_secret(env)) if notifications is not None else None
     smtp = SmtpSender(smtp_settings(env)) if notifications is not None and notifications.subscriptions else None
-    metrics = NotifyMetrics(services.metrics.registry) if notifications is not None else None
+    metrics = NotifyMetrics(services.metrics.registry)  # always: the queue of the outbox exists either way
     services.notifier = Notifier(
         services.store, lambda: services.settings, signer, smtp=smtp, environ=env, metrics=metrics, clock=services.clock
     )
