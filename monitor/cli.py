@@ -84,7 +84,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     check_port(args.host, args.port)
     setup_logging(args.log_level, "text")
-    options = DemoOptions(host=args.host, port=args.port, speed=args.speed)
+    options = DemoOptions(host=args.host, port=args.port, speed=args.speed, smtp_sink=args.smtp_sink)
     # `serve` gets uvloop from uvicorn's Server.run (loop="auto"); the demo runs its own loop: the same one
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(run_demo(options))
@@ -281,6 +281,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1", help="address of the page (default 127.0.0.1)")
     demo.add_argument("--port", type=int, default=8080, help="port of the page (default 8080)")
     demo.add_argument("--speed", type=float, help="scenario seconds per real second (default: the story lasts ~10 min)")
+    demo.add_argument(
+        "--smtp-sink",
+        type=Path,
+        metavar="DIR",
+        help="e-mail subscriptions on, sent to a local SMTP server: the messages a demo optician subscribed to "
+        "Viamedis optique receives are printed and kept in DIR as .eml files",
+    )
     demo.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     demo.set_defaults(func=cmd_demo)
 

@@ -135,7 +135,17 @@ INNER = {
         "notifier": 2,
         "__init__": 3,
     },
-    "demo": {"__init__": 0, "certs": 0, "clock": 0, "scenario": 1, "simulator": 2, "events": 2, "replay": 3, "run": 4},
+    "demo": {
+        "__init__": 0,
+        "certs": 0,
+        "clock": 0,
+        "mail_sink": 0,
+        "scenario": 1,
+        "simulator": 2,
+        "events": 2,
+        "replay": 3,
+        "run": 4,
+    },
     "opscli": {
         "inputs": 0,
         "incident_commands": 1,

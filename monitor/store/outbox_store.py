@@ -95,7 +95,9 @@ class Outbox:
             if connection.dialect.name == "postgresql":
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": FANOUT_LOCK})
             query = select(_E).where(_E.c.dispatched_at.is_(None)).order_by(_E.c.id).limit(limit)
-            events = [_event(row) for row in connection.execute(query)]
+            rows = list(connection.execute(query))
+            events = [_event(row) for row in rows]
+            written = {row.id: row.created_at for row in rows}
             if not events:
                 return 0
             memory = _memory(connection, [e.payload.get("line", "") for e in events if e.kind == "line"])
@@ -117,7 +119,7 @@ class Outbox:
                     due = now + timedelta(seconds=notifications.coalesce)
                     scopes = sorted(matching_scopes(lines))
                     if notifications.subscriptions:
-                        _email_deliveries(connection, event.id, scopes, due, now)
+                        _email_deliveries(connection, event.id, written[event.id], scopes, due, now)
                     _webhook_deliveries(connection, event.id, scopes, webhooks, now)
                     _chat_deliveries(connection, event.id, scopes, notifications.chat, due, now)
                 connection.execute(update(_E).where(_E.c.id == event.id).values(values))
@@ -304,8 +306,11 @@ def _new_delivery(event_id: int, channel: str, due: datetime, now: datetime) -> 
     }
 
 
-def _email_deliveries(connection: Connection, event_id: int, scopes: list[str], due: datetime, now: datetime) -> None:
-    """One delivery per confirmed subscriber following any of `scopes`: one INSERT … SELECT, whatever their number."""
+def _email_deliveries(
+    connection: Connection, event_id: int, written: datetime, scopes: list[str], due: datetime, now: datetime
+) -> None:
+    """One delivery per subscriber following any of `scopes`, confirmed when the event was written (nobody gets
+    the backlog of before their subscription): one INSERT … SELECT, whatever their number."""
     subscriber, subscription = tables.subscriber, tables.subscription
     follows = select(subscription.c.subscriber_id).where(subscription.c.scope.in_(scopes))
     chosen = select(
@@ -320,7 +325,7 @@ def _email_deliveries(connection: Connection, event_id: int, scopes: list[str], 
         literal(due, UTCDateTime()),
         literal(""),
         literal(now, UTCDateTime()),
-    ).where(subscriber.c.confirmed_at.is_not(None), subscriber.c.id.in_(follows))
+    ).where(subscriber.c.confirmed_at <= written, subscriber.c.id.in_(follows))
     columns = [
         "event_id",
         "channel",

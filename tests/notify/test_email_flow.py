@@ -33,7 +33,11 @@ notifications:
 
 @pytest.fixture
 def server(tmp_path: Path, smtp: SmtpSink, target: Target) -> Iterator[Server]:
-    env = {"TPMON_SMTP_URL": smtp.url, "TPMON_NOTIFY_SECRET": SECRET, "TPMON_DATABASE_URL": f"sqlite:///{tmp_path}/t.db"}
+    env = {
+        "TPMON_SMTP_URL": smtp.url,
+        "TPMON_NOTIFY_SECRET": SECRET,
+        "TPMON_DATABASE_URL": f"sqlite:///{tmp_path}/t.db",
+    }
     running = Server(tmp_path / "tpmon.yaml", tmp_path, env)
     running.config.write_text(alpha_config(target.url("")) + notifications(running.port), encoding="utf-8")
     yield running
@@ -101,10 +105,12 @@ def test_subscribe_confirm_be_told_and_unsubscribe_in_one_click(server: Server, 
     target.codes["/dre"] = target.codes["/pec"] = 200  # it comes back: an event, told to nobody
     with database(server) as db:
         wait_for(
-            lambda: db.execute(
-                "SELECT count(*) FROM notification_event WHERE dispatched_at IS NOT NULL AND id > 0"
-            ).fetchone()[0]
-            > events_before,
+            lambda: (
+                db.execute(
+                    "SELECT count(*) FROM notification_event WHERE dispatched_at IS NOT NULL AND id > 0"
+                ).fetchone()[0]
+                > events_before
+            ),
             what="the recovery fanned out",
         )
     assert len(smtp.to(ADDRESS)) == 3
@@ -113,7 +119,11 @@ def test_subscribe_confirm_be_told_and_unsubscribe_in_one_click(server: Server, 
 def test_kill_9_between_commit_and_send_delivers_exactly_once_after_restart(
     tmp_path: Path, smtp: SmtpSink, target: Target
 ) -> None:
-    env = {"TPMON_SMTP_URL": smtp.url, "TPMON_NOTIFY_SECRET": SECRET, "TPMON_DATABASE_URL": f"sqlite:///{tmp_path}/t.db"}
+    env = {
+        "TPMON_SMTP_URL": smtp.url,
+        "TPMON_NOTIFY_SECRET": SECRET,
+        "TPMON_DATABASE_URL": f"sqlite:///{tmp_path}/t.db",
+    }
     server = Server(tmp_path / "tpmon.yaml", tmp_path, env)
     # a long coalescing window: the event is committed, its delivery waits — then the process is killed
     config = alpha_config(target.url("")) + notifications(server.port, coalesce="4s", lease="2s")

@@ -57,7 +57,8 @@ def test_two_senders_on_one_postgresql_deliver_each_message_once(
     command = [sys.executable, "-m", "monitor", "notify", "run", "--interval", "0.1", "--batch", "5"]
     logs = [tmp_path / f"sender{index}.log" for index in range(2)]
     senders = [
-        subprocess.Popen(command, env=env, cwd=tmp_path, stdout=log.open("wb"), stderr=subprocess.STDOUT) for log in logs
+        subprocess.Popen(command, env=env, cwd=tmp_path, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        for log in logs
     ]
     try:
         wait_for(lambda: len(smtp.messages) >= SUBSCRIBERS, timeout=60, what="every subscriber's message")

@@ -127,7 +127,9 @@ def test_chat_channels_go_through_apprise(store: Store, receiver: Receiver) -> N
     assert "Progressive reactivation" in body["message"]
 
 
-def test_the_webhook_commands(tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_the_webhook_commands(
+    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = tmp_path / "tpmon.yaml"
     config.write_text(CONFIG, encoding="utf-8")
     monkeypatch.setenv("TPMON_CONFIG", str(config))
