@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 from ..config import Settings
 from ..errors import StoreError
-from ..notify.messages import Letter, chat_text, confirmation_letter, events_letter, render_email
+from ..notify.messages import Mime, chat_text, confirmation_letter, events_letter
 from ..notify.payloads import event_payload
 from ..notify.scopes import scope_label
 from ..notify.tokens import Signer
@@ -99,7 +99,7 @@ class Notifier:
         self._cycler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tpmon-notify")
         self._task: asyncio.Task[None] | None = None
         self._housekept: datetime | None = None
-        self._letters: dict[tuple[int, ...], Letter | None] = {}
+        self._letters: dict[tuple[int, ...], Mime | None] = {}  # one encoding per set of events told
         self._hooks: dict[int, Webhook] = {}
 
     # --- one cycle ---------------------------------------------------------------------------------------------
@@ -204,28 +204,29 @@ class Notifier:
         subscriber = message.subscriber or 0
         confirm_base, unsubscribe_base = links(settings)
         unsubscribe = f"{unsubscribe_base}?t={signer.unsubscribe_token(subscriber, message.address)}"
+        domain = notifications.sender.rpartition("@")[2]
         if message.kind == "confirm":
             scopes = tuple(str(s) for s in message.payload.get("scopes", ()))
             lang = str(message.payload.get("lang", "fr"))
             token = signer.confirm_token(subscriber, message.address, scopes, lang)
             names = [scope_label(s, settings, "fr") for s in scopes]
             hours = notifications.confirm_within / 3600
-            letter: Letter | None = confirmation_letter(names, f"{confirm_base}?t={token}", hours, notifications)
+            letter = confirmation_letter(names, f"{confirm_base}?t={token}", hours, notifications)
+            mime: Mime | None = Mime(letter, sender=notifications.sender, list_id=f"<changements.{domain}>")
         else:
             key = tuple(event.id for event in message.events)
             if key not in self._letters:
-                self._letters[key] = events_letter(message.events, settings)
-            letter = self._letters[key]
-        if letter is None:
+                built = events_letter(message.events, settings)
+                self._letters[key] = (
+                    Mime(built, sender=notifications.sender, list_id=f"<changements.{domain}>") if built else None
+                )
+            mime = self._letters[key]
+        if mime is None:
             return  # nothing left to tell (the config no longer knows these lines): settled as sent
-        domain = notifications.sender.rpartition("@")[2]
-        email = render_email(
-            letter,
-            sender=notifications.sender,
+        email = mime.bytes_for(
             to=message.address,
             message_id=f"<{message.key}.{subscriber}@{domain}>",
             unsubscribe_url=unsubscribe,
-            list_id=f"<changements.{domain}>",
             now=self.clock(),
         )
         self.smtp.send(email, notifications.sender, message.address)

@@ -9,7 +9,6 @@ import ssl
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.message import EmailMessage
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..errors import MonitorError
@@ -82,14 +81,14 @@ class SmtpSender:
             self._all.append(client)
         return client
 
-    def send(self, message: EmailMessage, sender: str, to: str) -> None:
+    def send(self, message: bytes, sender: str, to: str) -> None:
         """Send one message to one address; SendFailed says why, in one line without secrets."""
         for attempt in (1, 2):  # a kept-alive connection may have been closed by the server meanwhile
             client: smtplib.SMTP | None = getattr(self._local, "client", None)
             try:
                 if client is None:
                     client = self._local.client = self._connect()
-                client.send_message(message, from_addr=sender, to_addrs=[to])
+                client.sendmail(sender, [to], message)
                 return
             except smtplib.SMTPServerDisconnected as exc:
                 self._drop()

@@ -21,13 +21,13 @@ __all__ = ["Answer", "SubscriptionDesk", "Throttle", "valid_address"]
 
 Answer = Literal["sent", "throttled"]  # "sent" also when nothing was sent: the answer never tells more
 _ADDRESS = re.compile(
-    r"^[^\s@<>()\[\],;:\"\\]{1,64}@[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$"
+    r"^[a-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$"
 )
 HOUR = 3600.0
 
 
 def valid_address(address: str) -> bool:
-    """A plausible e-mail address (what a form can check; the confirmation e-mail proves the rest)."""
+    """A plausible ASCII e-mail address (what a form can check; the confirmation e-mail proves the rest)."""
     normalized = normalize_address(address)
     return len(normalized) <= 254 and bool(_ADDRESS.match(normalized))
 

@@ -6,10 +6,12 @@ redirect, every link a plain address of the site. A message may tell several eve
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from email.message import EmailMessage
+from email.header import Header
+from email.quoprimime import body_encode
 from email.utils import format_datetime as rfc2822
 from typing import Any
 
@@ -21,7 +23,7 @@ from ..models import State
 from .events import Event
 from .scopes import affected_lines
 
-__all__ = ["Block", "Letter", "blocks", "chat_text", "confirmation_letter", "events_letter", "render_email"]
+__all__ = ["Block", "Letter", "Mime", "blocks", "chat_text", "confirmation_letter", "events_letter"]
 
 _SITE = {"fr": "État du tiers payant", "en": "Tiers-payant status"}
 _INCIDENT_PHASES = {
@@ -161,12 +163,12 @@ def _subject(first: Block, count: int) -> str:
 _FOOTER = {
     "fr": (
         "Vous recevez ce message parce que cette adresse s'est abonnée aux changements de la page d'état. "
-        "Se désabonner en un clic (l'adresse est alors effacée) : {unsubscribe}\n"
+        "Se désabonner en un clic (l'adresse est alors effacée) :\n{unsubscribe}\n"
         "Responsable du traitement : {controller}. Contact : {contact}. Confidentialité : {privacy}"
     ),
     "en": (
         "You receive this message because this address subscribed to the status page's changes. "
-        "Unsubscribe in one click (the address is then erased): {unsubscribe}\n"
+        "Unsubscribe in one click (the address is then erased):\n{unsubscribe}\n"
         "Data controller: {controller}. Contact: {contact}. Privacy: {privacy}"
     ),
 }
@@ -255,25 +257,46 @@ def confirmation_letter(
     return Letter(subject, text, "".join(str(part) for part in html))
 
 
-def render_email(
-    letter: Letter, *, sender: str, to: str, message_id: str, unsubscribe_url: str, list_id: str, now: datetime
-) -> EmailMessage:
-    """The e-mail itself: text and HTML alternatives, one-click unsubscribe headers (RFC 8058), a stable
-    Message-ID (the same message sent again is recognizable as such)."""
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = to
-    message["Subject"] = letter.subject
-    message["Date"] = rfc2822(now)
-    message["Message-ID"] = message_id
-    message["List-Id"] = list_id
-    message["List-Unsubscribe"] = f"<{unsubscribe_url}>"
-    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message["Auto-Submitted"] = "auto-generated"
-    message["Content-Language"] = "fr, en"
-    message.set_content(letter.text.replace("{unsubscribe}", unsubscribe_url))
-    message.add_alternative(letter.html.replace("{unsubscribe}", str(escape(unsubscribe_url))), subtype="html")
-    return message
+class Mime:
+    """A letter as MIME bytes, encoded once (quoted-printable, CRLF): each addressee only fills in its own header
+    lines and unsubscribe address. Building an `EmailMessage` per addressee costs ~20× more."""
+
+    def __init__(self, letter: Letter, *, sender: str, list_id: str) -> None:
+        boundary = "==tpmon-" + hashlib.blake2b(letter.text.encode(), digest_size=8).hexdigest()
+        subject = Header(letter.subject, "utf-8").encode(linesep="\r\n")
+        self._head = (
+            f"From: {sender}\r\nSubject: {subject}\r\nList-Id: {list_id}\r\n"
+            "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\nAuto-Submitted: auto-generated\r\n"
+            "Content-Language: fr, en\r\nMIME-Version: 1.0\r\n"
+            f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'
+        ).encode("ascii")
+        self._parts = [self._part(boundary, "plain", letter.text), self._part(boundary, "html", letter.html)]
+        self._end = f"--{boundary}--\r\n".encode("ascii")
+
+    @staticmethod
+    def _part(boundary: str, subtype: str, body: str) -> list[bytes]:
+        """The part's bytes around each `{unsubscribe}` (alone on its line: quoted-printable stays line by line)."""
+        head = (
+            f'--{boundary}\r\nContent-Type: text/{subtype}; charset="utf-8"\r\n'
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        )
+        pieces = body.split("{unsubscribe}")
+        # quoprimime wants the charset's bytes as latin-1 text, as email.charset hands them
+        latin = [piece.encode("utf-8").decode("latin-1") for piece in pieces]
+        encoded = [body_encode(piece, maxlinelen=76, eol="\r\n").encode("ascii") for piece in latin]
+        encoded[0] = head.encode("ascii") + encoded[0]
+        encoded[-1] += b"\r\n"
+        return encoded
+
+    def bytes_for(self, *, to: str, message_id: str, unsubscribe_url: str, now: datetime) -> bytes:
+        """The whole e-mail to `to` (ASCII addresses and URL), with a stable Message-ID and one-click unsubscribe
+        (RFC 8058)."""
+        head = (
+            f"To: {to}\r\nDate: {rfc2822(now)}\r\nMessage-ID: {message_id}\r\nList-Unsubscribe: <{unsubscribe_url}>\r\n"
+        ).encode("ascii")
+        link = body_encode(unsubscribe_url, maxlinelen=76, eol="\r\n").encode("ascii")
+        body = b"".join(link.join(part) for part in self._parts)
+        return head + self._head + body + self._end
 
 
 def chat_text(events: Sequence[Event], settings: Settings) -> tuple[str, str] | None:

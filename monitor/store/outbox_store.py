@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import JSON, Connection, and_, cast, delete, func, insert, literal, or_, select, text, update
+from sqlalchemy import JSON, Connection, and_, bindparam, cast, delete, func, insert, literal, or_, select, text, update
 
 from monitor.config import ChatChannel, Settings
 from monitor.models import State
@@ -384,11 +384,11 @@ def _messages(connection: Connection, channel: Channel, ids: list[int]) -> list[
         query = select(subscriber.c.id, subscriber.c.address).where(subscriber.c.id.in_(wanted))
         addresses = {row.id: row.address for row in connection.execute(query)}
     claimed: list[Claimed] = []
+    keys: list[dict[str, Any]] = []  # the new messages' keys, written in one executemany
     for (target, kind, key, _), members in groups.items():
         message_key = key or f"{channel}-{members[0].id}"
         if key is None:
-            ids_in = [m.id for m in members]
-            connection.execute(update(_D).where(_D.c.id.in_(ids_in)).values(message_key=message_key))
+            keys += [{"delivery": m.id, "key": message_key} for m in members]
         claimed.append(
             Claimed(
                 channel,
@@ -404,4 +404,7 @@ def _messages(connection: Connection, channel: Channel, ids: list[int]) -> list[
                 payload=dict(members[0].payload),
             )
         )
+    if keys:
+        named = update(_D).where(_D.c.id == bindparam("delivery")).values(message_key=bindparam("key"))
+        connection.execute(named, keys)
     return claimed
