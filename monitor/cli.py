@@ -14,7 +14,7 @@ from pathlib import Path
 
 import uvicorn
 
-from .config import load_config
+from .config import Settings, load_config
 from .errors import ConfigError, MonitorError, NotFound, StoreError
 from .logs import setup_logging
 from .opscli import add_ops_commands
@@ -57,6 +57,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     path = _config_path(args)
     settings = load_config(path)
     check_port(args.host, args.port)
+    _check_notification_secrets(settings)
     setup_logging(args.log_level, args.log_format)
     store = Store.open(_database_url())
     pid_file = Path(args.pid_file)
@@ -73,6 +74,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         store.close()
         pid_file.unlink(missing_ok=True)
     return 0 if server.started else 1
+
+
+def _check_notification_secrets(settings: Settings) -> None:
+    """MonitorError in one line, before anything starts, if `notifications:` lacks its secrets."""
+    if settings.notifications is None:
+        return
+    from .delivery.smtp_sender import smtp_settings
+    from .notify.tokens import load_secret
+
+    load_secret(os.environ)
+    if settings.notifications.subscriptions:
+        smtp_settings(os.environ)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from notify_support import CONFIG, SECRET, T0, Receiver, SmtpSink, line_transition, wait_for
 from sqlalchemy import func, select
+from targets import free_port
 
 from monitor.cli import main
 from monitor.models import State
@@ -108,3 +109,21 @@ def test_the_data_controller_counts_exports_and_deletes_an_address(
         assert connection.execute(select(func.count()).select_from(tables.subscription)).scalar_one() == 0
         left = connection.execute(select(tables.notification_delivery.c.subscriber_id)).scalars().all()
         assert kept not in left  # its pending confirmation went with it
+
+
+def test_serve_refuses_to_start_without_the_notifications_secrets(tmp_path: Path) -> None:
+    config = tmp_path / "tpmon.yaml"
+    config.write_text(CONFIG, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TPMON_")}
+    env["TPMON_DATABASE_URL"] = f"sqlite:///{tmp_path / 't.db'}"
+    command = [sys.executable, "-m", "monitor", "serve", "--config", str(config), "--port", str(free_port())]
+    missing = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines() == [
+        "tpmon: notifications: set TPMON_NOTIFY_SECRET (or TPMON_NOTIFY_SECRET_FILE, a file holding it) to a random "
+        "secret of at least 32 characters, e.g. `openssl rand -hex 32`"
+    ]
+    env["TPMON_NOTIFY_SECRET"] = "too short"
+    short = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert short.returncode == 2 and "shorter than 32 characters" in short.stderr
+    assert "too short" not in short.stderr  # a secret is never shown
