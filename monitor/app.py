@@ -220,6 +220,7 @@ def _assemble(
     speed: float,
     config_path: str | None,
     reload_status: Path | None,
+    live: bool = True,
 ) -> tuple[Services, HttpClients]:
     """Build the board (seeded from the store), writer, metrics, probes' context, pipeline and scheduler."""
     board = Board(settings, clock(), db.load_statuses(), db.load_memories())
@@ -240,15 +241,21 @@ def _assemble(
     scheduler = Scheduler(lambda network, check: run_check(network, check, pipeline), hooks=hooks, speed=speed)
     services = Services(settings, db, board, writer, metrics, scheduler, pipeline, clock, config_path, reload_status)
     metrics.note_start(services.started_at)
-    _notifications(services, env)
+    _notifications(services, env, live=live)
     return services, clients
 
 
-def _notifications(services: Services, env: Mapping[str, str]) -> None:
-    """The notifier and, when offered, the subscription desk; MonitorError in one line if a secret is missing."""
+def _notifications(services: Services, env: Mapping[str, str], *, live: bool = True) -> None:
+    """The notifier and, when offered, the subscription desk; MonitorError in one line if a secret is missing
+    (unless not `live`: `tpmon export` writes pages without sending anything, and needs no secret)."""
     notifications = services.settings.notifications
-    signer = Signer(load_secret(env)) if notifications is not None else None
-    smtp = SmtpSender(smtp_settings(env)) if notifications is not None and notifications.subscriptions else None
+    try:
+        signer = Signer(load_secret(env)) if notifications is not None else None
+        smtp = SmtpSender(smtp_settings(env)) if notifications is not None and notifications.subscriptions else None
+    except MonitorError:
+        if live:
+            raise
+        signer, smtp = None, None
     metrics = NotifyMetrics(services.metrics.registry)  # always: the queue of the outbox exists either way
     services.notifier = Notifier(
         services.store, lambda: services.settings, signer, smtp=smtp, environ=env, metrics=metrics, clock=services.clock
@@ -310,7 +317,7 @@ def create_app(
         db = store if store is not None else await asyncio.to_thread(Store.open, database_url or default_url())
         env = os.environ if environ is None else environ
         services, clients = await asyncio.to_thread(
-            _assemble, settings, db, clock, env, speed, config_path, reload_status
+            _assemble, settings, db, clock, env, speed, config_path, reload_status, schedule
         )
         loop = asyncio.get_running_loop()
         # DNS lookups of probes run in the default pool: size it for the probe concurrency (asyncio's

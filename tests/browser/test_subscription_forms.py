@@ -30,7 +30,8 @@ def _mail_link(demo: Demo, address: str, path: str) -> str:
             message = message_from_bytes(eml.read_bytes(), policy=policy.default)
             if address in str(message["To"]):
                 body = message.get_body(("plain",))
-                match = re.search(rf"https?://[^\s]+{re.escape(path)}\?t=[\w.\-]+", str(body.get_content()))
+                text = str(body.get_content()) if body is not None else ""
+                match = re.search(rf"https?://[^\s]+{re.escape(path)}\?t=[\w.\-]+", text)
                 if match:
                     return match.group(0)
         return None

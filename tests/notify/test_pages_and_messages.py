@@ -165,3 +165,11 @@ def test_unconfirmed_addresses_are_erased_when_their_link_expires(tmp_path: Path
         later = Subscribers(store, clock=lambda: T0 + timedelta(hours=49))
         assert later.prune_unconfirmed(timedelta(hours=48)) == 1
         assert [r.address for r in later.records()] == ["oui@exemple.fr"]
+
+
+def test_pages_built_without_sending_need_no_secret(tmp_path: Path) -> None:
+    """`tpmon export` writes the site from a config with notifications but sends nothing: no secret needed."""
+    app = create_app(settings(), database_url=f"sqlite:///{tmp_path / 't.db'}", environ={}, schedule=False)
+    with TestClient(app, base_url="http://127.0.0.1") as test_client:
+        assert test_client.get("/").status_code == 200
+        assert test_client.get("/abonnement").status_code == 404
