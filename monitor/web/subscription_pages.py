@@ -97,7 +97,7 @@ async def subscribe_page(request: Request) -> Response:
         return _not_offered(request)
     lang = request_lang(request)
     settings = context.settings
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         params = request.query_params
         try:
             scope = desk.scope(params.get("reseau") or None, params.get("domaine") or None)
@@ -128,7 +128,7 @@ async def confirm_page(request: Request) -> Response:
     desk = _context(request).subscriptions
     if desk is None:
         return _not_offered(request)
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         token = request.query_params.get("t", "")
         return _page(request, "abonnement.html", mode="confirm", token=token)
     token = (await _form(request)).get("t", "") or request.query_params.get("t", "")
@@ -147,7 +147,7 @@ async def unsubscribe_page(request: Request) -> Response:
     if desk is None:
         return _not_offered(request)
     token = request.query_params.get("t", "")
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         valid = desk.check_unsubscribe(token)
         return _page(
             request, "abonnement.html", 200 if valid else 400, mode="leave" if valid else "invalid", token=token

@@ -45,6 +45,7 @@ def client(tmp_path: Path, smtp: SmtpSink) -> Iterator[TestClient]:
 
 
 def test_the_form_refuses_a_bad_address_or_scope_and_names_the_field(client: TestClient) -> None:
+    assert client.head("/abonnement?reseau=viamedis").status_code == 200  # refresh.js asks HEAD of every page
     form = client.get("/abonnement?reseau=viamedis")
     assert form.status_code == 200 and form.headers["cache-control"] == "no-store"
     assert 'value="viamedis" selected' in form.text and "Être prévenu" in form.text
