@@ -261,7 +261,7 @@ def _notifications(services: Services, env: Mapping[str, str], *, live: bool = T
         services.store, lambda: services.settings, signer, smtp=smtp, environ=env, metrics=metrics, clock=services.clock
     )
     if signer is not None and smtp is not None:
-        services.subscriptions = SubscriptionDesk(services.store, lambda: services.settings, signer)
+        services.subscriptions = SubscriptionDesk(services.store, lambda: services.settings, signer, now=services.clock)
 
 
 def _start_jobs(services: Services, tick_seconds: float, housekeeping_seconds: float) -> None:

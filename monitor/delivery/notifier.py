@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 from ..config import Settings
 from ..errors import StoreError
+from ..i18n import LANGS
 from ..notify.messages import Mime, chat_text, confirmation_letter, events_letter
 from ..notify.payloads import event_payload
 from ..notify.scopes import scope_label
@@ -209,7 +210,7 @@ class Notifier:
             scopes = tuple(str(s) for s in message.payload.get("scopes", ()))
             lang = str(message.payload.get("lang", "fr"))
             token = signer.confirm_token(subscriber, message.address, scopes, lang)
-            names = [scope_label(s, settings, "fr") for s in scopes]
+            names = {lang: [scope_label(s, settings, lang) for s in scopes] for lang in LANGS}
             hours = notifications.confirm_within / 3600
             letter = confirmation_letter(names, f"{confirm_base}?t={token}", hours, notifications)
             mime: Mime | None = Mime(letter, sender=notifications.sender, list_id=f"<changements.{domain}>")

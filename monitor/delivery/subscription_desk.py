@@ -9,12 +9,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 from ..config import Settings
 from ..notify.scopes import parse_scope
 from ..notify.tokens import Signer
-from ..store.store import Store
+from ..store.store import Store, utcnow
 from ..store.subscriber_store import Subscribers, normalize_address
 
 __all__ = ["Answer", "SubscriptionDesk", "Throttle", "valid_address"]
@@ -65,11 +66,13 @@ class SubscriptionDesk:
         settings: Callable[[], Settings],
         signer: Signer,
         *,
+        now: Callable[[], datetime] = utcnow,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`now` dates what is stored (the app's clock, as the notifier's); `clock` paces the throttles."""
         self.settings = settings
         self.signer = signer
-        self.subscribers = Subscribers(store)
+        self.subscribers = Subscribers(store, clock=now)
         notifications = settings().notifications
         per_client = notifications.subscribe_per_client if notifications else 10
         per_address = notifications.subscribe_per_address if notifications else 3

@@ -222,18 +222,18 @@ def events_letter(events: Sequence[Event], settings: Settings) -> Letter | None:
 
 
 def confirmation_letter(
-    scope_names: Sequence[str], confirm_url: str, hours: float, notifications: Notifications
+    scope_names: Mapping[Lang, Sequence[str]], confirm_url: str, hours: float, notifications: Notifications
 ) -> Letter:
     """The double opt-in message: the link to confirm, and what happens if nobody does."""
-    listed = ", ".join(scope_names)
     texts = {
         "fr": (
-            f"Quelqu'un (vous, sans doute) a demandé à recevoir par courriel les changements de : {listed}.\n"
+            "Quelqu'un (vous, sans doute) a demandé à recevoir par courriel les changements de : "
+            f"{', '.join(scope_names['fr'])}.\n"
             f"Pour confirmer, ouvrez ce lien dans les {hours:g} heures : {confirm_url}\n"
             "Sans confirmation, rien ne vous sera envoyé et l'adresse sera effacée."
         ),
         "en": (
-            f"Someone (probably you) asked to receive by e-mail the changes of: {listed}.\n"
+            f"Someone (probably you) asked to receive by e-mail the changes of: {', '.join(scope_names['en'])}.\n"
             f"To confirm, open this link within {hours:g} hours: {confirm_url}\n"
             "Without confirmation nothing will be sent to you and the address will be erased."
         ),

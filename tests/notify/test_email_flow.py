@@ -70,6 +70,8 @@ def test_subscribe_confirm_be_told_and_unsubscribe_in_one_click(server: Server, 
     wait_for(lambda: len(smtp.to(ADDRESS)) == 2, what="two confirmation e-mails")
     confirmation = smtp.to(ADDRESS)[0]
     assert "Confirmez votre abonnement" in str(confirmation.message["Subject"])
+    assert "changements de : Alpha — Optique." in confirmation.text
+    assert "changes of: Alpha — Optics." in confirmation.text
     assert ADDRESS not in link(confirmation.text, "/abonnement/confirmer")  # links never carry the address
     confirm_url = link(confirmation.text, "/abonnement/confirmer")
     page = httpx.get(confirm_url)  # a mail scanner following the link confirms nothing
@@ -136,26 +138,29 @@ def test_kill_9_between_commit_and_send_delivers_exactly_once_after_restart(
         db.execute("INSERT INTO subscription (subscriber_id, scope) VALUES (1, 'alpha/optique')")
     target.codes["/dre"] = target.codes["/pec"] = 503
     server.start()
+    try:
 
-    def pending() -> int:
-        with sqlite3.connect(tmp_path / "t.db") as db:
-            row = db.execute("SELECT count(*) FROM notification_delivery WHERE state = 'pending'").fetchone()
-            return int(row[0])
+        def pending() -> int:
+            with sqlite3.connect(tmp_path / "t.db") as db:
+                row = db.execute("SELECT count(*) FROM notification_delivery WHERE state = 'pending'").fetchone()
+                return int(row[0])
 
-    wait_for(lambda: pending() == 1, what="the outage's delivery committed")
-    assert server.proc is not None
-    os.kill(server.proc.pid, signal.SIGKILL)
-    server.proc.wait(timeout=10)
-    server.proc = None
-    assert smtp.to(ADDRESS) == []  # committed, not sent
+        wait_for(lambda: pending() == 1, what="the outage's delivery committed")
+        assert server.proc is not None
+        os.kill(server.proc.pid, signal.SIGKILL)
+        server.proc.wait(timeout=10)
+        server.proc = None
+        assert smtp.to(ADDRESS) == []  # committed, not sent
 
-    server.start()
-    wait_for(lambda: len(smtp.to(ADDRESS)) == 1, what="the delivery after the restart")
+        server.start()
+        wait_for(lambda: len(smtp.to(ADDRESS)) == 1, what="the delivery after the restart")
 
-    def settled() -> bool:
-        with sqlite3.connect(tmp_path / "t.db") as db:
-            return db.execute("SELECT state FROM notification_delivery").fetchall() == [("sent",)]
+        def settled() -> bool:
+            with sqlite3.connect(tmp_path / "t.db") as db:
+                return db.execute("SELECT state FROM notification_delivery").fetchall() == [("sent",)]
 
-    wait_for(settled, what="the delivery recorded as sent")
-    assert len(smtp.to(ADDRESS)) == 1
-    assert "Indisponible" in str(smtp.to(ADDRESS)[0].message["Subject"])
+        wait_for(settled, what="the delivery recorded as sent")
+        assert len(smtp.to(ADDRESS)) == 1
+        assert "Indisponible" in str(smtp.to(ADDRESS)[0].message["Subject"])
+    finally:
+        server.stop()
