@@ -148,9 +148,12 @@ class Outbox:
             ids = list(connection.execute(take).scalars())
             if not ids:
                 return []
-            stamp = {"claimed_by": owner, "claimed_until": now + timedelta(seconds=lease)}
-            connection.execute(update(_D).where(_D.c.id.in_(ids)).values(stamp))
-            return _messages(connection, channel, ids)
+            until = now + timedelta(seconds=lease)
+            # `ready` again: without row locks (SQLite), another claimer may have taken some since the select
+            connection.execute(update(_D).where(_D.c.id.in_(ids), ready).values(claimed_by=owner, claimed_until=until))
+            mine = select(_D.c.id).where(_D.c.id.in_(ids), _D.c.claimed_by == owner, _D.c.claimed_until > now)
+            ids = list(connection.execute(mine).scalars())
+            return _messages(connection, channel, ids) if ids else []
 
     def sent(self, deliveries: Iterable[int]) -> None:
         ids = list(deliveries)
