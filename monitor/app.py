@@ -10,6 +10,8 @@ import logging
 import os
 import signal
 import socket
+import threading
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -39,6 +41,7 @@ from .scheduler import ReloadReport, Scheduler, SchedulerHooks
 from .store import Store, StoreWriter, default_url
 from .store.declaration_store import Declarations
 from .store.housekeeping import ROLLUP_EVERY, Housekeeper
+from .store.journal import Journal
 from .store.rollup_store import availability_over
 from .web import routes
 from .web.page_cache import PageCache
@@ -49,6 +52,10 @@ __all__ = ["QuietServer", "Services", "check_port", "create_app", "utc_now"]
 log = logging.getLogger("tpmon.app")
 
 METRICS_EVERY = 30.0  # seconds between refreshes of open incidents and maintenance in /metrics
+# Shutdown (SIGTERM, Ctrl-C): open requests get WEB_GRACE s, the store writer STOP_GRACE (5 s) to write what it
+# holds before journalling the rest; whatever still runs SHUTDOWN_DEADLINE s after the signal is cut short.
+WEB_GRACE = 3
+SHUTDOWN_DEADLINE = 15.0
 
 
 def utc_now() -> datetime:
@@ -109,13 +116,17 @@ class Services:
     def registry(self) -> CollectorRegistry:
         return self.metrics.registry
 
+    @property
+    def store_up(self) -> bool:
+        """The store answered the last write (or the writer's idle ping) within its deadline, and the write under
+        way, if any, is not late. Read from memory: never waits on the database."""
+        return self.writer.stats.store_up
+
     def readiness_problems(self) -> list[str]:
-        """Blocking: the store answers a ping, and the scheduler runs."""
+        """From memory, at once: the store answers writes in time, and the scheduler runs."""
         problems: list[str] = []
-        try:
-            self.store.ping()
-        except StoreError:
-            problems.append("database unreachable")
+        if not self.store_up:
+            problems.append("database unreachable or not answering in time")
         if not self.scheduler.running:
             problems.append("scheduler not running")
         return problems
@@ -180,11 +191,31 @@ def check_port(host: str, port: int) -> None:
 
 class QuietServer(uvicorn.Server):
     """uvicorn's server, except that SIGTERM/SIGINT end in a clean return after the graceful shutdown
-    instead of being re-raised: the caller closes the store and its files itself."""
+    instead of being re-raised: the caller closes the store and its files itself.
+
+    The shutdown is bounded: open requests get `WEB_GRACE` s (unless the config says otherwise), and if the
+    process is still there `SHUTDOWN_DEADLINE` s after the first signal, it exits at once (status 1)."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        if config.timeout_graceful_shutdown is None:
+            config.timeout_graceful_shutdown = WEB_GRACE
+        super().__init__(config)
+        self._deadline: threading.Timer | None = None
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
         self._captured_signals.clear()
+        if self._deadline is None:
+            self._deadline = threading.Timer(SHUTDOWN_DEADLINE - 0.5, _cut_short, (time.monotonic(),))
+            self._deadline.daemon = True
+            self._deadline.start()
+
+
+def _cut_short(since: float) -> None:
+    """The last resort of a shutdown that hangs (a thread blocked where no deadline reaches): exit now."""
+    log.error("shutdown still under way %.1f s after the signal: exiting now", time.monotonic() - since)
+    logging.shutdown()
+    os._exit(1)
 
 
 class _App(Starlette):
@@ -202,10 +233,11 @@ def _assemble(
     speed: float,
     config_path: str | None,
     reload_status: Path | None,
+    journal: Journal | None,
 ) -> tuple[Services, HttpClients]:
     """Build the board (seeded from the store), writer, metrics, probes' context, pipeline and scheduler."""
     board = Board(settings, clock(), db.load_statuses(), db.load_memories())
-    writer = StoreWriter(db)
+    writer = StoreWriter(db, journal=journal)
     metrics = Metrics(lambda: board, lambda: writer.stats)
     clients = HttpClients()  # shared, keep-alive off: every probe sees connect and TLS failures
     contexts: dict[str, ProbeContext] = {}
@@ -267,10 +299,12 @@ def create_app(
     speed: float = 1.0,
     handle_sighup: bool = False,
     reload_status: Path | None = None,
+    journal: Journal | None = None,
 ) -> Starlette:
     """Build the ASGI app; nothing is opened or started until the lifespan runs.
 
-    `clock` and `speed` let the demo run on scenario time: intervals pass `speed` times faster.
+    `clock` and `speed` let the demo run on scenario time: intervals pass `speed` times faster. `journal`
+    receives what the store writer cannot write (replay it before: `store.writer.replay_journal`).
     """
 
     @contextlib.asynccontextmanager
@@ -278,7 +312,7 @@ def create_app(
         db = store if store is not None else await asyncio.to_thread(Store.open, database_url or default_url())
         env = os.environ if environ is None else environ
         services, clients = await asyncio.to_thread(
-            _assemble, settings, db, clock, env, speed, config_path, reload_status
+            _assemble, settings, db, clock, env, speed, config_path, reload_status, journal
         )
         loop = asyncio.get_running_loop()
         # DNS lookups of probes run in the default pool: size it for the probe concurrency (asyncio's
@@ -299,7 +333,8 @@ def create_app(
             if handle_sighup:
                 loop.remove_signal_handler(signal.SIGHUP)
             services.scheduler.shutdown()
-            await services.writer.stop()
+            await services.writer.stop()  # within STOP_GRACE + 1 s: written, or journalled
+            db.abort_operations()  # reads of jobs still under way (a hung database) end now, not at their deadline
             await clients.aclose()
             if store is None:
                 await asyncio.to_thread(db.close)

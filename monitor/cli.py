@@ -52,18 +52,29 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .app import QuietServer, check_port, create_app
-    from .store import Store
+    from .store import Store, start_journal
 
     path = _config_path(args)
     settings = load_config(path)
     check_port(args.host, args.port)
     setup_logging(args.log_level, args.log_format)
-    store = Store.open(_database_url())
+    url = _database_url()
+    store = Store.open(url)
+    try:  # what a previous run could not write is written first, before the board reads the store
+        journal = start_journal(store, url)
+    except StoreError:
+        store.close()
+        raise
     pid_file = Path(args.pid_file)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(str(os.getpid()), encoding="utf-8")
     app = create_app(
-        settings, store=store, config_path=path, handle_sighup=True, reload_status=pid_file.with_suffix(".reload.json")
+        settings,
+        store=store,
+        config_path=path,
+        handle_sighup=True,
+        reload_status=pid_file.with_suffix(".reload.json"),
+        journal=journal,
     )
     config = uvicorn.Config(app, host=args.host, port=args.port, log_config=None, access_log=False, lifespan="on")
     server = QuietServer(config)
@@ -71,6 +82,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server.run()
     finally:
         store.close()
+        if journal is not None:
+            journal.close()
         pid_file.unlink(missing_ok=True)
     return 0 if server.started else 1
 

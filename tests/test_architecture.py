@@ -65,10 +65,10 @@ INNER = {
         "once": 5,
     },
     "store": {
-        **dict.fromkeys(("tables", "rows", "database"), 0),
+        **dict.fromkeys(("tables", "rows", "database", "deadlines"), 0),
         **dict.fromkeys(("store", "migrations"), 1),
-        **dict.fromkeys(("writer", "rollup_store", "signal_store", "latency_store", "declaration_store"), 2),
-        "housekeeping": 3,
+        **dict.fromkeys(("journal", "rollup_store", "signal_store", "latency_store", "declaration_store"), 2),
+        **dict.fromkeys(("writer", "housekeeping"), 3),
         "__init__": 4,
     },
     "web": {

@@ -15,6 +15,7 @@ __all__ = [
     "ComponentStatusRow",
     "IncidentRow",
     "IncidentUpdateRow",
+    "JournalSegmentRow",
     "MaintenanceWindowRow",
     "ProbeResultRow",
     "PushSignalRow",
@@ -25,6 +26,7 @@ __all__ = [
     "component_status",
     "incident",
     "incident_update",
+    "journal_segment",
     "maintenance_window",
     "metadata",
     "probe_result",
@@ -108,9 +110,11 @@ class TransitionRow(SQLModel, table=True):
     __table_args__ = (
         Index("ix_transition_component_key_at", "component_key", "at"),
         Index("ix_transition_at", "at"),
+        Index("ux_transition_uid", "uid", unique=True),
     )
 
     id: int | None = _id()
+    uid: str | None = Field(default=None, nullable=True)  # the writer's key: a transition written twice is kept once
     component_key: str = Field(nullable=False)
     previous: str
     state: str
@@ -241,6 +245,15 @@ class PushSignalRow(SQLModel, table=True):
     detail: str = Field(default="", nullable=False)  # a short code, validated: never free text
 
 
+class JournalSegmentRow(SQLModel, table=True):
+    """A segment of a store writer's journal already written here: replayed twice, it is written once."""
+
+    __tablename__ = "journal_segment"
+
+    segment: str = Field(primary_key=True)
+    applied_at: datetime = _when()
+
+
 metadata = SQLModel.metadata
 probe_result: Table = metadata.tables["probe_result"]
 transition: Table = metadata.tables["transition"]
@@ -251,3 +264,4 @@ availability_rollup: Table = metadata.tables["availability_rollup"]
 incident: Table = metadata.tables["incident"]
 incident_update: Table = metadata.tables["incident_update"]
 maintenance_window: Table = metadata.tables["maintenance_window"]
+journal_segment: Table = metadata.tables["journal_segment"]
