@@ -102,7 +102,7 @@ def _lines(segment: str, batch: Batch, database: str) -> Iterator[dict[str, Any]
     for result in batch.results:
         count += 1
         yield {"r": rows.result_row(result)}
-    for transition, uid in zip(batch.transitions, batch.uids, strict=True):
+    for transition, uid in zip(batch.transitions, batch.keys(), strict=True):
         count += 1
         yield {"t": rows.transition_row(transition), "uid": uid}
     for key, status in batch.statuses.items():

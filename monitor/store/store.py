@@ -57,7 +57,7 @@ def new_uid() -> str:
 class Batch:
     """What one write transaction carries; statuses and memories are keyed by `ComponentRef.key`.
 
-    `uids[i]` is the write key of `transitions[i]` (fresh ones when `uids` is empty). `segment` names the
+    `uids[i]` is the write key of `transitions[i]` (see `keys()`). `segment` names the
     journal segment the batch replays: written with it in the same transaction, and skipped if already there.
     """
 
@@ -68,9 +68,12 @@ class Batch:
     uids: list[str] = field(default_factory=list)
     segment: str | None = None
 
-    def __post_init__(self) -> None:
-        if len(self.uids) != len(self.transitions):
-            self.uids = [new_uid() for _ in self.transitions]
+    def keys(self) -> list[str]:
+        """`uids`, completed with fresh keys for transitions added without one (kept: a retry reuses them)."""
+        missing = len(self.transitions) - len(self.uids)
+        if missing:
+            self.uids = self.uids[: len(self.transitions)] + [new_uid() for _ in range(max(0, missing))]
+        return self.uids
 
     @property
     def empty(self) -> bool:
@@ -177,7 +180,7 @@ class Store:
             if batch.results:
                 connection.execute(insert(tables.probe_result), [rows.result_row(r) for r in batch.results])
             if batch.transitions:
-                keyed = zip(batch.transitions, batch.uids, strict=True)
+                keyed = zip(batch.transitions, batch.keys(), strict=True)
                 transitions = [rows.transition_row(t) | {"uid": uid} for t, uid in keyed]
                 connection.execute(_insert_new(connection, tables.transition, "uid"), transitions)
             if batch.statuses:

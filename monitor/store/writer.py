@@ -256,7 +256,7 @@ class StoreWriter:
         for _ in range(max(0, excess)):
             self._results.popleft()
         self.stats.dropped_results += max(0, excess)
-        self._transitions[:0] = list(zip(batch.transitions, batch.uids, strict=True))
+        self._transitions[:0] = list(zip(batch.transitions, batch.keys(), strict=True))
         self._statuses = batch.statuses | self._statuses
         self._memories = batch.memories | self._memories
         self._in_flight = 0
@@ -436,7 +436,7 @@ class _Salvage:
 
     def run(self, store: Store) -> None:
         batch = self.rest
-        others = Batch([], batch.transitions, batch.statuses, batch.memories, batch.uids, batch.segment)
+        others = Batch([], batch.transitions, batch.statuses, batch.memories, batch.keys(), batch.segment)
         if not store.write(others):  # refused too: raises, and the whole batch is retried later
             self.rest = Batch()  # a journal segment written before: its results too
             return
