@@ -258,6 +258,16 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _wait_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number of seconds") from None
+    if not 0 < seconds <= 600:  # NaN and infinities too
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not between 0 and 600 seconds")
+    return seconds
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tpmon",
@@ -316,7 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
     reload.add_argument(
         "--pid-file", default=DEFAULT_PID_FILE, help=f"the server's pid file (default {DEFAULT_PID_FILE})"
     )
-    reload.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the server's answer")
+    reload.add_argument(
+        "--wait", type=_wait_seconds, default=10.0, help="seconds to wait for the server's answer (at most 600)"
+    )
     reload.set_defaults(func=cmd_reload)
 
     export = command("export", "write the public site (pages FR/EN, feeds, badges, JSON) as static files, no probe")
