@@ -94,22 +94,29 @@ class Services:
         return (id(self.settings), self.board.version, self.declared_version, self.history_version, minute)
 
     async def refresh_overrides(self) -> None:
-        """Apply open incidents' declared statuses and running maintenance, as stored now."""
+        """Apply open incidents' declared statuses and running maintenance, as stored now.
+
+        While the store is down (or fails this read), the last known declarations apply: a maintenance window
+        still starts and ends on time, and the tick never waits on a database known not to answer.
+        """
         declarations = Declarations(self.store, self.settings, clock=self.clock)
 
         def read() -> tuple[list[Incident], list[MaintenanceWindow]]:
             return declarations.incidents(open_only=True, limit=None), declarations.windows()
 
-        try:
-            incidents, windows = await asyncio.to_thread(read)
-        except StoreError as exc:  # keep the last known declarations; the next tick retries
-            log.warning("declarations not refreshed: %s", exc)
-            return
-        if (incidents, windows) != (self.open_incidents, self.windows):
-            self.open_incidents, self.windows = incidents, windows
-            self.declared_version += 1
+        if self.store_up:
+            try:
+                incidents, windows = await asyncio.to_thread(read)
+            except StoreError as exc:  # keep the last known declarations; the next tick retries
+                log.warning("declarations not refreshed: %s", exc)
+            else:
+                if (incidents, windows) != (self.open_incidents, self.windows):
+                    self.open_incidents, self.windows = incidents, windows
+                    self.declared_version += 1
         now = self.clock()
-        overrides = Overrides(declared=declared_overrides(incidents), maintenance=maintenance_overrides(windows, now))
+        overrides = Overrides(
+            declared=declared_overrides(self.open_incidents), maintenance=maintenance_overrides(self.windows, now)
+        )
         self.pipeline.record(self.board.set_overrides(overrides, now))
 
     @property
@@ -267,7 +274,8 @@ def _start_jobs(services: Services, tick_seconds: float, housekeeping_seconds: f
         pipeline.record(board.tick(clock()))
 
     async def pump() -> None:
-        await inbox.pump(board, pipeline.record, clock())
+        if services.store_up:  # partners' signals wait in the store: read when it answers
+            await inbox.pump(board, pipeline.record, clock())
 
     async def housekeeping() -> None:
         await keeper.run(services.settings, clock())
