@@ -12,11 +12,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError
 from store_support import CHECK, T0, sample_result, sample_transition
 
 from monitor.errors import StoreError
 from monitor.models import CheckMemory, ComponentRef, ComponentStatus, ProbeResult, Source, State, Streak
-from monitor.store import Batch, Store
+from monitor.store import Batch, Store, rows, tables
+from monitor.store.database import make_engine, upgrade
 from monitor.store.journal import Journal, journal_path
 from monitor.store.writer import replay_journal
 
@@ -172,3 +175,21 @@ def test_a_transition_written_twice_is_kept_once(database_url: str) -> None:
         store.write(Batch(transitions=batch.transitions, uids=batch.uids))
         store.write(Batch(transitions=[sample_transition(1)]))  # the same event, another key: another row
         assert len(store.transitions()) == 3
+
+
+def test_migration_0005_keeps_the_transitions_before_it(durable_database_url: str) -> None:
+    engine = make_engine(durable_database_url)
+    try:
+        upgrade(engine, "0004")
+        with engine.begin() as connection:  # as before 0005: no write key
+            connection.execute(insert(tables.transition), [rows.transition_row(sample_transition(i)) for i in range(3)])
+    finally:
+        engine.dispose()
+    with Store.open(durable_database_url) as store:  # upgrades to the head
+        assert sorted(store.transitions(), key=lambda t: t.at) == [sample_transition(i) for i in range(3)]
+        batch = Batch(transitions=[sample_transition(3)])
+        store.write(batch)
+        row = rows.transition_row(sample_transition(4)) | {"uid": batch.keys()[0]}
+        with store.engine.begin() as connection, pytest.raises(IntegrityError):  # the database itself refuses
+            connection.execute(insert(tables.transition), [row])
+        assert len(store.transitions()) == 4

@@ -202,3 +202,39 @@ def test_existing_files_keep_their_mode(tmp_path: Path) -> None:
     with Store.open(f"sqlite:///{tmp_path}/shared.db"):
         pass
     assert stat.S_IMODE((tmp_path / "shared.db").stat().st_mode) == 0o640
+
+
+@pytest.mark.postgres
+async def test_results_are_journalled_up_to_a_bound_then_dropped_and_counted_never_transitions(
+    proxy: TcpProxy, fresh_postgres_url: str, tmp_path: Path
+) -> None:
+    store = await asyncio.to_thread(Store.open, through(proxy, fresh_postgres_url))
+    journal = Journal.open(tmp_path / "j.jsonl", max_results=10)
+    writer = StoreWriter(store, journal=journal, max_buffered_results=5, flush_interval=0.01, retry_interval=0.02)
+    await writer.start()
+    try:
+        proxy.set_mode("cut")
+        for round_, journalled in enumerate((5, 10, 10, 10)):
+            failures = writer.stats.failures
+            for i in range(5 * round_, 5 * round_ + 5):
+                writer.add_result(sample_result(i))
+            writer.add_transition(sample_transition(round_))
+
+            def tried(failures: int = failures, round_: int = round_) -> bool:
+                return writer.stats.failures > failures and writer.stats.journalled_transitions > round_
+
+            await until(tried)
+            assert writer.stats.journalled_results == journalled
+        assert writer.stats.buffered_results == 5  # the journal is full: the newest wait in memory
+        assert writer.stats.dropped_results == 5  # the oldest of those that did not fit anywhere
+
+        proxy.set_mode("pass")
+        await until(lambda: writer.stats.journal_bytes == 0 and writer.stats.buffered_results == 0, deadline=15)
+    finally:
+        await writer.stop()
+        await asyncio.to_thread(store.close)
+        journal.close()
+    with Store.open(fresh_postgres_url, migrate=False) as direct:
+        kept = sorted(r.started_at for r in direct.results(CHECK))
+        assert kept == [sample_result(i).started_at for i in [*range(10), *range(15, 20)]]
+        assert sorted(direct.transitions(), key=lambda t: t.at) == [sample_transition(i) for i in range(4)]
