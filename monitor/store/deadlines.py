@@ -113,6 +113,13 @@ class Watchdog:
                 abort_connection(dbapi_connection)
         return op
 
+    def detach(self, dbapi_connection: Any) -> None:
+        """The connection went back to the pool: whatever happens to its operation now, leave it alone."""
+        with self._lock:
+            for op in self._running:
+                if op.connection is dbapi_connection:
+                    op.connection = None
+
     def abort_all(self) -> int:
         """Abort every operation under way now (at shutdown); how many had a connection to abort."""
         with self._lock:

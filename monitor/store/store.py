@@ -97,6 +97,7 @@ class Store:
         self._watchdog = Watchdog()
         event.listen(engine, "connect", _fresh)
         event.listen(engine, "checkout", self._checkout)
+        event.listen(engine, "checkin", lambda dbapi_connection, _record: self._watchdog.detach(dbapi_connection))
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True, clock: Clock = utcnow, deadline: float = DEADLINE) -> Store:
