@@ -235,7 +235,7 @@ class StoreWriter:
 
     def _take(self, results: int | None = None) -> Batch:
         count = min(len(self._results), self._max_batch if results is None else results)
-        transitions = self._transitions if results is not None else self._transitions[: self._max_batch]
+        transitions = list(self._transitions) if results is not None else self._transitions[: self._max_batch]
         batch = Batch(
             results=[self._results.popleft() for _ in range(count)],
             transitions=[transition for transition, _ in transitions],

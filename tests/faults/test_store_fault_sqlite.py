@@ -28,7 +28,7 @@ from store_fault_support import (
     wait_logged,
     wait_stored,
 )
-from targets import Server, Target, wait_for
+from targets import Server, Target, free_port, wait_for
 
 
 @pytest.fixture
@@ -173,3 +173,20 @@ def test_kill_9_loop_on_sqlite_keeps_one_chain_per_component_and_a_sound_file(tm
             kill(server)
         assert integrity(url) == "ok"
     assert_chains(stored_transitions(url))
+
+
+def test_a_second_server_on_the_same_journal_refuses_to_start_in_one_line(tmp_path: Path, flapping: Target) -> None:
+    url = f"sqlite:///{tmp_path}/tpmon.db"
+    server = serve(tmp_path, flapping, url)
+    start(server)
+    try:
+        config, pid_file = str(server.config), str(tmp_path / "other.pid")
+        second = server.run("serve", "--config", config, "--port", str(free_port()), "--pid-file", pid_file)
+    finally:
+        code, _ = terminate(server, within=15.0)
+    assert code == 0
+    assert second.returncode == 1
+    assert second.stderr == (
+        f"tpmon: the journal {tmp_path}/tpmon.journal.jsonl is in use by another tpmon; stop it or set TPMON_JOURNAL\n"
+    )
+    assert not (tmp_path / "other.pid").exists()
