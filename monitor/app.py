@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
+from .availability import Window
 from .board import Board
 from .config import Settings, load_config
 from .declared.incidents import Incident, declared_overrides
@@ -83,6 +84,7 @@ class Services:
     windows: list[MaintenanceWindow] = field(default_factory=list)
     declared_version: int = 0  # bumped when open incidents or windows change
     history_version: int = 0  # bumped after each housekeeping run (roll-ups)
+    stopping: threading.Event = field(default_factory=threading.Event)  # set at shutdown: long reads give up
     pages: PageCache = field(init=False)
 
     def __post_init__(self) -> None:
@@ -164,11 +166,15 @@ class Services:
         availability ratios when asked (after a roll-up).
         """
         settings, now = self.settings, self.clock()
+
+        def window_of(key: str, days: int) -> Window:
+            if self.stopping.is_set():  # a shutdown: the component after the current one is never read
+                raise StoreError("metrics not refreshed: shutting down")
+            return availability_over(self.store, key, now, days)
+
         try:
             if availability:
-                self.metrics.set_availability(
-                    derive_availability(settings, lambda key, days: availability_over(self.store, key, now, days))
-                )
+                self.metrics.set_availability(derive_availability(settings, window_of))
             self.metrics.set_declarations(*derive(settings, self.open_incidents, self.windows, now))
         except StoreError as exc:  # keep the cached values; the next run retries
             log.warning("metrics not refreshed from the store: %s", exc)
@@ -264,7 +270,7 @@ def _assemble(
     return services, clients
 
 
-def _start_jobs(services: Services, tick_seconds: float, housekeeping_seconds: float) -> None:
+def _start_jobs(services: Services, tick_seconds: float, housekeeping_seconds: float) -> Housekeeper:
     """Probes, and the periodic work: declarations and time (tick), partners' signals, rollups and pruning."""
     board, pipeline, clock = services.board, services.pipeline, services.clock
     inbox, keeper = PushInbox(services.store), Housekeeper(services.store)
@@ -291,6 +297,7 @@ def _start_jobs(services: Services, tick_seconds: float, housekeeping_seconds: f
     services.scheduler.every("housekeeping", housekeeping_seconds, housekeeping)
     services.scheduler.every("metrics", METRICS_EVERY, declarations)
     log.info("scheduler started: %d checks", len(report.added))
+    return keeper
 
 
 def create_app(
@@ -331,8 +338,7 @@ def create_app(
         await services.refresh_overrides()  # before the first evaluation: no flicker through probe states
         services.pipeline.record(services.board.evaluate_all(clock()))
         await asyncio.to_thread(services.refresh_metrics, availability=True)  # reads only: rollups stay housekeeping's
-        if schedule:
-            _start_jobs(services, tick_seconds, housekeeping_seconds)
+        keeper = _start_jobs(services, tick_seconds, housekeeping_seconds) if schedule else None
         if handle_sighup:
             loop.add_signal_handler(signal.SIGHUP, services.reload)
         try:
@@ -341,6 +347,9 @@ def create_app(
             if handle_sighup:
                 loop.remove_signal_handler(signal.SIGHUP)
             services.scheduler.shutdown()
+            services.stopping.set()  # long loops of reads (roll-ups, pruning, availability) end where they are
+            if keeper is not None:
+                keeper.stop()
             await services.writer.stop()  # within STOP_GRACE + 1 s: written, or journalled
             db.abort_operations()  # reads of jobs still under way (a hung database) end now, not at their deadline
             await clients.aclose()

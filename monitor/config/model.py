@@ -192,15 +192,15 @@ class HttpCheck(ProbeCheck):
 
 class TcpCheck(ProbeCheck):
     kind: Literal["tcp"]
-    host: str = Field(min_length=1, max_length=253)
+    host: str = Field(min_length=1, max_length=1024)
     port: int = Field(ge=1, le=65535)
 
 
 class TlsCheck(ProbeCheck):
     kind: Literal["tls"]
-    host: str = Field(min_length=1, max_length=253)
+    host: str = Field(min_length=1, max_length=1024)
     port: int = Field(default=443, ge=1, le=65535)
-    server_name: str | None = Field(default=None, max_length=253)
+    server_name: str | None = Field(default=None, max_length=1024)
     tls_verify: bool = True
     ca_file: str | None = Field(default=None, max_length=4096)
     cert_valid_days: int | None = Field(default=None, ge=0, le=3650)
@@ -208,7 +208,7 @@ class TlsCheck(ProbeCheck):
 
 class DnsCheck(ProbeCheck):
     kind: Literal["dns"]
-    host: str = Field(min_length=1, max_length=253)
+    host: str = Field(min_length=1, max_length=1024)
     family: Literal["any", "ipv4", "ipv6"] = "any"
     expect_addresses: tuple[Annotated[str, Field(max_length=64)], ...] = Field(default=(), max_length=64)
 

@@ -21,6 +21,7 @@ from ..config import Settings, load_config
 from ..push_signals import to_result
 from ..store import Batch, Store
 from ..store.declaration_store import Declarations
+from ..store.writer import REPLAY_DEADLINE
 from .certs import make_certs
 from .clock import VirtualClock
 from .events import Poster
@@ -64,7 +65,7 @@ class _Recorder:
 
     def flush(self) -> None:
         if not self.batch.empty:
-            self.store.write(self.batch)
+            self.store.write(self.batch, deadline=REPLAY_DEADLINE)  # 5,000 results a transaction: not a live write
             self.batch = Batch()
 
 

@@ -18,7 +18,7 @@ import shutil
 import threading
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 ENV_VAR = "TPMON_JOURNAL"
 PG_DEFAULT = Path("var/tpmon.journal.jsonl")
 MAX_RESULTS = 200_000  # raw results the journal keeps at most (about 60 MB); transitions have no limit
+SEGMENT_RESULTS = 1_000  # raw results per segment at most: each is written back in one short transaction
 
 
 def journal_path(url: str, environ: Mapping[str, str] = os.environ) -> Path | None:
@@ -145,6 +146,7 @@ class Journal:
         self.path = path
         self.database = database
         self.max_results = max_results
+        self.segment_results = SEGMENT_RESULTS
         self._fd = descriptor
         self._lock = threading.Lock()
         self._pending: list[Segment] = []
@@ -236,11 +238,20 @@ class Journal:
     def room_for_results(self) -> int:
         return max(0, self.max_results - self.pending_results)
 
-    def append(self, batch: Batch) -> Segment:
-        """Write `batch` as one segment and fsync it; OSError (the file unchanged) if it cannot."""
-        segment = uuid.uuid4().hex
-        data = "".join(json.dumps(line, default=_encode) + "\n" for line in _lines(segment, batch, self.database))
-        encoded = data.encode("utf-8")
+    def append(self, batch: Batch) -> list[Segment]:
+        """Write `batch` as segments of at most `segment_results` results (the first also holds its transitions,
+        statuses and memories) and fsync them; OSError (the file unchanged) if it cannot."""
+        size = max(1, self.segment_results)
+        parts = [Batch(batch.results[first : first + size]) for first in range(size, len(batch.results), size)]
+        head = Batch(batch.results[:size], batch.transitions, batch.statuses, batch.memories, batch.keys())
+        found: list[Segment] = []
+        encoded = b""
+        for part in (head, *parts):
+            segment = uuid.uuid4().hex
+            data = "".join(json.dumps(line, default=_encode) + "\n" for line in _lines(segment, part, self.database))
+            chunk = data.encode("utf-8")
+            found.append(Segment(segment, len(encoded), len(chunk), len(part.results), len(part.transitions)))
+            encoded += chunk
         with self._lock:
             before = self._size
             try:
@@ -257,8 +268,8 @@ class Journal:
                 raise
             if before == 0:
                 _fsync_folder(self.path.parent)  # the file's name must survive a power loss too
-            found = Segment(segment, before, len(encoded), len(batch.results), len(batch.transitions))
-            self._pending.append(found)
+            found = [replace(segment, offset=before + segment.offset) for segment in found]
+            self._pending.extend(found)
             self._size = before + len(encoded)
             return found
 

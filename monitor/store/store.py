@@ -36,7 +36,7 @@ __all__ = ["DEADLINE", "Batch", "Store", "WriteRefused", "new_uid"]
 T = TypeVar("T")
 Clock = Callable[[], datetime]
 
-DEADLINE = 5.0  # seconds: any read or write not done by then is aborted and fails (StoreError)
+DEADLINE = 5.0  # seconds: a write or ping not done by then is aborted and fails (StoreError); a read gets twice
 MIGRATION_DEADLINE = 600.0  # seconds for the schema upgrade at start (an index on a big table)
 
 
@@ -83,13 +83,15 @@ class Batch:
 class Store:
     """The database behind tpmon (SQLite or PostgreSQL); synchronous and safe to call from threads.
 
-    Every operation has a deadline (`deadline` seconds unless said otherwise): a database that does not answer
-    in time gets its connection aborted, and the call fails with a StoreError instead of blocking its thread.
+    Every operation has a deadline (`deadline` seconds for a write or a ping, twice that for a read, unless the
+    caller says otherwise): a database that does not answer in time gets its connection aborted, and the call
+    fails with a StoreError instead of blocking its thread.
     """
 
     def __init__(self, engine: Engine, *, clock: Clock = utcnow, deadline: float = DEADLINE) -> None:
         self.engine = engine
-        self.deadline = deadline
+        self.deadline = deadline  # writes and pings
+        self.read_deadline = 2 * deadline  # reads build pages and figures: slower under load, never unbounded
         self._clock = clock
         self._where = mask(engine.url)
         # An in-memory SQLite is one connection shared by all threads: serialize its use.
@@ -149,7 +151,7 @@ class Store:
     @contextmanager
     def _session(self, doing: str, *, write: bool = False, deadline: float | None = None) -> Iterator[Connection]:
         """A connection (in a transaction if `write`) for one operation that must end within `deadline` s."""
-        seconds = self.deadline if deadline is None else deadline
+        seconds = deadline if deadline is not None else self.deadline if write else self.read_deadline
         with self._watchdog.operation(seconds, doing) as op:
             try:
                 with self._guard, self.engine.begin() if write else self.engine.connect() as connection:
@@ -240,8 +242,8 @@ class Store:
             return [convert(row) for row in connection.execute(query)]
 
     def ping(self, *, deadline: float | None = None) -> None:
-        """StoreError if the database cannot be reached, or does not answer within the deadline."""
-        with self._session("reach the database", deadline=deadline) as connection:
+        """StoreError if the database cannot be reached, or does not answer within the (write) deadline."""
+        with self._session("reach the database", deadline=deadline or self.deadline) as connection:
             connection.execute(text("SELECT 1"))
 
     def size_bytes(self) -> int | None:

@@ -18,14 +18,14 @@ from monitor.models import CheckMemory, ComponentStatus, ProbeResult, Transition
 from monitor.store.journal import Journal, journal_path
 from monitor.store.store import DEADLINE, Batch, Store, WriteRefused, new_uid
 
-__all__ = ["STOP_GRACE", "StoreWriter", "WriterStats", "replay_journal", "start_journal"]
+__all__ = ["REPLAY_DEADLINE", "STOP_GRACE", "StoreWriter", "WriterStats", "replay_journal", "start_journal"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 STOP_GRACE = 5.0  # seconds `stop` gives the last writes before journalling what is left
-REPLAY_DEADLINE = 30.0  # seconds for each journal segment replayed at start (up to `max_batch` results)
+REPLAY_DEADLINE = 30.0  # seconds for each journal segment replayed at start (up to 1,000 results)
 
 
 @dataclass
@@ -83,7 +83,7 @@ class StoreWriter:
         journal: Journal | None = None,
         max_buffered_results: int = 50_000,
         flush_interval: float = 0.5,
-        max_batch: int = 5_000,
+        max_batch: int = 1_000,
         retry_interval: float = 2.0,
         heartbeat: float = 5.0,
         on_write: Callable[[float], None] | None = None,

@@ -50,7 +50,7 @@ def journal(tmp_path: Path) -> Iterator[Journal]:
 
 def test_a_segment_reads_back_as_written_after_a_reopen(tmp_path: Path, journal: Journal) -> None:
     batch = full_batch()
-    segment = journal.append(batch)
+    [segment] = journal.append(batch)
     assert (segment.results, segment.transitions) == (4, 2)
     journal.close()
 
@@ -77,7 +77,7 @@ def test_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
 
 
 def test_a_torn_tail_is_cut_off_and_what_follows_is_readable(journal: Journal) -> None:
-    kept = journal.append(full_batch())
+    [kept] = journal.append(full_batch())
     size = journal.size_bytes
     with journal.path.open("ab") as file:  # a crash in the middle of the next spill
         file.write(b'{"segment": "torn", "at": "x"}\n{"r": {"check_key": "check:viamedis/portail_ps/h')
@@ -86,7 +86,7 @@ def test_a_torn_tail_is_cut_off_and_what_follows_is_readable(journal: Journal) -
     again = Journal.open(journal.path)
     try:
         assert again.pending() == [kept] and journal.path.stat().st_size == size
-        later = again.append(full_batch(10))
+        [later] = again.append(full_batch(10))
         assert again.pending() == [kept, later]
         assert again.load(later).results[0] == sample_result(10)
     finally:
@@ -94,7 +94,7 @@ def test_a_torn_tail_is_cut_off_and_what_follows_is_readable(journal: Journal) -
 
 
 def test_an_unreadable_segment_is_skipped_and_the_file_kept_aside(journal: Journal) -> None:
-    first = journal.append(full_batch())
+    [first] = journal.append(full_batch())
     journal.append(full_batch(10))
     data = journal.path.read_bytes().replace(b'"detail": "t11"', b'"detail": t11"')
     journal.close()
@@ -114,6 +114,17 @@ def test_one_process_at_a_time(journal: Journal) -> None:
     assert "\n" not in str(raised.value)
 
 
+def test_a_large_spill_is_cut_into_segments_written_back_one_transaction_each(journal: Journal) -> None:
+    journal.segment_results = 3
+    batch = full_batch()
+    batch.results += [sample_result(i) for i in range(100, 105)]
+    segments = journal.append(batch)
+    assert [(s.results, s.transitions) for s in segments] == [(3, 2), (3, 0), (3, 0)]
+    loaded = [journal.load(segment) for segment in journal.pending()]
+    assert [r for part in loaded for r in part.results] == batch.results
+    assert loaded[0].statuses == batch.statuses and not loaded[1].statuses
+
+
 def test_room_for_results_is_bounded(tmp_path: Path) -> None:
     small = Journal.open(tmp_path / "j.jsonl", max_results=5)
     try:
@@ -125,7 +136,7 @@ def test_room_for_results_is_bounded(tmp_path: Path) -> None:
 
 
 def test_written_segments_are_forgotten_and_the_file_emptied(journal: Journal) -> None:
-    first, second = journal.append(full_batch()), journal.append(full_batch(10))
+    [first], [second] = journal.append(full_batch()), journal.append(full_batch(10))
     journal.written(first)
     assert journal.pending() == [second] and journal.size_bytes > 0
     journal.written(second)

@@ -46,7 +46,7 @@ def test_a_hung_database_fails_reads_and_writes_within_the_deadline(proxy: TcpPr
         proxy.set_mode("hang")
         for operation in (store.ping, lambda: store.results(CHECK), lambda: store.write(Batch([sample_result(1)]))):
             began = time.monotonic()
-            with pytest.raises(StoreError, match=r"no answer within 0.5 s|timeout") as raised:
+            with pytest.raises(StoreError, match=r"no answer within (0.5|1) s|timeout") as raised:
                 operation()
             assert time.monotonic() - began < 3.0  # the deadline, or a new connection's connect timeout
             assert "\n" not in str(raised.value) and "postgres:postgres@" not in str(raised.value)
