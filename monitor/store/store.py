@@ -27,9 +27,11 @@ from sqlalchemy.exc import (
 
 from monitor.errors import StoreError
 from monitor.models import CheckMemory, ComponentRef, ComponentStatus, ProbeResult, Transition
+from monitor.notify.events import line_events
 from monitor.store import rows, tables
 from monitor.store.database import CONNECT_TIMEOUT, describe, is_memory, make_engine, mask, upgrade
 from monitor.store.deadlines import Watchdog
+from monitor.store.outbox_rows import insert_events
 
 __all__ = ["DEADLINE", "Batch", "Store", "WriteRefused", "new_uid"]
 
@@ -186,6 +188,7 @@ class Store:
                 keyed = zip(batch.transitions, batch.keys(), strict=True)
                 transitions = [rows.transition_row(t) | {"uid": uid} for t, uid in keyed]
                 connection.execute(_insert_new(connection, tables.transition, "uid"), transitions)
+                insert_events(connection, line_events(batch.transitions), now)  # the outbox, same transaction
             if batch.statuses:
                 statuses = [rows.status_row(k, s, now) for k, s in batch.statuses.items()]
                 _upsert(connection, tables.component_status, statuses)

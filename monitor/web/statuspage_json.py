@@ -20,13 +20,12 @@ The page indicator follows the worst component: none (all operational), maintena
 besides operational, as a real Statuspage page answers during a maintenance), minor (degraded, partial,
 unknown, recovering), major (an outage), critical (every line of every network down at once).
 
-status.json and components.json come from the board in memory and answer even when the database does not;
-the others read incidents and maintenance in a thread, and answer 503 with a JSON error when it is unreachable.
+Every answer comes from the site's snapshot in memory (states, open and recent incidents, maintenance at one
+instant), as the page does: they never contradict it, and answer even when the database does not.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,9 +36,8 @@ from starlette.responses import JSONResponse, Response
 
 from ..declared.incidents import Incident
 from ..declared.maintenance import MaintenanceWindow
-from ..errors import StoreError
 from ..i18n import Lang
-from ..store.declaration_store import Declarations
+from ..snapshot import Snapshot
 from .board_view import Cell, board_view
 from .statuspage_incidents import COMPONENT_STATUS, incident_json, iso, maintenances
 
@@ -53,7 +51,6 @@ DESCRIPTIONS: dict[str, dict[Lang, str]] = {
     "critical": {"fr": "Panne générale", "en": "Critical System Outage"},
 }
 PAGE_ID = "tpmon"
-RECENT_INCIDENTS = 50  # what Statuspage's incidents.json lists
 
 
 @dataclass(frozen=True)
@@ -63,8 +60,9 @@ class Page:
     page: dict[str, Any]
     components: list[dict[str, Any]]
     lang: Lang
-    now: datetime
+    now: datetime  # the snapshot's instant: maintenance is running, upcoming or completed as of then
     base: str
+    snapshot: Snapshot
 
     def by_id(self) -> dict[str, dict[str, Any]]:
         return {c["id"]: c for c in self.components}
@@ -79,7 +77,7 @@ def _component(cell: Cell, key: str, name: str, position: int, group_id: str | N
         "created_at": moment,
         "updated_at": moment,
         "position": position,
-        "description": None,
+        "description": cell.affected or None,  # a line raised by a dependency: for whom it fails
         "showcase": False,
         "start_date": None,
         "group_id": group_id,
@@ -91,14 +89,16 @@ def _component(cell: Cell, key: str, name: str, position: int, group_id: str | N
         "tpmon_progress": cell.progress,
         "tpmon_source": cell.source.value,
         "tpmon_since": iso(cell.since) if cell.since else None,
+        "tpmon_affected": cell.affected or None,
+        "tpmon_scope": cell.scope or None,
     }
 
 
 def _page(request: Request) -> Page:
-    services = request.state.services
+    snapshot: Snapshot = request.state.services.snapshot()
     lang: Lang = "en" if request.query_params.get("lang") == "en" else "fr"
-    now: datetime = services.clock()
-    view = board_view(services.settings, services.board, lang)
+    now = snapshot.at
+    view = board_view(snapshot.settings, snapshot, lang)
     updated = iso(view.checked_at or now)
     base = str(request.base_url).rstrip("/")
     components: list[dict[str, Any]] = []
@@ -117,7 +117,7 @@ def _page(request: Request) -> Page:
             group.setdefault("components", []).append(key)
             position += 1
     page = {"id": PAGE_ID, "name": "tpmon", "url": base, "time_zone": "Europe/Paris", "updated_at": updated}
-    return Page(page, components, lang, now, base)
+    return Page(page, components, lang, now, base, snapshot)
 
 
 def _status(page: Page) -> dict[str, str]:
@@ -142,32 +142,36 @@ class Declared:
     windows: list[MaintenanceWindow]
 
 
-Reader = Callable[[Declarations], Declared]
+Reader = Callable[[Snapshot], Declared]
 Composer = Callable[[Page, Declared], dict[str, Any]]
 
 
-def _nothing(declarations: Declarations) -> Declared:
+def _nothing(snapshot: Snapshot) -> Declared:
     return Declared([], [])
 
 
-def _unresolved(declarations: Declarations) -> Declared:
-    return Declared(declarations.incidents(open_only=True, limit=None), [])
+def _unresolved(snapshot: Snapshot) -> Declared:
+    return Declared(list(snapshot.open_incidents), [])
 
 
-def _recent(declarations: Declarations) -> Declared:
-    return Declared(declarations.incidents(limit=RECENT_INCIDENTS), [])
+def _recent(snapshot: Snapshot) -> Declared:
+    return Declared(list(snapshot.recent_incidents), [])  # as Statuspage's incidents.json: the 50 latest
 
 
-def _windows(declarations: Declarations) -> Declared:
-    return Declared([], declarations.windows())
+def _windows(snapshot: Snapshot) -> Declared:
+    return Declared([], list(snapshot.windows))
 
 
-def _summary_read(declarations: Declarations) -> Declared:
-    return Declared(declarations.incidents(open_only=True, limit=None), declarations.windows())
+def _summary_read(snapshot: Snapshot) -> Declared:
+    return Declared(list(snapshot.open_incidents), list(snapshot.windows))
 
 
 def _incidents(page: Page, declared: Declared) -> list[dict[str, Any]]:
-    return [incident_json(i, page.by_id(), page.lang, page.base, PAGE_ID) for i in declared.incidents]
+    components, snapshot = page.by_id(), page.snapshot
+    return [
+        incident_json(i, components, page.lang, page.base, PAGE_ID, snapshot.last_change(i.components))
+        for i in declared.incidents
+    ]
 
 
 def _maintenances(page: Page, declared: Declared, which: str) -> list[dict[str, Any]]:
@@ -176,15 +180,8 @@ def _maintenances(page: Page, declared: Declared, which: str) -> list[dict[str, 
 
 def _endpoint(read: Reader, compose: Composer) -> Callable[[Request], Awaitable[Response]]:
     async def answer(request: Request) -> Response:
-        page = _page(request)  # on the loop: the board is changed there
-        services = request.state.services
-        declarations = Declarations(services.store, services.settings)
-        try:
-            declared = Declared([], []) if read is _nothing else await asyncio.to_thread(read, declarations)
-        except StoreError:
-            body = {"error": "the database is unreachable; try again shortly"}
-            return JSONResponse(body, status_code=503, headers={"Retry-After": "30"})
-        return JSONResponse({"page": page.page, **compose(page, declared)})
+        page = _page(request)
+        return JSONResponse({"page": page.page, **compose(page, read(page.snapshot))})
 
     return answer
 

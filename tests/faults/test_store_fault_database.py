@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import make_url
-from store_fault_support import (
+from targets import Server, Target, wait_for
+from tcp_proxy import TcpProxy, tcp_proxy
+
+from .store_fault_support import (
     CONFIG,
     assert_chains,
     assert_nothing_lost,
@@ -24,8 +27,6 @@ from store_fault_support import (
     wait_logged,
     wait_stored,
 )
-from targets import Server, Target, wait_for
-from tcp_proxy import TcpProxy, tcp_proxy
 
 pytestmark = pytest.mark.postgres
 

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
-from store_fault_support import (
+from targets import Server, Target, free_port, wait_for
+
+from .store_fault_support import (
     CONFIG,
     assert_chains,
     assert_nothing_lost,
@@ -28,7 +30,6 @@ from store_fault_support import (
     wait_logged,
     wait_stored,
 )
-from targets import Server, Target, free_port, wait_for
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
-from store_support import CHECK, T0, sample_result, sample_transition
 
 from monitor.errors import StoreError
 from monitor.models import CheckMemory, ComponentRef, ComponentStatus, ProbeResult, Source, State, Streak
@@ -22,6 +21,8 @@ from monitor.store import Batch, Store, rows, tables
 from monitor.store.database import make_engine, upgrade
 from monitor.store.journal import Journal, journal_path
 from monitor.store.writer import replay_journal
+
+from .store_support import CHECK, T0, sample_result, sample_transition
 
 FLOW = ComponentRef("flow", "viamedis", "portail_ps")
 
@@ -188,11 +189,11 @@ def test_a_transition_written_twice_is_kept_once(database_url: str) -> None:
         assert len(store.transitions()) == 3
 
 
-def test_migration_0005_keeps_the_transitions_before_it(durable_database_url: str) -> None:
+def test_migration_0025_keeps_the_transitions_before_it(durable_database_url: str) -> None:
     engine = make_engine(durable_database_url)
     try:
-        upgrade(engine, "0004")
-        with engine.begin() as connection:  # as before 0005: no write key
+        upgrade(engine, "0020")
+        with engine.begin() as connection:  # as before 0025: no write key
             connection.execute(insert(tables.transition), [rows.transition_row(sample_transition(i)) for i in range(3)])
     finally:
         engine.dispose()

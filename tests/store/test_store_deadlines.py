@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from store_support import CHECK, T0, sample_result, sample_transition, until
 from tcp_proxy import TcpProxy, tcp_proxy
 
 from monitor.errors import StoreError
@@ -24,6 +23,8 @@ from monitor.store import Batch, Store, StoreWriter
 from monitor.store.database import default_url
 from monitor.store.journal import Journal
 from monitor.store.writer import replay_journal
+
+from .store_support import CHECK, T0, sample_result, sample_transition, until
 
 FLOW = ComponentRef("flow", "viamedis", "portail_ps")
 

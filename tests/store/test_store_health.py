@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 from starlette.testclient import TestClient
-from store_support import sample_result
 from targets import alpha_config
 from tcp_proxy import TcpProxy, tcp_proxy
 
@@ -23,6 +22,8 @@ from monitor.i18n import PARIS
 from monitor.models import State
 from monitor.store import Store
 from monitor.store.declaration_store import Declarations
+
+from .store_support import sample_result
 
 NOW = datetime(2024, 2, 12, 12, 0, tzinfo=UTC)
 OPTIQUE = "line:alpha/optique"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005"
-down_revision: str | None = "0004"
+revision: str = "0025"
+down_revision: str | None = "0020"
 branch_labels: str | None = None
 depends_on: str | None = None
 
