@@ -72,6 +72,16 @@ HUGE = "99999999999999999999999"
         (["reload", "--wait", "nan"], "argument --wait: 'nan' is not between 0 and 600 seconds"),
         (["reload", "--wait", "1e400"], "argument --wait: '1e400' is not between 0 and 600 seconds"),
         (["check-config", "/dev/zero"], "/dev/zero: cannot read: not a regular file"),
+        # the operators' and the notifications' commands
+        (["audit", "list", "--limit", HUGE], "argument --limit: '99999999999999999999999' is not between 1 and"),
+        (["token", "revoke", HUGE], "tpmon: token: no token '99999999999999999999999'"),
+        (["webhook", "remove", HUGE], "argument ID: '99999999999999999999999' is not an id"),
+        (["webhook", "enable", "-1"], "argument ID: '-1' is not an id"),
+        (["webhook", "test", "0"], "argument ID: '0' is not an id"),
+        (["notify", "list", "--limit", HUGE], "argument --limit: '99999999999999999999999' is not between 1 and"),
+        (["notify", "retry", "1", HUGE], "argument ID: '99999999999999999999999' is not an id"),
+        (["notify", "run", "--interval", "nan"], "argument --interval: 'nan' is not above 0 and at most 3600"),
+        (["notify", "run", "--batch", "0"], "argument --batch: '0' is not between 1 and 10,000"),
     ],
 )
 def test_out_of_bounds_arguments_are_one_line_and_exit_2(
@@ -169,6 +179,11 @@ COMMANDS = st.one_of(
     ).map(lambda rest: ["maintenance", "add", *rest]),
     _options(("--horizon", _DURATIONS)).map(lambda rest: ["maintenance", "list", *rest]),
     _IDS.map(lambda value: ["maintenance", "cancel", value]),
+    _options(("--limit", _IDS), ("--since", _DATES), ("--until", _DATES)).map(lambda rest: ["audit", "list", *rest]),
+    _IDS.map(lambda value: ["token", "revoke", value]),
+    st.tuples(st.sampled_from(["remove", "enable", "test"]), _IDS).map(lambda parts: ["webhook", *parts]),
+    _options(("--limit", _IDS)).map(lambda rest: ["notify", "list", *rest]),
+    st.lists(_IDS.filter(lambda text: not text.startswith("-")), max_size=3).map(lambda ids: ["notify", "retry", *ids]),
 )
 
 

@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 from ..declared.incidents import IMPACTS, LIFECYCLE
 from .audit_commands import register_audit_commands
 from .incident_commands import cmd_incident_list, cmd_incident_open, cmd_incident_resolve, cmd_incident_update
-from .inputs import MAX_ID, count, day_date, duration, monthly, paris_time, record_id, weekly
+from .inputs import MAX_ID, MAX_LIMIT, count, day_date, duration, monthly, paris_time, record_id, weekly
 from .maintenance_commands import cmd_maintenance_add, cmd_maintenance_cancel, cmd_maintenance_list
 from .notify_commands import register as register_notify
 from .token_commands import register_token_commands
@@ -72,7 +72,7 @@ def add_ops_commands(sub: Any) -> None:
         p.add_argument("--at", type=paris_time, metavar="WHEN", help="when it happened, Paris time (default: now)")
     listed = _leaf(verbs, "list", "list incidents, newest first", cmd_incident_list)
     listed.add_argument("--open", action="store_true", help="only open incidents")
-    listed.add_argument("--limit", type=count(1, 10_000), default=50, help="at most this many (1 to 10,000)")
+    listed.add_argument("--limit", type=count(1, MAX_LIMIT), default=50, help="at most this many (1 to 10,000)")
     listed.add_argument("--offset", type=count(0, MAX_ID), default=0, help="skip this many first")
     listed.add_argument("--json", action="store_true", help="print JSON with every update")
 

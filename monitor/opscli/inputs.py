@@ -57,6 +57,7 @@ _MONTHLY = re.compile(r"^(?:(\d{1,2})|(last|-1|[1-5])-([a-z]{3}))$")
 # texts from files of at most TEXT_FILE_MAX bytes (a Markdown text is at most 5,000 characters).
 FIRST_YEAR, LAST_YEAR = 2000, 2099
 MAX_ID = 2**63 - 1
+MAX_LIMIT = 10_000  # rows a listing prints at most
 MAX_DURATION = timedelta(days=3660)
 TEXT_FILE_MAX = 64 * 1024
 
@@ -125,6 +126,21 @@ def count(low: int, high: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"{_shown(text)} is not a whole number") from None
         if not low <= number <= high:
             raise argparse.ArgumentTypeError(f"{_shown(text)} is not between {low} and {high:,}")
+        return number
+
+    return parse
+
+
+def seconds(low: float, high: float) -> Callable[[str], float]:
+    """A number of seconds above `low` and at most `high` (NaN and infinities refused)."""
+
+    def parse(text: str) -> float:
+        try:
+            number = float(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{_shown(text)} is not a number of seconds") from None
+        if not low < number <= high:
+            raise argparse.ArgumentTypeError(f"{_shown(text)} is not above {low:g} and at most {high:g} seconds")
         return number
 
     return parse

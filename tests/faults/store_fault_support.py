@@ -133,7 +133,9 @@ def metric(server: Server, name: str, labels: str = "") -> float | None:
 def start(server: Server, *, timeout: float = 40.0) -> Server:
     """`Server.start` with JSON logs, and a longer wait: on a loaded 2-core machine a start through a proxy,
     with the schema's migrations, has taken more than `Server.start`'s 15 s."""
-    command = server.command("serve", "--config", str(server.config), "--port", str(server.port))
+    command = server.command(
+        "serve", "--config", str(server.config), "--port", str(server.port), "--admin-port", str(server.admin_port)
+    )
     with server.log.open("ab") as log:
         server.proc = subprocess.Popen(
             [*command, "--pid-file", str(server.pid_file), "--log-format", "json"],

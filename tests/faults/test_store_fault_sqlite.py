@@ -182,7 +182,8 @@ def test_a_second_server_on_the_same_journal_refuses_to_start_in_one_line(tmp_pa
     start(server)
     try:
         config, pid_file = str(server.config), str(tmp_path / "other.pid")
-        second = server.run("serve", "--config", config, "--port", str(free_port()), "--pid-file", pid_file)
+        ports = ("--port", str(free_port()), "--admin-port", str(free_port()))
+        second = server.run("serve", "--config", config, *ports, "--pid-file", pid_file)
     finally:
         code, _ = terminate(server, within=15.0)
     assert code == 0
