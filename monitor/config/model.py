@@ -60,6 +60,9 @@ _Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 Seconds = Annotated[_Duration, _at_most(7 * DAY, "7d")]  # stabilization, a push check's wait
 Interval = Annotated[_Duration, _at_most(DAY, "1d")]
 Timeout = Annotated[_Duration, _at_most(5 * MINUTE, "5m")]  # a probe's timeout, latency thresholds
+Retry = Annotated[_Duration, _at_most(3600.0, "1h")]  # a first retry's wait (each next one doubles, up to 1 h)
+Month = Annotated[_Duration, _at_most(30 * DAY, "30d")]  # a webhook's failures before it is disabled
+Retention = Annotated[_Duration, _at_most(3650 * DAY, "3650d")]  # what is kept, then pruned
 Slug = Annotated[str, Field(pattern=SLUG)]
 URL_MAX = 2048  # characters of a URL, before ${VAR} references are expanded
 Frozen = Annotated[Mapping[K, V], AfterValidator(FrozenDict)]
@@ -347,9 +350,9 @@ class Notifications(Model):
     coalesce: Seconds = 120.0  # changes within this window go out in one message per subscriber
     confirm_within: Seconds = 172800.0  # a confirmation link expires (and an unconfirmed address is deleted)
     max_attempts: int = Field(default=8, ge=1, le=50)  # then the delivery is a dead letter
-    retry_after: Seconds = 30.0  # the first retry; each next one waits twice as long (at most 1 h)
-    webhook_disable_after: Seconds = 432000.0  # a webhook failing this long is disabled
-    keep: Seconds = 2592000.0  # sent messages and told events are kept this long, then pruned
+    retry_after: Retry = 30.0  # the first retry; each next one waits twice as long (at most 1 h)
+    webhook_disable_after: Month = 432000.0  # a webhook failing this long is disabled
+    keep: Retention = 2592000.0  # sent messages and told events are kept this long, then pruned
     lease: Seconds = 120.0  # how long a sender holds what it claimed: a sender that died is relieved after that
     subscribe_per_client: int = Field(default=10, ge=1, le=10000)  # subscription requests per client per hour
     subscribe_per_address: int = Field(default=3, ge=1, le=100)  # confirmation e-mails per address per hour
