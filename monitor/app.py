@@ -78,10 +78,10 @@ Job = tuple[str, float, Callable[[], Awaitable[None]]]
 DEADLINE_EVERY = 0.2  # seconds between looks at the push deadlines: a missed one is concluded within a second
 TOKEN_USES_EVERY = 60.0  # seconds between writes of machine tokens' last use
 # Shutdown (SIGTERM, Ctrl-C): open requests get WEB_GRACE s on each listener (the operators' first, then the
-# public one), the store writer STOP_GRACE (5 s) to write what it holds before journalling the rest, the operators'
-# desk as long, the notifier NOTIFIER_GRACE; whatever still runs SHUTDOWN_DEADLINE s after the signal is cut short.
+# public one); then the store writer gets STOP_GRACE (5 s) to write what it holds before journalling the rest, the
+# operators' desk and the notifier as long, side by side: 3 + 3 + 6 = 12 s at worst. Whatever still runs
+# SHUTDOWN_DEADLINE s after the first signal is cut short.
 WEB_GRACE = 3
-NOTIFIER_GRACE = 1.0
 SHUTDOWN_DEADLINE = 15.0
 
 
@@ -567,11 +567,13 @@ def create_apps(
                 loop.remove_signal_handler(signal.SIGHUP)
             services.scheduler.shutdown()
             services.stopping.set()  # long loops of reads (roll-ups, pruning, availability) end where they are
-            desk = _within(services.desk.stop(), STOP_GRACE + 1, "operators' desk")  # pushes waiting, token uses
-            await asyncio.gather(desk, services.writer.stop())  # within STOP_GRACE + 1 s: written, or journalled
-            db.abort_operations()  # reads of jobs still under way (a hung database) end now, not at their deadline
+            # side by side, each within STOP_GRACE + 1 s: the writer (written, or journalled), the operators' desk
+            # (pushes waiting, token uses), the notifier (the sending under way; an unsettled one goes out again)
+            stops = [services.writer.stop(), _within(services.desk.stop(), STOP_GRACE + 1, "operators' desk")]
             if services.notifier is not None:
-                await _within(services.notifier.stop(grace=NOTIFIER_GRACE), NOTIFIER_GRACE + 1, "notifier")
+                stops.append(_within(services.notifier.stop(grace=STOP_GRACE), STOP_GRACE + 1, "notifier"))
+            await asyncio.gather(*stops)
+            db.abort_operations()  # reads of jobs still under way (a hung database) end now, not at their deadline
             await clients.aclose()
             if store is None:
                 await asyncio.to_thread(db.close)
