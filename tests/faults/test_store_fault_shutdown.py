@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from targets import free_port, wait_for
 
 # A server whose shutdown blocks a thread forever (nothing can abort it), run by tpmon's QuietServer.
@@ -38,15 +39,36 @@ tpmon_app.QuietServer(config).run()
 """
 
 
-def test_a_shutdown_that_hangs_is_cut_short_after_the_deadline(tmp_path: Path) -> None:
-    port = free_port()
+# The same behind `tpmon serve`'s two listeners: the first signal goes to the operators' listener, which stops
+# first; the deadline runs from that signal all the same.
+TWO_LISTENERS = SCRIPT.replace(
+    "tpmon_app.QuietServer(config).run()",
+    """from monitor import listeners
+admin = Starlette(routes=[Route("/", ok)], lifespan=lifespan)
+public = listeners.public_server(app, "127.0.0.1", int(sys.argv[1]))
+behind = listeners.admin_server(admin, "127.0.0.1", int(sys.argv[2]))
+asyncio.run(listeners.serve_listeners(public, behind))""",
+)
+
+
+@pytest.mark.parametrize("script_text", [SCRIPT, TWO_LISTENERS], ids=["one listener", "two listeners"])
+def test_a_shutdown_that_hangs_is_cut_short_after_the_deadline(tmp_path: Path, script_text: str) -> None:
+    port, admin_port = free_port(), free_port()
     script = tmp_path / "hanging_server.py"
-    script.write_text(SCRIPT, encoding="utf-8")
+    script.write_text(script_text, encoding="utf-8")
     server = subprocess.Popen(
-        [sys.executable, str(script), str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [sys.executable, str(script), str(port), str(admin_port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
-        wait_for(lambda: httpx.get(f"http://127.0.0.1:{port}/", timeout=1).status_code == 200, what="the server")
+        wait_for(
+            lambda: httpx.get(f"http://127.0.0.1:{port}/", timeout=1).status_code == 200, timeout=60, what="the server"
+        )
+        if script_text is TWO_LISTENERS:  # the operators' listener starts once the public one is up
+            url = f"http://127.0.0.1:{admin_port}/"
+            wait_for(lambda: httpx.get(url, timeout=1).status_code == 200, timeout=60, what="the operators' listener")
         began = time.monotonic()
         server.send_signal(signal.SIGTERM)
         code = server.wait(timeout=20)
