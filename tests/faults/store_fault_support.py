@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
-from targets import Server, Target, wait_for
+from targets import START_WITHIN, Server, Target, wait_for
 
 # Two flows of one network probed every 0.5 s; a recovery is stable after 1 s: a flap of the PEC target makes
 # the check, the flow, the lines and the network change state, every time.
@@ -130,9 +130,8 @@ def metric(server: Server, name: str, labels: str = "") -> float | None:
     return None
 
 
-def start(server: Server, *, timeout: float = 40.0) -> Server:
-    """`Server.start` with JSON logs, and a longer wait: on a loaded 2-core machine a start through a proxy,
-    with the schema's migrations, has taken more than `Server.start`'s 15 s."""
+def start(server: Server, *, timeout: float = START_WITHIN) -> Server:
+    """`Server.start` with JSON logs (the same deadline: a start through a proxy, with the schema's migrations)."""
     command = server.command(
         "serve", "--config", str(server.config), "--port", str(server.port), "--admin-port", str(server.admin_port)
     )
@@ -144,7 +143,7 @@ def start(server: Server, *, timeout: float = 40.0) -> Server:
             stdout=log,
             stderr=log,
         )
-    wait_for(lambda: server.get("/healthz").status_code == 200 or server._died(), timeout=timeout, what="serve")
+    server.wait_started(timeout)
     return server
 
 
