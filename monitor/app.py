@@ -207,7 +207,8 @@ class Services:
         """The periodic tick: declarations applied, then time passes for the board (stale checks, recoveries)."""
         await self.refresh_overrides()  # any instance may have written them
         self.pipeline.record(self.board.tick(self._declared_at, push=False))  # push checks: at their deadline
-        await self.desk.tick()  # tokens revoked anywhere, refused pushes to audit
+        if self.store_up:  # tokens revoked anywhere, refused pushes to audit: the store's, never waited on when down
+            await self.desk.tick()
 
     def _declared_statuses(self) -> list[ComponentStatus]:
         """The statuses the board shows from an incident's declaration (detail ``incident:N``)."""
