@@ -84,7 +84,7 @@ def admin_address(args: argparse.Namespace, settings: Settings) -> tuple[str, in
 def cmd_serve(args: argparse.Namespace) -> int:
     from .app import check_port, create_apps
     from .listeners import admin_server, public_server, serve_listeners
-    from .store import Store
+    from .store import Store, start_journal
 
     path = _config_path(args)
     settings = load_config(path)
@@ -97,12 +97,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise MonitorError(str(exc).replace("--port", "--admin-port").replace("--host", "--admin-host")) from None
     _check_notification_secrets(settings)
     setup_logging(args.log_level, args.log_format)
-    store = Store.open(_database_url())
+    url = _database_url()
+    store = Store.open(url)
+    try:  # what a previous run could not write is written first, before the board reads the store
+        journal = start_journal(store, url)
+    except StoreError:
+        store.close()
+        raise
     pid_file = Path(args.pid_file)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(str(os.getpid()), encoding="utf-8")
     apps = create_apps(
-        settings, store=store, config_path=path, handle_sighup=True, reload_status=pid_file.with_suffix(".reload.json")
+        settings,
+        store=store,
+        config_path=path,
+        handle_sighup=True,
+        reload_status=pid_file.with_suffix(".reload.json"),
+        journal=journal,
     )
     public = public_server(apps.public, args.host, args.port)
     behind = admin_server(apps.admin, *admin) if admin is not None else None
@@ -111,6 +122,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             runner.run(serve_listeners(public, behind))
     finally:
         store.close()
+        if journal is not None:
+            journal.close()
         pid_file.unlink(missing_ok=True)
     return 0 if public.started else 1
 
@@ -309,6 +322,16 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _wait_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number of seconds") from None
+    if not 0 < seconds <= 600:  # NaN and infinities too
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not between 0 and 600 seconds")
+    return seconds
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="tpmon",
@@ -387,7 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
     reload.add_argument(
         "--pid-file", default=DEFAULT_PID_FILE, help=f"the server's pid file (default {DEFAULT_PID_FILE})"
     )
-    reload.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the server's answer")
+    reload.add_argument(
+        "--wait", type=_wait_seconds, default=10.0, help="seconds to wait for the server's answer (at most 600)"
+    )
     reload.set_defaults(func=cmd_reload)
 
     export = command("export", "write the public site (pages FR/EN, feeds, badges, JSON) as static files, no probe")

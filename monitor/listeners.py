@@ -16,7 +16,7 @@ from typing import Literal
 import uvicorn
 from starlette.types import ASGIApp
 
-from .app import QuietServer
+from .app import WEB_GRACE, QuietServer
 
 __all__ = ["admin_server", "listener_config", "public_server", "serve_listeners"]
 
@@ -43,13 +43,20 @@ class _Front(QuietServer):
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.behind is not None:
+            self.arm_deadline()  # the whole shutdown, both listeners included, is bounded from the first signal
             self.behind.handle_exit(sig, frame)  # a second Ctrl-C forces it, as uvicorn does
             return
         super().handle_exit(sig, frame)
 
 
 class _Behind(uvicorn.Server):
-    """The operators' listener's server: it borrows the Services and leaves the signals to the public one."""
+    """The operators' listener's server: it borrows the Services and leaves the signals to the public one; its
+    open requests get `WEB_GRACE` s at shutdown, as the public one's."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        if config.timeout_graceful_shutdown is None:
+            config.timeout_graceful_shutdown = WEB_GRACE
+        super().__init__(config)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:

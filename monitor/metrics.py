@@ -35,10 +35,31 @@ class WriterFigures(Protocol):
     def buffered_results(self) -> int: ...
 
     @property
+    def buffered_transitions(self) -> int: ...
+
+    @property
     def dropped_results(self) -> int: ...
 
     @property
-    def db_up(self) -> bool: ...
+    def store_up(self) -> bool: ...
+
+    @property
+    def journal_bytes(self) -> int: ...
+
+    @property
+    def journalled_results(self) -> int: ...
+
+    @property
+    def journalled_transitions(self) -> int: ...
+
+    @property
+    def replayed_results(self) -> int: ...
+
+    @property
+    def replayed_transitions(self) -> int: ...
+
+    @property
+    def journal_failures(self) -> int: ...
 
 
 class Metrics:
@@ -226,14 +247,47 @@ class _WriterCollector(Collector):
         if stats is None:
             return
         yield GaugeMetricFamily(
-            "tpmon_store_buffered_results", "Probe results waiting to be written", value=stats.buffered_results
+            "tpmon_store_buffered_results",
+            "Probe results waiting in memory to be written",
+            value=stats.buffered_results,
+        )
+        yield GaugeMetricFamily(
+            "tpmon_store_buffered_transitions",
+            "Transitions waiting in memory to be written",
+            value=stats.buffered_transitions,
         )
         yield CounterMetricFamily(
             "tpmon_store_dropped_results",
-            "Probe results dropped because the buffer was full",
+            "Probe results dropped because the buffer and the journal were full, or refused by the database",
             value=stats.dropped_results,
         )
-        yield GaugeMetricFamily("tpmon_store_up", "Whether the last write to the database succeeded", value=stats.db_up)
+        yield GaugeMetricFamily(
+            "tpmon_store_up",
+            "Whether the database answered the last write (or idle ping) in time, with no write late now",
+            value=stats.store_up,
+        )
+        yield GaugeMetricFamily(
+            "tpmon_store_journal_bytes",
+            "Size of the journal of what could not be written to the database yet",
+            value=stats.journal_bytes,
+        )
+        journalled = CounterMetricFamily(
+            "tpmon_store_journalled", "Records written to the journal because the database failed", labels=["kind"]
+        )
+        journalled.add_metric(["result"], stats.journalled_results)
+        journalled.add_metric(["transition"], stats.journalled_transitions)
+        yield journalled
+        replayed = CounterMetricFamily(
+            "tpmon_store_replayed", "Records of the journal written to the database since", labels=["kind"]
+        )
+        replayed.add_metric(["result"], stats.replayed_results)
+        replayed.add_metric(["transition"], stats.replayed_transitions)
+        yield replayed
+        yield CounterMetricFamily(
+            "tpmon_store_journal_failures",
+            "Spills the journal refused (full disk…): kept in memory and retried",
+            value=stats.journal_failures,
+        )
 
 
 class _SnapshotCollector(Collector):

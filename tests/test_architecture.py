@@ -83,12 +83,12 @@ INNER: dict[str, dict[str, float]] = {
         "once": 5,
     },
     "store": {
-        **dict.fromkeys(("tables", "rows", "database"), 0),
+        **dict.fromkeys(("tables", "rows", "database", "deadlines"), 0),
         "outbox_rows": 0.5,  # events into the outbox, in the transaction of the store and the declarations
         **dict.fromkeys(("store", "migrations"), 1),
         **dict.fromkeys(
             (
-                "writer",
+                "journal",
                 "rollup_store",
                 "signal_store",
                 "latency_store",
@@ -103,7 +103,7 @@ INNER: dict[str, dict[str, float]] = {
             ),
             2,
         ),
-        "housekeeping": 3,
+        **dict.fromkeys(("writer", "housekeeping"), 3),
         "__init__": 4,
     },
     "web": {

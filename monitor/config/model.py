@@ -35,8 +35,36 @@ __all__ = [
 K = TypeVar("K")
 V = TypeVar("V")
 
-Seconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+MINUTE, DAY = 60.0, 86400.0
+
+
+def _at_most(limit: float, shown: str) -> AfterValidator:
+    """A duration's upper bound: beyond it a typo, and a scheduler, tick or timer that would break."""
+
+    def check(seconds: float) -> float:
+        if seconds > limit:
+            raise ValueError(f"must be at most {shown} (got {_duration_text(seconds)})")
+        return seconds
+
+    return AfterValidator(check)
+
+
+def _duration_text(seconds: float) -> str:
+    for unit, size in (("d", DAY), ("h", 3600.0), ("m", MINUTE)):
+        if seconds < 1e9 and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:.4g}s"
+
+
+_Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+Seconds = Annotated[_Duration, _at_most(7 * DAY, "7d")]  # stabilization, a push check's wait
+Interval = Annotated[_Duration, _at_most(DAY, "1d")]
+Timeout = Annotated[_Duration, _at_most(5 * MINUTE, "5m")]  # a probe's timeout, latency thresholds
+Retry = Annotated[_Duration, _at_most(3600.0, "1h")]  # a first retry's wait (each next one doubles, up to 1 h)
+Month = Annotated[_Duration, _at_most(30 * DAY, "30d")]  # a webhook's failures before it is disabled
+Retention = Annotated[_Duration, _at_most(3650 * DAY, "3650d")]  # what is kept, then pruned
 Slug = Annotated[str, Field(pattern=SLUG)]
+URL_MAX = 2048  # characters of a URL, before ${VAR} references are expanded
 Frozen = Annotated[Mapping[K, V], AfterValidator(FrozenDict)]
 
 
@@ -45,8 +73,8 @@ class Model(BaseModel):
 
 
 class Label(Model):
-    fr: str = Field(min_length=1)
-    en: str = Field(min_length=1)
+    fr: str = Field(min_length=1, max_length=200)
+    en: str = Field(min_length=1, max_length=200)
 
 
 class FlowDef(Model):
@@ -65,8 +93,8 @@ class LineOverride(Model):
 
 
 class CheckDefaults(Model):
-    interval: Seconds = 60.0
-    timeout: Seconds = 10.0
+    interval: Interval = 60.0
+    timeout: Timeout = 10.0
     failure_threshold: int = Field(default=3, ge=1, le=100)
     success_threshold: int = Field(default=2, ge=1, le=100)
 
@@ -74,8 +102,8 @@ class CheckDefaults(Model):
 class CheckBase(Model):
     name: Slug
     flow: Slug
-    description: str = ""
-    interval: Seconds = 60.0
+    description: str = Field(default="", max_length=500)
+    interval: Interval = 60.0
     failure_threshold: int = Field(default=3, ge=1, le=100)
     success_threshold: int = Field(default=2, ge=1, le=100)
 
@@ -83,17 +111,17 @@ class CheckBase(Model):
 class ProbeCheck(CheckBase):
     """A check tpmon measures itself; a push check has neither timeout nor latency threshold."""
 
-    timeout: Seconds = 10.0
-    degraded_after: Seconds | None = None
+    timeout: Timeout = 10.0
+    degraded_after: Timeout | None = None
 
 
 class HeaderCondition(Model):
-    name: str = Field(min_length=1)
-    equals: str | None = None  # absent: the header must only be present
+    name: str = Field(min_length=1, max_length=200)
+    equals: str | None = Field(default=None, max_length=8192)  # absent: the header must only be present
 
 
 class JsonCondition(Model):
-    path: str = Field(pattern=r"^\$(\.[^.\[\]]+|\[\d+\])*$")  # $.a.b[0].c
+    path: str = Field(pattern=r"^\$(\.[^.\[\]]+|\[\d+\])*$", max_length=500)  # $.a.b[0].c
     equals: Any
 
 
@@ -125,19 +153,25 @@ def _one_or_many(value: Any) -> Any:
 
 _STATUS = re.compile(r"^[1-5]xx$")
 StatusCode = Annotated[int | str, BeforeValidator(_status_code)]
-Regexes = Annotated[tuple[Annotated[str, AfterValidator(_regex)], ...], BeforeValidator(_one_or_many)]
-Texts = Annotated[tuple[str, ...], BeforeValidator(_one_or_many)]
+Regexes = Annotated[
+    tuple[Annotated[str, Field(max_length=1000), AfterValidator(_regex)], ...],
+    BeforeValidator(_one_or_many),
+    Field(max_length=50),
+]
+Texts = Annotated[
+    tuple[Annotated[str, Field(max_length=1000)], ...], BeforeValidator(_one_or_many), Field(max_length=50)
+]
 
 
 class HttpConditions(Model):
-    status: tuple[StatusCode, ...] = ("2xx", "3xx")  # codes or classes like "2xx"
-    max_latency: Seconds | None = None
+    status: tuple[StatusCode, ...] = Field(default=("2xx", "3xx"), max_length=50)  # codes or classes like "2xx"
+    max_latency: Timeout | None = None
     body_contains: Texts = ()
     body_not_contains: Texts = ()
     body_matches: Regexes = ()
     body_not_matches: Regexes = ()
-    json_values: tuple[JsonCondition, ...] = Field(default=(), alias="json")
-    headers: tuple[HeaderCondition, ...] = ()
+    json_values: tuple[JsonCondition, ...] = Field(default=(), alias="json", max_length=50)
+    headers: tuple[HeaderCondition, ...] = Field(default=(), max_length=50)
     cert_valid_days: int | None = Field(default=None, ge=0, le=3650)
 
     def accepts_status(self, code: int) -> bool:
@@ -146,40 +180,43 @@ class HttpConditions(Model):
 
 class HttpCheck(ProbeCheck):
     kind: Literal["http"]
-    url: str = Field(pattern=r"^(https?://|\$\{)")  # may hold ${ENV} references (secrets)
+    url: str = Field(pattern=r"^(https?://|\$\{)", max_length=URL_MAX)  # may hold ${ENV} references (secrets)
     method: Literal["GET", "HEAD", "POST", "OPTIONS"] = "GET"
-    headers: Frozen[str, str] = Field(default_factory=FrozenDict)  # values may hold ${ENV} references
-    body: str | None = None
+    # values may hold ${ENV} references
+    headers: Frozen[Annotated[str, Field(max_length=200)], Annotated[str, Field(max_length=8192)]] = Field(
+        default_factory=FrozenDict, max_length=50
+    )
+    body: str | None = Field(default=None, max_length=65536)
     follow_redirects: bool = True
     max_redirects: int = Field(default=5, ge=0, le=20)
     max_body_bytes: int = Field(default=256 * 1024, ge=0, le=16 * 1024 * 1024)
     tls_verify: bool = True
-    ca_file: str | None = None
+    ca_file: str | None = Field(default=None, max_length=4096)
     reuse_connection: bool = False
     conditions: HttpConditions = HttpConditions()
 
 
 class TcpCheck(ProbeCheck):
     kind: Literal["tcp"]
-    host: str = Field(min_length=1)
+    host: str = Field(min_length=1, max_length=1024)
     port: int = Field(ge=1, le=65535)
 
 
 class TlsCheck(ProbeCheck):
     kind: Literal["tls"]
-    host: str = Field(min_length=1)
+    host: str = Field(min_length=1, max_length=1024)
     port: int = Field(default=443, ge=1, le=65535)
-    server_name: str | None = None
+    server_name: str | None = Field(default=None, max_length=1024)
     tls_verify: bool = True
-    ca_file: str | None = None
+    ca_file: str | None = Field(default=None, max_length=4096)
     cert_valid_days: int | None = Field(default=None, ge=0, le=3650)
 
 
 class DnsCheck(ProbeCheck):
     kind: Literal["dns"]
-    host: str = Field(min_length=1)
+    host: str = Field(min_length=1, max_length=1024)
     family: Literal["any", "ipv4", "ipv6"] = "any"
-    expect_addresses: tuple[str, ...] = ()
+    expect_addresses: tuple[Annotated[str, Field(max_length=64)], ...] = Field(default=(), max_length=64)
 
 
 def _token_reference(value: str) -> str:
@@ -197,7 +234,7 @@ class PushCheck(CheckBase):
     """
 
     kind: Literal["push"]
-    missed_after: Seconds | None = None
+    missed_after: Seconds | None = None  # at most 7 days
     # a secret the partner may send instead of a `tpmon token create` token, for this check only
     token: Annotated[str, AfterValidator(_token_reference)] | None = None
 
@@ -232,7 +269,7 @@ class Dependency(Model):
 class Network(Model):
     name: str = Field(min_length=1, max_length=80)
     kind: Literal["operateur", "reseau_de_soins"]
-    website: str | None = Field(default=None, pattern=r"^https?://")
+    website: str | None = Field(default=None, pattern=r"^https?://", max_length=URL_MAX)
     hotline: str | None = Field(default=None, max_length=40)
     flows: tuple[Slug, ...] | None = Field(default=None, min_length=1)  # the flows it runs; default: all
     lines: tuple[Slug, ...] = Field(min_length=1)
@@ -313,9 +350,9 @@ class Notifications(Model):
     coalesce: Seconds = 120.0  # changes within this window go out in one message per subscriber
     confirm_within: Seconds = 172800.0  # a confirmation link expires (and an unconfirmed address is deleted)
     max_attempts: int = Field(default=8, ge=1, le=50)  # then the delivery is a dead letter
-    retry_after: Seconds = 30.0  # the first retry; each next one waits twice as long (at most 1 h)
-    webhook_disable_after: Seconds = 432000.0  # a webhook failing this long is disabled
-    keep: Seconds = 2592000.0  # sent messages and told events are kept this long, then pruned
+    retry_after: Retry = 30.0  # the first retry; each next one waits twice as long (at most 1 h)
+    webhook_disable_after: Month = 432000.0  # a webhook failing this long is disabled
+    keep: Retention = 2592000.0  # sent messages and told events are kept this long, then pruned
     lease: Seconds = 120.0  # how long a sender holds what it claimed: a sender that died is relieved after that
     subscribe_per_client: int = Field(default=10, ge=1, le=10000)  # subscription requests per client per hour
     subscribe_per_address: int = Field(default=3, ge=1, le=100)  # confirmation e-mails per address per hour
@@ -327,12 +364,14 @@ class Settings(Model):
 
     timezone: Literal["Europe/Paris"] = "Europe/Paris"
     defaults: CheckDefaults = CheckDefaults()
-    stabilization: Seconds = 1800.0
+    stabilization: Seconds = 1800.0  # at most 7 days
     stale_after_intervals: float = Field(default=3.0, ge=1.0, le=100.0)
     jitter: float = Field(default=0.1, ge=0.0, le=0.5)  # share of each interval
     max_concurrency: int = Field(default=64, ge=1, le=2048)
     raw_retention_days: int = Field(default=30, ge=1, le=3650)  # raw results; ≥ 400 for contractual evidence
-    user_agent: str = Field(default="tpmon/0.1 (+status monitor of French tiers-payant networks)", min_length=1)
+    user_agent: str = Field(
+        default="tpmon/0.1 (+status monitor of French tiers-payant networks)", min_length=1, max_length=200
+    )
     flows: Frozen[Slug, FlowDef] = Field(
         default_factory=lambda: FrozenDict({k: FlowDef.model_validate(v) for k, v in DEFAULT_FLOWS.items()})
     )

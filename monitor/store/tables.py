@@ -18,6 +18,7 @@ __all__ = [
     "IdempotencyRow",
     "IncidentRow",
     "IncidentUpdateRow",
+    "JournalSegmentRow",
     "MaintenanceWindowRow",
     "NotificationDeliveryRow",
     "NotificationEventRow",
@@ -39,6 +40,7 @@ __all__ = [
     "idempotency_key",
     "incident",
     "incident_update",
+    "journal_segment",
     "maintenance_window",
     "metadata",
     "notification_delivery",
@@ -130,9 +132,11 @@ class TransitionRow(SQLModel, table=True):
     __table_args__ = (
         Index("ix_transition_component_key_at", "component_key", "at"),
         Index("ix_transition_at", "at"),
+        Index("ux_transition_uid", "uid", unique=True),
     )
 
     id: int | None = _id()
+    uid: str | None = Field(default=None, nullable=True)  # the writer's key: a transition written twice is kept once
     component_key: str = Field(nullable=False)
     previous: str
     state: str
@@ -453,6 +457,15 @@ class NotificationLineMemoryRow(SQLModel, table=True):
     at: datetime = _when()
 
 
+class JournalSegmentRow(SQLModel, table=True):
+    """A segment of a store writer's journal already written here: replayed twice, it is written once."""
+
+    __tablename__ = "journal_segment"
+
+    segment: str = Field(primary_key=True)
+    applied_at: datetime = _when()
+
+
 metadata = SQLModel.metadata
 probe_result: Table = metadata.tables["probe_result"]
 transition: Table = metadata.tables["transition"]
@@ -474,3 +487,4 @@ notification_line_memory: Table = metadata.tables["notification_line_memory"]
 subscriber: Table = metadata.tables["subscriber"]
 subscription: Table = metadata.tables["subscription"]
 webhook: Table = metadata.tables["webhook"]
+journal_segment: Table = metadata.tables["journal_segment"]
