@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 from uvicorn.server import HANDLED_SIGNALS
@@ -159,9 +158,8 @@ class Services:
         await self.refresh_overrides()  # any instance may have written them
         self.pipeline.record(self.board.tick(self._declared_at))
 
-    @property
-    def registry(self) -> CollectorRegistry:
-        return self.metrics.registry
+    def metrics_exposition(self) -> AsyncIterator[bytes]:
+        return self.metrics.exposition()
 
     def readiness_problems(self) -> list[str]:
         """Blocking: the store answers a ping, and the scheduler runs."""
