@@ -12,9 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import uvicorn
-
-from .config import load_config, read_config
+from .config import Settings, load_config, read_config
 from .errors import ConfigError, ConfigProblem, MonitorError, NotFound, StoreError
 from .logs import setup_logging
 from .opscli import OneLineParser, add_ops_commands
@@ -72,29 +70,47 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def admin_address(args: argparse.Namespace, settings: Settings) -> tuple[str, int] | None:
+    """Where the operators' listener listens (flags over the config's `admin:`), or None when it is off."""
+    if args.no_admin or not settings.admin.enabled:
+        return None
+    host, port = args.admin_host or settings.admin.host, args.admin_port or settings.admin.port
+    if (host, port) == (args.host, args.port):
+        raise MonitorError(f"--admin-port: the operators' listener cannot share the public address {host}:{port}")
+    return host, port
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .app import QuietServer, check_port, create_app
+    from .app import check_port, create_apps
+    from .listeners import admin_server, public_server, serve_listeners
     from .store import Store
 
     path = _config_path(args)
     settings = load_config(path)
     check_port(args.host, args.port)
+    admin = admin_address(args, settings)
+    if admin is not None:
+        try:
+            check_port(*admin)
+        except MonitorError as exc:
+            raise MonitorError(str(exc).replace("--port", "--admin-port").replace("--host", "--admin-host")) from None
     setup_logging(args.log_level, args.log_format)
     store = Store.open(_database_url())
     pid_file = Path(args.pid_file)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(str(os.getpid()), encoding="utf-8")
-    app = create_app(
+    apps = create_apps(
         settings, store=store, config_path=path, handle_sighup=True, reload_status=pid_file.with_suffix(".reload.json")
     )
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_config=None, access_log=False, lifespan="on")
-    server = QuietServer(config)
+    public = public_server(apps.public, args.host, args.port)
+    behind = admin_server(apps.admin, *admin) if admin is not None else None
     try:
-        server.run()
+        with asyncio.Runner(loop_factory=public.config.get_loop_factory()) as runner:
+            runner.run(serve_listeners(public, behind))
     finally:
         store.close()
         pid_file.unlink(missing_ok=True)
-    return 0 if server.started else 1
+    return 0 if public.started else 1
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -291,6 +307,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--pid-file", default=DEFAULT_PID_FILE, help=f"where to write the pid (default {DEFAULT_PID_FILE})"
     )
+    serve.add_argument(
+        "--admin-host",
+        help="address of the operators' listener: write API, pushes, sign-in (default: config admin.host)",
+    )
+    serve.add_argument(
+        "--admin-port", type=int, help="port of the operators' listener (default: config admin.port, 8081)"
+    )
+    serve.add_argument("--no-admin", action="store_true", help="run without the operators' listener")
     serve.set_defaults(func=cmd_serve)
 
     demo = sub.add_parser(

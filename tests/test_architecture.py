@@ -29,6 +29,7 @@ RANKS = {
     "engine": 3,
     "probes": 3,
     "declared": 4,  # incidents and maintenance build engine.overrides.Override
+    "staff": 4,  # roles, passwords, second factor, tokens, sessions, throttles, audit events: pure
     "board": 4,
     "snapshot": 4.5,  # the board's states and what ops declared, at one instant: what every surface reads
     "store": 5,  # store.declaration_store persists what ops declared
@@ -36,10 +37,12 @@ RANKS = {
     "scheduler": 5,
     "runner": 6,
     "push_signals": 6,  # validated, read from the store's inbox, folded into the board
+    "operators": 6,  # audited writes, tokens in memory, push intake, staff access: over the store
     "web": 7,
     "app": 8,
     "opscli": 9,
     "demo": 9,
+    "listeners": 9,  # both uvicorn servers of `tpmon serve`, over the composition root
     "cli": 10,
     "__main__": 11,
     "__init__": 12,
@@ -59,6 +62,16 @@ INNER = {
     },
     "engine": {"check_state": 0, "overrides": 0, "aggregate": 1, "__init__": 2},
     "declared": {"inputs": 0, "incidents": 1, "maintenance": 1, "__init__": 2},
+    "staff": {
+        **dict.fromkeys(("roles", "passwords", "second_factor", "sessions", "throttle", "audit"), 0),
+        "tokens": 1,
+        "__init__": 2,
+    },
+    "operators": {
+        **dict.fromkeys(("audited", "push_intake", "token_registry", "staff_access"), 0),
+        "desk": 1,
+        "__init__": 2,
+    },
     "probes": {
         **dict.fromkeys(("clients", "net", "phases", "certs"), 0),
         **dict.fromkeys(("context", "conditions"), 1),
@@ -70,7 +83,20 @@ INNER = {
     "store": {
         **dict.fromkeys(("tables", "rows", "database"), 0),
         **dict.fromkeys(("store", "migrations"), 1),
-        **dict.fromkeys(("writer", "rollup_store", "signal_store", "latency_store", "declaration_store"), 2),
+        **dict.fromkeys(
+            (
+                "writer",
+                "rollup_store",
+                "signal_store",
+                "latency_store",
+                "declaration_store",
+                "staff_store",
+                "token_store",
+                "audit_store",
+                "idempotency_store",
+            ),
+            2,
+        ),
         "housekeeping": 3,
         "__init__": 4,
     },
@@ -84,31 +110,57 @@ INNER = {
                 "page_cache",
                 "render",
                 "latency_chart",
-                "badges",
+                "affected_text",
             ),
             0,
         ),
         **dict.fromkeys(
             (
+                "badges",
                 "availability_bars",
                 "board_view",
                 "incident_view",
                 "statuspage_incidents",
                 "site_context",
                 "api_v1_models",
+                "admin_context",
             ),
             1,
         ),
         **dict.fromkeys(
-            ("api_v1_openapi", "feeds", "home_page", "incident_pages", "member_pages", "statuspage_json"), 2
+            (
+                "api_v1_openapi",
+                "feeds",
+                "home_page",
+                "incident_pages",
+                "member_pages",
+                "statuspage_json",
+                "staff_auth",
+                "admin_models",
+            ),
+            2,
         ),
-        **dict.fromkeys(("api_v1", "info_pages", "network_page"), 3),
-        "line_page": 4,
-        "page_routes": 5,
+        **dict.fromkeys(("api_v1", "info_pages", "network_page", "admin_openapi", "admin_api"), 3),
+        **dict.fromkeys(("line_page", "push_api", "sign_in_api"), 4),
+        **dict.fromkeys(("page_routes", "admin_routes"), 5),
         **dict.fromkeys(("__init__", "static_export"), 6),
     },
     "demo": {"__init__": 0, "certs": 0, "clock": 0, "scenario": 1, "simulator": 2, "events": 2, "replay": 3, "run": 4},
-    "opscli": {"inputs": 0, "incident_commands": 1, "maintenance_commands": 1, "push_command": 1, "__init__": 2},
+    "opscli": {
+        "inputs": 0,
+        **dict.fromkeys(
+            (
+                "incident_commands",
+                "maintenance_commands",
+                "push_command",
+                "user_commands",
+                "token_commands",
+                "audit_commands",
+            ),
+            1,
+        ),
+        "__init__": 2,
+    },
 }
 # Edges the ranks would allow but the design forbids: (importer prefix, imported prefix).
 FORBIDDEN = [

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .loader import load_config, parse_config, read_config
 from .model import (
+    AdminSettings,
     Check,
     CheckDefaults,
     Dependency,
@@ -27,6 +28,7 @@ from .model import (
 from .values import FrozenDict, parse_duration
 
 __all__ = [
+    "AdminSettings",
     "Check",
     "CheckDefaults",
     "Dependency",

@@ -12,6 +12,7 @@ from .taxonomy import DEFAULT_FLOWS, DEFAULT_LINES
 from .values import ENV_REF, SLUG, FrozenDict, parse_duration
 
 __all__ = [
+    "AdminSettings",
     "Check",
     "CheckDefaults",
     "Dependency",
@@ -195,7 +196,8 @@ class PushCheck(CheckBase):
 
     kind: Literal["push"]
     missed_after: Seconds | None = None
-    token: Annotated[str, AfterValidator(_token_reference)] | None = None  # for the HTTP endpoint, later
+    # a secret the partner may send instead of a `tpmon token create` token, for this check only
+    token: Annotated[str, AfterValidator(_token_reference)] | None = None
 
     @property
     def degraded_after(self) -> None:
@@ -207,11 +209,22 @@ Check = Annotated[HttpCheck | TcpCheck | TlsCheck | DnsCheck | PushCheck, Field(
 
 
 class Dependency(Model):
-    """This network's `lines` (all when empty) rely on another network's flow."""
+    """This network's `lines` (all when empty) rely on another network's flow (DESIGN §2).
+
+    Upstream down or partial: each line is at least `impact`; recovering: at least recovering, with the upstream's
+    progress (at most `impact`); degraded: at least degraded. `scope` says who is affected, in words
+    ("assurés dont le tiers payant est géré par Viamedis"); without it, the members whose tiers payant goes
+    through the upstream network.
+    """
 
     network: Slug
     flow: Slug
     lines: tuple[Slug, ...] = ()
+    impact: Literal["partial", "down", "degraded"] = "partial"
+    scope: Label | None = None
+
+    def covers(self, line: str) -> bool:
+        return not self.lines or line in self.lines
 
 
 class Network(Model):
@@ -246,6 +259,23 @@ class Network(Model):
         return tuple(g for g in groups if g), tuple(f for f in optional if f in runs)
 
 
+class AdminSettings(Model):
+    """The operators' listener (write API, partners' pushes, sign-in, later the console), apart from the public one.
+
+    Its address is read at start only; the other fields follow a reload.
+    """
+
+    enabled: bool = True
+    host: str = Field(default="127.0.0.1", min_length=1, max_length=253)
+    port: int = Field(default=8081, ge=1, le=65535)
+    push_on_public: bool = False  # partners may push on the public listener too (token only, no other admin route)
+    push_per_minute: int = Field(default=60, ge=1, le=1_000_000)  # accepted pushes per token; bursts of as many
+    session_idle: Seconds = 1800.0  # a staff session unused this long ends
+    session_lifetime: Seconds = 43200.0  # and ends this long after sign-in, used or not
+    secure_cookies: Literal["auto", "always"] = "auto"  # auto: Secure when the request came over HTTPS
+    audit_retention_days: int = Field(default=400, ge=30, le=36500)
+
+
 class Settings(Model):
     """The whole validated config. Frozen: a reload builds a new one."""
 
@@ -264,6 +294,7 @@ class Settings(Model):
         default_factory=lambda: FrozenDict({k: LineDef.model_validate(v) for k, v in DEFAULT_LINES.items()})
     )
     networks: Frozen[Slug, Network] = Field(min_length=1)
+    admin: AdminSettings = AdminSettings()
     source: str = Field(default="", exclude=True)  # the file it was loaded from
 
     def checks(self) -> list[tuple[str, Check]]:

@@ -69,7 +69,8 @@ class _Recorder:
 
 
 async def replay(settings: Settings, scenario: Scenario, store: Store, clock: VirtualClock, poster: Poster) -> int:
-    """Run the board, status engine and store over [history_from, live_from) on the virtual clock."""
+    """Run the board, status engine and store over [history_from, live_from) on the virtual clock: a probing
+    round every smallest interval, and one at each event."""
     start, until = scenario.history_from, scenario.live_from
     step = timedelta(seconds=min(c.interval for _, c in settings.checks()))
     board = Board(settings, start)
@@ -102,7 +103,8 @@ async def replay(settings: Settings, scenario: Scenario, store: Store, clock: Vi
         results += len(probed)
         if len(record.batch.results) >= 5000:
             record.flush()
-        now += step
+        # the next probing round, or the next event if sooner: what an event changes is seen when it happens
+        now = min(now + step, pending[0].at) if pending and pending[0].at > now else now + step
     record.flush()  # the app's housekeeper rolls the replayed transitions up on its first run
     return results
 

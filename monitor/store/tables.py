@@ -10,25 +10,35 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 __all__ = [
+    "ApiTokenRow",
+    "AuditEventRow",
     "AvailabilityRollupRow",
     "CheckMemoryRow",
     "ComponentStatusRow",
+    "IdempotencyRow",
     "IncidentRow",
     "IncidentUpdateRow",
     "MaintenanceWindowRow",
     "ProbeResultRow",
     "PushSignalRow",
+    "StaffSessionRow",
+    "StaffUserRow",
     "TransitionRow",
     "UTCDateTime",
+    "api_token",
+    "audit_event",
     "availability_rollup",
     "check_memory",
     "component_status",
+    "idempotency_key",
     "incident",
     "incident_update",
     "maintenance_window",
     "metadata",
     "probe_result",
     "push_signal",
+    "staff_session",
+    "staff_user",
     "transition",
 ]
 
@@ -226,6 +236,7 @@ class MaintenanceWindowRow(SQLModel, table=True):
     cancelled: bool = False
     created_at: datetime = _when()
     cancelled_at: datetime | None = _when(nullable=True)
+    skipped: list[str] = Field(default_factory=list, sa_type=JSON, nullable=False)  # cancelled occurrences' dates
 
 
 class PushSignalRow(SQLModel, table=True):
@@ -239,6 +250,91 @@ class PushSignalRow(SQLModel, table=True):
     received_at: datetime = _when()
     state: str  # operational, degraded or down
     detail: str = Field(default="", nullable=False)  # a short code, validated: never free text
+    author: str = Field(default="", nullable=False)  # token:PREFIX, cli:OSUSER; "" before the operators' side
+    latency_s: float | None = Field(default=None, nullable=True)  # what the partner measured, if it said
+
+
+class StaffUserRow(SQLModel, table=True):
+    """A staff account: its name (the only thing kept about the person), role, networks, Argon2id hash and TOTP."""
+
+    __tablename__ = "staff_user"
+    __table_args__ = (Index("ux_staff_user_name", "name", unique=True),)
+
+    id: int | None = _id()
+    name: str = Field(nullable=False)
+    role: str  # admin, editor or viewer
+    networks: list[str] = Field(default_factory=list, sa_type=JSON, nullable=False)  # an editor's networks
+    password_hash: str = Field(nullable=False)
+    totp_secret: str = Field(nullable=False)
+    totp_enrolled_at: datetime | None = _when(nullable=True)  # null: the second factor is still to set up
+    totp_last_step: int | None = Field(default=None, nullable=True, sa_type=BigInteger())  # replay guard
+    disabled: bool = False
+    failed_count: int = 0  # consecutive refused sign-ins
+    locked_until: datetime | None = _when(nullable=True)
+    created_at: datetime = _when()
+    updated_at: datetime = _when()
+
+
+class StaffSessionRow(SQLModel, table=True):
+    """A signed-in session; `id` is the digest of the cookie's value, never the value."""
+
+    __tablename__ = "staff_session"
+    __table_args__ = (Index("ix_staff_session_user_id", "user_id"),)
+
+    id: str = Field(primary_key=True)
+    user_id: int = Field(foreign_key="staff_user.id", sa_type=_ID, nullable=False)
+    stage: str  # enrol or full
+    created_at: datetime = _when()
+    last_seen_at: datetime = _when()
+    revoked_at: datetime | None = _when(nullable=True)
+
+
+class ApiTokenRow(SQLModel, table=True):
+    """A machine token: its SHA-256 digest (never the token), public prefix, scopes, expiry and last use."""
+
+    __tablename__ = "api_token"
+    __table_args__ = (Index("ux_api_token_digest", "digest", unique=True),)
+
+    id: int | None = _id()
+    digest: str = Field(nullable=False)
+    prefix: str = Field(nullable=False)
+    label: str = Field(nullable=False)  # what it is for, e.g. viamedis-pec-heartbeat
+    scopes: list[str] = Field(default_factory=list, sa_type=JSON, nullable=False)
+    created_at: datetime = _when()
+    created_by: str = Field(nullable=False)
+    expires_at: datetime | None = _when(nullable=True)
+    last_used_at: datetime | None = _when(nullable=True)
+    revoked_at: datetime | None = _when(nullable=True)
+
+
+class AuditEventRow(SQLModel, table=True):
+    """One event of the audit trail (`staff.audit.AuditEvent`); rows are never updated (a trigger refuses it)."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (Index("ix_audit_event_at", "at"), Index("ix_audit_event_target", "target"))
+
+    id: int | None = _id()
+    at: datetime = _when()
+    actor: str = Field(nullable=False)
+    listener: str = Field(nullable=False)
+    action: str = Field(nullable=False)
+    target: str = Field(default="", nullable=False)
+    before: dict[str, Any] | None = Field(default=None, sa_type=JSON, nullable=True)
+    after: dict[str, Any] | None = Field(default=None, sa_type=JSON, nullable=True)
+
+
+class IdempotencyRow(SQLModel, table=True):
+    """The stored answer of a write sent with an Idempotency-Key, per principal: a retry gets it again."""
+
+    __tablename__ = "idempotency_key"
+    __table_args__ = (Index("ix_idempotency_key_created_at", "created_at"),)
+
+    principal: str = Field(primary_key=True)
+    key: str = Field(primary_key=True)
+    fingerprint: str = Field(nullable=False)  # SHA-256 of the method, path and body
+    status: int
+    body: dict[str, Any] = Field(default_factory=dict, sa_type=JSON, nullable=False)
+    created_at: datetime = _when()
 
 
 metadata = SQLModel.metadata
@@ -251,3 +347,8 @@ availability_rollup: Table = metadata.tables["availability_rollup"]
 incident: Table = metadata.tables["incident"]
 incident_update: Table = metadata.tables["incident_update"]
 maintenance_window: Table = metadata.tables["maintenance_window"]
+staff_user: Table = metadata.tables["staff_user"]
+staff_session: Table = metadata.tables["staff_session"]
+api_token: Table = metadata.tables["api_token"]
+audit_event: Table = metadata.tables["audit_event"]
+idempotency_key: Table = metadata.tables["idempotency_key"]

@@ -1,16 +1,19 @@
-"""Starlette routes: the public pages, the JSON APIs, feeds and badges, health and readiness, metrics."""
+"""Starlette routes: the public pages, the JSON APIs, feeds and badges, health and readiness, metrics; and the
+operators' listener's (`admin_routes`)."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..exposition import CONTENT_TYPE
+from .admin_routes import admin_routes, public_push_routes
 from .api_v1 import api_routes
 from .badges import badge
 from .feeds import feed_routes
@@ -19,7 +22,7 @@ from .page_routes import html_routes
 from .site_context import SiteContext
 from .statuspage_json import statuspage_routes
 
-__all__ = ["routes"]
+__all__ = ["admin_routes", "routes"]
 
 
 def _services(request: Request) -> SiteContext:
@@ -43,8 +46,15 @@ async def metrics(request: Request) -> Response:
     return StreamingResponse(_services(request).metrics_exposition(), media_type=CONTENT_TYPE)
 
 
+async def not_found(request: Request) -> Response:
+    """Last route: any other path, whatever the method, is a 404 — the public listener writes nothing, and a 405
+    would hint at a path (say, the operators' POST /api/v1/incidents) that this listener does not serve."""
+    raise HTTPException(404)
+
+
 def routes() -> list[Route | Mount]:
     return [
+        *public_push_routes(),  # 404 unless the operator opens pushes on the public listener
         *api_routes(),
         *(Route(path, cached(endpoint), methods=["GET", "HEAD"]) for path, endpoint in statuspage_routes()),
         *(Route(path, cached(endpoint), methods=["GET", "HEAD"]) for path, endpoint in feed_routes()),
@@ -54,4 +64,5 @@ def routes() -> list[Route | Mount]:
         Route("/readyz", readyz),
         Route("/metrics", metrics),
         Mount("/static", StaticFiles(packages=[("monitor.web", "static")]), name="static"),
+        Route("/{path:path}", not_found, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
     ]
