@@ -20,7 +20,10 @@ than the checks' interval would. Then:
   `asyncio.sleep(0.005)` wakes (the loop's lag), and 500 "probes" a second, each a fresh TCP connection to
   a loopback echo server in the same loop (connect, write, read, close: the system calls that give the GIL
   away and wait to get it back). `stall_ms` is the loop's longest lag during a scrape, `probe_gap_ms` the
-  longest time without a probe completing; `calm_*` the same over as long a window between scrapes.
+  longest time without a probe completing, `loop_busy_ms` the most CPU the loop's thread spent while one
+  sleep waited (work on the loop without a break: what a stall would be on an idle machine; a render in
+  another thread stalls the loop by the GIL, which this does not count); `calm_*` the same over a window of
+  `CALM_S` between scrapes.
 
 The machine is shared: each worker says the load (1 min) and how much CPU other processes took while it ran
 (`host_other_cpu_pct`, 100 = one core); compare the two trees by their ratios, measured alternately.
@@ -137,16 +140,18 @@ async def get(app: Any, state: dict[str, Any], path: str) -> bytes:
 class LoopWatch:
     """The loop's lag (how late a 5 ms sleep wakes) and 500 loopback "probes" a second, with their times."""
 
-    lags: list[tuple[float, float]] = dataclasses.field(default_factory=list)  # (woke at, late by)
+    # (woke at, late by, the loop thread's CPU meanwhile): a wake delayed by work on the loop shows in both, one
+    # delayed by the GIL (a render in another thread) or by the kernel (a busy machine) in the lateness only
+    lags: list[tuple[float, float, float]] = dataclasses.field(default_factory=list)
     completions: list[float] = dataclasses.field(default_factory=list)
     failures: int = 0
 
     async def lag(self) -> None:
         while True:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.thread_time()
             await asyncio.sleep(LAG_SLEEP_S)
             woke = time.perf_counter()
-            self.lags.append((woke, woke - start - LAG_SLEEP_S))
+            self.lags.append((woke, woke - start - LAG_SLEEP_S, time.thread_time() - cpu))
 
     async def probes(self, port: int) -> None:
         async def one() -> None:
@@ -169,12 +174,18 @@ class LoopWatch:
             task.add_done_callback(tasks.discard)
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
 
+    def lags_in(self, start: float, end: float) -> list[float]:
+        """The lags of the sleeps due within [start, end]."""
+        return [late for woke, late, _ in self.lags if start <= woke - late <= end]
+
     def stall(self, start: float, end: float) -> float:
         """The longest lag of a sleep that was due within [start, end]."""
-        return max((late for woke, late in self.lags if start <= woke - late <= end), default=0.0)
+        return max(self.lags_in(start, end), default=0.0)
 
-    def lags_in(self, start: float, end: float) -> list[float]:
-        return [late for woke, late in self.lags if start <= woke - late <= end]
+    def busy(self, start: float, end: float) -> float:
+        """The most CPU the loop's thread spent while one sleep due within [start, end] waited: the longest
+        stretch of work on the loop without a break, whatever the machine's load."""
+        return max((cpu for woke, late, cpu in self.lags if start <= woke - late <= end), default=0.0)
 
     def gap(self, start: float, end: float) -> float:
         """The longest time without a probe completing, over the gaps that overlap [start, end]."""
@@ -318,6 +329,8 @@ async def measure(checks: int, scrapes: int) -> dict[str, Any]:
                     {
                         "wall_ms": (end - start) * 1000,
                         "stall_ms": watch.stall(start, end) * 1000,
+                        "loop_busy_ms": watch.busy(start, end) * 1000,
+                        "calm_loop_busy_ms": watch.busy(calm0, calm1) * 1000,
                         "probe_gap_ms": watch.gap(start, end) * 1000,
                         "calm_stall_ms": watch.stall(calm0, calm1) * 1000,
                         "calm_probe_gap_ms": watch.gap(calm0, calm1) * 1000,
@@ -396,6 +409,8 @@ def summarize(run: dict[str, Any]) -> dict[str, Any]:
         "stall_ms_median": med(loaded, "stall_ms"),
         "stall_ms_max": top(loaded, "stall_ms"),
         "probe_gap_ms_max": top(loaded, "probe_gap_ms"),
+        "loop_busy_ms_max": top(loaded, "loop_busy_ms"),
+        "calm_loop_busy_ms_max": top(loaded, "calm_loop_busy_ms"),
         "calm_stall_ms_max": top(loaded, "calm_stall_ms"),
         "calm_probe_gap_ms_max": top(loaded, "calm_probe_gap_ms"),
         "lag_p99_ms_scraping": run["lag_p99_ms_scraping"],
