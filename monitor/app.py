@@ -27,10 +27,15 @@ from .board import Board, BoardChange
 from .config import Settings, load_config
 from .declared.incidents import Incident, declared_lifted, declared_overrides
 from .declared.maintenance import MaintenanceWindow, Occurrence, active, maintenance_lifted, maintenance_overrides
+from .delivery.notifier import Notifier
+from .delivery.notify_metrics import NotifyMetrics
+from .delivery.smtp_sender import SmtpSender, smtp_settings
+from .delivery.subscription_desk import SubscriptionDesk
 from .engine.overrides import Overrides
 from .errors import ConfigError, MonitorError, NotFound, StoreError
 from .metrics import Metrics, derive_availability
 from .models import ComponentRef, ComponentStatus, Source
+from .notify.tokens import Signer, load_secret
 from .operators.desk import Desk
 from .probes import ProbeContext
 from .probes.clients import HttpClients
@@ -100,6 +105,8 @@ class Services:
     _snapshot: Snapshot = field(init=False, repr=False)
     _declared_seen: tuple[int, list[ComponentStatus]] = field(default=(-1, []), init=False, repr=False)
     desk: Desk = field(init=False)  # the operators' side: tokens, push intake, staff access
+    notifier: Notifier | None = None  # the outbox's sender: always there, it fans out and prunes even with no channel
+    subscriptions: SubscriptionDesk | None = None  # the public e-mail subscriptions, when the config offers them
 
     def __post_init__(self) -> None:
         self.pages = PageCache(self.stamp)
@@ -310,6 +317,7 @@ def _assemble(
     config_path: str | None,
     reload_status: Path | None,
     passwords: Passwords | None,
+    live: bool = True,
 ) -> tuple[Services, HttpClients]:
     """Build the board (seeded from the store), writer, metrics, probes' context, pipeline and scheduler."""
     board = Board(settings, clock(), db.load_statuses(), db.load_memories())
@@ -331,7 +339,27 @@ def _assemble(
     services = Services(settings, db, board, writer, metrics, scheduler, pipeline, clock, config_path, reload_status)
     services.desk = Desk(db, lambda: services.settings, clock, env, passwords=passwords)
     metrics.note_start(services.started_at)
+    _notifications(services, env, live=live)
     return services, clients
+
+
+def _notifications(services: Services, env: Mapping[str, str], *, live: bool = True) -> None:
+    """The notifier and, when offered, the subscription desk; MonitorError in one line if a secret is missing
+    (unless not `live`: `tpmon export` writes pages without sending anything, and needs no secret)."""
+    notifications = services.settings.notifications
+    try:
+        signer = Signer(load_secret(env)) if notifications is not None else None
+        smtp = SmtpSender(smtp_settings(env)) if notifications is not None and notifications.subscriptions else None
+    except MonitorError:
+        if live:
+            raise
+        signer, smtp = None, None
+    metrics = NotifyMetrics(services.metrics.registry)  # always: the queue of the outbox exists either way
+    services.notifier = Notifier(
+        services.store, lambda: services.settings, signer, smtp=smtp, environ=env, metrics=metrics, clock=services.clock
+    )
+    if signer is not None and smtp is not None:
+        services.subscriptions = SubscriptionDesk(services.store, lambda: services.settings, signer, now=services.clock)
 
 
 def periodic_jobs(services: Services, tick_seconds: float, housekeeping_seconds: float) -> list[Job]:
@@ -445,7 +473,7 @@ def create_apps(
         db = store if store is not None else await asyncio.to_thread(Store.open, database_url or default_url())
         env = os.environ if environ is None else environ
         services, clients = await asyncio.to_thread(
-            _assemble, settings, db, clock, env, speed, config_path, reload_status, passwords
+            _assemble, settings, db, clock, env, speed, config_path, reload_status, passwords, schedule
         )
         loop = asyncio.get_running_loop()
         # DNS lookups of probes run in the default pool: size it for the probe concurrency (asyncio's
@@ -459,6 +487,8 @@ def create_apps(
         await services.desk.start()  # after the first evaluation: the demo's clock runs 16,000 times faster
         if schedule:
             _start_jobs(services, tick_seconds, housekeeping_seconds)
+            if services.notifier is not None:
+                await services.notifier.start()
         if handle_sighup:
             loop.add_signal_handler(signal.SIGHUP, services.reload)
         try:
@@ -469,6 +499,8 @@ def create_apps(
             services.scheduler.shutdown()
             await services.desk.stop()
             await services.writer.stop()
+            if services.notifier is not None:
+                await services.notifier.stop()
             await clients.aclose()
             if store is None:
                 await asyncio.to_thread(db.close)

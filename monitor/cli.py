@@ -94,6 +94,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             check_port(*admin)
         except MonitorError as exc:
             raise MonitorError(str(exc).replace("--port", "--admin-port").replace("--host", "--admin-host")) from None
+    _check_notification_secrets(settings)
     setup_logging(args.log_level, args.log_format)
     store = Store.open(_database_url())
     pid_file = Path(args.pid_file)
@@ -113,6 +114,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0 if public.started else 1
 
 
+def _check_notification_secrets(settings: Settings) -> None:
+    """MonitorError in one line, before anything starts, if `notifications:` lacks its secrets."""
+    if settings.notifications is None:
+        return
+    from .delivery.smtp_sender import smtp_settings
+    from .notify.tokens import load_secret
+
+    load_secret(os.environ)
+    if settings.notifications.subscriptions:
+        smtp_settings(os.environ)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo.run import DemoOptions, run_demo
 
@@ -122,7 +135,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     check_port(args.host, args.port)
     setup_logging(args.log_level, "text")
-    options = DemoOptions(host=args.host, port=args.port, speed=args.speed)
+    options = DemoOptions(host=args.host, port=args.port, speed=args.speed, smtp_sink=args.smtp_sink)
     # `serve` gets uvloop from uvicorn's Server.run (loop="auto"); the demo runs its own loop: the same one
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(run_demo(options))
@@ -327,6 +340,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1", help="address of the page (default 127.0.0.1)")
     demo.add_argument("--port", type=port_number, default=8080, help="port of the page, 1–65535 (default 8080)")
     demo.add_argument("--speed", type=float, help="scenario seconds per real second (default: the story lasts ~10 min)")
+    demo.add_argument(
+        "--smtp-sink",
+        type=Path,
+        metavar="DIR",
+        help="e-mail subscriptions on, sent to a local SMTP server: the messages a demo optician subscribed to "
+        "Viamedis optique receives are printed and kept in DIR as .eml files",
+    )
     demo.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     demo.set_defaults(func=cmd_demo)
 

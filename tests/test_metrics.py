@@ -41,7 +41,7 @@ NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 DEMO_ENV = {"TPMON_DEMO_HTTP": "http://127.0.0.1:9", "TPMON_DEMO_TLS": "https://127.0.0.1:9"}
 
 # Pinned: a change here means a change of cardinality, to be decided, not noticed later in Prometheus.
-DEMO_SERIES = 1653  # + the since of the 2 push checks: unknown since configured, awaited from then on
+DEMO_SERIES = 1670  # + the since of the 2 push checks; + 17 of tpmon_notifications_* (5 metrics × 3 or 4 channels)
 
 
 def promtool() -> str:
@@ -105,6 +105,7 @@ def test_series_count_of_the_demo_config_is_pinned(exposition: str) -> None:
 
 def test_labels_never_carry_urls_or_texts(exposition: str) -> None:
     allowed = {"network", "flow", "line", "check", "state", "window", "phase", "result", "impact", "le", "version"}
+    allowed.add("channel")  # notifications: email, webhook, chat, outbox — an enumeration, never an address
     lines = series(exposition)
     assert lines
     for line in lines:
@@ -118,6 +119,19 @@ def test_every_impact_and_network_has_its_gauge(exposition: str) -> None:
     assert 'tpmon_maintenance_active{network="viamedis"} 0.0' in exposition
     assert 'tpmon_line_availability_ratio{line="pharmacie",network="viamedis",window="30d"} 1.0' in exposition
     assert 'tpmon_network_availability_ratio{network="viamedis",window="24h"} 1.0' in exposition
+
+
+def test_notifications_series_are_on_the_page(exposition: str) -> None:
+    """The notifier's counters and gauges (on the app's registry) are on the page, every channel, before any send."""
+    found = {line.rsplit(" ", 1)[0] for line in series(exposition) if line.startswith("tpmon_notifications_")}
+    channels = ("email", "webhook", "chat")
+    expected = {
+        f'tpmon_notifications_{name}{{channel="{c}"}}' for name in ("sent_total", "failed_total") for c in channels
+    }
+    expected |= {f'tpmon_notifications_dead_letters{{channel="{c}"}}' for c in channels}
+    for name in ("queue_depth", "oldest_pending_age_seconds"):
+        expected |= {f'tpmon_notifications_{name}{{channel="{c}"}}' for c in (*channels, "outbox")}
+    assert found == expected
 
 
 def test_derive_counts_open_incidents_by_impact_and_running_maintenance_by_network() -> None:

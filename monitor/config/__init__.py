@@ -9,6 +9,7 @@ from __future__ import annotations
 from .loader import load_config, parse_config, read_config
 from .model import (
     AdminSettings,
+    ChatChannel,
     Check,
     CheckDefaults,
     Dependency,
@@ -18,6 +19,7 @@ from .model import (
     HttpConditions,
     LineDef,
     Network,
+    Notifications,
     ProbeCheck,
     PushCheck,
     Settings,
@@ -29,6 +31,7 @@ from .values import FrozenDict, parse_duration
 
 __all__ = [
     "AdminSettings",
+    "ChatChannel",
     "Check",
     "CheckDefaults",
     "Dependency",
@@ -39,6 +42,7 @@ __all__ = [
     "HttpConditions",
     "LineDef",
     "Network",
+    "Notifications",
     "ProbeCheck",
     "PushCheck",
     "Settings",

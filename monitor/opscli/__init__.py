@@ -1,5 +1,6 @@
 """`tpmon incident …` and `tpmon maintenance …`: what ops declare, validated, in Europe/Paris time; `tpmon user …`,
-`tpmon token …` and `tpmon audit …`: staff accounts, machine tokens and the audit trail."""
+`tpmon token …` and `tpmon audit …`: staff accounts, machine tokens and the audit trail; `tpmon webhook`,
+`tpmon notify` and `tpmon subscribers`: notifications."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from .audit_commands import register_audit_commands
 from .incident_commands import cmd_incident_list, cmd_incident_open, cmd_incident_resolve, cmd_incident_update
 from .inputs import day_date, duration, monthly, paris_time, weekly
 from .maintenance_commands import cmd_maintenance_add, cmd_maintenance_cancel, cmd_maintenance_list
+from .notify_commands import register as register_notify
 from .token_commands import register_token_commands
 from .user_commands import register_user_commands
 
@@ -99,3 +101,4 @@ def add_ops_commands(sub: Any) -> None:
     register_user_commands(sub, _leaf, OneLineParser)
     register_token_commands(sub, _leaf, OneLineParser)
     register_audit_commands(sub, _leaf, OneLineParser)
+    register_notify(sub, _leaf)  # webhook, notify, subscribers

@@ -32,7 +32,9 @@ from monitor.declared.maintenance import (
 from monitor.engine.overrides import Overrides
 from monitor.errors import IncidentError, NotFound
 from monitor.models import State
+from monitor.notify.events import incident_event, window_event
 from monitor.store import tables
+from monitor.store.outbox_rows import insert_events
 from monitor.store.store import Clock, Store, utcnow
 
 __all__ = ["RESOLVED", "Also", "Current", "Declarations"]
@@ -101,6 +103,7 @@ class Declarations:
             opened = _load(connection, [new_id])[0]
             if also is not None:
                 also(connection, None, opened)
+            insert_events(connection, [incident_event(opened, opened.updates[-1], "opened")], self._clock())
             return opened
 
     def update_incident(
@@ -126,6 +129,8 @@ class Declarations:
             updated = _load_one(connection, incident_id)
             if also is not None:
                 also(connection, before, updated)
+            event = incident_event(updated, updated.updates[-1], "updated" if updated.is_open else "resolved")
+            insert_events(connection, [event], self._clock())
             return updated
 
     def resolve_incident(
@@ -192,6 +197,7 @@ class Declarations:
             row = _window_row(checked) | {"created_at": self._clock(), "cancelled": False}
             new_id = _insert(connection, tables.maintenance_window, row)
             added = _window_from_row(_window_one(connection, new_id))
+            insert_events(connection, [window_event(added, "announced", row["created_at"])], row["created_at"])
             if also is not None:
                 also(connection, None, added)
             return added
@@ -203,9 +209,11 @@ class Declarations:
             before = _window_from_row(_window_one(connection, window_id))
             if before.cancelled:
                 raise IncidentError("id", f"maintenance window {window_id} is already cancelled")
-            stamp = {"cancelled": True, "cancelled_at": self._clock()}
+            now = self._clock()
+            stamp = {"cancelled": True, "cancelled_at": now}
             connection.execute(update(table).where(table.c.id == window_id, ~table.c.cancelled).values(stamp))
             after = _window_from_row(_window_one(connection, window_id))
+            insert_events(connection, [window_event(after, "cancelled", now)], now)
             if also is not None:
                 also(connection, before, after)
             return after

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Index, Integer, Table, Text
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Dialect, ForeignKey, Index, Integer, Table, Text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -19,12 +19,18 @@ __all__ = [
     "IncidentRow",
     "IncidentUpdateRow",
     "MaintenanceWindowRow",
+    "NotificationDeliveryRow",
+    "NotificationEventRow",
+    "NotificationLineMemoryRow",
     "ProbeResultRow",
     "PushSignalRow",
     "StaffSessionRow",
     "StaffUserRow",
+    "SubscriberRow",
+    "SubscriptionRow",
     "TransitionRow",
     "UTCDateTime",
+    "WebhookRow",
     "api_token",
     "audit_event",
     "availability_rollup",
@@ -35,11 +41,17 @@ __all__ = [
     "incident_update",
     "maintenance_window",
     "metadata",
+    "notification_delivery",
+    "notification_event",
+    "notification_line_memory",
     "probe_result",
     "push_signal",
     "staff_session",
     "staff_user",
+    "subscriber",
+    "subscription",
     "transition",
+    "webhook",
 ]
 
 
@@ -337,6 +349,110 @@ class IdempotencyRow(SQLModel, table=True):
     created_at: datetime = _when()
 
 
+class NotificationEventRow(SQLModel, table=True):
+    """The outbox: one thing worth telling (a line's transition, an incident update, a maintenance announced),
+    written in the transaction of the change that causes it; `dispatched_at` is set once it is fanned out."""
+
+    __tablename__ = "notification_event"
+    __table_args__ = (Index("ix_notification_event_dispatched_at_id", "dispatched_at", "id"),)
+
+    id: int | None = _id()
+    kind: str  # line, incident or maintenance
+    dedupe_key: str = Field(nullable=False, unique=True)  # the same fact written twice is one event
+    components: list[str] = Field(default_factory=list, sa_type=JSON, nullable=False)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSON, nullable=False)
+    at: datetime = _when()  # when it happened
+    created_at: datetime = _when()  # when it was written
+    dispatched_at: datetime | None = _when(nullable=True)
+
+
+class SubscriberRow(SQLModel, table=True):
+    """An e-mail address, the only personal data kept; unconfirmed until its owner follows the link."""
+
+    __tablename__ = "subscriber"
+
+    id: int | None = _id()
+    address: str = Field(nullable=False, unique=True)  # lower-cased
+    created_at: datetime = _when()
+    confirmed_at: datetime | None = _when(nullable=True)
+
+
+class SubscriptionRow(SQLModel, table=True):
+    """One scope a subscriber follows: `*`, a network (`viamedis`) or a line (`viamedis/optique`)."""
+
+    __tablename__ = "subscription"
+    __table_args__ = (Index("ix_subscription_scope", "scope"),)
+
+    subscriber_id: int = Field(
+        sa_column=Column(_ID, ForeignKey("subscriber.id", ondelete="CASCADE"), primary_key=True, nullable=False)
+    )
+    scope: str = Field(primary_key=True)
+
+
+class WebhookRow(SQLModel, table=True):
+    """A webhook ops configured; its signing secret is derived from tpmon's secret and `salt`, never stored."""
+
+    __tablename__ = "webhook"
+
+    id: int | None = _id()
+    url: str = Field(nullable=False)
+    scopes: list[str] = Field(default_factory=list, sa_type=JSON, nullable=False)
+    salt: str = Field(nullable=False)
+    allow_private: bool = False
+    enabled: bool = True
+    description: str = _text()
+    created_at: datetime = _when()
+    failing_since: datetime | None = _when(nullable=True)  # first failure since the last success
+    disabled_at: datetime | None = _when(nullable=True)
+
+
+class NotificationDeliveryRow(SQLModel, table=True):
+    """One event (or a confirmation) to one target: a subscriber, a webhook or a chat channel; claimed by a lease."""
+
+    __tablename__ = "notification_delivery"
+    __table_args__ = (
+        Index("ix_notification_delivery_channel_state_next_at", "channel", "state", "next_at"),
+        Index("ix_notification_delivery_subscriber_id", "subscriber_id"),
+        Index("ix_notification_delivery_event_id", "event_id"),
+    )
+
+    id: int | None = _id()
+    event_id: int | None = Field(
+        default=None, sa_column=Column(_ID, ForeignKey("notification_event.id", ondelete="CASCADE"), nullable=True)
+    )
+    channel: str  # email, webhook or chat
+    kind: str = "event"  # event, or confirm (an e-mail's double opt-in)
+    subscriber_id: int | None = Field(
+        default=None, sa_column=Column(_ID, ForeignKey("subscriber.id", ondelete="CASCADE"), nullable=True)
+    )
+    webhook_id: int | None = Field(
+        default=None, sa_column=Column(_ID, ForeignKey("webhook.id", ondelete="CASCADE"), nullable=True)
+    )
+    chat: str | None = Field(default=None, nullable=True)  # the chat channel's name in the config
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSON, nullable=False)  # a confirmation's scopes
+    state: str = "pending"  # pending, sent or failed (a dead letter)
+    attempts: int = 0
+    due_at: datetime = _when()  # not sent before: the coalescing window
+    next_at: datetime = _when()  # the next attempt, after a failure's backoff
+    claimed_by: str | None = Field(default=None, nullable=True)
+    claimed_until: datetime | None = _when(nullable=True)
+    message_key: str | None = Field(default=None, nullable=True)  # the message it went out in (Message-ID)
+    last_error: str = _text()
+    created_at: datetime = _when()
+    sent_at: datetime | None = _when(nullable=True)
+
+
+class NotificationLineMemoryRow(SQLModel, table=True):
+    """The last state of a line that was told to its subscribers (unknown is never told)."""
+
+    __tablename__ = "notification_line_memory"
+
+    line_key: str = Field(primary_key=True)
+    state: str
+    progress: float = 0.0
+    at: datetime = _when()
+
+
 metadata = SQLModel.metadata
 probe_result: Table = metadata.tables["probe_result"]
 transition: Table = metadata.tables["transition"]
@@ -352,3 +468,9 @@ staff_session: Table = metadata.tables["staff_session"]
 api_token: Table = metadata.tables["api_token"]
 audit_event: Table = metadata.tables["audit_event"]
 idempotency_key: Table = metadata.tables["idempotency_key"]
+notification_event: Table = metadata.tables["notification_event"]
+notification_delivery: Table = metadata.tables["notification_delivery"]
+notification_line_memory: Table = metadata.tables["notification_line_memory"]
+subscriber: Table = metadata.tables["subscriber"]
+subscription: Table = metadata.tables["subscription"]
+webhook: Table = metadata.tables["webhook"]

@@ -21,6 +21,7 @@ from .page_cache import cached
 from .page_routes import html_routes
 from .site_context import SiteContext
 from .statuspage_json import statuspage_routes
+from .subscription_pages import subscription_routes
 
 __all__ = ["admin_routes", "routes"]
 
@@ -60,6 +61,7 @@ def routes() -> list[Route | Mount]:
         *(Route(path, cached(endpoint), methods=["GET", "HEAD"]) for path, endpoint in feed_routes()),
         Route("/badge/{network}/{line}.svg", cached(badge), methods=["GET", "HEAD"]),
         *html_routes(),  # after the feeds: /reseaux/{network}/feed.atom is not a line
+        *subscription_routes(),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),
