@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import attrgetter
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, disable_created_metrics
@@ -30,12 +31,13 @@ from .exposition import header, label_block, number, open_series, series
 from .models import ComponentKind, ComponentRef, ComponentStatus, ProbeResult, State
 from .snapshot import Snapshot
 
-__all__ = ["STEP_S", "WINDOWS", "Derived", "Metrics", "WriterFigures", "derive", "derive_availability"]
+__all__ = ["SLICE", "STEP_S", "WINDOWS", "Derived", "Metrics", "WriterFigures", "derive", "derive_availability"]
 
 # the `window` label of the availability ratios, and its length in days
 WINDOWS: dict[str, int] = {"24h": 1, "7d": 7, "30d": 30}
 STEP_S = 0.005  # a scrape gives the event loop back after this much work
 _CHUNK = 64  # items formatted between two looks at the clock
+SLICE = 1024  # checks or components whose lines of one family make one piece of the page (≈ 0.5 ms of work)
 
 _PHASES = ("resolve", "connect", "tls", "processing", "transfer")
 _DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -144,14 +146,14 @@ class Metrics:
         self._checks.pop(ref, None)
 
     async def exposition(self, step_s: float = STEP_S) -> AsyncIterator[bytes]:
-        """The /metrics page, family by family, rendered on the event loop, which it gives back whenever it has
-        worked `step_s` seconds (and at every piece it yields)."""
+        """The /metrics page in pieces of at most `SLICE` checks' or components' lines, rendered on the event loop,
+        which it gives back whenever it has worked `step_s` seconds. Sending a piece is counted as work: a
+        server's `send` need not give the loop back (it does only when the client reads slower than we write)."""
         until = time.perf_counter() + step_s
         for piece in self._pieces():
             if piece:
                 yield piece
-                until = time.perf_counter() + step_s
-            elif time.perf_counter() >= until:
+            if time.perf_counter() >= until:
                 await asyncio.sleep(0)
                 until = time.perf_counter() + step_s
 
@@ -169,17 +171,19 @@ class Metrics:
                 check.format()
             if count % _CHUNK == 0:
                 yield None
-        # a result observed from here on shows at the next scrape: each check's lines are those of one result
-        families = (
-            [check.success_line for check in checks],
-            [check.duration_line for check in checks],
-            [check.phases_lines for check in checks],
-            [check.status_line for check in checks],
-            [check.expiry_line for check in checks],
-            [check.results_lines for check in checks],
-        )
+        # each check's lines of every family are read together, between two breaks: those of one result (a
+        # result observed from here on, or formatted by another scrape meanwhile, shows at the next scrape)
+        families: list[list[str]] = [[] for _ in _CHECK_FAMILIES]
+        for start in range(0, len(checks), SLICE):
+            part = checks[start : start + SLICE]
+            for family, read in zip(families, _CHECK_LINES, strict=True):
+                family.extend(map(read, part))
+            yield None
         for (name, kind, text), lines in zip(_CHECK_FAMILIES, families, strict=True):
-            yield (header(name, kind, text) + "".join(lines)).encode()
+            title = header(name, kind, text)
+            for start in range(0, max(1, len(lines)), SLICE):
+                yield (title + "".join(lines[start : start + SLICE])).encode()
+                title = ""
         if snapshot is not None:
             yield from self._states.render(snapshot.statuses)
             yield _declared(snapshot).encode()
@@ -198,6 +202,15 @@ _CHECK_FAMILIES = (
         "Earliest certificate expiry in the chain seen by the last probe",
     ),
     ("tpmon_probes_total", "counter", "Probes run, by result"),
+)
+# a check's lines of each of `_CHECK_FAMILIES`, in the same order
+_CHECK_LINES: tuple[Callable[[_CheckSeries], str], ...] = (
+    attrgetter("success_line"),
+    attrgetter("duration_line"),
+    attrgetter("phases_lines"),
+    attrgetter("status_line"),
+    attrgetter("expiry_line"),
+    attrgetter("results_lines"),
 )
 
 
@@ -344,13 +357,21 @@ class _StateLines:
         self._known = fresh  # components gone with a reload are forgotten
         for index, kind in enumerate(_KINDS):
             title = header(f"tpmon_{kind}_state", "gauge", f"Current state of each {kind} (1 = current)")
-            yield title.encode() + b"".join(states[index])
+            yield from _sliced(title, states[index])
         for index, kind in enumerate(_KINDS):
             name = f"tpmon_{kind}_state_since_timestamp_seconds"
             title = header(name, "gauge", f"When each {kind} entered its current state")
-            yield title.encode() + b"".join(since[index])
+            yield from _sliced(title, since[index])
         title = header("tpmon_line_recovery_progress", "gauge", "Share of a recovering line's inputs that are up")
-        yield title.encode() + b"".join(progress)
+        yield from _sliced(title, progress)
+
+
+def _sliced(title: str, lines: list[bytes]) -> Iterator[bytes]:
+    """A family's header and lines, `SLICE` lines a piece (the header with the first)."""
+    head = title.encode()
+    for start in range(0, max(1, len(lines)), SLICE):
+        yield head + b"".join(lines[start : start + SLICE])
+        head = b""
 
 
 def _format_status(status: ComponentStatus) -> _StateText:

@@ -31,7 +31,7 @@ from monitor.config import load_config
 from monitor.declared.incidents import Incident, IncidentUpdate
 from monitor.declared.inputs import Bilingual
 from monitor.declared.maintenance import MaintenanceWindow, active
-from monitor.metrics import Metrics, derive, derive_availability
+from monitor.metrics import SLICE, Metrics, derive, derive_availability
 from monitor.models import ComponentRef, ComponentStatus, FailureReason, ProbeResult, State
 from monitor.snapshot import Snapshot
 
@@ -371,6 +371,39 @@ def test_a_scrape_gives_the_event_loop_back_while_it_renders() -> None:
     body, during = asyncio.run(scrape())
     assert during >= 2000 // 64  # at least once per chunk of checks
     assert body == metrics.render()
+
+
+def test_a_scrape_gives_the_loop_a_turn_every_slice_of_lines_even_when_sending_does_not() -> None:
+    """A server's `send` need not give the loop back (it does not when the client keeps up): the page comes in
+    pieces of at most `SLICE` checks' lines of one family, and the loop gets a turn between two of them however
+    many checks there are (with a zero step: one turn per piece)."""
+    metrics = Metrics(lambda: snapshot_of(dict(BASE)))
+    many_checks(metrics, 3 * SLICE)
+
+    async def scrape() -> list[tuple[int, bytes]]:
+        turns = 0
+
+        async def other_work() -> None:
+            nonlocal turns
+            while True:
+                turns += 1
+                await asyncio.sleep(0)
+
+        worker = asyncio.create_task(other_work())
+        await asyncio.sleep(0)
+        received = [(turns, piece) async for piece in metrics.exposition(step_s=0.0)]  # never awaits a send
+        worker.cancel()
+        return received
+
+    received = asyncio.run(scrape())
+    assert b"".join(piece for _, piece in received) == metrics.render()
+    lines_between_turns: Counter[int] = Counter()
+    for turn, piece in received:
+        lines_between_turns[turn] += piece.count(b"\n")
+    phases = sum(piece.count(b"tpmon_probe_http_duration_seconds{") for _, piece in received)
+    assert phases == 5 * 3 * SLICE  # every check's five phases are there...
+    # ...but never more than one slice of a family (+ its HELP and TYPE) between two turns: 7 lines a state set
+    assert max(lines_between_turns.values()) <= 7 * SLICE + 2
 
 
 def test_a_scrape_reads_one_snapshot_while_the_board_moves_on() -> None:
