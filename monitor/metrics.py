@@ -35,7 +35,7 @@ __all__ = ["SLICE", "STEP_S", "WINDOWS", "Derived", "Metrics", "WriterFigures", 
 
 # the `window` label of the availability ratios, and its length in days
 WINDOWS: dict[str, int] = {"24h": 1, "7d": 7, "30d": 30}
-STEP_S = 0.005  # a scrape gives the event loop back after this much work
+STEP_S = 0.001  # a scrape gives the event loop back after this much work
 _CHUNK = 64  # items formatted between two looks at the clock
 SLICE = 1024  # checks or components whose lines of one family make one piece of the page (≈ 0.5 ms of work)
 
