@@ -5,8 +5,8 @@ Series per check are few and flat, as blackbox_exporter's (the last probe's succ
 status, certificate expiry; probes by result), plus the check's state set: about 18 lines. Quantiles of probe
 durations come from one histogram per network. Per-check lines are formatted by `exposition` into a cache
 that a probe result or a change of state invalidates; a scrape joins the cache, re-formatting what changed,
-and gives the event loop back every few milliseconds, so that a scrape of 10,000 checks never holds up a
-probe (no thread: a thread holding the GIL would).
+and gives the event loop back after every millisecond of work, so that a scrape of 10,000 checks never holds up
+a probe (no thread: a thread holding the GIL would).
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    # rendered on the event loop, which gets it back every few milliseconds, and sent family by family: a
+    # rendered on the event loop, which gets it back after every millisecond of work, and sent in slices: a
     # thread would keep the GIL for most of the render and hold up every probe due meanwhile
     return StreamingResponse(_services(request).metrics_exposition(), media_type=CONTENT_TYPE)
 
