@@ -21,7 +21,6 @@ from types import FrameType
 from typing import Any
 
 import uvicorn
-from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 from uvicorn.server import HANDLED_SIGNALS
@@ -222,9 +221,8 @@ class Services:
         self._declared_seen = (self.board.version, found)
         return found
 
-    @property
-    def registry(self) -> CollectorRegistry:
-        return self.metrics.registry
+    def metrics_exposition(self) -> AsyncIterator[bytes]:
+        return self.metrics.exposition()
 
     @property
     def store_up(self) -> bool:

@@ -23,6 +23,7 @@ RANKS: dict[str, float] = {
     "models": 0,
     "i18n": 1,
     "logs": 1,
+    "exposition": 1,  # the Prometheus text format: metrics write it, /metrics names its content type
     "config": 2,
     "availability": 3,  # pure, like the engine, but below the store that persists its roll-ups
     "engine": 3,
@@ -191,7 +192,7 @@ FORBIDDEN = [
     ("web", "probes"),  # the web reads the board, never the probes
     ("web", "scheduler"),
     ("web", "runner"),
-    ("web", "metrics"),  # /metrics reads a registry handed through SiteContext
+    ("web", "metrics"),  # /metrics reads the page through SiteContext
     ("web", "app"),
     ("store", "web"),
     ("store", "board"),

@@ -15,7 +15,6 @@ import statistics
 import time
 from datetime import UTC, datetime, timedelta
 
-from prometheus_client import generate_latest
 from web_data import config_yaml
 
 from monitor.board import Board
@@ -48,7 +47,7 @@ def main() -> None:
     metrics = Metrics(lambda: snapshot)
     for _ in range(max(1, args.rounds // 100)):
         start = time.perf_counter()
-        generate_latest(metrics.registry)
+        metrics.render()
         renders.append(time.perf_counter() - start)
     print(
         json.dumps(
