@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-
-import uvicorn
 
 from .config import load_config
 from .errors import ConfigError, MonitorError, NotFound, StoreError
@@ -52,6 +51,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .app import QuietServer, check_port, create_app
+    from .listener import budget_file_descriptors, listener_config
     from .store import Store
 
     path = _config_path(args)
@@ -59,14 +59,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     check_port(args.host, args.port)
     setup_logging(args.log_level, args.log_format)
     store = Store.open(_database_url())
+    try:
+        limits = budget_file_descriptors(settings)  # after the store is open: its files are counted
+    except MonitorError:
+        store.close()
+        raise
+    logging.getLogger("tpmon.listener").info("listener: %s", limits)
     pid_file = Path(args.pid_file)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(str(os.getpid()), encoding="utf-8")
     app = create_app(
         settings, store=store, config_path=path, handle_sighup=True, reload_status=pid_file.with_suffix(".reload.json")
     )
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_config=None, access_log=False, lifespan="on")
-    server = QuietServer(config)
+    server = QuietServer(listener_config(app, args.host, args.port, limits))
     try:
         server.run()
     finally:

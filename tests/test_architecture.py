@@ -36,6 +36,7 @@ RANKS = {
     "push_signals": 6,  # validated, read from the store's inbox, folded into the board
     "web": 7,
     "app": 8,
+    "listener": 8,  # the web listener's limits around uvicorn: config and errors only
     "opscli": 9,
     "demo": 9,
     "cli": 10,

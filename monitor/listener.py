@@ -1,0 +1,225 @@
+"""The web listener's limits: file descriptors budgeted for probes and the store first, then a connection cap,
+a deadline and a size cap on request heads, idle keep-alive and stalled-write timeouts, around uvicorn.
+
+Whoever reaches the web port must never be able to take what the probes need (issue 11: 20,000 idle half-sent
+requests took every descriptor, probes failed with "Too many open files" and healthy networks went down).
+uvicorn's httptools protocol has no header size limit, no deadline before the first request head and no cap on
+open connections (`limit_concurrency` answers 503 only once a head is complete), so `guarded_protocol` adds them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import resource
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from .config import Settings
+from .errors import MonitorError
+
+__all__ = ["ListenerLimits", "budget_file_descriptors", "guarded_protocol", "listener_config"]
+
+log = logging.getLogger("tpmon.listener")
+
+FILES_PER_PROBE = 2  # its socket, and the resolver's while it looks the name up
+FILES_FOR_THE_REST = 64  # the store's pool and files, logs, the event loop's own, uvicorn's listening socket
+MIN_CONNECTIONS = 16
+
+
+@dataclass(frozen=True)
+class ListenerLimits:
+    """What the web listener allows; `file_limit` and `reserved` say how `max_connections` was derived."""
+
+    max_connections: int
+    max_header_bytes: int
+    header_timeout: float
+    keepalive_timeout: float
+    send_timeout: float
+    file_limit: int = 0
+    reserved: int = 0
+
+    def __str__(self) -> str:
+        return (
+            f"at most {self.max_connections} web connections (file descriptors: limit {self.file_limit}, "
+            f"{self.reserved} kept for probes and the store), request heads ≤ {self.max_header_bytes} bytes "
+            f"within {self.header_timeout:g} s, idle connections closed after {self.keepalive_timeout:g} s"
+        )
+
+
+def _open_files() -> int:
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:  # no /proc: assume a busy start
+        return 256
+
+
+def budget_file_descriptors(settings: Settings) -> ListenerLimits:
+    """Raise the soft RLIMIT_NOFILE to the hard one, keep what probes and the store need, give the web the rest.
+
+    MonitorError when the rest is below MIN_CONNECTIONS: better not to start than to let readers starve probes.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        except (ValueError, OSError) as exc:  # a system that refuses: keep the soft limit we have
+            log.warning("could not raise the file descriptor limit from %d to %d: %s", soft, wanted, exc)
+    limit = int(soft) if soft != resource.RLIM_INFINITY else wanted
+    kept_alive = sum(1 for _, check in settings.checks() if getattr(check, "reuse_connection", False))
+    reserved = _open_files() + FILES_PER_PROBE * settings.max_concurrency + kept_alive + FILES_FOR_THE_REST
+    room = limit - reserved
+    if room < MIN_CONNECTIONS:
+        raise MonitorError(
+            f"file descriptors: the limit is {limit} and probes (max_concurrency {settings.max_concurrency}) and "
+            f"the store need {reserved}, which leaves {max(room, 0)} for web readers (at least {MIN_CONNECTIONS}): "
+            "raise it (`ulimit -n`, systemd LimitNOFILE=) or lower max_concurrency"
+        )
+    web = settings.web
+    return ListenerLimits(
+        max_connections=min(web.max_connections, room),
+        max_header_bytes=web.max_header_bytes,
+        header_timeout=web.header_timeout,
+        keepalive_timeout=web.keepalive_timeout,
+        send_timeout=web.send_timeout,
+        file_limit=limit,
+        reserved=reserved,
+    )
+
+
+_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"connection: close\r\ncontent-length: 30\r\n\r\nrequest head too large / trop\n"
+)
+
+
+class _Guarded(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the limits of `limits`; see `guarded_protocol`."""
+
+    limits: ClassVar[ListenerLimits]
+    idle: ClassVar[dict[_Guarded, None]]  # connections waiting for a request head, longest-waiting first
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_head = True  # reading a request head: from the first byte (or the connection) to its end
+        self._head_bytes = 0
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._send_timer: asyncio.TimerHandle | None = None
+
+    # --- connections: a cap, and room made by closing the longest-idle one --------------------------------------
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        full = len(self.connections) >= self.limits.max_connections
+        super().connection_made(transport)
+        if full and not self._make_room():
+            self.connections.discard(self)
+            transport.abort()  # every connection is busy with a request: this one waits outside, not in our fds
+            return
+        self.idle[self] = None
+        self._head_timer = self.loop.call_later(self.limits.header_timeout, self._head_too_slow)
+
+    def _make_room(self) -> bool:
+        victim = next(iter(self.idle), None)
+        if victim is None:
+            return False
+        victim._close(abort=True)
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.idle.pop(self, None)
+        self._cancel_timers()
+        super().connection_lost(exc)
+
+    def _close(self, *, abort: bool = False) -> None:
+        self.idle.pop(self, None)
+        self.connections.discard(self)  # at once: a second newcomer must not close another for the same room
+        self._cancel_timers()
+        if abort:
+            self.transport.abort()
+        elif not self.transport.is_closing():
+            self.transport.close()
+
+    def _cancel_timers(self) -> None:
+        for timer in (self._head_timer, self._send_timer):
+            if timer is not None:
+                timer.cancel()
+        self._head_timer = self._send_timer = None
+
+    # --- request heads: a size cap and a deadline ----------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._in_head and not self.transport.is_closing():
+            self._head_bytes += len(data)
+            if self._head_bytes > self.limits.max_header_bytes:
+                self.logger.info("request head over %d bytes: 431", self.limits.max_header_bytes)
+                self.transport.write(_TOO_LARGE)
+                self._close()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head, self._head_bytes = True, 0
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_later(self.limits.header_timeout, self._head_too_slow)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self.idle.pop(self, None)
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        super().on_headers_complete()
+
+    def _head_too_slow(self) -> None:
+        self._head_timer = None
+        if self._in_head:
+            self._close()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and not self.pipeline and not self._in_head:
+            self.idle[self] = None  # waits for its next request (uvicorn's keep-alive timer runs)
+
+    # --- answers: a reader that takes nothing for send_timeout is cut off ---------------------------------------
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._send_timer is None:
+            self._send_timer = self.loop.call_later(self.limits.send_timeout, self._stalled)
+
+    def _stalled(self) -> None:
+        self._send_timer = None
+        self._close(abort=True)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
+
+
+def guarded_protocol(limits: ListenerLimits) -> type[asyncio.Protocol]:
+    """A protocol class for uvicorn's `http=` with `limits`, and its own table of idle connections."""
+    return type("GuardedHttpTools", (_Guarded,), {"limits": limits, "idle": {}})
+
+
+def listener_config(app: Any, host: str, port: int, limits: ListenerLimits) -> uvicorn.Config:
+    """uvicorn's config for `tpmon serve`: the guarded protocol, and uvicorn's own settings where it has them."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=guarded_protocol(limits),
+        timeout_keep_alive=max(1, math.ceil(limits.keepalive_timeout)),
+        h11_max_incomplete_event_size=limits.max_header_bytes,  # if someone forces h11
+        # uvloop accepts a whole queue in one go: 2048 (uvicorn's default) new connections cost the loop ~0.25 s
+        # before a probe's answer is read again; nginx's 511 keeps a flood's bursts short
+        backlog=511,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+    )
