@@ -79,7 +79,12 @@ class Services:
     pages: PageCache = field(init=False)
 
     def __post_init__(self) -> None:
-        self.pages = PageCache(self.stamp)
+        self.pages = PageCache(self.stamp, store_up=lambda: self.store_up, clock=self.clock)
+
+    @property
+    def store_up(self) -> bool:
+        """The store took the last write (the writer's view): pages wait for it only then."""
+        return self.writer.stats.db_up
 
     def stamp(self) -> tuple[int, int, int, int, int]:
         """What the public pages show changes only when this does (the minute is the "last checked" line)."""

@@ -21,6 +21,7 @@ from .opscli.push_command import register as register_push
 
 DEFAULT_CONFIG = "config/example.yaml"
 DEFAULT_PID_FILE = "var/tpmon.pid"
+DEFAULT_EXPORT_URL = "http://127.0.0.1:8080"
 
 
 def _config_path(args: argparse.Namespace) -> str:
@@ -226,7 +227,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     path = _config_path(args)
     settings = load_config(path)
-    origin_of(args.base_url)
+    base_url = args.base_url or settings.web.public_url or DEFAULT_EXPORT_URL
+    origin_of(base_url)
     check_target(Path(args.dir))  # refuse a bad folder before touching the store
     try:
         store = Store.open(_database_url())
@@ -234,7 +236,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise MonitorError(f"export: {exc}") from None
     try:
         app = create_app(settings, store=store, schedule=False, config_path=path)
-        report = asyncio.run(export_site(app, Path(args.dir), base_url=args.base_url))
+        report = asyncio.run(export_site(app, Path(args.dir), base_url=base_url))
     finally:
         store.close()
     print(report)
@@ -315,8 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("dir", metavar="DIR", help="the folder to (re)place; a previous export or a new folder")
     export.add_argument(
         "--base-url",
-        default="http://127.0.0.1:8080",
-        help="the address the export will be served at, for the feeds' and JSON's links (default http://127.0.0.1:8080)",
+        help="the address the export will be served at, for the feeds' and JSON's links "
+        f"(default: the config's web.public_url, else {DEFAULT_EXPORT_URL})",
     )
     export.set_defaults(func=cmd_export)
 

@@ -46,8 +46,12 @@ async def metrics(request: Request) -> Response:
 def routes() -> list[Route | Mount]:
     return [
         *api_routes(),
-        *(Route(path, cached(endpoint), methods=["GET", "HEAD"]) for path, endpoint in statuspage_routes()),
-        *(Route(path, cached(endpoint), methods=["GET", "HEAD"]) for path, endpoint in feed_routes()),
+        # documents with absolute URLs: their public origin is part of their key (never a hostile Host)
+        *(
+            Route(path, cached(endpoint, absolute=True), methods=["GET", "HEAD"])
+            for path, endpoint in statuspage_routes()
+        ),
+        *(Route(path, cached(endpoint, absolute=True), methods=["GET", "HEAD"]) for path, endpoint in feed_routes()),
         Route("/badge/{network}/{line}.svg", cached(badge), methods=["GET", "HEAD"]),
         *html_routes(),  # after the feeds: /reseaux/{network}/feed.atom is not a line
         Route("/healthz", healthz),

@@ -7,7 +7,6 @@ The board is read on the event loop (it lives there, in memory); the store only 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import timedelta
@@ -32,6 +31,7 @@ from ..store.rollup_store import availability_over
 from . import api_v1_models as m
 from .api_v1_openapi import Operation, PathParam, openapi_document, parameter_problem
 from .board_view import board_view
+from .page_cache import cached
 from .site_context import SiteContext
 
 __all__ = ["OPERATIONS", "api_routes"]
@@ -170,13 +170,13 @@ async def history(request: Request, services: SiteContext) -> m.HistoryAnswer:
             ],
         )
 
-    return await asyncio.to_thread(read)
+    return await services.pages.run(read)
 
 
 async def availability(request: Request, services: SiteContext) -> m.AvailabilityAnswer:
     ref = _component(request, services)
     window = _query(request, m.AvailabilityQuery).window
-    found = await asyncio.to_thread(availability_over, services.store, ref, services.clock(), WINDOW_DAYS[window])
+    found = await services.pages.run(availability_over, services.store, ref, services.clock(), WINDOW_DAYS[window])
     return m.AvailabilityAnswer(
         component=ref.key,
         window=window,
@@ -193,7 +193,7 @@ async def availability(request: Request, services: SiteContext) -> m.Availabilit
 async def incidents(request: Request, services: SiteContext) -> m.IncidentsAnswer:
     query = _query(request, m.IncidentsQuery)
     declarations = Declarations(services.store, services.settings)
-    found, more = await asyncio.to_thread(incidents_page, declarations, query.status, query.limit, query.offset)
+    found, more = await services.pages.run(incidents_page, declarations, query.status, query.limit, query.offset)
     return m.IncidentsAnswer(
         status=query.status,
         limit=query.limit,
@@ -209,7 +209,7 @@ async def incident(request: Request, services: SiteContext) -> m.IncidentAnswer:
         raise Refused(400, f"id: must be an integer between 1 and {m.MAX_ID}")
     declarations = Declarations(services.store, services.settings)
     try:
-        return m.IncidentAnswer.of(await asyncio.to_thread(declarations.incident, int(raw)))
+        return m.IncidentAnswer.of(await services.pages.run(declarations.incident, int(raw)))
     except NotFound:
         raise Refused(404, f"id: no incident {int(raw)}") from None
 
@@ -217,7 +217,7 @@ async def incident(request: Request, services: SiteContext) -> m.IncidentAnswer:
 async def maintenance(request: Request, services: SiteContext) -> m.MaintenanceAnswer:
     horizon = _query(request, m.MaintenanceQuery).horizon_days
     now = services.clock()
-    windows = await asyncio.to_thread(Declarations(services.store, services.settings).windows)
+    windows = await services.pages.run(Declarations(services.store, services.settings).windows)
     return m.MaintenanceAnswer(
         at=now,
         horizon_days=horizon,
@@ -385,9 +385,22 @@ OPERATIONS: list[Operation] = [
 ]  # fmt: skip
 
 
+# Answers read from the store: always built afresh (the store may hold a transition the board's version does not
+# show yet), but kept, so that while the store is down or hung the last good one is served, with its age.
+FROM_STORE = frozenset({"getHistory", "getAvailability", "listIncidents", "getIncident", "listMaintenance"})
+
+
+def _route(op: Operation) -> Route:
+    endpoint = op.endpoint
+    if op.operation_id in FROM_STORE:
+        params = tuple(op.query.model_fields) if op.query is not None else ()
+        endpoint = cached(endpoint, params=params, always_fresh=True)
+    return Route(op.route_path, endpoint, methods=["GET"])
+
+
 def api_routes() -> list[Route]:
     """The routes of /api/v1; unknown paths under networks and incidents answer a JSON 404."""
-    routes = [Route(op.route_path, op.endpoint, methods=["GET"]) for op in OPERATIONS]
+    routes = [_route(op) for op in OPERATIONS]
     routes += [
         Route(f"/api/v1/{tree}/{{rest:path}}", no_such_path, methods=["GET"]) for tree in ("networks", "incidents")
     ]

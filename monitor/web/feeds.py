@@ -13,7 +13,6 @@ Ids are stable URNs that do not depend on the language or on the host: `urn:tpmo
 
 from __future__ import annotations
 
-import asyncio
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from ..models import ComponentRef
 from ..store.declaration_store import Declarations
 from .incident_view import PHASES
 from .ops_markdown import render
+from .page_cache import public_origin
 
 __all__ = ["ATOM", "LIMIT", "Entry", "Scope", "atom_feed", "entries", "feed_routes", "rss_feed", "scope_of"]
 
@@ -205,12 +205,13 @@ def _endpoint(kind: Kind) -> Callable[[Request], Awaitable[Response]]:
             return PlainTextResponse("Réseau ou ligne inconnu / unknown network or line", status_code=404)
         declarations = Declarations(services.store, services.settings)
         try:
-            incidents = await asyncio.to_thread(declarations.incidents, limit=LIMIT)
+            incidents = await services.pages.run(declarations.incidents, limit=LIMIT)
         except StoreError:
             text = "La base de données est injoignable ; réessayez / the database is unreachable; try again shortly"
             return PlainTextResponse(text, status_code=503, headers={"Retry-After": "30"})
-        base = str(request.base_url).rstrip("/")
-        body = build(scope, entries(incidents, scope, lang, base), lang, base, str(request.url), services.clock())
+        base = public_origin(request)  # never the Host header as sent: it could be anyone's
+        self_url = f"{base}{request.url.path}" + ("?lang=en" if lang == "en" else "")
+        body = build(scope, entries(incidents, scope, lang, base), lang, base, self_url, services.clock())
         return Response(body, headers={"Content-Type": MEDIA[kind], "Cache-Control": "max-age=60"})
 
     return answer

@@ -103,11 +103,13 @@ def build_index(services: SiteContext, lang: Lang, links: Links, args: PageArgs)
     now = services.clock()
     view = board_view(services.settings, services.board, lang)
     declared = declarations_view(services.open_incidents, services.windows, now, lang)
-    try:
-        timelines = line_episodes(services, lang)
-        history_ok = True
-    except StoreError:  # the board is in memory: the page still answers, without the history
-        timelines, history_ok = [], False
+    timelines, history_ok = [], False
+    if services.store_up:  # a store known down is not asked: the board alone answers at once
+        try:
+            timelines = line_episodes(services, lang)
+            history_ok = True
+        except StoreError:  # the board is in memory: the page still answers, without the history
+            pass
     return render(
         "index.html",
         lang,

@@ -1,8 +1,8 @@
-"""The public HTML pages as routes: each builder runs in a thread, its page is cached until what it shows changes."""
+"""The public HTML pages as routes: each builder runs on the page cache's threads, its page is cached until what it
+shows changes (and served late from there, with its age, when it cannot be built again in time)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -65,7 +65,7 @@ def _endpoint(page: Page) -> Callable[[Request], Awaitable[Response]]:
         if page.paged and "page" in request.query_params:
             args["page"] = request.query_params["page"]
         try:
-            html = await asyncio.to_thread(page.build, services, lang, Links(lang), args)
+            html = await services.pages.run(page.build, services, lang, Links(lang), args)
         except StoreError:
             return error_page(request, 503)
         if html is None:
@@ -77,4 +77,7 @@ def _endpoint(page: Page) -> Callable[[Request], Awaitable[Response]]:
 
 
 def html_routes() -> list[Route]:
-    return [Route(path, cached(_endpoint(page)), methods=["GET", "HEAD"]) for path, page in PAGES.items()]
+    return [
+        Route(path, cached(_endpoint(page), params=("page",) if page.paged else ()), methods=["GET", "HEAD"])
+        for path, page in PAGES.items()
+    ]

@@ -46,6 +46,11 @@ class SiteContext(Protocol):
     def pages(self) -> PageCache: ...
 
     @property
+    def store_up(self) -> bool:
+        """False while the store refuses or misses writes: pages then serve what they have, without waiting."""
+        ...
+
+    @property
     def registry(self) -> CollectorRegistry: ...
 
     def readiness_problems(self) -> list[str]:

@@ -26,7 +26,6 @@ the others read incidents and maintenance in a thread, and answer 503 with a JSO
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,6 +40,7 @@ from ..errors import StoreError
 from ..i18n import Lang
 from ..store.declaration_store import Declarations
 from .board_view import Cell, board_view
+from .page_cache import public_origin
 from .statuspage_incidents import COMPONENT_STATUS, incident_json, iso, maintenances
 
 __all__ = ["COMPONENT_STATUS", "iso", "statuspage_routes"]
@@ -100,7 +100,7 @@ def _page(request: Request) -> Page:
     now: datetime = services.clock()
     view = board_view(services.settings, services.board, lang)
     updated = iso(view.checked_at or now)
-    base = str(request.base_url).rstrip("/")
+    base = public_origin(request)  # never the Host header as sent: it could be anyone's
     components: list[dict[str, Any]] = []
     position = 1
     for network in view.networks:
@@ -180,7 +180,7 @@ def _endpoint(read: Reader, compose: Composer) -> Callable[[Request], Awaitable[
         services = request.state.services
         declarations = Declarations(services.store, services.settings)
         try:
-            declared = Declared([], []) if read is _nothing else await asyncio.to_thread(read, declarations)
+            declared = Declared([], []) if read is _nothing else await services.pages.run(read, declarations)
         except StoreError:
             body = {"error": "the database is unreachable; try again shortly"}
             return JSONResponse(body, status_code=503, headers={"Retry-After": "30"})
