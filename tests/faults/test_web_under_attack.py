@@ -7,6 +7,7 @@ sockets of this process (tests/faults/attackers.py), the targets a real HTTP ser
 
 from __future__ import annotations
 
+import re
 import socket
 import statistics
 import sys
@@ -41,7 +42,7 @@ networks:
       - {{name: pec, flow: pec, kind: http, url: "{url}/pec"}}
       - {{name: droits, flow: droits, kind: tcp, host: 127.0.0.1, port: {port}}}
 """
-SERVER_FILES = (1024, 4096)  # the server's soft and hard RLIMIT_NOFILE: far below what the attackers open
+SERVER_FILES = (256, 1024)  # the server's soft and hard RLIMIT_NOFILE: far below what the attackers open
 ATTACKERS = 20_000
 
 
@@ -107,6 +108,11 @@ def test_twenty_thousand_idle_connections_never_starve_the_probes(server: Limite
         wait_for(lambda: sum(target.hits.values()) >= hits + 6, what="two more rounds of probes")
     finally:
         attack.close()
+    # the soft limit was raised to the hard one, and the connection cap derived from what probes leave over
+    log = server.log.read_text()
+    budget = re.search(r"at most (\d+) web connections \(file descriptors: limit (\d+), (\d+) kept", log)
+    assert budget is not None and int(budget.group(2)) == SERVER_FILES[1]
+    assert int(budget.group(1)) == SERVER_FILES[1] - int(budget.group(3)) < 2048
     after = probe_results(server)
     failed = {result: n - before.get(result, 0.0) for result, n in after.items() if result != "success"}
     assert not any(failed.values()), f"probes failed during the attack: {failed}"
@@ -223,5 +229,5 @@ def test_a_file_limit_too_low_for_the_probes_is_one_line_before_anything_starts(
     srv = LimitedServer(config, tmp_path, {"TPMON_DATABASE_URL": f"sqlite:///{tmp_path}/tight.db"})
     done = srv.run("serve", "--config", str(config), "--port", str(srv.port))
     assert done.returncode == 2, done
-    assert done.stderr.startswith("tpmon: file descriptors: the limit is 4096 and probes (max_concurrency 2048)")
+    assert done.stderr.startswith("tpmon: file descriptors: the limit is 1024 and probes (max_concurrency 2048)")
     assert len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr
