@@ -10,10 +10,13 @@ open connections (`limit_concurrency` answers 503 only once a head is complete),
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import os
 import resource
+import socket
+import struct
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -100,6 +103,16 @@ _TOO_LARGE = (
 )
 
 
+_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a reset
+
+
+def _reset(transport: asyncio.Transport) -> None:
+    """Close with a reset, not a FIN after what is queued: the kernel frees the socket and its buffers at once."""
+    with contextlib.suppress(OSError, AttributeError):
+        transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
+    transport.abort()
+
+
 class _Guarded(HttpToolsProtocol):
     """uvicorn's httptools protocol with the limits of `limits`; see `guarded_protocol`."""
 
@@ -119,7 +132,7 @@ class _Guarded(HttpToolsProtocol):
         super().connection_made(transport)
         if full and not self._make_room():
             self.connections.discard(self)
-            transport.abort()  # every connection is busy with a request: this one waits outside, not in our fds
+            _reset(transport)  # every connection is busy with a request: this one waits outside, not in our fds
             return
         self.idle[self] = None
         self._head_timer = self.loop.call_later(self.limits.header_timeout, self._head_too_slow)
@@ -141,7 +154,7 @@ class _Guarded(HttpToolsProtocol):
         self.connections.discard(self)  # at once: a second newcomer must not close another for the same room
         self._cancel_timers()
         if abort:
-            self.transport.abort()
+            _reset(self.transport)
         elif not self.transport.is_closing():
             self.transport.close()
 
@@ -182,8 +195,8 @@ class _Guarded(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing() and not self.pipeline and not self._in_head:
-            self.idle[self] = None  # waits for its next request (uvicorn's keep-alive timer runs)
+        if not self.transport.is_closing() and not self.pipeline:
+            self.idle[self] = None  # waits for its next request (uvicorn's keep-alive timer runs), or its end
 
     # --- answers: a reader that takes nothing for send_timeout is cut off ---------------------------------------
     def pause_writing(self) -> None:

@@ -167,7 +167,7 @@ def test_random_query_strings_are_served_from_the_cache_without_slowing_readers(
 
 
 SLOW_LIMITS = """
-web: {{max_connections: 16, header_timeout: 1s, keepalive_timeout: 1s, max_header_bytes: 4096}}
+web: {{max_connections: 16, header_timeout: 1s, keepalive_timeout: 1s, send_timeout: 1s, max_header_bytes: 4096}}
 """
 
 
@@ -207,6 +207,20 @@ def test_a_slow_request_head_and_an_idle_connection_are_closed(strict: LimitedSe
         for sock in (slow, silent, idle):
             seconds = closed_by_server(sock, within=10)
             assert seconds is not None and seconds < 5  # …until 1 s of silence; the heads had 1 s to arrive
+
+
+def tcp_state(sock: socket.socket) -> int:
+    """The kernel's state of `sock` (struct tcp_info's first byte): 1 established, 7 closed (a reset came)."""
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
+
+
+def test_a_reader_that_takes_nothing_of_the_answers_is_cut_off(strict: LimitedServer) -> None:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: a small window
+        sock.connect(("127.0.0.1", strict.port))
+        sock.sendall(b"GET /reseaux/alpha HTTP/1.1\r\nHost: x\r\n\r\n" * 200)  # pipelined, never read
+        wait_for(lambda: tcp_state(sock) == 7, timeout=10, what="the server to reset the connection")
+    assert strict.get("/healthz").status_code == 200
 
 
 def test_past_the_connection_cap_the_longest_idle_connection_makes_room(strict: LimitedServer) -> None:
