@@ -382,10 +382,11 @@ LATE_PAGES = (
     "/reseaux/alpha",
     "/reseaux/alpha/optique",
     "/incidents",
-    "/api/v2/summary.json",
+    "/api/v2/incidents.json",
     "/feed.atom",
     "/api/v1/history/line:alpha/optique",
 )
+FROM_MEMORY = ("/?lang=fr", "/api/v2/summary.json", "/api/v1/status", "/badge/alpha/optique.svg")
 
 
 def test_with_the_store_cut_every_page_is_its_last_rendering_with_its_age(
@@ -406,6 +407,9 @@ def test_with_the_store_cut_every_page_is_its_last_rendering_with_its_age(
             assert late.text.count('class="notice aged"') == 1
         else:
             assert late.content == first[path].content, path  # a document as it was: its own dates say when
+    for path in FROM_MEMORY:  # what needs no store is built afresh, at once
+        fresh = site.get(path)
+        assert fresh.status_code == 200 and "age" not in fresh.headers, path
     never = site.get("/reseaux/alpha?lang=en")  # never rendered in English: nothing to fall back on
     assert never.status_code == 503 and "age" not in never.headers
 

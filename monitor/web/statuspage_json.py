@@ -41,6 +41,7 @@ from ..i18n import Lang
 from ..store.declaration_store import Declarations
 from .board_view import Cell, board_view
 from .page_cache import public_origin
+from .site_context import SiteContext
 from .statuspage_incidents import COMPONENT_STATUS, incident_json, iso, maintenances
 
 __all__ = ["COMPONENT_STATUS", "iso", "statuspage_routes"]
@@ -142,28 +143,32 @@ class Declared:
     windows: list[MaintenanceWindow]
 
 
-Reader = Callable[[Declarations], Declared]
+Reader = Callable[[SiteContext], Declared]
 Composer = Callable[[Page, Declared], dict[str, Any]]
 
+# What ops declared and is open or planned is in memory (read from the store every tick, as the pages read it):
+# those answers never wait on the store. Only the list of recent incidents, resolved ones included, reads it.
 
-def _nothing(declarations: Declarations) -> Declared:
+
+def _nothing(services: SiteContext) -> Declared:
     return Declared([], [])
 
 
-def _unresolved(declarations: Declarations) -> Declared:
-    return Declared(declarations.incidents(open_only=True, limit=None), [])
+def _unresolved(services: SiteContext) -> Declared:
+    return Declared(list(services.open_incidents), [])
 
 
-def _recent(declarations: Declarations) -> Declared:
-    return Declared(declarations.incidents(limit=RECENT_INCIDENTS), [])
+def _windows(services: SiteContext) -> Declared:
+    return Declared([], list(services.windows))
 
 
-def _windows(declarations: Declarations) -> Declared:
-    return Declared([], declarations.windows())
+def _summary_read(services: SiteContext) -> Declared:
+    return Declared(list(services.open_incidents), list(services.windows))
 
 
-def _summary_read(declarations: Declarations) -> Declared:
-    return Declared(declarations.incidents(open_only=True, limit=None), declarations.windows())
+def _recent(services: SiteContext) -> Declared:
+    """Blocking: reads the store."""
+    return Declared(Declarations(services.store, services.settings).incidents(limit=RECENT_INCIDENTS), [])
 
 
 def _incidents(page: Page, declared: Declared) -> list[dict[str, Any]]:
@@ -177,10 +182,9 @@ def _maintenances(page: Page, declared: Declared, which: str) -> list[dict[str, 
 def _endpoint(read: Reader, compose: Composer) -> Callable[[Request], Awaitable[Response]]:
     async def answer(request: Request) -> Response:
         page = _page(request)  # on the loop: the board is changed there
-        services = request.state.services
-        declarations = Declarations(services.store, services.settings)
+        services: SiteContext = request.state.services
         try:
-            declared = Declared([], []) if read is _nothing else await services.pages.run(read, declarations)
+            declared = await services.pages.run(read, services) if read is _recent else read(services)
         except StoreError:
             body = {"error": "the database is unreachable; try again shortly"}
             return JSONResponse(body, status_code=503, headers={"Retry-After": "30"})
