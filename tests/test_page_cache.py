@@ -458,6 +458,36 @@ def test_with_the_store_hung_a_page_answers_from_memory_while_its_build_waits(si
         released.set()
 
 
+def test_a_build_that_runs_late_makes_one_reader_wait_not_every_one(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hung store before it is known down: the first reader waits FRESH_WAIT, the next ones do not wait."""
+    path = "/reseaux/alpha?lang=fr"
+    site.get(path)
+    released = threading.Event()
+    site.holds["/reseaux/{network}"] = lambda: released.wait(30)
+    monkeypatch.setattr(page_cache, "FRESH_WAIT", 0.2)
+    try:
+        site.clock.now = NOW + timedelta(minutes=1)
+        first = site.get(path)
+        assert first.headers["age"] == "60" and NOTICE_FR in first.text
+        key = ("/reseaux/alpha", (), "fr", False, "")
+        assert key in site.services.pages._overdue  # …so the next readers get it at once
+        assert site.get(path).headers["age"] == "60"
+        assert site.renders["/reseaux/{network}"] == 2
+    finally:
+        released.set()
+    fresh = wait_until_fresh(site, path)
+    assert NOTICE_FR not in fresh.text and site.renders["/reseaux/{network}"] == 2
+
+
+def wait_until_fresh(site: Site, path: str) -> Any:
+    """The page once its background build is done (the test client's loop finishes it)."""
+    from targets import wait_for
+
+    return wait_for(lambda: (a := site.get(path)).status_code == 200 and "age" not in a.headers and a, what="fresh")
+
+
 def test_a_page_never_rendered_cannot_be_late_it_is_a_503_with_retry_after(
     site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -10,7 +10,8 @@ While the stamp holds, a request is a dict lookup; one whose `If-None-Match` mat
 When the stamp has moved, one build per key runs (single flight) on the cache's own small thread pool, never the
 default executor that the probes resolve names on. A request waits for it a short while; past that, or when the
 store is known down, it gets the last good rendering with an `Age` header and, on a page, a visible "données du …"
-notice, while the build goes on in the background. The cache is bounded: pages without query parameters and pages
+notice, while the build goes on in the background (and once a reader has waited for a build in vain, the next
+ones get the last rendering at once, until the build ends). The cache is bounded: pages without query parameters and pages
 with them are kept in two LRU tables, so a flood of distinct queries never evicts `/` or `/reseaux/…`.
 """
 
@@ -50,7 +51,7 @@ MAX_NEW_BUILDS = 16  # builds at once of keys never built before; past it a new 
 FRESH_WAIT = 1.0  # seconds a request waits for a rebuild when it has an older rendering to fall back on
 DEGRADED_WAIT = 0.05  # the same while the store is down or a recent build was late
 FIRST_WAIT = 10.0  # seconds a request with nothing to fall back on waits (1 s while degraded), then 503
-LATE_FOR = 10.0  # seconds a late or failed build keeps the cache degraded
+FAILED_FOR = 10.0  # seconds a build that failed for want of the store keeps every page from waiting long
 RETRY_AFTER = 5.0  # seconds before a build that failed for want of the store is tried again for a page
 GZIP_FROM = 1024  # bytes: below, compressing saves less than it costs
 KEEP_HEADERS = ("content-type", "content-language", "vary", "access-control-allow-origin", "link", "cache-control")
@@ -182,7 +183,8 @@ class PageCache:
     _building: dict[Hashable, asyncio.Task[CachedBody | Response]] = field(default_factory=dict)
     _new_building: int = 0
     _failed: dict[Hashable, float] = field(default_factory=dict)  # key → loop time of its last failed build
-    _late_until: float = 0.0
+    _failing_until: float = 0.0
+    _overdue: set[Hashable] = field(default_factory=set)  # keys whose running build a request gave up waiting for
     _pool: ThreadPoolExecutor | None = None
 
     # --- the tables ----------------------------------------------------------------------------------------------
@@ -225,11 +227,8 @@ class PageCache:
 
     @property
     def degraded(self) -> bool:
-        """The store is down, or a build lately missed its wait or failed: a request does not wait long then."""
-        return not self.store_up() or asyncio.get_running_loop().time() < self._late_until
-
-    def _note_late(self) -> None:
-        self._late_until = asyncio.get_running_loop().time() + LATE_FOR
+        """The store is down, or a build failed for want of it lately: a request does not wait long then."""
+        return not self.store_up() or asyncio.get_running_loop().time() < self._failing_until
 
     async def fresh_or_last(
         self, key: Hashable, stamp: Hashable, build: Callable[[], Awaitable[Response]], lang: Lang
@@ -238,6 +237,8 @@ class PageCache:
         the last one with its age in seconds; or the response the build gave when there is no page to give."""
         last = self.entry(key)
         loop = asyncio.get_running_loop()
+        if last is not None and key in self._overdue:
+            return self._late(key, last, lang)  # a reader already waited for this build in vain: no one else waits
         task = self._building.get(key)
         if task is None:
             failed = self._failed.get(key)
@@ -254,7 +255,8 @@ class PageCache:
         try:
             outcome = await asyncio.wait_for(asyncio.shield(task), wait)
         except TimeoutError:
-            self._note_late()
+            if key in self._building:
+                self._overdue.add(key)
             if last is not None:
                 return self._late(key, last, lang)
             return PlainTextResponse(_LATE, status_code=503, headers={"Retry-After": "5", **_NO_STORE})
@@ -272,6 +274,7 @@ class PageCache:
                 response = await build()
             finally:
                 self._building.pop(key, None)
+                self._overdue.discard(key)
                 if new:
                     self._new_building -= 1
             if response.status_code == 200 and hasattr(response, "body"):
@@ -280,7 +283,7 @@ class PageCache:
                 self._failed.pop(key, None)
                 return page
             if response.status_code == 503:  # the endpoints' answer when the store fails them
-                self._note_late()
+                self._failing_until = asyncio.get_running_loop().time() + FAILED_FOR
                 if len(self._failed) >= MAX_PAGES:
                     self._failed.clear()
                 self._failed[key] = asyncio.get_running_loop().time()
