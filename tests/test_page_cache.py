@@ -437,12 +437,21 @@ async def _forget_failures(cache: PageCache) -> None:
     cache._failed.clear()
 
 
+def held_until(event: threading.Event) -> Callable[[], None]:
+    """A builder hold: the build sits there (as on a hung store) until `event` is set."""
+
+    def hold() -> None:
+        event.wait(30)
+
+    return hold
+
+
 def test_with_the_store_hung_a_page_answers_from_memory_while_its_build_waits(site: Site) -> None:
     path = "/reseaux/alpha"
     site.get(f"{path}?lang=fr")
     site.get(f"{path}?lang=en")
     released = threading.Event()
-    site.holds["/reseaux/{network}"] = lambda: released.wait(30)  # the build sits on a hung store
+    site.holds["/reseaux/{network}"] = held_until(released)  # the build sits on a hung store
     site.services.writer.stats.db_up = False  # known down: no waiting at all
     try:
         site.clock.now = NOW + timedelta(minutes=1)
@@ -465,7 +474,7 @@ def test_a_build_that_runs_late_makes_one_reader_wait_not_every_one(
     path = "/reseaux/alpha?lang=fr"
     site.get(path)
     released = threading.Event()
-    site.holds["/reseaux/{network}"] = lambda: released.wait(30)
+    site.holds["/reseaux/{network}"] = held_until(released)
     monkeypatch.setattr(page_cache, "FRESH_WAIT", 0.2)
     try:
         site.clock.now = NOW + timedelta(minutes=1)
@@ -492,7 +501,7 @@ def test_a_page_never_rendered_cannot_be_late_it_is_a_503_with_retry_after(
     site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     released = threading.Event()
-    site.holds["/reseaux/{network}"] = lambda: released.wait(30)
+    site.holds["/reseaux/{network}"] = held_until(released)
     monkeypatch.setattr(page_cache, "FRESH_WAIT", 0.2)
     site.services.writer.stats.db_up = False
     try:

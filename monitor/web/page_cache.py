@@ -11,8 +11,8 @@ When the stamp has moved, one build per key runs (single flight) on the cache's 
 default executor that the probes resolve names on. A request waits for it a short while; past that, or when the
 store is known down, it gets the last good rendering with an `Age` header and, on a page, a visible "données du …"
 notice, while the build goes on in the background (and once a reader has waited for a build in vain, the next
-ones get the last rendering at once, until the build ends). The cache is bounded: pages without query parameters and pages
-with them are kept in two LRU tables, so a flood of distinct queries never evicts `/` or `/reseaux/…`.
+ones get the last rendering at once, until the build ends). The cache is bounded: pages without query parameters
+and pages with them are kept in two LRU tables, so a flood of distinct queries never evicts `/` or `/reseaux/…`.
 """
 
 from __future__ import annotations

@@ -28,7 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from web import Target, build_store, config_yaml, cpu_seconds, parse_wrk, process_figures, say, serving, settle
+from web import build_store, cpu_seconds, parse_wrk, process_figures, say, serving, settle
+from web_data import config_yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared loopback target
+from targets import Target
 
 STORM = """math.randomseed(os.time())
 request = function()

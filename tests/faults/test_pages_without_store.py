@@ -16,7 +16,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 from targets import Server, Target, wait_for
-from tcp_proxy import TcpProxy, tcp_proxy
+from tcp_proxy import Mode, TcpProxy, tcp_proxy
 
 pytestmark = pytest.mark.postgres
 
@@ -79,7 +79,7 @@ def timed(client: httpx.Client, path: str) -> tuple[httpx.Response, float]:
 
 @pytest.mark.parametrize("mode", ["cut", "hang"])
 def test_every_page_answers_from_memory_while_the_store_is_cut_or_hung(
-    mode: str, server: Server, target: Target, proxied: tuple[TcpProxy, str]
+    mode: Mode, server: Server, target: Target, proxied: tuple[TcpProxy, str]
 ) -> None:
     proxy, _ = proxied
     with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", timeout=30) as client:

@@ -61,10 +61,11 @@ async def test_http_probe_without_file_descriptor_is_internal(http_server: HttpS
 async def test_tcp_and_tls_probes_without_file_descriptor_are_internal(
     kind: str, http_server: HttpServer, ctx: ProbeContext
 ) -> None:
-    check = tcp_check("127.0.0.1", http_server.port) if kind == "tcp" else tls_check("127.0.0.1", http_server.port)
-    probe = tcp_probe if kind == "tcp" else tls_probe
     with no_file_descriptor_left():
-        result = await probe(check, ctx)  # type: ignore[operator]
+        if kind == "tcp":
+            result = await tcp_probe(tcp_check("127.0.0.1", http_server.port), ctx)
+        else:
+            result = await tls_probe(tls_check("127.0.0.1", http_server.port), ctx)
     assert_internal(result)
 
 
