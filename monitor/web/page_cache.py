@@ -34,6 +34,7 @@ from typing import Any, ParamSpec, TypeVar
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from ..config import WebSettings
 from ..i18n import Lang, format_datetime, pick_lang
 
 __all__ = ["CachedBody", "PageCache", "cached", "public_origin", "request_lang"]
@@ -96,17 +97,21 @@ def public_origin(request: Request) -> str:
     of `web.allowed_hosts` or loopback (with no port or the listener's own), else the address the connection
     reached (a server's own address: never one a client chose).
     """
-    exported: str | None = getattr(request.state, "public_origin", None)
+    exported: str | None = request.scope.get("state", {}).get("public_origin")  # (request.state raises: slower)
     if exported:
         return exported
-    web = request.state.services.settings.web
+    web: WebSettings = request.state.services.settings.web
     if web.public_url:
-        public: str = web.public_url
-        return public
-    scheme = "https" if request.url.scheme == "https" else "http"
-    default = 443 if scheme == "https" else 80
-    server = request.scope.get("server") or ("127.0.0.1", default)
-    named = _split_host(request.headers.get("host", ""))
+        return web.public_url
+    server = request.scope.get("server")
+    return _origin(web, request.headers.get("host", ""), request.scope.get("scheme") == "https", server)
+
+
+@functools.lru_cache(maxsize=256)  # per request it is a lookup; varied Host headers only churn these 256
+def _origin(web: WebSettings, host_header: str, https: bool, server: tuple[str, int] | None) -> str:
+    scheme, default = ("https", 443) if https else ("http", 80)
+    server = server or ("127.0.0.1", default)
+    named = _split_host(host_header)
     if named is not None:
         host, port = named
         if (host in web.allowed_hosts or host in LOOPBACK) and port in (None, server[1]):
