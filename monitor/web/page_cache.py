@@ -103,8 +103,9 @@ def public_origin(request: Request) -> str:
     web: WebSettings = request.state.services.settings.web
     if web.public_url:
         return web.public_url
-    server = request.scope.get("server")
-    return _origin(web, request.headers.get("host", ""), request.scope.get("scheme") == "https", server)
+    server = request.scope.get("server")  # a list from some ASGI servers: a tuple for the memo
+    host, https = request.headers.get("host", ""), request.scope.get("scheme") == "https"
+    return _origin(web, host, https, (str(server[0]), int(server[1])) if server else None)
 
 
 @functools.lru_cache(maxsize=256)  # per request it is a lookup; varied Host headers only churn these 256
