@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Create .venv and install tpmon with its test tools; idempotent and quick when nothing changed.
-# Needs only Python >= 3.11 (on Debian, python3-venv is installed when missing and we are root).
+# Create .venv and install exactly requirements-lock.txt (tpmon's dependencies, its tests' and its demo's, with
+# their hashes), then tpmon itself; idempotent and quick when nothing changed. Needs only Python >= 3.11 (on
+# Debian, python3-venv is installed when missing and we are root). .ci/lock.sh refreshes the lock.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PY=${PYTHON:-}
 if [ -z "$PY" ]; then
-    for candidate in python3.13 python3.12 python3.11 python3; do
+    # 3.11 first: the lock is made for it, and CI runs it
+    for candidate in python3.11 python3.12 python3.13 python3; do
         if command -v "$candidate" >/dev/null 2>&1 \
             && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
             PY=$candidate
@@ -19,7 +21,7 @@ if [ -z "$PY" ]; then
     exit 1
 fi
 
-if [ ! -x .venv/bin/python ]; then
+make_venv() {
     if ! "$PY" -m venv .venv 2>/dev/null; then
         rm -rf .venv
         if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -34,12 +36,21 @@ if [ ! -x .venv/bin/python ]; then
             exit 1
         fi
     fi
-fi
+}
 
+# The stamp changes with the lock, the project's metadata and this script: then the venv is made anew, so that
+# it holds the lock and nothing left over from an older one.
 stamp=.venv/.tpmon-installed
-want=$(cat pyproject.toml | sha256sum | cut -c1-16)
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    .venv/bin/python -m pip install -q --disable-pip-version-check -U pip >&2
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' >&2
+want=$(cat requirements-lock.txt pyproject.toml .ci/setup.sh | sha256sum | cut -c1-16)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || [ ! -x .venv/bin/python ]; then
+    rm -rf .venv
+    make_venv
+    if ! .venv/bin/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+        echo "warning: requirements-lock.txt is made for Python 3.11; installing it on $(.venv/bin/python -V)." >&2
+    fi
+    pip=(.venv/bin/python -m pip --disable-pip-version-check --quiet)
+    "${pip[@]}" install --require-hashes -r requirements-lock.txt >&2
+    "${pip[@]}" install --no-deps --editable . >&2
+    "${pip[@]}" check >&2
     echo "$want" > "$stamp"
 fi

@@ -13,15 +13,26 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .config import load_config
-from .errors import ConfigError, MonitorError, NotFound, StoreError
+from .config import Settings, load_config, read_config
+from .errors import ConfigError, ConfigProblem, MonitorError, NotFound, StoreError
 from .logs import setup_logging
-from .opscli import add_ops_commands
+from .opscli import OneLineParser, add_ops_commands
 from .opscli.push_command import register as register_push
 
 DEFAULT_CONFIG = "config/example.yaml"
 DEFAULT_PID_FILE = "var/tpmon.pid"
 DEFAULT_EXPORT_URL = "http://127.0.0.1:8080"
+
+
+def port_number(text: str) -> int:
+    """A TCP port to listen on, 1–65535 (a larger number would silently listen on another port)."""
+    try:
+        port = int(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1 to 65535)") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not between 1 and 65535")
+    return port
 
 
 def _config_path(args: argparse.Namespace) -> str:
@@ -43,42 +54,89 @@ def _database_url() -> str:
     return default_url()
 
 
+def _warning(problem: ConfigProblem) -> str:
+    """`file:line: field: warning: message`."""
+    where = f"{problem.file}:{problem.line}: " if problem.file and problem.line else ""
+    return f"{where}{problem.path}: warning: {problem.message}"
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     path = args.file or _config_path(args)
-    settings = load_config(path)
-    print(f"{path}: OK — {len(settings.networks)} networks, {len(settings.checks())} checks")
+    settings, warnings = read_config(path)
+    if warnings and args.strict:
+        raise ConfigError(warnings)
+    for problem in warnings:
+        print(_warning(problem), file=sys.stderr)
+    shown = f", {len(warnings)} warning(s)" if warnings else ""
+    print(f"{path}: OK — {len(settings.networks)} networks, {len(settings.checks())} checks{shown}")
     return 0
 
 
+def admin_address(args: argparse.Namespace, settings: Settings) -> tuple[str, int] | None:
+    """Where the operators' listener listens (flags over the config's `admin:`), or None when it is off."""
+    if args.no_admin or not settings.admin.enabled:
+        return None
+    host, port = args.admin_host or settings.admin.host, args.admin_port or settings.admin.port
+    if (host, port) == (args.host, args.port):
+        raise MonitorError(f"--admin-port: the operators' listener cannot share the public address {host}:{port}")
+    return host, port
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .app import QuietServer, check_port, create_app
-    from .listener import budget_file_descriptors, listener_config
+    from .app import check_port, create_apps
+    from .listener_limits import budget_file_descriptors
+    from .listeners import admin_server, public_server, serve_listeners
     from .store import Store
 
     path = _config_path(args)
     settings = load_config(path)
     check_port(args.host, args.port)
+    admin = admin_address(args, settings)
+    if admin is not None:
+        try:
+            check_port(*admin)
+        except MonitorError as exc:
+            raise MonitorError(str(exc).replace("--port", "--admin-port").replace("--host", "--admin-host")) from None
+    _check_notification_secrets(settings)
     setup_logging(args.log_level, args.log_format)
     store = Store.open(_database_url())
     try:
-        limits = budget_file_descriptors(settings)  # after the store is open: its files are counted
+        # after the store is open: its files are counted
+        public_limits, admin_limits = budget_file_descriptors(settings, admin=admin is not None)
     except MonitorError:
         store.close()
         raise
-    logging.getLogger("tpmon.listener").info("listener: %s", limits)
+    listener_log = logging.getLogger("tpmon.listener")
+    listener_log.info("public listener: %s", public_limits)
+    if admin_limits is not None:
+        listener_log.info("operators' listener: %s", admin_limits)
     pid_file = Path(args.pid_file)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(str(os.getpid()), encoding="utf-8")
-    app = create_app(
+    apps = create_apps(
         settings, store=store, config_path=path, handle_sighup=True, reload_status=pid_file.with_suffix(".reload.json")
     )
-    server = QuietServer(listener_config(app, args.host, args.port, limits))
+    public = public_server(apps.public, args.host, args.port, public_limits)
+    behind = admin_server(apps.admin, *admin, admin_limits) if admin is not None and admin_limits is not None else None
     try:
-        server.run()
+        with asyncio.Runner(loop_factory=public.config.get_loop_factory()) as runner:
+            runner.run(serve_listeners(public, behind))
     finally:
         store.close()
         pid_file.unlink(missing_ok=True)
-    return 0 if server.started else 1
+    return 0 if public.started else 1
+
+
+def _check_notification_secrets(settings: Settings) -> None:
+    """MonitorError in one line, before anything starts, if `notifications:` lacks its secrets."""
+    if settings.notifications is None:
+        return
+    from .delivery.smtp_sender import smtp_settings
+    from .notify.tokens import load_secret
+
+    load_secret(os.environ)
+    if settings.notifications.subscriptions:
+        smtp_settings(os.environ)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -90,7 +148,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     check_port(args.host, args.port)
     setup_logging(args.log_level, "text")
-    options = DemoOptions(host=args.host, port=args.port, speed=args.speed)
+    options = DemoOptions(host=args.host, port=args.port, speed=args.speed, smtp_sink=args.smtp_sink)
     # `serve` gets uvloop from uvicorn's Server.run (loop="auto"); the demo runs its own loop: the same one
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(run_demo(options))
@@ -253,13 +311,13 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="tpmon",
         description="Status monitor of the French tiers-payant networks.",
         epilog="Config: --config or $TPMON_CONFIG (default config/example.yaml). "
         "Database: $TPMON_DATABASE_URL (default sqlite:///./var/tpmon.db).",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=OneLineParser)
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -270,12 +328,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = command("serve", "run the probes, the status engine and the web server")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    serve.add_argument("--port", type=port_number, default=8080, help="port to listen on, 1–65535 (default 8080)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--log-format", default="text", choices=["text", "json"], help="json: one object per line")
     serve.add_argument(
         "--pid-file", default=DEFAULT_PID_FILE, help=f"where to write the pid (default {DEFAULT_PID_FILE})"
     )
+    serve.add_argument(
+        "--admin-host",
+        help="address of the operators' listener: write API, pushes, sign-in (default: config admin.host)",
+    )
+    serve.add_argument(
+        "--admin-port", type=int, help="port of the operators' listener (default: config admin.port, 8081)"
+    )
+    serve.add_argument("--no-admin", action="store_true", help="run without the operators' listener")
     serve.set_defaults(func=cmd_serve)
 
     demo = sub.add_parser(
@@ -286,13 +352,25 @@ def build_parser() -> argparse.ArgumentParser:
         "at start; the story then plays in about 10 minutes.",
     )
     demo.add_argument("--host", default="127.0.0.1", help="address of the page (default 127.0.0.1)")
-    demo.add_argument("--port", type=int, default=8080, help="port of the page (default 8080)")
+    demo.add_argument("--port", type=port_number, default=8080, help="port of the page, 1–65535 (default 8080)")
     demo.add_argument("--speed", type=float, help="scenario seconds per real second (default: the story lasts ~10 min)")
+    demo.add_argument(
+        "--smtp-sink",
+        type=Path,
+        metavar="DIR",
+        help="e-mail subscriptions on, sent to a local SMTP server: the messages a demo optician subscribed to "
+        "Viamedis optique receives are printed and kept in DIR as .eml files",
+    )
     demo.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     demo.set_defaults(func=cmd_demo)
 
-    check = command("check-config", "validate a config file and list every problem (exit 2 if any)")
+    check = command(
+        "check-config", "validate a config file and list every problem (exit 2 if any) and what will stay blind"
+    )
     check.add_argument("file", nargs="?", help="the YAML file (default: --config)")
+    check.add_argument(
+        "--strict", action="store_true", help="warnings (lines no check, push or dependency feeds) are errors"
+    )
     check.set_defaults(func=cmd_check_config)
 
     probe = command("probe", "run one check now and print its result with its phases")

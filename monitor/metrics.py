@@ -1,4 +1,4 @@
-"""Prometheus metrics: a per-app registry, probe counters, and a scrape-time collector over the board."""
+"""Prometheus metrics: a per-app registry, probe counters, and a scrape-time collector over the site's snapshot."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from .availability import Window
-from .board import Board
 from .config import Settings
 from .declared.incidents import IMPACTS, Incident
-from .declared.maintenance import MaintenanceWindow, active
+from .declared.maintenance import Occurrence
 from .models import ComponentRef, ProbeResult, State
+from .snapshot import Snapshot
 
 __all__ = ["WINDOWS", "Derived", "Metrics", "WriterFigures", "derive", "derive_availability"]
 
@@ -44,12 +44,14 @@ class WriterFigures(Protocol):
 class Metrics:
     """All of tpmon's metrics, registered on a registry of its own (never the global one).
 
-    `board` and `writer` are read at scrape time; either may answer None (not built yet).
+    `snapshot` and `writer` are read at scrape time; either may answer None (not built yet). States, open
+    incidents and running maintenance all come from one snapshot read: they change in the same tick, together
+    with the page.
     """
 
     def __init__(
         self,
-        board: Callable[[], Board | None],
+        snapshot: Callable[[], Snapshot | None],
         writer: Callable[[], WriterFigures | None] = lambda: None,
         registry: CollectorRegistry | None = None,
     ) -> None:
@@ -110,7 +112,7 @@ class Metrics:
         build.info({"version": _version()})
         self._series: dict[ComponentRef, _CheckSeries] = {}  # labelled children, by check
         self.derived = Derived()  # replaced whole by the periodic refresh; scrapes only read it
-        r.register(_BoardCollector(board))
+        r.register(_SnapshotCollector(snapshot))
         r.register(_WriterCollector(writer))
         r.register(_DerivedCollector(lambda: self.derived))
 
@@ -120,11 +122,7 @@ class Metrics:
 
     def set_availability(self, availability: dict[tuple[str, str], float]) -> None:
         """Cache the availability ratios: (component key, window label) → ratio, from `derive_availability`."""
-        self.derived = Derived(availability, self.derived.incidents, self.derived.maintenance)
-
-    def set_declarations(self, incidents: dict[str, int], maintenance: dict[str, int]) -> None:
-        """Cache the open incidents by impact and the running maintenance windows by network."""
-        self.derived = Derived(self.derived.availability, incidents, maintenance)
+        self.derived = Derived(availability)
 
     def observe_write(self, seconds: float) -> None:
         self.store_write.observe(seconds)
@@ -238,18 +236,19 @@ class _WriterCollector(Collector):
         yield GaugeMetricFamily("tpmon_store_up", "Whether the last write to the database succeeded", value=stats.db_up)
 
 
-class _BoardCollector(Collector):
-    """State sets (value 1 for the current state, as kube-state-metrics does), built at scrape time."""
+class _SnapshotCollector(Collector):
+    """From one snapshot, read once per scrape: state sets (value 1 for the current state, as kube-state-metrics
+    does), when each state began, recovery progress, open incidents by impact, running maintenance by network."""
 
-    def __init__(self, board: Callable[[], Board | None]) -> None:
-        self._board = board
+    def __init__(self, snapshot: Callable[[], Snapshot | None]) -> None:
+        self._snapshot = snapshot
 
     def describe(self) -> list[Metric]:
         return []
 
     def collect(self) -> Iterator[Metric]:
-        board = self._board()
-        if board is None:
+        snapshot = self._snapshot()
+        if snapshot is None:
             return
         labelled = {
             "check": ["network", "flow", "check", "state"],
@@ -274,8 +273,7 @@ class _BoardCollector(Collector):
             "Share of a recovering line's inputs that are up",
             labels=["network", "line"],
         )
-        # a copy (atomic under the GIL), so /metrics can be rendered off the loop while the board changes
-        for status in list(board.statuses().values()):
+        for status in snapshot.statuses.values():  # immutable: rendered off the loop while the board changes
             ref = status.ref
             base = [ref.network] + ([ref.name] if ref.kind != "network" else []) + ([ref.check] if ref.check else [])
             for state in State:
@@ -287,15 +285,24 @@ class _BoardCollector(Collector):
         yield from families.values()
         yield from since.values()
         yield progress
+        by_impact, by_network = derive(snapshot.settings, snapshot.open_incidents, snapshot.running)
+        incidents = GaugeMetricFamily("tpmon_incidents_open", "Open incidents, by impact", labels=["impact"])
+        for impact, count in by_impact.items():
+            incidents.add_metric([impact], count)
+        yield incidents
+        maintenance = GaugeMetricFamily(
+            "tpmon_maintenance_active", "Maintenance windows running now, by network", labels=["network"]
+        )
+        for network, count in by_network.items():
+            maintenance.add_metric([network], count)
+        yield maintenance
 
 
 @dataclass(frozen=True)
 class Derived:
-    """What the store knows and the board does not, computed periodically in a thread and read at scrape time."""
+    """What the store knows and the snapshot does not, computed periodically in a thread and read at scrape time."""
 
     availability: dict[tuple[str, str], float] = field(default_factory=dict)  # (key, window label) → ratio
-    incidents: dict[str, int] = field(default_factory=dict)  # impact → open incidents
-    maintenance: dict[str, int] = field(default_factory=dict)  # network → running maintenance windows
 
 
 def derive_availability(settings: Settings, window_of: Callable[[str, int], Window]) -> dict[tuple[str, str], float]:
@@ -315,7 +322,7 @@ def derive_availability(settings: Settings, window_of: Callable[[str, int], Wind
 
 
 def derive(
-    settings: Settings, incidents: Iterable[Incident], windows: Iterable[MaintenanceWindow], now: datetime
+    settings: Settings, incidents: Iterable[Incident], running: Iterable[Occurrence]
 ) -> tuple[dict[str, int], dict[str, int]]:
     """Open incidents by impact (every impact, 0 included) and running maintenance windows by network."""
     by_impact: dict[str, int] = dict.fromkeys(IMPACTS, 0)
@@ -323,7 +330,7 @@ def derive(
         if incident.resolved_at is None:
             by_impact[incident.impact] += 1
     by_network = dict.fromkeys(settings.networks, 0)
-    for occurrence in active(windows, now):
+    for occurrence in running:
         touched: set[str] = set()
         for key in occurrence.window.components:
             with contextlib.suppress(ValueError):
@@ -334,7 +341,7 @@ def derive(
 
 
 class _DerivedCollector(Collector):
-    """Availability ratios, open incidents and running maintenance, from the cache only (never the store)."""
+    """Availability ratios, from the cache only (never the store)."""
 
     def __init__(self, derived: Callable[[], Derived]) -> None:
         self._derived = derived
@@ -362,13 +369,3 @@ class _DerivedCollector(Collector):
                 networks.add_metric([ref.network, window], ratio)
         yield lines
         yield networks
-        incidents = GaugeMetricFamily("tpmon_incidents_open", "Open incidents, by impact", labels=["impact"])
-        for impact, count in derived.incidents.items():
-            incidents.add_metric([impact], count)
-        yield incidents
-        maintenance = GaugeMetricFamily(
-            "tpmon_maintenance_active", "Maintenance windows running now, by network", labels=["network"]
-        )
-        for network, count in derived.maintenance.items():
-            maintenance.add_metric([network], count)
-        yield maintenance

@@ -9,7 +9,6 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from apscheduler.events import (
     EVENT_JOB_ERROR,
@@ -19,7 +18,10 @@ from apscheduler.events import (
     JobEvent,
     JobSubmissionEvent,
 )
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.executors.asyncio import AsyncIOExecutor
+from apscheduler.schedulers import SchedulerNotRunningError
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from .config import Check, Settings
@@ -58,53 +60,82 @@ def _on_lattice(timestamp: float, tick: float) -> float:
     return math.ceil(timestamp / tick) * tick
 
 
-class _SteadyInterval(IntervalTrigger):  # type: ignore[misc]  # apscheduler is untyped
+class _SteadyInterval(BaseTrigger):  # type: ignore[misc]  # apscheduler is untyped
     """Run k is at start + k × interval + U(0, jitter), moved up to the next point of the _TICK lattice.
 
-    The jitter does not accumulate: APScheduler 3 adds it to the previous (already jittered) run time,
-    so every run slipped by the mean jitter and a 10 s check with a 10 % jitter ran every 10.5 s.
+    The jitter does not accumulate: APScheduler 3's IntervalTrigger adds it to the previous (already jittered)
+    run time, so every run slipped by the mean jitter and a 10 s check with a 10 % jitter ran every 10.5 s.
+    A trigger of its own, as APScheduler 3 documents ("Extending APScheduler": subclass BaseTrigger and
+    implement `get_next_fire_time`).
     """
 
-    def __init__(self, *, seconds: float, **options: Any) -> None:
-        super().__init__(seconds=seconds, **options)
-        self.tick = _tick(self.interval_length)
+    def __init__(self, *, seconds: float, start_date: datetime, jitter: float | None = None) -> None:
+        self.start_date = start_date
+        self.interval_length = seconds
+        self.jitter = jitter
+        self.tick = _tick(seconds)
+
+    def __str__(self) -> str:
+        return f"steady interval[{self.interval_length:g} s, jitter {self.jitter or 0:g} s]"
 
     def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
-        if previous_fire_time is None:
-            first: datetime | None = super().get_next_fire_time(None, now)
-            return (
-                None
-                if first is None
-                else datetime.fromtimestamp(_on_lattice(first.timestamp(), self.tick), self.timezone)
-            )
         start, length = self.start_date.timestamp(), self.interval_length
-        # the slot of the previous run: it lies in [slot, slot + jitter + tick], that is within 5/8 of an interval
-        slot = round((previous_fire_time.timestamp() - start) / length - 0.25)
+        if previous_fire_time is None:  # the first slot at or after now
+            slot = max(0, math.ceil((now.timestamp() - start) / length)) - 1
+        else:  # the slot of the previous run: it lies in [slot, slot + jitter + tick], within 5/8 of an interval
+            slot = round((previous_fire_time.timestamp() - start) / length - 0.25)
         fire = start + (slot + 1) * length + (random.uniform(0, self.jitter) if self.jitter else 0.0)
-        fire = _on_lattice(fire, self.tick)
-        if self.end_date and fire > self.end_date.timestamp():
-            return None
-        return datetime.fromtimestamp(fire, tz=self.timezone)
+        return datetime.fromtimestamp(_on_lattice(fire, self.tick), tz=self.start_date.tzinfo)
 
 
-class _LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]  # apscheduler is untyped
-    """AsyncIOScheduler whose own timer processes the due jobs directly on the loop.
+class _LoopScheduler(BaseScheduler):  # type: ignore[misc]  # apscheduler is untyped
+    """A scheduler on the running event loop whose timer processes the due jobs directly on the loop.
 
-    Its `wakeup` is meant to be callable from any thread, so each firing of the timer went through
-    `call_soon_threadsafe` (a write to the loop's self-pipe, an extra turn of the loop, a read): a
-    cost paid once per probe when the checks are spread in time. `wakeup` itself is unchanged.
+    APScheduler's AsyncIOScheduler has its timer call `wakeup`, which is meant to be callable from any thread:
+    each firing went through `call_soon_threadsafe` (a write to the loop's self-pipe, an extra turn of the
+    loop, a read), a cost paid once per probe when the checks are spread in time. This one follows APScheduler
+    3's contract for custom schedulers ("Extending APScheduler": subclass BaseScheduler, override `start`,
+    `shutdown`, `wakeup` and `_create_default_executor`, sleep as long as `_process_jobs()` says) rather than
+    overriding AsyncIOScheduler's private timer. `wakeup` and `shutdown` still hop onto the loop as there.
     """
 
-    def _start_timer(self, wait_seconds: float | None) -> None:
-        self._stop_timer()
-        if wait_seconds is not None:
-            self._timeout = self._eventloop.call_later(wait_seconds, self._wake_on_loop)
+    # AsyncIOExecutor, the default executor, takes the loop from its scheduler's `_eventloop` when it starts.
+    _eventloop: asyncio.AbstractEventLoop | None = None
+    _timer: asyncio.TimerHandle | None = None
 
-    def _wake_on_loop(self) -> None:
+    def start(self, paused: bool = False) -> None:
+        self._eventloop = asyncio.get_running_loop()
+        super().start(paused)
+
+    def shutdown(self, wait: bool = True) -> None:
+        if self._eventloop is None or not self.running:
+            raise SchedulerNotRunningError
+        self._eventloop.call_soon_threadsafe(self._shutdown_on_loop, wait)
+
+    def wakeup(self) -> None:
+        if self._eventloop is not None:
+            self._eventloop.call_soon_threadsafe(self._process_on_loop)
+
+    def _create_default_executor(self) -> AsyncIOExecutor:
+        return AsyncIOExecutor()
+
+    def _shutdown_on_loop(self, wait: bool) -> None:
+        super().shutdown(wait)
+        self._cancel_timer()
+        self._eventloop = None
+
+    def _process_on_loop(self) -> None:
         if self._eventloop is None:  # shut down meanwhile
             return
-        self._stop_timer()
-        self._start_timer(self._process_jobs())
+        self._cancel_timer()
+        wait_seconds = self._process_jobs()
+        if wait_seconds is not None:
+            self._timer = self._eventloop.call_later(wait_seconds, self._process_on_loop)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 @dataclass(frozen=True)
@@ -197,7 +228,7 @@ class Scheduler:
         spread = datetime.now(UTC).timestamp() + self._rng.uniform(0, interval)  # spread the load
         first = datetime.fromtimestamp(_on_lattice(spread, _tick(interval)), UTC)
         jitter = interval * self._jitter or None
-        trigger = _SteadyInterval(seconds=interval, start_date=first, jitter=jitter, timezone=UTC)
+        trigger = _SteadyInterval(seconds=interval, start_date=first, jitter=jitter)
         self._aps.add_job(
             self._job,
             trigger,

@@ -15,6 +15,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
+from schemathesis.core.result import Err, Ok
 from schemathesis.generation.case import Case
 from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import (
@@ -69,12 +70,15 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Starlette]:
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-def test_no_5xx_and_every_answer_as_documented(case: Case, app: Starlette) -> None:
+def test_no_5xx_and_every_answer_as_documented(case: Case[Any], app: Starlette) -> None:
     case.call_and_validate(app=app, checks=CHECKS)
 
 
 def test_the_fuzzed_document_is_the_served_one(app: Starlette) -> None:
-    with asgi.get_client(app) as client:
+    # schemathesis types ASGI messages as `dict`, Starlette as `MutableMapping`: the same calls at run time
+    with asgi.get_client(app) as client:  # type: ignore[arg-type]
         served: dict[str, Any] = client.get("/api/v1/openapi.json").json()
     assert served == openapi_document(OPERATIONS, REAL)
-    assert {f"GET {op.path}" for op in OPERATIONS} == {r.ok().label for r in schema.get_all_operations()}
+    results = list(schema.get_all_operations())
+    assert not [r.err() for r in results if isinstance(r, Err)]
+    assert {f"GET {op.path}" for op in OPERATIONS} == {r.ok().label for r in results if isinstance(r, Ok)}

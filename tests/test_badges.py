@@ -112,7 +112,8 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
         )
         declarations = Declarations(services.store, settings, clock=lambda: NOW)
         declarations.open_incident(title=Bilingual("PEC optique"), impact="major", first=first)
-        test_client.portal.call(services.refresh_overrides)  # type: ignore[union-attr]
+        assert test_client.portal is not None  # set inside `with TestClient(…)`
+        test_client.portal.call(services.refresh_overrides)
         yield test_client
 
 

@@ -15,7 +15,16 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from monitor.cli import main
-from monitor.config import HttpCheck, Settings, TcpCheck, dependency_order, load_config, parse_config, parse_duration
+from monitor.config import (
+    HttpCheck,
+    Settings,
+    TcpCheck,
+    dependency_order,
+    load_config,
+    parse_config,
+    parse_duration,
+    read_config,
+)
 from monitor.config.taxonomy import DEFAULT_FLOWS, DEFAULT_LINES
 from monitor.config.yaml_source import parse_yaml
 from monitor.errors import ConfigError
@@ -31,6 +40,7 @@ def parse(text: str, environ: Mapping[str, str] | None = None) -> Settings:
 # The environment each example documents in its header (the demo sets these for its simulator).
 EXAMPLE_ENV: dict[str, dict[str, str]] = {
     "demo.yaml": {"TPMON_DEMO_HTTP": "http://127.0.0.1:8481", "TPMON_DEMO_TLS": "https://127.0.0.1:8482"},
+    "notifications.yaml": {"TPMON_MATTERMOST_TOKEN": "t0ken"},
 }
 
 
@@ -57,9 +67,10 @@ def test_check_config_accepts_example(
         monkeypatch.setenv(name, value)
     assert main(["check-config", str(path)]) == 0
     out, err = capsys.readouterr()
-    settings = load_config(path, environ=env_of(path))
-    assert out == f"{path}: OK — {len(settings.networks)} networks, {len(settings.checks())} checks\n"
-    assert err == ""
+    settings, warnings = read_config(path, environ=env_of(path))
+    shown = f", {len(warnings)} warning(s)" if warnings else ""
+    assert out == f"{path}: OK — {len(settings.networks)} networks, {len(settings.checks())} checks{shown}\n"
+    assert err.splitlines() == [f"{p.file}:{p.line}: {p.path}: warning: {p.message}" for p in warnings]
 
 
 # --- the examples cover every field (as datasette's test_docs) ----------------------------------------------
@@ -85,7 +96,8 @@ def _owner(model: type[BaseModel], name: str) -> str:
 def declared_fields() -> set[tuple[str, str]]:
     """(model, YAML key) of every field of every model reachable from Settings."""
     fields: set[tuple[str, str]] = set()
-    todo, seen = [Settings], set()
+    todo: list[type[BaseModel]] = [Settings]
+    seen: set[type[BaseModel]] = set()
     while todo:
         model = todo.pop()
         if model in seen:
@@ -160,6 +172,7 @@ networks:
 def test_defaults_apply_to_checks_that_omit_them_only() -> None:
     settings = parse("defaults: {interval: 30s, timeout: 5s, failure_threshold: 5, success_threshold: 4}\n" + NETWORK)
     a, b = (check for _, check in settings.checks())
+    assert isinstance(a, TcpCheck) and isinstance(b, TcpCheck)
     assert (a.interval, a.timeout, a.failure_threshold, a.success_threshold) == (30.0, 5.0, 5, 4)
     assert (b.interval, b.timeout, b.failure_threshold, b.success_threshold) == (120.0, 5.0, 1, 4)
     assert settings.defaults.interval == 30.0
@@ -167,6 +180,7 @@ def test_defaults_apply_to_checks_that_omit_them_only() -> None:
 
 def test_without_defaults_the_model_defaults_apply() -> None:
     a, b = (check for _, check in parse(NETWORK).checks())
+    assert isinstance(a, TcpCheck) and isinstance(b, TcpCheck)
     assert (a.interval, a.timeout, a.failure_threshold, a.success_threshold) == (60.0, 10.0, 3, 2)
     assert (b.interval, b.failure_threshold) == (120.0, 1)
 
@@ -221,9 +235,9 @@ def test_settings_and_parts_are_frozen(example: Settings) -> None:
             setattr(model, field, value)
     for mapping in (example.networks, example.flows, example.lines, network.line_overrides, check.headers):
         with pytest.raises(TypeError, match="frozen"):
-            mapping["x"] = mapping  # type: ignore[index]
+            mapping["x"] = mapping  # type: ignore[index]  # the write its read-only type forbids, refused at run time
         with pytest.raises(TypeError, match="frozen"):
-            mapping.update({})  # type: ignore[attr-defined]
+            mapping.update({})  # type: ignore[union-attr]  # idem
     assert isinstance(network.checks, tuple)
 
 

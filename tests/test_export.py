@@ -252,7 +252,7 @@ def test_feeds_parse_with_atom_required_elements_and_their_links_answer(exported
         links = {link.get("href") or "" for link in feed.iter(f"{A}link") if link.get("rel") == "alternate"}
         assert links and all(link.startswith(exported.base) for link in links)
         pages.update(links)
-    assert all(exported.get(link).status_code == 200 for link in pages), pages
+    assert pages and all(exported.get(link).status_code == 200 for link in pages), pages
     entries = ET.fromstring(exported.get("/feed.atom").content).findall(f"{A}entry")
     assert any(e.findtext(f"{A}title", "").startswith("PEC optique indisponibles") for e in entries)
     rss = ET.fromstring(exported.get("/reseaux/alpha/optique/feed.rss").content)

@@ -67,6 +67,7 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
         declarations.open_incident(
             title=Bilingual("Beta hors service"), impact="major", first=beta, components=["line:beta/optique"]
         )
+        test_client.portal.call(services.refresh_overrides)  # type: ignore[union-attr]  # the tick takes them in
         yield test_client
 
 
@@ -230,13 +231,30 @@ def test_unknown_network_or_line_is_a_404(client: TestClient, path: str) -> None
     assert answer.headers["content-type"].startswith("text/plain")
 
 
-def test_a_store_error_is_a_503(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unreachable_store_changes_nothing(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The feeds tell the site's snapshot, in memory, as the page does: the same with the database down."""
+    before = client.get("/feed.rss").content
+
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise StoreError("database unreachable")
 
-    monkeypatch.setattr(Declarations, "incidents", broken)
+    for verb in ("incidents", "current"):
+        monkeypatch.setattr(Declarations, verb, broken)
+    services: Services = client.app_state["services"]
+    client.portal.call(services.refresh_overrides)  # type: ignore[union-attr]  # a tick that cannot read
     answer = client.get("/feed.rss")
-    assert answer.status_code == 503 and answer.headers["retry-after"] == "30"
+    assert answer.status_code == 200 and answer.content == before
+    assert len(titles(ET.fromstring(answer.content))) == 4
+
+
+def test_an_incident_stored_after_the_snapshot_is_not_in_the_feed_before_the_next(client: TestClient) -> None:
+    services: Services = client.app_state["services"]
+    declarations = Declarations(services.store, services.settings, clock=lambda: NOW)
+    first = IncidentUpdate(NOW, "investigating", Bilingual("Nouvelle panne."))
+    declarations.open_incident(title=Bilingual("Gamma"), impact="minor", first=first, components=["network:alpha"])
+    assert "Gamma — Analyse en cours" not in titles(atom(client, "/feed.atom"))
+    client.portal.call(services.refresh_overrides)  # type: ignore[union-attr]
+    assert "Gamma — Analyse en cours" in titles(atom(client, "/feed.atom"))
 
 
 def test_entries_are_bounded_and_newest_first() -> None:

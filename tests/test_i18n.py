@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.i18n import format_date, format_datetime, format_percent, format_short, format_since, pick_lang
+from monitor.i18n import Lang, format_date, format_datetime, format_percent, format_short, format_since, pick_lang
 
 WINTER = datetime(2024, 2, 12, 12, 0, tzinfo=UTC)  # 13:00 in Paris (UTC+1)
 SUMMER = datetime(2024, 7, 1, 12, 0, tzinfo=UTC)  # 14:00 in Paris (UTC+2)
@@ -48,8 +48,8 @@ def test_since_omits_the_current_year_only() -> None:
         (None, "fr", 2, "—"),
     ],
 )
-def test_percentages_in_french_and_english(ratio: float | None, lang: str, digits: int, shown: str) -> None:
-    assert format_percent(ratio, lang, digits) == shown  # type: ignore[arg-type]
+def test_percentages_in_french_and_english(ratio: float | None, lang: Lang, digits: int, shown: str) -> None:
+    assert format_percent(ratio, lang, digits) == shown
 
 
 @given(st.floats(min_value=0.0, max_value=0.99999, allow_nan=False))

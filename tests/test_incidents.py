@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from ops_support import AUDIO, HOUR, OPTIQUE, PEC, PORTAIL, SETTINGS, T0, incident, text, update
 
-from monitor.declared.incidents import Declared, add_update, declare, declared_overrides, open_incident
+from monitor.declared.incidents import Declared, Phase, add_update, declare, declared_overrides, open_incident
 from monitor.declared.inputs import MAX_TEXT, Bilingual
 from monitor.errors import IncidentError, MonitorError
 from monitor.models import Source, State
@@ -59,6 +59,7 @@ def test_open_keeps_what_ops_wrote_and_lists_every_affected_component() -> None:
         ({"first": update(practitioner_consigne=text("", "only English"))}, "practitioner_consigne.fr", "required"),
         ({"first": update(member_consigne=text("ok", "y" * 6000))}, "member_consigne.en", "6,000 characters"),
         ({"first": update(status="resolved")}, "status", "cannot start resolved"),
+        # a phase its type forbids, as a form or the API may send it
         ({"first": update(status="closed")}, "status", "'closed' is not one of investigating"),  # type: ignore[arg-type]
         ({"first": update(at=datetime(2024, 2, 12, 13, 0))}, "at", "needs a time zone"),
         ({"first": update(statuses={OPTIQUE: Declared(State.DOWN, 0.5)})}, "statuses", "only with 'recovering'"),
@@ -106,8 +107,9 @@ def test_declare_accepts_recovering_with_or_without_progress() -> None:
 
 def test_lifecycle_moves_forward_or_stays_then_resolves_once() -> None:
     found = incident((OPTIQUE, State.DOWN))
-    for step, status in enumerate(["investigating", "identified", "identified", "monitoring"], start=1):
-        found = add_update(found, update(T0 + step * HOUR, status, "suite"), SETTINGS)  # type: ignore[arg-type]
+    phases: list[Phase] = ["investigating", "identified", "identified", "monitoring"]
+    for step, status in enumerate(phases, start=1):
+        found = add_update(found, update(T0 + step * HOUR, status, "suite"), SETTINGS)
     assert [u.status for u in found.updates] == [
         "investigating",
         "investigating",
@@ -133,7 +135,7 @@ def test_an_update_is_never_dated_before_the_last_one_and_resolving_declares_not
     with pytest.raises(IncidentError, match=r"^statuses: a resolving update declares no status"):
         add_update(found, update(T0 + HOUR, "resolved", statuses={OPTIQUE: State.OPERATIONAL}), SETTINGS)
     with pytest.raises(IncidentError, match=r"^impact: "):
-        add_update(found, update(T0 + HOUR), SETTINGS, impact="enormous")  # type: ignore[arg-type]
+        add_update(found, update(T0 + HOUR), SETTINGS, impact="enormous")  # type: ignore[arg-type]  # refused at run time
 
 
 def test_declared_statuses_accumulate_and_keep_their_since_while_the_state_holds() -> None:

@@ -205,6 +205,7 @@ def test_maintenance_overrides_the_window_that_started_first() -> None:
         ({"recurrence": Recurrence("monthly", month_day=32)}, "month_day", "between 1 and 31"),
         ({"recurrence": Recurrence("monthly", nth=6, weekday=1)}, "nth", "1 to 5 or last"),
         ({"recurrence": Recurrence("weekly", (6,), until=date(2024, 1, 1))}, "until", "before the start"),
+        # a frequency its type forbids, as a form or the API may send it
         ({"recurrence": Recurrence("daily")}, "recurrence", "'daily' is not one of none, weekly, monthly"),  # type: ignore[arg-type]
     ],
 )

@@ -40,7 +40,7 @@ networks:
         description: Passerelle DRE
         flow: facturation
         kind: http
-        url: "http://probe:{password}@127.0.0.1:{port}/dre"
+        url: "http://probe:${{PROBE_PASSWORD}}@127.0.0.1:{port}/dre"
         headers: {{Authorization: "Bearer ${{TOKEN}}"}}
       - {{name: pec, flow: pec, kind: http, url: "http://127.0.0.1:{port}/pec?key=${{TOKEN}}"}}
   kappa:
@@ -108,17 +108,18 @@ def earlier_results() -> list[ProbeResult]:
 def site() -> Iterator[Site]:
     target = Target()
     target.codes["/pec?key=" + SECRET] = 500  # the PEC gateway fails: its detail must not leak the URL either
-    text = CONFIG.format(password=PASSWORD, port=target.port)
-    env = {"TOKEN": SECRET}
+    text = CONFIG.format(port=target.port)
+    env = {"TOKEN": SECRET, "PROBE_PASSWORD": PASSWORD}  # credentials are never written in clear in a config
     settings = parse_config(parse_yaml(text, "tpmon.yaml"), env)
     app = create_app(settings, database_url="sqlite://", schedule=False, clock=lambda: NOW, environ=env)
     try:
         with TestClient(app) as client:
             services: Services = client.app_state["services"]
             services.store.write(Batch(results=earlier_results(), transitions=outage() + silence()))
+            assert client.portal is not None
             for check in settings.networks["alpha"].checks:  # real requests, with the secret header and password
-                client.portal.call(run_check, "alpha", check, services.pipeline)  # type: ignore[union-attr]
-            assert client.portal.call(services.writer.flush)  # type: ignore[union-attr]
+                client.portal.call(run_check, "alpha", check, services.pipeline)
+            assert client.portal.call(services.writer.flush)
             roll_up(services.store, component_keys(settings), NOW)
             services.history_version += 1
             yield Site(client, services, target)

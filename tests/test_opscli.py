@@ -144,6 +144,38 @@ def test_incident_lifecycle(ops: Ops, tmp_path: Path) -> None:
     assert ops.ok("incident", "list", "--open").splitlines()[1:] == []
 
 
+def test_a_change_of_state_without_new_consignes_warns_that_the_previous_ones_will_be_outdated(ops: Ops) -> None:
+    ops.ok(
+        "incident", "open", "--title", "PEC", "--impact", "major", "--message", "PEC coupées",
+        "--consigne-ps", "Aucune prise en charge ne peut être enregistrée", "--consigne-members", "Avancez les frais",
+        "--declare", "line:viamedis/optique=down", "--at", "08/02/2024 10:00",
+    )  # fmt: skip
+    code, out, err = ops.run(
+        "incident", "update", "1", "--message", "Réactivation", "--declare", "line:viamedis/optique=recovering:50%",
+        "--at", "14/02/2024 09:00", real=True,
+    )  # fmt: skip
+    assert code == 0 and "line:viamedis/optique declared recovering 50% since 14/02/2024 09:00" in out
+    assert err.splitlines() == [
+        "tpmon: warning: line:viamedis/optique changes state and no new consigne was given: the practitioners'"
+        " consigne of 08/02/2024 10:00 and the members' consigne of 08/02/2024 10:00 will be shown as outdated"
+        " (older than this change); give new ones with --consigne-ps / --consigne-members"
+    ]
+    # a new practitioners' consigne: only the members' one is said to be outdated
+    _, _, err = ops.run(
+        "incident", "update", "1", "--message", "Rétabli", "--declare", "line:viamedis/optique=operational",
+        "--consigne-ps", "Facturez normalement", "--at", "19/02/2024 09:00",
+    )  # fmt: skip
+    assert err.count("\n") == 1 and ": the members' consigne of 08/02/2024 10:00 will be shown as outdated" in err
+    # no change of state, or new consignes for all: nothing to warn about
+    for extra in (
+        ["--message", "Point"],
+        ["--message", "Point", "--declare", "line:viamedis/optique=operational"],
+        ["--message", "P", "--declare", "line:viamedis/optique=down", "--consigne-ps", "a", "--consigne-members", "b"],
+    ):
+        code, _, err = ops.run("incident", "update", "1", *extra)
+        assert (code, err) == (0, ""), extra
+
+
 def test_incident_titles_from_files_and_list_shows_the_french_one(ops: Ops, tmp_path: Path) -> None:
     title = tmp_path / "title.txt"
     title.write_text("Panne du portail Almerys", encoding="utf-8")

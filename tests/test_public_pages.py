@@ -180,7 +180,8 @@ def test_an_incident_with_its_components_and_updates_newest_first(seeded: tuple[
     assert text.index("Réactivation en cours.") < text.index("Les PEC échouent.")  # newest first, and it says so
     assert "La plus récente en premier." in text
     assert "Différez la vente." in text and "Gardez la facture acquittée." in text
-    assert all(th.get("scope") in ("col", "row") for th in page.all("th"))
+    headers = page.all("th")
+    assert headers and all(th.get("scope") in ("col", "row") for th in headers)
     assert {a.get("href") for a in page.all("a")} >= {"/reseaux/alpha/optique", "/reseaux/alpha", "/incidents"}
     english = fetch(client, f"/incidents/{ids['pec']}?lang=en").text
     assert "Optical PEC unavailable" in english and "Progressive reactivation: 50%" in english
@@ -220,7 +221,8 @@ def test_members_choose_their_network_by_a_link(seeded: tuple[TestClient, dict[s
     page = get(client, "/assures")
     assert "Quel réseau figure sur votre carte de tiers payant ?" in page.text
     assert {"/assures/alpha", "/assures/beta"} <= {a.get("href") for a in page.all("a")}
-    assert re.search(r"Alpha [^—]*Indisponible — à vérifier : Optique", page.text)  # each network's state
+    # each network's state: Alpha has optique down and pharmacie working, so it is partly unavailable (DESIGN §2)
+    assert re.search(r"Alpha [^—]*Partiellement indisponible — à vérifier : Optique", page.text)
     english = get(client, "/assures?lang=en")
     assert "Which network is on your tiers-payant card?" in english.text
     assert get(client, "/assures/nope", 404).headings == [1]

@@ -6,6 +6,8 @@ import asyncio
 from collections import Counter
 from typing import Any
 
+import pytest
+
 from monitor.config import Check, Settings
 from monitor.scheduler import Scheduler, SchedulerHooks
 
@@ -110,9 +112,13 @@ async def test_global_concurrency_is_bounded_and_lag_is_reported() -> None:
     try:
         await until(lambda: running == 2 and scheduler.waiting == 4)  # the other four queue at the bound
         assert peak == 2
+        assert len(lags) == 2  # each run reports its lag once through the bound, before it runs
+        release.set()
+        await until(lambda: len(lags) >= 6)  # so do the four that queued, once let through
     finally:
         release.set()
         scheduler.shutdown()
+    assert len(lags) >= 6
     assert all(0 <= lag < 5 for lag in lags)
 
 
@@ -145,7 +151,7 @@ def test_jitter_never_accumulates_runs_stay_on_their_own_grid() -> None:
     from monitor.scheduler import _SteadyInterval
 
     start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-    ours = _SteadyInterval(seconds=10, start_date=start, jitter=1.0, timezone=UTC)
+    ours = _SteadyInterval(seconds=10, start_date=start, jitter=1.0)
     stock = IntervalTrigger(seconds=10, start_date=start, jitter=1.0, timezone=UTC)
     fire = previous = None
     stock_fire = None
@@ -159,3 +165,50 @@ def test_jitter_never_accumulates_runs_stay_on_their_own_grid() -> None:
     assert fire is not None
     assert stock_fire is not None
     assert (stock_fire - start).total_seconds() > 10 * 999 + 300  # the drift this trigger fixes
+
+
+def test_first_run_is_the_first_slot_at_or_after_now() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from monitor.scheduler import _SteadyInterval
+
+    start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    trigger = _SteadyInterval(seconds=10, start_date=start)
+    assert trigger.get_next_fire_time(None, start - timedelta(hours=1)) == start
+    assert trigger.get_next_fire_time(None, start) == start
+    assert trigger.get_next_fire_time(None, start + timedelta(seconds=25)) == start + timedelta(seconds=30)
+    assert trigger.get_next_fire_time(start + timedelta(seconds=30), start) == start + timedelta(seconds=40)
+    jittered = _SteadyInterval(seconds=10, start_date=start, jitter=1.0)
+    first = jittered.get_next_fire_time(None, start + timedelta(seconds=25))
+    assert first is not None
+    assert start + timedelta(seconds=30) <= first <= start + timedelta(seconds=31.05)
+
+
+async def test_runs_are_started_by_the_loop_timer_without_a_thread_hop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The timer processes due jobs on the loop itself: no `call_soon_threadsafe` per run (one per wakeup)."""
+    runs = 0
+
+    async def run(network: str, c: Check) -> None:
+        nonlocal runs
+        runs += 1
+
+    loop = asyncio.get_running_loop()
+    hops = 0
+    threadsafe = loop.call_soon_threadsafe
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal hops
+        hops += 1
+        return threadsafe(*args, **kwargs)
+
+    scheduler = Scheduler(run)
+    monkeypatch.setattr(loop, "call_soon_threadsafe", counting)
+    try:
+        scheduler.start(settings(check("a", interval=0.05), check("b", interval=0.05)))
+        await until(lambda: runs >= 20)
+        assert hops <= 3, hops  # the wakeups of start() and of the two add_job, not one per run
+    finally:
+        scheduler.shutdown()
+        monkeypatch.undo()
+    await until(lambda: not scheduler.running)
+    assert scheduler._aps._timer is None  # shut down: its timer is gone

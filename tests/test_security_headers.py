@@ -78,7 +78,8 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
         Declarations(services.store, settings, clock=lambda: NOW).open_incident(
             title=Bilingual("PEC <i>optique</i>"), impact="major", first=first
         )
-        test_client.portal.call(services.refresh_overrides)  # type: ignore[union-attr]
+        assert test_client.portal is not None  # set inside `with TestClient(…)`
+        test_client.portal.call(services.refresh_overrides)
         yield test_client
 
 

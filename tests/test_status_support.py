@@ -9,7 +9,7 @@ from monitor.config import Settings, dependency_order
 from monitor.engine.aggregate import evaluate
 from monitor.engine.check_state import check_status
 from monitor.engine.overrides import Overrides
-from monitor.models import CheckMemory, ComponentRef, ComponentStatus, State, Transition
+from monitor.models import CheckMemory, ComponentKind, ComponentRef, ComponentStatus, State, Transition
 
 T0 = datetime(2024, 2, 12, 13, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -31,11 +31,11 @@ def make_settings(networks: dict[str, dict[str, Any]], **fields: Any) -> Setting
     return Settings.model_validate({"networks": networks, **fields})
 
 
-def key(kind: str, network_name: str, name: str = "", check: str = "") -> str:
+def key(kind: ComponentKind, network_name: str, name: str = "", check: str = "") -> str:
     """`key("flow", "viamedis", "pec")` → ``flow:viamedis/pec``; a check's name defaults to its flow."""
     if kind == "check":
         return ComponentRef.for_check(network_name, name, check or name).key
-    return ComponentRef(kind, network_name, name).key  # type: ignore[arg-type]
+    return ComponentRef(kind, network_name, name).key
 
 
 class Engine:

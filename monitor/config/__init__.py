@@ -6,8 +6,10 @@ Layers inside, lowest first: values, taxonomy, yaml_source → model → problem
 
 from __future__ import annotations
 
-from .loader import load_config, parse_config
+from .loader import load_config, parse_config, read_config
 from .model import (
+    AdminSettings,
+    ChatChannel,
     Check,
     CheckDefaults,
     Dependency,
@@ -17,6 +19,7 @@ from .model import (
     HttpConditions,
     LineDef,
     Network,
+    Notifications,
     ProbeCheck,
     PushCheck,
     Settings,
@@ -28,6 +31,8 @@ from .model import (
 from .values import FrozenDict, parse_duration
 
 __all__ = [
+    "AdminSettings",
+    "ChatChannel",
     "Check",
     "CheckDefaults",
     "Dependency",
@@ -38,6 +43,7 @@ __all__ = [
     "HttpConditions",
     "LineDef",
     "Network",
+    "Notifications",
     "ProbeCheck",
     "PushCheck",
     "Settings",
@@ -48,4 +54,5 @@ __all__ = [
     "load_config",
     "parse_config",
     "parse_duration",
+    "read_config",
 ]

@@ -12,10 +12,10 @@ from pydantic import ValidationError
 from ..errors import ConfigError, ConfigProblem
 from .model import CheckDefaults, Settings
 from .problems import sort_problems, validation_problems
-from .rules import cross_field_problems, network_flow_problems
+from .rules import blind_lines, cross_field_problems, network_flow_problems
 from .yaml_source import YamlDocument, parse_yaml
 
-__all__ = ["load_config", "parse_config"]
+__all__ = ["load_config", "parse_config", "read_config"]
 
 
 _CHECK_DEFAULTED = ("interval", "timeout", "failure_threshold", "success_threshold")
@@ -85,6 +85,11 @@ def parse_config(doc: YamlDocument, environ: Mapping[str, str]) -> Settings:
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Settings:
     """Read, parse and validate a YAML config file. Raises ConfigError listing every problem."""
+    return read_config(path, environ)[0]
+
+
+def read_config(path: str | Path, environ: Mapping[str, str] | None = None) -> tuple[Settings, list[ConfigProblem]]:
+    """`load_config`, and the warnings of a valid config: lines that will stay blind (`rules.blind_lines`)."""
     file = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -93,4 +98,6 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> S
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a UTF-8 text file"
         raise ConfigError([ConfigProblem("", f"cannot read: {reason}", file)]) from None
-    return parse_config(parse_yaml(text, file), os.environ if environ is None else environ)
+    doc = parse_yaml(text, file)
+    settings = parse_config(doc, os.environ if environ is None else environ)
+    return settings, sort_problems(blind_lines(settings, doc), doc)

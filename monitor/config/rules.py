@@ -11,12 +11,17 @@ from ..errors import ConfigProblem
 from .model import ProbeCheck, Settings
 from .problems import SECRET_FIELDS, sort_problems, suggest
 from .taxonomy import DEFAULT_FLOWS, DEFAULT_LINES
-from .values import ENV_REF, SLUG, parse_duration
+from .values import ENV_REF, SLUG, clear_credentials, clear_secret_header, parse_duration, secret_header, url_problem
 from .yaml_source import Path, YamlDocument
 
-__all__ = ["cross_field_problems", "network_flow_problems"]
+__all__ = ["blind_lines", "cross_field_problems", "network_flow_problems"]
 
 _CHECK_KINDS = ("http", "tcp", "tls", "dns", "push")
+_HEADER_EXAMPLES = {
+    "authorization": "Bearer ${TOKEN}",
+    "proxy-authorization": "Basic ${PROXY_CREDENTIALS}",
+    "cookie": "SESSION=${SESSION_ID}",
+}
 _SLUG = re.compile(SLUG)
 
 
@@ -30,10 +35,10 @@ def _env_problems(value: Any, path: Path, doc: YamlDocument, environ: Mapping[st
             problems += _env_problems(item, (*path, index), doc, environ)
     elif isinstance(value, str) and "${" in value:
         allowed = len(path) >= 5 and path[0] == "networks" and path[2] == "checks" and path[4] in SECRET_FIELDS
+        allowed = allowed or (len(path) == 4 and path[:2] == ("notifications", "chat") and path[3] == "url")
         if not allowed:
-            problems.append(
-                doc.problem(path, "${…} references are only allowed in a check's url, headers, body and token")
-            )
+            message = "${…} references are only allowed in a check's url, headers, body and token, and a chat url"
+            problems.append(doc.problem(path, message))
             return problems
         if ENV_REF.sub("", value).count("${"):
             problems.append(doc.problem(path, "malformed ${…} reference: write ${NAME} with letters, digits and _"))
@@ -83,9 +88,10 @@ class _Rules:
     (pydantic reports it) and never reported twice.
     """
 
-    def __init__(self, doc: YamlDocument, data: dict[Any, Any]) -> None:
+    def __init__(self, doc: YamlDocument, data: dict[Any, Any], environ: Mapping[str, str]) -> None:
         self.doc = doc
         self.data = data
+        self.environ = environ
         self.problems: list[ConfigProblem] = []
         self.flows = _names(data, "flows", DEFAULT_FLOWS)
         self.lines = _names(data, "lines", DEFAULT_LINES)
@@ -192,6 +198,8 @@ class _Rules:
             else:
                 first[name] = self.doc.line_of((*where, "name"))
         self.flow(check.get("flow"), (*where, "flow"))
+        if check.get("kind") == "http":
+            self.http_target(check, where)
         if check.get("kind") == "push":
             self.push_check(check, where)
             return
@@ -215,6 +223,31 @@ class _Rules:
         degraded = _seconds(check["degraded_after"]) if check.get("degraded_after") is not None else None
         if degraded is not None and timeout is not None and degraded >= timeout:
             self.add((*where, "degraded_after"), f"must be shorter than timeout ({_fmt(degraded)} >= {_fmt(timeout)})")
+
+    def http_target(self, check: dict[Any, Any], where: Path) -> None:
+        """Credentials never in clear (in the URL or a credentials header); a URL with a host and a valid port,
+        checked after ${VAR} expansion too. Messages never quote a URL or a header value."""
+        url = check.get("url")
+        if isinstance(url, str) and url.startswith(("http://", "https://", "${")):  # else: pydantic's pattern
+            if clear_credentials(url):
+                message = "credentials written in clear: write them as ${VAR} references (https://user:${PASSWORD}@…)"
+                self.add((*where, "url"), message)
+            names = ENV_REF.findall(url)
+            if "${" not in ENV_REF.sub("", url) and all(name in self.environ for name in names):
+                expanded = ENV_REF.sub(lambda match: self.environ[match.group(1)], url)
+                after = " (after ${VAR} expansion)" if names else ""
+                if not expanded.startswith(("http://", "https://")):
+                    self.add((*where, "url"), f"is not an http:// or https:// URL{after}")
+                elif problem := url_problem(expanded):
+                    self.add((*where, "url"), f"{problem}{after}")
+        headers = check.get("headers")
+        for name, value in headers.items() if isinstance(headers, dict) else ():
+            if not (isinstance(name, str) and isinstance(value, str)) or "${" in ENV_REF.sub("", value):
+                continue  # not a string (pydantic's), or a malformed reference (reported with the ${VAR} rules)
+            if secret_header(name) and clear_secret_header(value):
+                example = _HEADER_EXAMPLES.get(name.lower(), "${API_KEY}")
+                message = f"{name} carries credentials: write its value as a ${{VAR}} reference ({example})"
+                self.add((*where, "headers", name), f"{message}, never in clear")
 
     def push_check(self, check: dict[Any, Any], where: Path) -> None:
         """A signal awaited for less than its interval would be late every time."""
@@ -288,7 +321,7 @@ def cross_field_problems(doc: YamlDocument, environ: Mapping[str, str]) -> list[
     """Problems of references, uniqueness, cycles, timings and `${VAR}`s, found in the raw parsed data."""
     if not isinstance(doc.data, dict):
         return []
-    problems = _env_problems(doc.data, (), doc, environ) + _Rules(doc, doc.data).run()
+    problems = _env_problems(doc.data, (), doc, environ) + _Rules(doc, doc.data, environ).run()
     return sort_problems(problems, doc)
 
 
@@ -322,4 +355,54 @@ def network_flow_problems(settings: Settings, doc: YamlDocument) -> list[ConfigP
             if upstream is not None and upstream.flows is not None and dep.flow not in upstream.flows:
                 message = f"{dep.network!r} does not run {dep.flow!r} (its flows: {', '.join(upstream.flows)})"
                 problems.append(doc.problem(("networks", name, "depends_on", index, "flow"), message))
+    return problems + _notification_problems(settings, doc)
+
+
+def _notification_problems(settings: Settings, doc: YamlDocument) -> list[ConfigProblem]:
+    """Chat channels: unique names, scopes naming configured networks and domains."""
+    problems: list[ConfigProblem] = []
+    if settings.notifications is None:
+        return problems
+    seen: set[str] = set()
+    for index, channel in enumerate(settings.notifications.chat):
+        base: Path = ("notifications", "chat", index)
+        if channel.name in seen:
+            problems.append(doc.problem((*base, "name"), f"duplicate chat channel {channel.name!r}"))
+        seen.add(channel.name)
+        if not channel.scopes:
+            problems.append(doc.problem((*base, "scopes"), "must name at least one scope (* for everything)"))
+        for position, scope in enumerate(channel.scopes):
+            network, _, line = scope.partition("/")
+            if scope == "*":
+                continue
+            if network not in settings.networks:
+                problem = _unknown("network", network, list(settings.networks))
+            elif line and line not in settings.networks[network].lines:
+                problem = _unknown(f"domain of {network}", line, list(settings.networks[network].lines))
+            else:
+                continue
+            problems.append(doc.problem((*base, "scopes", position), problem))
+    return problems
+
+
+def blind_lines(settings: Settings, doc: YamlDocument) -> list[ConfigProblem]:
+    """Lines that will stay blind: a required entry that no check or push check of the network feeds (on any of
+    its flows), nor a dependency of the network for that line on one of its flows. Such a line shows "unknown"
+    until ops declare its status. Warnings by default (`check-config --strict`: errors), at the line's entry."""
+    problems: list[ConfigProblem] = []
+    for name, network in settings.networks.items():
+        fed = {check.flow for check in network.checks}
+        for index, line in enumerate(network.lines):
+            if line not in settings.lines:
+                continue
+            upstream = {dep.flow for dep in network.depends_on if not dep.lines or line in dep.lines}
+            required, _ = network.requirements(line, settings.lines)
+            blind = [group for group in required if not set(group.split("|")) & (fed | upstream)]
+            if blind:
+                groups = " and ".join(repr(group) for group in blind)
+                message = (
+                    f"{line!r} requires {groups}, which no check, push check or dependency of this network feeds:"
+                    " the line will stay unknown until ops declare its status"
+                )
+                problems.append(doc.problem(("networks", name, "lines", index), message))
     return problems

@@ -15,20 +15,32 @@ from ..models import SEVERITY, Source, State
 from .inputs import MAX_TITLE, Bilingual, check_components, check_moment, check_text
 
 __all__ = [
+    "AUDIENCES",
     "IMPACTS",
     "LIFECYCLE",
+    "Audience",
+    "Consigne",
     "Declared",
     "Impact",
     "Incident",
     "IncidentUpdate",
     "Phase",
+    "Standing",
     "add_update",
+    "consigne_history",
+    "current_consignes",
     "declare",
+    "declared_lifted",
     "declared_overrides",
     "open_incident",
 ]
 
 Impact = Literal["none", "minor", "major", "critical"]
+# what a consigne is worth now: `current` advice; `outdated`, written before its components' last change of
+# state; `replaced` by a later consigne; `withdrawn`, its incident resolved (DESIGN §2)
+Standing = Literal["current", "outdated", "replaced", "withdrawn"]
+Audience = Literal["practitioner_consigne", "member_consigne"]
+AUDIENCES: tuple[Audience, ...] = get_args(Audience)
 Phase = Literal["investigating", "identified", "monitoring", "resolved"]
 IMPACTS: tuple[Impact, ...] = get_args(Impact)
 LIFECYCLE: tuple[Phase, ...] = get_args(Phase)
@@ -54,6 +66,8 @@ class IncidentUpdate:
     member_consigne: Bilingual = field(default_factory=Bilingual)  # what members (insured people) should do meanwhile
     statuses: Mapping[str, Declared] = field(default_factory=dict)  # component key → declared status
     id: int | None = None
+    # what each component of `statuses` was shown as just before this update (set by the store when written)
+    shown_before: Mapping[str, State] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -88,6 +102,58 @@ class Incident:
                 since = before[1] if before is not None and before[0].state is declared.state else update.at
                 current[key] = (declared, since)
         return current
+
+
+@dataclass(frozen=True)
+class Consigne:
+    """A consigne as it stands: its text, when it was written (its update's date) and what it is worth now.
+
+    `changed` is the last change of state it is older than (outdated), `replaced_at` the date of the consigne
+    that replaced it (replaced).
+    """
+
+    text: Bilingual
+    at: datetime
+    standing: Standing
+    changed: datetime | None = None
+    replaced_at: datetime | None = None
+
+
+def _last_change(incident: Incident, shown: datetime | None) -> datetime | None:
+    """The latest change of state of the incident's components: as shown (`shown`, from the board), or as the
+    incident itself declared it, whichever is later."""
+    moments = [since for _, since in incident.declared().values()]
+    return max([m for m in (*moments, shown) if m is not None], default=None)
+
+
+def consigne_history(incident: Incident, audience: Audience, shown: datetime | None) -> list[Consigne]:
+    """Every consigne the incident gave this audience, oldest first, each with its standing now.
+
+    `shown` is the latest start of the current state among the incident's components on the board. The latest
+    consigne is current unless written before the last change of state (outdated); earlier ones are replaced;
+    all are withdrawn once the incident is resolved.
+    """
+    given = [(u.at, getattr(u, audience)) for u in incident.updates if getattr(u, audience)]
+    changed = _last_change(incident, shown)
+    found = []
+    for index, (at, text) in enumerate(given):
+        later = given[index + 1][0] if index + 1 < len(given) else None
+        if not incident.is_open:
+            found.append(Consigne(text, at, "withdrawn"))
+        elif later is not None:
+            found.append(Consigne(text, at, "replaced", replaced_at=later))
+        elif changed is not None and at < changed:
+            found.append(Consigne(text, at, "outdated", changed=changed))
+        else:
+            found.append(Consigne(text, at, "current"))
+    return found
+
+
+def current_consignes(incident: Incident, shown: datetime | None) -> tuple[Consigne | None, Consigne | None]:
+    """The latest consigne to practitioners and to members, each dated and with its standing (None: none given)."""
+    practitioners = consigne_history(incident, "practitioner_consigne", shown)
+    members = consigne_history(incident, "member_consigne", shown)
+    return (practitioners[-1] if practitioners else None, members[-1] if members else None)
 
 
 def declare(state: str, progress: float | None = None, *, key: str = "") -> Declared:
@@ -179,9 +245,28 @@ def declared_overrides(incidents: Iterable[Incident]) -> dict[str, Override]:
     for incident in incidents:
         if not incident.is_open:
             continue
+        changed = _changed_at(incident)
         for key, (declared, since) in incident.declared().items():
             rank = (SEVERITY[declared.state], since, incident.id or 0)
-            override = Override(declared.state, since, Source.DECLARED, declared.progress, f"incident:{incident.id}")
+            detail = f"incident:{incident.id}"
+            override = Override(declared.state, since, Source.DECLARED, declared.progress, detail, changed[key])
             if key not in chosen or rank > chosen[key][0]:
                 chosen[key] = (rank, override)
     return {key: override for key, (_, override) in chosen.items()}
+
+
+def _changed_at(incident: Incident) -> dict[str, datetime]:
+    """When each component's declared status (state or progress) last changed: a recovery step is dated when
+    it was declared, not when the engine noticed it."""
+    last: dict[str, tuple[Declared, datetime]] = {}
+    for update in incident.updates:
+        for key, declared in update.statuses.items():
+            before = last.get(key)
+            if before is None or before[0] != declared:
+                last[key] = (declared, update.at)
+    return {key: at for key, (_, at) in last.items()}
+
+
+def declared_lifted(incidents: Iterable[Incident]) -> dict[str, datetime]:
+    """When the declarations of resolved incidents ended, by override detail (``incident:3``)."""
+    return {f"incident:{i.id}": i.resolved_at for i in incidents if i.resolved_at is not None}

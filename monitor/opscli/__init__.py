@@ -1,4 +1,6 @@
-"""`tpmon incident …` and `tpmon maintenance …`: what ops declare, validated, in Europe/Paris time."""
+"""`tpmon incident …` and `tpmon maintenance …`: what ops declare, validated, in Europe/Paris time; `tpmon user …`,
+`tpmon token …` and `tpmon audit …`: staff accounts, machine tokens and the audit trail; `tpmon webhook`,
+`tpmon notify` and `tpmon subscribers`: notifications."""
 
 from __future__ import annotations
 
@@ -8,11 +10,15 @@ from datetime import timedelta
 from typing import Any, NoReturn
 
 from ..declared.incidents import IMPACTS, LIFECYCLE
+from .audit_commands import register_audit_commands
 from .incident_commands import cmd_incident_list, cmd_incident_open, cmd_incident_resolve, cmd_incident_update
 from .inputs import day_date, duration, monthly, paris_time, weekly
 from .maintenance_commands import cmd_maintenance_add, cmd_maintenance_cancel, cmd_maintenance_list
+from .notify_commands import register as register_notify
+from .token_commands import register_token_commands
+from .user_commands import register_user_commands
 
-__all__ = ["add_ops_commands"]
+__all__ = ["OneLineParser", "add_ops_commands"]
 
 
 def _texts(
@@ -24,7 +30,7 @@ def _texts(
         group.add_argument(f"--{stem}{suffix}-file", metavar="FILE", help="read it from FILE ('-': stdin)")
 
 
-class _OneLineParser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
     """Usage errors in one line naming the option, not the whole usage block."""
 
     def error(self, message: str) -> NoReturn:
@@ -39,11 +45,12 @@ def _leaf(parent: Any, name: str, help_text: str, func: Callable[[argparse.Names
 
 
 def add_ops_commands(sub: Any) -> None:
-    """Register `incident open|update|resolve|list` and `maintenance add|list|cancel` on `tpmon`'s subparsers."""
+    """Register `incident open|update|resolve|list`, `maintenance add|list|cancel`, `user …`, `token …` and
+    `audit …` on `tpmon`'s subparsers."""
     times = "Times are Europe/Paris, 24 h (2024-02-12 13:00 or 12/02/2024 13:00)."
     incident = sub.add_parser("incident", help="declare incidents (statuses, consignes)", description=times)
     verbs = incident.add_subparsers(
-        dest="incident_command", metavar="ACTION", required=True, parser_class=_OneLineParser
+        dest="incident_command", metavar="ACTION", required=True, parser_class=OneLineParser
     )
     opened = _leaf(verbs, "open", "open an incident with its first update", cmd_incident_open)
     _texts(opened, "title", "the incident's title", required=True, form="one line, ≤ 200")
@@ -71,7 +78,7 @@ def add_ops_commands(sub: Any) -> None:
 
     maintenance = sub.add_parser("maintenance", help="plan maintenance windows", description=times)
     verbs = maintenance.add_subparsers(
-        dest="maintenance_command", metavar="ACTION", required=True, parser_class=_OneLineParser
+        dest="maintenance_command", metavar="ACTION", required=True, parser_class=OneLineParser
     )
     add = _leaf(verbs, "add", "plan a one-off or recurring maintenance window", cmd_maintenance_add)
     _texts(add, "title", "the window's title", required=True, form="one line, ≤ 200")
@@ -86,5 +93,12 @@ def add_ops_commands(sub: Any) -> None:
     shown.add_argument("--all", action="store_true", help="include cancelled windows")
     shown.add_argument("--horizon", type=duration, default=timedelta(days=90), help="how far ahead (default 90d)")
     shown.add_argument("--json", action="store_true", help="print JSON")
-    cancel = _leaf(verbs, "cancel", "cancel a window and all its occurrences", cmd_maintenance_cancel)
+    cancel = _leaf(verbs, "cancel", "cancel a window, or one occurrence of it", cmd_maintenance_cancel)
     cancel.add_argument("id", type=int, metavar="ID")
+    cancel.add_argument(
+        "--occurrence", type=day_date, metavar="YYYY-MM-DD", help="only the occurrence starting that day (Paris)"
+    )
+    register_user_commands(sub, _leaf, OneLineParser)
+    register_token_commands(sub, _leaf, OneLineParser)
+    register_audit_commands(sub, _leaf, OneLineParser)
+    register_notify(sub, _leaf)  # webhook, notify, subscribers

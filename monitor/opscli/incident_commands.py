@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from datetime import datetime
 from typing import Any
 
-from ..declared.incidents import Incident
+from ..declared.incidents import Incident, IncidentUpdate, current_consignes
 from ..i18n import format_short
 from .inputs import TEXTS, declarations, incident_update, texts_of, when
 
@@ -27,11 +28,38 @@ def cmd_incident_open(args: argparse.Namespace) -> int:
 
 def cmd_incident_update(args: argparse.Namespace) -> int:
     with declarations(args) as ops:
-        status = args.status or ops.incident(args.id).status
-        incident = ops.update_incident(args.id, incident_update(args, status), impact=args.impact)
+        before = ops.incident(args.id)
+        change = incident_update(args, args.status or before.status)
+        incident = ops.update_incident(args.id, change, impact=args.impact)
     print(f"incident {incident.id} updated ({incident.status}, impact {incident.impact}): {incident.title.fr}")
     _print_declared(incident)
+    if warning := outdating(before, change):
+        print(f"tpmon: warning: {warning}", file=sys.stderr)
     return 0
+
+
+def outdating(before: Incident, change: IncidentUpdate) -> str:
+    """Why the update makes the consignes shown now outdated ("" when it does not): it declares a change of state
+    and gives no new consigne to an audience that has one."""
+    if change.status == "resolved":
+        return ""
+    declared = {key: d.state for key, (d, _) in before.declared().items()}
+    changed = [key for key, d in change.statuses.items() if declared.get(key) is not d.state]
+    pro, members = current_consignes(before, None)
+    stale = [
+        f"the {who} consigne of {format_short(c.at)}"
+        for who, c, renewed in (
+            ("practitioners'", pro, change.practitioner_consigne),
+            ("members'", members, change.member_consigne),
+        )
+        if c is not None and not renewed
+    ]
+    if not changed or not stale:
+        return ""
+    return (
+        f"{', '.join(changed)} changes state and no new consigne was given: {' and '.join(stale)} will be shown"
+        " as outdated (older than this change); give new ones with --consigne-ps / --consigne-members"
+    )
 
 
 def cmd_incident_resolve(args: argparse.Namespace) -> int:
@@ -74,7 +102,7 @@ def _incident_json(incident: Incident) -> dict[str, Any]:
 
 def cmd_incident_list(args: argparse.Namespace) -> int:
     with declarations(args) as ops:
-        found = ops.incidents(open_only=args.open, limit=args.limit, offset=args.offset)
+        found = ops.declarations.incidents(open_only=args.open, limit=args.limit, offset=args.offset)
     if args.json:
         print(json.dumps([_incident_json(i) for i in found], indent=2, ensure_ascii=False))
         return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ssl
-from _ssl import ENCODING_DER as _ENCODING_DER
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -56,8 +55,10 @@ def not_after(der: bytes) -> datetime | None:
 def _chain(ssl_object: Any) -> Iterable[bytes]:
     """DER certificates of the verified chain, else of the presented one.
 
-    Python 3.13 has `get_verified_chain()` on SSLObject; 3.10–3.12 only on the private `_sslobj`.
-    When neither exists the caller falls back to the leaf.
+    Python 3.13 has `get_verified_chain()` on SSLObject, returning DER bytes; 3.11 and 3.12 have no public way
+    to the chain, only the private `_sslobj`, whose methods return certificate objects: their `public_bytes()`
+    is PEM text, made DER by the public `ssl.PEM_cert_to_DER_cert`. When neither exists the caller falls back
+    to the leaf.
     """
     for owner in (ssl_object, getattr(ssl_object, "_sslobj", None)):
         for name in ("get_verified_chain", "get_unverified_chain"):
@@ -69,7 +70,7 @@ def _chain(ssl_object: Any) -> Iterable[bytes]:
             except (ValueError, ssl.SSLError):
                 continue
             if chain:
-                return [c if isinstance(c, bytes) else c.public_bytes(_ENCODING_DER) for c in chain]
+                return [c if isinstance(c, bytes) else ssl.PEM_cert_to_DER_cert(c.public_bytes()) for c in chain]
     return []
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 from ..config import Check, Settings
+from ..config.values import ENV_REF, url_problem
 from ..errors import MonitorError
 from ..models import ProbeResult
 from . import PROBES
@@ -12,10 +14,33 @@ from .clients import HttpClients
 from .context import ProbeContext
 
 
+def _unusable(check: Check, environ: Mapping[str, str]) -> str | None:
+    """Why an HTTP check's URL cannot be probed here (unset variable, no host, port outside 1–65535), never
+    quoting the URL (it may hold a secret); None when it can."""
+    if check.kind != "http":
+        return None
+    unset = [name for name in ENV_REF.findall(check.url) if name not in environ]
+    if unset:
+        return f"environment variable {unset[0]} is not set"
+    expanded = ENV_REF.sub(lambda match: environ[match.group(1)], check.url)
+    if not expanded.startswith(("http://", "https://")):
+        return "is not an http:// or https:// URL"
+    return url_problem(expanded)
+
+
 async def probe_once(network: str, check: Check, settings: Settings) -> ProbeResult:
-    """Probe `check` of `network` now with a client of its own; the result is not recorded."""
+    """Probe `check` of `network` now with a client of its own; the result is not recorded.
+
+    A check that cannot run as configured ends in one MonitorError naming it and why, never a crash.
+    """
+    target = f"{network}/{check.flow}/{check.name}"
     if check.kind not in PROBES:  # a push check: its partner reports, nobody probes it
-        raise MonitorError(f"{network}/{check.flow}/{check.name} is a push check: `tpmon push` feeds it, not probes")
+        raise MonitorError(f"{target} is a push check: `tpmon push` feeds it, not probes")
+    if problem := _unusable(check, os.environ):
+        raise MonitorError(f"{target}: url: {problem}")
     async with HttpClients() as clients:
         ctx = ProbeContext(network, clients.get(), settings.user_agent, os.environ, clients=clients)
-        return await PROBES[check.kind](check, ctx)
+        try:
+            return await PROBES[check.kind](check, ctx)
+        except Exception as exc:  # a failing target is a result; this is the probe itself failing: one line
+            raise MonitorError(f"{target}: the probe could not run ({type(exc).__name__})") from exc

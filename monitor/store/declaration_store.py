@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy import Connection, Table, func, insert, select, update
 
 from monitor.config import Settings
 from monitor.declared.incidents import (
@@ -15,28 +16,56 @@ from monitor.declared.incidents import (
     Incident,
     IncidentUpdate,
     add_update,
+    declared_lifted,
     declared_overrides,
     open_incident,
 )
 from monitor.declared.inputs import Bilingual
-from monitor.declared.maintenance import MaintenanceWindow, Recurrence, check_window, maintenance_overrides
+from monitor.declared.maintenance import (
+    MaintenanceWindow,
+    Recurrence,
+    check_window,
+    maintenance_lifted,
+    maintenance_overrides,
+    skip_occurrence,
+)
 from monitor.engine.overrides import Overrides
 from monitor.errors import IncidentError, NotFound
 from monitor.models import State
+from monitor.notify.events import incident_event, window_event
 from monitor.store import tables
+from monitor.store.outbox_rows import insert_events
 from monitor.store.store import Clock, Store, utcnow
 
-__all__ = ["RESOLVED", "Declarations"]
+__all__ = ["RESOLVED", "Also", "Current", "Declarations"]
 
 Row = dict[str, Any]
+# Called inside a verb's transaction with (connection, before, after): what must be written with the change
+# or not at all (its audit event, an idempotency record), or a last refusal (raise: nothing is written).
+Also = Callable[[Connection, Any, Any], None]
 RESOLVED = Bilingual("Incident résolu.", "Incident resolved.")  # the message of a resolve given none
 _TEXTS = ("message", "practitioner_consigne", "member_consigne")
+
+
+@dataclass(frozen=True)
+class Current:
+    """What ops have declared, read at once for a snapshot of the site.
+
+    `open` holds every open incident and `recent` the newest ones, open or resolved, both newest first;
+    `newest_id` is the highest incident id stored then: a higher one was stored after this read.
+    """
+
+    open: list[Incident]
+    recent: list[Incident]
+    newest_id: int
+    windows: list[MaintenanceWindow]
 
 
 class Declarations:
     """Incidents and maintenance windows in the store, validated against the running `settings`.
 
-    Every verb is one transaction: a refused input (IncidentError, NotFound) writes nothing.
+    Every verb is one transaction: a refused input (IncidentError, NotFound) writes nothing. A verb's `also`
+    runs inside that transaction, after the change, with what was there before and what is there after.
     """
 
     def __init__(self, store: Store, settings: Settings, *, clock: Clock = utcnow) -> None:
@@ -47,7 +76,13 @@ class Declarations:
     # Incidents
 
     def open_incident(
-        self, *, title: Bilingual, impact: Impact, first: IncidentUpdate, components: Iterable[str] = ()
+        self,
+        *,
+        title: Bilingual,
+        impact: Impact,
+        first: IncidentUpdate,
+        components: Iterable[str] = (),
+        also: Also | None = None,
     ) -> Incident:
         """Validate and store a new incident with its first update; returns it with its id."""
         incident = open_incident(self.settings, title=title, impact=impact, first=first, components=components)
@@ -62,10 +97,18 @@ class Declarations:
                 "resolved_at": None,
             }
             new_id = _insert(connection, tables.incident, row)
-            connection.execute(insert(tables.incident_update), _update_row(new_id, first))
-            return _load(connection, [new_id])[0]
+            connection.execute(
+                insert(tables.incident_update), _update_row(new_id, _with_shown_before(connection, first))
+            )
+            opened = _load(connection, [new_id])[0]
+            if also is not None:
+                also(connection, None, opened)
+            insert_events(connection, [incident_event(opened, opened.updates[-1], "opened")], self._clock())
+            return opened
 
-    def update_incident(self, incident_id: int, change: IncidentUpdate, *, impact: Impact | None = None) -> Incident:
+    def update_incident(
+        self, incident_id: int, change: IncidentUpdate, *, impact: Impact | None = None, also: Also | None = None
+    ) -> Incident:
         """Append an update (a `resolved` one resolves); IncidentError if the lifecycle or an input refuses it."""
         with self.store._session("update an incident in", write=True) as connection:
             before = _load_one(connection, incident_id)
@@ -80,8 +123,15 @@ class Declarations:
             seen = (table.c.id == incident_id) & (table.c.status == before.status) & table.c.resolved_at.is_(None)
             if connection.execute(update(table).where(seen).values(values)).rowcount != 1:
                 raise IncidentError("id", f"incident {incident_id} changed meanwhile; look again and retry")
-            connection.execute(insert(tables.incident_update), _update_row(incident_id, change))
-            return _load_one(connection, incident_id)
+            connection.execute(
+                insert(tables.incident_update), _update_row(incident_id, _with_shown_before(connection, change))
+            )
+            updated = _load_one(connection, incident_id)
+            if also is not None:
+                also(connection, before, updated)
+            event = incident_event(updated, updated.updates[-1], "updated" if updated.is_open else "resolved")
+            insert_events(connection, [event], self._clock())
+            return updated
 
     def resolve_incident(
         self,
@@ -91,6 +141,7 @@ class Declarations:
         at: datetime | None = None,
         practitioner_consigne: Bilingual | None = None,
         member_consigne: Bilingual | None = None,
+        also: Also | None = None,
     ) -> Incident:
         """Resolve: its declared statuses stop counting. IncidentError if already resolved."""
         change = IncidentUpdate(
@@ -100,7 +151,7 @@ class Declarations:
             practitioner_consigne or Bilingual(),
             member_consigne or Bilingual(),
         )
-        return self.update_incident(incident_id, change)
+        return self.update_incident(incident_id, change, also=also)
 
     def incident(self, incident_id: int) -> Incident:
         """One incident with its updates; NotFound if there is none with this id."""
@@ -116,25 +167,71 @@ class Declarations:
         with self.store._session("read from") as connection:
             return _load(connection, list(connection.execute(query).scalars()))
 
+    def current(self, *, recent: int = 50) -> Current:
+        """The open incidents, the `recent` newest ones and the windows not cancelled, as one read.
+
+        The incidents come with their updates from a single statement: an update written meanwhile is in
+        both the incident's row and its updates, or in neither.
+        """
+        table = tables.incident
+        newest = select(table.c.id).order_by(table.c.created_at.desc(), table.c.id.desc()).limit(recent)
+        highest = select(func.max(table.c.id)).scalar_subquery()
+        wanted = select(table.c.id, table.c.created_at, highest).where(
+            table.c.resolved_at.is_(None) | table.c.id.in_(newest)
+        )
+        with self.store._session("read from") as connection:
+            rows = connection.execute(wanted).all()
+            found = {i.id: i for i in _load_at_once(connection, [row.id for row in rows])}
+            windows = [_window_from_row(row) for row in connection.execute(_windows_query(False))]
+        order = sorted(rows, key=lambda row: (row.created_at, row.id), reverse=True)  # the newest come first
+        recent_ones = [found[row.id] for row in order[:recent] if row.id in found]
+        opened = [found[row.id] for row in order if row.id in found and found[row.id].is_open]
+        return Current(opened, recent_ones, int(rows[0][2]) if rows else 0, windows)
+
     # Maintenance windows
 
-    def add_window(self, window: MaintenanceWindow) -> MaintenanceWindow:
+    def add_window(self, window: MaintenanceWindow, *, also: Also | None = None) -> MaintenanceWindow:
         """Validate and store a window; returns it with its id."""
         checked = check_window(window, self.settings)
         with self.store._session("add a maintenance window to", write=True) as connection:
             row = _window_row(checked) | {"created_at": self._clock(), "cancelled": False}
             new_id = _insert(connection, tables.maintenance_window, row)
-            return _window_from_row(_window_one(connection, new_id))
+            added = _window_from_row(_window_one(connection, new_id))
+            insert_events(connection, [window_event(added, "announced", row["created_at"])], row["created_at"])
+            if also is not None:
+                also(connection, None, added)
+            return added
 
-    def cancel_window(self, window_id: int) -> MaintenanceWindow:
+    def cancel_window(self, window_id: int, *, also: Also | None = None) -> MaintenanceWindow:
         """Cancel every occurrence of a window; IncidentError if it already is."""
         table = tables.maintenance_window
         with self.store._session("cancel a maintenance window in", write=True) as connection:
-            if _window_one(connection, window_id).cancelled:
+            before = _window_from_row(_window_one(connection, window_id))
+            if before.cancelled:
                 raise IncidentError("id", f"maintenance window {window_id} is already cancelled")
-            stamp = {"cancelled": True, "cancelled_at": self._clock()}
+            now = self._clock()
+            stamp = {"cancelled": True, "cancelled_at": now}
             connection.execute(update(table).where(table.c.id == window_id, ~table.c.cancelled).values(stamp))
-            return _window_from_row(_window_one(connection, window_id))
+            after = _window_from_row(_window_one(connection, window_id))
+            insert_events(connection, [window_event(after, "cancelled", now)], now)
+            if also is not None:
+                also(connection, before, after)
+            return after
+
+    def cancel_occurrence(self, window_id: int, day: date, *, also: Also | None = None) -> MaintenanceWindow:
+        """Cancel the one occurrence starting on local date `day`; the series goes on. IncidentError naming `date`
+        if no occurrence starts that day or it is already cancelled."""
+        table = tables.maintenance_window
+        with self.store._session("cancel a maintenance occurrence in", write=True) as connection:
+            before = _window_from_row(_window_one(connection, window_id, lock=True))
+            after = skip_occurrence(before, day)
+            skipped = [d.isoformat() for d in after.skipped]
+            seen = (table.c.id == window_id) & ~table.c.cancelled
+            connection.execute(update(table).where(seen).values(skipped=skipped))
+            found = _window_from_row(_window_one(connection, window_id))
+            if also is not None:
+                also(connection, before, found)
+            return found
 
     def window(self, window_id: int) -> MaintenanceWindow:
         with self.store._session("read from") as connection:
@@ -142,17 +239,16 @@ class Declarations:
 
     def windows(self, *, include_cancelled: bool = False) -> list[MaintenanceWindow]:
         """Maintenance windows by start, oldest first (cancelled ones only if asked)."""
-        table = tables.maintenance_window
-        query = select(table).order_by(table.c.start_local, table.c.id)
-        if not include_cancelled:
-            query = query.where(~table.c.cancelled)
         with self.store._session("read from") as connection:
-            return [_window_from_row(row) for row in connection.execute(query)]
+            return [_window_from_row(row) for row in connection.execute(_windows_query(include_cancelled))]
 
     def overrides(self, now: datetime) -> Overrides:
-        """What the status engine applies now: open incidents' declared statuses and running maintenance."""
+        """What the status engine applies now: open incidents' declared statuses and running maintenance, and
+        when the latest resolved incidents and ended windows stopped counting."""
         declared = declared_overrides(self.incidents(open_only=True, limit=None))
-        return Overrides(declared=declared, maintenance=maintenance_overrides(self.windows(), now))
+        windows = self.windows()
+        lifted = {**declared_lifted(self.incidents(limit=50)), **maintenance_lifted(windows, now)}
+        return Overrides(declared=declared, maintenance=maintenance_overrides(windows, now), lifted=lifted)
 
 
 def _insert(connection: Connection, table: Table, row: Row) -> int:
@@ -160,9 +256,31 @@ def _insert(connection: Connection, table: Table, row: Row) -> int:
     return new_id
 
 
+def _with_shown_before(connection: Connection, change: IncidentUpdate) -> IncidentUpdate:
+    """`change` with the state each component it declares was shown in just before it (its last transition
+    then), for Statuspage's `old_status`; unknown when it has none."""
+    table = tables.transition
+    before: dict[str, State] = {}
+    for key in change.statuses:
+        query = (
+            select(table.c.state)
+            .where(table.c.component_key == key, table.c.at <= change.at)
+            .order_by(table.c.at.desc(), table.c.recorded_at.desc(), table.c.id.desc())
+            .limit(1)
+        )
+        found = connection.execute(query).scalar_one_or_none()
+        before[key] = State(found) if found in {s.value for s in State} else State.UNKNOWN
+    return replace(change, shown_before=before)
+
+
 def _update_row(incident_id: int, change: IncidentUpdate) -> Row:
     texts = {f"{name}_{lang}": getattr(getattr(change, name), lang) for name in _TEXTS for lang in ("fr", "en")}
-    statuses = {key: {"state": d.state.value, "progress": d.progress} for key, d in change.statuses.items()}
+    statuses: dict[str, dict[str, Any]] = {
+        key: {"state": d.state.value, "progress": d.progress} for key, d in change.statuses.items()
+    }
+    for key, state in change.shown_before.items():
+        if key in statuses:
+            statuses[key]["previous"] = state.value
     return {"incident_id": incident_id, "at": change.at, "status": change.status, "statuses": statuses, **texts}
 
 
@@ -171,7 +289,8 @@ def _update_from_row(row: Any) -> IncidentUpdate:
     statuses: Mapping[str, Declared] = {
         key: Declared(State(value["state"]), value.get("progress")) for key, value in row.statuses.items()
     }
-    return IncidentUpdate(row.at, row.status, statuses=statuses, id=row.id, **texts)
+    before = {key: State(value["previous"]) for key, value in row.statuses.items() if value.get("previous")}
+    return IncidentUpdate(row.at, row.status, statuses=statuses, id=row.id, shown_before=before, **texts)
 
 
 def _load(connection: Connection, ids: list[int]) -> list[Incident]:
@@ -196,6 +315,50 @@ def _load(connection: Connection, ids: list[int]) -> list[Incident]:
         )
         for row in (found[i] for i in ids if i in found)
     ]
+
+
+def _load_at_once(connection: Connection, ids: list[int]) -> list[Incident]:
+    """The incidents of `ids` with their updates, read in one statement (one consistent view), in any order."""
+    if not ids:
+        return []
+    incident, update = tables.incident, tables.incident_update
+    query = (
+        select(incident, *(c.label(f"u_{c.name}") for c in update.c))
+        .join(update, update.c.incident_id == incident.c.id)
+        .where(incident.c.id.in_(ids))
+        .order_by(incident.c.id, update.c.at, update.c.id)
+    )
+    heads: dict[int, Any] = {}
+    updates: dict[int, list[IncidentUpdate]] = {}
+    for row in connection.execute(query):
+        heads.setdefault(row.id, row)
+        fields = {c.name: getattr(row, f"u_{c.name}") for c in update.c}
+        updates.setdefault(row.id, []).append(_update_from_row(_Row(fields)))
+    return [
+        Incident(
+            row.id,
+            Bilingual(row.title_fr, row.title_en),
+            row.impact,
+            row.created_at,
+            tuple(row.components),
+            tuple(updates[key]),
+            row.resolved_at,
+        )
+        for key, row in heads.items()
+    ]
+
+
+class _Row:
+    """Named fields read like a row's attributes."""
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self.__dict__.update(fields)
+
+
+def _windows_query(include_cancelled: bool) -> Any:
+    table = tables.maintenance_window
+    query = select(table).order_by(table.c.start_local, table.c.id)
+    return query if include_cancelled else query.where(~table.c.cancelled)
 
 
 def _load_one(connection: Connection, incident_id: int) -> Incident:
@@ -224,11 +387,14 @@ def _window_row(window: MaintenanceWindow) -> Row:
         "start_local": window.start,
         "duration_s": window.duration.total_seconds(),
         "recurrence": _recurrence_json(window.recurrence),
+        "skipped": [day.isoformat() for day in window.skipped],
     }
 
 
-def _window_one(connection: Connection, window_id: int) -> Any:
-    row = connection.execute(select(tables.maintenance_window).where(tables.maintenance_window.c.id == window_id))
+def _window_one(connection: Connection, window_id: int, *, lock: bool = False) -> Any:
+    """The window's row; `lock` holds it until the transaction ends (PostgreSQL; SQLite writes one at a time)."""
+    query = select(tables.maintenance_window).where(tables.maintenance_window.c.id == window_id)
+    row = connection.execute(query.with_for_update() if lock else query)
     found = row.first()
     if found is None:
         raise NotFound(f"no maintenance window {window_id}")
@@ -249,4 +415,5 @@ def _window_from_row(row: Any) -> MaintenanceWindow:
         timedelta(seconds=row.duration_s),
         recurrence,
         bool(row.cancelled),
+        tuple(date.fromisoformat(day) for day in row.skipped or ()),
     )

@@ -2,7 +2,8 @@
 
 Every body is built through a model of api_models and dumped by it; the OpenAPI document at
 /api/v1/openapi.json is generated from the same models and from `OPERATIONS`, which also makes the routes.
-The board is read on the event loop (it lives there, in memory); the store only in a thread.
+States, open incidents and maintenance come from the site's snapshot (what the page shows); the store is read
+in a thread, for history only, and told as the snapshot tells it.
 """
 
 from __future__ import annotations
@@ -18,19 +19,19 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..availability import FORMULA, UNKNOWN_RULE, WINDOWS
-from ..board import Board
 from ..config import Check, Network, Settings
 from ..config.values import SLUG
 from ..declared.incidents import Incident
-from ..declared.maintenance import active, upcoming
 from ..errors import NotFound, StoreError
-from ..i18n import Lang
-from ..models import ComponentRef, ComponentStatus, Source, State
+from ..i18n import LANGS, Lang
+from ..models import CheckMemory, ComponentRef, ComponentStatus, Source, State
+from ..snapshot import Snapshot
 from ..store.declaration_store import Declarations
 from ..store.rollup_store import availability_over
 from . import api_v1_models as m
+from .affected_text import explain
 from .api_v1_openapi import Operation, PathParam, openapi_document, parameter_problem
-from .board_view import board_view
+from .board_view import States, board_view
 from .page_cache import cached
 from .site_context import SiteContext
 
@@ -91,23 +92,25 @@ def _component(request: Request, services: SiteContext) -> ComponentRef:
         ref = ComponentRef.parse(key)
     except ValueError:
         raise Refused(400, f"component: {key!r} is not a component key like line:viamedis/optique") from None
-    if services.board.get(ref) is None:
+    if services.snapshot().get(ref) is None:
         raise Refused(404, f"component: no component {key!r}")
     return ref
 
 
 async def status(request: Request, services: SiteContext) -> m.BoardAnswer:
     lang = _query(request, m.StatusQuery).lang
-    return board_answer(services.settings, services.board, lang)
+    snapshot = services.snapshot()
+    return board_answer(snapshot.settings, snapshot, lang)
 
 
 async def networks(request: Request, services: SiteContext) -> m.NetworksAnswer:
-    settings, board = services.settings, services.board
-    return m.NetworksAnswer(networks=[network_summary(board, name, n) for name, n in settings.networks.items()])
+    board = services.snapshot()
+    return m.NetworksAnswer(networks=[network_summary(board, name, n) for name, n in board.settings.networks.items()])
 
 
 async def network(request: Request, services: SiteContext) -> m.NetworkAnswer:
-    settings, board, name = services.settings, services.board, request.path_params["network"]
+    board, name = services.snapshot(), request.path_params["network"]
+    settings, memory = board.settings, services.board.memory
     found = _network(services, name)
     return m.NetworkAnswer(
         **dict(network_summary(board, name, found)),
@@ -115,13 +118,14 @@ async def network(request: Request, services: SiteContext) -> m.NetworkAnswer:
         hotline=found.hotline,
         lines=[line_status(settings, board, name, line) for line in found.lines],
         flows=[flow_status(settings, board, name, flow) for flow in found.flow_names(settings.flows)],
-        checks=[check_status(board, name, check) for check in found.checks],
+        checks=[check_status(board, memory, name, check) for check in found.checks],
         dependencies=dependencies(board, found),
     )
 
 
 async def line(request: Request, services: SiteContext) -> m.LineAnswer:
-    settings, board = services.settings, services.board
+    board, memory = services.snapshot(), services.board.memory
+    settings = board.settings
     name, line_id = request.path_params["network"], request.path_params["line"]
     found = _network(services, name)
     if line_id not in found.lines:
@@ -131,7 +135,7 @@ async def line(request: Request, services: SiteContext) -> m.LineAnswer:
     return m.LineAnswer(
         **dict(shown),
         network=name,
-        checks=[check_status(board, name, c) for c in found.checks if c.flow in flows],
+        checks=[check_status(board, memory, name, c) for c in found.checks if c.flow in flows],
         dependencies=dependencies(board, found, line_id),
     )
 
@@ -140,9 +144,10 @@ async def checks(request: Request, services: SiteContext) -> m.ChecksAnswer:
     wanted = _query(request, m.ChecksQuery).network
     if wanted is not None:
         _network(services, wanted)
+    board = services.snapshot()
     found = [
-        check_status(services.board, name, check)
-        for name, check in services.settings.checks()
+        check_status(board, services.board.memory, name, check)
+        for name, check in board.settings.checks()
         if wanted is None or name == wanted
     ]
     return m.ChecksAnswer(checks=found)
@@ -190,16 +195,29 @@ async def availability(request: Request, services: SiteContext) -> m.Availabilit
     )
 
 
+def incident_answer(incident: Incident, snapshot: Snapshot) -> m.IncidentAnswer:
+    """An incident with its consignes dated against the snapshot's states."""
+    return m.IncidentAnswer.of(incident, snapshot.last_change(incident.components))
+
+
 async def incidents(request: Request, services: SiteContext) -> m.IncidentsAnswer:
     query = _query(request, m.IncidentsQuery)
-    declarations = Declarations(services.store, services.settings)
-    found, more = await services.pages.run(incidents_page, declarations, query.status, query.limit, query.offset)
+    snapshot = services.snapshot()
+    if query.status == "open":  # what the page shows, from the snapshot: no store read
+        opened = list(snapshot.open_incidents)
+        found, more = opened[query.offset : query.offset + query.limit], len(opened) > query.offset + query.limit
+    else:
+        declarations = Declarations(services.store, snapshot.settings)
+        found, more = await services.pages.run(incidents_page, declarations, query.status, query.limit, query.offset)
+        found = snapshot.as_known(found)
+        if query.status == "resolved":  # resolved in the store since the snapshot: not yet for the site
+            found = [i for i in found if not i.is_open]
     return m.IncidentsAnswer(
         status=query.status,
         limit=query.limit,
         offset=query.offset,
         next_offset=query.offset + query.limit if more else None,
-        incidents=[m.IncidentAnswer.of(i) for i in found],
+        incidents=[incident_answer(i, snapshot) for i in found],
     )
 
 
@@ -207,22 +225,29 @@ async def incident(request: Request, services: SiteContext) -> m.IncidentAnswer:
     raw: str = request.path_params["id"]
     if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= m.MAX_ID):
         raise Refused(400, f"id: must be an integer between 1 and {m.MAX_ID}")
-    declarations = Declarations(services.store, services.settings)
+    snapshot, number = services.snapshot(), int(raw)
+    known = snapshot.incident(number)
+    if known is not None:
+        return incident_answer(known, snapshot)
+    declarations = Declarations(services.store, snapshot.settings)
     try:
-        return m.IncidentAnswer.of(await services.pages.run(declarations.incident, int(raw)))
+        found = await services.pages.run(declarations.incident, number)
     except NotFound:
-        raise Refused(404, f"id: no incident {int(raw)}") from None
+        found = None
+    if found is None or not snapshot.shows(number):  # stored after the snapshot: not shown yet, as on the page
+        raise Refused(404, f"id: no incident {number}")
+    return incident_answer(found, snapshot)
 
 
 async def maintenance(request: Request, services: SiteContext) -> m.MaintenanceAnswer:
+    """Running (as the states show it) and upcoming maintenance, from the snapshot."""
     horizon = _query(request, m.MaintenanceQuery).horizon_days
-    now = services.clock()
-    windows = await services.pages.run(Declarations(services.store, services.settings).windows)
+    snapshot = services.snapshot()
     return m.MaintenanceAnswer(
-        at=now,
+        at=snapshot.at,
         horizon_days=horizon,
-        running=[m.OccurrenceAnswer.of(o, running=True) for o in active(windows, now)],
-        upcoming=[m.OccurrenceAnswer.of(o, running=False) for o in upcoming(windows, now, timedelta(days=horizon))],
+        running=[m.OccurrenceAnswer.of(o, running=True) for o in snapshot.running],
+        upcoming=[m.OccurrenceAnswer.of(o, running=False) for o in snapshot.upcoming(timedelta(days=horizon))],
     )
 
 
@@ -253,7 +278,7 @@ def _shown(status: ComponentStatus | None) -> dict[str, Any]:
     return {"state": status.state, "since": status.since, "source": status.source, "progress": status.progress}
 
 
-def board_answer(settings: Settings, board: Board, lang: Lang) -> m.BoardAnswer:
+def board_answer(settings: Settings, board: States, lang: Lang) -> m.BoardAnswer:
     view = board_view(settings, board, lang)
     found = [
         m.BoardNetwork(
@@ -269,34 +294,39 @@ def board_answer(settings: Settings, board: Board, lang: Lang) -> m.BoardAnswer:
     return m.BoardAnswer(lang=view.lang, checked_at=view.checked_at, networks=found)
 
 
-def network_summary(board: Board, name: str, network: Network) -> m.NetworkSummary:
+def network_summary(board: States, name: str, network: Network) -> m.NetworkSummary:
     shown = _shown(board.get(ComponentRef("network", name)))
     return m.NetworkSummary(id=name, name=network.name, kind=network.kind, **shown)
 
 
-def flow_status(settings: Settings, board: Board, network: str, flow: str) -> m.FlowStatus:
+def flow_status(settings: Settings, board: States, network: str, flow: str) -> m.FlowStatus:
     ref, label = ComponentRef("flow", network, flow), settings.flows[flow].label
     return m.FlowStatus(id=flow, key=ref.key, label=m.BilingualText(fr=label.fr, en=label.en), **_shown(board.get(ref)))
 
 
-def line_status(settings: Settings, board: Board, network: str, line: str) -> m.LineStatus:
+def line_status(settings: Settings, board: States, network: str, line: str) -> m.LineStatus:
     ref, label = ComponentRef("line", network, line), settings.lines[line].label
     requires, optional = settings.networks[network].requirements(line, settings.lines)
     status = board.get(ref)
+    fr, en = (explain(settings, board, network, line, status, lang) for lang in LANGS)
     return m.LineStatus(
         id=line,
         key=ref.key,
         label=m.BilingualText(fr=label.fr, en=label.en),
         detail=status.detail if status else "",
+        affected=m.BilingualText(fr=fr[0], en=en[0]) if fr[0] else None,
+        scope=m.BilingualText(fr=fr[1], en=en[1]) if fr[1] else None,
         requires=list(requires),
         optional=list(optional),
         **_shown(status),
     )
 
 
-def check_status(board: Board, network: str, check: Check) -> m.CheckStatus:
+def check_status(
+    board: States, memories: Callable[[str], CheckMemory | None], network: str, check: Check
+) -> m.CheckStatus:
     ref = ComponentRef.for_check(network, check.flow, check.name)
-    memory = board.memory(ref.key)
+    memory = memories(ref.key)
     return m.CheckStatus(
         id=check.name,
         key=ref.key,
@@ -311,7 +341,7 @@ def check_status(board: Board, network: str, check: Check) -> m.CheckStatus:
     )
 
 
-def dependencies(board: Board, network: Network, line: str | None = None) -> list[m.DependencyStatus]:
+def dependencies(board: States, network: Network, line: str | None = None) -> list[m.DependencyStatus]:
     """The upstream flows `network` (or only its `line`) relies on, with their state now."""
     found = []
     for dep in network.depends_on:

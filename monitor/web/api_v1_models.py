@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from ..config.values import SLUG
-from ..declared.incidents import Impact, Incident, Phase
+from ..declared.incidents import Consigne, Impact, Incident, Phase, Standing, current_consignes
 from ..declared.inputs import Bilingual
-from ..declared.maintenance import WEEKDAYS, Occurrence
+from ..declared.maintenance import WEEKDAYS, Occurrence, Recurrence
 from ..models import Source, State
 
 __all__ = [
@@ -92,6 +92,9 @@ class BilingualText(Body):
 # /api/v1/status: the board in one language (the shape of tpmon's first API, kept)
 
 
+Sentence = Annotated[str | None, BeforeValidator(lambda text: text or None)]  # an empty text is null
+
+
 class BoardCell(Body):
     id: str
     label: str
@@ -102,6 +105,13 @@ class BoardCell(Body):
     source_label: str
     progress: Share
     detail: str
+    affected: Sentence = Field(
+        None,
+        description="a line raised by a dependency: the upstream's state for whom, e.g. "
+        "'Indisponible pour les assurés dont le tiers payant est géré par Viamedis'",
+    )
+    scope: Sentence = Field(None, description="that dependency's scope alone: who is affected")
+    cause: Sentence = Field(None, description="a line degraded by an optional flow: which flow, and its state")
 
 
 class BoardNetwork(BoardCell):
@@ -151,6 +161,11 @@ class LineStatus(Shown):
     key: str = Field(description="the component key, e.g. line:viamedis/optique")
     label: BilingualText
     detail: str = Field(description="what drives the state, e.g. incident:3 or the upstream network/flow")
+    affected: BilingualText | None = Field(
+        description="raised by a dependency: the upstream's state for whom, e.g. "
+        "'Indisponible pour les assurés dont le tiers payant est géré par Viamedis'"
+    )
+    scope: BilingualText | None = Field(description="that dependency's scope alone: who is affected")
     requires: list[str] = Field(description="required flows; `a|b` means either one is enough")
     optional: list[str] = Field(description="flows whose outage makes the line at least degraded")
 
@@ -257,6 +272,16 @@ class IncidentUpdateAnswer(Body):
     statuses: list[DeclaredStatus]
 
 
+_STANDING = (
+    "current: advice to follow; outdated: written before the last change of state of the incident's components,"
+    " it may no longer apply; withdrawn: the incident is resolved"
+)
+
+
+def _text(consigne: Consigne | None) -> BilingualText | None:
+    return BilingualText.of(consigne.text) if consigne is not None else None
+
+
 class IncidentAnswer(Body):
     id: int
     title: BilingualText
@@ -268,11 +293,16 @@ class IncidentAnswer(Body):
     components: list[str]
     declared: list[DeclaredNow] = Field(description="the statuses this incident declares now; empty once resolved")
     practitioner_consigne: BilingualText | None = Field(description="the latest consigne given to practitioners")
+    practitioner_consigne_at: Instant | None = Field(description="when it was written (its update's date)")
+    practitioner_consigne_standing: Standing | None = Field(description=_STANDING)
     member_consigne: BilingualText | None = Field(description="the latest consigne given to members")
+    member_consigne_at: Instant | None = Field(description="when it was written (its update's date)")
+    member_consigne_standing: Standing | None = Field(description=_STANDING)
     updates: list[IncidentUpdateAnswer] = Field(description="newest first")
 
     @classmethod
-    def of(cls, incident: Incident) -> IncidentAnswer:
+    def of(cls, incident: Incident, shown: datetime | None = None) -> IncidentAnswer:
+        """`shown`: the latest start of the current state among the incident's components (the snapshot's)."""
         updates = [
             IncidentUpdateAnswer(
                 id=u.id,
@@ -287,11 +317,9 @@ class IncidentAnswer(Body):
             )
             for u in reversed(incident.updates)
         ]
-        # a consigne stays until an update replaces it: the latest given, as the page shows it
-        practitioners = next(
-            (u.practitioner_consigne for u in reversed(incident.updates) if u.practitioner_consigne), None
-        )
-        members = next((u.member_consigne for u in reversed(incident.updates) if u.member_consigne), None)
+        # a consigne stays until an update replaces it: the latest given, as the page shows it, dated and outdated
+        # when older than its components' last change of state (withdrawn once resolved)
+        practitioners, members = current_consignes(incident, shown)
         declared = incident.declared().items() if incident.is_open else ()
         return cls(
             id=incident.id or 0,
@@ -305,8 +333,12 @@ class IncidentAnswer(Body):
             declared=[
                 DeclaredNow(component=k, state=d.state, progress=d.progress, since=since) for k, (d, since) in declared
             ],
-            practitioner_consigne=BilingualText.of(practitioners) if practitioners else None,
-            member_consigne=BilingualText.of(members) if members else None,
+            practitioner_consigne=_text(practitioners),
+            practitioner_consigne_at=practitioners.at if practitioners else None,
+            practitioner_consigne_standing=practitioners.standing if practitioners else None,
+            member_consigne=_text(members),
+            member_consigne_at=members.at if members else None,
+            member_consigne_standing=members.standing if members else None,
             updates=updates,
         )
 
@@ -330,6 +362,17 @@ class RecurrenceAnswer(Body):
     weekday: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] | None
     until: date | None
 
+    @classmethod
+    def of(cls, rule: Recurrence) -> RecurrenceAnswer:
+        return cls(
+            frequency=rule.frequency,
+            weekdays=[WEEKDAYS[d] for d in rule.weekdays],
+            month_day=rule.month_day,
+            nth=rule.nth,
+            weekday=WEEKDAYS[rule.weekday] if rule.weekday is not None else None,
+            until=rule.until,
+        )
+
 
 class OccurrenceAnswer(Body):
     window_id: int
@@ -343,15 +386,8 @@ class OccurrenceAnswer(Body):
 
     @classmethod
     def of(cls, occurrence: Occurrence, *, running: bool) -> OccurrenceAnswer:
-        window, rule = occurrence.window, occurrence.window.recurrence
-        recurrence = RecurrenceAnswer(
-            frequency=rule.frequency,
-            weekdays=[WEEKDAYS[d] for d in rule.weekdays],
-            month_day=rule.month_day,
-            nth=rule.nth,
-            weekday=WEEKDAYS[rule.weekday] if rule.weekday is not None else None,
-            until=rule.until,
-        )
+        window = occurrence.window
+        recurrence = RecurrenceAnswer.of(window.recurrence)
         return cls(
             window_id=window.id or 0,
             title=BilingualText.of(window.title),

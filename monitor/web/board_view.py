@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from ..board import Board
 from ..config import Settings
 from ..i18n import SOURCE_LABELS, STATE_LABELS, Lang
 from ..models import ComponentRef, ComponentStatus, Source, State
+from .affected_text import explain
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,9 @@ class Cell:
     source_label: str
     progress: float
     detail: str
+    affected: str = ""  # raised by a dependency: its state for whom ("Indisponible pour les assurés dont …")
+    scope: str = ""  # that dependency's scope alone ("assurés dont le tiers payant est géré par Viamedis")
+    cause: str = ""  # degraded by an optional flow: which, and its state
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -36,6 +39,9 @@ class Cell:
             "source": self.source.value,
             "progress": self.progress,
             "detail": self.detail,
+            "affected": self.affected or None,
+            "scope": self.scope or None,
+            "cause": self.cause or None,
         }
 
 
@@ -98,7 +104,17 @@ def _cell(ref: ComponentRef, label: str, status: ComponentStatus | None, lang: L
     )
 
 
-def board_view(settings: Settings, board: Board, lang: Lang) -> BoardView:
+class States(Protocol):
+    """What a view reads: each component's status, and when the last probe result arrived (a board, or the
+    site's snapshot of it)."""
+
+    @property
+    def checked_at(self) -> datetime | None: ...
+
+    def get(self, ref: ComponentRef | str) -> ComponentStatus | None: ...
+
+
+def board_view(settings: Settings, board: States, lang: Lang) -> BoardView:
     used = {line for network in settings.networks.values() for line in network.lines}
     line_ids = [line for line in settings.lines if line in used]
     view = BoardView(lang, line_ids, {line: getattr(settings.lines[line].label, lang) for line in line_ids})
@@ -108,7 +124,11 @@ def board_view(settings: Settings, board: Board, lang: Lang) -> BoardView:
         lines = {}
         for line in network.lines:
             ref = ComponentRef("line", name, line)
-            lines[line] = _cell(ref, view.line_labels[line], board.get(ref), lang)
+            shown = board.get(ref)
+            affected, scope, cause = explain(settings, board, name, line, shown, lang)
+            lines[line] = replace(
+                _cell(ref, view.line_labels[line], shown, lang), affected=affected, scope=scope, cause=cause
+            )
         flows = [
             _cell(
                 ComponentRef("flow", name, flow),

@@ -1,11 +1,16 @@
 """Atom and RSS feeds: one entry per incident update, for everything, per network and per line.
 
 `/feed.atom|.rss`, `/reseaux/{network}/feed.atom|.rss`, `/reseaux/{network}/{line}/feed.atom|.rss`.
-The newest updates first, at most LIMIT. A network's feed holds the incidents naming any of its components;
+The newest updates first, at most LIMIT, of the site's snapshot's recent incidents (what the page and the JSON
+tell, at the same instant). A network's feed holds the incidents naming any of its components;
 a line's feed those naming the line or its network as a whole. French, English with `?lang=en` (French
 wherever ops wrote no English). The XML is built with ElementTree: ops text is never concatenated into
 markup; in the `content`/`description` it is the HTML of `text.render` (Markdown, then sanitized), escaped once more
 as the text of an element, as Atom's `type="html"` and RSS's `description` expect.
+
+Each entry is one dated update; its consignes are that update's. An update that changes a declared state
+without new consignes says that the earlier ones (dated) are older than this change: a reader never takes
+them for current advice.
 
 Ids are stable URNs that do not depend on the language or on the host: `urn:tpmon:feed:line:alpha/optique`,
 `urn:tpmon:incident:3:update:7`.
@@ -13,9 +18,10 @@ Ids are stable URNs that do not depend on the language or on the host: `urn:tpmo
 
 from __future__ import annotations
 
+import html
 import xml.etree.ElementTree as ET
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime as rfc822
 from typing import Literal
@@ -24,11 +30,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from ..config import Settings
-from ..declared.incidents import Incident
-from ..errors import StoreError
-from ..i18n import Lang
+from ..declared.incidents import Incident, IncidentUpdate
+from ..i18n import Lang, format_datetime
 from ..models import ComponentRef
-from ..store.declaration_store import Declarations
+from .affected_text import dependency_scope
 from .incident_view import PHASES
 from .ops_markdown import render
 from .page_cache import public_origin
@@ -49,6 +54,15 @@ TEXTS: dict[str, dict[Lang, str]] = {
     },
     "practitioners": {"fr": "Consigne aux professionnels de santé", "en": "Advice for healthcare professionals"},
     "members": {"fr": "Consigne aux assurés", "en": "Advice for insured members"},
+    "outdated": {
+        "fr": "Consignes précédentes ({when}) : antérieures à ce changement d'état, elles peuvent ne plus s'appliquer.",
+        "en": "Earlier advice ({when}): older than this change of state, it may no longer apply.",
+    },
+    "dependents": {
+        "fr": "Concerne aussi, chez qui en dépend : {who}.",
+        "en": "Also concerns, where it is relied on: {who}.",
+    },
+    "relies": {"fr": "{what} en dépend pour les {scope}.", "en": "{what} relies on it for {scope}."},
 }
 
 
@@ -61,6 +75,10 @@ class Scope:
     path: str  # the page it stands for
     network: str = ""
     line: str = ""
+    # who an incident of a network concerns beyond it, in words, by that network (DESIGN §2: every surface
+    # says the scope); `also`: the networks this scope relies on, whose incidents it carries too
+    notes: Mapping[str, str] = field(default_factory=dict)
+    also: frozenset[str] = frozenset()
 
     def covers(self, components: Iterable[str]) -> bool:
         if not self.key:
@@ -77,19 +95,50 @@ def _network_of(key: str) -> str:
         return ""
 
 
+def _dependents(settings: Settings, upstream: str | None, lang: Lang) -> dict[str, str]:
+    """For each network others rely on (or `upstream` only): who its incidents concern there, in words."""
+    found: dict[str, list[str]] = {}
+    for network in settings.networks.values():
+        for dep in network.depends_on:
+            if upstream is not None and dep.network != upstream:
+                continue
+            lines = ", ".join(getattr(settings.lines[line].label, lang) for line in (dep.lines or network.lines))
+            who = f"{network.name} ({lines}){' :' if lang == 'fr' else ':'} {dependency_scope(settings, dep, lang)}"
+            found.setdefault(dep.network, []).append(who)
+    return {name: TEXTS["dependents"][lang].format(who=" ; ".join(who)) for name, who in found.items()}
+
+
+def _relies(settings: Settings, network: str, line: str | None, lang: Lang) -> dict[str, str]:
+    """For each network `network` (its `line`) relies on: for whom, in words."""
+    found: dict[str, str] = {}
+    config = settings.networks[network]
+    for dep in config.depends_on:
+        if line is not None and not dep.covers(line):
+            continue
+        what = config.name if line is None else f"{config.name} · {getattr(settings.lines[line].label, lang)}"
+        found.setdefault(
+            dep.network, TEXTS["relies"][lang].format(what=what, scope=dependency_scope(settings, dep, lang))
+        )
+    return found
+
+
 def scope_of(settings: Settings, network: str | None, line: str | None, lang: Lang) -> Scope | None:
     """The scope named by the path, None when the network or line is unknown."""
     if network is None:
-        return Scope("", TEXTS["all"][lang], "/")
+        return Scope("", TEXTS["all"][lang], "/", notes=_dependents(settings, None, lang))
     found = settings.networks.get(network)
     if found is None:
         return None
     if line is None:
-        return Scope(f"network:{network}", found.name, f"/reseaux/{network}", network)
+        notes = {**_dependents(settings, network, lang), **_relies(settings, network, None, lang)}
+        also = frozenset(_relies(settings, network, None, lang))
+        return Scope(f"network:{network}", found.name, f"/reseaux/{network}", network, notes=notes, also=also)
     if line not in found.lines:
         return None
     label: str = getattr(settings.lines[line].label, lang)
-    return Scope(f"line:{network}/{line}", f"{found.name} · {label}", f"/reseaux/{network}/{line}", network, line)
+    relies = _relies(settings, network, line, lang)
+    path = f"/reseaux/{network}/{line}"
+    return Scope(f"line:{network}/{line}", f"{found.name} · {label}", path, network, line, relies, frozenset(relies))
 
 
 @dataclass(frozen=True)
@@ -101,20 +150,50 @@ class Entry:
     html: str
 
 
-def _html(message: str, practitioners: str, members: str, lang: Lang) -> str:
+def _html(
+    message: str, practitioners: str, members: str, lang: Lang, notes: Iterable[str] = (), outdated: str = ""
+) -> str:
     parts = [str(render(message))]
+    parts += [f'<p class="affected">{html.escape(note)}</p>' for note in notes]  # config text: escaped
     for key, text in (("practitioners", practitioners), ("members", members)):
         if text.strip():
             parts.append(f"<h3>{TEXTS[key][lang]}</h3>{render(text)}")  # our own heading, then escaped text
+    if outdated:
+        parts.append(f"<p><strong>{outdated}</strong></p>")  # our own sentence, dates only
     return "".join(parts)
+
+
+def _outdates(incident: Incident, position: int, lang: Lang) -> str:
+    """The note of an update that changes a declared state and gives no consigne while earlier ones stand."""
+    update = incident.updates[position]
+    if update.practitioner_consigne or update.member_consigne or update.status == "resolved":
+        return ""
+    before = incident.updates[:position]
+    declared = {key: d.state for u in before for key, d in u.statuses.items()}
+    if not any(declared.get(key) is not d.state for key, d in update.statuses.items()):
+        return ""
+    given = [u for u in before if u.practitioner_consigne or u.member_consigne]
+    if not given:
+        return ""
+    when = ", ".join(dict.fromkeys(format_datetime(u.at, lang) for u in _latest_each(given)))
+    return TEXTS["outdated"][lang].format(when=when)
+
+
+def _latest_each(given: list[IncidentUpdate]) -> list[IncidentUpdate]:
+    """The updates that gave the latest practitioners' and members' consignes, oldest first."""
+    pro = next((u for u in reversed(given) if u.practitioner_consigne), None)
+    members = next((u for u in reversed(given) if u.member_consigne), None)
+    return sorted({id(u): u for u in (pro, members) if u is not None}.values(), key=lambda u: u.at)
 
 
 def entries(incidents: Iterable[Incident], scope: Scope, lang: Lang, base: str) -> list[Entry]:
     """One entry per update of the incidents `scope` covers, newest first, at most LIMIT."""
     found: list[tuple[tuple[datetime, int, int], Entry]] = []
     for incident in incidents:
-        if not scope.covers(incident.components):
+        touched = {_network_of(key) for key in incident.components}
+        if not scope.covers(incident.components) and not touched & scope.also:
             continue
+        notes = [scope.notes[name] for name in sorted(touched) if name in scope.notes]
         number = incident.id or 0
         title = incident.title.pick(lang)
         for position, update in enumerate(incident.updates):
@@ -129,6 +208,8 @@ def entries(incidents: Iterable[Incident], scope: Scope, lang: Lang, base: str) 
                     update.practitioner_consigne.pick(lang),
                     update.member_consigne.pick(lang),
                     lang,
+                    notes,
+                    _outdates(incident, position, lang),
                 ),
             )
             found.append(((update.at, number, position), entry))
@@ -200,15 +281,11 @@ def _endpoint(kind: Kind) -> Callable[[Request], Awaitable[Response]]:
     async def answer(request: Request) -> Response:
         services = request.state.services
         lang: Lang = "en" if request.query_params.get("lang") == "en" else "fr"
-        scope = scope_of(services.settings, request.path_params.get("network"), request.path_params.get("line"), lang)
+        snapshot = services.snapshot()
+        scope = scope_of(snapshot.settings, request.path_params.get("network"), request.path_params.get("line"), lang)
         if scope is None:
             return PlainTextResponse("Réseau ou ligne inconnu / unknown network or line", status_code=404)
-        declarations = Declarations(services.store, services.settings)
-        try:
-            incidents = await services.pages.run(declarations.incidents, limit=LIMIT)
-        except StoreError:
-            text = "La base de données est injoignable ; réessayez / the database is unreachable; try again shortly"
-            return PlainTextResponse(text, status_code=503, headers={"Retry-After": "30"})
+        incidents = snapshot.recent_incidents  # the newest incidents, as the page and the JSON tell them now
         base = public_origin(request)  # never the Host header as sent: it could be anyone's
         self_url = f"{base}{request.url.path}" + ("?lang=en" if lang == "en" else "")
         body = build(scope, entries(incidents, scope, lang, base), lang, base, self_url, services.clock())

@@ -57,7 +57,8 @@ def line_episodes(
 ) -> list[LineEpisode]:
     """Outages of lines (of `network`, of its `line`) going on at some time in the last 30 days, the ongoing ones
     first, then newest first."""
-    settings, board = services.settings, services.board
+    snapshot = services.snapshot()
+    settings = snapshot.settings
     keys: dict[str, tuple[str, str]] = {}
     current: dict[str, State] = {}
     for name, net in settings.networks.items():
@@ -68,7 +69,7 @@ def line_episodes(
                 continue
             ref = ComponentRef("line", name, offered)
             keys[ref.key] = (name, offered)
-            status = board.get(ref)
+            status = snapshot.get(ref)
             current[ref.key] = status.state if status else State.UNKNOWN
     found = _episodes_of(services.store, set(keys), current, services.clock())
     shown = [
@@ -100,9 +101,9 @@ def affected(view: BoardView) -> list[tuple[State, list[tuple[NetworkView, list[
 
 def build_index(services: SiteContext, lang: Lang, links: Links, args: PageArgs) -> str:
     """`/`: blocking (reads the last 30 days of transitions)."""
-    now = services.clock()
-    view = board_view(services.settings, services.board, lang)
-    declared = declarations_view(services.open_incidents, services.windows, now, lang)
+    now, snapshot = services.clock(), services.snapshot()
+    view = board_view(snapshot.settings, snapshot, lang)
+    declared = declarations_view(snapshot, lang)
     timelines, history_ok = [], False
     if services.store_up:  # a store known down is not asked: the board alone answers at once
         try:

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from markupsafe import Markup
 
 from ..config import Settings
-from ..declared.incidents import Incident, IncidentUpdate
+from ..declared.incidents import AUDIENCES, Audience, Consigne, Incident, IncidentUpdate, consigne_history
 from ..declared.inputs import Bilingual
 from ..errors import NotFound
 from ..i18n import STATE_LABELS, Lang
 from ..models import ComponentRef, State
 from ..store.declaration_store import Declarations
-from .incident_view import PHASES
+from .incident_view import PHASES, ConsigneView, consigne_view
 from .ops_markdown import render as render_text
 from .render import Links, PageArgs, render
 from .site_context import SiteContext
@@ -76,8 +77,8 @@ class UpdateView:
     at: datetime
     phase: str
     message: Text
-    practitioners: Text
-    members: Text
+    practitioners: ConsigneView | None  # dated, with what it is worth now (current, outdated, replaced, withdrawn)
+    members: ConsigneView | None
     statuses: list[tuple[Component, Badge]]
 
 
@@ -143,14 +144,18 @@ def _summary(incident: Incident, settings: Settings, links: Links, now: datetime
     )
 
 
-def _update(update: IncidentUpdate, settings: Settings, links: Links) -> UpdateView:
+def _update(
+    update: IncidentUpdate, settings: Settings, links: Links, consignes: dict[Audience, Iterator[Consigne]]
+) -> UpdateView:
+    """One update as shown; `consignes` gives, in update order, the standing of each consigne given."""
     lang = links.lang
+    pro, members = (next(consignes[a]) if getattr(update, a) else None for a in AUDIENCES)
     return UpdateView(
         at=update.at,
         phase=PHASES[update.status][lang],
         message=_text(update.message, lang),
-        practitioners=_text(update.practitioner_consigne, lang),
-        members=_text(update.member_consigne, lang),
+        practitioners=consigne_view(pro, lang),
+        members=consigne_view(members, lang),
         statuses=[
             (component_name(settings, key, links), _badge(declared.state, declared.progress, lang))
             for key, declared in update.statuses.items()
@@ -165,7 +170,8 @@ def build_incidents(services: SiteContext, lang: Lang, links: Links, args: PageA
         return None
     number = int(page) if page else 1
     declarations = Declarations(services.store, services.settings)
-    found = declarations.incidents(limit=PER_PAGE + 1, offset=(number - 1) * PER_PAGE)
+    # history from the store, told as the site's snapshot tells it (none newer than it, its copy of the recent)
+    found = services.snapshot().as_known(declarations.incidents(limit=PER_PAGE + 1, offset=(number - 1) * PER_PAGE))
     if number > 1 and not found:
         return None
     now = services.clock()
@@ -189,15 +195,20 @@ def build_incident(services: SiteContext, lang: Lang, links: Links, args: PageAr
     incident = args["incident"]
     if not _ID.fullmatch(incident):
         return None
-    settings = services.settings
+    snapshot = services.snapshot()
+    settings, number = snapshot.settings, int(incident)
+    if not snapshot.shows(number):  # stored after the snapshot: shown with the next one, as everywhere
+        return None
     try:
-        found = Declarations(services.store, settings).incident(int(incident))
+        found = snapshot.incident(number) or Declarations(services.store, settings).incident(number)
     except NotFound:
         return None
     declared = found.declared() if found.is_open else {}
+    shown = snapshot.last_change(found.components)
+    consignes = {audience: iter(consigne_history(found, audience, shown)) for audience in AUDIENCES}
     components = []
     for key in found.components:
-        status = services.board.get(key)
+        status = snapshot.get(key)
         now_state = _badge(status.state, status.progress, lang) if status else _badge(State.UNKNOWN, None, lang)
         said = declared.get(key)
         components.append(
@@ -217,5 +228,5 @@ def build_incident(services: SiteContext, lang: Lang, links: Links, args: PageAr
         now=now,
         incident=_summary(found, settings, links, now),
         components=components,
-        updates=[_update(update, settings, links) for update in reversed(found.updates)],
+        updates=list(reversed([_update(update, settings, links, consignes) for update in found.updates])),
     )

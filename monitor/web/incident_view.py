@@ -1,4 +1,4 @@
-"""Open incidents (with their latest update and consignes) and maintenance, as the page shows them."""
+"""Open incidents (with their latest update and dated consignes) and maintenance, as the page shows them."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from datetime import datetime, timedelta
 
 from markupsafe import Markup
 
-from ..declared.incidents import Incident
+from ..declared.incidents import Consigne, Incident, current_consignes
 from ..declared.inputs import Bilingual
-from ..declared.maintenance import MaintenanceWindow, active, upcoming
-from ..i18n import Lang
+from ..i18n import Lang, format_datetime
+from ..snapshot import Snapshot
 from .ops_markdown import render
 
-__all__ = ["DeclarationsView", "declarations_view"]
+__all__ = ["ConsigneView", "DeclarationsView", "consigne_view", "declarations_view"]
 
 PHASES: dict[str, dict[Lang, str]] = {
     "investigating": {"fr": "Analyse en cours", "en": "Investigating"},
@@ -38,6 +38,44 @@ def _block(text: Bilingual, lang: Lang) -> Markup:
 
 
 @dataclass(frozen=True)
+class ConsigneView:
+    """A consigne as shown: its text, and a sentence that dates it and says whether it still stands."""
+
+    html: Markup
+    standing: str  # current, outdated, replaced or withdrawn: the class of its block
+    note: str  # "Consigne du …", then why it may no longer apply
+    at: datetime
+
+    def __bool__(self) -> bool:
+        return bool(self.html)
+
+
+def consigne_view(consigne: Consigne | None, lang: Lang) -> ConsigneView | None:
+    """The consigne dated in words: current, or outdated (older than the last change of state), replaced,
+    withdrawn (incident resolved). None when there is none."""
+    if consigne is None:
+        return None
+    when = format_datetime(consigne.at, lang)
+    fr = lang == "fr"
+    note = f"Consigne du {when}" if fr else f"Advice of {when}"
+    if consigne.standing == "outdated":
+        changed = format_datetime(consigne.changed, lang)
+        note += (
+            f", antérieure au dernier changement d'état ({changed}) : elle peut ne plus s'appliquer."
+            if fr
+            else f", older than the last change of state ({changed}): it may no longer apply."
+        )
+    elif consigne.standing == "replaced":
+        later = format_datetime(consigne.replaced_at, lang)
+        note += f", remplacée par celle du {later}." if fr else f", replaced by the advice of {later}."
+    elif consigne.standing == "withdrawn":
+        note += ". Consigne retirée : l'incident est résolu." if fr else ". Advice withdrawn: the incident is resolved."
+    else:
+        note += "."
+    return ConsigneView(_block(consigne.text, lang), consigne.standing, note, consigne.at)
+
+
+@dataclass(frozen=True)
 class IncidentView:
     id: int
     title: Markup
@@ -45,8 +83,8 @@ class IncidentView:
     phase: str
     updated_at: datetime
     message: Markup
-    practitioners: Markup
-    members: Markup
+    practitioners: ConsigneView | None
+    members: ConsigneView | None
 
 
 @dataclass(frozen=True)
@@ -64,11 +102,10 @@ class DeclarationsView:
     maintenance: list[MaintenanceView]
 
 
-def _incident(incident: Incident, lang: Lang) -> IncidentView:
+def _incident(incident: Incident, lang: Lang, snapshot: Snapshot) -> IncidentView:
     latest = incident.updates[-1]
-    # consignes stay until an update replaces them: the latest update that gave one
-    pro = next((u.practitioner_consigne for u in reversed(incident.updates) if u.practitioner_consigne), Bilingual())
-    members = next((u.member_consigne for u in reversed(incident.updates) if u.member_consigne), Bilingual())
+    # the latest consigne of each audience, dated, and outdated when older than its components' last change
+    pro, members = current_consignes(incident, snapshot.last_change(incident.components))
     return IncidentView(
         id=incident.id or 0,
         title=_line(incident.title, lang),
@@ -76,17 +113,17 @@ def _incident(incident: Incident, lang: Lang) -> IncidentView:
         phase=PHASES[latest.status][lang],
         updated_at=latest.at,
         message=_block(latest.message, lang),
-        practitioners=_block(pro, lang),
-        members=_block(members, lang),
+        practitioners=consigne_view(pro, lang),
+        members=consigne_view(members, lang),
     )
 
 
-def declarations_view(
-    incidents: list[Incident], windows: list[MaintenanceWindow], now: datetime, lang: Lang
-) -> DeclarationsView:
-    shown = [_incident(i, lang) for i in incidents if i.is_open]
-    running = [(o, True) for o in active(windows, now)]
-    soon = [(o, False) for o in upcoming(windows, now, UPCOMING)]
+def declarations_view(snapshot: Snapshot, lang: Lang, incidents: list[Incident] | None = None) -> DeclarationsView:
+    """The snapshot's open incidents (or those of `incidents`), its running maintenance and the upcoming one."""
+    chosen = snapshot.open_incidents if incidents is None else incidents
+    shown = [_incident(i, lang, snapshot) for i in chosen if i.is_open]
+    running = [(o, True) for o in snapshot.running]
+    soon = [(o, False) for o in snapshot.upcoming(UPCOMING)]
     maintenance = [
         MaintenanceView(_line(o.window.title, lang), o.start, o.end, is_running, o.window.components)
         for o, is_running in running + soon

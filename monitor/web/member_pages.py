@@ -76,8 +76,9 @@ def _touches(incident: Incident, network: str) -> bool:
 
 def build_members(services: SiteContext, lang: Lang, links: Links, args: PageArgs) -> str:
     """`/assures`: which network is on your card? One link per network (a path: the static export follows it)."""
-    networks = sorted(services.settings.networks.items(), key=lambda item: item[1].name.casefold())
-    views = {v.id: v for v in board_view(services.settings, services.board, lang).networks}
+    snapshot = services.snapshot()
+    networks = sorted(snapshot.settings.networks.items(), key=lambda item: item[1].name.casefold())
+    views = {v.id: v for v in board_view(snapshot.settings, snapshot, lang).networks}
     troubled = {
         name: [cell.label for cell in views[name].lines.values() if answer_for(cell.state).key != "available"]
         for name, _ in networks
@@ -91,15 +92,16 @@ def build_members(services: SiteContext, lang: Lang, links: Links, args: PageArg
 def build_members_network(services: SiteContext, lang: Lang, links: Links, args: PageArgs) -> str | None:
     """`/assures/{network}`: per line, will a member pay upfront; what to do; the open incidents' consignes."""
     network = args["network"]
-    settings = services.settings
+    snapshot = services.snapshot()
+    settings = snapshot.settings
     config = settings.networks.get(network)
     if config is None:
         return None
-    view = next(v for v in board_view(settings, services.board, lang).networks if v.id == network)
+    view = next(v for v in board_view(settings, snapshot, lang).networks if v.id == network)
     lines = [LineAnswer(cell, answer_for(cell.state)) for cell in view.lines.values()]
     lines.sort(key=lambda item: _ORDER.index(item.answer.key))  # what a member must know first, first
-    mine = [i for i in services.open_incidents if _touches(i, network)]
-    incidents: list[IncidentView] = declarations_view(mine, [], services.clock(), lang).incidents
+    mine = [i for i in snapshot.open_incidents if _touches(i, network)]
+    incidents: list[IncidentView] = declarations_view(snapshot, lang, mine).incidents
     return render(
         "assures.html",
         lang,

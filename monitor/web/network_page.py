@@ -10,6 +10,7 @@ from ..declared.incidents import Incident
 from ..i18n import Lang
 from ..models import ComponentRef
 from ..store.latency_store import latency_by_hour
+from .affected_text import dependency_scope
 from .availability_bars import LineBars, line_bars
 from .board_view import Cell, NetworkView, board_view
 from .home_page import line_episodes
@@ -34,6 +35,7 @@ class DependencyView:
     on_network_name: str
     flow_label: str
     state: Cell | None
+    scope: str = ""  # who it concerns, in words
 
 
 def dependencies(settings: Settings, views: dict[str, NetworkView], name: str, lang: Lang) -> list[DependencyView]:
@@ -54,6 +56,7 @@ def dependencies(settings: Settings, views: dict[str, NetworkView], name: str, l
                     settings.networks[dep.network].name,
                     getattr(settings.flows[dep.flow].label, lang),
                     flow_cell,
+                    dependency_scope(settings, dep, lang),
                 )
             )
     return found
@@ -68,8 +71,9 @@ def _touches(incident: Incident, network: str, line: str | None = None) -> bool:
 
 
 def open_incidents(services: SiteContext, network: str, line: str | None, lang: Lang) -> list[IncidentView]:
-    mine = [i for i in services.open_incidents if _touches(i, network, line)]
-    return declarations_view(mine, [], services.clock(), lang).incidents
+    snapshot = services.snapshot()
+    mine = [i for i in snapshot.open_incidents if _touches(i, network, line)]
+    return declarations_view(snapshot, lang, mine).incidents
 
 
 def _chart(services: SiteContext, network: Network, name: str, lang: Lang, now: datetime) -> dict[str, object]:
@@ -104,11 +108,12 @@ def _chart(services: SiteContext, network: Network, name: str, lang: Lang, now: 
 def build_network(services: SiteContext, lang: Lang, links: Links, args: PageArgs) -> str | None:
     """`/reseaux/{network}`: blocking (reads roll-ups, latency, transitions)."""
     network = args["network"]
-    settings, now = services.settings, services.clock()
+    snapshot, now = services.snapshot(), services.clock()
+    settings = snapshot.settings
     config = settings.networks.get(network)
     if config is None:
         return None
-    views = {v.id: v for v in board_view(settings, services.board, lang).networks}
+    views = {v.id: v for v in board_view(settings, snapshot, lang).networks}
     view = views[network]
     bars: dict[str, LineBars] = {
         line: line_bars(services.store, ComponentRef("line", network, line).key, now) for line in config.lines

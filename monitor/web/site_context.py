@@ -15,6 +15,7 @@ from ..board import Board
 from ..config import Settings
 from ..declared.incidents import Incident
 from ..declared.maintenance import MaintenanceWindow
+from ..snapshot import Snapshot
 from ..store import Store
 from .page_cache import PageCache
 
@@ -22,7 +23,8 @@ __all__ = ["SiteContext"]
 
 
 class SiteContext(Protocol):
-    """The running config, the board, the store (history only), what ops declared, the page cache, the metrics."""
+    """The running config, the snapshot of what the site tells, the board (check memories), the store (history
+    only), the page cache, the metrics."""
 
     @property
     def settings(self) -> Settings: ...
@@ -36,11 +38,19 @@ class SiteContext(Protocol):
     @property
     def clock(self) -> Callable[[], datetime]: ...
 
-    @property
-    def open_incidents(self) -> list[Incident]: ...
+    def snapshot(self) -> Snapshot:
+        """States, open and recent incidents, maintenance, at one instant: what every surface shows."""
+        ...
 
     @property
-    def windows(self) -> list[MaintenanceWindow]: ...
+    def open_incidents(self) -> list[Incident]:
+        """The snapshot's open incidents."""
+        ...
+
+    @property
+    def windows(self) -> list[MaintenanceWindow]:
+        """The snapshot's maintenance windows."""
+        ...
 
     @property
     def pages(self) -> PageCache: ...

@@ -1,7 +1,10 @@
 """Incidents and maintenance occurrences as Statuspage v2 objects (see statuspage.py for the conventions).
 
 Consignes stay in extra fields: `tpmon_practitioner_consigne` and `tpmon_member_consigne` on an incident
-(the latest given, as the page shows them) and on each update (what that update gave). Every component key
+(the latest given, as the page shows them, with `…_at`, when it was written, and `…_standing`: current, or
+outdated when older than the last change of state of the incident's components, or withdrawn once resolved)
+and on each update (what that update gave, dated by the update). An update's `old_status` is what its component
+was shown as just before it (from the incident itself, else recorded when the update was stored). Every component key
 an incident or a window names is kept in `tpmon_components`; `components` lists those that are Statuspage
 components here (networks and lines; flows are not components of the page).
 
@@ -16,7 +19,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..declared.incidents import Incident
+from ..declared.incidents import Incident, current_consignes
 from ..declared.maintenance import MaintenanceWindow, Occurrence, occurrences
 from ..i18n import PARIS, Lang
 from ..models import State
@@ -53,14 +56,24 @@ def _listed(keys: Iterable[str], components: Components) -> list[dict[str, Any]]
     return [components[key] for key in keys if key in components]
 
 
-def incident_json(incident: Incident, components: Components, lang: Lang, base: str, page_id: str) -> dict[str, Any]:
+def incident_json(
+    incident: Incident,
+    components: Components,
+    lang: Lang,
+    base: str,
+    page_id: str,
+    shown: datetime | None = None,
+) -> dict[str, Any]:
+    """`shown`: the latest start of the current state among the incident's components, to date its consignes."""
     ident = str(incident.id)
     updates: list[dict[str, Any]] = []
     declared: dict[str, State] = {}
     for update in incident.updates:
         affected = []
         for key, status in update.statuses.items():
-            before = declared.get(key, State.UNKNOWN)  # what was shown before is not the incident's to say
+            # what was shown before: the incident's own earlier declaration, else what the component showed when
+            # the update was stored; unknown (partial_outage, never green) only when neither is known
+            before = declared.get(key) or update.shown_before.get(key, State.UNKNOWN)
             declared[key] = status.state
             if key not in components:  # a flow is no Statuspage component: a code to nothing would mislead
                 continue
@@ -94,8 +107,7 @@ def incident_json(incident: Incident, components: Components, lang: Lang, base: 
         )
     updates.reverse()  # Statuspage lists the newest update first
     latest = incident.updates[-1]
-    practitioners = next((u.practitioner_consigne for u in reversed(incident.updates) if u.practitioner_consigne), None)
-    members = next((u.member_consigne for u in reversed(incident.updates) if u.member_consigne), None)
+    practitioners, members = current_consignes(incident, shown)
     monitoring = next((u.at for u in incident.updates if u.status == "monitoring"), None)
     return {
         "id": ident,
@@ -113,8 +125,12 @@ def incident_json(incident: Incident, components: Components, lang: Lang, base: 
         "components": _listed(incident.components, components),
         "reminder_intervals": None,  # real pages send it on incidents, null in every real document seen
         "tpmon_components": list(incident.components),
-        "tpmon_practitioner_consigne": practitioners.pick(lang) if practitioners else None,
-        "tpmon_member_consigne": members.pick(lang) if members else None,
+        "tpmon_practitioner_consigne": practitioners.text.pick(lang) if practitioners else None,
+        "tpmon_practitioner_consigne_at": iso(practitioners.at) if practitioners else None,
+        "tpmon_practitioner_consigne_standing": practitioners.standing if practitioners else None,
+        "tpmon_member_consigne": members.text.pick(lang) if members else None,
+        "tpmon_member_consigne_at": iso(members.at) if members else None,
+        "tpmon_member_consigne_standing": members.standing if members else None,
     }
 
 

@@ -20,8 +20,8 @@ The page indicator follows the worst component: none (all operational), maintena
 besides operational, as a real Statuspage page answers during a maintenance), minor (degraded, partial,
 unknown, recovering), major (an outage), critical (every line of every network down at once).
 
-status.json and components.json come from the board in memory and answer even when the database does not;
-the others read incidents and maintenance in a thread, and answer 503 with a JSON error when it is unreachable.
+Every answer comes from the site's snapshot in memory (states, open and recent incidents, maintenance at one
+instant), as the page does: they never contradict it, and answer even when the database does not.
 """
 
 from __future__ import annotations
@@ -36,12 +36,10 @@ from starlette.responses import JSONResponse, Response
 
 from ..declared.incidents import Incident
 from ..declared.maintenance import MaintenanceWindow
-from ..errors import StoreError
 from ..i18n import Lang
-from ..store.declaration_store import Declarations
+from ..snapshot import Snapshot
 from .board_view import Cell, board_view
 from .page_cache import public_origin
-from .site_context import SiteContext
 from .statuspage_incidents import COMPONENT_STATUS, incident_json, iso, maintenances
 
 __all__ = ["COMPONENT_STATUS", "iso", "statuspage_routes"]
@@ -54,7 +52,6 @@ DESCRIPTIONS: dict[str, dict[Lang, str]] = {
     "critical": {"fr": "Panne générale", "en": "Critical System Outage"},
 }
 PAGE_ID = "tpmon"
-RECENT_INCIDENTS = 50  # what Statuspage's incidents.json lists
 
 
 @dataclass(frozen=True)
@@ -64,8 +61,9 @@ class Page:
     page: dict[str, Any]
     components: list[dict[str, Any]]
     lang: Lang
-    now: datetime
+    now: datetime  # the snapshot's instant: maintenance is running, upcoming or completed as of then
     base: str
+    snapshot: Snapshot
 
     def by_id(self) -> dict[str, dict[str, Any]]:
         return {c["id"]: c for c in self.components}
@@ -80,7 +78,7 @@ def _component(cell: Cell, key: str, name: str, position: int, group_id: str | N
         "created_at": moment,
         "updated_at": moment,
         "position": position,
-        "description": None,
+        "description": cell.affected or None,  # a line raised by a dependency: for whom it fails
         "showcase": False,
         "start_date": None,
         "group_id": group_id,
@@ -92,14 +90,16 @@ def _component(cell: Cell, key: str, name: str, position: int, group_id: str | N
         "tpmon_progress": cell.progress,
         "tpmon_source": cell.source.value,
         "tpmon_since": iso(cell.since) if cell.since else None,
+        "tpmon_affected": cell.affected or None,
+        "tpmon_scope": cell.scope or None,
     }
 
 
 def _page(request: Request) -> Page:
-    services = request.state.services
+    snapshot: Snapshot = request.state.services.snapshot()
     lang: Lang = "en" if request.query_params.get("lang") == "en" else "fr"
-    now: datetime = services.clock()
-    view = board_view(services.settings, services.board, lang)
+    now = snapshot.at
+    view = board_view(snapshot.settings, snapshot, lang)
     updated = iso(view.checked_at or now)
     base = public_origin(request)  # never the Host header as sent: it could be anyone's
     components: list[dict[str, Any]] = []
@@ -118,7 +118,7 @@ def _page(request: Request) -> Page:
             group.setdefault("components", []).append(key)
             position += 1
     page = {"id": PAGE_ID, "name": "tpmon", "url": base, "time_zone": "Europe/Paris", "updated_at": updated}
-    return Page(page, components, lang, now, base)
+    return Page(page, components, lang, now, base, snapshot)
 
 
 def _status(page: Page) -> dict[str, str]:
@@ -143,36 +143,36 @@ class Declared:
     windows: list[MaintenanceWindow]
 
 
-Reader = Callable[[SiteContext], Declared]
+Reader = Callable[[Snapshot], Declared]
 Composer = Callable[[Page, Declared], dict[str, Any]]
 
-# What ops declared and is open or planned is in memory (read from the store every tick, as the pages read it):
-# those answers never wait on the store. Only the list of recent incidents, resolved ones included, reads it.
 
-
-def _nothing(services: SiteContext) -> Declared:
+def _nothing(snapshot: Snapshot) -> Declared:
     return Declared([], [])
 
 
-def _unresolved(services: SiteContext) -> Declared:
-    return Declared(list(services.open_incidents), [])
+def _unresolved(snapshot: Snapshot) -> Declared:
+    return Declared(list(snapshot.open_incidents), [])
 
 
-def _windows(services: SiteContext) -> Declared:
-    return Declared([], list(services.windows))
+def _recent(snapshot: Snapshot) -> Declared:
+    return Declared(list(snapshot.recent_incidents), [])  # as Statuspage's incidents.json: the 50 latest
 
 
-def _summary_read(services: SiteContext) -> Declared:
-    return Declared(list(services.open_incidents), list(services.windows))
+def _windows(snapshot: Snapshot) -> Declared:
+    return Declared([], list(snapshot.windows))
 
 
-def _recent(services: SiteContext) -> Declared:
-    """Blocking: reads the store."""
-    return Declared(Declarations(services.store, services.settings).incidents(limit=RECENT_INCIDENTS), [])
+def _summary_read(snapshot: Snapshot) -> Declared:
+    return Declared(list(snapshot.open_incidents), list(snapshot.windows))
 
 
 def _incidents(page: Page, declared: Declared) -> list[dict[str, Any]]:
-    return [incident_json(i, page.by_id(), page.lang, page.base, PAGE_ID) for i in declared.incidents]
+    components, snapshot = page.by_id(), page.snapshot
+    return [
+        incident_json(i, components, page.lang, page.base, PAGE_ID, snapshot.last_change(i.components))
+        for i in declared.incidents
+    ]
 
 
 def _maintenances(page: Page, declared: Declared, which: str) -> list[dict[str, Any]]:
@@ -181,14 +181,8 @@ def _maintenances(page: Page, declared: Declared, which: str) -> list[dict[str, 
 
 def _endpoint(read: Reader, compose: Composer) -> Callable[[Request], Awaitable[Response]]:
     async def answer(request: Request) -> Response:
-        page = _page(request)  # on the loop: the board is changed there
-        services: SiteContext = request.state.services
-        try:
-            declared = await services.pages.run(read, services) if read is _recent else read(services)
-        except StoreError:
-            body = {"error": "the database is unreachable; try again shortly"}
-            return JSONResponse(body, status_code=503, headers={"Retry-After": "30"})
-        return JSONResponse({"page": page.page, **compose(page, declared)})
+        page = _page(request)
+        return JSONResponse({"page": page.page, **compose(page, read(page.snapshot))})
 
     return answer
 

@@ -1,25 +1,34 @@
-"""Probe-engine benchmark: `tpmon serve` probing N http(s) checks of a local nginx farm, measured from outside.
+"""Probe-engine benchmark: tpmon against Prometheus + blackbox_exporter, on one nginx farm, in one run.
 
-Not part of the test run. Usage:
+Not part of the test run. Usage (≈ 3 min with --quick, ≈ 25 min without):
 
-    .venv/bin/python tests/benchmarks/probe_engine.py --checks 1000 --interval 10 --duration 60 [--https]
+    .venv/bin/python tests/benchmarks/probe_engine.py [--quick] [--json FILE]
 
-Starts nginx (Debian's, as a child process with its own config under a temp folder) on a free
-127.0.0.1 port, writes a tpmon config of N http checks spread over networks and flows (each check its
-own path on the farm), starts `tpmon serve` as users do (a subprocess, a fresh SQLite database), waits
-until it is ready, lets one interval and its jitter pass (warm-up, excluded), then measures
-`--duration` seconds and prints ONE JSON object on stdout. Progress goes to stderr. Everything it
-starts is stopped and waited for, and the temp folder removed, whatever happens. Needs nginx
-(`apt-get install -y --no-install-recommends nginx`) and, for --https, trustme.
+Needs `apt-get install -y --no-install-recommends nginx-light prometheus prometheus-blackbox-exporter` and
+trustme (test extra). Starts nginx (farm.py: HTTP, HTTPS with a local trustme CA, stub_status) on free
+127.0.0.1 ports, then for each contender, one after the other (A B A B), a fresh process on the same checks
+(workload.py): `tpmon serve` with a new SQLite database, or Prometheus + blackbox_exporter (peer.py).
 
-Figures: probes come from the delta of `tpmon_probes_total` between two scrapes of /metrics; the
-scheduling lag percentiles from the delta of the `tpmon_scheduler_lag_seconds` buckets over the same
-window (linear interpolation inside a bucket). The lag includes what the first scrape itself causes: a
-full /metrics of 1000 checks holds the event loop for a few hundred ms, as a Prometheus scrape would.
-CPU from utime+stime of /proc/<pid>/stat, read just after the first scrape and just before the last
-(the scrapes themselves are not counted; the cost of one is reported apart as `scrape_cpu_ms`); peak
-RSS from VmHWM; database bytes per result from the SQLite files (main + WAL + SHM) after tpmon has
-stopped and flushed, over the rows of probe_result. `host_load_1m` tells how busy the machine was.
+What tells the truth here:
+
+- probes are counted AT THE TARGET (nginx's stub_status requests, cross-checked with its access log), never
+  by the prober; "missed" is the share of the intended probes (checks × window / interval) nginx did not get;
+- tpmon's /metrics is scraped every `--scrape-every` (15 s) during its window, as a Prometheus would: its CPU
+  is in tpmon's figures, its duration, size and CPU are reported apart, and the stall it causes is read at the
+  target (the longest time with no probe arriving while a scrape runs, beside the same span half a period
+  later), besides tpmon's own `tpmon_scheduler_lag_seconds` p50/p99 over the window;
+- the warm-up lasts until no check is `unknown` any more (`tpmon_check_state`: the first transitions and
+  their writes are over), plus one interval; the peer's until every target has been scraped, plus one interval;
+- the rate ramps (`--rates`, 100 to 2000 probes/s, each step its own processes and window, checks = rate ×
+  `--ramp-interval`) and the highest rate SUSTAINED is the last step before the first one that failed twice
+  in a row (the cores are shared) on any of: lag p99 < 1 s, < 1 % of the intended probes missed at the
+  target, ≥ 99 % of the probes successful (every target answers 200);
+- CPU is utime+stime of the contender's processes (all threads) over the window, per probe counted at the
+  target; RSS is the peak (VmHWM); `load_1m_*` and `host_other_cpu_pct` say how busy the 2 shared cores
+  were. Compare the ratios (tpmon / peer), measured alternately in the same run.
+
+ONE JSON object on stdout; progress on stderr. Everything started is stopped by its pid and waited for, and
+the temp folder removed, whatever happens (SIGTERM or Ctrl-C included).
 """
 
 from __future__ import annotations
@@ -29,199 +38,46 @@ import contextlib
 import json
 import os
 import platform
+import re
 import shutil
 import signal
-import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
+import peer
+from farm import Arrivals, Farm, farm, longest_gap
+from meter import Window, cpu_seconds, free_port, load_1m, peak_rss_mib, say, stop, wait_until
+from workload import Target, intended_probes, plan, timeout_for, tpmon_config
 
-FLOWS = ("portail_ps", "droits", "pec", "facturation", "paiements")
-LINES = ("pharmacie", "optique", "dentaire", "hospitalisation")
-PORTAL_BODY = "<!doctype html><title>Portail</title><h1>Connexion</h1><form>identifiant</form>"
-PEC_BODY = '{"status": "UP", "components": [{"name": "pec", "state": "running"}]}'
-PLAIN_BODY = "OK\n"
-JITTER = 0.1  # tpmon's default share of each interval
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+LAG_P99_LIMIT_S = 1.0
+MISSED_LIMIT = 0.01
+SUCCESS_FLOOR = 0.99
+RATES = "100,200,300,400,500,750,1000,1500,2000"  # probes/s of the ramp
+QUICK_RATES = "200,400"
 
-
-def say(message: str) -> None:
-    print(f"[probe_engine] {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError, OSError):
-            if condition():
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"timed out after {timeout:g} s waiting for {what}")
-
-
-def stop(proc: subprocess.Popen[bytes] | None, sig: int, grace: float) -> None:
-    """Signal `proc` (by its pid), wait for it, kill it past `grace` seconds."""
-    if proc is None or proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(proc.pid, sig)
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        say(f"pid {proc.pid} did not stop within {grace:g} s: killing it")
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-
-
-# --- the farm ---------------------------------------------------------------------------------------
-def nginx_binary() -> str:
-    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
-    if found is None:
-        raise SystemExit("nginx is missing: apt-get install -y --no-install-recommends nginx")
-    return found
-
-
-def nginx_config(root: Path, port: int, https: bool) -> str:
-    tls = ""
-    if https:
-        tls = f"""
-        ssl_certificate {root / "server.pem"};
-        ssl_certificate_key {root / "server.pem"};
-        ssl_protocols TLSv1.2 TLSv1.3;"""
-    temp = "\n    ".join(
-        f"{name}_temp_path {root / 'nginx' / name};" for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    return f"""daemon off;
-master_process on;
-worker_processes 1;
-pid {root / "nginx" / "nginx.pid"};
-error_log {root / "nginx" / "error.log"} warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    server_tokens off;
-    keepalive_timeout 5s;
-    {temp}
-    server {{
-        listen 127.0.0.1:{port}{" ssl" if https else ""};
-        server_name localhost;{tls}
-        location ~ ^/[^/]+/portail_ps/ {{ default_type text/html; return 200 '{PORTAL_BODY}'; }}
-        location ~ ^/[^/]+/pec/ {{ default_type application/json; return 200 '{PEC_BODY}'; }}
-        location / {{ default_type text/plain; return 200 '{PLAIN_BODY}'; }}
-    }}
-}}
-"""
-
-
-def make_certificates(root: Path) -> Path:
-    import trustme
-
-    ca = trustme.CA()
-    ca.issue_cert("127.0.0.1", "localhost").private_key_and_cert_chain_pem.write_to_path(str(root / "server.pem"))
-    ca_file = root / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    return ca_file
-
-
-@contextlib.contextmanager
-def farm(root: Path, https: bool) -> Iterator[str]:
-    """nginx on a free loopback port; yields its base URL."""
-    (root / "nginx").mkdir()
-    port = free_port()
-    config = root / "nginx" / "nginx.conf"
-    config.write_text(nginx_config(root, port, https), encoding="utf-8")
-    log = (root / "nginx" / "stderr.log").open("wb")
-    proc = subprocess.Popen(
-        [nginx_binary(), "-p", str(root / "nginx"), "-c", str(config), "-e", str(root / "nginx" / "error.log")],
-        stdout=log,
-        stderr=log,
-        stdin=subprocess.DEVNULL,
-    )
-    base = f"{'https' if https else 'http'}://127.0.0.1:{port}"
-    try:
-
-        def answers() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(f"nginx exited {proc.returncode}: {(root / 'nginx' / 'error.log').read_text()}")
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return True
-
-        wait_until(answers, 15, "nginx")
-        say(f"nginx farm at {base} (pid {proc.pid})")
-        yield base
-    finally:
-        stop(proc, signal.SIGTERM, 10)  # TERM: fast shutdown of master and workers
-        log.close()
-
-
-# --- tpmon --------------------------------------------------------------------------------------------
-def tpmon_config(checks: int, interval: float, networks: int, base: str, ca_file: Path | None) -> str:
-    timeout = min(5.0, interval / 2)  # the config wants timeout < interval and degraded_after < timeout
-    out = [
-        "stabilization: 30m",
-        f"jitter: {JITTER:g}",
-        "max_concurrency: 64",
-        f"defaults: {{interval: {interval:g}s, timeout: {timeout:g}s, failure_threshold: 3, success_threshold: 2}}",
-        "networks:",
-    ]
-    extra = f', ca_file: "{ca_file}"' if ca_file is not None else ""
-    per_network = [checks // networks + (1 if i < checks % networks else 0) for i in range(networks)]
-    number = 0
-    for n, count in enumerate(per_network):
-        if count == 0:
-            continue
-        name = f"net{n:02d}"
-        out += [
-            f"  {name}:",
-            f"    name: Network {n:02d}",
-            f"    kind: {'operateur' if n % 2 == 0 else 'reseau_de_soins'}",
-            f"    lines: [{', '.join(LINES)}]",
-            "    checks:",
-        ]
-        for i in range(count):
-            flow = FLOWS[i % len(FLOWS)]
-            check = f"c{number:05d}"
-            number += 1
-            url = f"{base}/{name}/{flow}/{check}"
-            if flow == "portail_ps":
-                cond = f', degraded_after: {timeout / 2:g}s, conditions: {{status: [200], body_contains: "Connexion"}}'
-            elif flow == "pec":
-                cond = (
-                    ", conditions: {status: ['2xx'], json: [{path: $.status, equals: UP}],"
-                    " headers: [{name: Content-Type, equals: application/json}]}"
-                )
-            else:
-                cond = ""
-            out.append(f'      - {{name: {check}, flow: {flow}, kind: http, url: "{url}"{extra}{cond}}}')
-    return "\n".join(out) + "\n"
-
-
-def tpmon_command() -> list[str]:
-    """`tpmon` as installed beside this interpreter (the console script), else `python -m monitor`."""
-    script = Path(sys.executable).with_name("tpmon")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "monitor"]
+_LAG = re.compile(r'^tpmon_scheduler_lag_seconds_(bucket|count|sum)(?:\{le="([^"]+)"\})? (\S+)$', re.M)
+_PROBES = re.compile(r'^tpmon_probes_total\{[^}]*result="([^"]+)"\} (\S+)$', re.M)
+_SCHED = re.compile(r"^tpmon_scheduler_(missed|coalesced)_runs_total (\S+)$", re.M)
+_STATE = re.compile(r'^tpmon_check_state\{[^}]*state="([a-z_]+)"\} 1\.0$', re.M)
 
 
 @dataclass
 class Scrape:
-    at: float  # monotonic, when the request was sent: tpmon reads the counters first, then renders
+    """What the benchmark reads of one GET /metrics (with a few regexes: it shares the 2 cores with tpmon)."""
+
+    sent: float  # epoch
+    done: float
+    size: int
     probes: float
     failures: float
     missed: float
@@ -229,30 +85,43 @@ class Scrape:
     lag_buckets: dict[float, float]
     lag_count: float
     lag_sum: float
+    states: dict[str, int]
 
 
-def scrape(port: int) -> Scrape:
-    sent = time.monotonic()
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
-    probes = failures = missed = coalesced = lag_count = lag_sum = 0.0
+def scrape(client: httpx.Client) -> Scrape:
+    sent = time.time()
+    text = client.get("/metrics").text
+    done = time.time()
+    probes = failures = lag_count = lag_sum = 0.0
     buckets: dict[float, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "tpmon_probes_total":
-                probes += sample.value
-                if sample.labels.get("result") != "success":
-                    failures += sample.value
-            elif sample.name == "tpmon_scheduler_missed_runs_total":
-                missed = sample.value
-            elif sample.name == "tpmon_scheduler_coalesced_runs_total":
-                coalesced = sample.value
-            elif sample.name == "tpmon_scheduler_lag_seconds_bucket":
-                buckets[float(sample.labels["le"])] = sample.value
-            elif sample.name == "tpmon_scheduler_lag_seconds_count":
-                lag_count = sample.value
-            elif sample.name == "tpmon_scheduler_lag_seconds_sum":
-                lag_sum = sample.value
-    return Scrape(sent, probes, failures, missed, coalesced, buckets, lag_count, lag_sum)
+    for kind, le, value in _LAG.findall(text):
+        if kind == "bucket":
+            buckets[float(le)] = float(value)
+        elif kind == "count":
+            lag_count = float(value)
+        else:
+            lag_sum = float(value)
+    for result, value in _PROBES.findall(text):
+        probes += float(value)
+        if result != "success":
+            failures += float(value)
+    runs = {kind: float(value) for kind, value in _SCHED.findall(text)}
+    states: dict[str, int] = {}
+    for state in _STATE.findall(text):
+        states[state] = states.get(state, 0) + 1
+    return Scrape(
+        sent,
+        done,
+        len(text),
+        probes,
+        failures,
+        runs.get("missed", 0.0),
+        runs.get("coalesced", 0.0),
+        buckets,
+        lag_count,
+        lag_sum,
+        states,
+    )
 
 
 def quantile(buckets: dict[float, float], q: float) -> float | None:
@@ -274,152 +143,445 @@ def quantile(buckets: dict[float, float], q: float) -> float | None:
     return lower
 
 
-def cpu_times(pid: int) -> tuple[float, float]:
-    """(user, system) CPU seconds of process `pid`, all its threads included."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of stat, counted after "(comm)"
-    return utime / CLK_TCK, stime / CLK_TCK
+def tpmon_command() -> list[str]:
+    """`tpmon` as installed beside this interpreter (the console script), else `python -m monitor`."""
+    script = Path(sys.executable).with_name("tpmon")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "monitor"]
 
 
-def cpu_seconds(pid: int) -> float:
-    return sum(cpu_times(pid))
-
-
-def peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM")
-
-
-def database_figures(db: Path) -> tuple[int, int]:
-    size = sum(
-        p.stat().st_size for p in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")) if p.exists()
-    )
+def database_figures(db: Path) -> dict[str, Any]:
+    """Bytes per stored result: the whole file (main + WAL + SHM) over the rows, and probe_result's own pages."""
+    size = sum(p.stat().st_size for p in (db, Path(f"{db}-wal"), Path(f"{db}-shm")) if p.exists())
     with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-        rows = conn.execute("SELECT count(*) FROM probe_result").fetchone()[0]
-    return size, int(rows)
-
-
-def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
-    ca_file = make_certificates(root) if args.https else None
-    with farm(root, args.https) as base:
-        config = root / "tpmon.yaml"
-        config.write_text(tpmon_config(args.checks, args.interval, args.networks, base, ca_file), encoding="utf-8")
-        db = root / "tpmon.db"
-        port = free_port()
-        env = {**os.environ, "TPMON_DATABASE_URL": f"sqlite:///{db}"}
-        env.pop("TPMON_CONFIG", None)
-        command = [
-            *tpmon_command(),
-            "serve",
-            "--config",
-            str(config),
-            "--port",
-            str(port),
-            "--pid-file",
-            str(root / "tpmon.pid"),
-        ]
-        log_path = root / "serve.log"
-        log = log_path.open("wb")
-        say(f"starting {' '.join(command[:2])} with {args.checks} checks every {args.interval:g} s")
-        proc = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-        try:
-
-            def ready() -> bool:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"tpmon serve exited {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-                return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
-
-            wait_until(ready, 120, "tpmon serve to be ready")
-            say(f"ready (pid {proc.pid}); warm-up {args.warmup:g} s")
-            time.sleep(args.warmup)
-            first = scrape(port)
-            (user_start, sys_start), t_start = cpu_times(proc.pid), time.monotonic()
-            say(f"measuring {args.duration:g} s")
-            time.sleep(args.duration)
-            (user_end, sys_end), t_end = cpu_times(proc.pid), time.monotonic()
-            cpu_start, cpu_end = user_start + sys_start, user_end + sys_end
-            load = os.getloadavg()[0]
-            last = scrape(port)
-            scrape_cpu = cpu_seconds(proc.pid) - cpu_end  # includes what ran meanwhile: an upper bound
-            rss = peak_rss_mib(proc.pid)
-            if proc.poll() is not None:
-                raise RuntimeError(f"tpmon serve died during the run:\n{log_path.read_text()[-3000:]}")
-        finally:
-            stop(proc, signal.SIGTERM, 30)
-            log.close()
-        say(f"tpmon stopped (exit {proc.returncode})")
-        size, rows = database_figures(db)
-
-    window = last.at - first.at
-    probes = last.probes - first.probes
-    lag = {bound: last.lag_buckets.get(bound, 0.0) - count for bound, count in first.lag_buckets.items()}
-    intended = args.checks / args.interval
-    achieved = probes / window
-    p50, p99 = quantile(lag, 0.50), quantile(lag, 0.99)
-    lag_count = last.lag_count - first.lag_count
+        rows = int(conn.execute("SELECT count(*) FROM probe_result").fetchone()[0])
+        table: int | None = None
+        with contextlib.suppress(sqlite3.Error):  # dbstat is compiled in on Debian, maybe not elsewhere
+            table = int(
+                conn.execute(
+                    "SELECT sum(pgsize) FROM dbstat WHERE name = 'probe_result' OR name LIKE 'ix_probe_result%'"
+                ).fetchone()[0]
+            )
     return {
-        "checks": args.checks,
-        "interval_s": args.interval,
-        "duration_s": round(t_end - t_start, 3),
-        "https": args.https,
-        "intended_per_s": round(intended, 2),
-        "achieved_per_s": round(achieved, 2),
-        "completion": round(achieved / intended, 4),
-        "probes": int(probes),
-        "failed_probes": int(last.failures - first.failures),
-        "missed_runs": int(last.missed - first.missed),
-        "coalesced_runs": int(last.coalesced - first.coalesced),
-        "lag_p50_ms": None if p50 is None else round(p50 * 1000, 2),
-        "lag_p99_ms": None if p99 is None else round(p99 * 1000, 2),
-        "lag_mean_ms": round((last.lag_sum - first.lag_sum) / lag_count * 1000, 2) if lag_count else None,
-        "cpu_ms_per_probe": round((cpu_end - cpu_start) * 1000 / probes, 3) if probes else None,
-        "cpu_user_ms_per_probe": round((user_end - user_start) * 1000 / probes, 3) if probes else None,
-        "cpu_sys_ms_per_probe": round((sys_end - sys_start) * 1000 / probes, 3) if probes else None,
-        "cpu_share_of_one_core": round((cpu_end - cpu_start) / (t_end - t_start), 3),
-        "scrape_cpu_ms": round(scrape_cpu * 1000, 1),
-        "peak_rss_mib": round(rss, 1),
-        "db_bytes_per_result": round(size / rows, 1) if rows else None,
         "db_rows": rows,
-        "python": platform.python_version(),
-        "cores": os.cpu_count(),
-        "host_load_1m": round(load, 2),  # other work on the machine makes the lag figures worse
+        "db_bytes_per_result": round(size / rows, 1) if rows else None,
+        "db_table_bytes_per_result": round(table / rows, 1) if rows and table else None,
     }
 
 
+def run_tpmon(
+    farm: Farm,
+    targets: list[Target],
+    *,
+    interval: float,
+    https: bool,
+    window: float,
+    scrape_every: float,
+    root: Path,
+    profile: Path | None = None,
+) -> dict[str, Any]:
+    """One measured window of `tpmon serve` on `targets`, scraped every `scrape_every` s; stops it before returning."""
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    config = root / "tpmon.yaml"
+    base = farm.base(https)
+    config.write_text(tpmon_config(targets, interval, base, farm.ca_file if https else None), encoding="utf-8")
+    db, port = root / "tpmon.db", free_port()
+    env = {**os.environ, "TPMON_DATABASE_URL": f"sqlite:///{db}"}
+    env.pop("TPMON_CONFIG", None)
+    # the public listener alone is measured
+    command = [*tpmon_command(), "serve", "--config", str(config), "--port", str(port), "--no-admin"]
+    log_path = root / "serve.log"
+    log = log_path.open("wb")
+    load_before = load_1m()
+    say(f"tpmon: {len(targets)} {'https' if https else 'http'} checks every {interval:g} s")
+    proc = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60, trust_env=False)
+    spy: subprocess.Popen[bytes] | None = None
+    try:
+
+        def alive() -> None:
+            if proc.poll() is not None:
+                raise RuntimeError(f"tpmon serve exited {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+
+        def ready() -> bool:
+            alive()
+            return client.get("/readyz", timeout=5).status_code == 200
+
+        started = time.monotonic()
+        wait_until(ready, 180, "tpmon serve to be ready", every=0.2)
+        ready_s = time.monotonic() - started
+        settled, states = False, {}
+        deadline = time.monotonic() + 5 * interval + 60
+        while time.monotonic() < deadline:  # the first state changes: unknown → operational (success_threshold)
+            alive()
+            states = scrape(client).states
+            if sum(states.values()) >= len(targets) and not states.get("unknown"):
+                settled = True
+                break
+            time.sleep(max(1.0, interval / 2))
+        if not settled:
+            say(f"tpmon: still {states.get('unknown')} unknown checks; measuring anyway")
+        time.sleep(interval)
+        settle_s = time.monotonic() - started
+        count = max(1, round(window / scrape_every))
+        window = count * scrape_every
+        spy_binary = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        if profile is not None and Path(spy_binary).exists():
+            spy = subprocess.Popen(
+                [
+                    spy_binary,
+                    "record",
+                    "-p",
+                    str(proc.pid),
+                    "-r",
+                    "100",
+                    "--nonblocking",
+                    "-f",
+                    "raw",
+                    "-d",
+                    str(int(window)),
+                    "-o",
+                    str(profile),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL,
+            )
+        meter = Window({"tpmon": [proc.pid], "nginx": farm.pids()})
+        mark0 = farm.mark()
+        meter.start()
+        begin = time.monotonic()
+        say(f"tpmon: measuring {window:g} s, /metrics every {scrape_every:g} s")
+        scrapes: list[tuple[Scrape, float]] = []  # (scrape, tpmon CPU seconds spent meanwhile)
+        for k in range(count):
+            time.sleep(max(0.0, begin + k * scrape_every - time.monotonic()))
+            cpu0 = cpu_seconds(proc.pid)
+            got = scrape(client)
+            scrapes.append((got, cpu_seconds(proc.pid) - cpu0))
+        time.sleep(max(0.0, begin + window - time.monotonic()))
+        figures = meter.stop()
+        mark1 = farm.mark()
+        last = scrape(client)  # closes the lag histogram's window (its own stall falls after it)
+        rss = peak_rss_mib([proc.pid])
+        alive()
+    finally:
+        client.close()
+        if spy is not None:
+            stop(spy, signal.SIGINT, 30)
+        stop(proc, signal.SIGTERM, 60)
+        log.close()
+    say(f"tpmon: stopped (exit {proc.returncode})")
+    arrivals = farm.arrivals(mark0, mark1)
+    first = scrapes[0][0]
+    lag = {b: last.lag_buckets.get(b, 0.0) - c for b, c in first.lag_buckets.items()}
+    lag_count = last.lag_count - first.lag_count
+    p50, p99 = quantile(lag, 0.5), quantile(lag, 0.99)
+    probes_counted = last.probes - first.probes
+    cpu = figures["procs"]["tpmon"]["cpu_s"]
+    wall = mark1.at - mark0.at
+    # the scrapes' CPU: what tpmon spent while each ran, less what its probes would have cost meanwhile
+    during = sum(c for _, c in scrapes)
+    busy = sum(s.done - s.sent for s, _ in scrapes)
+    base_rate = (cpu - during) / max(1e-9, figures["wall_s"] - busy)
+    scrape_cpu = max(0.0, during - base_rate * busy)
+    half = scrape_every / 2
+    stalls = [longest_gap(arrivals.times, s.sent, s.done) for s, _ in scrapes]
+    calm = [longest_gap(arrivals.times, s.sent + half, s.done + half) for s, _ in scrapes if s.done + half < mark1.at]
+    return {
+        "contender": "tpmon",
+        "settled": settled,
+        "ready_s": round(ready_s, 1),
+        "settle_s": round(settle_s, 1),
+        "cpu_s": cpu,
+        "cpu_share_of_one_core": round(cpu / figures["wall_s"], 3),
+        "cpu_scrapes_s": round(scrape_cpu, 3),
+        "peak_rss_mib": round(rss, 1),
+        "arrivals": arrivals,
+        "window_s": round(wall, 3),
+        "meter": figures,
+        "lag_p50_ms": None if p50 is None else round(p50 * 1000, 2),
+        "lag_p99_ms": None if p99 is None else round(p99 * 1000, 2),
+        "lag_mean_ms": round((last.lag_sum - first.lag_sum) / lag_count * 1000, 2) if lag_count else None,
+        "lag_source": "tpmon_scheduler_lag_seconds over the window (its scrapes included)",
+        "success_ratio": round(1 - (last.failures - first.failures) / probes_counted, 4) if probes_counted else None,
+        "probes_by_tpmon": int(probes_counted),
+        "missed_runs": int(last.missed - first.missed),
+        "coalesced_runs": int(last.coalesced - first.coalesced),
+        "scrapes": {
+            "count": len(scrapes),
+            "bytes": scrapes[-1][0].size,
+            "duration_ms": [round((s.done - s.sent) * 1000, 1) for s, _ in scrapes],
+            "cpu_ms_each": round(scrape_cpu * 1000 / len(scrapes), 1),
+            "target_stall_ms": [round(g * 1000, 1) for g in stalls],
+            "target_gap_between_scrapes_ms": [round(g * 1000, 1) for g in calm],
+        },
+        "intended_in_window": intended_probes(len(targets), interval, wall),
+        "load_1m_before_start": load_before,
+        "profiled": spy is not None,
+        **database_figures(db),
+    }
+
+
+def judge(result: dict[str, Any], checks: int, interval: float, https: bool) -> dict[str, Any]:
+    """Put the target's count in the figures and decide whether the rate was sustained."""
+    arrivals: Arrivals = result.pop("arrivals")
+    intended = result["intended_in_window"]
+    received = arrivals.stub
+    missed = max(0.0, 1 - received / intended)
+    nginx_cpu = result["meter"]["procs"]["nginx"]["cpu_s"]
+    lag = result.get("lag_p99_ms")
+    success = result.get("success_ratio")
+    failed = []
+    if lag is None or lag >= LAG_P99_LIMIT_S * 1000:
+        failed.append("lag_p99")
+    if missed >= MISSED_LIMIT:
+        failed.append("missed")
+    if success is None or success < SUCCESS_FLOOR:
+        failed.append("success")
+    return {
+        "contender": result.pop("contender"),
+        "scheme": "https" if https else "http",
+        "checks": checks,
+        "interval_s": interval,
+        "intended_per_s": round(checks / interval, 2),
+        "target_per_s": round(received / result["window_s"], 2),
+        "target_requests": received,
+        "target_logged": len(arrivals.times),
+        "target_statuses": arrivals.statuses,
+        "checks_probed_share": round(len(arrivals.uris) / checks, 4),
+        "intended_in_window": round(intended, 1),
+        "missed_share": round(missed, 4),
+        "cpu_ms_per_probe": round(result["cpu_s"] * 1000 / received, 3) if received else None,
+        "cpu_ms_per_probe_without_scrapes": (
+            round((result["cpu_s"] - result["cpu_scrapes_s"]) * 1000 / received, 3)
+            if received and "cpu_scrapes_s" in result
+            else None
+        ),
+        "nginx_cpu_ms_per_request": round(nginx_cpu * 1000 / received, 3) if received else None,
+        "sustained": not failed,
+        "failed": failed,
+        **result,
+    }
+
+
+def pair_ratio(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """tpmon / peer for `key`: of the means, and of each A-B pair measured back to back."""
+    mine = [r[key] for r in runs if r["contender"] == "tpmon" and r.get(key) is not None]
+    theirs = [r[key] for r in runs if r["contender"] != "tpmon" and r.get(key) is not None]
+    if not mine or not theirs:
+        return {"tpmon": mine, "peer": theirs, "ratio": None}
+    pairs = [round(a / b, 3) for a, b in zip(mine, theirs, strict=False) if b]
+    return {
+        "tpmon": mine,
+        "peer": theirs,
+        "ratio": round(statistics.mean(mine) / statistics.mean(theirs), 3),
+        "pair_ratios": pairs,
+    }
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    nginx = subprocess.run(["nginx", "-v"], capture_output=True, text=True, check=False).stderr.strip()
+    found = {"tpmon": version("tpmon"), "python": platform.python_version(), "nginx": nginx}
+    with contextlib.suppress(OSError):
+        found |= peer.versions()
+    return found
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--checks", type=int, default=1000)
-    parser.add_argument("--interval", type=float, default=10.0, help="seconds between two probes of a check")
-    parser.add_argument("--duration", type=float, default=60.0, help="measured seconds (after the warm-up)")
-    parser.add_argument(
-        "--warmup", type=float, default=None, help="seconds excluded at start (default: one interval and its jitter)"
-    )
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: small counts, short windows (≈ 3 min)")
+    parser.add_argument("--checks", type=int, help="checks of the 100/s runs (default 1000; quick 200)")
+    parser.add_argument("--interval", type=float, help="their interval, s (default 10; quick 2)")
+    parser.add_argument("--window", type=float, help="measured seconds of the 100/s runs (default 60; quick 15)")
+    parser.add_argument("--repeats", type=int, help="A B pairs at 100/s, per scheme (default 2; quick 1)")
+    parser.add_argument("--rates", help=f"ramp, probes/s, comma-separated (default {RATES})")
+    parser.add_argument("--ramp-interval", type=float, help="interval of the ramp's checks, s (default 5; quick 2)")
+    parser.add_argument("--ramp-window", type=float, help="measured seconds of each ramp step (default 30; quick 15)")
+    parser.add_argument("--scrape-every", type=float, default=15.0, help="tpmon's /metrics scrape period, s")
     parser.add_argument("--networks", type=int, default=10)
-    parser.add_argument("--https", action="store_true", help="TLS on the farm (local CA, ca_file in the checks)")
+    parser.add_argument("--no-https", action="store_true", help="skip the HTTPS runs at 100/s")
+    parser.add_argument("--no-ramp", action="store_true")
+    parser.add_argument("--no-base", action="store_true", help="skip the 100/s runs (the ramp only)")
+    parser.add_argument("--no-peer", action="store_true", help="tpmon alone (no Prometheus + blackbox_exporter)")
+    parser.add_argument("--profile", type=Path, help="py-spy raw profile of tpmon's first HTTP 100/s window")
+    parser.add_argument("--json", type=Path, help="also write the JSON object to this file")
     args = parser.parse_args()
-    if args.warmup is None:
-        # The first runs are spread over one interval without jitter, the later ones with it: from one
-        # interval and its jitter on, every check's phase is uniform and the expected rate is exact.
-        args.warmup = args.interval * (1 + JITTER)
-    if args.checks < 1 or args.interval <= 0 or args.duration <= 0 or args.networks < 1:
-        parser.error("--checks, --interval, --duration and --networks must be positive")
+    quick = args.quick
+    checks = args.checks or (200 if quick else 1000)
+    interval = args.interval or (2.0 if quick else 10.0)
+    window = args.window or (15.0 if quick else 60.0)
+    repeats = args.repeats or (1 if quick else 2)
+    rates = [float(r) for r in (args.rates or (QUICK_RATES if quick else RATES)).split(",")]
+    ramp_interval = args.ramp_interval or (2.0 if quick else 5.0)
+    ramp_window = args.ramp_window or (15.0 if quick else 30.0)
+    if min(checks, interval, window, repeats, ramp_interval, ramp_window, args.scrape_every, *rates) <= 0:
+        parser.error("counts, rates, intervals and windows must be positive")
 
     def terminate(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt  # unwinds through every `finally`: children stopped, temp folder removed
 
     signal.signal(signal.SIGTERM, terminate)
+    contenders = ["tpmon"] if args.no_peer else ["tpmon", "peer"]
     root = Path(tempfile.mkdtemp(prefix="tpmon-bench-"))
+    started, load0 = time.monotonic(), load_1m()
+    out: dict[str, Any] = {
+        "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "quick": quick,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cores": os.cpu_count(),
+        "load_1m_start": load0,
+        "criteria": {
+            "lag_p99_ms_below": LAG_P99_LIMIT_S * 1000,
+            "missed_share_below": MISSED_LIMIT,
+            "success_ratio_at_least": SUCCESS_FLOOR,
+        },
+    }
     try:
-        figures = run(args, root)
+        out["versions"] = versions()
+        with farm(root / "farm") as target_farm:
+
+            def measure(who: str, targets: list[Target], every: float, https: bool, span: float) -> dict[str, Any]:
+                name = f"{who}-{len(targets)}-{every:g}-{'https' if https else 'http'}"
+                profile = args.profile if who == "tpmon" and not https and every == interval else None
+                if who == "tpmon":
+                    got = run_tpmon(
+                        target_farm,
+                        targets,
+                        interval=every,
+                        https=https,
+                        window=span,
+                        scrape_every=args.scrape_every,
+                        root=root / name,
+                        profile=profile,
+                    )
+                    if profile is not None:
+                        args.profile = None  # only the first one
+                else:
+                    got = peer.run(
+                        target_farm,
+                        targets,
+                        interval=every,
+                        timeout=timeout_for(every),
+                        https=https,
+                        window=span,
+                        root=root / name,
+                    )
+                shutil.rmtree(root / name, ignore_errors=True)
+                verdict = judge(got, len(targets), every, https)
+                say(
+                    f"{who} {verdict['scheme']} {verdict['intended_per_s']:g}/s: target {verdict['target_per_s']}/s, "
+                    f"{verdict['cpu_ms_per_probe']} ms CPU/probe, lag p99 {verdict['lag_p99_ms']} ms, "
+                    f"RSS {verdict['peak_rss_mib']} MiB, load {load_1m()}, "
+                    f"others {verdict['meter']['host_other_cpu_pct']} % CPU, "
+                    f"{'sustained' if verdict['sustained'] else 'NOT sustained ' + ','.join(verdict['failed'])}"
+                )
+                return verdict
+
+            base_targets = plan(checks, args.networks)
+            for https in [] if args.no_base else [False] if args.no_https else [False, True]:
+                runs = [
+                    measure(who, base_targets, interval, https, window) for _ in range(repeats) for who in contenders
+                ]
+                out[f"at_{checks / interval:g}_per_s_{'https' if https else 'http'}"] = {
+                    "runs": runs,
+                    "cpu_ms_per_probe": pair_ratio(runs, "cpu_ms_per_probe"),
+                    "peak_rss_mib": pair_ratio(runs, "peak_rss_mib"),
+                }
+            if not args.no_ramp:
+                out["ramp"] = ramp(measure, contenders, rates, ramp_interval, ramp_window, args.networks)
     except KeyboardInterrupt:
         say("interrupted")
         return 130
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    print(json.dumps(figures))
+    out["load_1m_end"] = load_1m()
+    out["duration_s"] = round(time.monotonic() - started)
+    out["summary"] = summary(out, checks / interval)
+    text = json.dumps(out, ensure_ascii=False)
+    if args.json is not None:
+        args.json.write_text(text + "\n", encoding="utf-8")
+    print(text)
     return 0
+
+
+def ramp(
+    measure: Callable[[str, list[Target], float, bool, float], dict[str, Any]],
+    contenders: list[str],
+    rates: list[float],
+    interval: float,
+    window: float,
+    networks: int,
+) -> dict[str, Any]:
+    """Each rate in turn (the order of the contenders alternating), each contender until it fails a step twice."""
+    steps: list[dict[str, Any]] = []
+    highest: dict[str, float | None] = dict.fromkeys(contenders)
+    going = set(contenders)
+    for number, rate in enumerate(rates):
+        if not going:
+            break
+        targets = plan(round(rate * interval), networks)
+        order = contenders if number % 2 == 0 else contenders[::-1]
+        for who in order:
+            if who not in going:
+                continue
+            verdict = measure(who, targets, interval, False, window)
+            steps.append(verdict)
+            if not verdict["sustained"]:  # the cores are shared: a step fails when it fails twice in a row
+                verdict = measure(who, targets, interval, False, window)
+                verdict["retry"] = True
+                steps.append(verdict)
+            if verdict["sustained"]:
+                highest[who] = rate
+            else:
+                going.discard(who)
+    return {
+        "interval_s": interval,
+        "rates": rates,
+        "steps": steps,
+        "highest_sustained_per_s": highest,
+        "beyond_the_last_rate": sorted(going),  # sustained every rate tried: the figure is a lower bound
+    }
+
+
+def summary(out: dict[str, Any], base_rate: float) -> dict[str, Any]:
+    """The key figures and the tpmon / peer ratios."""
+    found: dict[str, Any] = {}
+    for scheme in ("http", "https"):
+        block = out.get(f"at_{base_rate:g}_per_s_{scheme}")
+        if block is None:
+            continue
+        found[f"cpu_ms_per_probe_{scheme}"] = block["cpu_ms_per_probe"]
+        if scheme == "http":
+            found["peak_rss_mib"] = block["peak_rss_mib"]
+            tpmon_runs = [r for r in block["runs"] if r["contender"] == "tpmon"]
+            found["tpmon_scrape"] = [
+                {
+                    "bytes": r["scrapes"]["bytes"],
+                    "duration_ms": r["scrapes"]["duration_ms"],
+                    "cpu_ms_each": r["scrapes"]["cpu_ms_each"],
+                    "target_stall_ms": r["scrapes"]["target_stall_ms"],
+                    "target_gap_between_scrapes_ms": r["scrapes"]["target_gap_between_scrapes_ms"],
+                    "lag_p50_ms": r["lag_p50_ms"],
+                    "lag_p99_ms": r["lag_p99_ms"],
+                }
+                for r in tpmon_runs
+            ]
+            found["db_bytes_per_result"] = [r["db_bytes_per_result"] for r in tpmon_runs]
+            found["db_table_bytes_per_result"] = [r["db_table_bytes_per_result"] for r in tpmon_runs]
+    if "ramp" in out:
+        highest = out["ramp"]["highest_sustained_per_s"]
+        mine, theirs = highest.get("tpmon"), highest.get("peer")
+        found["highest_sustained_per_s"] = {
+            **highest,
+            "ratio": round(mine / theirs, 3) if mine and theirs else None,
+            "lower_bounds": out["ramp"]["beyond_the_last_rate"],
+        }
+    found["load_1m"] = [out["load_1m_start"], out.get("load_1m_end")]
+    found["cores"] = out["cores"]
+    return found
 
 
 if __name__ == "__main__":

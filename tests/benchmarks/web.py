@@ -10,7 +10,8 @@ scheduler, store writer and housekeeper run during the load as in production), s
 users do, then for each page: one GET (status, ETag), a warm-up, and `wrk --latency` for `--duration`
 seconds; when the page has an ETag, the same again with `If-None-Match` (a Lua script counts the answers'
 status codes: all must be 304). Prints ONE JSON object on stdout, progress on stderr. Exits non-zero when
-it cannot set up (wrk missing, database not empty, server not ready), never because a target is missed.
+it cannot set up (wrk missing, database not empty, server not ready) and when a conditional answer is not
+a 304 (a wrong answer: `all_304` false in the JSON, the page named on stderr), never because a target is missed.
 
 Needs wrk: `apt-get install -y --no-install-recommends wrk`. --database-url must name an empty database,
 e.g. a fresh PostgreSQL one: `runuser -u postgres -- psql -c 'CREATE DATABASE tpmon_bench'` then
@@ -34,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -85,8 +87,19 @@ def say(message: str) -> None:
 
 
 def _ms(text: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    found = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if found is None:
+        raise SystemExit(f"wrk printed a latency this script cannot read: {text!r}")
+    number, unit = found.groups()
     return round(float(number) * UNITS[unit], 3)
+
+
+def _needed(pattern: str, output: str) -> str:
+    """The first group of `pattern` in wrk's output, which must be there."""
+    found = re.search(pattern, output)
+    if found is None:
+        raise SystemExit(f"wrk printed no {pattern!r}:\n{output}")
+    return found.group(1)
 
 
 def parse_wrk(output: str) -> dict[str, Any]:
@@ -95,14 +108,17 @@ def parse_wrk(output: str) -> dict[str, Any]:
     latency = re.search(r"^\s+Latency\s+(\S+)\s+(\S+)\s+(\S+)", output, re.M)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
     non_2xx_3xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    statuses: Counter[str] = Counter()  # one line per thread and status code
+    for code, n in re.findall(r"^status (\d+) (\d+)$", output, re.M):
+        statuses[code] += int(n)
     return {
-        "req_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
-        "requests": int(re.search(r"(\d+) requests in", output).group(1)),  # type: ignore[union-attr]
+        "req_per_s": float(_needed(r"Requests/sec:\s+([\d.]+)", output)),
+        "requests": int(_needed(r"(\d+) requests in", output)),
         **{f"p{q}_ms": _ms(percentiles[q]) if q in percentiles else None for q in ("50", "90", "99")},
         "max_ms": _ms(latency.group(3)) if latency else None,
         "socket_errors": sum(int(n) for n in errors.groups()) if errors else 0,
         "non_2xx_3xx": int(non_2xx_3xx.group(1)) if non_2xx_3xx else 0,
-        "statuses": {code: int(n) for code, n in re.findall(r"^status (\d+) (\d+)$", output, re.M)},
+        "statuses": dict(statuses),
     }
 
 
@@ -205,7 +221,7 @@ def serving(root: Path, config: Path, url: str, loop: str, http: str) -> Iterato
     env = {**os.environ, "TPMON_DATABASE_URL": url}
     env.pop("TPMON_CONFIG", None)
     command = [*tpmon_command(loop, http), "serve", "--config", str(config), "--port", str(port)]
-    command += ["--pid-file", str(root / "tpmon.pid"), "--log-level", "warning"]
+    command += ["--pid-file", str(root / "tpmon.pid"), "--log-level", "warning", "--no-admin"]
     log_path = root / "serve.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
@@ -256,8 +272,16 @@ def measure(base: str, path: str, pid: int, args: argparse.Namespace) -> dict[st
     etag = httpx.get(base + path, headers=IDENTITY, timeout=30).headers.get("etag")
     check = httpx.get(base + path, headers={"If-None-Match": etag or "", **IDENTITY}, timeout=30)
     run_wrk(base + path, args, etag, seconds=args.warmup)
-    figures["conditional"] = {"etag": etag, "single_status": check.status_code}
-    figures["conditional"].update(run_wrk(base + path, args, etag, seconds=seconds, pid=pid))
+    conditional: dict[str, Any] = {"etag": etag, "single_status": check.status_code}
+    conditional.update(run_wrk(base + path, args, etag, seconds=seconds, pid=pid))
+    # The page did not change: every answer must be a 304 (wrk counted by WRK_SCRIPT), or the validator is wrong.
+    conditional["all_304"] = check.status_code == 304 and conditional["statuses"] == {"304": conditional["requests"]}
+    if not conditional["all_304"]:
+        say(
+            f"{path}: conditional answers NOT all 304: one GET got {check.status_code}, "
+            f"wrk counted {conditional['statuses']} of {conditional['requests']} requests"
+        )
+    figures["conditional"] = conditional
     return figures
 
 
@@ -353,6 +377,15 @@ def main() -> int:
         else:
             shutil.rmtree(root, ignore_errors=True)
     print(json.dumps(figures, indent=2))
+    not_304 = [
+        f"{run['server']['loop']}:{run['server']['http']} {path}"
+        for run in figures["runs"]
+        for path, page in run["pages"].items()
+        if page["conditional"] is not None and not page["conditional"]["all_304"]
+    ]
+    if not_304:
+        say(f"FAILED: conditional answers must all be 304, they were not on: {', '.join(not_304)}")
+        return 1
     return 0
 
 

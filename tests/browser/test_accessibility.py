@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from axe_playwright_python.base import AXE_SCRIPT  # type: ignore[import-untyped]
+from axe_playwright_python.sync_playwright import Axe  # type: ignore[import-untyped]  # it ships no type information
 from playwright.sync_api import Page
 
 if TYPE_CHECKING:
@@ -13,15 +13,13 @@ if TYPE_CHECKING:
 
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 INFORMATION_TAGS = ["best-practice"]
+AXE = Axe()  # axe-core as bundled by axe-playwright-python, through its public API
+AXE_OPTIONS = {"runOnly": {"type": "tag", "values": WCAG_TAGS + INFORMATION_TAGS}, "resultTypes": ["violations"]}
 
 
 def run_axe(page: Page) -> list[dict[str, Any]]:
     """axe's violations for the WCAG 2.1 A/AA rules and the best practices (the context bypasses the CSP)."""
-    if not page.evaluate("typeof window.axe === 'object'"):  # once per load; the widths reuse the page
-        page.evaluate(AXE_SCRIPT)
-    options = {"runOnly": {"type": "tag", "values": WCAG_TAGS + INFORMATION_TAGS}, "resultTypes": ["violations"]}
-    results: dict[str, Any] = page.evaluate("options => axe.run(document, options)", options)
-    violations: list[dict[str, Any]] = results["violations"]
+    violations: list[dict[str, Any]] = AXE.run(page, options=AXE_OPTIONS).response["violations"]
     return violations
 
 

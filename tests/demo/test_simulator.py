@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from monitor.config import load_config
+from monitor.config import HttpCheck, load_config
 from monitor.demo.certs import DemoCerts, make_certs
 from monitor.demo.clock import VirtualClock
 from monitor.demo.scenario import Scenario, load_scenario
@@ -64,12 +64,13 @@ def test_every_simulated_endpoint_is_probed_by_the_demo_config() -> None:
     urls = {c.url.split("}/", 1)[1] for _, c in settings.checks() if c.kind == "http"}
     endpoints = {key for event in SCENARIO.events for key in event.endpoints}
     assert endpoints <= urls, endpoints - urls
-    for event in SCENARIO.events:
-        for component in (event.incident or {}).get("statuses", {}):
-            kind, _, path = component.partition(":")
-            network, _, name = path.partition("/")
-            assert network in settings.networks, component
-            assert name in (settings.networks[network].lines if kind == "line" else settings.flows), component
+    declared = [component for event in SCENARIO.events for component in (event.incident or {}).get("statuses", {})]
+    assert declared
+    for component in declared:
+        kind, _, path = component.partition(":")
+        network, _, name = path.partition("/")
+        assert network in settings.networks, component
+        assert name in (settings.networks[network].lines if kind == "line" else settings.flows), component
     networks = {"viamedis", "almerys", "sp-sante", "isante", "actil", "santeclair", "kalixia", "itelis"}
     assert networks | {"carte-blanche", "seveane"} == set(settings.networks)
     assert {line for n in settings.networks.values() for line in n.lines} == set(settings.lines)
@@ -103,6 +104,7 @@ async def test_tpmon_probes_see_banners_slowness_and_resets(
     env = {"TPMON_DEMO_HTTP": http_url, "TPMON_DEMO_TLS": tls_url}
     settings = load_config(ROOT / "config" / "demo.yaml", environ=env)
     portail = next(c for n, c in settings.checks() if n == "viamedis" and c.name == "portail")
+    assert isinstance(portail, HttpCheck)
     portail = portail.model_copy(update={"ca_file": str(certs.ca_file)})
     async with HttpClients() as clients:
         ctx = ProbeContext("viamedis", clients.get(), "tpmon-test", env, clock, clients)
@@ -127,6 +129,7 @@ async def test_tpmon_probes_see_banners_slowness_and_resets(
         )
         sim.scenario = reset_scenario
         dre = next(c for n, c in settings.checks() if n == "viamedis" and c.name == "dre")
+        assert isinstance(dre, HttpCheck)
         reset = await probe(dre, ctx)
         assert not reset.success
         assert reset.reason in (FailureReason.CONNECT, FailureReason.PROTOCOL)

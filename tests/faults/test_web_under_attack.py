@@ -17,7 +17,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from attackers import (
+from prometheus_client.parser import text_string_to_metric_families
+from targets import Server, Target, wait_for
+
+from .attackers import (
     EndlessHeaders,
     IdleCrowd,
     QueryStorm,
@@ -26,8 +29,6 @@ from attackers import (
     running,
     timed_get,
 )
-from prometheus_client.parser import text_string_to_metric_families
-from targets import Server, Target, wait_for
 
 CONFIG = """
 defaults: {{interval: 2s, timeout: 1900ms, failure_threshold: 1, success_threshold: 1}}

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 import trustme
-from probe_targets import ENVIRON, USER_AGENT, HttpServer, Servers, server_context
 
 from monitor.probes import ProbeContext
 from monitor.probes.clients import HttpClients
+
+from .probe_targets import ENVIRON, USER_AGENT, HttpServer, Servers, server_context
 
 
 @pytest.fixture

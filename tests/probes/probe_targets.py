@@ -16,7 +16,7 @@ SECRET = "s3cr3t-Tok3n-4242"
 ENVIRON = {"TPMON_TEST_TOKEN": SECRET, "TPMON_TEST_HOST": "127.0.0.1"}
 USER_AGENT = "tpmon-test/1.0"
 
-Connection = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+Connection = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[object]]
 
 
 @dataclass

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from probe_targets import SECRET, USER_AGENT, HttpServer, Request, http_check, reply
-
 from monitor.models import FailureReason
 from monitor.probes import ProbeContext
 from monitor.probes.http import probe
+
+from .probe_targets import SECRET, USER_AGENT, HttpServer, Request, http_check, reply
 
 
 async def test_success_sets_status_phases_and_user_agent(http_server: HttpServer, ctx: ProbeContext) -> None:

@@ -7,11 +7,12 @@ import ssl
 from typing import Any
 
 import pytest
-from probe_targets import HttpServer, Servers, http_check, reply
 
 from monitor.models import FailureReason
 from monitor.probes import ProbeContext
 from monitor.probes.http import probe
+
+from .probe_targets import HttpServer, Servers, http_check, reply
 
 
 @pytest.mark.parametrize(

@@ -10,12 +10,13 @@ import time
 from typing import Any
 
 import pytest
-from probe_targets import HttpServer, Request, Servers, http_check, reply, response_head
 
 from monitor.config import HttpCheck
 from monitor.models import FailureReason
 from monitor.probes import ProbeContext
 from monitor.probes.http import probe
+
+from .probe_targets import HttpServer, Request, Servers, http_check, reply, response_head
 
 GRACE = 0.5
 
@@ -141,7 +142,7 @@ async def test_redirect_loop(http_server: HttpServer, ctx: ProbeContext) -> None
 
 
 async def test_refused_and_unresolvable(ctx: ProbeContext, servers: Servers) -> None:
-    server = await servers.raw(hang)
+    server = await servers.raw(lambda reader, writer: reader.read())
     port = server.port
     await server.stop()
     servers.started.remove(server)

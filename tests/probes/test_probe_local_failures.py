@@ -9,7 +9,6 @@ import resource
 from collections.abc import Iterator
 
 import pytest
-from probe_targets import HttpServer, dns_check, http_check, reply, tcp_check, tls_check
 
 from monitor.models import FailureReason, ProbeResult
 from monitor.probes import ProbeContext
@@ -18,6 +17,8 @@ from monitor.probes.http import probe as http_probe
 from monitor.probes.outcome import local_cause
 from monitor.probes.tcp import probe as tcp_probe
 from monitor.probes.tls import probe as tls_probe
+
+from .probe_targets import HttpServer, dns_check, http_check, reply, tcp_check, tls_check
 
 
 @contextlib.contextmanager

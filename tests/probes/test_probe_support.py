@@ -4,24 +4,28 @@ from __future__ import annotations
 
 import ssl
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import trustme
-from probe_targets import HttpServer, Servers, dns_check, http_check, reply, tcp_check, tls_check
 
-from monitor.probes import PROBES, ProbeContext, dns, http, tcp, tls
+from monitor.config import DnsCheck, HttpCheck, TcpCheck, TlsCheck
+from monitor.probes import PROBES, Probe, ProbeContext, dns, http, tcp, tls
 from monitor.probes.certs import expiry_problem, not_after
 from monitor.probes.clients import HttpClients
 from monitor.probes.conditions import MISSING, json_lookup
 from monitor.probes.outcome import MAX_DETAIL, clip
 
+from .probe_targets import HttpServer, Servers, dns_check, http_check, reply, tcp_check, tls_check
+
 
 async def test_probes_dispatch_every_kind(
     servers: Servers, http_server: HttpServer, tls_contexts: dict[str, ssl.SSLContext], ctx: ProbeContext
 ) -> None:
-    assert {"http": http.probe, "tcp": tcp.probe, "tls": tls.probe, "dns": dns.probe} == PROBES
+    expected: dict[str, Probe[Any]] = {"http": http.probe, "tcp": tcp.probe, "tls": tls.probe, "dns": dns.probe}
+    assert expected == PROBES
     http_server.routes["/"] = reply(200, "ok")
     tls_server = await servers.http(tls_contexts["good"])
-    checks = [
+    checks: list[HttpCheck | TcpCheck | TlsCheck | DnsCheck] = [
         http_check(http_server.url("/")),
         tcp_check("127.0.0.1", http_server.port),
         tls_check("127.0.0.1", tls_server.port, tls_verify=False),

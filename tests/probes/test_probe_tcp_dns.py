@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 
-from probe_targets import Servers, dns_check, http_check, tcp_check
-
 from monitor.models import FailureReason
 from monitor.probes import ProbeContext
 from monitor.probes.dns import probe as dns_probe
 from monitor.probes.http import probe as http_probe
 from monitor.probes.tcp import probe as tcp_probe
+
+from .probe_targets import Servers, dns_check, http_check, tcp_check
 
 
 async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -8,11 +8,14 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from probe_targets import Servers, tls_check
+import trustme
 
 from monitor.models import FailureReason
 from monitor.probes import ProbeContext
+from monitor.probes.certs import _chain, expiries, not_after
 from monitor.probes.tls import probe
+
+from .probe_targets import Servers, server_context, tls_check
 
 
 async def greet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -108,3 +111,28 @@ async def test_refused_and_bad_ca_file(servers: Servers, ctx: ProbeContext) -> N
     assert missing.reason is FailureReason.INTERNAL
     bare = ProbeContext(network="testnet", http=ctx.http, user_agent="x")
     assert (await probe(tls_check("tpmon-probe-test.invalid", port), bare)).reason is FailureReason.DNS
+
+
+@pytest.mark.parametrize("verify", [True, False])
+async def test_the_whole_chain_is_read_as_der(servers: Servers, ca: trustme.CA, ca_file: str, verify: bool) -> None:
+    """Leaf, intermediate and (verified) root, as DER: public API on Python 3.13, the private `_sslobj` before."""
+    intermediate = ca.create_child_ca()
+    leaf = intermediate.issue_cert("127.0.0.1")
+    server = await servers.raw(greet, server_context(leaf))
+    presented = [ssl.PEM_cert_to_DER_cert(pem.bytes().decode()) for pem in leaf.cert_chain_pems]
+    client = ssl.create_default_context(cafile=ca_file if verify else None)
+    if not verify:  # and the root unknown: only the presented chain can be had
+        client.check_hostname = False
+        client.verify_mode = ssl.CERT_NONE
+    _, writer = await asyncio.open_connection("127.0.0.1", server.port, ssl=client)
+    try:
+        ssl_object = writer.get_extra_info("ssl_object")
+        chain = list(_chain(ssl_object))
+        root = ssl.PEM_cert_to_DER_cert(ca.cert_pem.bytes().decode())
+        assert chain == ([*presented, root] if verify else presented)
+        dates = [not_after(der) for der in chain]
+        assert None not in dates
+        assert expiries(ssl_object) == (dates[0], min(d for d in dates if d is not None))
+    finally:
+        writer.close()
+        await writer.wait_closed()

@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from sqlalchemy.engine import make_url
-from store_support import TcpProxy
 
 from monitor.store import Store
+
+from .store_support import TcpProxy
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from monitor.declared.incidents import Declared
 from monitor.declared.inputs import MAX_TEXT, Bilingual
 from monitor.declared.maintenance import MaintenanceWindow, Recurrence
 from monitor.errors import IncidentError, NotFound
-from monitor.models import ComponentRef, Source, State
-from monitor.store import Store, WriteRefused, tables
+from monitor.models import ComponentRef, Source, State, Transition
+from monitor.store import Batch, Store, WriteRefused, tables
 from monitor.store import declaration_store as module
 from monitor.store.declaration_store import RESOLVED, Declarations
 
@@ -211,3 +211,42 @@ def test_overrides_put_running_maintenance_over_open_declarations(ops: Declarati
     assert found is not None and found.source is Source.MAINTENANCE
     almerys = overrides.for_component(ComponentRef("line", "almerys", "optique"))  # through its network
     assert almerys is not None and almerys.detail.startswith("maintenance:")
+
+
+def test_current_reads_open_and_newest_incidents_with_their_updates_and_the_windows(ops: Declarations) -> None:
+    """What a snapshot of the site holds, read at once: every open incident, the newest ones, the windows."""
+    old_open = open_one(ops, Bilingual("Ouvert depuis longtemps"), T0 - 100 * HOUR)
+    ids = [open_one(ops, Bilingual(f"Incident {n}"), T0 + n * HOUR) for n in range(4)]
+    for incident_id in ids:
+        ops.resolve_incident(incident_id)
+    window = ops.add_window(WEEKLY)
+    cancelled = ops.cancel_window(ops.add_window(WEEKLY).id or 0)
+    current = ops.current(recent=3)
+    assert [i.id for i in current.open] == [old_open]  # open ones, however old
+    assert [i.id for i in current.recent] == ids[:0:-1]  # the three newest, newest first
+    assert current.newest_id == max(ids)
+    assert current.recent[0] == ops.incident(ids[-1]) and current.open[0] == ops.incident(old_open)
+    assert [w.id for w in current.windows] == [window.id] and cancelled.cancelled
+    empty = Declarations(ops.store, SETTINGS)
+    with ops.store.engine.begin() as connection:
+        for table in (tables.incident_update, tables.incident, tables.maintenance_window):
+            connection.execute(table.delete())
+    assert empty.current() == module.Current([], [], 0, [])
+
+
+def test_each_declared_component_keeps_what_it_was_shown_as_just_before(ops: Declarations, store: Store) -> None:
+    """For Statuspage's old_status: the state of its last transition at or before the update, else unknown."""
+    optique = ComponentRef.parse(OPTIQUE)
+    store.write(
+        Batch(
+            transitions=[
+                Transition(optique, State.UNKNOWN, State.OPERATIONAL, T0 - HOUR, T0 - HOUR, Source.PROBE),
+                Transition(optique, State.OPERATIONAL, State.DEGRADED, T0 + HOUR, T0 + HOUR, Source.PROBE),
+            ]
+        )
+    )
+    incident_id = open_one(ops)  # at T0: optique was operational then, audio had no transition at all
+    ops.update_incident(incident_id, update(T0 + 2 * HOUR, "identified", statuses={OPTIQUE: State.PARTIAL}))
+    first, second = ops.incident(incident_id).updates
+    assert first.shown_before == {OPTIQUE: State.OPERATIONAL, AUDIO: State.UNKNOWN}
+    assert second.shown_before == {OPTIQUE: State.DEGRADED}

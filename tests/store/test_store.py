@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from store_support import CHECK, T0, sample_result, sample_transition
 
 from monitor.models import (
     CheckMemory,
@@ -19,6 +18,8 @@ from monitor.models import (
     Transition,
 )
 from monitor.store import Batch, Store, WriteRefused
+
+from .store_support import CHECK, T0, sample_result, sample_transition
 
 PARIS = timezone(timedelta(hours=1))
 FLOW = ComponentRef("flow", "viamedis", "pec")

@@ -8,10 +8,11 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy.engine import make_url
-from store_support import CHECK, T0, TcpProxy, proxied_url, sample_result, sample_transition, until
 
 from monitor.models import CheckMemory, ComponentRef, ComponentStatus, ProbeResult, Source, State, Streak
 from monitor.store import Store, StoreWriter
+
+from .store_support import CHECK, T0, TcpProxy, proxied_url, sample_result, sample_transition, until
 
 FLOW = ComponentRef("flow", "viamedis", "portail_ps")
 

@@ -1,8 +1,10 @@
-"""The web listener's limits: file descriptors budgeted for probes and the store first, then a connection cap,
-a deadline and a size cap on request heads, idle keep-alive and stalled-write timeouts, around uvicorn.
+"""The limits of `tpmon serve`'s listeners (the public one and the operators'): file descriptors budgeted for
+probes and the store first, then a connection cap for each listener, a deadline and a size cap on request heads,
+idle keep-alive and stalled-write timeouts, around uvicorn.
 
-Whoever reaches the web port must never be able to take what the probes need (issue 11: 20,000 idle half-sent
-requests took every descriptor, probes failed with "Too many open files" and healthy networks went down).
+Whoever reaches a web port must never be able to take what the probes need (issue 11: 20,000 idle half-sent
+requests took every descriptor, probes failed with "Too many open files" and healthy networks went down), nor
+lock the operators out: each listener has its own cap and its own table of idle connections.
 uvicorn's httptools protocol has no header size limit, no deadline before the first request head and no cap on
 open connections (`limit_concurrency` answers 503 only once a head is complete), so `guarded_protocol` adds them.
 """
@@ -20,24 +22,24 @@ import struct
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .config import Settings
 from .errors import MonitorError
 
-__all__ = ["ListenerLimits", "budget_file_descriptors", "guarded_protocol", "listener_config"]
+__all__ = ["ListenerLimits", "budget_file_descriptors", "guarded_protocol", "uvicorn_settings"]
 
 log = logging.getLogger("tpmon.listener")
 
 FILES_PER_PROBE = 2  # its socket, and the resolver's while it looks the name up
 FILES_FOR_THE_REST = 64  # the store's pool and files, logs, the event loop's own, uvicorn's listening socket
 MIN_CONNECTIONS = 16
+ADMIN_SHARE = 8  # the operators' listener gets this fraction of the room (1/8), the public one the rest
 
 
 @dataclass(frozen=True)
 class ListenerLimits:
-    """What the web listener allows; `file_limit` and `reserved` say how `max_connections` was derived."""
+    """What one listener allows; `file_limit` and `reserved` say how `max_connections` was derived."""
 
     max_connections: int
     max_header_bytes: int
@@ -49,7 +51,7 @@ class ListenerLimits:
 
     def __str__(self) -> str:
         return (
-            f"at most {self.max_connections} web connections (file descriptors: limit {self.file_limit}, "
+            f"at most {self.max_connections} connections (file descriptors: limit {self.file_limit}, "
             f"{self.reserved} kept for probes and the store), request heads ≤ {self.max_header_bytes} bytes "
             f"within {self.header_timeout:g} s, idle connections closed after {self.keepalive_timeout:g} s"
         )
@@ -62,10 +64,12 @@ def _open_files() -> int:
         return 256
 
 
-def budget_file_descriptors(settings: Settings) -> ListenerLimits:
-    """Raise the soft RLIMIT_NOFILE to the hard one, keep what probes and the store need, give the web the rest.
+def budget_file_descriptors(settings: Settings, *, admin: bool = False) -> tuple[ListenerLimits, ListenerLimits | None]:
+    """Raise the soft RLIMIT_NOFILE to the hard one, keep what probes and the store need, give the listeners the
+    rest: the operators' listener (when `admin`) an eighth of it (at least MIN_CONNECTIONS), the public one the rest.
 
-    MonitorError when the rest is below MIN_CONNECTIONS: better not to start than to let readers starve probes.
+    MonitorError when a listener would get less than MIN_CONNECTIONS: better not to start than to let readers
+    starve probes.
     """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
@@ -79,22 +83,29 @@ def budget_file_descriptors(settings: Settings) -> ListenerLimits:
     kept_alive = sum(1 for _, check in settings.checks() if getattr(check, "reuse_connection", False))
     reserved = _open_files() + FILES_PER_PROBE * settings.max_concurrency + kept_alive + FILES_FOR_THE_REST
     room = limit - reserved
-    if room < MIN_CONNECTIONS:
+    web = settings.web
+    admin_room = min(web.max_connections, max(MIN_CONNECTIONS, room // ADMIN_SHARE)) if admin else 0
+    if room - admin_room < MIN_CONNECTIONS:
+        needed = MIN_CONNECTIONS + admin_room
         raise MonitorError(
             f"file descriptors: the limit is {limit} and probes (max_concurrency {settings.max_concurrency}) and "
-            f"the store need {reserved}, which leaves {max(room, 0)} for web readers (at least {MIN_CONNECTIONS}): "
+            f"the store need {reserved}, which leaves {max(room, 0)} for the web listeners (at least {needed}): "
             "raise it (`ulimit -n`, systemd LimitNOFILE=) or lower max_concurrency"
         )
-    web = settings.web
-    return ListenerLimits(
-        max_connections=min(web.max_connections, room),
-        max_header_bytes=web.max_header_bytes,
-        header_timeout=web.header_timeout,
-        keepalive_timeout=web.keepalive_timeout,
-        send_timeout=web.send_timeout,
-        file_limit=limit,
-        reserved=reserved,
-    )
+
+    def limits(connections: int) -> ListenerLimits:
+        return ListenerLimits(
+            max_connections=connections,
+            max_header_bytes=web.max_header_bytes,
+            header_timeout=web.header_timeout,
+            keepalive_timeout=web.keepalive_timeout,
+            send_timeout=web.send_timeout,
+            file_limit=limit,
+            reserved=reserved,
+        )
+
+    public = limits(min(web.max_connections, room - admin_room))
+    return public, (limits(admin_room) if admin else None)
 
 
 _TOO_LARGE = (
@@ -220,19 +231,13 @@ def guarded_protocol(limits: ListenerLimits) -> type[asyncio.Protocol]:
     return type("GuardedHttpTools", (_Guarded,), {"limits": limits, "idle": {}})
 
 
-def listener_config(app: Any, host: str, port: int, limits: ListenerLimits) -> uvicorn.Config:
-    """uvicorn's config for `tpmon serve`: the guarded protocol, and uvicorn's own settings where it has them."""
-    return uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        http=guarded_protocol(limits),
-        timeout_keep_alive=max(1, math.ceil(limits.keepalive_timeout)),
-        h11_max_incomplete_event_size=limits.max_header_bytes,  # if someone forces h11
+def uvicorn_settings(limits: ListenerLimits) -> dict[str, Any]:
+    """uvicorn's settings for a listener with `limits`: the guarded protocol, and uvicorn's own where it has them."""
+    return {
+        "http": guarded_protocol(limits),
+        "timeout_keep_alive": max(1, math.ceil(limits.keepalive_timeout)),
+        "h11_max_incomplete_event_size": limits.max_header_bytes,  # if someone forces h11
         # uvloop accepts a whole queue in one go: 2048 (uvicorn's default) new connections cost the loop ~0.25 s
         # before a probe's answer is read again; nginx's 511 keeps a flood's bursts short
-        backlog=511,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-    )
+        "backlog": 511,
+    }
