@@ -114,6 +114,7 @@ _TOO_LARGE = (
 )
 
 
+_HEAD_END = b"\r\n\r\n"
 _RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a reset
 
 
@@ -132,8 +133,10 @@ class _Guarded(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._in_head = True  # reading a request head: from the first byte (or the connection) to its end
-        self._head_bytes = 0
+        self._in_head = True  # reading a request head: from the connection (or the previous request's end) to its end
+        self._head_bytes = 0  # of the head being read, before the last chunk
+        self._tail = b""  # the last bytes of the head so far: its end may straddle two chunks
+        self._ended = False  # a request ended in the chunk being parsed
         self._head_timer: asyncio.TimerHandle | None = None
         self._send_timer: asyncio.TimerHandle | None = None
 
@@ -177,27 +180,46 @@ class _Guarded(HttpToolsProtocol):
 
     # --- request heads: a size cap and a deadline ----------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
+        if self._in_head and not self.transport.is_closing() and self._head_over(data):
+            self.logger.info("request head over %d bytes: 431", self.limits.max_header_bytes)
+            self.transport.write(_TOO_LARGE)
+            self._close()
+            return
+        self._ended = False
         super().data_received(data)
-        if self._in_head and not self.transport.is_closing():
-            self._head_bytes += len(data)
-            if self._head_bytes > self.limits.max_header_bytes:
-                self.logger.info("request head over %d bytes: 431", self.limits.max_header_bytes)
-                self.transport.write(_TOO_LARGE)
-                self._close()
+        if self._ended and self._in_head:  # a request ended in this chunk and the next began: its head so far
+            end = data.rfind(_HEAD_END)
+            self._head_bytes, self._tail = (len(data) - end - len(_HEAD_END), data[-3:]) if end >= 0 else (0, b"")
+
+    def _head_over(self, data: bytes) -> bool:
+        """Whether the head being read, with `data`, is over the cap — checked before the parser sees `data`, so
+        that a head that comes whole in one chunk is held to it too. Bytes after the head's end are the body's or
+        the next request's: counted once the parser has told which."""
+        seen = self._tail + data
+        end = seen.find(_HEAD_END)
+        if end >= 0:
+            return self._head_bytes - len(self._tail) + end + len(_HEAD_END) > self.limits.max_header_bytes
+        self._head_bytes += len(data)
+        self._tail = seen[-3:]
+        return self._head_bytes > self.limits.max_header_bytes
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._in_head, self._head_bytes = True, 0
+        self._in_head = True
         if self._head_timer is None:
             self._head_timer = self.loop.call_later(self.limits.header_timeout, self._head_too_slow)
 
     def on_headers_complete(self) -> None:
-        self._in_head = False
+        self._in_head, self._head_bytes, self._tail = False, 0, b""
         self.idle.pop(self, None)
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
         super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._in_head, self._ended = True, True  # what comes next is the next request's head
 
     def _head_too_slow(self) -> None:
         self._head_timer = None

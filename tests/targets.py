@@ -111,7 +111,10 @@ class Server:
                 stdout=log,
                 stderr=log,
             )
-        wait_for(lambda: self.get("/healthz").status_code == 200 or self._died(), what="tpmon serve to answer")
+        # a generous deadline: migrations and the first evaluation on a loaded machine (2 cores, ~8 engineers)
+        wait_for(
+            lambda: self.get("/healthz").status_code == 200 or self._died(), timeout=60, what="tpmon serve to answer"
+        )
         return self
 
     def _died(self) -> bool:

@@ -89,3 +89,7 @@ def test_the_safe_operation_table_lists_every_web_setting_with_its_default() -> 
         (page_cache.MAX_NEW_BUILDS, "pages jamais vues"),
     ):
         assert f"{number:,}".replace(",", " ") + " " + words in said, words
+    from monitor import listener_limits
+
+    shares = {8: "un huitième"}  # of the file descriptors' room, for the operators' listener
+    assert f"{shares[listener_limits.ADMIN_SHARE]} (au moins {listener_limits.MIN_CONNECTIONS})" in said

@@ -104,16 +104,23 @@ def test_twenty_thousand_idle_connections_never_starve_the_probes(server: Limite
                 answer, seconds = timed_get(reader, path)
                 assert answer.status_code == 200, path
                 assert seconds < 1.0, (path, seconds)
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.admin_port}", timeout=5) as operator:
+            answer, seconds = timed_get(operator, "/healthz")  # the public port's flood took none of its room
+            assert answer.status_code == 200 and seconds < 1.0, seconds
         assert open_fds(pid(server)) < SERVER_FILES[1]  # the listener's cap held: descriptors were left over
         # probes go on meanwhile: at least two more rounds of the three HTTP checks
         wait_for(lambda: sum(target.hits.values()) >= hits + 6, what="two more rounds of probes")
     finally:
         attack.close()
-    # the soft limit was raised to the hard one, and the connection cap derived from what probes leave over
+    # the soft limit was raised to the hard one, and the connection caps derived from what probes leave over
     log = server.log.read_text()
-    budget = re.search(r"at most (\d+) web connections \(file descriptors: limit (\d+), (\d+) kept", log)
-    assert budget is not None and int(budget.group(2)) == SERVER_FILES[1]
-    assert int(budget.group(1)) == SERVER_FILES[1] - int(budget.group(3)) < 2048
+    budget = re.search(r"public listener: at most (\d+) connections \(file descriptors: limit (\d+), (\d+) kept", log)
+    admin = re.search(r"operators' listener: at most (\d+) connections", log)
+    assert budget is not None and admin is not None, log
+    assert int(budget.group(2)) == SERVER_FILES[1]
+    room = SERVER_FILES[1] - int(budget.group(3))
+    assert int(admin.group(1)) == max(16, room // 8)  # the operators' share, apart from the public one
+    assert int(budget.group(1)) == room - int(admin.group(1)) < 2048
     after = probe_results(server)
     failed = {result: n - before.get(result, 0.0) for result, n in after.items() if result != "success"}
     assert not any(failed.values()), f"probes failed during the attack: {failed}"
@@ -222,6 +229,32 @@ def test_a_reader_that_takes_nothing_of_the_answers_is_cut_off(strict: LimitedSe
         sock.sendall(b"GET /reseaux/alpha HTTP/1.1\r\nHost: x\r\n\r\n" * 200)  # pipelined, never read
         wait_for(lambda: tcp_state(sock) == 7, timeout=10, what="the server to reset the connection")
     assert strict.get("/healthz").status_code == 200
+
+
+def test_the_operators_listener_has_the_same_limits_and_its_own_room(strict: LimitedServer) -> None:
+    """A flood of the public port never takes the operators' connections; their port cuts what the public one does."""
+    public = [socket.create_connection(("127.0.0.1", strict.port)) for _ in range(40)]  # past the public cap
+    with socket.create_connection(("127.0.0.1", strict.admin_port)) as slow:
+        try:
+            slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # slowloris on the operators' port
+            answer = httpx.get(f"http://127.0.0.1:{strict.admin_port}/healthz", timeout=5)
+            assert answer.status_code == 200
+            seconds = closed_by_server(slow, within=10)
+            assert seconds is not None and seconds < 5
+        finally:
+            for sock in public:
+                sock.close()
+    for port in (strict.port, strict.admin_port):  # a head over the cap that comes whole, in one chunk
+        with socket.create_connection(("127.0.0.1", port)) as big:
+            big.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-a: " + b"a" * 8192 + b"\r\n\r\n")
+            assert big.recv(4096).startswith(b"HTTP/1.1 431 "), port
+        with socket.create_connection(("127.0.0.1", port)) as fair:  # under it, two pipelined in one chunk
+            fair.sendall((b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-a: " + b"a" * 3000 + b"\r\n\r\n") * 2)
+            answers = b""
+            while answers.count(b"HTTP/1.1 200 ") < 2:
+                more = fair.recv(65536)
+                assert more, answers
+                answers += more
 
 
 def test_past_the_connection_cap_the_longest_idle_connection_makes_room(strict: LimitedServer) -> None:
