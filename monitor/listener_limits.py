@@ -1,6 +1,6 @@
 """The limits of `tpmon serve`'s listeners (the public one and the operators'): file descriptors budgeted for
 probes and the store first, then a connection cap for each listener, a deadline and a size cap on request heads,
-idle keep-alive and stalled-write timeouts, around uvicorn.
+a deadline on request bodies, idle keep-alive and stalled-write timeouts, around uvicorn.
 
 Whoever reaches a web port must never be able to take what the probes need (issue 11: 20,000 idle half-sent
 requests took every descriptor, probes failed with "Too many open files" and healthy networks went down), nor
@@ -138,6 +138,7 @@ class _Guarded(HttpToolsProtocol):
         self._tail = b""  # the last bytes of the head so far: its end may straddle two chunks
         self._ended = False  # a request ended in the chunk being parsed
         self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
         self._send_timer: asyncio.TimerHandle | None = None
 
     # --- connections: a cap, and room made by closing the longest-idle one --------------------------------------
@@ -173,10 +174,10 @@ class _Guarded(HttpToolsProtocol):
             self.transport.close()
 
     def _cancel_timers(self) -> None:
-        for timer in (self._head_timer, self._send_timer):
+        for timer in (self._head_timer, self._body_timer, self._send_timer):
             if timer is not None:
                 timer.cancel()
-        self._head_timer = self._send_timer = None
+        self._head_timer = self._body_timer = self._send_timer = None
 
     # --- request heads: a size cap and a deadline ----------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
@@ -187,6 +188,9 @@ class _Guarded(HttpToolsProtocol):
             return
         self._ended = False
         super().data_received(data)
+        if not self._in_head and self._body_timer is None and not self.transport.is_closing():
+            # a head whose body has not come whole with it (a form, an API write): the body gets as long as a head
+            self._body_timer = self.loop.call_later(self.limits.header_timeout, self._body_too_slow)
         if self._ended and self._in_head:  # a request ended in this chunk and the next began: its head so far
             end = data.rfind(_HEAD_END)
             self._head_bytes, self._tail = (len(data) - end - len(_HEAD_END), data[-3:]) if end >= 0 else (0, b"")
@@ -220,6 +224,14 @@ class _Guarded(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._in_head, self._ended = True, True  # what comes next is the next request's head
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_too_slow(self) -> None:
+        self._body_timer = None
+        if not self._in_head:  # the body is still not whole: a slowloris on bodies, or a reader that left
+            self._close(abort=True)
 
     def _head_too_slow(self) -> None:
         self._head_timer = None

@@ -257,6 +257,18 @@ def test_the_operators_listener_has_the_same_limits_and_its_own_room(strict: Lim
                 answers += more
 
 
+def test_a_request_body_that_never_comes_whole_is_cut(strict: LimitedServer) -> None:
+    """The operators' sign-in reads its body: one trickled forever used to hold the connection (and its room)."""
+    with socket.create_connection(("127.0.0.1", strict.admin_port)) as sock:
+        head = (
+            b"POST /api/v1/session HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n"
+        )
+        sock.sendall(head + b'{"name": ')
+        seconds = closed_by_server(sock, within=10)
+        assert seconds is not None and seconds < 5  # header_timeout (1 s) for the body too
+    assert httpx.get(f"http://127.0.0.1:{strict.admin_port}/healthz", timeout=5).status_code == 200
+
+
 def test_past_the_connection_cap_the_longest_idle_connection_makes_room(strict: LimitedServer) -> None:
     held = [socket.create_connection(("127.0.0.1", strict.port)) for _ in range(16)]
     try:
