@@ -123,7 +123,7 @@ class Services:
     subscriptions: SubscriptionDesk | None = None  # the public e-mail subscriptions, when the config offers them
 
     def __post_init__(self) -> None:
-        self.pages = PageCache(self.stamp)
+        self.pages = PageCache(self.stamp, store_up=lambda: self.store_up, clock=self.clock)
         self._declared = Current([], [], 0, [])
         self._declared_at = self.clock()
         self._snapshot = self._take()

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import importlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -21,6 +22,7 @@ from .opscli.push_command import register as register_push
 
 DEFAULT_CONFIG = "config/example.yaml"
 DEFAULT_PID_FILE = "var/tpmon.pid"
+DEFAULT_EXPORT_URL = "http://127.0.0.1:8080"
 
 
 def port_number(text: str) -> int:
@@ -83,6 +85,7 @@ def admin_address(args: argparse.Namespace, settings: Settings) -> tuple[str, in
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .app import check_port, create_apps
+    from .listener_limits import budget_file_descriptors
     from .listeners import admin_server, public_server, serve_listeners
     from .store import Store, start_journal
 
@@ -101,9 +104,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     store = Store.open(url)
     try:  # what a previous run could not write is written first, before the board reads the store
         journal = start_journal(store, url)
-    except StoreError:
+        # after the store is open: its files are counted
+        public_limits, admin_limits = budget_file_descriptors(settings, admin=admin is not None)
+    except (StoreError, MonitorError):
         store.close()
         raise
+    listener_log = logging.getLogger("tpmon.listener")
+    listener_log.info("public listener: %s", public_limits)
+    if admin_limits is not None:
+        listener_log.info("operators' listener: %s", admin_limits)
     pid_file = Path(args.pid_file)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(str(os.getpid()), encoding="utf-8")
@@ -115,8 +124,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         reload_status=pid_file.with_suffix(".reload.json"),
         journal=journal,
     )
-    public = public_server(apps.public, args.host, args.port)
-    behind = admin_server(apps.admin, *admin) if admin is not None else None
+    public = public_server(apps.public, args.host, args.port, public_limits)
+    behind = admin_server(apps.admin, *admin, admin_limits) if admin is not None and admin_limits is not None else None
     try:
         with asyncio.Runner(loop_factory=public.config.get_loop_factory()) as runner:
             runner.run(serve_listeners(public, behind))
@@ -298,7 +307,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     path = _config_path(args)
     settings = load_config(path)
-    origin_of(args.base_url)
+    base_url = args.base_url or settings.web.public_url or DEFAULT_EXPORT_URL
+    origin_of(base_url)
     check_target(Path(args.dir))  # refuse a bad folder before touching the store
     try:
         store = Store.open(_database_url())
@@ -306,7 +316,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise MonitorError(f"export: {exc}") from None
     try:
         app = create_app(settings, store=store, schedule=False, config_path=path)
-        report = asyncio.run(export_site(app, Path(args.dir), base_url=args.base_url))
+        report = asyncio.run(export_site(app, Path(args.dir), base_url=base_url))
     finally:
         store.close()
     print(report)
@@ -419,8 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("dir", metavar="DIR", help="the folder to (re)place; a previous export or a new folder")
     export.add_argument(
         "--base-url",
-        default="http://127.0.0.1:8080",
-        help="the address the export will be served at, for the feeds' and JSON's links (default http://127.0.0.1:8080)",
+        help="the address the export will be served at, for the feeds' and JSON's links "
+        f"(default: the config's web.public_url, else {DEFAULT_EXPORT_URL})",
     )
     export.set_defaults(func=cmd_export)
 

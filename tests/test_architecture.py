@@ -42,6 +42,7 @@ RANKS: dict[str, float] = {
     "delivery": 6,  # senders: claim from the store's outbox, send by e-mail, webhook, chat
     "web": 7,
     "app": 8,
+    "listener_limits": 8,  # the listeners' limits around uvicorn: config and errors only
     "opscli": 9,
     "demo": 9,
     "listeners": 9,  # both uvicorn servers of `tpmon serve`, over the composition root

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -29,6 +31,7 @@ __all__ = [
     "Settings",
     "TcpCheck",
     "TlsCheck",
+    "WebSettings",
     "dependency_order",
 ]
 
@@ -298,6 +301,58 @@ class Network(Model):
         return tuple(g for g in groups if g), tuple(f for f in optional if f in runs)
 
 
+_HOST = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+
+
+def _host_name(value: str) -> str:
+    """A host name or an IP address, as the Host header of a request may name it; lowercased."""
+    host = value.strip().lower().removeprefix("[").removesuffix("]")
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    if not _HOST.match(host):
+        raise ValueError(
+            f"must be a host name like etat.exemple.fr or an IP address, without scheme or port{_got(value)}"
+        )
+    return host
+
+
+def _origin(value: str) -> str:
+    """`https://etat.exemple.fr[:port]`: the origin every absolute URL of the public site starts with."""
+    shown = "" if "@" in value else _got(value)  # never echo what may be a password
+    problem = f"must be the site's public origin, like https://etat.exemple.fr (http or https, no path){shown}"
+    try:
+        parts = urlsplit(value.strip())
+        port = parts.port
+    except ValueError:
+        raise ValueError(problem) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        raise ValueError(problem)
+    if parts.query or parts.fragment or parts.username is not None or parts.password is not None:
+        raise ValueError(problem)
+    host = _host_name(parts.hostname)
+    bracketed = f"[{host}]" if ":" in host else host
+    default = {"http": 80, "https": 443}[parts.scheme]
+    return f"{parts.scheme}://{bracketed}" + (f":{port}" if port is not None and port != default else "")
+
+
+def _got(value: object) -> str:
+    return f" (got {value!r})" if len(repr(value)) <= 60 else ""
+
+
+class WebSettings(Model):
+    """The public site's address, and the web listener's limits (read when `tpmon serve` starts, not on reload)."""
+
+    public_url: Annotated[str, AfterValidator(_origin)] | None = None  # absolute URLs of feeds and JSON documents
+    allowed_hosts: tuple[Annotated[str, AfterValidator(_host_name)], ...] = ()  # without public_url
+    max_connections: int = Field(default=2048, ge=16, le=65536)  # lowered to what file descriptors allow
+    max_header_bytes: int = Field(default=16384, ge=2048, le=1048576)
+    header_timeout: Annotated[Seconds, Field(le=300)] = 10.0
+    keepalive_timeout: Annotated[Seconds, Field(le=300)] = 5.0
+    send_timeout: Annotated[Seconds, Field(le=3600)] = 30.0
+
+
 class AdminSettings(Model):
     """The operators' listener (write API, partners' pushes, sign-in, later the console), apart from the public one.
 
@@ -372,6 +427,7 @@ class Settings(Model):
     user_agent: str = Field(
         default="tpmon/0.1 (+status monitor of French tiers-payant networks)", min_length=1, max_length=200
     )
+    web: WebSettings = WebSettings()
     flows: Frozen[Slug, FlowDef] = Field(
         default_factory=lambda: FrozenDict({k: FlowDef.model_validate(v) for k, v in DEFAULT_FLOWS.items()})
     )

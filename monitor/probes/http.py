@@ -185,6 +185,7 @@ async def probe(check: HttpCheck, ctx: ProbeContext) -> ProbeResult:
         return watch.failed(FailureReason.INTERNAL, str(exc))
     hops = _Hops()
     failure: tuple[FailureReason, str] | None = None
+    cause: BaseException | None = None  # tells a local failure (no file descriptor…) from the target's
     try:
         async with asyncio.timeout(check.timeout):
             answer = await _exchange(client, request, check, phases, hops, watch)
@@ -193,9 +194,9 @@ async def probe(check: HttpCheck, ctx: ProbeContext) -> ProbeResult:
         await phases.abandon()
         return result
     except httpx.HTTPError as exc:
-        failure = _transport_failure(exc, phases.stage)
+        failure, cause = _transport_failure(exc, phases.stage), exc
     except OSError as exc:
-        failure = FailureReason.CONNECT, f"connection failed {phases.stage}: {os_detail(exc)}"
+        failure, cause = (FailureReason.CONNECT, f"connection failed {phases.stage}: {os_detail(exc)}"), exc
     else:
         if answer is None:
             failure = FailureReason.TOO_MANY_REDIRECTS, f"more than {check.max_redirects} redirects"
@@ -214,4 +215,5 @@ async def probe(check: HttpCheck, ctx: ProbeContext) -> ProbeResult:
         status_code=hops.status_code,
         cert_expiry=hops.cert_expiry,
         chain_expiry=hops.chain_expiry,
+        cause=cause,
     )

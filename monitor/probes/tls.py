@@ -57,14 +57,14 @@ async def probe(check: TlsCheck, ctx: ProbeContext) -> ProbeResult:
         where = "in the TLS handshake" if handshaking else "while connecting"
         return watch.timed_out(where, phases=phases)
     except socket.gaierror as exc:
-        return watch.failed(FailureReason.DNS, f"cannot resolve: {os_detail(exc)}", phases=phases)
+        return watch.failed(FailureReason.DNS, f"cannot resolve: {os_detail(exc)}", phases=phases, cause=exc)
     except ssl.SSLError as exc:
         return watch.failed(FailureReason.TLS, tls_detail(exc), phases=phases)
     except OSError as exc:
         if handshaking:
             detail = f"connection lost in the TLS handshake: {os_detail(exc)}"
-            return watch.failed(FailureReason.TLS, detail, phases=phases)
-        return watch.failed(FailureReason.CONNECT, f"cannot connect: {os_detail(exc)}", phases=phases)
+            return watch.failed(FailureReason.TLS, detail, phases=phases, cause=exc)
+        return watch.failed(FailureReason.CONNECT, f"cannot connect: {os_detail(exc)}", phases=phases, cause=exc)
     finally:
         if writer is not None:
             await close(writer)

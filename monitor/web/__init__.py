@@ -57,8 +57,12 @@ def routes() -> list[Route | Mount]:
     return [
         *public_push_routes(),  # 404 unless the operator opens pushes on the public listener
         *api_routes(),
-        *(Route(path, cached(endpoint), methods=["GET", "HEAD"]) for path, endpoint in statuspage_routes()),
-        *(Route(path, cached(endpoint), methods=["GET", "HEAD"]) for path, endpoint in feed_routes()),
+        # documents with absolute URLs: their public origin is part of their key (never a hostile Host)
+        *(
+            Route(path, cached(endpoint, absolute=True), methods=["GET", "HEAD"])
+            for path, endpoint in statuspage_routes()
+        ),
+        *(Route(path, cached(endpoint, absolute=True), methods=["GET", "HEAD"]) for path, endpoint in feed_routes()),
         Route("/badge/{network}/{line}.svg", cached(badge), methods=["GET", "HEAD"]),
         *html_routes(),  # after the feeds: /reseaux/{network}/feed.atom is not a line
         *subscription_routes(),

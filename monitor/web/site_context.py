@@ -57,6 +57,11 @@ class SiteContext(Protocol):
         """The /metrics page (Prometheus text format) in pieces, from the same snapshot as the pages."""
         ...
 
+    @property
+    def store_up(self) -> bool:
+        """False while the store refuses or misses writes: pages then serve what they have, without waiting."""
+        ...
+
     def readiness_problems(self) -> list[str]:
         """Why the instance should not receive traffic (blocking: it may ask the store); empty when ready."""
         ...

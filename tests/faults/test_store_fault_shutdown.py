@@ -44,9 +44,13 @@ tpmon_app.QuietServer(config).run()
 TWO_LISTENERS = SCRIPT.replace(
     "tpmon_app.QuietServer(config).run()",
     """from monitor import listeners
+from monitor.config.model import WebSettings
+from monitor.listener_limits import ListenerLimits
+web = WebSettings()
+limits = ListenerLimits(64, web.max_header_bytes, web.header_timeout, web.keepalive_timeout, web.send_timeout)
 admin = Starlette(routes=[Route("/", ok)], lifespan=lifespan)
-public = listeners.public_server(app, "127.0.0.1", int(sys.argv[1]))
-behind = listeners.admin_server(admin, "127.0.0.1", int(sys.argv[2]))
+public = listeners.public_server(app, "127.0.0.1", int(sys.argv[1]), limits)
+behind = listeners.admin_server(admin, "127.0.0.1", int(sys.argv[2]), limits)
 asyncio.run(listeners.serve_listeners(public, behind))""",
 )
 
