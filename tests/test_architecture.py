@@ -60,7 +60,7 @@ INNER = {
     "declared": {"inputs": 0, "incidents": 1, "maintenance": 1, "__init__": 2},
     "probes": {
         **dict.fromkeys(("clients", "net", "phases", "certs"), 0),
-        **dict.fromkeys(("context", "conditions"), 1),
+        **dict.fromkeys(("context", "conditions", "wire"), 1),
         "outcome": 2,
         **dict.fromkeys(("http", "tcp", "tls", "dns"), 3),
         "__init__": 4,
