@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
+import ssl
 from datetime import UTC, datetime
+
+import trustme
 
 from monitor.models import FailureReason
 from monitor.probes import ProbeContext
 from monitor.probes.http import probe
 
-from .probe_targets import SECRET, USER_AGENT, HttpServer, Request, http_check, reply
+from .probe_targets import (
+    SECRET,
+    USER_AGENT,
+    HttpServer,
+    Request,
+    Servers,
+    http_check,
+    reply,
+    response_head,
+    server_context,
+)
 
 
 async def test_success_sets_status_phases_and_user_agent(http_server: HttpServer, ctx: ProbeContext) -> None:
@@ -214,3 +228,44 @@ async def test_a_url_that_expands_to_another_scheme_is_internal(ctx: ProbeContex
     result = await probe(http_check("${TARGET}"), odd)
     assert result.reason is FailureReason.INTERNAL
     assert result.detail == "the request could not be sent (URL scheme or header)"
+
+
+async def test_https_offers_http_1_1_by_alpn(
+    servers: Servers, tls_contexts: dict[str, ssl.SSLContext], ca: trustme.CA, ctx: ProbeContext, ca_file: str
+) -> None:
+    offered: list[str | None] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        offered.append(writer.get_extra_info("ssl_object").selected_alpn_protocol())
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(response_head(200, length=2) + b"ok")
+        await writer.drain()
+
+    context = server_context(ca.issue_cert("127.0.0.1"))
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    server = await servers.raw(answer, context)
+    result = await probe(http_check(f"https://127.0.0.1:{server.port}/", ca_file=ca_file), ctx)
+    assert result.success, result
+    assert offered == ["http/1.1"]
+
+
+async def test_compressed_and_chunked_bodies_are_decoded(http_server: HttpServer, ctx: ProbeContext) -> None:
+    text = "Connexion " * 200
+    packed = gzip.compress(text.encode())
+
+    async def zipped(request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reply(200, packed, headers={"Content-Encoding": "gzip"})(request, reader, writer)
+
+    async def chunked(request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(response_head(200, {"Transfer-Encoding": "chunked"}, length=None))
+        for part in (b"Conne", b"xion", b""):
+            writer.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+        await writer.drain()
+
+    http_server.routes |= {"/zip": zipped, "/chunks": chunked}
+    for path in ("/zip", "/chunks"):
+        result = await probe(http_check(http_server.url(path), conditions={"body_contains": "Connexion"}), ctx)
+        assert result.success, (path, result)
+    assert "gzip" in http_server.requests[0].headers["accept-encoding"]
+    cut = await probe(http_check(http_server.url("/zip"), max_body_bytes=100, conditions={"body_contains": "xyz"}), ctx)
+    assert cut.reason is FailureReason.BODY  # the decoded body, cut at max_body_bytes
