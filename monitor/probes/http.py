@@ -224,14 +224,8 @@ async def _send(
         connection = await connect(target, phases)
         connections.append(connection)
         return await connection.send(target, phases.trace), connection.ssl_object()
-    request = target.request
-    request = httpx.Request(
-        request.method,
-        request.url,
-        headers=request.headers,
-        stream=request.stream,
-        extensions={**request.extensions, "trace": phases.trace},
-    )
+    timeout = httpx.Timeout(template.check.timeout).as_dict()  # as the client's build_request set it
+    request = target.request({"timeout": timeout, "trace": phases.trace})
     response = await template.client.send(request, stream=True, follow_redirects=False)
     stream = response.extensions.get("network_stream") if request.url.scheme == "https" else None
     return response, stream.get_extra_info("ssl_object") if stream is not None else None
@@ -250,6 +244,7 @@ async def _exchange(template: _Template, phases: HttpPhases, hops: _Hops, watch:
                 hops.saw(response.status_code, ssl_object)
                 if "set-cookie" in response.headers:  # nothing else in a response sets a cookie
                     cookies = httpx.Cookies() if cookies is None else cookies
+                    response.request = target.request()  # where the cookies come from
                     cookies.extract_cookies(response)
                 follow = (
                     check.follow_redirects and response.status_code in _REDIRECTS and "Location" in response.headers
@@ -263,7 +258,7 @@ async def _exchange(template: _Template, phases: HttpPhases, hops: _Hops, watch:
                 if hops.redirects >= check.max_redirects:
                     return None
                 hops.redirects += 1
-                following = _redirect(target.request, response)
+                following = _redirect(target.request(), response)
                 if cookies is not None:
                     cookies.set_cookie_header(following)
                 target = Target.of(following, template.ssl_context)
