@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from .config import Check, Settings, dependency_order
 from .engine.aggregate import evaluate
-from .engine.check_state import PUSH_NOTICE_DELAY, CheckPolicy, advance, check_status, expire
+from .engine.check_state import CheckPolicy, advance, check_status, deadline, expire
 from .engine.overrides import Overrides
 from .models import CheckMemory, ComponentRef, ComponentStatus, ProbeResult, Source, State, Transition
 
@@ -19,9 +19,7 @@ def policy_for(check: Check, settings: Settings) -> CheckPolicy:
     stale_after = check.interval * settings.stale_after_intervals
     if check.kind == "push":  # silent past missed_after: down, with source push
         missed_after = check.missed_after or stale_after
-        return CheckPolicy(
-            check.failure_threshold, check.success_threshold, missed_after, Source.PUSH, PUSH_NOTICE_DELAY
-        )
+        return CheckPolicy(check.failure_threshold, check.success_threshold, missed_after, Source.PUSH)
     return CheckPolicy(
         failure_threshold=check.failure_threshold,
         success_threshold=check.success_threshold,
@@ -56,11 +54,16 @@ class Board:
         self._overrides = Overrides()
         self.version = 0  # bumped on every change of a shown status; pages cache on it
         self.checked_at: datetime | None = None  # when the last probe result arrived
-        self._load(settings, statuses or {}, memories or {})
+        self._unsaved: dict[str, CheckMemory] = {}  # memories made here, not yet handed to the store
+        self._load(settings, statuses or {}, memories or {}, now)
         self._seed(now)
 
     def _load(
-        self, settings: Settings, statuses: Mapping[str, ComponentStatus], memories: Mapping[str, CheckMemory]
+        self,
+        settings: Settings,
+        statuses: Mapping[str, ComponentStatus],
+        memories: Mapping[str, CheckMemory],
+        now: datetime,
     ) -> None:
         self.settings = settings
         self._order = dependency_order(settings)
@@ -72,8 +75,12 @@ class Board:
         self._checks: dict[str, ComponentStatus] = {}
         for network_name, check in settings.checks():
             ref = ComponentRef.for_check(network_name, check.flow, check.name)
-            self._policies[ref.key] = policy_for(check, settings)
+            self._policies[ref.key] = policy = policy_for(check, settings)
             memory = memories.get(ref.key, CheckMemory())
+            if policy.source is Source.PUSH and memory.last_result_at is None and memory.since is None:
+                # awaited from now on: its missed_after counts from here, and a restart must not reset it
+                memory = CheckMemory(State.UNKNOWN, since=now)
+                self._unsaved[ref.key] = memory
             self._memories[ref.key] = memory
             self._checks[ref.key] = check_status(ref, memory, self._policies[ref.key].source)
         self._statuses = {k: v for k, v in statuses.items() if not k.startswith("check:")}
@@ -81,6 +88,7 @@ class Board:
         known = self._known_keys()
         self._statuses = {k: v for k, v in self._statuses.items() if k in known}
         self._memories = {k: v for k, v in self._memories.items() if k in self._policies}
+        self._push_keys = [k for k, p in self._policies.items() if p.source is Source.PUSH]
 
     def _seed(self, now: datetime) -> None:
         """Derive the components the saved statuses lack; keep the saved ones as they were.
@@ -131,19 +139,16 @@ class Board:
         self._derive(self._affected([result.check.network]), now, change)
         return change
 
-    def tick(self, now: datetime) -> BoardChange:
-        """Time passes: stale checks become unknown, recoveries stabilize, windows open and close."""
+    def tick(self, now: datetime, *, push: bool = True) -> BoardChange:
+        """Time passes: stale checks become unknown, recoveries stabilize, windows open and close.
+
+        With `push` false, push checks are left to `expire_push`: the caller first reads the signals that
+        may still be on their way (`push_signals.PushInbox.catch_up`), so that none received in time is
+        judged missing.
+        """
         change = BoardChange()
-        touched: set[str] = set()
-        for key, memory in self._memories.items():
-            ref = self._checks[key].ref
-            expired, transition = expire(ref, memory, self._policies[key], now)
-            if transition is not None:
-                self._memories[key] = expired
-                change.memories[key] = expired
-                change.transitions.append(transition)
-                self._set_check(ref, expired, change)
-                touched.add(ref.network)
+        keys = self._memories if push else [k for k, p in self._policies.items() if p.source is not Source.PUSH]
+        touched = self._expire(keys, now, change)
         # Only time can change a network now: an expired check, or a recovery whose stabilization is due.
         stabilization = timedelta(seconds=self.settings.stabilization)
         touched.update(
@@ -155,7 +160,51 @@ class Board:
         )
         if touched:
             self._derive(self._affected(touched), now, change)
+        self._save_unsaved(change)
         return change
+
+    def push_due(self, now: datetime) -> list[str]:
+        """The push checks whose deadline (last signal, or configuration, + missed_after) is passed at `now`."""
+        due = []
+        for key in self._push_keys:
+            at = deadline(self._memories[key], self._policies[key])
+            if at is not None and at <= now:
+                due.append(key)
+        return due
+
+    def next_push_deadline(self) -> datetime | None:
+        """The earliest deadline of the push checks not yet down, if any."""
+        dates = (deadline(self._memories[k], self._policies[k]) for k in self._push_keys)
+        return min((d for d in dates if d is not None), default=None)
+
+    def expire_push(self, keys: Iterable[str], now: datetime) -> BoardChange:
+        """Push checks of `keys` silent past their deadline become down, dated at the deadline."""
+        change = BoardChange()
+        wanted = [k for k in keys if k in self._policies and self._policies[k].source is Source.PUSH]
+        touched = self._expire(wanted, now, change)
+        if touched:
+            self._derive(self._affected(touched), now, change)
+        return change
+
+    def _expire(self, keys: Iterable[str], now: datetime, change: BoardChange) -> set[str]:
+        touched: set[str] = set()
+        for key in keys:
+            memory = self._memories[key]
+            ref = self._checks[key].ref
+            expired, transition = expire(ref, memory, self._policies[key], now)
+            if transition is not None:
+                self._memories[key] = expired
+                change.memories[key] = expired
+                change.transitions.append(transition)
+                self._set_check(ref, expired, change)
+                touched.add(ref.network)
+        return touched
+
+    def _save_unsaved(self, change: BoardChange) -> None:
+        if self._unsaved:
+            for key, memory in self._unsaved.items():
+                change.memories.setdefault(key, memory)
+            self._unsaved = {}
 
     def set_overrides(self, overrides: Overrides, now: datetime) -> BoardChange:
         self._overrides = overrides
@@ -164,11 +213,13 @@ class Board:
     def evaluate_all(self, now: datetime) -> BoardChange:
         change = BoardChange()
         self._derive(self._order, now, change)
+        self._save_unsaved(change)
         return change
 
     def reload(self, settings: Settings, now: datetime) -> BoardChange:
-        """Apply a new config: unchanged checks keep their memory, new ones start unknown."""
-        self._load(settings, dict(self._statuses), dict(self._memories))
+        """Apply a new config: unchanged checks keep their memory, new ones start unknown (a new push check is
+        awaited from now on)."""
+        self._load(settings, dict(self._statuses), dict(self._memories), now)
         self.version += 1
         return self.evaluate_all(now)
 

@@ -14,9 +14,29 @@ from .config import PushCheck, Settings
 from .errors import MonitorError, NotFound, StoreError
 from .models import ComponentRef, FailureReason, ProbeResult
 from .store import Store
-from .store.signal_store import DETAIL_PATTERN, PUSH_STATES, StoredSignal, signal_cursor, signals_after
+from .store.signal_store import (
+    DETAIL_PATTERN,
+    PUSH_STATES,
+    StoredSignal,
+    signal_cursor,
+    signals_after,
+    signals_of,
+)
 
-__all__ = ["PUSH_STATES", "PushError", "PushInbox", "PushSignal", "push_checks", "to_result", "validate_signal"]
+__all__ = [
+    "PUSH_GRACE",
+    "PUSH_STATES",
+    "PushError",
+    "PushInbox",
+    "PushSignal",
+    "push_checks",
+    "to_result",
+    "validate_signal",
+]
+
+# A missed deadline is concluded this long after it, once the signals of the check received until then are read
+# (`PushInbox.catch_up`): time for a signal being written at the deadline to be committed.
+PUSH_GRACE = 0.1
 
 log = logging.getLogger("tpmon.push")
 
@@ -74,11 +94,13 @@ def validate_signal(settings: Settings, target: str, state: str = "operational",
 
 
 def to_result(signal: StoredSignal) -> ProbeResult:
-    """A signal as the status engine reads a probe result: degraded is a slow success, down a failure."""
+    """A signal as the status engine reads a probe result: degraded is a slow success, down a failure; the
+    latency the partner measured (if it said) as its duration."""
+    took = signal.latency_s or 0.0
     if signal.state == "down":
-        return ProbeResult(signal.check, signal.received_at, 0.0, False, FailureReason.REPORTED, signal.detail)
+        return ProbeResult(signal.check, signal.received_at, took, False, FailureReason.REPORTED, signal.detail)
     slow = signal.state == "degraded"
-    return ProbeResult(signal.check, signal.received_at, 0.0, True, detail=signal.detail, slow=slow)
+    return ProbeResult(signal.check, signal.received_at, took, True, detail=signal.detail, slow=slow)
 
 
 class PushInbox:
@@ -88,7 +110,8 @@ class PushInbox:
     board's saved memories is lost. A signal no newer than what its check already knows (a replay,
     or one committed late) is skipped, as is one for a check that is no longer a push check.
     Signals younger than `settle` seconds wait for the next pump: on PostgreSQL a row may become
-    visible after a higher id. Pump more often than `status.PUSH_NOTICE_DELAY` minus `settle`.
+    visible after a higher id. At a check's deadline, `catch_up` reads that check's signals by time,
+    not by id, so that the few seconds of `settle` never delay nor fake a missed heartbeat.
     """
 
     def __init__(self, store: Store, *, batch: int = 500, settle: float = 2.0) -> None:
@@ -117,6 +140,30 @@ class PushInbox:
         except StoreError as exc:
             log.warning("push inbox not read: %s", exc)
             return folded
+
+    async def catch_up(
+        self, board: Board, record: Callable[[BoardChange], None], now: datetime, grace: float = PUSH_GRACE
+    ) -> list[str]:
+        """At push deadlines: fold what the checks due by `now - grace` heard before it, then expire those still
+        silent (down, dated at their deadline). Returns the keys of the checks that were due.
+
+        A database problem is logged and nothing is concluded: a check is never judged silent unread.
+        """
+        due = board.push_due(now - timedelta(seconds=grace))
+        if not due:
+            return []
+        starts = [m.last_result_at or m.since for k in due if (m := board.memory(k)) is not None]
+        since = min((s for s in starts if s is not None), default=now - timedelta(days=1))
+        try:
+            signals = await asyncio.to_thread(signals_of, self.store, due, since)
+        except StoreError as exc:
+            log.warning("push signals not read at a deadline: %s", exc)
+            return due
+        checks = push_checks(board.settings)
+        for signal in signals:
+            self._fold(board, record, signal, checks, now)
+        record(board.expire_push(due, now))
+        return due
 
     def _read(self, cursor: int, received_before: datetime) -> list[StoredSignal]:
         return signals_after(self.store, cursor, self.batch, received_before=received_before)

@@ -127,8 +127,9 @@ def test_record_down_rederives_the_flow_line_network_and_dependents(board: Board
         # optique needs portail_ps|pec: portail_ps has no checks (unknown), so the line is unknown, not down.
         key("line", "viamedis", "optique"): (OP, UNK, first),
         key("network", "viamedis"): (OP, UNK, first),
-        CARE_OPTIQUE: (OP, DEG, first),
-        key("network", "santeclair"): (OP, DEG, first),
+        # the dependency's impact is partial by default: unavailable for the members it serves
+        CARE_OPTIQUE: (OP, PART, first),
+        key("network", "santeclair"): (OP, PART, first),
     }
     line = board.get(CARE_OPTIQUE)
     assert line is not None
@@ -182,7 +183,7 @@ def test_set_overrides_applies_and_lifts_a_declaration(board: Board, clock: Cloc
     declared = Override(DOWN, clock.now, Source.DECLARED, detail="incident-1")
     change = board.set_overrides(Overrides(declared={key("network", "viamedis"): declared}), clock.now)
     assert board.statuses()[key("flow", "viamedis", "facturation")].source is Source.DECLARED
-    assert board.statuses()[CARE_OPTIQUE].state is DEG
+    assert board.statuses()[CARE_OPTIQUE].state is PART
     assert change.transitions
     lifted = board.set_overrides(Overrides(), clock.advance())
     assert {t.at for t in lifted.transitions} == {clock.now}

@@ -221,7 +221,8 @@ def test_members_choose_their_network_by_a_link(seeded: tuple[TestClient, dict[s
     page = get(client, "/assures")
     assert "Quel réseau figure sur votre carte de tiers payant ?" in page.text
     assert {"/assures/alpha", "/assures/beta"} <= {a.get("href") for a in page.all("a")}
-    assert re.search(r"Alpha [^—]*Indisponible — à vérifier : Optique", page.text)  # each network's state
+    # each network's state: Alpha has optique down and pharmacie working, so it is partly unavailable (DESIGN §2)
+    assert re.search(r"Alpha [^—]*Partiellement indisponible — à vérifier : Optique", page.text)
     english = get(client, "/assures?lang=en")
     assert "Which network is on your tiers-payant card?" in english.text
     assert get(client, "/assures/nope", 404).headings == [1]

@@ -10,14 +10,12 @@ from test_status_support import T0, key, make_settings, network, tcp
 
 from monitor.board import Board, BoardChange, policy_for
 from monitor.config import PushCheck, Settings
-from monitor.engine.check_state import PUSH_NOTICE_DELAY
 from monitor.models import ComponentRef, FailureReason, ProbeResult, Source, State
 from monitor.push_signals import to_result
 from monitor.store.signal_store import StoredSignal
 
 OP, DEG, DOWN, REC, UNK = State.OPERATIONAL, State.DEGRADED, State.DOWN, State.RECOVERING, State.UNKNOWN
 MINUTE = timedelta(minutes=1)
-NOTICE = timedelta(seconds=PUSH_NOTICE_DELAY)
 PEC = key("check", "viamedis", "pec", "operateur")
 PEC_FLOW = key("flow", "viamedis", "pec")
 OPTIQUE = key("line", "viamedis", "optique")
@@ -74,18 +72,48 @@ def test_signals_become_probe_results() -> None:
 def test_policy_of_a_push_check() -> None:
     settings = world(push("facturation", "concentrateur", missed_after="10m", failure_threshold=1))
     default, custom = (policy_for(c, settings) for _, c in settings.checks())
-    assert (default.source, default.stale_after, default.notice_delay) == (Source.PUSH, 180.0, PUSH_NOTICE_DELAY)
+    assert (default.source, default.stale_after) == (Source.PUSH, 180.0)
     assert (custom.stale_after, custom.failure_threshold) == (600.0, 1)
     probe = policy_for(make_settings({"v": network(tcp("pec"))}).checks()[0][1], settings)
-    assert (probe.source, probe.notice_delay) == (Source.PROBE, 0.0)
+    assert probe.source is Source.PROBE
 
 
-def test_before_the_first_signal_a_push_check_stays_unknown() -> None:
-    feed = Feed()
-    for hours in (1, 24, 24 * 30):
-        assert not feed.tick(T0 + timedelta(hours=hours)).transitions
+def test_a_push_check_never_signalled_is_down_missed_after_its_configuration() -> None:
+    """DESIGN §2: a heartbeat that never came is an outage, not a mystery; counted from the configuration."""
+    feed = Feed()  # configured (first loaded) at T0; missed after 3 minutes
     assert feed.status(PEC) == (UNK, Source.NONE)
-    assert feed.status(PEC_FLOW) == (UNK, Source.NONE)
+    assert feed.board.get(PEC).since == T0  # type: ignore[union-attr]
+    assert not feed.tick(T0 + 3 * MINUTE - timedelta(milliseconds=1)).transitions
+    change = feed.tick(T0 + 3 * MINUTE)
+    moved = {t.ref.key: t for t in change.transitions}
+    assert (moved[PEC].previous, moved[PEC].state, moved[PEC].at, moved[PEC].detail) == (
+        UNK,
+        DOWN,
+        T0 + 3 * MINUTE,
+        "no_heartbeat",
+    )
+    assert feed.status(PEC_FLOW) == (DOWN, Source.PUSH)
+    assert not feed.tick(T0 + timedelta(days=30)).transitions  # down once
+
+
+def test_the_configuration_time_is_saved_so_a_restart_does_not_reset_it() -> None:
+    board = Board(world(), T0)
+    first = board.evaluate_all(T0)
+    assert first.memories[PEC].since == T0  # handed to the store with the first change
+    assert not board.evaluate_all(T0).memories  # once
+    restarted = Board(world(), T0 + 2 * MINUTE, board.statuses(), board.memories())
+    assert not restarted.evaluate_all(T0 + 2 * MINUTE).memories
+    moved = {t.ref.key: t for t in restarted.tick(T0 + 3 * MINUTE).transitions}
+    assert (moved[PEC].state, moved[PEC].at) == (DOWN, T0 + 3 * MINUTE)
+
+
+def test_a_push_check_added_by_a_reload_is_awaited_from_the_reload() -> None:
+    board = Board(make_settings({"viamedis": network(tcp("pec", "api"), lines=("optique",))}), T0)
+    change = board.reload(world(tcp("pec", "api")), T0 + 10 * MINUTE)
+    assert change.memories[PEC].since == T0 + 10 * MINUTE
+    assert board.push_due(T0 + 13 * MINUTE - timedelta(milliseconds=1)) == []
+    assert board.push_due(T0 + 13 * MINUTE) == [PEC]
+    assert board.next_push_deadline() == T0 + 13 * MINUTE
 
 
 def test_heartbeats_keep_it_operational_and_the_flow_shows_push() -> None:
@@ -144,9 +172,8 @@ def test_missing_heartbeat_is_down_dated_at_the_deadline() -> None:
     feed.send()
     last = feed.now
     deadline = last + 3 * MINUTE
-    assert not feed.tick(deadline - timedelta(seconds=1)).transitions
-    assert not feed.tick(deadline + NOTICE - timedelta(seconds=1)).transitions  # a signal may be on its way
-    change = feed.tick(deadline + NOTICE)
+    assert not feed.tick(deadline - timedelta(milliseconds=1)).transitions
+    change = feed.tick(deadline)  # at the deadline: no delay added in the engine
     moved = {t.ref.key: t for t in change.transitions}
     assert (moved[PEC].previous, moved[PEC].state, moved[PEC].at) == (OP, DOWN, deadline)
     assert (moved[PEC].source, moved[PEC].detail, moved[PEC].recorded_at) == (Source.PUSH, "no_heartbeat", feed.now)
@@ -163,20 +190,24 @@ def test_missed_after_from_the_config() -> None:
     feed = Feed(make_settings({"viamedis": network(push("pec", "operateur", missed_after="10m"), lines=("optique",))}))
     feed.send()
     deadline = feed.now + 10 * MINUTE
-    assert not feed.tick(deadline - MINUTE + NOTICE).transitions
-    assert feed.tick(deadline + NOTICE).transitions[0].at == deadline
+    assert not feed.tick(deadline - timedelta(seconds=1)).transitions
+    assert feed.tick(deadline).transitions[0].at == deadline
 
 
-def test_a_signal_received_in_time_but_folded_late_is_not_judged_missing() -> None:
+def test_a_tick_without_push_leaves_push_checks_to_expire_push() -> None:
+    """The app ticks with push=False: only after reading the signals still on their way does it expire one."""
     feed = Feed()
     feed.send()
     deadline = feed.now + 3 * MINUTE
-    received = deadline - timedelta(seconds=1)
-    folded = deadline + NOTICE / 2  # the inbox is a few seconds behind
-    feed.tick(folded)
-    assert not feed.board.record(signal("operational", received), folded).transitions
-    assert not feed.tick(deadline + NOTICE).transitions
+    assert not feed.board.tick(deadline + MINUTE, push=False).transitions
+    assert feed.board.push_due(deadline + MINUTE) == [PEC]
+    received = deadline - timedelta(seconds=1)  # read late from the inbox, received in time
+    assert not feed.board.record(signal("operational", received), deadline + MINUTE).transitions
+    assert feed.board.push_due(deadline + MINUTE) == []
+    assert not feed.board.expire_push([PEC], deadline + MINUTE).transitions
     assert feed.status(PEC) == (OP, Source.PUSH)
+    moved = feed.board.expire_push([PEC], received + 3 * MINUTE).transitions
+    assert {(t.ref.key, t.state, t.at) for t in moved if t.ref.kind == "check"} == {(PEC, DOWN, received + 3 * MINUTE)}
 
 
 def test_a_reported_down_then_silence_stays_down_with_one_transition() -> None:
@@ -191,7 +222,7 @@ def test_recovery_after_heartbeats_resume() -> None:
     feed = Feed()
     feed.send()
     deadline = feed.now + 3 * MINUTE
-    feed.tick(deadline + NOTICE)
+    feed.tick(deadline)
     resumed = feed.now + MINUTE
     assert not feed.send(after=resumed - feed.now).transitions  # success_threshold is 2
     change = feed.send()
@@ -224,7 +255,7 @@ def test_a_restart_keeps_the_push_source_and_the_deadline() -> None:
     pec = restarted.get(PEC)
     assert pec is not None
     assert pec.source is Source.PUSH
-    moved = {t.ref.key: t for t in restarted.tick(deadline + NOTICE).transitions}
+    moved = {t.ref.key: t for t in restarted.tick(deadline).transitions}
     assert (moved[PEC].state, moved[PEC].at, moved[PEC].source) == (DOWN, deadline, Source.PUSH)
 
 
@@ -234,7 +265,7 @@ def test_a_reload_that_makes_a_probe_check_a_push_check_changes_its_policy() -> 
     board.record(ProbeResult(ComponentRef.parse(PEC), T0, 0.1, True), T0)
     board.reload(world(), T0 + MINUTE)
     assert isinstance(board.settings.checks()[0][1], PushCheck)
-    moved = {t.ref.key: t for t in board.tick(T0 + 3 * MINUTE + NOTICE).transitions}
+    moved = {t.ref.key: t for t in board.tick(T0 + 3 * MINUTE).transitions}
     assert (moved[PEC].state, moved[PEC].source) == (DOWN, Source.PUSH)
 
 

@@ -83,8 +83,9 @@ LINE_CASES = [
     pytest.param({"portail_ps": (OP,), "pec": (DOWN,), "facturation": (OP,)}, OP, id="portal-alone-suffices"),
     pytest.param({"portail_ps": (DOWN,), "pec": (OP,), "facturation": (OP,)}, OP, id="pec-alone-suffices"),
     pytest.param({"pec": (OP,), "facturation": (OP,)}, OP, id="alternative-without-checks-other-up"),
-    pytest.param({"portail_ps": (DOWN,), "pec": (DOWN,), "facturation": (OP,)}, PART, id="both-alternatives-down"),
-    pytest.param({"portail_ps": (OP,), "pec": (OP,), "facturation": (DOWN,)}, PART, id="facturation-down"),
+    # DESIGN §2: a line is down if any required entry is down, however well the others run
+    pytest.param({"portail_ps": (DOWN,), "pec": (DOWN,), "facturation": (OP,)}, DOWN, id="both-alternatives-down"),
+    pytest.param({"portail_ps": (OP,), "pec": (OP,), "facturation": (DOWN,)}, DOWN, id="facturation-down"),
     pytest.param({"portail_ps": (DOWN,), "pec": (DOWN,), "facturation": (DOWN,)}, DOWN, id="everything-down"),
     pytest.param({"portail_ps": (OP,), "facturation": (OP, DOWN)}, PART, id="required-flow-partial"),
     pytest.param({"portail_ps": (OP,), "facturation": (DEG,)}, DEG, id="required-flow-degraded"),
@@ -96,7 +97,7 @@ LINE_CASES = [
     pytest.param({"portail_ps": (OP,), "droits": (DOWN,)}, UNK, id="optional-down-does-not-hide-unknown"),
     pytest.param(
         {"portail_ps": (DOWN,), "pec": (DOWN,), "facturation": (OP,), "droits": (DOWN,)},
-        PART,
+        DOWN,
         id="optional-down-under-worse",
     ),
     # An alternative without signal may be the one that works: the line is unknown, not partial.
@@ -139,9 +140,11 @@ def test_an_unknown_line_shows_no_source_even_when_some_inputs_are_probed() -> N
     assert (line.state, line.source) == (UNK, Source.NONE)
 
 
-def test_line_progress_is_the_share_of_its_required_flows_up() -> None:
+def test_line_progress_is_its_bottleneck() -> None:
     engine = engine_with({"portail_ps": (OP,), "facturation": (DOWN,)})
-    assert engine[key("line", "viamedis", "optique")].progress == 0.5
+    assert engine[key("line", "viamedis", "optique")].progress == 0.0  # down: nothing goes through
+    engine = engine_with({"portail_ps": (OP,), "facturation": (OP, DOWN, OP, OP)})
+    assert engine[key("line", "viamedis", "optique")].progress == 0.75  # partial: as its partial flow
 
 
 def test_network_line_overrides_replace_the_taxonomy() -> None:
@@ -150,14 +153,14 @@ def test_network_line_overrides_replace_the_taxonomy() -> None:
     assert engine.state(key("line", "viamedis", "optique")) is OP
 
 
-def test_network_is_the_worst_of_its_lines_not_partial() -> None:
+def test_network_with_working_and_down_lines_is_partial() -> None:
     overrides = {"optique": {"requires": ["pec"]}, "pharmacie": {"requires": ["facturation"], "optional": []}}
     engine = engine_with(
         {"pec": (OP,), "facturation": (DOWN,)}, lines=("optique", "pharmacie"), line_overrides=overrides
     )
     assert engine.state(key("line", "viamedis", "optique")) is OP
     assert engine.state(key("line", "viamedis", "pharmacie")) is DOWN
-    assert engine.state(key("network", "viamedis")) is DOWN
+    assert engine.state(key("network", "viamedis")) is PART  # DESIGN §2: a mix of working and down lines
 
 
 def test_every_status_carries_its_source_and_since() -> None:
@@ -194,17 +197,17 @@ def care_engine(care_checks: tuple[str, ...] = (), dep_lines: tuple[str, ...] = 
 CARE_OPTIQUE = key("line", "santeclair", "optique")
 
 
-def test_dependency_down_degrades_a_line_without_probes_of_its_own() -> None:
+def test_dependency_down_makes_a_line_without_probes_of_its_own_partial() -> None:
     engine = care_engine()
     assert engine.state(CARE_OPTIQUE) is UNK  # no signal of its own: never operational
     engine.set(key("check", "viamedis", "pec"), DOWN, T0 + MINUTE)
     engine.run(T0 + 5 * MINUTE)
     line = engine[CARE_OPTIQUE]
-    assert (line.state, line.source, line.detail) == (DEG, Source.DEPENDENCY, "viamedis/pec")
+    assert (line.state, line.source, line.detail) == (PART, Source.DEPENDENCY, "viamedis/pec")
     assert engine.state(key("line", "santeclair", "pharmacie")) is UNK  # not a dependent line
 
 
-def test_dependency_partial_degrades_too() -> None:
+def test_dependency_partial_counts_too() -> None:
     engine = Engine(care_engine().settings)
     engine.set(key("check", "viamedis", "pec"), DOWN, T0)
     engine.overrides = Overrides(declared={key("flow", "viamedis", "pec"): Override(PART, T0, Source.DECLARED)})
@@ -216,8 +219,8 @@ def test_dependency_without_lines_covers_every_line() -> None:
     engine = care_engine(dep_lines=())
     engine.set(key("check", "viamedis", "pec"), DOWN, T0)
     engine.run(T0 + MINUTE)
-    assert engine.state(CARE_OPTIQUE) is DEG
-    assert engine.state(key("line", "santeclair", "pharmacie")) is DEG
+    assert engine.state(CARE_OPTIQUE) is PART
+    assert engine.state(key("line", "santeclair", "pharmacie")) is PART
 
 
 def test_dependency_on_a_probed_line_is_dated_from_the_upstream_outage() -> None:
@@ -227,10 +230,10 @@ def test_dependency_on_a_probed_line_is_dated_from_the_upstream_outage() -> None
     engine.set(key("check", "viamedis", "pec"), DOWN, down_at)
     transitions = engine.run(T0 + 12 * MINUTE)
     line = engine[CARE_OPTIQUE]
-    assert (line.state, line.source) == (DEG, Source.DEPENDENCY)
+    assert (line.state, line.source) == (PART, Source.DEPENDENCY)
     assert line.since == down_at
     [move] = [t for t in transitions if t.ref.key == CARE_OPTIQUE]
-    assert (move.previous, move.state, move.at) == (OP, DEG, down_at)
+    assert (move.previous, move.state, move.at) == (OP, PART, down_at)
 
 
 def test_dependency_is_a_floor_a_line_down_by_its_own_probes_stays_down() -> None:
@@ -243,7 +246,7 @@ def test_dependency_is_a_floor_a_line_down_by_its_own_probes_stays_down() -> Non
     assert (line.state, line.source) == (DOWN, Source.PROBE)
 
 
-def test_upstream_declared_down_degrades_dependents() -> None:
+def test_upstream_declared_down_reaches_dependents() -> None:
     engine = care_engine(care_checks=("pec", "facturation"))
     engine.overrides = Overrides(declared={key("network", "viamedis"): Override(DOWN, T0, Source.DECLARED)})
     engine.run(T0 + MINUTE)
@@ -257,12 +260,14 @@ def test_upstream_back_up_lifts_the_dependency() -> None:
     engine.run(T0 + MINUTE)
     engine.set(key("check", "viamedis", "pec"), OP, T0 + 20 * MINUTE)
     transitions = engine.run(T0 + 21 * MINUTE)
-    # The upstream flow is recovering, but its raw state is up: the dependent line is no longer degraded.
+    # The upstream flow is recovering: the dependent line is recovering with it, from when the upstream came back.
     assert engine.state(key("flow", "viamedis", "pec")) is REC
-    assert engine.state(CARE_OPTIQUE) is OP
-    # Its degraded spell is kept: the line is up again from when that was noticed, not from its own probes.
+    assert engine.state(CARE_OPTIQUE) is REC
     [move] = [t for t in transitions if t.ref.key == CARE_OPTIQUE]
-    assert (move.previous, move.state, move.at) == (DEG, OP, T0 + 21 * MINUTE)
+    assert (move.previous, move.state, move.at) == (PART, REC, T0 + 20 * MINUTE)
+    # and back with it, at the same instant
+    moved = {t.ref.key: (t.state, t.at) for t in engine.run(T0 + 50 * MINUTE)}
+    assert moved[CARE_OPTIQUE] == moved[key("flow", "viamedis", "pec")] == (OP, T0 + 50 * MINUTE)
 
 
 # --- precedence: maintenance › declared › dependency › probes › unknown ------------------------------
@@ -280,7 +285,7 @@ def maintenance(at_minutes: int = 0) -> Override:
 
 PRECEDENCE_CASES = [
     pytest.param({}, {}, False, (OP, Source.PROBE), id="probes"),
-    pytest.param({}, {}, True, (DEG, Source.DEPENDENCY), id="dependency-over-probes"),
+    pytest.param({}, {}, True, (PART, Source.DEPENDENCY), id="dependency-over-probes"),
     pytest.param({LINE_KEY: declared(OP)}, {}, True, (OP, Source.DECLARED), id="declared-over-dependency"),
     pytest.param({LINE_KEY: declared(DOWN)}, {}, True, (DOWN, Source.DECLARED), id="declared-down"),
     pytest.param(
@@ -352,7 +357,7 @@ def test_flow_override_feeds_its_lines() -> None:
     engine = care_engine(care_checks=("pec", "facturation"))
     engine.overrides = Overrides(declared={"flow:santeclair/facturation": declared(DOWN)})
     engine.run(T0 + MINUTE)
-    assert engine.state(LINE_KEY) is PART  # facturation down, pec up
+    assert engine.state(LINE_KEY) is DOWN  # facturation down, pec up: optique needs both
 
 
 # --- properties -------------------------------------------------------------------------------------
@@ -421,20 +426,20 @@ def test_aggregation_never_reports_better_than_a_failing_required_input(engine: 
                 assert flow_status.raw is UNK
             if any(s in failing for s in checks):
                 assert OP not in (flow_status.raw, flow_status.state)
-        line_severities = []
+        line_states = []
         for line in net.lines:
             required, _ = net.requirements(line, world.lines)
             line_status = statuses[key("line", name, line)]
-            line_severities.append(SEVERITY[line_status.raw])
+            line_states.append(line_status.state)
             for group in required:
                 if all(statuses[key("flow", name, flow)].raw in failing for flow in group.split("|")):
                     assert OP not in (line_status.raw, line_status.state), (line, group)
             for dep in net.depends_on:
-                if statuses[key("flow", dep.network, dep.flow)].raw in (DOWN, PART):
+                if statuses[key("flow", dep.network, dep.flow)].state in (DOWN, PART):
                     assert SEVERITY[line_status.raw] >= SEVERITY[DEG]
                     assert line_status.state is not OP
-        network_status = statuses[key("network", name)]
-        assert SEVERITY[network_status.raw] == max(line_severities)
+        # a network over its lines as shown: the worst, except working and down lines mixed are partial
+        assert statuses[key("network", name)].raw is combine(line_states)
 
 
 def refs() -> st.SearchStrategy[ComponentRef]:
@@ -467,4 +472,4 @@ def test_dependency_order_does_not_matter_to_evaluate_results() -> None:
     engine.set(key("check", "viamedis", "pec"), DOWN, T0)
     engine.run(T0 + timedelta(seconds=1))
     assert engine.order.index("viamedis") < engine.order.index("santeclair")
-    assert engine.state(CARE_OPTIQUE) is DEG
+    assert engine.state(CARE_OPTIQUE) is PART

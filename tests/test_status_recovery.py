@@ -63,7 +63,9 @@ def test_partly_up_after_down_is_recovering_with_progress(engine: Engine) -> Non
     assert moves(transitions) == {FLOW: (DOWN, REC), LINE: (DOWN, REC), NETWORK: (DOWN, REC)}
     for component in DERIVED:
         status = engine[component]
-        assert (status.state, status.raw, status.progress, status.since) == (REC, PART, 0.5, at(10)), component
+        assert (status.state, status.progress, status.since) == (REC, 0.5, at(10)), component
+    # The flow is partly up (raw partial); its line and network follow the recovering flow.
+    assert [engine[k].raw for k in DERIVED] == [PART, REC, REC]
     assert {t.progress for t in transitions} == {0.5}
     assert {t.at for t in transitions} == {at(10)}
 
@@ -73,12 +75,14 @@ def test_fully_up_stays_recovering_until_stabilization_then_operational(engine: 
     engine.run(at(12))
     engine.set(B, OP, at(20))
     transitions = engine.run(at(22))
-    # Progress steps 0.5 → 1.0 are transitions (recovering → recovering), stamped when noticed.
+    # Progress steps 0.5 → 1.0 are transitions (recovering → recovering), dated when the step happened: b's
+    # first success, not when it was noticed.
     assert moves(transitions) == {k: (REC, REC) for k in DERIVED}
-    assert {(t.progress, t.at) for t in transitions} == {(1.0, at(22))}
+    assert {(t.progress, t.at) for t in transitions} == {(1.0, at(20))}
     for component in DERIVED:
         status = engine[component]
-        assert (status.state, status.raw, status.progress, status.since) == (REC, OP, 1.0, at(10)), component
+        assert (status.state, status.progress, status.since) == (REC, 1.0, at(10)), component
+    assert engine[FLOW].raw is OP
 
     assert engine.run(at(20) + STABILIZATION - timedelta(seconds=1)) == []
     assert all(engine.state(k) is REC for k in DERIVED)
@@ -128,7 +132,7 @@ def test_down_again_while_stabilizing_restarts_the_stabilization(engine: Engine)
     assert {t.state for t in engine.run(at(35) + STABILIZATION)} == {OP}
 
 
-def test_a_component_never_down_going_partial_is_partial_not_recovering(engine: Engine) -> None:
+def test_a_partial_outage_is_partial_then_recovering_when_it_ends(engine: Engine) -> None:
     fresh = Engine(engine.settings)
     fresh.set(A, OP, EARLIER)
     fresh.set(B, OP, EARLIER)
@@ -137,7 +141,8 @@ def test_a_component_never_down_going_partial_is_partial_not_recovering(engine: 
     transitions = fresh.run(at(4))
     assert moves(transitions) == {FLOW: (OP, PART), LINE: (OP, PART), NETWORK: (OP, PART)}
     fresh.set(A, OP, at(6))
-    assert moves(fresh.run(at(7))) == {k: (PART, OP) for k in DERIVED}
+    assert moves(fresh.run(at(7))) == {k: (PART, REC) for k in DERIVED}  # DESIGN §2: after down *or* partial
+    assert moves(fresh.run(at(36))) == {k: (REC, OP) for k in DERIVED}
 
 
 def test_degraded_checks_still_count_as_up_for_the_recovery(engine: Engine) -> None:
@@ -227,9 +232,10 @@ def test_lifting_a_declaration_never_dates_the_next_state_inside_it(engine: Engi
         assert status.since is not None
         assert status.since >= lifted, component
     assert all(t.at >= lifted for t in transitions)
-    # Reading chosen: stability is what the probes saw, even under the declaration (up since 20).
+    # Down was shown until the lift: up from then on, so stable from then on (flows, lines and network alike).
     assert derived_moves(transitions) == {k: (DOWN, REC) for k in DERIVED}
-    assert derived_moves(engine.run(at(50))) == {k: (REC, OP) for k in DERIVED}
+    assert derived_moves(engine.run(at(50))) == {}
+    assert derived_moves(engine.run(at(70))) == {k: (REC, OP) for k in DERIVED}
 
 
 def test_maintenance_over_a_down_component_then_lifted_shows_the_outage_from_the_lift(engine: Engine) -> None:

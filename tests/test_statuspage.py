@@ -59,7 +59,15 @@ DOCUMENTED: dict[tuple[str, str], set[str]] = {
     ("scheduled_maintenance", "impact"): {"none", "minor", "major", "critical", "maintenance"},
 }
 # The keys tpmon adds to each kind; anything else a real page does not send is a bug.
-_ON_COMPONENTS = {"tpmon_state", "tpmon_state_label", "tpmon_progress", "tpmon_source", "tpmon_since"}
+_ON_COMPONENTS = {
+    "tpmon_state",
+    "tpmon_state_label",
+    "tpmon_progress",
+    "tpmon_source",
+    "tpmon_since",
+    "tpmon_affected",  # raised by a dependency: for whom it fails, in words
+    "tpmon_scope",
+}
 TPMON_EXTRAS: dict[str, set[str]] = {
     "page": set(),
     "status": set(),

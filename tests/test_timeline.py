@@ -70,10 +70,23 @@ def test_degraded_counts_as_back() -> None:
     assert episode.steps[-1] == Step(at(1), State.OPERATIONAL, 1.0)
 
 
-@pytest.mark.parametrize("state", [State.MAINTENANCE, State.UNKNOWN, State.PARTIAL, State.RECOVERING])
-def test_a_state_other_than_down_starts_nothing(state: State) -> None:
+@pytest.mark.parametrize("state", [State.MAINTENANCE, State.UNKNOWN])
+def test_maintenance_and_unknown_start_nothing(state: State) -> None:
     story = moves(OPTIQUE, (at(3), state, 0.5), (at(2), State.OPERATIONAL, 1.0))
     assert episodes(story, SINCE) == []
+
+
+@pytest.mark.parametrize("state", [State.PARTIAL, State.RECOVERING])
+def test_a_partial_outage_or_a_recovery_seen_first_is_an_episode(state: State) -> None:
+    """A partial outage is an outage: it has its timeline, as the declared reopening of a portal does."""
+    story = moves(OPTIQUE, (at(3), state, 0.5), (at(2), State.RECOVERING, 0.75), (at(1), State.OPERATIONAL, 1.0))
+    [episode] = episodes(story, SINCE)
+    assert (episode.started, episode.ended) == (at(3), at(1))
+    assert episode.steps == [
+        Step(at(3), state, 0.5),
+        Step(at(2), State.RECOVERING, 0.75),
+        Step(at(1), State.OPERATIONAL, 1.0),
+    ]
 
 
 def test_maintenance_and_unknown_inside_an_outage_are_steps_not_ends() -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from .loader import load_config, parse_config, read_config
 from .model import (
+    AdminSettings,
+    ChatChannel,
     Check,
     CheckDefaults,
     Dependency,
@@ -17,6 +19,7 @@ from .model import (
     HttpConditions,
     LineDef,
     Network,
+    Notifications,
     ProbeCheck,
     PushCheck,
     Settings,
@@ -27,6 +30,8 @@ from .model import (
 from .values import FrozenDict, parse_duration
 
 __all__ = [
+    "AdminSettings",
+    "ChatChannel",
     "Check",
     "CheckDefaults",
     "Dependency",
@@ -37,6 +42,7 @@ __all__ = [
     "HttpConditions",
     "LineDef",
     "Network",
+    "Notifications",
     "ProbeCheck",
     "PushCheck",
     "Settings",

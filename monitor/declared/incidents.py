@@ -30,6 +30,7 @@ __all__ = [
     "consigne_history",
     "current_consignes",
     "declare",
+    "declared_lifted",
     "declared_overrides",
     "open_incident",
 ]
@@ -244,9 +245,28 @@ def declared_overrides(incidents: Iterable[Incident]) -> dict[str, Override]:
     for incident in incidents:
         if not incident.is_open:
             continue
+        changed = _changed_at(incident)
         for key, (declared, since) in incident.declared().items():
             rank = (SEVERITY[declared.state], since, incident.id or 0)
-            override = Override(declared.state, since, Source.DECLARED, declared.progress, f"incident:{incident.id}")
+            detail = f"incident:{incident.id}"
+            override = Override(declared.state, since, Source.DECLARED, declared.progress, detail, changed[key])
             if key not in chosen or rank > chosen[key][0]:
                 chosen[key] = (rank, override)
     return {key: override for key, (_, override) in chosen.items()}
+
+
+def _changed_at(incident: Incident) -> dict[str, datetime]:
+    """When each component's declared status (state or progress) last changed: a recovery step is dated when
+    it was declared, not when the engine noticed it."""
+    last: dict[str, tuple[Declared, datetime]] = {}
+    for update in incident.updates:
+        for key, declared in update.statuses.items():
+            before = last.get(key)
+            if before is None or before[0] != declared:
+                last[key] = (declared, update.at)
+    return {key: at for key, (_, at) in last.items()}
+
+
+def declared_lifted(incidents: Iterable[Incident]) -> dict[str, datetime]:
+    """When the declarations of resolved incidents ended, by override detail (``incident:3``)."""
+    return {f"incident:{i.id}": i.resolved_at for i in incidents if i.resolved_at is not None}

@@ -17,11 +17,7 @@ from ..models import (
     Transition,
 )
 
-__all__ = ["PUSH_NOTICE_DELAY", "CheckPolicy", "advance", "check_status", "expire"]
-
-# Push signals reach the board through the store (`push_signals.PushInbox`), a few seconds late: a missed signal
-# is concluded only this long after its deadline, so that one received in time is never judged missing.
-PUSH_NOTICE_DELAY = 15.0
+__all__ = ["CheckPolicy", "advance", "check_status", "deadline", "expire"]
 
 
 @dataclass(frozen=True)
@@ -30,7 +26,6 @@ class CheckPolicy:
     success_threshold: int = 2
     stale_after: float = 180.0  # seconds without a result before the check is unknown (push: down)
     source: Source = Source.PROBE
-    notice_delay: float = 0.0  # seconds past that deadline before the engine concludes
 
 
 def advance(
@@ -77,27 +72,39 @@ def advance(
     return new, transition
 
 
+def deadline(memory: CheckMemory, policy: CheckPolicy) -> datetime | None:
+    """When the check's silence becomes a conclusion: unknown (probe) or down (push); None if it cannot.
+
+    Counted from its last result; a push check that never had one counts from when it was configured (its
+    memory's `since` while unknown): a heartbeat that never came is an outage, not a mystery.
+    """
+    push = policy.source is Source.PUSH
+    if memory.state is (State.DOWN if push else State.UNKNOWN):
+        return None
+    start = memory.last_result_at
+    if start is None and push and memory.state is State.UNKNOWN:
+        start = memory.since
+    return start + timedelta(seconds=policy.stale_after) if start is not None else None
+
+
 def expire(
     ref: ComponentRef, memory: CheckMemory, policy: CheckPolicy, now: datetime
 ) -> tuple[CheckMemory, Transition | None]:
     """A check without a result for `stale_after` becomes unknown: a dead prober never leaves green.
 
-    A push check becomes down instead, dated from the deadline: its partner's silence is the signal.
-    Before its first signal ever it stays unknown (nothing was ever promised).
+    A push check becomes down instead, dated from the deadline: its partner's silence is the signal, also when
+    the partner never sent anything since the check was configured.
     """
+    due = deadline(memory, policy)
+    if due is None or now < due:
+        return memory, None
     last = memory.last_result_at
-    push = policy.source is Source.PUSH
-    if last is None or memory.state is (State.DOWN if push else State.UNKNOWN):
-        return memory, None
-    deadline = last + timedelta(seconds=policy.stale_after)
-    if now < deadline + timedelta(seconds=policy.notice_delay):
-        return memory, None
-    if push:
-        new = CheckMemory(State.DOWN, deadline, last_result_at=last)
+    if policy.source is Source.PUSH:
+        new = CheckMemory(State.DOWN, due, last_result_at=last)
         detail = FailureReason.NO_HEARTBEAT.value
-        return new, Transition(ref, memory.state, State.DOWN, deadline, now, Source.PUSH, detail=detail)
-    new = CheckMemory(State.UNKNOWN, deadline, last_result_at=last)
-    return new, Transition(ref, memory.state, State.UNKNOWN, deadline, now, Source.NONE, detail="stale")
+        return new, Transition(ref, memory.state, State.DOWN, due, now, Source.PUSH, detail=detail)
+    new = CheckMemory(State.UNKNOWN, due, last_result_at=last)
+    return new, Transition(ref, memory.state, State.UNKNOWN, due, now, Source.NONE, detail="stale")
 
 
 def check_status(ref: ComponentRef, memory: CheckMemory, source: Source = Source.PROBE) -> ComponentStatus:

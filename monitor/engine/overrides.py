@@ -13,21 +13,31 @@ __all__ = ["Override", "Overrides"]
 
 @dataclass(frozen=True)
 class Override:
-    """A declared status (open incident) or an active maintenance on a network, flow or line."""
+    """A declared status (open incident) or an active maintenance on a network, flow or line.
+
+    `since` is when the declared state began (when it was declared); `changed_at`, when what is declared last
+    changed (a new progress of a recovery), if later.
+    """
 
     state: State
     since: datetime
     source: Source  # DECLARED or MAINTENANCE
     progress: float | None = None
     detail: str = ""
+    changed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
 class Overrides:
-    """Declared statuses and active maintenance, keyed by component key (network:, flow:, line:)."""
+    """Declared statuses and active maintenance, keyed by component key (network:, flow:, line:).
+
+    `lifted` tells when declarations that no longer hold ended, by their detail (``incident:3``,
+    ``maintenance:2``): what a lifted override hid is shown from that instant, not from when it was noticed.
+    """
 
     declared: Mapping[str, Override] = field(default_factory=dict)
     maintenance: Mapping[str, Override] = field(default_factory=dict)
+    lifted: Mapping[str, datetime] = field(default_factory=dict)
 
     def for_component(self, ref: ComponentRef) -> Override | None:
         """Maintenance over declared; a component's own entry over its network's."""

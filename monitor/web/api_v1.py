@@ -24,12 +24,13 @@ from ..config import Check, Network, Settings
 from ..config.values import SLUG
 from ..declared.incidents import Incident
 from ..errors import NotFound, StoreError
-from ..i18n import Lang
+from ..i18n import LANGS, Lang
 from ..models import CheckMemory, ComponentRef, ComponentStatus, Source, State
 from ..snapshot import Snapshot
 from ..store.declaration_store import Declarations
 from ..store.rollup_store import availability_over
 from . import api_v1_models as m
+from .affected_text import explain
 from .api_v1_openapi import Operation, PathParam, openapi_document, parameter_problem
 from .board_view import States, board_view
 from .site_context import SiteContext
@@ -307,11 +308,14 @@ def line_status(settings: Settings, board: States, network: str, line: str) -> m
     ref, label = ComponentRef("line", network, line), settings.lines[line].label
     requires, optional = settings.networks[network].requirements(line, settings.lines)
     status = board.get(ref)
+    fr, en = (explain(settings, board, network, line, status, lang) for lang in LANGS)
     return m.LineStatus(
         id=line,
         key=ref.key,
         label=m.BilingualText(fr=label.fr, en=label.en),
         detail=status.detail if status else "",
+        affected=m.BilingualText(fr=fr[0], en=en[0]) if fr[0] else None,
+        scope=m.BilingualText(fr=fr[1], en=en[1]) if fr[1] else None,
         requires=list(requires),
         optional=list(optional),
         **_shown(status),

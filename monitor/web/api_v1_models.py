@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from ..config.values import SLUG
 from ..declared.incidents import Consigne, Impact, Incident, Phase, Standing, current_consignes
 from ..declared.inputs import Bilingual
-from ..declared.maintenance import WEEKDAYS, Occurrence
+from ..declared.maintenance import WEEKDAYS, Occurrence, Recurrence
 from ..models import Source, State
 
 __all__ = [
@@ -92,6 +92,9 @@ class BilingualText(Body):
 # /api/v1/status: the board in one language (the shape of tpmon's first API, kept)
 
 
+Sentence = Annotated[str | None, BeforeValidator(lambda text: text or None)]  # an empty text is null
+
+
 class BoardCell(Body):
     id: str
     label: str
@@ -102,6 +105,13 @@ class BoardCell(Body):
     source_label: str
     progress: Share
     detail: str
+    affected: Sentence = Field(
+        None,
+        description="a line raised by a dependency: the upstream's state for whom, e.g. "
+        "'Indisponible pour les assurés dont le tiers payant est géré par Viamedis'",
+    )
+    scope: Sentence = Field(None, description="that dependency's scope alone: who is affected")
+    cause: Sentence = Field(None, description="a line degraded by an optional flow: which flow, and its state")
 
 
 class BoardNetwork(BoardCell):
@@ -151,6 +161,11 @@ class LineStatus(Shown):
     key: str = Field(description="the component key, e.g. line:viamedis/optique")
     label: BilingualText
     detail: str = Field(description="what drives the state, e.g. incident:3 or the upstream network/flow")
+    affected: BilingualText | None = Field(
+        description="raised by a dependency: the upstream's state for whom, e.g. "
+        "'Indisponible pour les assurés dont le tiers payant est géré par Viamedis'"
+    )
+    scope: BilingualText | None = Field(description="that dependency's scope alone: who is affected")
     requires: list[str] = Field(description="required flows; `a|b` means either one is enough")
     optional: list[str] = Field(description="flows whose outage makes the line at least degraded")
 
@@ -347,6 +362,17 @@ class RecurrenceAnswer(Body):
     weekday: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] | None
     until: date | None
 
+    @classmethod
+    def of(cls, rule: Recurrence) -> RecurrenceAnswer:
+        return cls(
+            frequency=rule.frequency,
+            weekdays=[WEEKDAYS[d] for d in rule.weekdays],
+            month_day=rule.month_day,
+            nth=rule.nth,
+            weekday=WEEKDAYS[rule.weekday] if rule.weekday is not None else None,
+            until=rule.until,
+        )
+
 
 class OccurrenceAnswer(Body):
     window_id: int
@@ -360,15 +386,8 @@ class OccurrenceAnswer(Body):
 
     @classmethod
     def of(cls, occurrence: Occurrence, *, running: bool) -> OccurrenceAnswer:
-        window, rule = occurrence.window, occurrence.window.recurrence
-        recurrence = RecurrenceAnswer(
-            frequency=rule.frequency,
-            weekdays=[WEEKDAYS[d] for d in rule.weekdays],
-            month_day=rule.month_day,
-            nth=rule.nth,
-            weekday=WEEKDAYS[rule.weekday] if rule.weekday is not None else None,
-            until=rule.until,
-        )
+        window = occurrence.window
+        recurrence = RecurrenceAnswer.of(window.recurrence)
         return cls(
             window_id=window.id or 0,
             title=BilingualText.of(window.title),

@@ -16,6 +16,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from ..i18n import STATE_LABELS, Lang
 from ..models import ComponentRef, State
+from .affected_text import explain
 
 __all__ = ["BACKGROUNDS", "FOREGROUND", "LEFT", "badge", "badge_svg", "text_width"]
 
@@ -61,11 +62,14 @@ def _text(parent: ET.Element, content: str, x: float) -> None:
     main.text = content
 
 
-def badge_svg(network: str, line: str, state: State, lang: Lang) -> bytes:
-    """The badge of a line: `network` and `line` are display names, in `lang`."""
+def badge_svg(network: str, line: str, state: State, lang: Lang, affected: str = "") -> bytes:
+    """The badge of a line: `network` and `line` are display names, in `lang`; `affected` says for whom a
+    dependency fails it (in the accessible text only: the picture stays short)."""
     left = f"{network} · {line}"
     right = STATE_LABELS[state][lang]
     sentence = f"{left} : {right}" if lang == "fr" else f"{left}: {right}"
+    if affected:
+        sentence += f" — {affected}"
     left_width = round(text_width(left) + 2 * PADDING)
     right_width = round(text_width(right) + 2 * PADDING)
     width = left_width + right_width
@@ -112,6 +116,7 @@ async def badge(request: Request) -> Response:
     status = snapshot.get(ComponentRef("line", network_id, line_id))
     state = status.state if status is not None else State.UNKNOWN
     label: str = getattr(snapshot.settings.lines[line_id].label, lang)
-    body = badge_svg(network.name, label, state, lang)
+    affected = explain(snapshot.settings, snapshot, network_id, line_id, status, lang)[0]
+    body = badge_svg(network.name, label, state, lang, affected)
     headers = {"Content-Type": "image/svg+xml; charset=utf-8", "Cache-Control": "max-age=60"}
     return Response(body, headers=headers)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
 from ..config import Settings
 from ..i18n import SOURCE_LABELS, STATE_LABELS, Lang
 from ..models import ComponentRef, ComponentStatus, Source, State
+from .affected_text import explain
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,9 @@ class Cell:
     source_label: str
     progress: float
     detail: str
+    affected: str = ""  # raised by a dependency: its state for whom ("Indisponible pour les assurés dont …")
+    scope: str = ""  # that dependency's scope alone ("assurés dont le tiers payant est géré par Viamedis")
+    cause: str = ""  # degraded by an optional flow: which, and its state
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -35,6 +39,9 @@ class Cell:
             "source": self.source.value,
             "progress": self.progress,
             "detail": self.detail,
+            "affected": self.affected or None,
+            "scope": self.scope or None,
+            "cause": self.cause or None,
         }
 
 
@@ -117,7 +124,11 @@ def board_view(settings: Settings, board: States, lang: Lang) -> BoardView:
         lines = {}
         for line in network.lines:
             ref = ComponentRef("line", name, line)
-            lines[line] = _cell(ref, view.line_labels[line], board.get(ref), lang)
+            shown = board.get(ref)
+            affected, scope, cause = explain(settings, board, name, line, shown, lang)
+            lines[line] = replace(
+                _cell(ref, view.line_labels[line], shown, lang), affected=affected, scope=scope, cause=cause
+            )
         flows = [
             _cell(
                 ComponentRef("flow", name, flow),

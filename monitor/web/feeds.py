@@ -18,9 +18,10 @@ Ids are stable URNs that do not depend on the language or on the host: `urn:tpmo
 
 from __future__ import annotations
 
+import html
 import xml.etree.ElementTree as ET
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime as rfc822
 from typing import Literal
@@ -32,6 +33,7 @@ from ..config import Settings
 from ..declared.incidents import Incident, IncidentUpdate
 from ..i18n import Lang, format_datetime
 from ..models import ComponentRef
+from .affected_text import dependency_scope
 from .incident_view import PHASES
 from .ops_markdown import render
 
@@ -55,6 +57,11 @@ TEXTS: dict[str, dict[Lang, str]] = {
         "fr": "Consignes précédentes ({when}) : antérieures à ce changement d'état, elles peuvent ne plus s'appliquer.",
         "en": "Earlier advice ({when}): older than this change of state, it may no longer apply.",
     },
+    "dependents": {
+        "fr": "Concerne aussi, chez qui en dépend : {who}.",
+        "en": "Also concerns, where it is relied on: {who}.",
+    },
+    "relies": {"fr": "{what} en dépend pour les {scope}.", "en": "{what} relies on it for {scope}."},
 }
 
 
@@ -67,6 +74,10 @@ class Scope:
     path: str  # the page it stands for
     network: str = ""
     line: str = ""
+    # who an incident of a network concerns beyond it, in words, by that network (DESIGN §2: every surface
+    # says the scope); `also`: the networks this scope relies on, whose incidents it carries too
+    notes: Mapping[str, str] = field(default_factory=dict)
+    also: frozenset[str] = frozenset()
 
     def covers(self, components: Iterable[str]) -> bool:
         if not self.key:
@@ -83,19 +94,50 @@ def _network_of(key: str) -> str:
         return ""
 
 
+def _dependents(settings: Settings, upstream: str | None, lang: Lang) -> dict[str, str]:
+    """For each network others rely on (or `upstream` only): who its incidents concern there, in words."""
+    found: dict[str, list[str]] = {}
+    for network in settings.networks.values():
+        for dep in network.depends_on:
+            if upstream is not None and dep.network != upstream:
+                continue
+            lines = ", ".join(getattr(settings.lines[line].label, lang) for line in (dep.lines or network.lines))
+            who = f"{network.name} ({lines}){' :' if lang == 'fr' else ':'} {dependency_scope(settings, dep, lang)}"
+            found.setdefault(dep.network, []).append(who)
+    return {name: TEXTS["dependents"][lang].format(who=" ; ".join(who)) for name, who in found.items()}
+
+
+def _relies(settings: Settings, network: str, line: str | None, lang: Lang) -> dict[str, str]:
+    """For each network `network` (its `line`) relies on: for whom, in words."""
+    found: dict[str, str] = {}
+    config = settings.networks[network]
+    for dep in config.depends_on:
+        if line is not None and not dep.covers(line):
+            continue
+        what = config.name if line is None else f"{config.name} · {getattr(settings.lines[line].label, lang)}"
+        found.setdefault(
+            dep.network, TEXTS["relies"][lang].format(what=what, scope=dependency_scope(settings, dep, lang))
+        )
+    return found
+
+
 def scope_of(settings: Settings, network: str | None, line: str | None, lang: Lang) -> Scope | None:
     """The scope named by the path, None when the network or line is unknown."""
     if network is None:
-        return Scope("", TEXTS["all"][lang], "/")
+        return Scope("", TEXTS["all"][lang], "/", notes=_dependents(settings, None, lang))
     found = settings.networks.get(network)
     if found is None:
         return None
     if line is None:
-        return Scope(f"network:{network}", found.name, f"/reseaux/{network}", network)
+        notes = {**_dependents(settings, network, lang), **_relies(settings, network, None, lang)}
+        also = frozenset(_relies(settings, network, None, lang))
+        return Scope(f"network:{network}", found.name, f"/reseaux/{network}", network, notes=notes, also=also)
     if line not in found.lines:
         return None
     label: str = getattr(settings.lines[line].label, lang)
-    return Scope(f"line:{network}/{line}", f"{found.name} · {label}", f"/reseaux/{network}/{line}", network, line)
+    relies = _relies(settings, network, line, lang)
+    path = f"/reseaux/{network}/{line}"
+    return Scope(f"line:{network}/{line}", f"{found.name} · {label}", path, network, line, relies, frozenset(relies))
 
 
 @dataclass(frozen=True)
@@ -107,8 +149,11 @@ class Entry:
     html: str
 
 
-def _html(message: str, practitioners: str, members: str, lang: Lang, outdated: str = "") -> str:
+def _html(
+    message: str, practitioners: str, members: str, lang: Lang, notes: Iterable[str] = (), outdated: str = ""
+) -> str:
     parts = [str(render(message))]
+    parts += [f'<p class="affected">{html.escape(note)}</p>' for note in notes]  # config text: escaped
     for key, text in (("practitioners", practitioners), ("members", members)):
         if text.strip():
             parts.append(f"<h3>{TEXTS[key][lang]}</h3>{render(text)}")  # our own heading, then escaped text
@@ -144,8 +189,10 @@ def entries(incidents: Iterable[Incident], scope: Scope, lang: Lang, base: str) 
     """One entry per update of the incidents `scope` covers, newest first, at most LIMIT."""
     found: list[tuple[tuple[datetime, int, int], Entry]] = []
     for incident in incidents:
-        if not scope.covers(incident.components):
+        touched = {_network_of(key) for key in incident.components}
+        if not scope.covers(incident.components) and not touched & scope.also:
             continue
+        notes = [scope.notes[name] for name in sorted(touched) if name in scope.notes]
         number = incident.id or 0
         title = incident.title.pick(lang)
         for position, update in enumerate(incident.updates):
@@ -160,6 +207,7 @@ def entries(incidents: Iterable[Incident], scope: Scope, lang: Lang, base: str) 
                     update.practitioner_consigne.pick(lang),
                     update.member_consigne.pick(lang),
                     lang,
+                    notes,
                     _outdates(incident, position, lang),
                 ),
             )

@@ -8,9 +8,11 @@ from datetime import datetime
 from ..config import Network
 from ..i18n import Lang
 from ..models import ComponentRef, ProbeResult, Transition
+from .affected_text import dependency_scope
 from .availability_bars import line_bars
 from .board_view import Cell, NetworkView, board_view
 from .home_page import line_episodes
+from .incident_view import IncidentView
 from .network_page import dependencies, open_incidents
 from .render import Links, PageArgs, render
 from .site_context import SiteContext
@@ -18,6 +20,28 @@ from .site_context import SiteContext
 __all__ = ["build_line"]
 
 HISTORY_LIMIT = 50
+
+
+@dataclass(frozen=True)
+class UpstreamIncidents:
+    """The open incidents of a network this line depends on, and for whom (its scope, in words)."""
+
+    name: str
+    scope: str
+    incidents: list[IncidentView]
+
+
+def _upstream(services: SiteContext, config: Network, line: str, lang: Lang) -> list[UpstreamIncidents]:
+    """For each network this line relies on: its open incidents (their messages and consignes)."""
+    found: dict[str, UpstreamIncidents] = {}
+    for dep in config.depends_on:
+        if not dep.covers(line) or dep.network in found:
+            continue
+        incidents = open_incidents(services, dep.network, None, lang)
+        if incidents:
+            name = services.settings.networks[dep.network].name
+            found[dep.network] = UpstreamIncidents(name, dependency_scope(services.settings, dep, lang), incidents)
+    return list(found.values())
 
 
 @dataclass(frozen=True)
@@ -85,6 +109,7 @@ def build_line(services: SiteContext, lang: Lang, links: Links, args: PageArgs) 
         bars=line_bars(services.store, ref.key, now),
         dependencies=[d for d in dependencies(settings, views, network, lang) if d.network == network],
         incidents=open_incidents(services, network, line, lang),
+        upstream_incidents=_upstream(services, config, line, lang),
         timelines=line_episodes(services, lang, network, line),
         now=now,
     )

@@ -10,6 +10,7 @@ from ..declared.incidents import Incident
 from ..i18n import Lang
 from ..models import ComponentRef
 from ..store.latency_store import latency_by_hour
+from .affected_text import dependency_scope
 from .availability_bars import LineBars, line_bars
 from .board_view import Cell, NetworkView, board_view
 from .home_page import line_episodes
@@ -34,6 +35,7 @@ class DependencyView:
     on_network_name: str
     flow_label: str
     state: Cell | None
+    scope: str = ""  # who it concerns, in words
 
 
 def dependencies(settings: Settings, views: dict[str, NetworkView], name: str, lang: Lang) -> list[DependencyView]:
@@ -54,6 +56,7 @@ def dependencies(settings: Settings, views: dict[str, NetworkView], name: str, l
                     settings.networks[dep.network].name,
                     getattr(settings.flows[dep.flow].label, lang),
                     flow_cell,
+                    dependency_scope(settings, dep, lang),
                 )
             )
     return found

@@ -65,7 +65,8 @@ def _endpoint(page: Page) -> Callable[[Request], Awaitable[Response]]:
         if page.paged and "page" in request.query_params:
             args["page"] = request.query_params["page"]
         try:
-            html = await asyncio.to_thread(page.build, services, lang, Links(lang), args)
+            links = Links(lang, subscribe=getattr(services, "subscriptions", None) is not None)
+            html = await asyncio.to_thread(page.build, services, lang, links, args)
         except StoreError:
             return error_page(request, 503)
         if html is None:

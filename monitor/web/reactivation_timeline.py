@@ -20,7 +20,8 @@ class Step:
 
 @dataclass
 class Episode:
-    """One outage of one component: its first `down`, what followed, and when it ended (None: still going)."""
+    """One outage of one component: its first `down` or `partial`, what followed, and when it ended (None: still
+    going)."""
 
     key: str
     started: datetime
@@ -43,12 +44,16 @@ class Episode:
 _BACK = (State.OPERATIONAL, State.DEGRADED)  # degraded works: tiers payant is possible again
 
 
+_OUT = (State.DOWN, State.PARTIAL, State.RECOVERING)  # an outage, partial or not, or the way back from one
+
+
 def episodes(transitions: Iterable[Transition], since: datetime) -> list[Episode]:
     """Every outage that was going on at some time since `since`, from the components' transitions.
 
-    An episode starts when a component goes `down` and ends when it is operational (or degraded) again;
-    what happens in between (recovering steps, partial, down again) are its steps. Maintenance and unknown
-    do not start an episode. Oldest first.
+    An episode starts when a component goes `down` or `partial` (or is first seen recovering: a reopening
+    declared after an outage tpmon did not see) and ends when it is operational (or degraded) again; what
+    happens in between (recovering steps, partial, down again) are its steps. Maintenance and unknown do not
+    start an episode. Oldest first.
     """
     ordered = sorted(transitions, key=lambda t: (t.at, t.recorded_at))
     going: dict[str, Episode] = {}
@@ -57,8 +62,8 @@ def episodes(transitions: Iterable[Transition], since: datetime) -> list[Episode
         key, state = transition.ref.key, transition.state
         episode = going.get(key)
         if episode is None:
-            if state is State.DOWN:
-                episode = Episode(key, transition.at, [Step(transition.at, state, 0.0)])
+            if state in _OUT:
+                episode = Episode(key, transition.at, [Step(transition.at, state, transition.progress)])
                 going[key] = episode
                 found.append(episode)
             continue

@@ -77,7 +77,7 @@ def _component(cell: Cell, key: str, name: str, position: int, group_id: str | N
         "created_at": moment,
         "updated_at": moment,
         "position": position,
-        "description": None,
+        "description": cell.affected or None,  # a line raised by a dependency: for whom it fails
         "showcase": False,
         "start_date": None,
         "group_id": group_id,
@@ -89,6 +89,8 @@ def _component(cell: Cell, key: str, name: str, position: int, group_id: str | N
         "tpmon_progress": cell.progress,
         "tpmon_source": cell.source.value,
         "tpmon_since": iso(cell.since) if cell.since else None,
+        "tpmon_affected": cell.affected or None,
+        "tpmon_scope": cell.scope or None,
     }
 
 

@@ -154,6 +154,15 @@ def tpmon_command(baseline: Path | None = None) -> list[str]:
     return [str(script)] if script.exists() and baseline is None else [sys.executable, "-m", "monitor"]
 
 
+def has_admin_listener(baseline: Path | None) -> bool:
+    """Whether `tpmon serve` of this tree (or of the baseline's) runs the operators' listener, which
+    `--no-admin` leaves out (a baseline older than that listener does not know the option)."""
+    if baseline is None:
+        return True
+    cli = baseline / "monitor" / "cli.py"
+    return cli.exists() and "--no-admin" in cli.read_text(encoding="utf-8")
+
+
 def database_figures(db: Path) -> dict[str, Any]:
     """Bytes per stored result: the whole file (main + WAL + SHM) over the rows, and the pages of the results'
     tables and indexes (probe_result, and probe_check where it exists), as the database is when tpmon stops."""
@@ -201,6 +210,8 @@ def run_tpmon(
     if baseline is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(baseline), *filter(None, [os.environ.get("PYTHONPATH")])])
     command = [*tpmon_command(baseline), "serve", "--config", str(config), "--port", str(port)]
+    if has_admin_listener(baseline):
+        command.append("--no-admin")  # the public listener alone is measured
     who = "tpmon" if baseline is None else "baseline"
     log_path = root / "serve.log"
     log = log_path.open("wb")

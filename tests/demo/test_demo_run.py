@@ -16,6 +16,11 @@ import httpx
 from targets import free_port, wait_for
 
 SPEED = 16_000  # the story's 21 days in about 2 minutes
+AFFECTED = "Indisponible pour les assurés dont le tiers payant est géré par Viamedis"
+
+
+def words(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
 
 
 def lines(status: dict[str, Any], network: str) -> dict[str, dict[str, Any]]:
@@ -58,19 +63,33 @@ def test_the_demo_tells_the_february_2024_story(tmp_path: Path) -> None:
         assert time.monotonic() - started < 30
         viamedis = lines(seen[-1][1], "viamedis")
         assert viamedis["pharmacie"]["state"] != "down"
-        # Kalixia optique depends on Viamedis PEC: degraded once the probes see PEC down (two failures)
-        wait_for(
-            lambda: (s := sample()) is not None and lines(s, "kalixia")["optique"]["state"] == "degraded",
-            timeout=30,
-            what="Kalixia optique degraded by its dependency",
-        )
+
+        # Kalixia optique depends on Viamedis PEC: never "working" once the probes see PEC down (two failures) —
+        # unavailable for the members Viamedis manages (impact partial), said in words on every surface
+        def unavailable_for_viamedis_members() -> bool:
+            # partial as soon as the probes see one of Viamedis' PEC gateways down, unavailable once all are
+            answer = sample()
+            if answer is None:
+                return False
+            kalixia = lines(answer, "kalixia")["optique"]
+            return (kalixia["state"], kalixia["affected"]) == ("partial", AFFECTED)
+
+        wait_for(unavailable_for_viamedis_members, timeout=30, what="Kalixia optique partial by its dependency")
         assert lines(seen[-1][1], "kalixia")["optique"]["source"] == "dependency"
+        page = words(httpx.get(f"http://127.0.0.1:{port}/reseaux/kalixia/optique", timeout=5).text)
+        assert f"{AFFECTED}." in page and "Partiellement indisponible" in page
+        assert "Le tiers payant est possible" not in page
+        assert (
+            "Chez Viamedis, dont dépend ce domaine pour les assurés dont le tiers payant est géré par Viamedis" in page
+        )
+        assert "Viamedis — services en ligne perturbés" in page  # the upstream's open incident, with its consignes
+        assert "aucune prise en charge ne peut être enregistrée" in page
 
         # the weeks before "now" were replayed by the engine: their history is there from the start
         droits = f"http://127.0.0.1:{port}/api/v1/history/flow:viamedis/droits"
         replayed = httpx.get(droits, timeout=5).json()
         attack, probing = datetime.fromisoformat("2024-01-29T15:00+01:00"), timedelta(hours=2)
-        [outage] = [t for t in replayed["transitions"] if t["to"] == "down"]
+        outage = [t for t in replayed["transitions"] if t["to"] == "down"][-1]  # the first (newest first)
         assert attack <= datetime.fromisoformat(outage["at"]) <= attack + probing  # its first failing probe
         assert replayed["transitions"][-1]["at"] < "2023-11-07"  # the calm weeks since November
         week = wait_for(
@@ -106,6 +125,23 @@ def test_the_demo_tells_the_february_2024_story(tmp_path: Path) -> None:
         assert len(steps) >= 3, episode
         assert [int(p) for p in steps] == sorted(int(p) for p in steps), steps
         assert "Rétabli" in episode
+        # dated as declared (14, 15 and 16 February, 9:00, 9:00, 18:00), not when the app noticed
+        steps_at = re.findall(r'<time datetime="[^"]*">([^<]*)</time>', episode)
+        for declared in (
+            "mercredi 14 février 2024 à 09:00",
+            "jeudi 15 février 2024 à 09:00",
+            "vendredi 16 février 2024 à 18:00",
+        ):
+            assert declared in steps_at, steps_at
+        # Almerys' reopening on 13 February is in its timeline
+        almerys_heading = r'<article class="episode[^>]*>\s*<h3[^>]*><a[^>]*>Almerys — Optique</a>'
+        almerys = re.search(almerys_heading + r"(.*?)</article>", home, re.S)
+        assert almerys, home
+        assert "mardi 13 février 2024 à 09:00" in almerys.group(1)
+        assert "Réactivation progressive : 50" in words(almerys.group(1))
+        # after the recovery, no line is dated from the attack: every since is the start of its current state
+        assert "depuis le 29/01" not in words(home)
+        assert "depuis le 31/01" not in words(home)
         english = httpx.get(f"http://127.0.0.1:{port}/?lang=en", timeout=5).text
         assert '<html lang="en">' in english
         assert "Progressive reactivation" in english
@@ -129,9 +165,9 @@ def test_the_demo_tells_the_february_2024_story(tmp_path: Path) -> None:
     assert states[-1] == "operational"
     assert states.index("operational", first_recovering) > first_recovering
 
-    almerys = [(at, lines(s, "almerys")["optique"]["state"]) for at, s in seen]
-    during = [state for at, state in almerys if "2024-02-06" <= at.isoformat() < "2024-02-13"]
-    after = [state for at, state in almerys if at.isoformat() >= "2024-02-17"]
+    almerys_optique = [(at, lines(s, "almerys")["optique"]["state"]) for at, s in seen]
+    during = [state for at, state in almerys_optique if "2024-02-06" <= at.isoformat() < "2024-02-13"]
+    after = [state for at, state in almerys_optique if at.isoformat() >= "2024-02-17"]
     assert during and set(during) == {"down"}, set(during)
     assert after and after[-1] == "operational"
     assert json.dumps(seen[-1][1])  # the last answer is plain JSON

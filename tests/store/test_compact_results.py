@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 from monitor.models import ComponentRef, FailureReason, ProbeResult
@@ -110,13 +111,69 @@ def newest_first(results: list[ProbeResult], check: ComponentRef) -> list[ProbeR
     return sorted((r for r in results if r.check == check), key=lambda r: r.started_at, reverse=True)
 
 
-def downgrade(engine: Engine, revision: str) -> None:
-    """Alembic's downgrade to `revision`, as `database.upgrade` runs upgrades."""
+def alembic_config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
+    return config
+
+
+# The revision 0030 follows (the chain may gain a revision before it: the test starts from whichever it is).
+BEFORE_0030 = str(ScriptDirectory.from_config(alembic_config()).get_revision("0030").down_revision)
+RESULT_TABLES = {"probe_result", "probe_check", "alembic_version"}
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Alembic's downgrade to `revision`, as `database.upgrade` runs upgrades."""
+    config = alembic_config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.downgrade(config, revision)
+
+
+def _value(column: sa.Column[Any]) -> Any:
+    """A value of `column`'s type; every foreign key points at the id 1 of its table."""
+    kind = column.type
+    if isinstance(kind, tables.UTCDateTime | sa.DateTime):
+        return T0 + timedelta(minutes=7, microseconds=654321)
+    if isinstance(kind, sa.Boolean):
+        return True
+    if isinstance(kind, sa.Integer):
+        return 1
+    if isinstance(kind, sa.Float):
+        return 0.125
+    if isinstance(kind, sa.JSON):
+        return {"kept": [column.name, 1]}
+    return f"{column.table.name}.{column.name} é"
+
+
+def fill_the_other_tables(engine: Engine) -> None:
+    """One row in every table but the results' (operators', notifications', incidents'…), foreign keys in order;
+    the tables as tables.py has them, which 0030 leaves alone."""
+    with engine.begin() as connection:
+        for table in tables.metadata.sorted_tables:
+            if table.name not in RESULT_TABLES:
+                connection.execute(sa.insert(table).values({c.name: _value(c) for c in table.columns}))
+
+
+def the_other_tables(engine: Engine) -> dict[str, Any]:
+    """The schema (columns, keys, indexes, constraints) and the rows of every table but the results'."""
+    found: dict[str, Any] = {}
+    with engine.connect() as connection:
+        inspector = sa.inspect(connection)
+        for name in sorted(set(inspector.get_table_names()) - RESULT_TABLES):
+            columns = [
+                (c["name"], str(c["type"]), c["nullable"], str(c.get("default"))) for c in inspector.get_columns(name)
+            ]
+            table = tables.metadata.tables[name]
+            found[name] = {
+                "columns": columns,
+                "primary_key": inspector.get_pk_constraint(name),
+                "foreign_keys": sorted(map(repr, inspector.get_foreign_keys(name))),
+                "indexes": sorted(map(repr, inspector.get_indexes(name))),
+                "unique": sorted(map(repr, inspector.get_unique_constraints(name))),
+                "rows": [tuple(row) for row in connection.execute(sa.select(table).order_by(*table.primary_key))],
+            }
+    return found
 
 
 @pytest.fixture
@@ -127,10 +184,14 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 
 def test_migration_0030_converts_the_results_of_the_old_shape_and_back(engine: Engine) -> None:
-    upgrade(engine, "0004")
+    upgrade(engine, BEFORE_0030)
     with engine.begin() as connection:
         connection.execute(sa.insert(old_table()), [old_row(r) for r in OLD_RESULTS])
+    fill_the_other_tables(engine)
     before = old_rows(engine)
+    others = the_other_tables(engine)
+    assert {"staff_user", "api_token", "audit_event", "notification_event", "subscriber", "webhook"} <= set(others)
+    assert all(len(table["rows"]) == 1 for table in others.values())
 
     upgrade(engine)
     store = Store(engine)
@@ -145,11 +206,13 @@ def test_migration_0030_converts_the_results_of_the_old_shape_and_back(engine: E
     with engine.connect() as connection:
         ids = connection.execute(sa.select(tables.probe_result.c.id).order_by(tables.probe_result.c.id)).scalars()
         assert len(set(ids)) == len(OLD_RESULTS) + 2
+    assert the_other_tables(engine) == others
 
-    downgrade(engine, "0004")  # the old shape again, the same values
+    downgrade(engine, BEFORE_0030)  # the old shape again, the same values
     after = old_rows(engine)
     assert after[: len(before)] == before
     assert after[len(before) :] == [old_row(later), old_row(sample_result(40, OTHER))]
+    assert the_other_tables(engine) == others
     upgrade(engine)
     assert Store(engine).results(CHECK, limit=100) == newest_first([*OLD_RESULTS, later], CHECK)
 

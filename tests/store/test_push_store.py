@@ -9,7 +9,7 @@ import pytest
 from monitor.errors import StoreError
 from monitor.models import ComponentRef
 from monitor.store import Store, WriteRefused
-from monitor.store.signal_store import add_signal, prune_signals, signal_cursor, signals_after
+from monitor.store.signal_store import add_signal, prune_signals, signal_cursor, signals_after, signals_of
 
 from .store_support import T0
 
@@ -52,6 +52,16 @@ def test_two_cursors_read_the_same_inbox_independently(store: Store) -> None:
     one, two = signals_after(store, 0, limit=1), signals_after(store, 0, limit=4)
     assert one[0] == two[0]
     assert signals_after(store, one[-1].id) == two[1:]
+
+
+def test_signals_of_reads_the_checks_asked_by_time_whatever_their_ids(store: Store) -> None:
+    late = add_signal(store, PEC, "down", "late", received_at=T0 + 5 * SECOND)  # committed first, received later
+    fill(store, 4)
+    found = signals_of(store, [PEC.key], T0)
+    assert [s.detail for s in found] == ["n1", "n3", "late"]  # by reception, not by id; `after` excluded
+    assert all(s.check == PEC for s in found) and late in found
+    assert [s.detail for s in signals_of(store, [PEC.key, PAIEMENTS.key], T0 + 2 * SECOND)] == ["n3", "late"]
+    assert signals_of(store, [PEC.key], T0 + 5 * SECOND) == []
 
 
 def test_signals_after_leaves_out_the_freshest_when_asked(store: Store) -> None:
