@@ -171,6 +171,20 @@ def postgres_run(rows: list[ProbeResult], batch: int, url: str) -> dict[str, Any
     }
 
 
+def shown_command(argv: list[str]) -> str:
+    """The command line as run, the PostgreSQL URL's password masked (the JSON is kept in the repository)."""
+    shown, after_flag = [Path(argv[0]).as_posix()], False
+    for arg in argv[1:]:
+        hidden = arg
+        if after_flag:
+            hidden = make_url(arg).render_as_string(hide_password=True)
+        elif arg.startswith("--postgres="):
+            hidden = "--postgres=" + make_url(arg.removeprefix("--postgres=")).render_as_string(hide_password=True)
+        after_flag = arg == "--postgres"
+        shown.append(hidden)
+    return " ".join(shown)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=100_000, help="results written (and measured)")
@@ -184,7 +198,7 @@ def main() -> int:
 
     rows = results(args.rows, args.checks)
     out: dict[str, Any] = {
-        "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "command": shown_command(sys.argv),
         "monitor_from": str(Path(monitor.__file__).parent),
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
