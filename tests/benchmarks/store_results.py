@@ -11,7 +11,7 @@ probe benchmark's: `--checks` HTTP checks over 10 networks, one in two HTTPS (fi
 2 % failures with a detail. Reports per batch the wall and CPU time of `Store.write` (the first batch also
 registers the check keys), then the bytes per result: SQLite's file after VACUUM over the rows, and the pages of
 the results' tables and indexes (`dbstat`); PostgreSQL's `pg_total_relation_size` of those tables (after VACUUM)
-over the rows. ONE JSON object on stdout.
+over the rows, and each heap and index apart. ONE JSON object on stdout.
 """
 
 from __future__ import annotations
@@ -157,6 +157,17 @@ def postgres_run(rows: list[ProbeResult], batch: int, url: str) -> dict[str, Any
                 ).scalar_one()
                 if size is not None:
                     per_object[table] = int(size)
+            relations = connection.execute(  # each table's heap (with its TOAST) and each of its indexes
+                text(
+                    "SELECT c.relname, pg_table_size(c.oid)"
+                    " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                    " WHERE n.nspname = :s AND c.relkind IN ('r', 'i')"
+                    " AND (c.relname = ANY(:t) OR c.oid IN (SELECT indexrelid FROM pg_index"
+                    " WHERE indrelid IN (SELECT oid FROM pg_class WHERE relname = ANY(:t) AND relnamespace = n.oid)))"
+                ),
+                {"s": schema, "t": list(RESULT_TABLES)},
+            )
+            per_relation = {str(name): int(size) for name, size in relations}
         engine.dispose()
     finally:
         with admin.begin() as connection:
@@ -167,6 +178,7 @@ def postgres_run(rows: list[ProbeResult], batch: int, url: str) -> dict[str, Any
         "rows": count,
         "bytes_per_result_tables_and_indexes": round(sum(per_object.values()) / count, 1),
         "bytes_per_result_by_table": {name: round(b / count, 1) for name, b in per_object.items()},
+        "bytes_per_result_by_relation": {name: round(b / count, 1) for name, b in sorted(per_relation.items())},
         **summary(timings),
     }
 
