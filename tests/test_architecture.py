@@ -78,7 +78,7 @@ INNER: dict[str, dict[str, float]] = {
     },
     "probes": {
         **dict.fromkeys(("clients", "net", "phases", "certs"), 0),
-        **dict.fromkeys(("context", "conditions"), 1),
+        **dict.fromkeys(("context", "conditions", "wire"), 1),
         "outcome": 2,
         **dict.fromkeys(("http", "tcp", "tls", "dns"), 3),
         "__init__": 4,

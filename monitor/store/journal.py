@@ -29,6 +29,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from monitor.errors import StoreError
+from monitor.models import ComponentRef
 from monitor.store import rows, tables
 from monitor.store.database import is_memory, mask, private_dir, private_file, sqlite_path
 from monitor.store.store import Batch
@@ -102,7 +103,7 @@ def _lines(segment: str, batch: Batch, database: str) -> Iterator[dict[str, Any]
     count = 0
     for result in batch.results:
         count += 1
-        yield {"r": rows.result_row(result)}
+        yield {"r": rows.result_row(result, 0), "check": result.check.key}  # ids are the database's: the key
     for transition, uid in zip(batch.transitions, batch.keys(), strict=True):
         count += 1
         yield {"t": rows.transition_row(transition), "uid": uid}
@@ -122,9 +123,18 @@ def _parse(data: bytes) -> Batch:
     if "segment" not in head or tail.get("end") != head["segment"] or tail.get("records") != len(records):
         raise ValueError("not a complete segment")
     batch = Batch(segment=str(head["segment"]))
+    try:
+        _records_into(batch, records)
+    except (KeyError, AttributeError, TypeError) as exc:  # a record of another tpmon version: not this batch
+        raise ValueError(f"a record tpmon cannot read: {exc!r}") from exc
+    return batch
+
+
+def _records_into(batch: Batch, records: list[dict[str, Any]]) -> None:
     for record in records:
         if "r" in record:
-            batch.results.append(rows.result_from_row(_decode("r", record["r"])))
+            check = ComponentRef.parse(str(record["check"]))
+            batch.results.append(rows.result_from_row(_decode("r", record["r"]), check))
         elif "t" in record:
             batch.transitions.append(rows.transition_from_row(_decode("t", record["t"])))
             batch.uids.append(str(record["uid"]))
@@ -136,7 +146,6 @@ def _parse(data: bytes) -> Batch:
             batch.memories[row.check_key] = rows.memory_from_row(row)
         else:
             raise ValueError(f"unknown record {sorted(record)}")
-    return batch
 
 
 class Journal:

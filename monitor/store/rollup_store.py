@@ -15,6 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from monitor.availability import HOUR, Period, Rollup, Window, period_start, rollups, window_parts
 from monitor.models import ComponentRef, State
 from monitor.store import tables
+from monitor.store.rows import micros
 from monitor.store.store import Store
 
 __all__ = ["HOUSEKEEPING_DEADLINE", "RollupRun", "availability_over", "prune_results", "roll_up", "rollups_of"]
@@ -185,21 +186,33 @@ def prune_results(
 ) -> int:
     """Delete raw probe results started more than `retention_days` before `now`; returns how many.
 
-    In batches of `batch_size`, each its own short transaction (ids selected, then deleted by id), with
-    `pause` seconds between batches so the store writer gets the database. Transitions and rollups stay.
-    When `stop` is set (a shutdown), it returns after the batch under way.
+    Check by check (the results' only index starts with the check), in batches of `batch_size`, each its own
+    short transaction (ids selected, then deleted by id), with `pause` seconds between batches so the store
+    writer gets the database. Transitions and rollups stay. When `stop` is set (a shutdown), it returns after
+    the batch under way.
     """
     table = tables.probe_result
-    cutoff = now - timedelta(days=retention_days)
+    cutoff = micros(now - timedelta(days=retention_days))
+    with store._session("prune results in") as connection:
+        checks = list(connection.execute(select(tables.probe_check.c.id).order_by(tables.probe_check.c.id)).scalars())
     deleted = 0
-    while True:
-        with store._session("prune results in", write=True, deadline=HOUSEKEEPING_DEADLINE) as connection:
-            query = select(table.c.id).where(table.c.started_at < cutoff).order_by(table.c.started_at).limit(batch_size)
-            ids = list(connection.execute(query).scalars())
-            if ids:
-                connection.execute(delete(table).where(table.c.id.in_(ids)))
-        deleted += len(ids)
-        if len(ids) < batch_size or (stop is not None and stop.is_set()):
-            return deleted
-        if pause > 0:
-            time.sleep(pause)
+    for check_id in checks:
+        while True:
+            with store._session("prune results in", write=True, deadline=HOUSEKEEPING_DEADLINE) as connection:
+                query = (
+                    select(table.c.id)
+                    .where(table.c.check_id == check_id, table.c.started_us < cutoff)
+                    .order_by(table.c.started_us)
+                    .limit(batch_size)
+                )
+                ids = list(connection.execute(query).scalars())
+                if ids:
+                    connection.execute(delete(table).where(table.c.id.in_(ids)))
+            deleted += len(ids)
+            if stop is not None and stop.is_set():
+                return deleted
+            if len(ids) < batch_size:
+                break
+            if pause > 0:
+                time.sleep(pause)
+    return deleted

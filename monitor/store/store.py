@@ -102,6 +102,7 @@ class Store:
         event.listen(engine, "connect", _fresh)
         event.listen(engine, "checkout", self._checkout)
         event.listen(engine, "checkin", lambda dbapi_connection, _record: self._watchdog.detach(dbapi_connection))
+        self._check_ids: dict[str, int] = {}  # probe_check: key → id, only of rows committed
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True, clock: Clock = utcnow, deadline: float = DEADLINE) -> Store:
@@ -176,6 +177,7 @@ class Store:
         if batch.empty:
             return True
         now = self._clock()
+        ids = self._ids_of({result.check.key for result in batch.results}) if batch.results else {}
         with self._session("write to", write=True, deadline=deadline) as connection:
             if batch.segment is not None:
                 marks = tables.journal_segment
@@ -183,7 +185,8 @@ class Store:
                     return False
                 connection.execute(insert(marks), {"segment": batch.segment, "applied_at": now})
             if batch.results:
-                connection.execute(insert(tables.probe_result), [rows.result_row(r) for r in batch.results])
+                results = [rows.result_row(r, ids[r.check.key]) for r in batch.results]
+                connection.execute(insert(tables.probe_result), results)
             if batch.transitions:
                 keyed = zip(batch.transitions, batch.keys(), strict=True)
                 transitions = [rows.transition_row(t) | {"uid": uid} for t, uid in keyed]
@@ -196,6 +199,28 @@ class Store:
                 memories = [rows.memory_row(k, m, now) for k, m in batch.memories.items()]
                 _upsert(connection, tables.check_memory, memories)
         return True
+
+    def _ids_of(self, keys: set[str]) -> dict[str, int]:
+        """The `probe_check` id of each check key, registering the new ones in a transaction of their own
+        (committed before a batch uses them, so that no cached id ever names a row rolled back)."""
+        missing = [key for key in keys if key not in self._check_ids]
+        if missing:
+            table = tables.probe_check
+            with self._session("write to", write=True) as connection:
+                dialect = connection.dialect.name
+                if dialect in ("postgresql", "sqlite"):
+                    statement = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+                    connection.execute(
+                        statement.on_conflict_do_nothing(index_elements=["key"]), [{"key": k} for k in missing]
+                    )
+                else:  # other backends: not supported by tpmon, kept correct rather than fast
+                    known = set(connection.execute(select(table.c.key).where(table.c.key.in_(missing))).scalars())
+                    if len(known) < len(missing):
+                        connection.execute(insert(table), [{"key": k} for k in missing if k not in known])
+                query = select(table.c.key, table.c.id).where(table.c.key.in_(missing))
+                found = {key: check_id for key, check_id in connection.execute(query)}
+            self._check_ids.update(found)
+        return {key: self._check_ids[key] for key in keys}
 
     def load_statuses(self) -> dict[str, ComponentStatus]:
         """Every stored component status, by component key."""
@@ -230,15 +255,16 @@ class Store:
     def results(self, check: ComponentRef, *, since: datetime | None = None, limit: int = 1000) -> list[ProbeResult]:
         """Raw results of `check` started at or after `since`, newest first."""
         table = tables.probe_result
+        check_id = select(tables.probe_check.c.id).where(tables.probe_check.c.key == check.key).scalar_subquery()
         query = (
             select(table)
-            .where(table.c.check_key == check.key)
-            .order_by(table.c.started_at.desc(), table.c.id.desc())
+            .where(table.c.check_id == check_id)
+            .order_by(table.c.started_us.desc(), table.c.id.desc())
             .limit(limit)
         )
         if since is not None:
-            query = query.where(table.c.started_at >= since)
-        return self._read(query, rows.result_from_row)
+            query = query.where(table.c.started_us >= rows.micros(since))
+        return self._read(query, lambda row: rows.result_from_row(row, check))
 
     def _read(self, query: Select[Any], convert: Callable[[Any], T]) -> list[T]:
         with self._session("read from") as connection:
