@@ -146,7 +146,7 @@ class Services:
         return Snapshot(
             settings=self.settings,
             at=self._declared_at,
-            statuses=dict(self.board.statuses()),  # a copy: the board changes on
+            statuses=self.board.statuses(),  # immutable (a persistent map): shared, never copied
             checked_at=self.board.checked_at,
             open_incidents=tuple(declared.open),
             recent_incidents=tuple(declared.recent),

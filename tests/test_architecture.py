@@ -63,7 +63,12 @@ INNER: dict[str, dict[str, float]] = {
         "__init__": 5,
         "__main__": 6,  # python -m monitor.config: the README's taxonomy table
     },
-    "engine": {"check_state": 0, "overrides": 0, "aggregate": 1, "__init__": 2},
+    "engine": {
+        **dict.fromkeys(("check_state", "overrides", "timers"), 0),
+        "aggregate": 1,
+        **dict.fromkeys(("check_tally", "graph"), 2),
+        "__init__": 3,
+    },
     "notify": {"events": 0, "tokens": 0, "scopes": 1, "messages": 2, "payloads": 2, "__init__": 3},
     "declared": {"inputs": 0, "incidents": 1, "maintenance": 1, "__init__": 2},
     "staff": {

@@ -42,7 +42,7 @@ def main() -> None:
         ref = refs[n % len(refs)]
         board.record(ProbeResult(ref, NOW + timedelta(seconds=n), 0.05, n % 7 != 0), NOW + timedelta(seconds=n))
         start = time.perf_counter()
-        snapshot = Snapshot(settings, NOW, dict(board.statuses()), board.checked_at, board_version=board.version)
+        snapshot = Snapshot(settings, NOW, board.statuses(), board.checked_at, board_version=board.version)
         takes.append(time.perf_counter() - start)
     metrics = Metrics(lambda: snapshot)
     for _ in range(max(1, args.rounds // 100)):
