@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 
 from ..i18n import (
     SOURCE_LABELS,
@@ -20,7 +21,7 @@ from ..i18n import (
     format_since,
 )
 
-__all__ = ["Links", "PageArgs", "render"]
+__all__ = ["Links", "PageArgs", "render", "render_block"]
 
 # a page's path parameters (and `page` for a paged list), as the builders receive them
 PageArgs = Mapping[str, str]
@@ -89,3 +90,11 @@ class Links:
 def render(template: str, lang: Lang, links: Links, path: str, **context: Any) -> str:
     """A page in `lang`; `path` is the page's own address (for the language switch and the current nav item)."""
     return _ENV.get_template(template).render(lang=lang, fr=lang == "fr", links=links, path=path, **context)
+
+
+def render_block(template: str, block: str, lang: Lang, links: Links, path: str, **context: Any) -> Markup:
+    """One block of a page (say, the `main` of the public incident page), rendered as the page renders it: the
+    console's preview shows what the public page will say, from the public template itself."""
+    found = _ENV.get_template(template)
+    variables = found.new_context({"lang": lang, "fr": lang == "fr", "links": links, "path": path, **context})
+    return Markup("".join(found.blocks[block](variables)))  # noqa: S704 — the template's output, autoescaped
