@@ -20,7 +20,7 @@ from ..snapshot import Snapshot
 from ..store.declaration_store import Declarations
 from .incident_view import PHASES, ConsigneView, consigne_view
 from .ops_markdown import render as render_text
-from .render import Links, PageArgs, render, render_block
+from .render import Links, PageArgs, render, render_main
 from .site_context import SiteContext
 
 __all__ = [
@@ -247,7 +247,7 @@ def _incident_context(snapshot: Snapshot, found: Incident, links: Links, now: da
 
 def preview_incident(snapshot: Snapshot, draft: Incident, links: Links, now: datetime) -> Markup:
     """What the public page of `draft` (an incident with a change not stored yet) will show, from the public
-    template's own `main` block: the console shows it before anything is published."""
-    return render_block(
-        "incident.html", "main", links.lang, links, "/incidents", **_incident_context(snapshot, draft, links, now)
+    template itself: the console shows it before anything is published."""
+    return render_main(
+        "incident.html", links.lang, links, "/incidents", **_incident_context(snapshot, draft, links, now)
     )

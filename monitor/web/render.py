@@ -21,7 +21,9 @@ from ..i18n import (
     format_since,
 )
 
-__all__ = ["Links", "PageArgs", "render", "render_block"]
+__all__ = ["MAIN_OPEN", "Links", "PageArgs", "render", "render_main"]
+
+MAIN_OPEN = '<main id="contenu" tabindex="-1">'  # as base.html opens it
 
 # a page's path parameters (and `page` for a paged list), as the builders receive them
 PageArgs = Mapping[str, str]
@@ -92,9 +94,9 @@ def render(template: str, lang: Lang, links: Links, path: str, **context: Any) -
     return _ENV.get_template(template).render(lang=lang, fr=lang == "fr", links=links, path=path, **context)
 
 
-def render_block(template: str, block: str, lang: Lang, links: Links, path: str, **context: Any) -> Markup:
-    """One block of a page (say, the `main` of the public incident page), rendered as the page renders it: the
-    console's preview shows what the public page will say, from the public template itself."""
-    found = _ENV.get_template(template)
-    variables = found.new_context({"lang": lang, "fr": lang == "fr", "links": links, "path": path, **context})
-    return Markup("".join(found.blocks[block](variables)))  # noqa: S704 — the template's output, autoescaped
+def render_main(template: str, lang: Lang, links: Links, path: str, **context: Any) -> Markup:
+    """The `<main>` of a page (say, the public incident page), rendered by the page's own template: the console's
+    preview shows exactly what the public page will say."""
+    html = render(template, lang, links, path, **context)
+    start = html.index(MAIN_OPEN) + len(MAIN_OPEN)
+    return Markup(html[start : html.rindex("</main>")])  # noqa: S704 — the template's own output, autoescaped
