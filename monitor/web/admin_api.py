@@ -37,6 +37,7 @@ __all__ = [
     "guarded",
     "json_body",
     "positive_id",
+    "window_of",
     "write_principal",
 ]
 
@@ -212,6 +213,11 @@ def _day(text: str | None, name: str) -> date | None:
         return date.fromisoformat(text)
     except ValueError:
         raise IncidentError(name, f"{text!r} is not a date like 2024-12-31") from None
+
+
+def window_of(body: am.MaintenanceIn) -> MaintenanceWindow:
+    """A maintenance window from its request body (the API's and the console's); IncidentError naming the field."""
+    return _window(body)
 
 
 def _window(body: am.MaintenanceIn) -> MaintenanceWindow:

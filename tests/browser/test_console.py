@@ -11,7 +11,10 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pyotp
@@ -245,7 +248,8 @@ def test_an_editor_of_viamedis_cannot_touch_almerys(chromium: Browser, console: 
     csrf = page.locator("input[name=csrf]").first.input_value()
     forged = page.evaluate(
         """async ([number, csrf]) => (await fetch('/incidents/' + number, {method: 'POST',
-            body: new URLSearchParams({csrf: csrf, status: 'resolved', 'message.fr': 'fin', action: 'preview'})})).status""",
+            body: new URLSearchParams({csrf: csrf, status: 'resolved', 'message.fr': 'fin', action: 'preview'})}))
+            .status""",
         [number, csrf],
     )
     assert forged == 403  # the console refuses the post its page did not offer
@@ -324,7 +328,8 @@ def test_open_update_and_resolve_an_incident_then_read_it_on_the_public_page(
     page.context.close()
 
 
-CONSOLE_PAGES = ["/", "/incidents", "/incidents/nouveau", "/incidents/{incident}", "preview"]
+CONSOLE_PAGES = ["/", "/incidents", "/incidents/nouveau", "/incidents/{incident}", "preview", "/maintenance",
+                 "/signaux", "/jetons", "token created", "/comptes", "/journal", "refused"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -344,9 +349,21 @@ def _no_violation(page: Page, where: str, width: int) -> None:
 
 
 def _open_incident_number(console: Console) -> int:
-    listed = console.public("/api/v1/incidents").json()["incidents"]
-    assert listed, "no incident to show"
-    return int(listed[0]["id"])
+    """An open incident on viamedis, with a declared status and consignes: its page shows every part."""
+    listed = [i for i in console.public("/api/v1/incidents").json()["incidents"] if i["status"] != "resolved"]
+    mine = [i for i in listed if any("viamedis" in c for c in i.get("components", []))]
+    if mine:
+        return int(mine[0]["id"])
+    opened = httpx.post(
+        console.admin_url + "/api/v1/incidents",
+        headers={"Authorization": f"Bearer {console.token('write:viamedis')}"},
+        json={"title": {"fr": "Pharmacie lente", "en": "Slow pharmacy"}, "impact": "minor",
+              "message": {"fr": "Les PEC sont lentes."},
+              "practitioner_consigne": {"fr": "Réessayez plus tard.", "en": "Retry later."},
+              "statuses": [{"component": "line:viamedis/pharmacie", "state": "degraded"}]},
+    )  # fmt: skip
+    assert opened.status_code == 201, opened.text
+    return int(opened.json()["id"])
 
 
 @pytest.mark.parametrize("where", CONSOLE_PAGES)
@@ -358,6 +375,17 @@ def test_console_pages_pass_axe_at_375_and_1280(admin_context: BrowserContext, c
             page.locator("#f-progress-0").fill("30")
             page.get_by_role("button", name="Prévisualiser").click()
             assert page.locator("#apercu-titre").is_visible()
+        elif where == "token created":
+            page.goto(console.admin_url + "/jetons")
+            page.get_by_label("Usage (a-z, 0-9, . _ -, sans donnée personnelle)").fill("axe")
+            page.get_by_label("Droits, séparés par des espaces").fill("push:viamedis/pec/operateur")
+            page.get_by_role("button", name="Créer").click()
+            assert page.locator("#nouveau-jeton").inner_text().startswith("tpm_")
+        elif where == "refused":
+            page.goto(console.admin_url + "/incidents/nouveau")
+            page.evaluate("document.querySelector('form.console-form input[name=csrf]').value = 'forged'")
+            page.get_by_role("button", name="Prévisualiser").click()
+            assert page.locator("h1").inner_text() == "Formulaire refusé"
         else:
             path = where.format(incident=_open_incident_number(console) if "{incident}" in where else 0)
             response = page.goto(console.admin_url + path)
@@ -401,5 +429,65 @@ def test_the_console_is_in_english_too(admin_context: BrowserContext, console: C
         assert page.locator("h1").inner_text() == "Current states"
         _no_violation(page, "/ en", 375)
         page.goto(console.admin_url + "/?lang=fr")
+    finally:
+        page.close()
+
+
+def test_tokens_accounts_maintenance_and_the_audit_log_from_the_console(
+    admin_context: BrowserContext, console: Console
+) -> None:
+    page = admin_context.new_page()
+    try:
+        page.goto(console.admin_url + "/jetons")
+        page.get_by_label("Usage (a-z, 0-9, . _ -, sans donnée personnelle)").fill("partenaire")
+        page.get_by_label("Droits, séparés par des espaces").fill("push:viamedis/pec/operateur")
+        page.get_by_role("button", name="Créer").click()
+        secret = page.locator("#nouveau-jeton").inner_text()
+        pushed = httpx.post(f"{console.admin_url}/api/v1/push/viamedis/pec/operateur",
+                            headers={"Authorization": f"Bearer {secret}"})  # fmt: skip
+        assert pushed.status_code == 202, pushed.text
+        page.goto(console.admin_url + "/signaux")
+        row = page.locator("tr", has_text="pec / operateur").first
+        assert "Viamedis" in row.inner_text() and f"token:{secret[:12]}" in row.inner_text()
+        page.goto(console.admin_url + "/jetons")
+        page.get_by_role("button", name=f"Révoquer {secret[:12]}").click()
+        refused = httpx.post(f"{console.admin_url}/api/v1/push/viamedis/pec/operateur",
+                             headers={"Authorization": f"Bearer {secret}"})  # fmt: skip
+        assert refused.status_code == 401
+
+        page.goto(console.admin_url + "/comptes")
+        page.get_by_label("Identifiant (pas une adresse de courriel)").fill("felix")
+        page.get_by_label("Rôle").select_option("editor")
+        page.get_by_label("Viamedis").check()
+        page.get_by_label("Mot de passe initial (12 caractères au moins)").fill(PASSWORD)
+        page.get_by_role("button", name="Ajouter").click()
+        page.get_by_role("button", name="Désactiver — felix").click()
+        listed = json.loads(console.tpmon("user", "list", "--json"))
+        assert next(u for u in listed if u["name"] == "felix") == {
+            "name": "felix", "role": "editor", "networks": ["viamedis"], "disabled": True,
+            "second_factor": "pending", "locked_until": None}  # fmt: skip
+
+        page.goto(console.admin_url + "/maintenance")
+        page.get_by_label("Viamedis — domaine Optique").check()
+        page.locator("#m-title-fr").fill("Mise à jour du serveur")
+        start = (datetime.now(ZoneInfo("Europe/Paris")) + timedelta(days=2)).strftime("%Y-%m-%dT22:00")
+        page.locator("#m-start").fill(start)
+        page.locator("#m-duration").fill("2h")
+        page.get_by_role("button", name="Enregistrer").click()
+        assert "Maintenance enregistrée" in page.locator(".done").inner_text()
+        upcoming = console.public("/api/v1/maintenance").json()["upcoming"]
+        assert "Mise à jour du serveur" in json.dumps(upcoming, ensure_ascii=False)
+
+        page.goto(console.admin_url + "/journal")
+        text = page.locator("table").inner_text()
+        for action in ("token.create", "token.revoke", "user.add", "user.disable", "maintenance.add"):
+            assert action in text
+        with page.expect_download() as download:
+            page.get_by_role("link", name="Exporter tout le journal (JSON lines)").click()
+        lines = Path(download.value.path()).read_text(encoding="utf-8").splitlines()
+        events = [json.loads(line) for line in lines]
+        mine = [(e["action"], e["actor"], e["listener"]) for e in events if e["actor"] == "user:ada"]
+        assert ("user.disable", "user:ada", "console") in mine and ("token.revoke", "user:ada", "console") in mine
+        assert secret not in "\n".join(lines) and PASSWORD not in "\n".join(lines)
     finally:
         page.close()
