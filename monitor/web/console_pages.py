@@ -58,7 +58,7 @@ __all__ = ["console_routes", "qr_svg"]
 def qr_svg(uri: str) -> Markup:
     """The otpauth:// URI as an inline SVG QR code (segno), drawn dark on light for any authenticator's camera."""
     code = segno.make(uri, error="m")
-    svg = code.svg_inline(scale=5, border=4, dark="#1b1b1b", light="#ffffff")
+    svg = code.svg_inline(scale=5, border=4, dark="#1b1b1b", light="#ffffff", omitsize=True)
     return Markup(svg)  # noqa: S704 — segno's own SVG of a URI we made; no user text in it
 
 
