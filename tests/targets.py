@@ -111,7 +111,10 @@ class Server:
                 stdout=log,
                 stderr=log,
             )
-        wait_for(lambda: self.get("/healthz").status_code == 200 or self._died(), what="tpmon serve to answer")
+        # a real process's start: a generous deadline (importing tpmon alone takes 10 s when ~8 suites share 2 cores)
+        wait_for(
+            lambda: self.get("/healthz").status_code == 200 or self._died(), timeout=60, what="tpmon serve to answer"
+        )
         return self
 
     def _died(self) -> bool:

@@ -262,3 +262,8 @@ class AuditedStaff:
         return staff.reset_second_factor(
             name, totp_secret, also=self._also("user.reset_mfa", lambda u: f"user:{u.name}")
         )
+
+    def set_password(self, name: str, password_hash: str) -> StaffUser:
+        self._require_admin()
+        staff = StaffStore(self.store, clock=self.clock)
+        return staff.set_password(name, password_hash, also=self._also("user.password", lambda u: f"user:{u.name}"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,6 +39,7 @@ WEEKDAY_NAMES = {
     "en": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
 }
 AUDIT_PAGE = 100
+LABEL = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")  # as `tpmon token create --label`
 
 
 class FormProblem(Exception):
@@ -201,7 +203,7 @@ async def token_page(v: Visit) -> Response:
     if v.request.method == "POST":
         try:
             label = form.get("label", "").strip()
-            if not label or len(label) > 64 or not all(c.isascii() and (c.isalnum() or c in "._-") for c in label):
+            if not LABEL.fullmatch(label):
                 raise FormProblem("label", "1–64 of a-z, 0-9, '.', '_', '-' saying what the token is for")
             scopes = _scopes(form.get("scopes", ""), v)
             expires_at = None
@@ -215,7 +217,7 @@ async def token_page(v: Visit) -> Response:
             def act() -> Any:
                 staff = AuditedStaff(services.store, principal, "console", clock=services.clock)
                 return staff.create_token(
-                    digest=digest(secret), prefix=public_prefix(secret), label=label.lower(), scopes=scopes,
+                    digest=digest(secret), prefix=public_prefix(secret), label=label, scopes=scopes,
                     expires_at=expires_at,
                 )  # fmt: skip
 
