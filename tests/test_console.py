@@ -9,6 +9,7 @@ import random
 import re
 import string
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pyotp
@@ -143,7 +144,9 @@ def test_an_editor_is_offered_only_its_networks_and_refused_the_others(ops: List
     assert opened.status_code == 201
     client = sign_in(ops, "eve", "editor", ("viamedis",))
     page = client.get("/incidents/nouveau").text
-    assert "line:viamedis/optique" in page and "almerys" not in page.split('id="f-component-0"')[1].split("</select>")[0]
+    assert (
+        "line:viamedis/optique" in page and "almerys" not in page.split('id="f-component-0"')[1].split("</select>")[0]
+    )
     status, html = post_form(client, "/incidents/nouveau", {**INCIDENT, "component-0": "network:almerys"})
     assert status == 403 and "almerys" in html
     shown = client.get("/incidents/1").text
@@ -198,3 +201,45 @@ def test_the_audit_log_is_exported_as_json_lines(ops: Listener) -> None:
         ("mfa.enrol", "user:ada", "console"),
     ]  # oldest first; the account was made by the test without the CLI's audit
     assert PASSWORD not in answer.text
+
+
+def test_a_weekly_window_planned_one_occurrence_cancelled_then_the_series(ops: Listener) -> None:
+    client = sign_in(ops, "ada")
+    form = {"title.fr": "Mise à jour hebdomadaire", "component:line:viamedis/optique": "on",
+            "start": "2024-02-18T02:00", "duration": "2h", "frequency": "weekly", "weekday-sun": "on"}  # fmt: skip
+    page = client.get("/maintenance")
+    done = client.post("/maintenance", data={"csrf": csrf_of(page.text), **form}, follow_redirects=False)
+    assert done.status_code == 303, done.text[:800]
+    [window] = Declarations(ops.store, ops.settings).windows()
+    assert window.recurrence.describe() == "weekly on sun" and window.components == ("line:viamedis/optique",)
+    page = client.get("/maintenance").text
+    assert 'action="/maintenance/1/occurrences/2024-02-18/annulation"' in page
+    client.post("/maintenance/1/occurrences/2024-02-18/annulation", data={"csrf": csrf_of(page)})
+    assert Declarations(ops.store, ops.settings).window(1).skipped == (date(2024, 2, 18),)
+    client.post("/maintenance/1/annulation", data={"csrf": csrf_of(page)})
+    assert Declarations(ops.store, ops.settings).window(1).cancelled
+    trail = [(e.action, e.actor, e.listener) for e in audit_events(ops.store, action="maintenance")]
+    assert trail == [("maintenance.cancel", "user:ada", "console"),
+                     ("maintenance.cancel_occurrence", "user:ada", "console"),
+                     ("maintenance.add", "user:ada", "console")]  # fmt: skip
+
+
+def test_a_window_without_a_component_or_a_start_is_refused_by_name(ops: Listener) -> None:
+    client = sign_in(ops, "ada")
+    status, html = post_form(client, "/maintenance", {"title.fr": "x", "start": "2024-02-18T02:00", "duration": "2h"})
+    assert status == 422 and "components" in html
+    status, html = post_form(
+        client,
+        "/maintenance",
+        {"title.fr": "x", "component:network:viamedis": "on", "start": "demain", "duration": "2h"},
+    )
+    assert status == 422 and "start" in html
+    assert Declarations(ops.store, ops.settings).windows(include_cancelled=True) == []
+
+
+def test_an_account_still_to_enrol_is_sent_to_its_second_factor(ops: Listener) -> None:
+    make_user(ops.store, "ada")
+    page = ops.client.get("/connexion")
+    ops.client.post("/connexion", data={"csrf": csrf_of(page.text), "name": "ada", "password": PASSWORD})
+    answer = ops.client.get("/incidents", follow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["location"] == "/connexion/second-facteur"

@@ -8,7 +8,7 @@ import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -17,6 +17,7 @@ from starlette.responses import Response, StreamingResponse
 from ..config import PushCheck, parse_duration
 from ..declared.maintenance import WEEKDAYS, MaintenanceWindow, check_not_over, occurrences
 from ..errors import IncidentError, MonitorError, NotFound
+from ..i18n import PARIS
 from ..models import ComponentRef
 from ..operators.audited import AuditedDeclarations, AuditedStaff
 from ..staff.passwords import check_new_password
@@ -69,7 +70,11 @@ def _window_rows(v: Visit, windows: Iterable[MaintenanceWindow]) -> list[tuple[M
     principal = signed_in(v).principal
     rows = []
     for window in windows:
-        following = [o for o in occurrences(window, now, now + timedelta(days=400)) if o.end > now][:3]
+        following = [
+            (o, o.start.astimezone(PARIS).date().isoformat())
+            for o in occurrences(window, now, now + timedelta(days=400))
+            if o.end > now
+        ][:3]
         may = principal.writes_anywhere and all(
             principal.may_write(ComponentRef.parse(k).network) for k in window.components
         )
@@ -370,10 +375,35 @@ async def journal_export(v: Visit) -> Response:
     return StreamingResponse(lines(), media_type="application/jsonl; charset=utf-8", headers=headers)
 
 
+async def cancel_occurrence(v: Visit) -> Response:
+    services = v.services
+    principal = signed_in(v).principal
+    number = _number(v)
+    raw = str(v.request.path_params["day"])
+    try:
+        day = date.fromisoformat(raw) if len(raw) == 10 else None
+    except ValueError:
+        day = None
+    if day is None:
+        raise NotFound(f"no date {raw[:20]!r}")
+
+    def act() -> MaintenanceWindow:
+        writes = AuditedDeclarations(services.store, services.settings, principal, "console", clock=services.clock)
+        return writes.cancel_occurrence(number, day)
+
+    try:
+        await _write(v, act)
+    except IncidentError as exc:
+        return v.page("refused.html", status=409, title=v.say("Refusé", "Refused"), detail=str(exc))
+    await services.refresh_overrides()
+    return redirect("/maintenance")
+
+
 def console_admin_routes() -> list[tuple[str, Handler, list[str]]]:
     return [
         ("/maintenance", guard_page(maintenance), ["GET", "POST"]),
         ("/maintenance/{id}/annulation", guard_page(cancel_window), ["POST"]),
+        ("/maintenance/{id}/occurrences/{day}/annulation", guard_page(cancel_occurrence), ["POST"]),
         ("/signaux", guard_page(push_checks), ["GET"]),
         ("/jetons", guard_page(token_page, admin=True), ["GET", "POST"]),
         ("/jetons/{id}/revocation", guard_page(revoke, admin=True), ["POST"]),

@@ -175,6 +175,8 @@ def guard_page(handler: Callable[[Visit], Awaitable[Response]], *, admin: bool =
         v = await visit(request)
         try:
             if v.current is None:
+                if await session(request, stage="enrol") is not None:
+                    return redirect("/connexion/second-facteur")  # the second factor first
                 wanted = request.url.path if request.method == "GET" else "/"
                 return redirect("/connexion" + (f"?suite={wanted}" if wanted not in ("/", "") else ""))
             if admin and not v.current.principal.is_admin:
