@@ -31,7 +31,7 @@ INCIDENT = {
 
 
 def csrf_of(html: str) -> str:
-    found = re.findall(r'name="csrf" value="([^"]+)"', html)
+    found: list[str] = re.findall(r'name="csrf" value="([^"]+)"', html)
     assert found, html[:500]
     return found[-1]  # the page's form (the first may be the sign-out form's)
 
