@@ -243,3 +243,18 @@ def test_an_account_still_to_enrol_is_sent_to_its_second_factor(ops: Listener) -
     ops.client.post("/connexion", data={"csrf": csrf_of(page.text), "name": "ada", "password": PASSWORD})
     answer = ops.client.get("/incidents", follow_redirects=False)
     assert answer.status_code == 303 and answer.headers["location"] == "/connexion/second-facteur"
+
+
+def test_behind_https_the_cookies_are_secure_and_host_only(ops: Listener) -> None:
+    make_user(ops.store, "ada")
+    with TestClient(ops.client.app, base_url="https://127.0.0.1:8081") as secure:
+        page = secure.get("/connexion")
+        assert page.headers["set-cookie"].startswith("__Host-tpmon_presession=")
+        assert "Secure" in page.headers["set-cookie"] and "HttpOnly" in page.headers["set-cookie"]
+        answer = secure.post(
+            "/connexion", data={"csrf": csrf_of(page.text), "name": "ada", "password": PASSWORD}, follow_redirects=False
+        )
+        assert answer.status_code == 303
+        session = answer.headers["set-cookie"]
+        assert session.startswith("__Host-tpmon_session=")
+        assert all(part in session for part in ("Secure", "HttpOnly", "SameSite=Strict", "Path=/"))

@@ -45,6 +45,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 MAX_FORM = 64 * 1024  # a form is a few texts of at most 5,000 characters each
 PRE_COOKIE = "tpmon_presession"  # before sign-in: the sign-in form's CSRF token is derived from it
+SECURE_PRE_COOKIE = "__Host-tpmon_presession"  # the same behind HTTPS (Secure, this host only, path /)
 LANG_COOKIE = "lang"
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -100,9 +101,9 @@ class Visit:
         if chosen in ("fr", "en") and self.request.cookies.get(LANG_COOKIE) != chosen:
             response.set_cookie(LANG_COOKIE, chosen, max_age=365 * 86400, path="/", samesite="strict")
         if self.new_pre is not None:
-            response.set_cookie(
-                PRE_COOKIE, self.new_pre, path="/", httponly=True, samesite="strict", secure=is_secure(self.request)
-            )
+            secure = is_secure(self.request)
+            name = SECURE_PRE_COOKIE if secure else PRE_COOKIE
+            response.set_cookie(name, self.new_pre, path="/", httponly=True, samesite="strict", secure=secure)
 
 
 async def visit(request: Request, *, stage: str = "full") -> Visit:
@@ -111,11 +112,15 @@ async def visit(request: Request, *, stage: str = "full") -> Visit:
     current = await session(request, stage="enrol" if stage == "enrol" else "full") if stage != "none" else None
     if current is not None:
         return Visit(request, lang, current, current.csrf)
-    pre = request.cookies.get(PRE_COOKIE, "")
+    pre = _pre_cookie(request)
     new_pre = None
     if not (20 <= len(pre) <= 100 and pre.isascii()):
         pre = new_pre = secrets.token_urlsafe(32)
     return Visit(request, lang, None, csrf_token(pre), new_pre)
+
+
+def _pre_cookie(request: Request) -> str:
+    return request.cookies.get(SECURE_PRE_COOKIE) or request.cookies.get(PRE_COOKIE, "")
 
 
 def csrf_refused(request: Request, current: Current | None, form: Mapping[str, str]) -> bool:
@@ -125,7 +130,7 @@ def csrf_refused(request: Request, current: Current | None, form: Mapping[str, s
     given = form.get(CSRF_FIELD)
     if current is not None:
         return not csrf_valid(current.session_id, given)
-    pre = request.cookies.get(PRE_COOKIE, "")
+    pre = _pre_cookie(request)
     return not (pre and csrf_valid(pre, given))
 
 
