@@ -132,6 +132,8 @@ def test_nothing_is_published_before_its_preview(ops: Listener) -> None:
     assert [i.title.fr for i in stored] == ["Autre titre"]
     [event] = audit_events(ops.store, action="incident")
     assert (event.actor, event.listener, event.action) == ("user:ada", "console", "incident.open")
+    listed = client.get("/incidents")
+    assert listed.status_code == 200 and "Analyse en cours" in listed.text and "Autre titre" in listed.text
 
 
 def test_an_editor_is_offered_only_its_networks_and_refused_the_others(ops: Listener) -> None:

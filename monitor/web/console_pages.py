@@ -203,7 +203,9 @@ async def incidents(v: Visit) -> Response:
         seen.add(incident.id)
         names = [component_name(settings, key, links).name for key in incident.components]
         listed.append((incident, names))
-    return v.page("incidents.html", incidents=listed, may_open=signed_in(v).principal.writes_anywhere)
+    return v.page(
+        "incidents.html", incidents=listed, phase_names=PHASES, may_open=signed_in(v).principal.writes_anywhere
+    )
 
 
 def _error_field(exc: IncidentError) -> str:
