@@ -124,6 +124,7 @@ INNER: dict[str, dict[str, float]] = {
                 "render",
                 "latency_chart",
                 "affected_text",
+                "console_forms",  # the console's forms read into the domain
             ),
             0,
         ),
@@ -154,8 +155,8 @@ INNER: dict[str, dict[str, float]] = {
             ),
             2,
         ),
-        **dict.fromkeys(("api_v1", "info_pages", "network_page", "admin_openapi", "admin_api"), 3),
-        **dict.fromkeys(("line_page", "push_api", "sign_in_api"), 4),
+        **dict.fromkeys(("api_v1", "info_pages", "network_page", "admin_openapi", "admin_api", "console_base"), 3),
+        **dict.fromkeys(("line_page", "push_api", "sign_in_api", "console_pages", "console_admin"), 4),
         **dict.fromkeys(("page_routes", "admin_routes"), 5),
         **dict.fromkeys(("__init__", "static_export"), 6),
     },

@@ -354,7 +354,7 @@ class WebSettings(Model):
 
 
 class AdminSettings(Model):
-    """The operators' listener (write API, partners' pushes, sign-in, later the console), apart from the public one.
+    """The operators' listener (write API, partners' pushes, sign-in, the console), apart from the public one.
 
     Its address is read at start only; the other fields follow a reload.
     """
