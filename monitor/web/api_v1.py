@@ -442,7 +442,6 @@ def api_routes() -> list[Route]:
     """The routes of /api/v1; unknown paths under its trees answer a JSON 404 (as documented), never a text one."""
     routes = [_route(op) for op in OPERATIONS]
     routes += [
-        Route(f"/api/v1/{tree}/{{rest:path}}", no_such_path, methods=["GET"])
-        for tree in ("networks", "incidents", "history", "availability")
+        Route(f"/api/v1/{tree}/{{rest:path}}", no_such_path, methods=["GET"]) for tree in ("networks", "incidents")
     ]
     return routes
