@@ -17,7 +17,7 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from ..config import Notifications, Settings
+from ..config import Settings
 from ..i18n import LANGS, STATE_LABELS, Lang, format_datetime, format_percent
 from ..models import State
 from .events import Event
@@ -150,7 +150,7 @@ def _window_block(event: Event, settings: Settings, base: str, lang: Lang) -> Bl
 
 def blocks(events: Sequence[Event], settings: Settings, lang: Lang) -> list[Block]:
     """Each event told in `lang`, in the order given."""
-    base = settings.notifications.public_url.rstrip("/") if settings.notifications else ""
+    base = settings.links_base()
     build = {"line": _line_block, "incident": _incident_block, "maintenance": _window_block}
     return [build[event.kind](event, settings, base, lang) for event in events if event.kind in build]
 
@@ -174,8 +174,10 @@ _FOOTER = {
 }
 
 
-def _footer(notifications: Notifications, lang: Lang) -> str:
-    privacy = f"{notifications.public_url.rstrip('/')}/confidentialite"
+def _footer(settings: Settings, lang: Lang) -> str:
+    notifications = settings.notifications
+    assert notifications is not None
+    privacy = f"{settings.links_base()}/confidentialite"
     text = _FOOTER[lang].replace("{controller}", notifications.controller).replace("{contact}", notifications.contact)
     return text.replace("{privacy}", privacy)
 
@@ -215,14 +217,14 @@ def events_letter(events: Sequence[Event], settings: Settings) -> Letter | None:
     by_lang: dict[Lang, list[Block]] = {lang: blocks(events, settings, lang) for lang in LANGS}
     if not by_lang["fr"]:
         return None
-    footers = {lang: _footer(settings.notifications, lang) for lang in LANGS}
+    footers = {lang: _footer(settings, lang) for lang in LANGS}
     return Letter(
         _subject(by_lang["fr"][-1], len(by_lang["fr"])), _text_body(by_lang, footers), _html_body(by_lang, footers)
     )
 
 
 def confirmation_letter(
-    scope_names: Mapping[Lang, Sequence[str]], confirm_url: str, hours: float, notifications: Notifications
+    scope_names: Mapping[Lang, Sequence[str]], confirm_url: str, hours: float, settings: Settings
 ) -> Letter:
     """The double opt-in message: the link to confirm, and what happens if nobody does."""
     texts = {
@@ -238,7 +240,7 @@ def confirmation_letter(
             "Without confirmation nothing will be sent to you and the address will be erased."
         ),
     }
-    footers = {lang: _footer(notifications, lang) for lang in LANGS}
+    footers = {lang: _footer(settings, lang) for lang in LANGS}
     text = "\n\n".join(f"{_SITE[lang]}\n\n{texts[lang]}\n\n{footers[lang]}" for lang in LANGS) + "\n"
     html = [
         '<!doctype html>\n<html lang="fr">\n<head><meta charset="utf-8"><title>Confirmation</title></head>\n<body>\n'

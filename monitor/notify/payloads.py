@@ -32,7 +32,7 @@ def _bilingual(value: Any) -> dict[str, str]:
 
 def event_payload(event: Event, settings: Settings) -> dict[str, Any]:
     """The payload telling one event."""
-    base = settings.notifications.public_url.rstrip("/") if settings.notifications else ""
+    base = settings.links_base()
     payload = event.payload
     timestamp = event.at.isoformat()
     if event.kind == "line":

@@ -28,7 +28,7 @@ from monitor.store import Store
 from monitor.store.store import Batch
 from monitor.store.subscriber_store import Subscribers
 
-from .notify_support import ENV, SECRET, T0, Clock, SmtpSink, line_transition, settings
+from .notify_support import CONFIG, ENV, SECRET, T0, Clock, SmtpSink, line_transition, settings
 
 SIGNER = Signer(SECRET.encode())
 
@@ -175,3 +175,21 @@ def test_pages_built_without_sending_need_no_secret(tmp_path: Path) -> None:
     with TestClient(app, base_url="http://127.0.0.1") as test_client:
         assert test_client.get("/").status_code == 200
         assert test_client.get("/abonnement").status_code == 404
+
+
+def test_without_its_own_address_a_message_links_to_the_sites_public_url() -> None:
+    """One address for the site: `web.public_url` serves the links sent unless notifications name another."""
+    own = settings()
+    shared = parse_config(
+        parse_yaml("web: {public_url: 'https://statut.exemple.org'}\n" + CONFIG.replace(
+            "  public_url: https://etat.exemple.fr\n", ""), "test.yaml"), {})  # fmt: skip
+    event = Event(1, "line", T0, ("line:viamedis/optique",), {"line": "viamedis/optique", "state": "down",
+                  "told_previous": "operational", "progress": 0.0})  # fmt: skip
+    for config, origin, other in (
+        (own, "https://etat.exemple.fr", "statut"),
+        (shared, "https://statut.exemple.org", "etat"),
+    ):
+        letter = events_letter([event], config)
+        assert letter is not None
+        assert f"{origin}/reseaux/viamedis/optique" in letter.text and f"{origin}/confidentialite" in letter.text
+        assert f"{other}.exemple" not in letter.text
