@@ -114,18 +114,18 @@ def test_every_surface_says_who_a_dependency_fails_and_lines_never_under_report(
     assert (card["status"], card["description"], card["tpmon_affected"]) == ("partial_outage", AFFECTED_FR, AFFECTED_FR)
     assert card["tpmon_scope"] == "adhérents dont la complémentaire passe par Oméga"
     badge = server.get("/badge/sigma/optique.svg").text
-    assert f'aria-label="Sigma · Optique : Partiellement indisponible — {AFFECTED_FR}"' in badge
+    assert f'aria-label="Sigma · Optique\u00a0: Partiellement indisponible — {AFFECTED_FR}"' in badge
     feed = server.get("/reseaux/sigma/optique/feed.atom").text
     assert "PEC Oméga indisponibles" in feed  # the upstream's incident, in the dependent's feed
     assert "Sigma · Optique en dépend pour les adhérents dont la complémentaire passe par Oméga." in feed
     everything = server.get("/feed.atom").text
-    assert "Sigma (Optique) : adhérents dont la complémentaire passe par Oméga" in everything
+    assert "Sigma (Optique)\u00a0: adhérents dont la complémentaire passe par Oméga" in everything
 
     # an optional flow down: degraded, and which one is said
     target.codes["/droits"] = 503
     wait_for(lambda: line(server, "omega", "pharmacie")["state"] == "degraded", what="the optional flow")
     assert line(server, "omega", "pharmacie")["cause"] == (
-        "Vérification des droits : Indisponible — facultatif, le domaine fonctionne sans"
+        "Vérification des droits\u00a0: Indisponible — facultatif, le domaine fonctionne sans"
     )
     assert "Vérification des droits : Indisponible — facultatif" in text(server.get("/reseaux/omega/pharmacie").text)
 

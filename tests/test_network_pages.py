@@ -17,7 +17,7 @@ from targets import Target
 from monitor.app import Services, create_app
 from monitor.config import parse_config
 from monitor.config.yaml_source import parse_yaml
-from monitor.i18n import format_short
+from monitor.i18n import format_decimal, format_since
 from monitor.models import ComponentRef, ProbeResult, Source, State, Transition
 from monitor.runner import run_check
 from monitor.store import Batch
@@ -188,8 +188,8 @@ def test_network_page_lists_every_line_with_its_bars_and_availability(site: Site
     assert html.count('<li class="day ') == 2 * 90
     text = words(html)
     # optique since its first transition: 24 h down, 36 h recovering (half), 12 h + 24 h operational
-    assert "Disponibilité sur 90 jours : 56,25\u00a0%" in text
-    assert "Disponibilité sur 90 jours : —" in text  # pharmacie: nothing rolled up yet, never a green 100 %
+    assert "Disponibilité sur 90 jours\u00a0: 56,25\u00a0%" in text
+    assert "Disponibilité sur 90 jours\u00a0: —" in text  # pharmacie: nothing rolled up yet, never a green 100 %
     english = words(site.client.get("/reseaux/alpha?lang=en").text)
     assert "Availability over 90 days: 56.25%" in english
 
@@ -218,9 +218,9 @@ def expected_hours(site: Site) -> list[list[str]]:
             rows.append(
                 [
                     labels[check],
-                    format_short(hour, "fr"),
-                    f"{round(mean * 1000)} ms",
-                    f"{round(max(r.duration_s for r in found) * 1000)} ms",
+                    format_since(hour, NOW, "fr"),
+                    f"{format_decimal(round(mean * 1000))} ms",
+                    f"{format_decimal(round(max(r.duration_s for r in found) * 1000))} ms",
                     f"{sum(not r.success for r in found)} / {len(found)}",
                 ]
             )
@@ -258,9 +258,9 @@ def test_the_line_page_shows_its_checks_and_transitions(site: Site) -> None:
     checks = {row[0]: row for row in cells.rows if len(row) == 5 and row[0] in ("Passerelle DRE", "pec")}
     assert set(checks) == {"Passerelle DRE", "pec"}
     assert checks["Passerelle DRE"][1] == "Facturation" and checks["Passerelle DRE"][3].startswith(
-        "réussi, 12/02/2024 13:00"
+        "réussi, lun. 12 févr., 13:00"
     )
-    assert checks["pec"][3].startswith("échec, 12/02/2024 13:00") and "Indisponible" in checks["pec"][2]
+    assert checks["pec"][3].startswith("échec, lun. 12 févr., 13:00") and "Indisponible" in checks["pec"][2]
     transitions = [row for row in cells.rows if len(row) == 4 and row[-1] == "sonde"]
     after = [row[2] for row in transitions]  # newest first
     assert after[-5:] == [
@@ -271,7 +271,7 @@ def test_the_line_page_shows_its_checks_and_transitions(site: Site) -> None:
         "✓ Opérationnel",
     ]
     text = words(site.client.get("/reseaux/alpha/optique").text)
-    assert "Disponibilité sur 90 jours : 56,25\u00a0%" in text
+    assert "Disponibilité sur 90 jours\u00a0: 56,25\u00a0%" in text
 
 
 @pytest.mark.parametrize(
@@ -335,6 +335,6 @@ def test_the_english_timeline_has_english_punctuation(site: Site) -> None:
 def test_a_day_without_any_signal_is_not_called_maintenance(site: Site) -> None:
     html = site.client.get("/reseaux/kappa").text
     tips = re.findall(r'<li class="day d-unknown"[^>]*>\s*<span class="tip">(.*?)</span>', html, re.S)
-    [tip] = [t for t in tips if t.startswith("lundi 5 février 2024")]  # the 4th and 6th are partly unknown
+    [tip] = [t for t in tips if t.startswith("lun. 5 févr. 2024")]  # the 4th and 6th are partly unknown
     assert "Statut inconnu" in tip
     assert "maintenance" not in tip

@@ -141,7 +141,7 @@ def test_history_newest_first_with_names_dates_and_durations(seeded: tuple[TestC
     assert titles[:3] == [f"/incidents/{ids['pec']}", f"/incidents/{ids['xss']}", f"/incidents/{ids['xss'] - 1}"]
     assert "Historique des incidents" in page.text and page.headings.count(1) == 1
     assert "Majeur" in page.text and "Surveillance" in page.text and "Mineur" in page.text
-    assert "lundi 12 février 2024 à 10:00" in page.text  # the open incident's start, Paris time
+    assert "lun. 12 févr. 2024, 10:00" in page.text  # the open incident's start, Paris time
     assert (
         "en cours depuis 2\u00a0h" in page.text and "2\u00a0h 05\u00a0min" in page.text and "45\u00a0min" in page.text
     )
@@ -149,7 +149,7 @@ def test_history_newest_first_with_names_dates_and_durations(seeded: tuple[TestC
     assert "line:" not in page.text and "flow:" not in page.text and "network:" not in page.text
     english = get(client, "/incidents?lang=en")
     assert "Incident history" in english.text and "Major" in english.text and "Monitoring" in english.text
-    assert "Monday 12 February 2024, 10:00" in english.text and "Alpha — Invoicing" in english.text
+    assert "Mon 12 Feb 2024, 10:00" in english.text and "Alpha — Invoicing" in english.text
     assert "ongoing for 2\u00a0h" in english.text
 
 
@@ -176,7 +176,7 @@ def test_an_incident_with_its_components_and_updates_newest_first(seeded: tuple[
     assert page.headings[0] == 1 and page.headings.count(1) == 1
     assert "PEC optique indisponibles" in text and "Majeur" in text and "En cours" in text
     assert "Alpha — Optique" in text and "Alpha — Pharmacie" in text and "Alpha — Prises en charge (PEC)" in text
-    assert "Réactivation progressive : 50\u00a0%" in text and "Indisponible" in text
+    assert "Réactivation progressive\u00a0: 50\u00a0%" in text and "Indisponible" in text
     assert text.index("Réactivation en cours.") < text.index("Les PEC échouent.")  # newest first, and it says so
     assert "La plus récente en premier." in text
     assert "Différez la vente." in text and "Gardez la facture acquittée." in text
@@ -219,10 +219,10 @@ def test_script_in_a_title_or_message_never_reaches_the_page(
 def test_members_choose_their_network_by_a_link(seeded: tuple[TestClient, dict[str, int]]) -> None:
     client, _ = seeded
     page = get(client, "/assures")
-    assert "Quel réseau figure sur votre carte de tiers payant ?" in page.text
+    assert "Quel réseau figure sur votre carte de tiers payant\u00a0?" in page.text
     assert {"/assures/alpha", "/assures/beta"} <= {a.get("href") for a in page.all("a")}
     # each network's state: Alpha has optique down and pharmacie working, so it is partly unavailable (DESIGN §2)
-    assert re.search(r"Alpha [^—]*Partiellement indisponible — à vérifier : Optique", page.text)
+    assert re.search(r"Alpha [^—]*Partiellement indisponible — à vérifier\u00a0: Optique", page.text)
     english = get(client, "/assures?lang=en")
     assert "Which network is on your tiers-payant card?" in english.text
     assert get(client, "/assures/nope", 404).headings == [1]
@@ -273,7 +273,7 @@ def test_method_publishes_the_formula_and_the_running_config(seeded: tuple[TestC
     assert FORMULA["fr"] in text and UNKNOWN_RULE["fr"] in text
     assert "45\u00a0min" in text  # stabilization from this config, not DESIGN's default of 30 min
     assert "après 1 échec consécutif et redevient opérationnelle après 1 succès consécutif" in text  # the config's
-    assert "intervalle entre deux mesures : 1\u00a0s" in text and "Bêta Santé" not in text  # no dependency
+    assert "intervalle entre deux mesures\u00a0: 1\u00a0s" in text and "Bêta Santé" not in text  # no dependency
     assert text.index("une maintenance en cours") < text.index("un statut déclaré") < text.index("une dépendance")
     for label in ("Opérationnel", "Perturbé", "Partiellement indisponible", "Indisponible", "Réactivation progressive"):
         assert label in text

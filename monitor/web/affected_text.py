@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from ..config import Dependency, Network, Settings
-from ..i18n import STATE_LABELS, Lang, format_percent
+from ..i18n import N_, STATE_LABELS, Lang, format_percent, translate
 from ..models import ComponentRef, ComponentStatus, Source, State
 
 __all__ = ["AFFECTED", "OPTIONAL", "THROUGH", "StatusLookup", "dependency_scope", "explain", "raised_by"]
@@ -19,15 +19,9 @@ class StatusLookup(Protocol):
 
 
 # Who a line raised by a dependency fails, in words (DESIGN §2): "Indisponible pour les assurés dont …".
-AFFECTED: dict[Lang, str] = {"fr": "{state} pour les {scope}", "en": "{state} for {scope}"}
-THROUGH: dict[Lang, str] = {
-    "fr": "assurés dont le tiers payant passe par {name}",
-    "en": "members whose tiers payant goes through {name}",
-}  # a dependency without `scope:`
-OPTIONAL: dict[Lang, str] = {
-    "fr": "{flow} : {state} — facultatif, le domaine fonctionne sans",
-    "en": "{flow}: {state} — optional, the line works without it",
-}
+AFFECTED = N_("%(state)s for %(scope)s")
+THROUGH = N_("members whose tiers payant goes through %(name)s")  # a dependency without `scope:`
+OPTIONAL = N_("%(flow)s: %(state)s — optional, the line works without it")
 
 
 def raised_by(network: Network, line: str, status: ComponentStatus | None) -> Dependency | None:
@@ -42,7 +36,7 @@ def dependency_scope(settings: Settings, dependency: Dependency, lang: Lang) -> 
     if dependency.scope is not None:
         scope: str = getattr(dependency.scope, lang)
         return scope
-    return THROUGH[lang].format(name=settings.networks[dependency.network].name)
+    return translate(lang, THROUGH) % {"name": settings.networks[dependency.network].name}
 
 
 def explain(
@@ -57,11 +51,15 @@ def explain(
         if upstream.state is State.RECOVERING:
             label += f" ({format_percent(upstream.progress, lang, 0)})"
         scope = dependency_scope(settings, dependency, lang)
-        return AFFECTED[lang].format(state=label, scope=scope), scope, ""
+        return translate(lang, AFFECTED) % {"state": label, "scope": scope}, scope, ""
     if status is not None and status.state is State.DEGRADED and status.detail.startswith(f"{network}/"):
         flow = status.detail.partition("/")[2]
         if flow in config.requirements(line, settings.lines)[1]:
             found = board.get(ComponentRef("flow", network, flow))
             state = STATE_LABELS[found.state if found else State.UNKNOWN][lang]
-            return "", "", OPTIONAL[lang].format(flow=getattr(settings.flows[flow].label, lang), state=state)
+            return (
+                "",
+                "",
+                translate(lang, OPTIONAL) % {"flow": getattr(settings.flows[flow].label, lang), "state": state},
+            )
     return "", "", ""

@@ -9,15 +9,18 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from ..i18n import (
+    LANGS,
     SOURCE_LABELS,
     STATE_ICONS,
     STATE_LABELS,
     Lang,
     format_date,
     format_datetime,
+    format_decimal,
+    format_hour,
     format_percent,
-    format_short,
     format_since,
+    translations,
 )
 
 __all__ = ["Links", "PageArgs", "render"]
@@ -25,22 +28,34 @@ __all__ = ["Links", "PageArgs", "render"]
 # a page's path parameters (and `page` for a paged list), as the builders receive them
 PageArgs = Mapping[str, str]
 
-_ENV = Environment(
-    loader=PackageLoader("monitor.web", "templates"),
-    autoescape=select_autoescape(["html"]),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-_ENV.globals.update(
-    icons=STATE_ICONS,
-    state_labels=STATE_LABELS,
-    source_labels=SOURCE_LABELS,
-    format_datetime=format_datetime,
-    format_short=format_short,
-    format_since=format_since,
-    format_date=format_date,
-    format_percent=format_percent,
-)
+
+def _environment(lang: Lang) -> Environment:
+    """The templates in `lang`: `_()`, `ngettext()` and `{% trans %}` read its catalog; the formats take `lang`
+    by default."""
+    env = Environment(
+        loader=PackageLoader("monitor.web", "templates"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
+    )
+    env.policies["ext.i18n.trimmed"] = True  # {% trans %} blocks as one line: the catalog's msgids stay readable
+    env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
+    env.globals.update(
+        icons=STATE_ICONS,
+        state_labels=STATE_LABELS,
+        source_labels=SOURCE_LABELS,
+        format_datetime=lambda moment, *_: format_datetime(moment, lang),
+        format_since=lambda moment, now, *_: format_since(moment, now, lang),
+        format_date=lambda moment, *_: format_date(moment, lang),
+        format_hour=format_hour,
+        format_decimal=lambda number, *_: format_decimal(number, lang),
+        format_percent=lambda ratio, _lang=lang, digits=2: format_percent(ratio, lang, digits),
+    )
+    return env
+
+
+_ENVS: dict[Lang, Environment] = {lang: _environment(lang) for lang in LANGS}
 
 
 @dataclass(frozen=True)
@@ -77,4 +92,4 @@ class Links:
 
 def render(template: str, lang: Lang, links: Links, path: str, **context: Any) -> str:
     """A page in `lang`; `path` is the page's own address (for the language switch and the current nav item)."""
-    return _ENV.get_template(template).render(lang=lang, fr=lang == "fr", links=links, path=path, **context)
+    return _ENVS[lang].get_template(template).render(lang=lang, links=links, path=path, **context)
