@@ -83,7 +83,7 @@ def _chart(services: SiteContext, network: Network, name: str, lang: Lang, now: 
     flows = services.settings.flows
     series = [
         Series(
-            f"{refs[key].description or refs[key].name} ({getattr(flows[refs[key].flow].label, lang)})",
+            f"{refs[key].title(lang)} ({getattr(flows[refs[key].flow].label, lang)})",
             [(h.start + timedelta(minutes=30), h.mean_s * 1000) for h in found],
         )
         for key, found in hours.items()
