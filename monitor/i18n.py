@@ -56,6 +56,7 @@ __all__ = [
     "translate",
     "translate_plural",
     "translations",
+    "typeset",
 ]
 
 Lang = Literal["fr", "en"]
@@ -198,6 +199,17 @@ def format_percent(ratio: float | None, lang: Lang = "fr", digits: int = 2) -> s
     floored = int(round(ratio * 100 * scale, 6)) / scale / 100  # floor: 99.999 % is not shown as 100 %
     text: str = babel_percent(floored, _percent_pattern(lang, digits), locale=LOCALES[lang])
     return text
+
+
+_BEFORE_HIGH = re.compile(r"(?<=\S) ([:;?!»])")
+
+
+def typeset(text: str, lang: Lang) -> str:
+    """A text written with plain spaces (config, ops), with French typography in French: a no-break space before
+    : ; ? ! » and after «. Unchanged in English."""
+    if lang != "fr":
+        return text
+    return _BEFORE_HIGH.sub("\u00a0\\1", text).replace("« ", "«\u00a0")
 
 
 _QUALITY = re.compile(r"^\s*q\s*=\s*(0(?:\.\d{0,3})?|1(?:\.0{0,3})?)\s*$", re.IGNORECASE)  # RFC 9110 qvalue
