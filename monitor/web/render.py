@@ -22,6 +22,7 @@ from ..i18n import (
     format_since,
     translations,
 )
+from ..models import State
 
 __all__ = ["Links", "PageArgs", "render"]
 
@@ -42,6 +43,7 @@ def _environment(lang: Lang) -> Environment:
     env.policies["ext.i18n.trimmed"] = True  # {% trans %} blocks as one line: the catalog's msgids stay readable
     env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
     env.globals.update(
+        State=State,
         icons=STATE_ICONS,
         state_labels=STATE_LABELS,
         source_labels=SOURCE_LABELS,
