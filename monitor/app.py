@@ -28,30 +28,48 @@ from .board import Board, BoardChange
 from .config import Settings, load_config
 from .declared.incidents import Incident, declared_lifted, declared_overrides
 from .declared.maintenance import MaintenanceWindow, Occurrence, active, maintenance_lifted, maintenance_overrides
+from .delivery.notifier import Notifier
+from .delivery.notify_metrics import NotifyMetrics
+from .delivery.smtp_sender import SmtpSender, smtp_settings
+from .delivery.subscription_desk import SubscriptionDesk
 from .engine.overrides import Overrides
 from .errors import ConfigError, MonitorError, NotFound, StoreError
 from .metrics import Metrics, derive_availability
 from .models import ComponentRef, ComponentStatus, Source
+from .notify.tokens import Signer, load_secret
+from .operators.desk import Desk
 from .probes import ProbeContext
 from .probes.clients import HttpClients
 from .push_signals import PushInbox
 from .runner import Pipeline, run_check
 from .scheduler import ReloadReport, Scheduler, SchedulerHooks
 from .snapshot import RECENT_INCIDENTS, Snapshot
+from .staff.passwords import Passwords
 from .store import Store, StoreWriter, default_url
 from .store.declaration_store import Current, Declarations
 from .store.housekeeping import ROLLUP_EVERY, Housekeeper
 from .store.rollup_store import availability_over
-from .web import routes
+from .web import admin_routes, routes
 from .web.page_cache import PageCache
 from .web.security_headers import SecurityHeaders
 
-__all__ = ["Job", "QuietServer", "Services", "check_port", "create_app", "periodic_jobs", "utc_now"]
+__all__ = [
+    "Job",
+    "Listeners",
+    "QuietServer",
+    "Services",
+    "check_port",
+    "create_app",
+    "create_apps",
+    "periodic_jobs",
+    "utc_now",
+]
 
 log = logging.getLogger("tpmon.app")
 
 Job = tuple[str, float, Callable[[], Awaitable[None]]]
 DEADLINE_EVERY = 0.2  # seconds between looks at the push deadlines: a missed one is concluded within a second
+TOKEN_USES_EVERY = 60.0  # seconds between writes of machine tokens' last use
 
 
 def utc_now() -> datetime:
@@ -87,6 +105,9 @@ class Services:
     _running: tuple[Occurrence, ...] = field(init=False, repr=False, default=())
     _snapshot: Snapshot = field(init=False, repr=False)
     _declared_seen: tuple[int, list[ComponentStatus]] = field(default=(-1, []), init=False, repr=False)
+    desk: Desk = field(init=False)  # the operators' side: tokens, push intake, staff access
+    notifier: Notifier | None = None  # the outbox's sender: always there, it fans out and prunes even with no channel
+    subscriptions: SubscriptionDesk | None = None  # the public e-mail subscriptions, when the config offers them
 
     def __post_init__(self) -> None:
         self.pages = PageCache(self.stamp)
@@ -169,6 +190,7 @@ class Services:
         """The periodic tick: declarations applied, then time passes for the board (stale checks, recoveries)."""
         await self.refresh_overrides()  # any instance may have written them
         self.pipeline.record(self.board.tick(self._declared_at, push=False))  # push checks: at their deadline
+        await self.desk.tick()  # tokens revoked anywhere, refused pushes to audit
 
     def _declared_statuses(self) -> list[ComponentStatus]:
         """The statuses the board shows from an incident's declaration (detail ``incident:N``)."""
@@ -296,6 +318,8 @@ def _assemble(
     speed: float,
     config_path: str | None,
     reload_status: Path | None,
+    passwords: Passwords | None,
+    live: bool = True,
 ) -> tuple[Services, HttpClients]:
     """Build the board (seeded from the store), writer, metrics, probes' context, pipeline and scheduler."""
     board = Board(settings, clock(), db.load_statuses(), db.load_memories())
@@ -315,8 +339,29 @@ def _assemble(
     hooks = SchedulerHooks(metrics.scheduler_lag.observe, metrics.scheduler_missed.inc, metrics.scheduler_skipped.inc)
     scheduler = Scheduler(lambda network, check: run_check(network, check, pipeline), hooks=hooks, speed=speed)
     services = Services(settings, db, board, writer, metrics, scheduler, pipeline, clock, config_path, reload_status)
+    services.desk = Desk(db, lambda: services.settings, clock, env, passwords=passwords)
     metrics.note_start(services.started_at)
+    _notifications(services, env, live=live)
     return services, clients
+
+
+def _notifications(services: Services, env: Mapping[str, str], *, live: bool = True) -> None:
+    """The notifier and, when offered, the subscription desk; MonitorError in one line if a secret is missing
+    (unless not `live`: `tpmon export` writes pages without sending anything, and needs no secret)."""
+    notifications = services.settings.notifications
+    try:
+        signer = Signer(load_secret(env)) if notifications is not None else None
+        smtp = SmtpSender(smtp_settings(env)) if notifications is not None and notifications.subscriptions else None
+    except MonitorError:
+        if live:
+            raise
+        signer, smtp = None, None
+    metrics = NotifyMetrics(services.metrics.registry)  # always: the queue of the outbox exists either way
+    services.notifier = Notifier(
+        services.store, lambda: services.settings, signer, smtp=smtp, environ=env, metrics=metrics, clock=services.clock
+    )
+    if signer is not None and smtp is not None:
+        services.subscriptions = SubscriptionDesk(services.store, lambda: services.settings, signer, now=services.clock)
 
 
 def periodic_jobs(services: Services, tick_seconds: float, housekeeping_seconds: float) -> list[Job]:
@@ -342,6 +387,7 @@ def periodic_jobs(services: Services, tick_seconds: float, housekeeping_seconds:
         ("push", tick_seconds, pump),
         ("deadlines", DEADLINE_EVERY, deadlines),
         ("housekeeping", housekeeping_seconds, housekeeping),
+        ("token-uses", TOKEN_USES_EVERY, services.desk.tokens.flush_uses),
     ]
 
 
@@ -351,6 +397,21 @@ def _start_jobs(services: Services, tick_seconds: float, housekeeping_seconds: f
     for name, seconds, job in periodic_jobs(services, tick_seconds, housekeeping_seconds):
         services.scheduler.every(name, seconds, job)
     log.info("scheduler started: %d checks", len(report.added))
+
+
+@dataclass(frozen=True)
+class Listeners:
+    """The two ASGI apps of one tpmon, sharing one set of Services: the public site (read-only) and the operators'
+    listener (write API, partners' pushes, staff sign-in). The first whose lifespan starts builds the Services;
+    the other borrows them, and must stop first."""
+
+    public: Starlette
+    admin: Starlette
+
+
+@dataclass
+class _Shared:
+    services: Services | None = None
 
 
 def create_app(
@@ -367,18 +428,54 @@ def create_app(
     speed: float = 1.0,
     handle_sighup: bool = False,
     reload_status: Path | None = None,
+    passwords: Passwords | None = None,
 ) -> Starlette:
-    """Build the ASGI app; nothing is opened or started until the lifespan runs.
+    """The public app alone (see `create_apps`); nothing is opened or started until the lifespan runs.
 
     `clock` and `speed` let the demo run on scenario time: intervals pass `speed` times faster.
     """
+    return create_apps(
+        settings,
+        store=store,
+        database_url=database_url,
+        clock=clock,
+        schedule=schedule,
+        environ=environ,
+        config_path=config_path,
+        tick_seconds=tick_seconds,
+        housekeeping_seconds=housekeeping_seconds,
+        speed=speed,
+        handle_sighup=handle_sighup,
+        reload_status=reload_status,
+        passwords=passwords,
+    ).public
+
+
+def create_apps(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    database_url: str | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    schedule: bool = True,
+    environ: Mapping[str, str] | None = None,
+    config_path: str | None = None,
+    tick_seconds: float = 5.0,
+    housekeeping_seconds: float = ROLLUP_EVERY,
+    speed: float = 1.0,
+    handle_sighup: bool = False,
+    reload_status: Path | None = None,
+    passwords: Passwords | None = None,
+) -> Listeners:
+    """The public and the operators' ASGI apps over the same Services; `passwords` tunes Argon2 (tests)."""
+    shared = _Shared()
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Services]]:
+    async def running() -> AsyncIterator[Services]:
         db = store if store is not None else await asyncio.to_thread(Store.open, database_url or default_url())
         env = os.environ if environ is None else environ
         services, clients = await asyncio.to_thread(
-            _assemble, settings, db, clock, env, speed, config_path, reload_status
+            _assemble, settings, db, clock, env, speed, config_path, reload_status, passwords, schedule
         )
         loop = asyncio.get_running_loop()
         # DNS lookups of probes run in the default pool: size it for the probe concurrency (asyncio's
@@ -389,20 +486,38 @@ def create_app(
         await services.refresh_overrides()  # before the first evaluation: no flicker through probe states
         services.pipeline.record(services.board.evaluate_all(clock()))
         await asyncio.to_thread(services.refresh_metrics)  # reads only: rollups stay housekeeping's
+        await services.desk.start()  # after the first evaluation: the demo's clock runs 16,000 times faster
         if schedule:
             _start_jobs(services, tick_seconds, housekeeping_seconds)
+            if services.notifier is not None:
+                await services.notifier.start()
         if handle_sighup:
             loop.add_signal_handler(signal.SIGHUP, services.reload)
         try:
-            yield {"services": services}
+            yield services
         finally:
             if handle_sighup:
                 loop.remove_signal_handler(signal.SIGHUP)
             services.scheduler.shutdown()
+            await services.desk.stop()
             await services.writer.stop()
+            if services.notifier is not None:
+                await services.notifier.stop()
             await clients.aclose()
             if store is None:
                 await asyncio.to_thread(db.close)
             # the pool stays the loop's default: asyncio.run shuts it down, after whatever still needs it
 
-    return _App(routes=routes(), lifespan=lifespan)
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Services]]:
+        if shared.services is not None:  # the other listener runs them: borrow
+            yield {"services": shared.services}
+            return
+        async with running() as services:
+            shared.services = services
+            try:
+                yield {"services": services}
+            finally:
+                shared.services = None
+
+    return Listeners(_App(routes=routes(), lifespan=lifespan), _App(routes=admin_routes(), lifespan=lifespan))

@@ -12,9 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import uvicorn
-
-from .config import load_config, read_config
+from .config import Settings, load_config, read_config
 from .errors import ConfigError, ConfigProblem, MonitorError, NotFound, StoreError
 from .logs import setup_logging
 from .opscli import OneLineParser, add_ops_commands
@@ -72,29 +70,60 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def admin_address(args: argparse.Namespace, settings: Settings) -> tuple[str, int] | None:
+    """Where the operators' listener listens (flags over the config's `admin:`), or None when it is off."""
+    if args.no_admin or not settings.admin.enabled:
+        return None
+    host, port = args.admin_host or settings.admin.host, args.admin_port or settings.admin.port
+    if (host, port) == (args.host, args.port):
+        raise MonitorError(f"--admin-port: the operators' listener cannot share the public address {host}:{port}")
+    return host, port
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .app import QuietServer, check_port, create_app
+    from .app import check_port, create_apps
+    from .listeners import admin_server, public_server, serve_listeners
     from .store import Store
 
     path = _config_path(args)
     settings = load_config(path)
     check_port(args.host, args.port)
+    admin = admin_address(args, settings)
+    if admin is not None:
+        try:
+            check_port(*admin)
+        except MonitorError as exc:
+            raise MonitorError(str(exc).replace("--port", "--admin-port").replace("--host", "--admin-host")) from None
+    _check_notification_secrets(settings)
     setup_logging(args.log_level, args.log_format)
     store = Store.open(_database_url())
     pid_file = Path(args.pid_file)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(str(os.getpid()), encoding="utf-8")
-    app = create_app(
+    apps = create_apps(
         settings, store=store, config_path=path, handle_sighup=True, reload_status=pid_file.with_suffix(".reload.json")
     )
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_config=None, access_log=False, lifespan="on")
-    server = QuietServer(config)
+    public = public_server(apps.public, args.host, args.port)
+    behind = admin_server(apps.admin, *admin) if admin is not None else None
     try:
-        server.run()
+        with asyncio.Runner(loop_factory=public.config.get_loop_factory()) as runner:
+            runner.run(serve_listeners(public, behind))
     finally:
         store.close()
         pid_file.unlink(missing_ok=True)
-    return 0 if server.started else 1
+    return 0 if public.started else 1
+
+
+def _check_notification_secrets(settings: Settings) -> None:
+    """MonitorError in one line, before anything starts, if `notifications:` lacks its secrets."""
+    if settings.notifications is None:
+        return
+    from .delivery.smtp_sender import smtp_settings
+    from .notify.tokens import load_secret
+
+    load_secret(os.environ)
+    if settings.notifications.subscriptions:
+        smtp_settings(os.environ)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -106,7 +135,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     check_port(args.host, args.port)
     setup_logging(args.log_level, "text")
-    options = DemoOptions(host=args.host, port=args.port, speed=args.speed)
+    options = DemoOptions(host=args.host, port=args.port, speed=args.speed, smtp_sink=args.smtp_sink)
     # `serve` gets uvloop from uvicorn's Server.run (loop="auto"); the demo runs its own loop: the same one
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(run_demo(options))
@@ -291,6 +320,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--pid-file", default=DEFAULT_PID_FILE, help=f"where to write the pid (default {DEFAULT_PID_FILE})"
     )
+    serve.add_argument(
+        "--admin-host",
+        help="address of the operators' listener: write API, pushes, sign-in (default: config admin.host)",
+    )
+    serve.add_argument(
+        "--admin-port", type=int, help="port of the operators' listener (default: config admin.port, 8081)"
+    )
+    serve.add_argument("--no-admin", action="store_true", help="run without the operators' listener")
     serve.set_defaults(func=cmd_serve)
 
     demo = sub.add_parser(
@@ -303,6 +340,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1", help="address of the page (default 127.0.0.1)")
     demo.add_argument("--port", type=port_number, default=8080, help="port of the page, 1–65535 (default 8080)")
     demo.add_argument("--speed", type=float, help="scenario seconds per real second (default: the story lasts ~10 min)")
+    demo.add_argument(
+        "--smtp-sink",
+        type=Path,
+        metavar="DIR",
+        help="e-mail subscriptions on, sent to a local SMTP server: the messages a demo optician subscribed to "
+        "Viamedis optique receives are printed and kept in DIR as .eml files",
+    )
     demo.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     demo.set_defaults(func=cmd_demo)
 

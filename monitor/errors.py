@@ -4,7 +4,9 @@ MonitorError
  ├── ConfigError   the YAML config (or a CLI argument) does not validate; holds every problem
  ├── StoreError    the database is unreachable or refused a write
  ├── NotFound      a network, flow, line, check or incident that does not exist
- └── IncidentError an incident, update or maintenance window refused; names the field at fault
+ ├── IncidentError an incident, update or maintenance window refused; names the field at fault
+ ├── StaffError    a staff account, password, token or scope refused; names the field at fault
+ └── NotAllowed    the account or token may not do this
 """
 
 from __future__ import annotations
@@ -58,3 +60,16 @@ class IncidentError(MonitorError):
         self.field = field
         self.problem = problem
         super().__init__(f"{field}: {problem}")
+
+
+class StaffError(MonitorError):
+    """A staff account, a password, a machine token or a scope that does not validate; `field` names what."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field}: {problem}")
+
+
+class NotAllowed(MonitorError):
+    """The account or token may not do this (403); the message says what is missing, never more."""

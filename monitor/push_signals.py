@@ -94,11 +94,13 @@ def validate_signal(settings: Settings, target: str, state: str = "operational",
 
 
 def to_result(signal: StoredSignal) -> ProbeResult:
-    """A signal as the status engine reads a probe result: degraded is a slow success, down a failure."""
+    """A signal as the status engine reads a probe result: degraded is a slow success, down a failure; the
+    latency the partner measured (if it said) as its duration."""
+    took = signal.latency_s or 0.0
     if signal.state == "down":
-        return ProbeResult(signal.check, signal.received_at, 0.0, False, FailureReason.REPORTED, signal.detail)
+        return ProbeResult(signal.check, signal.received_at, took, False, FailureReason.REPORTED, signal.detail)
     slow = signal.state == "degraded"
-    return ProbeResult(signal.check, signal.received_at, 0.0, True, detail=signal.detail, slow=slow)
+    return ProbeResult(signal.check, signal.received_at, took, True, detail=signal.detail, slow=slow)
 
 
 class PushInbox:

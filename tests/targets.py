@@ -80,6 +80,7 @@ class Server:
 
     def __init__(self, config: Path, workdir: Path, env: dict[str, str]) -> None:
         self.port = free_port()
+        self.admin_port = free_port()  # the operators' listener: never the default 8081, shared by every test
         self.config = config
         self.workdir = workdir
         self.env = {**os.environ, **env}
@@ -101,6 +102,8 @@ class Server:
                     str(self.port),
                     "--pid-file",
                     str(self.pid_file),
+                    "--admin-port",
+                    str(self.admin_port),
                     *extra,
                 ),
                 cwd=self.workdir,

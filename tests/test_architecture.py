@@ -18,7 +18,7 @@ ROOT = Path(monitor.__file__).parent
 REPO = ROOT.parent
 
 # A module may import a module of another top-level package only if that package's rank is strictly lower.
-RANKS = {
+RANKS: dict[str, float] = {
     "errors": 0,
     "models": 0,
     "i18n": 1,
@@ -28,23 +28,28 @@ RANKS = {
     "engine": 3,
     "probes": 3,
     "declared": 4,  # incidents and maintenance build engine.overrides.Override
+    "staff": 4,  # roles, passwords, second factor, tokens, sessions, throttles, audit events: pure
     "board": 4,
     "snapshot": 4.5,  # the board's states and what ops declared, at one instant: what every surface reads
+    "notify": 4.5,  # what is worth telling: events built from the board's transitions and what ops declare
     "store": 5,  # store.declaration_store persists what ops declared
     "metrics": 5,
     "scheduler": 5,
     "runner": 6,
     "push_signals": 6,  # validated, read from the store's inbox, folded into the board
+    "operators": 6,  # audited writes, tokens in memory, push intake, staff access: over the store
+    "delivery": 6,  # senders: claim from the store's outbox, send by e-mail, webhook, chat
     "web": 7,
     "app": 8,
     "opscli": 9,
     "demo": 9,
+    "listeners": 9,  # both uvicorn servers of `tpmon serve`, over the composition root
     "cli": 10,
     "__main__": 11,
     "__init__": 12,
 }
 # Inside a package, a module may import only modules of a strictly lower rank (its own package's).
-INNER = {
+INNER: dict[str, dict[str, float]] = {
     "config": {
         "values": 0,
         "taxonomy": 0,
@@ -57,7 +62,18 @@ INNER = {
         "__main__": 6,  # python -m monitor.config: the README's taxonomy table
     },
     "engine": {"check_state": 0, "overrides": 0, "aggregate": 1, "__init__": 2},
+    "notify": {"events": 0, "tokens": 0, "scopes": 1, "messages": 2, "payloads": 2, "__init__": 3},
     "declared": {"inputs": 0, "incidents": 1, "maintenance": 1, "__init__": 2},
+    "staff": {
+        **dict.fromkeys(("roles", "passwords", "second_factor", "sessions", "throttle", "audit"), 0),
+        "tokens": 1,
+        "__init__": 2,
+    },
+    "operators": {
+        **dict.fromkeys(("audited", "push_intake", "token_registry", "staff_access"), 0),
+        "desk": 1,
+        "__init__": 2,
+    },
     "probes": {
         **dict.fromkeys(("clients", "net", "phases", "certs"), 0),
         **dict.fromkeys(("context", "conditions"), 1),
@@ -68,8 +84,25 @@ INNER = {
     },
     "store": {
         **dict.fromkeys(("tables", "rows", "database"), 0),
+        "outbox_rows": 0.5,  # events into the outbox, in the transaction of the store and the declarations
         **dict.fromkeys(("store", "migrations"), 1),
-        **dict.fromkeys(("writer", "rollup_store", "signal_store", "latency_store", "declaration_store"), 2),
+        **dict.fromkeys(
+            (
+                "writer",
+                "rollup_store",
+                "signal_store",
+                "latency_store",
+                "declaration_store",
+                "staff_store",
+                "token_store",
+                "audit_store",
+                "idempotency_store",
+                "outbox_store",
+                "subscriber_store",
+                "webhook_store",
+            ),
+            2,
+        ),
         "housekeeping": 3,
         "__init__": 4,
     },
@@ -96,19 +129,62 @@ INNER = {
                 "statuspage_incidents",
                 "site_context",
                 "api_v1_models",
+                "admin_context",
             ),
             1,
         ),
         **dict.fromkeys(
-            ("api_v1_openapi", "feeds", "home_page", "incident_pages", "member_pages", "statuspage_json"), 2
+            (
+                "api_v1_openapi",
+                "feeds",
+                "home_page",
+                "incident_pages",
+                "member_pages",
+                "statuspage_json",
+                "staff_auth",
+                "admin_models",
+                "subscription_pages",
+            ),
+            2,
         ),
-        **dict.fromkeys(("api_v1", "info_pages", "network_page"), 3),
-        "line_page": 4,
-        "page_routes": 5,
+        **dict.fromkeys(("api_v1", "info_pages", "network_page", "admin_openapi", "admin_api"), 3),
+        **dict.fromkeys(("line_page", "push_api", "sign_in_api"), 4),
+        **dict.fromkeys(("page_routes", "admin_routes"), 5),
         **dict.fromkeys(("__init__", "static_export"), 6),
     },
-    "demo": {"__init__": 0, "certs": 0, "clock": 0, "scenario": 1, "simulator": 2, "events": 2, "replay": 3, "run": 4},
-    "opscli": {"inputs": 0, "incident_commands": 1, "maintenance_commands": 1, "push_command": 1, "__init__": 2},
+    "delivery": {
+        **dict.fromkeys(("address_guard", "smtp_sender", "notify_metrics", "subscription_desk"), 0),
+        **dict.fromkeys(("chat_sender", "webhook_sender"), 1),
+        "notifier": 2,
+        "__init__": 3,
+    },
+    "demo": {
+        "__init__": 0,
+        "certs": 0,
+        "clock": 0,
+        "mail_sink": 0,
+        "scenario": 1,
+        "simulator": 2,
+        "events": 2,
+        "replay": 3,
+        "run": 4,
+    },
+    "opscli": {
+        "inputs": 0,
+        **dict.fromkeys(
+            (
+                "incident_commands",
+                "maintenance_commands",
+                "push_command",
+                "user_commands",
+                "token_commands",
+                "audit_commands",
+                "notify_commands",
+            ),
+            1,
+        ),
+        "__init__": 2,
+    },
 }
 # Edges the ranks would allow but the design forbids: (importer prefix, imported prefix).
 FORBIDDEN = [

@@ -40,6 +40,7 @@ def parse(text: str, environ: Mapping[str, str] | None = None) -> Settings:
 # The environment each example documents in its header (the demo sets these for its simulator).
 EXAMPLE_ENV: dict[str, dict[str, str]] = {
     "demo.yaml": {"TPMON_DEMO_HTTP": "http://127.0.0.1:8481", "TPMON_DEMO_TLS": "https://127.0.0.1:8482"},
+    "notifications.yaml": {"TPMON_MATTERMOST_TOKEN": "t0ken"},
 }
 
 

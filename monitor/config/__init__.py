@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from .loader import load_config, parse_config, read_config
 from .model import (
+    AdminSettings,
+    ChatChannel,
     Check,
     CheckDefaults,
     Dependency,
@@ -18,6 +20,7 @@ from .model import (
     HttpConditions,
     LineDef,
     Network,
+    Notifications,
     ProbeCheck,
     PushCheck,
     Settings,
@@ -28,6 +31,8 @@ from .model import (
 from .values import FrozenDict, parse_duration
 
 __all__ = [
+    "AdminSettings",
+    "ChatChannel",
     "Check",
     "CheckDefaults",
     "Dependency",
@@ -39,6 +44,7 @@ __all__ = [
     "HttpConditions",
     "LineDef",
     "Network",
+    "Notifications",
     "ProbeCheck",
     "PushCheck",
     "Settings",

@@ -12,6 +12,8 @@ from .taxonomy import DEFAULT_FLOWS, DEFAULT_LINES
 from .values import ENV_REF, SLUG, FrozenDict, parse_duration
 
 __all__ = [
+    "AdminSettings",
+    "ChatChannel",
     "Check",
     "CheckDefaults",
     "Dependency",
@@ -22,6 +24,7 @@ __all__ = [
     "HttpConditions",
     "LineDef",
     "Network",
+    "Notifications",
     "ProbeCheck",
     "PushCheck",
     "Settings",
@@ -218,7 +221,8 @@ class PushCheck(CheckBase):
 
     kind: Literal["push"]
     missed_after: Seconds | None = None
-    token: Annotated[str, AfterValidator(_token_reference)] | None = None  # for the HTTP endpoint, later
+    # a secret the partner may send instead of a `tpmon token create` token, for this check only
+    token: Annotated[str, AfterValidator(_token_reference)] | None = None
 
     @property
     def degraded_after(self) -> None:
@@ -281,6 +285,67 @@ class Network(Model):
         return tuple(g for g in groups if g), tuple(f for f in optional if f in runs)
 
 
+class AdminSettings(Model):
+    """The operators' listener (write API, partners' pushes, sign-in, later the console), apart from the public one.
+
+    Its address is read at start only; the other fields follow a reload.
+    """
+
+    enabled: bool = True
+    host: str = Field(default="127.0.0.1", min_length=1, max_length=253)
+    port: int = Field(default=8081, ge=1, le=65535)
+    push_on_public: bool = False  # partners may push on the public listener too (token only, no other admin route)
+    push_per_minute: int = Field(default=60, ge=1, le=1_000_000)  # accepted pushes per token; bursts of as many
+    session_idle: Seconds = 1800.0  # a staff session unused this long ends
+    session_lifetime: Seconds = 43200.0  # and ends this long after sign-in, used or not
+    secure_cookies: Literal["auto", "always"] = "auto"  # auto: Secure when the request came over HTTPS
+    audit_retention_days: int = Field(default=400, ge=30, le=36500)
+
+
+_SCOPE = re.compile(r"^(\*|[a-z0-9][a-z0-9_-]{0,62}(/[a-z0-9][a-z0-9_-]{0,62})?)$")
+_ADDRESS = re.compile(r"^[^\s@<>\"]+@[^\s@<>\"]+\.[^\s@<>\"]+$")
+
+
+def _scope(value: str) -> str:
+    if not _SCOPE.match(value):
+        raise ValueError("must be *, a network (viamedis) or a network/domain (viamedis/optique)")
+    return value
+
+
+def _address(value: str) -> str:
+    if not _ADDRESS.match(value):
+        raise ValueError("must be an e-mail address like etat@exemple.fr")
+    return value
+
+
+class ChatChannel(Model):
+    """An ops chat channel reached through an Apprise URL (Slack, Teams, Mattermost, Matrix, Telegram…)."""
+
+    name: Slug
+    url: str = Field(min_length=1)  # an Apprise URL; its tokens only through ${VAR} references
+    scopes: tuple[Annotated[str, AfterValidator(_scope)], ...] = ("*",)  # the rules refuse an empty list
+
+
+class Notifications(Model):
+    """E-mail subscriptions, webhooks and chat channels. Secrets (SMTP, signing) come from the environment."""
+
+    public_url: str = Field(pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")  # the site's address, for the links sent
+    sender: Annotated[str, AfterValidator(_address)]  # the From: address of the e-mails
+    controller: str = Field(min_length=1, max_length=200)  # the data controller, named by the privacy notice
+    contact: str = Field(min_length=3, max_length=200)  # where subscribers exercise their rights
+    subscriptions: bool = True  # the public e-mail subscriptions (needs TPMON_SMTP_URL)
+    coalesce: Seconds = 120.0  # changes within this window go out in one message per subscriber
+    confirm_within: Seconds = 172800.0  # a confirmation link expires (and an unconfirmed address is deleted)
+    max_attempts: int = Field(default=8, ge=1, le=50)  # then the delivery is a dead letter
+    retry_after: Seconds = 30.0  # the first retry; each next one waits twice as long (at most 1 h)
+    webhook_disable_after: Seconds = 432000.0  # a webhook failing this long is disabled
+    keep: Seconds = 2592000.0  # sent messages and told events are kept this long, then pruned
+    lease: Seconds = 120.0  # how long a sender holds what it claimed: a sender that died is relieved after that
+    subscribe_per_client: int = Field(default=10, ge=1, le=10000)  # subscription requests per client per hour
+    subscribe_per_address: int = Field(default=3, ge=1, le=100)  # confirmation e-mails per address per hour
+    chat: tuple[ChatChannel, ...] = ()
+
+
 class Settings(Model):
     """The whole validated config. Frozen: a reload builds a new one."""
 
@@ -299,6 +364,8 @@ class Settings(Model):
         default_factory=lambda: FrozenDict({k: LineDef.model_validate(v) for k, v in DEFAULT_LINES.items()})
     )
     networks: Frozen[Slug, Network] = Field(min_length=1)
+    admin: AdminSettings = AdminSettings()
+    notifications: Notifications | None = None  # absent: nothing is sent, no subscription form
     source: str = Field(default="", exclude=True)  # the file it was loaded from
 
     def checks(self) -> list[tuple[str, Check]]:

@@ -35,10 +35,10 @@ def _env_problems(value: Any, path: Path, doc: YamlDocument, environ: Mapping[st
             problems += _env_problems(item, (*path, index), doc, environ)
     elif isinstance(value, str) and "${" in value:
         allowed = len(path) >= 5 and path[0] == "networks" and path[2] == "checks" and path[4] in SECRET_FIELDS
+        allowed = allowed or (len(path) == 4 and path[:2] == ("notifications", "chat") and path[3] == "url")
         if not allowed:
-            problems.append(
-                doc.problem(path, "${…} references are only allowed in a check's url, headers, body and token")
-            )
+            message = "${…} references are only allowed in a check's url, headers, body and token, and a chat url"
+            problems.append(doc.problem(path, message))
             return problems
         if ENV_REF.sub("", value).count("${"):
             problems.append(doc.problem(path, "malformed ${…} reference: write ${NAME} with letters, digits and _"))
@@ -373,6 +373,33 @@ def network_flow_problems(settings: Settings, doc: YamlDocument) -> list[ConfigP
             if upstream is not None and upstream.flows is not None and dep.flow not in upstream.flows:
                 message = f"{dep.network!r} does not run {dep.flow!r} (its flows: {', '.join(upstream.flows)})"
                 problems.append(doc.problem(("networks", name, "depends_on", index, "flow"), message))
+    return problems + _notification_problems(settings, doc)
+
+
+def _notification_problems(settings: Settings, doc: YamlDocument) -> list[ConfigProblem]:
+    """Chat channels: unique names, scopes naming configured networks and domains."""
+    problems: list[ConfigProblem] = []
+    if settings.notifications is None:
+        return problems
+    seen: set[str] = set()
+    for index, channel in enumerate(settings.notifications.chat):
+        base: Path = ("notifications", "chat", index)
+        if channel.name in seen:
+            problems.append(doc.problem((*base, "name"), f"duplicate chat channel {channel.name!r}"))
+        seen.add(channel.name)
+        if not channel.scopes:
+            problems.append(doc.problem((*base, "scopes"), "must name at least one scope (* for everything)"))
+        for position, scope in enumerate(channel.scopes):
+            network, _, line = scope.partition("/")
+            if scope == "*":
+                continue
+            if network not in settings.networks:
+                problem = _unknown("network", network, list(settings.networks))
+            elif line and line not in settings.networks[network].lines:
+                problem = _unknown(f"domain of {network}", line, list(settings.networks[network].lines))
+            else:
+                continue
+            problems.append(doc.problem((*base, "scopes", position), problem))
     return problems
 
 

@@ -4,16 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from ..config import Settings
 from ..errors import IncidentError
+from ..i18n import PARIS
 from ..models import ComponentRef
 
-__all__ = ["MAX_TEXT", "MAX_TITLE", "Bilingual", "check_components", "check_moment", "check_text"]
+__all__ = [
+    "FUTURE_SLACK",
+    "MAX_TEXT",
+    "MAX_TITLE",
+    "Bilingual",
+    "check_components",
+    "check_moment",
+    "check_not_future",
+    "check_text",
+]
 
 MAX_TITLE = 200
 MAX_TEXT = 5000  # Markdown, stored as written and rendered later through a sanitizer
+FUTURE_SLACK = timedelta(minutes=1)  # clocks differ a little; an update dated later than this is refused
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,13 @@ def check_moment(name: str, moment: datetime) -> None:
     """IncidentError if `moment` has no time zone (stored instants are aware, UTC)."""
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise IncidentError(name, "needs a time zone")
+
+
+def check_not_future(name: str, moment: datetime, now: datetime) -> None:
+    """IncidentError if `moment` (aware) is more than a minute after `now`: what happened is not in the future."""
+    if moment > now + FUTURE_SLACK:
+        shown = moment.astimezone(PARIS).strftime("%d/%m/%Y %H:%M")
+        raise IncidentError(name, f"{shown} is in the future")
 
 
 def _problem(key: str, settings: Settings) -> str | None:

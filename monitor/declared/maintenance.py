@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal, get_args
 
@@ -23,11 +23,13 @@ __all__ = [
     "Occurrence",
     "Recurrence",
     "active",
+    "check_not_over",
     "check_window",
     "maintenance_lifted",
     "maintenance_overrides",
     "occurrences",
     "paris_to_utc",
+    "skip_occurrence",
     "upcoming",
 ]
 
@@ -91,6 +93,7 @@ class MaintenanceWindow:
     duration: timedelta
     recurrence: Recurrence = Recurrence()
     cancelled: bool = False
+    skipped: tuple[date, ...] = ()  # local dates of occurrences cancelled one by one, the series going on
 
 
 @dataclass(frozen=True)
@@ -154,7 +157,28 @@ def check_window(window: MaintenanceWindow, settings: Settings) -> MaintenanceWi
             raise IncidentError("nth", "must be 1 to 5 or last, on a weekday among " + ",".join(WEEKDAYS))
     if rule.until is not None and rule.until < window.start.date():
         raise IncidentError("until", "is before the start")
-    return MaintenanceWindow(window.id, window.title, components, window.start, window.duration, rule, window.cancelled)
+    return MaintenanceWindow(
+        window.id, window.title, components, window.start, window.duration, rule, window.cancelled, window.skipped
+    )
+
+
+def check_not_over(window: MaintenanceWindow, now: datetime) -> None:
+    """IncidentError naming `start` for a one-off window that would already be over at `now`."""
+    if window.recurrence.frequency == "none" and not occurrences(window, now, datetime(9999, 1, 1, tzinfo=UTC)):
+        raise IncidentError("start", "this one-off window would already be over")
+
+
+def skip_occurrence(window: MaintenanceWindow, day: date) -> MaintenanceWindow:
+    """The window without its occurrence starting on local date `day`, or IncidentError naming `date`."""
+    if window.cancelled:
+        raise IncidentError("id", f"maintenance window {window.id} is already cancelled")
+    if window.recurrence.frequency == "none":
+        raise IncidentError("date", "a one-off window has a single occurrence: cancel the window itself")
+    if not window.recurrence.matches(day, window.start.date()):
+        raise IncidentError("date", f"no occurrence of this window starts on {day:%d/%m/%Y} (Paris)")
+    if day in window.skipped:
+        raise IncidentError("date", f"the occurrence of {day:%d/%m/%Y} is already cancelled")
+    return replace(window, skipped=tuple(sorted((*window.skipped, day))))
 
 
 def occurrences(window: MaintenanceWindow, start: datetime, end: datetime) -> list[Occurrence]:
@@ -171,7 +195,7 @@ def occurrences(window: MaintenanceWindow, start: datetime, end: datetime) -> li
         days = (begin + timedelta(days=n) for n in range((stop - begin).days + 1))
     found = []
     for day in days:
-        if not window.recurrence.matches(day, first):
+        if not window.recurrence.matches(day, first) or day in window.skipped:
             continue
         at, dst = paris_to_utc(datetime.combine(day, window.start.time()))
         occurrence = Occurrence(window, at, at + window.duration, dst)

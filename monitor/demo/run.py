@@ -6,27 +6,34 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvicorn
 from starlette.applications import Starlette
 
 from ..app import QuietServer, create_app
 from ..board import Board, BoardChange
-from ..config import Settings, load_config
+from ..config import Notifications, Settings, load_config
 from ..push_signals import to_result
-from ..store import Batch, Store
+from ..store import Batch, Store, tables
 from ..store.declaration_store import Declarations
+from ..store.outbox_store import Outbox
+from ..store.subscriber_store import Subscribers
 from .certs import make_certs
 from .clock import VirtualClock
 from .events import Poster
 from .replay import expected_result
 from .scenario import Scenario, load_scenario
 from .simulator import Simulator
+
+if TYPE_CHECKING:
+    from .mail_sink import MailSink
 
 __all__ = ["DemoOptions", "default_speed", "run_demo"]
 
@@ -48,6 +55,7 @@ class DemoOptions:
     speed: float | None = None  # scenario seconds per real second; None: the story lasts ~10 minutes
     workdir: Path = Path("var/demo")
     config: Path = CONFIG
+    smtp_sink: Path | None = None  # keep the e-mails sent to a demo optician subscribed to Viamedis optique here
 
 
 class _Recorder:
@@ -133,6 +141,34 @@ def _environment(http_url: str, tls_url: str) -> Mapping[str, str]:
     return {**os.environ, "TPMON_DEMO_HTTP": http_url, "TPMON_DEMO_TLS": tls_url}
 
 
+OPTICIAN = "opticien.demo@exemple.fr"  # fictitious: the subscriber whose mailbox the sink shows
+
+
+def _with_notifications(settings: Settings, options: DemoOptions) -> Settings:
+    """The demo's config with e-mail subscriptions on (its site, a fictitious controller)."""
+    notifications = Notifications(
+        public_url=f"http://{options.host}:{options.port}",
+        sender="etat-tiers-payant@exemple.fr",
+        controller="Démonstration tpmon (fictif)",
+        contact="dpo@exemple.fr",
+    )
+    return settings.model_copy(update={"notifications": notifications})
+
+
+def _subscribe_the_optician(store: Store, settings: Settings, since: datetime) -> None:
+    """The history replayed is already told (to nobody); the optician follows Viamedis optique from `since`."""
+    quiet = settings.model_copy(update={"notifications": None})
+    outbox = Outbox(store)
+    while outbox.fan_out(quiet, limit=5000):
+        pass
+    subscribers = Subscribers(store, clock=lambda: since)
+    subscriber = subscribers.request(OPTICIAN, ["viamedis/optique"], "fr")
+    subscribers.confirm(subscriber, lambda address: address == OPTICIAN, ["viamedis/optique"])
+    with store.engine.begin() as connection:  # as if the confirmation link had been followed long ago
+        deliveries = tables.notification_delivery
+        connection.execute(deliveries.delete().where(deliveries.c.subscriber_id == subscriber))
+
+
 async def run_demo(options: DemoOptions, announce: Callable[[str], None] = print) -> None:
     """Everything offline on loopback; returns when the web server stops (Ctrl-C)."""
     scenario = load_scenario()
@@ -147,6 +183,14 @@ async def run_demo(options: DemoOptions, announce: Callable[[str], None] = print
     http_url, tls_url = await simulator.start(certs)
     env = _environment(http_url, tls_url)
     settings = load_config(options.config, environ=env)
+    sink: MailSink | None = None
+    if options.smtp_sink is not None:
+        from .mail_sink import MailSink
+
+        sink = MailSink(options.smtp_sink, announce, options.host)
+        sink.start()
+        settings = _with_notifications(settings, options)
+        env = {**env, "TPMON_SMTP_URL": sink.url, "TPMON_NOTIFY_SECRET": secrets.token_hex(32)}
     simulator.names = {name: network.name for name, network in settings.networks.items()}
     store = await asyncio.to_thread(Store.open, f"sqlite:///{workdir / 'tpmon.db'}")
     poster = Poster(store, settings, Declarations(store, settings, clock=clock))
@@ -157,6 +201,8 @@ async def run_demo(options: DemoOptions, announce: Callable[[str], None] = print
         count = await replay(settings, scenario, store, clock, poster)
         log.info("replayed %d results in %.1f s", count, time.perf_counter() - began)
         clock.set(scenario.live_from)
+        if sink is not None:
+            await asyncio.to_thread(_subscribe_the_optician, store, settings, scenario.live_from)
         clock.start()
         app = create_app(
             settings, store=store, clock=clock, environ=env, speed=speed, tick_seconds=0.5, housekeeping_seconds=5
@@ -164,6 +210,8 @@ async def run_demo(options: DemoOptions, announce: Callable[[str], None] = print
         server = QuietServer(_uvicorn_config(app, options))
         driver = asyncio.create_task(drive(scenario, clock, poster))
         announce(_banner(options, speed))
+        if sink is not None:
+            announce(f"  Courriels reçus par {OPTICIAN} (Viamedis optique) → {options.smtp_sink}/*.eml\n")
         await server.serve()
     finally:
         if driver is not None:
@@ -172,6 +220,8 @@ async def run_demo(options: DemoOptions, announce: Callable[[str], None] = print
                 await driver
         await simulator.stop()
         await asyncio.to_thread(store.close)
+        if sink is not None:
+            sink.stop()
 
 
 def _uvicorn_config(app: Starlette, options: DemoOptions) -> uvicorn.Config:

@@ -1,4 +1,6 @@
-"""`tpmon incident …` and `tpmon maintenance …`: what ops declare, validated, in Europe/Paris time."""
+"""`tpmon incident …` and `tpmon maintenance …`: what ops declare, validated, in Europe/Paris time; `tpmon user …`,
+`tpmon token …` and `tpmon audit …`: staff accounts, machine tokens and the audit trail; `tpmon webhook`,
+`tpmon notify` and `tpmon subscribers`: notifications."""
 
 from __future__ import annotations
 
@@ -8,9 +10,13 @@ from datetime import timedelta
 from typing import Any, NoReturn
 
 from ..declared.incidents import IMPACTS, LIFECYCLE
+from .audit_commands import register_audit_commands
 from .incident_commands import cmd_incident_list, cmd_incident_open, cmd_incident_resolve, cmd_incident_update
 from .inputs import day_date, duration, monthly, paris_time, weekly
 from .maintenance_commands import cmd_maintenance_add, cmd_maintenance_cancel, cmd_maintenance_list
+from .notify_commands import register as register_notify
+from .token_commands import register_token_commands
+from .user_commands import register_user_commands
 
 __all__ = ["OneLineParser", "add_ops_commands"]
 
@@ -39,7 +45,8 @@ def _leaf(parent: Any, name: str, help_text: str, func: Callable[[argparse.Names
 
 
 def add_ops_commands(sub: Any) -> None:
-    """Register `incident open|update|resolve|list` and `maintenance add|list|cancel` on `tpmon`'s subparsers."""
+    """Register `incident open|update|resolve|list`, `maintenance add|list|cancel`, `user …`, `token …` and
+    `audit …` on `tpmon`'s subparsers."""
     times = "Times are Europe/Paris, 24 h (2024-02-12 13:00 or 12/02/2024 13:00)."
     incident = sub.add_parser("incident", help="declare incidents (statuses, consignes)", description=times)
     verbs = incident.add_subparsers(
@@ -86,5 +93,12 @@ def add_ops_commands(sub: Any) -> None:
     shown.add_argument("--all", action="store_true", help="include cancelled windows")
     shown.add_argument("--horizon", type=duration, default=timedelta(days=90), help="how far ahead (default 90d)")
     shown.add_argument("--json", action="store_true", help="print JSON")
-    cancel = _leaf(verbs, "cancel", "cancel a window and all its occurrences", cmd_maintenance_cancel)
+    cancel = _leaf(verbs, "cancel", "cancel a window, or one occurrence of it", cmd_maintenance_cancel)
     cancel.add_argument("id", type=int, metavar="ID")
+    cancel.add_argument(
+        "--occurrence", type=day_date, metavar="YYYY-MM-DD", help="only the occurrence starting that day (Paris)"
+    )
+    register_user_commands(sub, _leaf, OneLineParser)
+    register_token_commands(sub, _leaf, OneLineParser)
+    register_audit_commands(sub, _leaf, OneLineParser)
+    register_notify(sub, _leaf)  # webhook, notify, subscribers

@@ -102,7 +102,7 @@ def _incident_json(incident: Incident) -> dict[str, Any]:
 
 def cmd_incident_list(args: argparse.Namespace) -> int:
     with declarations(args) as ops:
-        found = ops.incidents(open_only=args.open, limit=args.limit, offset=args.offset)
+        found = ops.declarations.incidents(open_only=args.open, limit=args.limit, offset=args.offset)
     if args.json:
         print(json.dumps([_incident_json(i) for i in found], indent=2, ensure_ascii=False))
         return 0

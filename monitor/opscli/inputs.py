@@ -14,13 +14,12 @@ from typing import TYPE_CHECKING, cast
 
 from ..config import parse_duration
 from ..declared.incidents import Declared, IncidentUpdate, Phase, declare
-from ..declared.inputs import Bilingual
+from ..declared.inputs import Bilingual, check_not_future
 from ..declared.maintenance import WEEKDAYS, Recurrence, paris_to_utc
 from ..errors import IncidentError, MonitorError
-from ..i18n import format_short
 
 if TYPE_CHECKING:
-    from ..store.declaration_store import Declarations
+    from ..operators.audited import AuditedDeclarations
 
 DEFAULT_CONFIG = "config/example.yaml"
 TEXTS = {  # domain field → option stem; each has --STEM, --STEM-en, --STEM-file, --STEM-en-file
@@ -46,6 +45,7 @@ OPTIONS = {  # domain field (IncidentError.field) → the option that set it
     "month_day": "--monthly",
     "nth": "--monthly",
     "until": "--until",
+    "date": "--occurrence",
     "id": "",  # about the incident or window itself: the message says which
 }
 _DAYS_FR = ("lun", "mar", "mer", "jeu", "ven", "sam", "dim")
@@ -118,6 +118,11 @@ def declaration(text: str) -> tuple[str, Declared]:
     return key.strip(), declare(state.strip(), progress, key=key.strip())
 
 
+def config_path(args: argparse.Namespace) -> str:
+    """--config, else $TPMON_CONFIG, else config/example.yaml."""
+    return str(getattr(args, "config", None) or os.environ.get("TPMON_CONFIG") or DEFAULT_CONFIG)
+
+
 def read_text(option: str, path: str) -> str:
     """A text from a file ('-': stdin), as written; a title (one line) loses the final newline editors add."""
     try:
@@ -146,22 +151,26 @@ def when(args: argparse.Namespace) -> datetime:
     if getattr(args, "at", None) is None:
         return utcnow()
     at = paris_to_utc(args.at)[0]
-    if at > utcnow() + timedelta(minutes=1):
-        raise IncidentError("at", f"{format_short(at)} is in the future")
+    check_not_future("at", at, utcnow())
     return at
 
 
 @contextmanager
-def declarations(args: argparse.Namespace) -> Iterator[Declarations]:
-    """The store's Declarations, validated against the config; IncidentError fields named as options."""
+def declarations(args: argparse.Namespace) -> Iterator[AuditedDeclarations]:
+    """The store's declarations, validated against the config, each write audited as the operating-system user
+    running the command (a shell with the database's credentials may write everything); IncidentError fields
+    named as options."""
     from ..config import load_config
+    from ..operators.audited import AuditedDeclarations
+    from ..staff.audit import cli_actor
+    from ..staff.roles import Principal, Scope
     from ..store import Store, default_url
-    from ..store.declaration_store import Declarations
 
-    settings = load_config(getattr(args, "config", None) or os.environ.get("TPMON_CONFIG") or DEFAULT_CONFIG)
+    settings = load_config(config_path(args))
     store = Store.open(default_url())
+    principal = Principal(cli_actor(), (Scope("admin"),))
     try:
-        yield Declarations(store, settings)
+        yield AuditedDeclarations(store, settings, principal, "cli", clock=utcnow)
     except IncidentError as exc:
         option = OPTIONS.get(exc.field, exc.field)
         raise (IncidentError(option, exc.problem) if option else MonitorError(exc.problem)) from None

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
-from ..declared.maintenance import MaintenanceWindow, Occurrence, Recurrence, occurrences, paris_to_utc, upcoming
-from ..errors import IncidentError
+from ..declared.maintenance import (
+    MaintenanceWindow,
+    Occurrence,
+    Recurrence,
+    check_not_over,
+    occurrences,
+    paris_to_utc,
+    upcoming,
+)
 from ..i18n import PARIS, format_short
 from .inputs import declarations, texts_of, utcnow
 
@@ -39,9 +46,7 @@ def cmd_maintenance_add(args: argparse.Namespace) -> int:
         _recurrence(args),
     )
     with declarations(args) as ops:
-        far = datetime(9999, 1, 1, tzinfo=UTC)
-        if window.recurrence.frequency == "none" and not occurrences(window, utcnow(), far):
-            raise IncidentError("start", "this one-off window would already be over")
+        check_not_over(window, utcnow())
         saved = ops.add_window(window)
     first = paris_to_utc(saved.start)[0]
     print(f"maintenance window {saved.id} added: {saved.title.fr} ({saved.recurrence.describe()})")
@@ -52,7 +57,7 @@ def cmd_maintenance_add(args: argparse.Namespace) -> int:
 
 def cmd_maintenance_list(args: argparse.Namespace) -> int:
     with declarations(args) as ops:
-        windows = ops.windows(include_cancelled=args.all)
+        windows = ops.declarations.windows(include_cancelled=args.all)
     now = utcnow()
     rows = []
     for window in windows:
@@ -85,6 +90,10 @@ def cmd_maintenance_list(args: argparse.Namespace) -> int:
 
 def cmd_maintenance_cancel(args: argparse.Namespace) -> int:
     with declarations(args) as ops:
+        if args.occurrence is not None:
+            window = ops.cancel_occurrence(args.id, args.occurrence)
+            print(f"maintenance window {window.id}: the occurrence of {args.occurrence:%d/%m/%Y} is cancelled")
+            return 0
         window = ops.cancel_window(args.id)
     print(f"maintenance window {window.id} cancelled: {window.title.fr}")
     return 0

@@ -30,13 +30,14 @@ def register(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
 def cmd_push(args: argparse.Namespace) -> int:
     """Validate against the config, then append the signal to the store's inbox; nothing is written on refusal."""
     from ..push_signals import validate_signal
+    from ..staff.audit import cli_actor
     from ..store import Store, default_url
     from ..store.signal_store import add_signal
 
     settings = load_config(args.config or os.environ.get("TPMON_CONFIG") or _DEFAULT_CONFIG)
     signal = validate_signal(settings, args.target, args.state, args.detail)
     with Store.open(default_url()) as store:
-        stored = add_signal(store, signal.check, signal.state, signal.detail)
+        stored = add_signal(store, signal.check, signal.state, signal.detail, author=cli_actor())
     when = stored.received_at.strftime("%Y-%m-%d %H:%M:%S UTC")
     print(f"{args.target}: {stored.state} recorded at {when} (signal #{stored.id})")
     return 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -27,16 +27,22 @@ from monitor.declared.maintenance import (
     check_window,
     maintenance_lifted,
     maintenance_overrides,
+    skip_occurrence,
 )
 from monitor.engine.overrides import Overrides
 from monitor.errors import IncidentError, NotFound
 from monitor.models import State
+from monitor.notify.events import incident_event, window_event
 from monitor.store import tables
+from monitor.store.outbox_rows import insert_events
 from monitor.store.store import Clock, Store, utcnow
 
-__all__ = ["RESOLVED", "Current", "Declarations"]
+__all__ = ["RESOLVED", "Also", "Current", "Declarations"]
 
 Row = dict[str, Any]
+# Called inside a verb's transaction with (connection, before, after): what must be written with the change
+# or not at all (its audit event, an idempotency record), or a last refusal (raise: nothing is written).
+Also = Callable[[Connection, Any, Any], None]
 RESOLVED = Bilingual("Incident résolu.", "Incident resolved.")  # the message of a resolve given none
 _TEXTS = ("message", "practitioner_consigne", "member_consigne")
 
@@ -58,7 +64,8 @@ class Current:
 class Declarations:
     """Incidents and maintenance windows in the store, validated against the running `settings`.
 
-    Every verb is one transaction: a refused input (IncidentError, NotFound) writes nothing.
+    Every verb is one transaction: a refused input (IncidentError, NotFound) writes nothing. A verb's `also`
+    runs inside that transaction, after the change, with what was there before and what is there after.
     """
 
     def __init__(self, store: Store, settings: Settings, *, clock: Clock = utcnow) -> None:
@@ -69,7 +76,13 @@ class Declarations:
     # Incidents
 
     def open_incident(
-        self, *, title: Bilingual, impact: Impact, first: IncidentUpdate, components: Iterable[str] = ()
+        self,
+        *,
+        title: Bilingual,
+        impact: Impact,
+        first: IncidentUpdate,
+        components: Iterable[str] = (),
+        also: Also | None = None,
     ) -> Incident:
         """Validate and store a new incident with its first update; returns it with its id."""
         incident = open_incident(self.settings, title=title, impact=impact, first=first, components=components)
@@ -87,9 +100,15 @@ class Declarations:
             connection.execute(
                 insert(tables.incident_update), _update_row(new_id, _with_shown_before(connection, first))
             )
-            return _load(connection, [new_id])[0]
+            opened = _load(connection, [new_id])[0]
+            if also is not None:
+                also(connection, None, opened)
+            insert_events(connection, [incident_event(opened, opened.updates[-1], "opened")], self._clock())
+            return opened
 
-    def update_incident(self, incident_id: int, change: IncidentUpdate, *, impact: Impact | None = None) -> Incident:
+    def update_incident(
+        self, incident_id: int, change: IncidentUpdate, *, impact: Impact | None = None, also: Also | None = None
+    ) -> Incident:
         """Append an update (a `resolved` one resolves); IncidentError if the lifecycle or an input refuses it."""
         with self.store._session("update an incident in", write=True) as connection:
             before = _load_one(connection, incident_id)
@@ -107,7 +126,12 @@ class Declarations:
             connection.execute(
                 insert(tables.incident_update), _update_row(incident_id, _with_shown_before(connection, change))
             )
-            return _load_one(connection, incident_id)
+            updated = _load_one(connection, incident_id)
+            if also is not None:
+                also(connection, before, updated)
+            event = incident_event(updated, updated.updates[-1], "updated" if updated.is_open else "resolved")
+            insert_events(connection, [event], self._clock())
+            return updated
 
     def resolve_incident(
         self,
@@ -117,6 +141,7 @@ class Declarations:
         at: datetime | None = None,
         practitioner_consigne: Bilingual | None = None,
         member_consigne: Bilingual | None = None,
+        also: Also | None = None,
     ) -> Incident:
         """Resolve: its declared statuses stop counting. IncidentError if already resolved."""
         change = IncidentUpdate(
@@ -126,7 +151,7 @@ class Declarations:
             practitioner_consigne or Bilingual(),
             member_consigne or Bilingual(),
         )
-        return self.update_incident(incident_id, change)
+        return self.update_incident(incident_id, change, also=also)
 
     def incident(self, incident_id: int) -> Incident:
         """One incident with its updates; NotFound if there is none with this id."""
@@ -165,23 +190,48 @@ class Declarations:
 
     # Maintenance windows
 
-    def add_window(self, window: MaintenanceWindow) -> MaintenanceWindow:
+    def add_window(self, window: MaintenanceWindow, *, also: Also | None = None) -> MaintenanceWindow:
         """Validate and store a window; returns it with its id."""
         checked = check_window(window, self.settings)
         with self.store._session("add a maintenance window to", write=True) as connection:
             row = _window_row(checked) | {"created_at": self._clock(), "cancelled": False}
             new_id = _insert(connection, tables.maintenance_window, row)
-            return _window_from_row(_window_one(connection, new_id))
+            added = _window_from_row(_window_one(connection, new_id))
+            insert_events(connection, [window_event(added, "announced", row["created_at"])], row["created_at"])
+            if also is not None:
+                also(connection, None, added)
+            return added
 
-    def cancel_window(self, window_id: int) -> MaintenanceWindow:
+    def cancel_window(self, window_id: int, *, also: Also | None = None) -> MaintenanceWindow:
         """Cancel every occurrence of a window; IncidentError if it already is."""
         table = tables.maintenance_window
         with self.store._session("cancel a maintenance window in", write=True) as connection:
-            if _window_one(connection, window_id).cancelled:
+            before = _window_from_row(_window_one(connection, window_id))
+            if before.cancelled:
                 raise IncidentError("id", f"maintenance window {window_id} is already cancelled")
-            stamp = {"cancelled": True, "cancelled_at": self._clock()}
+            now = self._clock()
+            stamp = {"cancelled": True, "cancelled_at": now}
             connection.execute(update(table).where(table.c.id == window_id, ~table.c.cancelled).values(stamp))
-            return _window_from_row(_window_one(connection, window_id))
+            after = _window_from_row(_window_one(connection, window_id))
+            insert_events(connection, [window_event(after, "cancelled", now)], now)
+            if also is not None:
+                also(connection, before, after)
+            return after
+
+    def cancel_occurrence(self, window_id: int, day: date, *, also: Also | None = None) -> MaintenanceWindow:
+        """Cancel the one occurrence starting on local date `day`; the series goes on. IncidentError naming `date`
+        if no occurrence starts that day or it is already cancelled."""
+        table = tables.maintenance_window
+        with self.store._session("cancel a maintenance occurrence in", write=True) as connection:
+            before = _window_from_row(_window_one(connection, window_id, lock=True))
+            after = skip_occurrence(before, day)
+            skipped = [d.isoformat() for d in after.skipped]
+            seen = (table.c.id == window_id) & ~table.c.cancelled
+            connection.execute(update(table).where(seen).values(skipped=skipped))
+            found = _window_from_row(_window_one(connection, window_id))
+            if also is not None:
+                also(connection, before, found)
+            return found
 
     def window(self, window_id: int) -> MaintenanceWindow:
         with self.store._session("read from") as connection:
@@ -337,11 +387,14 @@ def _window_row(window: MaintenanceWindow) -> Row:
         "start_local": window.start,
         "duration_s": window.duration.total_seconds(),
         "recurrence": _recurrence_json(window.recurrence),
+        "skipped": [day.isoformat() for day in window.skipped],
     }
 
 
-def _window_one(connection: Connection, window_id: int) -> Any:
-    row = connection.execute(select(tables.maintenance_window).where(tables.maintenance_window.c.id == window_id))
+def _window_one(connection: Connection, window_id: int, *, lock: bool = False) -> Any:
+    """The window's row; `lock` holds it until the transaction ends (PostgreSQL; SQLite writes one at a time)."""
+    query = select(tables.maintenance_window).where(tables.maintenance_window.c.id == window_id)
+    row = connection.execute(query.with_for_update() if lock else query)
     found = row.first()
     if found is None:
         raise NotFound(f"no maintenance window {window_id}")
@@ -362,4 +415,5 @@ def _window_from_row(row: Any) -> MaintenanceWindow:
         timedelta(seconds=row.duration_s),
         recurrence,
         bool(row.cancelled),
+        tuple(date.fromisoformat(day) for day in row.skipped or ()),
     )

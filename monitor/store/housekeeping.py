@@ -1,4 +1,5 @@
-"""Periodic upkeep of the store off the event loop: availability rollups, then hourly pruning of raw results."""
+"""Periodic upkeep of the store off the event loop: availability rollups, then hourly pruning of raw results, of the
+audit trail past its retention, of idempotency keys and of long-ended sessions."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from datetime import datetime, timedelta
 from monitor.config import Settings
 from monitor.errors import StoreError
 from monitor.models import ComponentRef
+from monitor.store.audit_store import prune_audit
+from monitor.store.idempotency_store import prune_idempotency
 from monitor.store.rollup_store import prune_results, roll_up
+from monitor.store.staff_store import StaffStore
 from monitor.store.store import Store
 
 __all__ = ["Housekeeper", "HousekeepingReport", "component_keys"]
@@ -19,6 +23,8 @@ log = logging.getLogger(__name__)
 
 ROLLUP_EVERY = 300.0  # seconds between runs the app should schedule
 PRUNE_EVERY = timedelta(hours=1)
+IDEMPOTENCY_KEPT = timedelta(hours=24)  # a client retries a write within a day, or sends a new key
+SESSIONS_KEPT = timedelta(days=7)  # after its last use, well past any session's end
 
 
 def component_keys(settings: Settings) -> list[str]:
@@ -88,4 +94,21 @@ class Housekeeper:
         self._pruned_at = now
         if pruned:
             log.info("pruned %d raw results older than %d days", pruned, retention)
+        await self._prune_operators(settings, now)
         return pruned
+
+    async def _prune_operators(self, settings: Settings, now: datetime) -> None:
+        """The audit trail past `admin.audit_retention_days`, idempotency keys after a day, ended sessions."""
+        kept = timedelta(days=settings.admin.audit_retention_days)
+        try:
+            audited = 0
+            while done := await asyncio.to_thread(prune_audit, self.store, now - kept, self.batch_size):
+                audited += done
+                await asyncio.sleep(self.pause)
+            await asyncio.to_thread(prune_idempotency, self.store, now - IDEMPOTENCY_KEPT)
+            await asyncio.to_thread(StaffStore(self.store).prune_sessions, now - SESSIONS_KEPT)
+        except StoreError as exc:
+            log.warning("pruning the operators' records failed, retrying next run: %s", exc)
+            return
+        if audited:
+            log.info("pruned %d audit events older than %d days", audited, settings.admin.audit_retention_days)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,8 +18,10 @@ from monitor.store.store import Store, WriteRefused
 __all__ = [
     "DETAIL_PATTERN",
     "PUSH_STATES",
+    "NewSignal",
     "StoredSignal",
     "add_signal",
+    "add_signals",
     "prune_signals",
     "signal_cursor",
     "signals_after",
@@ -38,25 +42,76 @@ class StoredSignal:
     received_at: datetime
     state: str
     detail: str = ""
+    author: str = ""  # token:PREFIX or cli:OSUSER
+    latency_s: float | None = None  # what the partner measured, if it said
+
+
+@dataclass(frozen=True)
+class NewSignal:
+    """A validated signal about to be appended."""
+
+    check: ComponentRef
+    state: str
+    detail: str = ""
+    author: str = ""
+    latency_s: float | None = None
+
+
+def _refused(signal: NewSignal) -> bool:
+    latency = signal.latency_s
+    return (
+        signal.check.kind != "check"
+        or signal.state not in PUSH_STATES
+        or not DETAIL_PATTERN.fullmatch(signal.detail)
+        or (latency is not None and not (math.isfinite(latency) and 0 <= latency <= 86400))
+    )
 
 
 def add_signal(
-    store: Store, check: ComponentRef, state: str, detail: str = "", *, received_at: datetime | None = None
+    store: Store,
+    check: ComponentRef,
+    state: str,
+    detail: str = "",
+    *,
+    received_at: datetime | None = None,
+    author: str = "",
+    latency_s: float | None = None,
 ) -> StoredSignal:
     """Append a signal to the inbox (received now by the store's clock unless told); returns it with its id.
 
     WriteRefused for a state or detail outside the allowed set: the edges validate first, this is the last guard.
     """
-    if check.kind != "check" or state not in PUSH_STATES or not DETAIL_PATTERN.fullmatch(detail):
+    return add_signals(store, [NewSignal(check, state, detail, author, latency_s)], received_at=received_at)[0]
+
+
+def add_signals(
+    store: Store, signals: Sequence[NewSignal], *, received_at: datetime | None = None
+) -> list[StoredSignal]:
+    """Append several signals in one transaction (all or none), in order; returns them with their ids."""
+    if any(_refused(signal) for signal in signals):
         raise WriteRefused("refused a push signal: a check, a state among operational/degraded/down and a short code")
+    if not signals:
+        return []
     at = received_at or store._clock()
-    row = {"check_key": check.key, "received_at": at, "state": state, "detail": detail}
+    rows = [
+        {
+            "check_key": s.check.key,
+            "received_at": at,
+            "state": s.state,
+            "detail": s.detail,
+            "author": s.author[:80],
+            "latency_s": s.latency_s,
+        }
+        for s in signals
+    ]
+    table = tables.push_signal
     with store._session("add a push signal to", write=True) as connection:
-        inserted = connection.execute(insert(tables.push_signal).values(row))
-        key = inserted.inserted_primary_key
-        assert key is not None  # an INSERT of one row always has one
-        new_id = int(key[0])
-    return StoredSignal(new_id, check, at, state, detail)
+        ids = connection.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).scalars()
+        found = [int(i) for i in ids]
+    return [
+        StoredSignal(new_id, s.check, at, s.state, s.detail, s.author[:80], s.latency_s)
+        for new_id, s in zip(found, signals, strict=True)
+    ]
 
 
 def signals_after(
@@ -111,4 +166,12 @@ def prune_signals(store: Store, received_before: datetime, batch: int = 1000) ->
 
 
 def _signal(row: Any) -> StoredSignal:
-    return StoredSignal(int(row.id), ComponentRef.parse(row.check_key), row.received_at, row.state, row.detail)
+    return StoredSignal(
+        int(row.id),
+        ComponentRef.parse(row.check_key),
+        row.received_at,
+        row.state,
+        row.detail,
+        row.author,
+        row.latency_s,
+    )

@@ -23,8 +23,10 @@ from sqlalchemy.exc import (
 
 from monitor.errors import StoreError
 from monitor.models import CheckMemory, ComponentRef, ComponentStatus, ProbeResult, Transition
+from monitor.notify.events import line_events
 from monitor.store import rows, tables
 from monitor.store.database import describe, is_memory, make_engine, mask, upgrade
+from monitor.store.outbox_rows import insert_events
 
 __all__ = ["Batch", "Store", "WriteRefused"]
 
@@ -118,6 +120,7 @@ class Store:
             if batch.transitions:
                 transitions = [rows.transition_row(t) for t in batch.transitions]
                 connection.execute(insert(tables.transition), transitions)
+                insert_events(connection, line_events(batch.transitions), now)  # the outbox, same transaction
             if batch.statuses:
                 statuses = [rows.status_row(k, s, now) for k, s in batch.statuses.items()]
                 _upsert(connection, tables.component_status, statuses)

@@ -5,31 +5,53 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Index, Integer, Table, Text
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Dialect, ForeignKey, Index, Integer, Table, Text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 __all__ = [
+    "ApiTokenRow",
+    "AuditEventRow",
     "AvailabilityRollupRow",
     "CheckMemoryRow",
     "ComponentStatusRow",
+    "IdempotencyRow",
     "IncidentRow",
     "IncidentUpdateRow",
     "MaintenanceWindowRow",
+    "NotificationDeliveryRow",
+    "NotificationEventRow",
+    "NotificationLineMemoryRow",
     "ProbeResultRow",
     "PushSignalRow",
+    "StaffSessionRow",
+    "StaffUserRow",
+    "SubscriberRow",
+    "SubscriptionRow",
     "TransitionRow",
     "UTCDateTime",
+    "WebhookRow",
+    "api_token",
+    "audit_event",
     "availability_rollup",
     "check_memory",
     "component_status",
+    "idempotency_key",
     "incident",
     "incident_update",
     "maintenance_window",
     "metadata",
+    "notification_delivery",
+    "notification_event",
+    "notification_line_memory",
     "probe_result",
     "push_signal",
+    "staff_session",
+    "staff_user",
+    "subscriber",
+    "subscription",
     "transition",
+    "webhook",
 ]
 
 
@@ -226,6 +248,7 @@ class MaintenanceWindowRow(SQLModel, table=True):
     cancelled: bool = False
     created_at: datetime = _when()
     cancelled_at: datetime | None = _when(nullable=True)
+    skipped: list[str] = Field(default_factory=list, sa_type=JSON, nullable=False)  # cancelled occurrences' dates
 
 
 class PushSignalRow(SQLModel, table=True):
@@ -239,6 +262,195 @@ class PushSignalRow(SQLModel, table=True):
     received_at: datetime = _when()
     state: str  # operational, degraded or down
     detail: str = Field(default="", nullable=False)  # a short code, validated: never free text
+    author: str = Field(default="", nullable=False)  # token:PREFIX, cli:OSUSER; "" before the operators' side
+    latency_s: float | None = Field(default=None, nullable=True)  # what the partner measured, if it said
+
+
+class StaffUserRow(SQLModel, table=True):
+    """A staff account: its name (the only thing kept about the person), role, networks, Argon2id hash and TOTP."""
+
+    __tablename__ = "staff_user"
+    __table_args__ = (Index("ux_staff_user_name", "name", unique=True),)
+
+    id: int | None = _id()
+    name: str = Field(nullable=False)
+    role: str  # admin, editor or viewer
+    networks: list[str] = Field(default_factory=list, sa_type=JSON, nullable=False)  # an editor's networks
+    password_hash: str = Field(nullable=False)
+    totp_secret: str = Field(nullable=False)
+    totp_enrolled_at: datetime | None = _when(nullable=True)  # null: the second factor is still to set up
+    totp_last_step: int | None = Field(default=None, nullable=True, sa_type=BigInteger())  # replay guard
+    disabled: bool = False
+    failed_count: int = 0  # consecutive refused sign-ins
+    locked_until: datetime | None = _when(nullable=True)
+    created_at: datetime = _when()
+    updated_at: datetime = _when()
+
+
+class StaffSessionRow(SQLModel, table=True):
+    """A signed-in session; `id` is the digest of the cookie's value, never the value."""
+
+    __tablename__ = "staff_session"
+    __table_args__ = (Index("ix_staff_session_user_id", "user_id"),)
+
+    id: str = Field(primary_key=True)
+    user_id: int = Field(foreign_key="staff_user.id", sa_type=_ID, nullable=False)
+    stage: str  # enrol or full
+    created_at: datetime = _when()
+    last_seen_at: datetime = _when()
+    revoked_at: datetime | None = _when(nullable=True)
+
+
+class ApiTokenRow(SQLModel, table=True):
+    """A machine token: its SHA-256 digest (never the token), public prefix, scopes, expiry and last use."""
+
+    __tablename__ = "api_token"
+    __table_args__ = (Index("ux_api_token_digest", "digest", unique=True),)
+
+    id: int | None = _id()
+    digest: str = Field(nullable=False)
+    prefix: str = Field(nullable=False)
+    label: str = Field(nullable=False)  # what it is for, e.g. viamedis-pec-heartbeat
+    scopes: list[str] = Field(default_factory=list, sa_type=JSON, nullable=False)
+    created_at: datetime = _when()
+    created_by: str = Field(nullable=False)
+    expires_at: datetime | None = _when(nullable=True)
+    last_used_at: datetime | None = _when(nullable=True)
+    revoked_at: datetime | None = _when(nullable=True)
+
+
+class AuditEventRow(SQLModel, table=True):
+    """One event of the audit trail (`staff.audit.AuditEvent`); rows are never updated (a trigger refuses it)."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (Index("ix_audit_event_at", "at"), Index("ix_audit_event_target", "target"))
+
+    id: int | None = _id()
+    at: datetime = _when()
+    actor: str = Field(nullable=False)
+    listener: str = Field(nullable=False)
+    action: str = Field(nullable=False)
+    target: str = Field(default="", nullable=False)
+    before: dict[str, Any] | None = Field(default=None, sa_type=JSON, nullable=True)
+    after: dict[str, Any] | None = Field(default=None, sa_type=JSON, nullable=True)
+
+
+class IdempotencyRow(SQLModel, table=True):
+    """The stored answer of a write sent with an Idempotency-Key, per principal: a retry gets it again."""
+
+    __tablename__ = "idempotency_key"
+    __table_args__ = (Index("ix_idempotency_key_created_at", "created_at"),)
+
+    principal: str = Field(primary_key=True)
+    key: str = Field(primary_key=True)
+    fingerprint: str = Field(nullable=False)  # SHA-256 of the method, path and body
+    status: int
+    body: dict[str, Any] = Field(default_factory=dict, sa_type=JSON, nullable=False)
+    created_at: datetime = _when()
+
+
+class NotificationEventRow(SQLModel, table=True):
+    """The outbox: one thing worth telling (a line's transition, an incident update, a maintenance announced),
+    written in the transaction of the change that causes it; `dispatched_at` is set once it is fanned out."""
+
+    __tablename__ = "notification_event"
+    __table_args__ = (Index("ix_notification_event_dispatched_at_id", "dispatched_at", "id"),)
+
+    id: int | None = _id()
+    kind: str  # line, incident or maintenance
+    dedupe_key: str = Field(nullable=False, unique=True)  # the same fact written twice is one event
+    components: list[str] = Field(default_factory=list, sa_type=JSON, nullable=False)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSON, nullable=False)
+    at: datetime = _when()  # when it happened
+    created_at: datetime = _when()  # when it was written
+    dispatched_at: datetime | None = _when(nullable=True)
+
+
+class SubscriberRow(SQLModel, table=True):
+    """An e-mail address, the only personal data kept; unconfirmed until its owner follows the link."""
+
+    __tablename__ = "subscriber"
+
+    id: int | None = _id()
+    address: str = Field(nullable=False, unique=True)  # lower-cased
+    created_at: datetime = _when()
+    confirmed_at: datetime | None = _when(nullable=True)
+
+
+class SubscriptionRow(SQLModel, table=True):
+    """One scope a subscriber follows: `*`, a network (`viamedis`) or a line (`viamedis/optique`)."""
+
+    __tablename__ = "subscription"
+    __table_args__ = (Index("ix_subscription_scope", "scope"),)
+
+    subscriber_id: int = Field(
+        sa_column=Column(_ID, ForeignKey("subscriber.id", ondelete="CASCADE"), primary_key=True, nullable=False)
+    )
+    scope: str = Field(primary_key=True)
+
+
+class WebhookRow(SQLModel, table=True):
+    """A webhook ops configured; its signing secret is derived from tpmon's secret and `salt`, never stored."""
+
+    __tablename__ = "webhook"
+
+    id: int | None = _id()
+    url: str = Field(nullable=False)
+    scopes: list[str] = Field(default_factory=list, sa_type=JSON, nullable=False)
+    salt: str = Field(nullable=False)
+    allow_private: bool = False
+    enabled: bool = True
+    description: str = _text()
+    created_at: datetime = _when()
+    failing_since: datetime | None = _when(nullable=True)  # first failure since the last success
+    disabled_at: datetime | None = _when(nullable=True)
+
+
+class NotificationDeliveryRow(SQLModel, table=True):
+    """One event (or a confirmation) to one target: a subscriber, a webhook or a chat channel; claimed by a lease."""
+
+    __tablename__ = "notification_delivery"
+    __table_args__ = (
+        Index("ix_notification_delivery_channel_state_next_at", "channel", "state", "next_at"),
+        Index("ix_notification_delivery_subscriber_id", "subscriber_id"),
+        Index("ix_notification_delivery_event_id", "event_id"),
+    )
+
+    id: int | None = _id()
+    event_id: int | None = Field(
+        default=None, sa_column=Column(_ID, ForeignKey("notification_event.id", ondelete="CASCADE"), nullable=True)
+    )
+    channel: str  # email, webhook or chat
+    kind: str = "event"  # event, or confirm (an e-mail's double opt-in)
+    subscriber_id: int | None = Field(
+        default=None, sa_column=Column(_ID, ForeignKey("subscriber.id", ondelete="CASCADE"), nullable=True)
+    )
+    webhook_id: int | None = Field(
+        default=None, sa_column=Column(_ID, ForeignKey("webhook.id", ondelete="CASCADE"), nullable=True)
+    )
+    chat: str | None = Field(default=None, nullable=True)  # the chat channel's name in the config
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSON, nullable=False)  # a confirmation's scopes
+    state: str = "pending"  # pending, sent or failed (a dead letter)
+    attempts: int = 0
+    due_at: datetime = _when()  # not sent before: the coalescing window
+    next_at: datetime = _when()  # the next attempt, after a failure's backoff
+    claimed_by: str | None = Field(default=None, nullable=True)
+    claimed_until: datetime | None = _when(nullable=True)
+    message_key: str | None = Field(default=None, nullable=True)  # the message it went out in (Message-ID)
+    last_error: str = _text()
+    created_at: datetime = _when()
+    sent_at: datetime | None = _when(nullable=True)
+
+
+class NotificationLineMemoryRow(SQLModel, table=True):
+    """The last state of a line that was told to its subscribers (unknown is never told)."""
+
+    __tablename__ = "notification_line_memory"
+
+    line_key: str = Field(primary_key=True)
+    state: str
+    progress: float = 0.0
+    at: datetime = _when()
 
 
 metadata = SQLModel.metadata
@@ -251,3 +463,14 @@ availability_rollup: Table = metadata.tables["availability_rollup"]
 incident: Table = metadata.tables["incident"]
 incident_update: Table = metadata.tables["incident_update"]
 maintenance_window: Table = metadata.tables["maintenance_window"]
+staff_user: Table = metadata.tables["staff_user"]
+staff_session: Table = metadata.tables["staff_session"]
+api_token: Table = metadata.tables["api_token"]
+audit_event: Table = metadata.tables["audit_event"]
+idempotency_key: Table = metadata.tables["idempotency_key"]
+notification_event: Table = metadata.tables["notification_event"]
+notification_delivery: Table = metadata.tables["notification_delivery"]
+notification_line_memory: Table = metadata.tables["notification_line_memory"]
+subscriber: Table = metadata.tables["subscriber"]
+subscription: Table = metadata.tables["subscription"]
+webhook: Table = metadata.tables["webhook"]

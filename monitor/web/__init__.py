@@ -1,4 +1,5 @@
-"""Starlette routes: the public pages, the JSON APIs, feeds and badges, health and readiness, metrics."""
+"""Starlette routes: the public pages, the JSON APIs, feeds and badges, health and readiness, metrics; and the
+operators' listener's (`admin_routes`)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ import asyncio
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from .admin_routes import admin_routes, public_push_routes
 from .api_v1 import api_routes
 from .badges import badge
 from .feeds import feed_routes
@@ -18,8 +21,9 @@ from .page_cache import cached
 from .page_routes import html_routes
 from .site_context import SiteContext
 from .statuspage_json import statuspage_routes
+from .subscription_pages import subscription_routes
 
-__all__ = ["routes"]
+__all__ = ["admin_routes", "routes"]
 
 
 def _services(request: Request) -> SiteContext:
@@ -43,15 +47,24 @@ async def metrics(request: Request) -> Response:
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
+async def not_found(request: Request) -> Response:
+    """Last route: any other path, whatever the method, is a 404 — the public listener writes nothing, and a 405
+    would hint at a path (say, the operators' POST /api/v1/incidents) that this listener does not serve."""
+    raise HTTPException(404)
+
+
 def routes() -> list[Route | Mount]:
     return [
+        *public_push_routes(),  # 404 unless the operator opens pushes on the public listener
         *api_routes(),
         *(Route(path, cached(endpoint), methods=["GET", "HEAD"]) for path, endpoint in statuspage_routes()),
         *(Route(path, cached(endpoint), methods=["GET", "HEAD"]) for path, endpoint in feed_routes()),
         Route("/badge/{network}/{line}.svg", cached(badge), methods=["GET", "HEAD"]),
         *html_routes(),  # after the feeds: /reseaux/{network}/feed.atom is not a line
+        *subscription_routes(),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),
         Mount("/static", StaticFiles(packages=[("monitor.web", "static")]), name="static"),
+        Route("/{path:path}", not_found, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
     ]

@@ -10,7 +10,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSeriali
 from ..config.values import SLUG
 from ..declared.incidents import Consigne, Impact, Incident, Phase, Standing, current_consignes
 from ..declared.inputs import Bilingual
-from ..declared.maintenance import WEEKDAYS, Occurrence
+from ..declared.maintenance import WEEKDAYS, Occurrence, Recurrence
 from ..models import Source, State
 
 __all__ = [
@@ -372,6 +372,17 @@ class RecurrenceAnswer(Body):
     weekday: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] | None
     until: date | None
 
+    @classmethod
+    def of(cls, rule: Recurrence) -> RecurrenceAnswer:
+        return cls(
+            frequency=rule.frequency,
+            weekdays=[WEEKDAYS[d] for d in rule.weekdays],
+            month_day=rule.month_day,
+            nth=rule.nth,
+            weekday=WEEKDAYS[rule.weekday] if rule.weekday is not None else None,
+            until=rule.until,
+        )
+
 
 class OccurrenceAnswer(Body):
     window_id: int
@@ -385,15 +396,8 @@ class OccurrenceAnswer(Body):
 
     @classmethod
     def of(cls, occurrence: Occurrence, *, running: bool) -> OccurrenceAnswer:
-        window, rule = occurrence.window, occurrence.window.recurrence
-        recurrence = RecurrenceAnswer(
-            frequency=rule.frequency,
-            weekdays=[WEEKDAYS[d] for d in rule.weekdays],
-            month_day=rule.month_day,
-            nth=rule.nth,
-            weekday=WEEKDAYS[rule.weekday] if rule.weekday is not None else None,
-            until=rule.until,
-        )
+        window = occurrence.window
+        recurrence = RecurrenceAnswer.of(window.recurrence)
         return cls(
             window_id=window.id or 0,
             title=BilingualText.of(window.title),

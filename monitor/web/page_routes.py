@@ -68,7 +68,8 @@ def _endpoint(page: Page) -> Callable[[Request], Awaitable[Response]]:
             args["page"] = request.query_params["page"]
         args.update({name: request.query_params[name] for name in page.query if name in request.query_params})
         try:
-            html = await asyncio.to_thread(page.build, services, lang, Links(lang), args)
+            links = Links(lang, subscribe=getattr(services, "subscriptions", None) is not None)
+            html = await asyncio.to_thread(page.build, services, lang, links, args)
         except StoreError:
             return error_page(request, 503)
         if html is None:

@@ -67,6 +67,7 @@ class Links:
 
     lang: Lang
     exported: bool = False
+    subscribe: bool = False  # the live site offers e-mail subscriptions: "Être prévenu" on every page
 
     def page(self, path: str, lang: Lang | None = None) -> str:
         """The address of an HTML page (`/`, `/reseaux/viamedis`, `/incidents?page=2` …) in `lang`."""
@@ -86,6 +87,16 @@ class Links:
             return self.page(path, other)
         separator = "&" if "?" in path else "?"
         return f"{path}{separator}lang={other}"
+
+    def subscription(self, path: str) -> str:
+        """The subscription form for what the page at `path` shows: its line, its network, or everything."""
+        parts = [part for part in path.split("?", maxsplit=1)[0].split("/") if part]
+        query = ""
+        if len(parts) >= 2 and parts[0] in ("reseaux", "assures"):
+            query = f"?reseau={parts[1]}" + (
+                f"&domaine={parts[2]}" if len(parts) == 3 and parts[0] == "reseaux" else ""
+            )
+        return "/abonnement" + query
 
     def file(self, path: str) -> str:
         """A feed, a badge, a JSON document or a stylesheet: one address in both languages."""

@@ -189,7 +189,8 @@ def run_tpmon(
     db, port = root / "tpmon.db", free_port()
     env = {**os.environ, "TPMON_DATABASE_URL": f"sqlite:///{db}"}
     env.pop("TPMON_CONFIG", None)
-    command = [*tpmon_command(), "serve", "--config", str(config), "--port", str(port)]
+    # the public listener alone is measured
+    command = [*tpmon_command(), "serve", "--config", str(config), "--port", str(port), "--no-admin"]
     log_path = root / "serve.log"
     log = log_path.open("wb")
     load_before = load_1m()

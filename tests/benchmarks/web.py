@@ -221,7 +221,7 @@ def serving(root: Path, config: Path, url: str, loop: str, http: str) -> Iterato
     env = {**os.environ, "TPMON_DATABASE_URL": url}
     env.pop("TPMON_CONFIG", None)
     command = [*tpmon_command(loop, http), "serve", "--config", str(config), "--port", str(port)]
-    command += ["--pid-file", str(root / "tpmon.pid"), "--log-level", "warning"]
+    command += ["--pid-file", str(root / "tpmon.pid"), "--log-level", "warning", "--no-admin"]
     log_path = root / "serve.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)

@@ -38,7 +38,7 @@ MAX_PAGES, MAX_DEPTH, MAX_PER_SHAPE = 40, 3, 2  # e.g. two /reseaux/{network}: s
 SKIPPED = ("/api/", "/feed", "/badge/", "/metrics", "/static/", "/healthz", "/readyz")
 SKIPPED_ENDINGS = (".atom", ".rss", ".svg", ".json", ".xml", ".png", ".css", ".js")
 DESIGN_PATHS = ["/", "/reseaux/{network}", "/reseaux/{network}/{line}", "/incidents", "/incidents/{incident}"]
-DESIGN_PATHS += ["/assures", "/accessibilite", "/methode"]
+DESIGN_PATHS += ["/assures", "/accessibilite", "/methode", "/abonnement", "/confidentialite"]
 
 
 def chromium_executable() -> str | None:
@@ -62,7 +62,9 @@ class Demo:
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = self.workdir / "demo.log"
         with self.log.open("wb") as log:
-            command = [sys.executable, "-m", "monitor", "demo", "--port", str(self.port)]
+            # with its e-mail subscriptions on: their form and the privacy notice are pages like the others
+            sink = str(self.workdir / "mails")
+            command = [sys.executable, "-m", "monitor", "demo", "--port", str(self.port), "--smtp-sink", sink]
             self.proc = subprocess.Popen(command, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT)
 
     def get(self, path: str) -> httpx.Response:
