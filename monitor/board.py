@@ -57,6 +57,9 @@ class Board:
         self._unsaved: dict[str, CheckMemory] = {}  # memories made here, not yet handed to the store
         self._load(settings, statuses or {}, memories or {}, now)
         self._seed(now)
+        # the last probe result the store remembers: after a restart, or in an export, a page still says how old
+        # its news is (never green without a date)
+        self.checked_at = max(filter(None, (m.last_result_at for m in (memories or {}).values())), default=None)
 
     def _load(
         self,

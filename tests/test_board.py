@@ -13,7 +13,7 @@ from test_status_support import T0, key, make_settings, network, tcp
 from monitor.board import Board, BoardChange
 from monitor.config import Settings
 from monitor.engine.overrides import Override, Overrides
-from monitor.models import ComponentRef, FailureReason, ProbeResult, Source, State
+from monitor.models import CheckMemory, ComponentRef, FailureReason, ProbeResult, Source, State
 
 OP, DEG, PART, DOWN, REC, UNK = (
     State.OPERATIONAL,
@@ -373,3 +373,15 @@ def test_transitions_tell_the_whole_story_and_a_restart_is_transparent(steps: li
     assert again.set_overrides(overrides, now).transitions == []
     assert again.tick(now).transitions == []
     assert dict(again.statuses()) == dict(board.statuses())
+
+
+def test_a_board_restored_from_the_store_knows_when_it_last_checked() -> None:
+    # a page served after a restart (or exported) says how old its news is: never green without a date
+    assert Board(world(), T0).checked_at is None
+    older, last = T0 - timedelta(hours=2), T0 - timedelta(minutes=5)
+    memories = {
+        PEC: CheckMemory(OP, older, last_result_at=older),
+        FACTURATION: CheckMemory(OP, older, last_result_at=last),
+        CARE_PEC: CheckMemory(),  # never probed
+    }
+    assert Board(world(), T0, memories=memories).checked_at == last

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -68,6 +69,7 @@ class Links:
     lang: Lang
     exported: bool = False
     subscribe: bool = False  # the live site offers e-mail subscriptions: "Être prévenu" on every page
+    checked_at: datetime | None = None  # exported: the last check the snapshot holds, said on every page
 
     def page(self, path: str, lang: Lang | None = None) -> str:
         """The address of an HTML page (`/`, `/reseaux/viamedis`, `/incidents?page=2` …) in `lang`."""
