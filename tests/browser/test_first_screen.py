@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from playwright.sync_api import Page
+from playwright.sync_api import Page, ViewportSize
 from targets import wait_for
 
 from monitor.i18n import STATE_ICONS, STATE_LABELS
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .conftest import Demo
 
 OpenPage = Callable[..., Page]
-PHONE = {"width": 375, "height": 812}
+PHONE: ViewportSize = {"width": 375, "height": 812}
 FRENCH_ONLY = sorted({labels["fr"] for labels in STATE_LABELS.values()} - {lb["en"] for lb in STATE_LABELS.values()})
 FRENCH_ONLY += ["Que faire", "depuis le", "Passerelle PEC", "Portail PS", "Dernière vérification", "Vérification des"]
 # French typography: a space (plain, no-break or narrow) before a colon or semicolon; "?" and "!" are state icons
