@@ -111,7 +111,9 @@ class Server:
                 stdout=log,
                 stderr=log,
             )
-        wait_for(lambda: self.get("/healthz").status_code == 200 or self._died(), what="tpmon serve to answer")
+        # a deadline for a real process to start: generous, the machine may be loaded (importing alone can take 20 s)
+        started = lambda: self.get("/healthz").status_code == 200 or self._died()  # noqa: E731
+        wait_for(started, timeout=60, what="tpmon serve to answer")
         return self
 
     def _died(self) -> bool:

@@ -274,6 +274,15 @@ def test_the_line_page_shows_its_checks_and_transitions(site: Site) -> None:
     assert "Disponibilité sur 90 jours\u00a0: 56,25\u00a0%" in text
 
 
+def test_the_line_page_offers_its_feed_at_the_top(site: Site) -> None:
+    page = site.client.get("/reseaux/alpha/optique").text
+    link = '<a href="/reseaux/alpha/optique/feed.atom" type="application/atom+xml">Suivre ce domaine (flux Atom)</a>'
+    assert link in page and page.index(link) < page.index("<h2")  # before any section: the first thing to follow
+    feed = site.client.get("/reseaux/alpha/optique/feed.atom")
+    assert feed.status_code == 200 and feed.headers["content-type"].startswith("application/atom+xml")
+    assert "Follow this line (Atom feed)" in site.client.get("/reseaux/alpha/optique?lang=en").text
+
+
 @pytest.mark.parametrize(
     "path", ["/reseaux/nope", "/reseaux/nope/optique", "/reseaux/alpha/nope", "/reseaux/kappa/pharmacie"]
 )

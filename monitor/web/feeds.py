@@ -8,7 +8,9 @@ wherever ops wrote no English). The XML is built with ElementTree: ops text is n
 markup; in the `content`/`description` it is the HTML of `text.render` (Markdown, then sanitized), escaped once more
 as the text of an element, as Atom's `type="html"` and RSS's `description` expect.
 
-Each entry is one dated update; its consignes are that update's. An update that changes a declared state
+Each entry is one dated update, titled with what it changes when it declares states ("PEC optique indisponibles —
+Viamedis · Optique : Réactivation progressive (50 %)"), else with its phase; its consignes are that update's.
+An update that changes a declared state
 without new consignes says that the earlier ones (dated) are older than this change: a reader never takes
 them for current advice.
 
@@ -31,13 +33,25 @@ from starlette.responses import PlainTextResponse, Response
 
 from ..config import Settings
 from ..declared.incidents import Incident, IncidentUpdate
-from ..i18n import N_, Lang, format_datetime, translate
-from ..models import ComponentRef
+from ..i18n import N_, STATE_LABELS, Lang, format_datetime, format_percent, translate
+from ..models import ComponentRef, State
 from .affected_text import dependency_scope
 from .incident_view import phase_label
 from .ops_markdown import render
 
-__all__ = ["ATOM", "LIMIT", "Entry", "Scope", "atom_feed", "entries", "feed_routes", "rss_feed", "scope_of"]
+__all__ = [
+    "ATOM",
+    "CHANGED",
+    "LIMIT",
+    "Entry",
+    "Scope",
+    "atom_feed",
+    "changes",
+    "entries",
+    "feed_routes",
+    "rss_feed",
+    "scope_of",
+]
 
 ATOM = "http://www.w3.org/2005/Atom"
 LIMIT = 50  # entries per feed
@@ -182,8 +196,40 @@ def _latest_each(given: list[IncidentUpdate]) -> list[IncidentUpdate]:
     return sorted({id(u): u for u in (pro, members) if u is not None}.values(), key=lambda u: u.at)
 
 
-def entries(incidents: Iterable[Incident], scope: Scope, lang: Lang, base: str) -> list[Entry]:
-    """One entry per update of the incidents `scope` covers, newest first, at most LIMIT."""
+CHANGED = N_("%(component)s: %(state)s")  # an entry's title: what its update declares
+
+
+def _component(settings: Settings | None, key: str, lang: Lang) -> str:
+    """`Viamedis · Optique` for `line:viamedis/optique`; what the config no longer knows keeps its id."""
+    try:
+        ref = ComponentRef.parse(key)
+    except ValueError:
+        return key
+    network = settings.networks.get(ref.network) if settings else None
+    name = network.name if network else ref.network
+    if not ref.name:
+        return name
+    labels = (settings.lines if ref.kind == "line" else settings.flows) if settings else {}
+    known = labels.get(ref.name)
+    return f"{name} · {getattr(known.label, lang) if known else ref.name}"
+
+
+def changes(update: IncidentUpdate, settings: Settings | None, lang: Lang) -> str:
+    """What an update declares, in words ("Viamedis · Optique : Réactivation progressive (50 %)"); '' if nothing."""
+    said = []
+    for key, declared in update.statuses.items():
+        state = STATE_LABELS[declared.state][lang]
+        if declared.state is State.RECOVERING and declared.progress is not None:
+            state += f" ({format_percent(declared.progress, lang, 0)})"
+        said.append(translate(lang, CHANGED) % {"component": _component(settings, key, lang), "state": state})
+    return translate(lang, "; ").join(said)
+
+
+def entries(
+    incidents: Iterable[Incident], scope: Scope, lang: Lang, base: str, settings: Settings | None = None
+) -> list[Entry]:
+    """One entry per update of the incidents `scope` covers, newest first, at most LIMIT; each titled with what it
+    changes (the components' names from `settings`), else with its phase."""
     found: list[tuple[tuple[datetime, int, int], Entry]] = []
     for incident in incidents:
         touched = {_network_of(key) for key in incident.components}
@@ -196,7 +242,7 @@ def entries(incidents: Iterable[Incident], scope: Scope, lang: Lang, base: str) 
             ident = update.id if update.id is not None else position
             entry = Entry(
                 id=f"urn:tpmon:incident:{number}:update:{ident}",
-                title=f"{title} — {phase_label(update.status, lang)}",
+                title=f"{title} — {changes(update, settings, lang) or phase_label(update.status, lang)}",
                 updated=update.at,
                 link=f"{base}/incidents/{number}",
                 html=_html(
@@ -283,7 +329,8 @@ def _endpoint(kind: Kind) -> Callable[[Request], Awaitable[Response]]:
             return PlainTextResponse("Réseau ou ligne inconnu / unknown network or line", status_code=404)
         incidents = snapshot.recent_incidents  # the newest incidents, as the page and the JSON tell them now
         base = str(request.base_url).rstrip("/")
-        body = build(scope, entries(incidents, scope, lang, base), lang, base, str(request.url), services.clock())
+        found = entries(incidents, scope, lang, base, snapshot.settings)
+        body = build(scope, found, lang, base, str(request.url), services.clock())
         return Response(body, headers={"Content-Type": MEDIA[kind], "Cache-Control": "max-age=60"})
 
     return answer
