@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from html import unescape
 from html.parser import HTMLParser
+from pathlib import Path
 
 import httpx
 import pytest
@@ -294,3 +295,32 @@ def test_no_field_asks_anything_and_headings_go_in_order(seeded: tuple[TestClien
         assert all(th.get("scope") in ("col", "row") for th in page.all("th"))
         assert not [attrs for _, attrs in page.tags if "style" in attrs]
         assert [s.get("src") for s in page.all("script")] == ["/static/refresh.js"]  # no inline script (CSP)
+
+
+def test_members_see_an_information_once_in_a_neutral_style_below_the_answer(tmp_path: Path) -> None:
+    config = tmp_path / "tpmon.yaml"
+    config.write_text(alpha_config("http://127.0.0.1:9", extra_networks=BETA), "utf-8")
+    settings = load_config(config)
+    store = Store.open(f"sqlite:///{tmp_path}/notice.db")
+    declarations = Declarations(store, settings, clock=lambda: NOW)
+    declarations.open_incident(
+        title=Bilingual("Alerte hameçonnage", "Phishing alert"),
+        impact="none",  # an information for everyone, not an outage
+        first=IncidentUpdate(NOW - timedelta(hours=1), "identified", Bilingual("Faux courriels.", "Fake e-mails.")),
+    )
+    declarations.open_incident(
+        title=Bilingual("PEC optique indisponibles"),
+        impact="major",
+        first=IncidentUpdate(NOW - timedelta(hours=2), "identified", Bilingual("Les PEC échouent.")),
+        components=["line:alpha/optique"],
+    )
+    app = create_app(settings, store=store, schedule=False, clock=lambda: NOW)
+    with store, TestClient(app) as client:
+        html = fetch(client, "/assures/alpha").text
+    assert html.count("Alerte hameçonnage") == 1  # once: not also listed among the incidents' advice
+    notice = html.index('<aside class="notice"')
+    assert html.index("Alerte hameçonnage") > notice > html.index('id="lines-title"')  # below the answer
+    assert html.count('class="phishing"') == 0 and html.count('class="members-phishing"') == 1  # said once
+    text = Page(html).text
+    assert "PEC optique indisponibles" in text
+    assert "Cet incident ne donne pas de conseil propre aux assurés\u00a0: les conseils généraux" in text
