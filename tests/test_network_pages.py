@@ -192,6 +192,11 @@ def test_network_page_lists_every_line_with_its_bars_and_availability(site: Site
     assert "Disponibilité sur 90 jours\u00a0: —" in text  # pharmacie: nothing rolled up yet, never a green 100 %
     english = words(site.client.get("/reseaux/alpha?lang=en").text)
     assert "Availability over 90 days: 56.25%" in english
+    # the figure with its disruptions (each disrupted day is a keyboard stop), and the bars' scale
+    disrupted = len(re.findall(r'<li class="day d-[a-z]+" tabindex="0">', html))
+    assert disrupted >= 2 and f"56,25\u00a0% — {disrupted} jours perturbés" in text
+    assert f"56.25% — {disrupted} days disrupted" in english
+    assert text.count("il y a 90 jours aujourd'hui") == 2 and english.count("90 days ago today") == 2
 
 
 def test_a_dependent_network_says_what_it_depends_on(site: Site) -> None:
