@@ -68,15 +68,9 @@ def readme_screenshots(folder: Path, open_page: OpenPage, demo: Demo, phone: Pag
     phone.screenshot(path=folder / "telephone-panne.png")
     open_page("/", width=1280).screenshot(path=folder / "accueil-bureau.png")
 
-    def recovering() -> str | None:
-        for network in demo.get("/api/v1/status").json()["networks"]:
-            for line in network["lines"]:
-                if line["state"] == "recovering" and network["id"] == "viamedis":
-                    return f"/reseaux/{network['id']}/{line['id']}"
-        return None
-
-    path = wait_for(recovering, timeout=600, what="a Viamedis line in progressive reactivation")
-    open_page(path, width=1280).screenshot(path=folder / "reactivation.png")
+    # Viamedis optique: declared recovering by the story on 14 February (SCENARIO-2024 event 15)
+    wait_for(lambda: demo.line_state("viamedis", "optique") == "recovering", timeout=600, what="the reactivation")
+    open_page("/reseaux/viamedis/optique", width=1280).screenshot(path=folder / "reactivation.png")
 
 
 def test_the_domain_filter_works_without_javascript_and_stays_in_the_address(open_page: OpenPage) -> None:
