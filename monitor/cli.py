@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -20,6 +22,7 @@ from .opscli.push_command import register as register_push
 
 DEFAULT_CONFIG = "config/example.yaml"
 DEFAULT_PID_FILE = "var/tpmon.pid"
+DEFAULT_EXPORT_URL = "http://127.0.0.1:8080"
 
 
 def port_number(text: str) -> int:
@@ -82,8 +85,9 @@ def admin_address(args: argparse.Namespace, settings: Settings) -> tuple[str, in
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .app import check_port, create_apps
+    from .listener_limits import budget_file_descriptors
     from .listeners import admin_server, public_server, serve_listeners
-    from .store import Store
+    from .store import Store, start_journal
 
     path = _config_path(args)
     settings = load_config(path)
@@ -96,20 +100,39 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise MonitorError(str(exc).replace("--port", "--admin-port").replace("--host", "--admin-host")) from None
     _check_notification_secrets(settings)
     setup_logging(args.log_level, args.log_format)
-    store = Store.open(_database_url())
+    url = _database_url()
+    store = Store.open(url)
+    try:  # what a previous run could not write is written first, before the board reads the store
+        journal = start_journal(store, url)
+        # after the store is open: its files are counted
+        public_limits, admin_limits = budget_file_descriptors(settings, admin=admin is not None)
+    except (StoreError, MonitorError):
+        store.close()
+        raise
+    listener_log = logging.getLogger("tpmon.listener")
+    listener_log.info("public listener: %s", public_limits)
+    if admin_limits is not None:
+        listener_log.info("operators' listener: %s", admin_limits)
     pid_file = Path(args.pid_file)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(str(os.getpid()), encoding="utf-8")
     apps = create_apps(
-        settings, store=store, config_path=path, handle_sighup=True, reload_status=pid_file.with_suffix(".reload.json")
+        settings,
+        store=store,
+        config_path=path,
+        handle_sighup=True,
+        reload_status=pid_file.with_suffix(".reload.json"),
+        journal=journal,
     )
-    public = public_server(apps.public, args.host, args.port)
-    behind = admin_server(apps.admin, *admin) if admin is not None else None
+    public = public_server(apps.public, args.host, args.port, public_limits)
+    behind = admin_server(apps.admin, *admin, admin_limits) if admin is not None and admin_limits is not None else None
     try:
         with asyncio.Runner(loop_factory=public.config.get_loop_factory()) as runner:
             runner.run(serve_listeners(public, behind))
     finally:
         store.close()
+        if journal is not None:
+            journal.close()
         pid_file.unlink(missing_ok=True)
     return 0 if public.started else 1
 
@@ -127,6 +150,10 @@ def _check_notification_secrets(settings: Settings) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    needed = ["cryptography"] + (["aiosmtpd"] if args.smtp_sink is not None else [])
+    missing = [name for name in needed if not _importable(name)]
+    if missing:
+        raise MonitorError(f"the demo needs {', '.join(missing)}: pip install 'tpmon[demo]' (or bash .ci/setup.sh)")
     from .demo.run import DemoOptions, run_demo
 
     if args.speed is not None and not 1 <= args.speed <= 1_000_000:
@@ -140,6 +167,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(run_demo(options))
     return 0
+
+
+def _importable(name: str) -> bool:
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        return False
+    return True
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -272,7 +307,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     path = _config_path(args)
     settings = load_config(path)
-    origin_of(args.base_url)
+    base_url = args.base_url or settings.web.public_url or DEFAULT_EXPORT_URL
+    origin_of(base_url)
     check_target(Path(args.dir))  # refuse a bad folder before touching the store
     try:
         store = Store.open(_database_url())
@@ -280,7 +316,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise MonitorError(f"export: {exc}") from None
     try:
         app = create_app(settings, store=store, schedule=False, config_path=path)
-        report = asyncio.run(export_site(app, Path(args.dir), base_url=args.base_url))
+        report = asyncio.run(export_site(app, Path(args.dir), base_url=base_url))
     finally:
         store.close()
     print(report)
@@ -294,6 +330,16 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     migrate(url)
     print(f"database {_masked(url)} is at the latest schema")
     return 0
+
+
+def _wait_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number of seconds") from None
+    if not 0 < seconds <= 600:  # NaN and infinities too
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not between 0 and 600 seconds")
+    return seconds
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -374,15 +420,17 @@ def build_parser() -> argparse.ArgumentParser:
     reload.add_argument(
         "--pid-file", default=DEFAULT_PID_FILE, help=f"the server's pid file (default {DEFAULT_PID_FILE})"
     )
-    reload.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the server's answer")
+    reload.add_argument(
+        "--wait", type=_wait_seconds, default=10.0, help="seconds to wait for the server's answer (at most 600)"
+    )
     reload.set_defaults(func=cmd_reload)
 
     export = command("export", "write the public site (pages FR/EN, feeds, badges, JSON) as static files, no probe")
     export.add_argument("dir", metavar="DIR", help="the folder to (re)place; a previous export or a new folder")
     export.add_argument(
         "--base-url",
-        default="http://127.0.0.1:8080",
-        help="the address the export will be served at, for the feeds' and JSON's links (default http://127.0.0.1:8080)",
+        help="the address the export will be served at, for the feeds' and JSON's links "
+        f"(default: the config's web.public_url, else {DEFAULT_EXPORT_URL})",
     )
     export.set_defaults(func=cmd_export)
 

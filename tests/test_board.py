@@ -385,3 +385,26 @@ def test_a_board_restored_from_the_store_knows_when_it_last_checked() -> None:
         CARE_PEC: CheckMemory(),  # never probed
     }
     assert Board(world(), T0, memories=memories).checked_at == last
+
+
+def test_internal_failures_never_turn_a_target_down_and_end_in_unknown(board: Board, clock: Clock) -> None:
+    """tpmon's own failures (no file descriptor left, a crash) say nothing of the target (issue 11)."""
+
+    def internal(at: datetime) -> ProbeResult:
+        return ProbeResult(ComponentRef.parse(PEC), at, 0.0, False, FailureReason.INTERNAL, "Too many open files")
+
+    before, checked_at = board.memory(PEC), board.checked_at
+    for _ in range(5):  # more than failure_threshold (3) in a row
+        change = board.record(internal(clock.advance()), clock.now)
+        assert change.transitions == []
+    assert board.get(PEC).state is OP  # type: ignore[union-attr]
+    assert board.memory(PEC) == before  # not even counted as the last result
+    assert board.checked_at == checked_at  # nor as news: the pages do not say "checked just now"
+    # a real failure after them starts its own streak: the internal ones did not count
+    assert board.record(result(PEC, clock.advance(), success=False), clock.now).transitions == []
+    assert board.memory(PEC).fails.count == 1  # type: ignore[union-attr]
+    # only internal failures for longer than stale_after: unknown (no signal), never down nor still green
+    for _ in range(3):
+        board.record(internal(clock.advance()), clock.now)
+    expired = board.tick(clock.now)
+    assert [t.state for t in expired.transitions if t.ref.key == PEC] == [UNK]

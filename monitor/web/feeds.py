@@ -38,6 +38,7 @@ from ..models import ComponentRef, State
 from .affected_text import dependency_scope
 from .incident_view import phase_label
 from .ops_markdown import render
+from .page_cache import public_origin
 
 __all__ = [
     "ATOM",
@@ -328,9 +329,10 @@ def _endpoint(kind: Kind) -> Callable[[Request], Awaitable[Response]]:
         if scope is None:
             return PlainTextResponse("Réseau ou ligne inconnu / unknown network or line", status_code=404)
         incidents = snapshot.recent_incidents  # the newest incidents, as the page and the JSON tell them now
-        base = str(request.base_url).rstrip("/")
+        base = public_origin(request)  # never the Host header as sent: it could be anyone's
+        self_url = f"{base}{request.url.path}" + ("?lang=en" if lang == "en" else "")
         found = entries(incidents, scope, lang, base, snapshot.settings)
-        body = build(scope, found, lang, base, str(request.url), services.clock())
+        body = build(scope, found, lang, base, self_url, services.clock())
         return Response(body, headers={"Content-Type": MEDIA[kind], "Cache-Control": "max-age=60"})
 
     return answer

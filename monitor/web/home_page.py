@@ -151,11 +151,13 @@ def build_index(services: SiteContext, lang: Lang, links: Links, args: PageArgs)
     if line is not None and line not in view.line_ids:
         return None
     declared = declarations_view(snapshot, lang)
-    try:
-        timelines = [e for e in line_episodes(services, lang) if line is None or e.line == line]
-        history_ok = True
-    except StoreError:  # the board is in memory: the page still answers, without the history
-        timelines, history_ok = [], False
+    timelines, history_ok = [], False
+    if services.store_up:  # a store known down is not asked: the board alone answers at once
+        try:
+            timelines = [e for e in line_episodes(services, lang) if line is None or e.line == line]
+            history_ok = True
+        except StoreError:  # the board is in memory: the page still answers, without the history
+            pass
     path = "/" if line is None else f"/?{FILTER}={line}"
     return render(
         "index.html",

@@ -1,8 +1,8 @@
-"""The public HTML pages as routes: each builder runs in a thread, its page is cached until what it shows changes."""
+"""The public HTML pages as routes: each builder runs on the page cache's threads, its page is cached until what it
+shows changes (and served late from there, with its age, when it cannot be built again in time)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -69,7 +69,7 @@ def _endpoint(page: Page) -> Callable[[Request], Awaitable[Response]]:
         args.update({name: request.query_params[name] for name in page.query if name in request.query_params})
         try:
             links = Links(lang, subscribe=getattr(services, "subscriptions", None) is not None)
-            html = await asyncio.to_thread(page.build, services, lang, links, args)
+            html = await services.pages.run(page.build, services, lang, links, args)
         except StoreError:
             return error_page(request, 503)
         if html is None:
@@ -81,4 +81,12 @@ def _endpoint(page: Page) -> Callable[[Request], Awaitable[Response]]:
 
 
 def html_routes() -> list[Route]:
-    return [Route(path, cached(_endpoint(page)), methods=["GET", "HEAD"]) for path, page in PAGES.items()]
+    return [
+        Route(path, cached(_endpoint(page), params=_reads(page)), methods=["GET", "HEAD"])
+        for path, page in PAGES.items()
+    ]
+
+
+def _reads(page: Page) -> tuple[str, ...]:
+    """The query parameters a page's cache key holds: the ones it reads (any other names the same page)."""
+    return (("page",) if page.paged else ()) + page.query
