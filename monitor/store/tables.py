@@ -139,8 +139,8 @@ def _int4(name: str) -> Column[Any]:
 # No surrogate key (results are only read by check and time, never one by one; a row's id would cost 8 B and a
 # 20 B index entry): a plain table, not a SQLModel class, which would need a primary key. One index, (check_id,
 # started_us): it serves the reads by check, the latency by hour and pruning (per check).
-# Columns in an order PostgreSQL needs no alignment padding for (8, 4, 2, 1 bytes, then the text): with both
-# certificate dates and an empty detail a row is 80 B with its header, 4 more for its line pointer.
+# Columns in an order PostgreSQL needs no alignment padding for (8, 4, 2, 1 bytes, then the text): an HTTPS success
+# (both certificate dates, no reason, an empty detail) is 80 B with its header, 4 more for its line pointer.
 _result = Table(
     "probe_result",
     SQLModel.metadata,
