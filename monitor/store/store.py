@@ -271,7 +271,8 @@ class Store:
         """Raw results of `check` started at or after `since`, newest first."""
         table = tables.probe_result
         check_id = select(tables.probe_check.c.id).where(tables.probe_check.c.key == check.key).scalar_subquery()
-        # the results of one µs: the last written first, as its place in the table says (no id: rows.stored_row)
+        # the results of one µs (there is no id): by their place in the table, the last written first — on
+        # PostgreSQL, once pruning and VACUUM have freed space, a later row may take an earlier place
         written: ColumnClause[Any] = literal_column("ctid" if self.engine.dialect.name == "postgresql" else "rowid")
         query = (
             select(table)
