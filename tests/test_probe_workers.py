@@ -368,6 +368,15 @@ def test_serve_with_workers_records_each_result_once_with_its_transitions_and_st
         assert re.search(r'tpmon_probe_success{[^}]*check="c03"[^}]*} 0\.0', metrics)
         count = next(line for line in metrics.splitlines() if line.startswith("tpmon_scheduler_lag_seconds_count"))
         assert float(count.split()[1]) > 0  # the workers' lag, exported by the main process
+        # `tpmon reload` reaches the workers: an added check is probed, a removed one no longer
+        config.write_text(config_text(timed_target.url(""), interval=2.0, names=[*names[1:], "c09"]), encoding="utf-8")
+        done = server.run("reload", "--config", str(config), "--pid-file", str(server.pid_file))
+        assert done.returncode == 0 and done.stdout.strip() == "reloaded: 1 added, 1 removed, 0 changed", done
+        reloaded = time.monotonic()
+        wait_for(lambda: state("c09", server.get("/metrics").text) == "operational", what="the added check probed")
+        wait_for(lambda: time.monotonic() > reloaded + 2 * 2.0, what="two intervals after the reload")
+        assert len([t for t in timed_target.times("/c00") if t > reloaded]) <= 1  # at most one under way
+        names = names[1:]  # c00's last probe may be under way at the reload, its result dropped; c09 joined late
         assert server.proc is not None
         pids = [int(p) for p in _children(server.proc.pid)]
         assert len(pids) == 2
