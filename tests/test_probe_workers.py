@@ -416,3 +416,18 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_a_bad_worker_count_is_one_line_naming_the_option(tmp_path: Path) -> None:
+    for bad in ("0", "65", "many"):
+        done = subprocess.run(
+            [sys.executable, "-m", "monitor", "serve", "--probe-workers", bad],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 2, done
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and "--probe-workers" in lines[0] and "Traceback" not in done.stderr, done.stderr
