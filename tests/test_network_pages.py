@@ -392,3 +392,20 @@ def test_a_day_without_any_signal_is_not_called_maintenance(site: Site) -> None:
     [tip] = [t for t in tips if t.startswith("lun. 5 févr. 2024")]  # the 4th and 6th are partly unknown
     assert "Statut inconnu" in tip
     assert "maintenance" not in tip
+
+
+def test_a_state_seen_since_tpmons_first_sight_of_it_is_said_since_at_least(site: Site) -> None:
+    """Pharmacie was never seen before the first probes at NOW (tpmon's first start here): its start is not an
+    event, and no page says 'depuis le' as if it were; optique was seen in other states before (the stored
+    outage), so its change at NOW is one."""
+    pharmacie = words(site.client.get("/reseaux/alpha/pharmacie").text)
+    assert "Depuis au moins le lun. 12 févr. 2024, 13:00." in pharmacie
+    assert "Depuis le lun. 12 févr. 2024" not in pharmacie
+    assert "Since at least Mon 12 Feb 2024, 13:00." in words(site.client.get("/reseaux/alpha/pharmacie?lang=en").text)
+    optique = words(site.client.get("/reseaux/alpha/optique?lang=fr").text)
+    assert "Depuis le lun. 12 févr. 2024, 13:00." in optique and "Depuis au moins" not in optique
+    network = words(site.client.get("/reseaux/alpha?lang=fr").text)  # its status and its flows, first seen at NOW
+    assert "État actuel depuis au moins le lun. 12 févr. 2024, 13:00" in network
+    assert "depuis au moins le lun. 12 févr., 13:00" in network and "depuis le lun. 12 févr., 13:00" not in network
+    home = words(site.client.get("/?lang=fr").text)
+    assert "Alpha Optique depuis le lun. 12 févr., 13:00" in home  # a change after earlier states: a real start

@@ -12,7 +12,7 @@ from ..models import ComponentRef
 from ..store.latency_store import latency_by_hour
 from .affected_text import dependency_scope
 from .availability_bars import LineBars, line_bars
-from .board_view import Cell, NetworkView, board_view
+from .board_view import Cell, NetworkView, board_view, first_sights
 from .home_page import line_episodes
 from .incident_view import IncidentView, declarations_view
 from .latency_chart import Hour, Series, failure_sample, latency_chart, line_sample
@@ -103,7 +103,8 @@ def build_network(services: SiteContext, lang: Lang, links: Links, args: PageArg
     config = settings.networks.get(network)
     if config is None:
         return None
-    views = {v.id: v for v in board_view(settings, snapshot, lang).networks}
+    sights = first_sights(services.store, settings, store_up=services.store_up)
+    views = {v.id: v for v in board_view(settings, snapshot, lang, sights).networks}
     view = views[network]
     bars: dict[str, LineBars] = {
         line: line_bars(services.store, ComponentRef("line", network, line).key, now) for line in config.lines
