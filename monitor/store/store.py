@@ -8,14 +8,27 @@ import math
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from sqlalchemy import Connection, Engine, Insert, Select, Table, delete, event, insert, literal_column, select, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Insert,
+    Select,
+    Table,
+    delete,
+    event,
+    func,
+    insert,
+    literal_column,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import (
     ArgumentError,
@@ -266,6 +279,20 @@ class Store:
         if since is not None:
             query = query.where(table.c.at >= since)
         return self._read(query, rows.transition_from_row)
+
+    def first_transitions(self, keys: Iterable[str]) -> dict[str, datetime]:
+        """When the first stored transition of each of these components began: tpmon's first sight of it (its
+        first start, or the start of a replayed history). A component without any transition is absent."""
+        wanted = sorted(set(keys))
+        if not wanted:
+            return {}
+        table = tables.transition
+        query = (
+            select(table.c.component_key, func.min(table.c.at))
+            .where(table.c.component_key.in_(wanted))
+            .group_by(table.c.component_key)
+        )
+        return {key: at for key, at in self._read(query, tuple) if at is not None}
 
     def results(self, check: ComponentRef, *, since: datetime | None = None, limit: int = 1000) -> list[ProbeResult]:
         """Raw results of `check` started at or after `since`, newest first."""

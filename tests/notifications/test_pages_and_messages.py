@@ -115,7 +115,8 @@ def test_a_coalesced_message_tells_every_change_in_order_in_french_then_english(
     assert letter is not None
     assert letter.subject.endswith("(+1)")
     french, english = letter.text.split("--- English ---")
-    assert french.index("Indisponible (avant : Opérationnel)") < french.index("Réactivation progressive (environ 50")
+    down = french.index("Indisponible (avant\u00a0: Opérationnel)")  # French typography: a no-break space
+    assert down < french.index("Réactivation progressive (environ 50")
     assert "lun. 12 févr. 2024, 13:00" in french  # Paris time, 24 h: the one format of a moment
     assert "Unavailable (before: Operational)" in english and "Mon 12 Feb 2024, 13:00" in english
     raw = Mime(letter, sender="etat@exemple.fr", list_id="<x>").bytes_for(
@@ -155,7 +156,7 @@ def test_the_store_down_keeps_the_events_waiting(fresh_postgres_url: str, smtp: 
             clock.advance(121)
             assert notifier.cycle().sent == {"email": 1}
             sender.close()
-    assert "Optique : Indisponible" in str(smtp.to("stored@exemple.fr")[-1].message["Subject"])
+    assert "Optique\u00a0: Indisponible" in str(smtp.to("stored@exemple.fr")[-1].message["Subject"])
 
 
 def test_unconfirmed_addresses_are_erased_when_their_link_expires(tmp_path: Path) -> None:
