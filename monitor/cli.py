@@ -19,6 +19,7 @@ from .errors import ConfigError, ConfigProblem, MonitorError, NotFound, StoreErr
 from .logs import setup_logging
 from .opscli import OneLineParser, add_ops_commands
 from .opscli.push_command import register as register_push
+from .opscli.texts import _, install_argparse_texts
 
 DEFAULT_CONFIG = "config/example.yaml"
 DEFAULT_PID_FILE = "var/tpmon.pid"
@@ -30,9 +31,11 @@ def port_number(text: str) -> int:
     try:
         port = int(text.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1 to 65535)") from None
+        raise argparse.ArgumentTypeError(
+            _("{text} is not a port number (1 to 65535)").format(text=repr(text))
+        ) from None
     if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{port} is not between 1 and 65535")
+        raise argparse.ArgumentTypeError(_("{port} is not between 1 and 65535").format(port=port))
     return port
 
 
@@ -43,7 +46,9 @@ def probe_workers(text: str) -> int:
     try:
         return worker_count(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number of workers (1 to 64, or auto)") from None
+        raise argparse.ArgumentTypeError(
+            _("{text} is not a number of workers (1 to 64, or auto)").format(text=repr(text[:40]))
+        ) from None
 
 
 def _config_path(args: argparse.Namespace) -> str:
@@ -68,7 +73,8 @@ def _database_url() -> str:
 def _warning(problem: ConfigProblem) -> str:
     """`file:line: field: warning: message`."""
     where = f"{problem.file}:{problem.line}: " if problem.file and problem.line else ""
-    return f"{where}{problem.path}: warning: {problem.message}"
+    warning = _("warning")
+    return f"{where}{problem.path}: {warning}: {problem.message}"
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -78,8 +84,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         raise ConfigError(warnings)
     for problem in warnings:
         print(_warning(problem), file=sys.stderr)
-    shown = f", {len(warnings)} warning(s)" if warnings else ""
-    print(f"{path}: OK — {len(settings.networks)} networks, {len(settings.checks())} checks{shown}")
+    shown = _(", {count} warning(s)").format(count=len(warnings)) if warnings else ""
+    summary = _("{path}: OK — {networks} networks, {checks} checks{warnings}")
+    print(summary.format(path=path, networks=len(settings.networks), checks=len(settings.checks()), warnings=shown))
     return 0
 
 
@@ -89,7 +96,8 @@ def admin_address(args: argparse.Namespace, settings: Settings) -> tuple[str, in
         return None
     host, port = args.admin_host or settings.admin.host, args.admin_port or settings.admin.port
     if (host, port) == (args.host, args.port):
-        raise MonitorError(f"--admin-port: the operators' listener cannot share the public address {host}:{port}")
+        message = _("--admin-port: the operators' listener cannot share the public address {address}")
+        raise MonitorError(message.format(address=f"{host}:{port}"))
     return host, port
 
 
@@ -165,11 +173,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     needed = ["cryptography"] + (["aiosmtpd"] if args.smtp_sink is not None else [])
     missing = [name for name in needed if not _importable(name)]
     if missing:
-        raise MonitorError(f"the demo needs {', '.join(missing)}: pip install 'tpmon[demo]' (or bash .ci/setup.sh)")
+        needs = _("the demo needs {modules}: pip install 'tpmon[demo]' (or bash .ci/setup.sh)")
+        raise MonitorError(needs.format(modules=", ".join(missing)))
     from .demo.run import DemoOptions, run_demo
 
     if args.speed is not None and not 1 <= args.speed <= 1_000_000:
-        raise MonitorError("--speed must be between 1 and 1000000 (scenario seconds per real second)")
+        raise MonitorError(_("--speed must be between 1 and 1000000 (scenario seconds per real second)"))
     from .app import check_port
 
     check_port(args.host, args.port)
@@ -205,23 +214,25 @@ def cmd_reload(args: argparse.Namespace) -> int:
     try:
         pid = int(pid_file.read_text(encoding="utf-8").strip())
     except (OSError, ValueError):
-        raise MonitorError(f"no running tpmon found ({pid_file} is missing or unreadable)") from None
+        missing = _("no running tpmon found ({file} is missing or unreadable)")
+        raise MonitorError(missing.format(file=pid_file)) from None
     status_file = pid_file.with_suffix(".reload.json")
     before = status_file.stat().st_mtime_ns if status_file.exists() else 0
     try:
         os.kill(pid, signal.SIGHUP)
     except ProcessLookupError:
-        raise MonitorError(f"no running tpmon with pid {pid} ({pid_file} is stale)") from None
+        stale = _("no running tpmon with pid {pid} ({file} is stale)")
+        raise MonitorError(stale.format(pid=pid, file=pid_file)) from None
     deadline = time.monotonic() + args.wait
     while time.monotonic() < deadline:
         if status_file.exists() and status_file.stat().st_mtime_ns != before:
             outcome = json.loads(status_file.read_text(encoding="utf-8"))
-            print(f"{'reloaded' if outcome['ok'] else 'reload refused'}: {outcome['message']}")
+            verdict = _("reloaded") if outcome["ok"] else _("reload refused")
+            print(f"{verdict}: {outcome['message']}")
             return 0 if outcome["ok"] else 2
         time.sleep(0.05)
-    print(
-        f"signalled pid {pid} with {len(settings.checks())} checks; no answer within {args.wait:g} s", file=sys.stderr
-    )
+    silent = _("signalled pid {pid} with {checks} checks; no answer within {wait} s")
+    print(silent.format(pid=pid, checks=len(settings.checks()), wait=f"{args.wait:g}"), file=sys.stderr)
     return 1
 
 
@@ -253,7 +264,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps([{k: v for k, v in r.items() if k != "since_paris"} for r in rows], indent=2))
         return 0
     width = max(len(r["component"]) for r in rows) if rows else 10  # type: ignore[arg-type]
-    print(f"{'COMPONENT':<{width}}  {'STATE':<12} {'SINCE (Paris)':<17} SOURCE")
+    heads = _("COMPONENT"), _("STATE"), _("SINCE (Paris)"), _("SOURCE")
+    print(f"{heads[0]:<{width}}  {heads[1]:<12} {heads[2]:<17} {heads[3]}")
     for r in rows:
         print(f"{r['component']:<{width}}  {r['state']:<12} {r['since_paris']:<17} {r['source']}")
     return 0
@@ -263,12 +275,13 @@ def cmd_probe(args: argparse.Namespace) -> int:
     from .probes.once import probe_once
 
     settings = load_config(_config_path(args))
-    network, _, rest = args.target.partition("/")
-    flow, _, check_name = rest.partition("/")
+    network, _sep, rest = args.target.partition("/")
+    flow, _sep, check_name = rest.partition("/")
     found = [c for n, c in settings.checks() if n == network and c.flow == flow and c.name == check_name]
     if not found:
-        known = ", ".join(f"{n}/{c.flow}/{c.name}" for n, c in settings.checks()) or "none"
-        raise NotFound(f"no check {args.target!r} in the config (known: {known})")
+        known = ", ".join(f"{n}/{c.flow}/{c.name}" for n, c in settings.checks()) or _("none")
+        unknown = _("no check {target} in the config (known: {known})")
+        raise NotFound(unknown.format(target=repr(args.target), known=known))
     result = asyncio.run(probe_once(network, found[0], settings))
     if args.json:
         print(json.dumps(result_json(result), indent=2))
@@ -299,16 +312,18 @@ def describe_result(result: object) -> str:
     from .models import ProbeResult
 
     assert isinstance(result, ProbeResult)
-    verdict = "OK" + (" (slow)" if result.slow else "") if result.success else f"FAILED ({result.reason})"
-    lines = [f"{result.check.key}: {verdict} in {result.duration_s * 1000:.1f} ms"]
+    verdict = "OK" + (_(" (slow)") if result.slow else "") if result.success else _("FAILED") + f" ({result.reason})"
+    took = _("{check}: {verdict} in {ms} ms")
+    lines = [took.format(check=result.check.key, verdict=verdict, ms=f"{result.duration_s * 1000:.1f}")]
+    status_label, detail_label = _("HTTP status"), _("detail")
     if result.status_code is not None:
-        lines.append(f"  HTTP status     {result.status_code}")
+        lines.append(f"  {status_label:<15} {result.status_code}")
     for phase, seconds in result.phases.items():
         lines.append(f"  {phase:<15} {seconds * 1000:8.1f} ms")
     if result.cert_expiry:
-        lines.append(f"  certificate expires {result.cert_expiry:%Y-%m-%d %H:%M} UTC")
+        lines.append("  " + _("certificate expires {when} UTC").format(when=f"{result.cert_expiry:%Y-%m-%d %H:%M}"))
     if result.detail:
-        lines.append(f"  detail          {result.detail}")
+        lines.append(f"  {detail_label:<15} {result.detail}")
     return "\n".join(lines)
 
 
@@ -340,7 +355,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
     url = _database_url()
     migrate(url)
-    print(f"database {_masked(url)} is at the latest schema")
+    print(_("database {url} is at the latest schema").format(url=_masked(url)))
     return 0
 
 
@@ -348,115 +363,130 @@ def _wait_seconds(text: str) -> float:
     try:
         seconds = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number of seconds") from None
+        raise argparse.ArgumentTypeError(_("{text} is not a number of seconds").format(text=repr(text[:40]))) from None
     if not 0 < seconds <= 600:  # NaN and infinities too
-        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not between 0 and 600 seconds")
+        raise argparse.ArgumentTypeError(_("{text} is not between 0 and 600 seconds").format(text=repr(text[:40])))
     return seconds
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="tpmon",
-        description="Status monitor of the French tiers-payant networks.",
-        epilog="Config: --config or $TPMON_CONFIG (default config/example.yaml). "
-        "Database: $TPMON_DATABASE_URL (default sqlite:///./var/tpmon.db).",
+        description=_("Status monitor of the French tiers-payant networks."),
+        epilog=_(
+            "Config: --config or $TPMON_CONFIG (default config/example.yaml). "
+            "Database: $TPMON_DATABASE_URL (default sqlite:///./var/tpmon.db). "
+            "Language: French, or English with an English locale or TPMON_LANG=en."
+        ),
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=OneLineParser)
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument(
-            "--config", metavar="FILE", help="the YAML config (default: $TPMON_CONFIG or config/example.yaml)"
+            "--config", metavar="FILE", help=_("the YAML config (default: $TPMON_CONFIG or config/example.yaml)")
         )
         return p
 
-    serve = command("serve", "run the probes, the status engine and the web server")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=port_number, default=8080, help="port to listen on, 1–65535 (default 8080)")
+    serve = command("serve", _("run the probes, the status engine and the web server"))
+    serve.add_argument("--host", default="127.0.0.1", help=_("address to listen on (default 127.0.0.1)"))
+    serve.add_argument("--port", type=port_number, default=8080, help=_("port to listen on, 1–65535 (default 8080)"))
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    serve.add_argument("--log-format", default="text", choices=["text", "json"], help="json: one object per line")
+    serve.add_argument("--log-format", default="text", choices=["text", "json"], help=_("json: one object per line"))
     serve.add_argument(
-        "--pid-file", default=DEFAULT_PID_FILE, help=f"where to write the pid (default {DEFAULT_PID_FILE})"
+        "--pid-file",
+        default=DEFAULT_PID_FILE,
+        help=_("where to write the pid (default {path})").format(path=DEFAULT_PID_FILE),
     )
     serve.add_argument(
         "--admin-host",
-        help="address of the operators' listener: write API, pushes, sign-in (default: config admin.host)",
+        help=_("address of the operators' listener: write API, pushes, sign-in (default: config admin.host)"),
     )
     serve.add_argument(
-        "--admin-port", type=int, help="port of the operators' listener (default: config admin.port, 8081)"
+        "--admin-port", type=int, help=_("port of the operators' listener (default: config admin.port, 8081)")
     )
-    serve.add_argument("--no-admin", action="store_true", help="run without the operators' listener")
+    serve.add_argument("--no-admin", action="store_true", help=_("run without the operators' listener"))
     serve.add_argument(
         "--probe-workers",
         type=probe_workers,
         default=1,
         metavar="N",
-        help="probe in N processes of their own (1–64, or auto: one per core); default 1: in the server's process",
+        help=_("probe in N processes of their own (1–64, or auto: one per core); default 1: in the server's process"),
     )
     serve.set_defaults(func=cmd_serve)
 
     demo = sub.add_parser(
         "demo",
-        help="replay the February 2024 cyberattacks offline: simulator, monitor and page",
-        description="Replay the February 2024 cyberattacks (Viamedis, Almerys) offline, on loopback: "
-        "a simulator of the networks, tpmon probing it, and the page. History before the story is replayed "
-        "at start; the story then plays in about 10 minutes.",
+        help=_("replay the February 2024 cyberattacks offline: simulator, monitor and page"),
+        description=_(
+            "Replay the February 2024 cyberattacks (Viamedis, Almerys) offline, on loopback: "
+            "a simulator of the networks, tpmon probing it, and the page. History before the story is replayed "
+            "at start; the story then plays in about 10 minutes."
+        ),
     )
-    demo.add_argument("--host", default="127.0.0.1", help="address of the page (default 127.0.0.1)")
-    demo.add_argument("--port", type=port_number, default=8080, help="port of the page, 1–65535 (default 8080)")
-    demo.add_argument("--speed", type=float, help="scenario seconds per real second (default: the story lasts ~10 min)")
+    demo.add_argument("--host", default="127.0.0.1", help=_("address of the page (default 127.0.0.1)"))
+    demo.add_argument("--port", type=port_number, default=8080, help=_("port of the page, 1–65535 (default 8080)"))
+    demo.add_argument(
+        "--speed", type=float, help=_("scenario seconds per real second (default: the story lasts ~10 min)")
+    )
     demo.add_argument(
         "--smtp-sink",
         type=Path,
         metavar="DIR",
-        help="e-mail subscriptions on, sent to a local SMTP server: the messages a demo optician subscribed to "
-        "Viamedis optique receives are printed and kept in DIR as .eml files",
+        help=_(
+            "e-mail subscriptions on, sent to a local SMTP server: the messages a demo optician subscribed to "
+            "Viamedis optique receives are printed and kept in DIR as .eml files"
+        ),
     )
     demo.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     demo.set_defaults(func=cmd_demo)
 
     check = command(
-        "check-config", "validate a config file and list every problem (exit 2 if any) and what will stay blind"
+        "check-config", _("validate a config file and list every problem (exit 2 if any) and what will stay blind")
     )
-    check.add_argument("file", nargs="?", help="the YAML file (default: --config)")
+    check.add_argument("file", nargs="?", help=_("the YAML file (default: --config)"))
     check.add_argument(
-        "--strict", action="store_true", help="warnings (lines no check, push or dependency feeds) are errors"
+        "--strict", action="store_true", help=_("warnings (lines no check, push or dependency feeds) are errors")
     )
     check.set_defaults(func=cmd_check_config)
 
-    probe = command("probe", "run one check now and print its result with its phases")
-    probe.add_argument("target", metavar="NETWORK/FLOW/CHECK", help="e.g. viamedis/portail_ps/portail")
-    probe.add_argument("--json", action="store_true", help="print JSON")
+    probe = command("probe", _("run one check now and print its result with its phases"))
+    probe.add_argument("target", metavar="NETWORK/FLOW/CHECK", help=_("e.g. viamedis/portail_ps/portail"))
+    probe.add_argument("--json", action="store_true", help=_("print JSON"))
     probe.set_defaults(func=cmd_probe)
 
-    status = command("status", "print the current board from the database")
-    status.add_argument("--json", action="store_true", help="print JSON for machines")
+    status = command("status", _("print the current board from the database"))
+    status.add_argument("--json", action="store_true", help=_("print JSON for machines"))
     status.set_defaults(func=cmd_status)
 
     register_push(command)
 
-    reload = command("reload", "validate the config, then make the running server reload it (SIGHUP)")
+    reload = command("reload", _("validate the config, then make the running server reload it (SIGHUP)"))
     reload.add_argument(
-        "--pid-file", default=DEFAULT_PID_FILE, help=f"the server's pid file (default {DEFAULT_PID_FILE})"
+        "--pid-file",
+        default=DEFAULT_PID_FILE,
+        help=_("the server's pid file (default {path})").format(path=DEFAULT_PID_FILE),
     )
     reload.add_argument(
-        "--wait", type=_wait_seconds, default=10.0, help="seconds to wait for the server's answer (at most 600)"
+        "--wait", type=_wait_seconds, default=10.0, help=_("seconds to wait for the server's answer (at most 600)")
     )
     reload.set_defaults(func=cmd_reload)
 
-    export = command("export", "write the public site (pages FR/EN, feeds, badges, JSON) as static files, no probe")
-    export.add_argument("dir", metavar="DIR", help="the folder to (re)place; a previous export or a new folder")
+    export = command("export", _("write the public site (pages FR/EN, feeds, badges, JSON) as static files, no probe"))
+    export.add_argument("dir", metavar="DIR", help=_("the folder to (re)place; a previous export or a new folder"))
     export.add_argument(
         "--base-url",
-        help="the address the export will be served at, for the feeds' and JSON's links "
-        f"(default: the config's web.public_url, else {DEFAULT_EXPORT_URL})",
+        help=_(
+            "the address the export will be served at, for the feeds' and JSON's links "
+            "(default: the config's web.public_url, else {url})"
+        ).format(url=DEFAULT_EXPORT_URL),
     )
     export.set_defaults(func=cmd_export)
 
-    db = sub.add_parser("db", help="database maintenance", description="Database maintenance.")
+    db = sub.add_parser("db", help=_("database maintenance"), description=_("Database maintenance."))
     db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     upgrade = db_sub.add_parser(
-        "upgrade", help="apply the schema migrations", description="Apply the schema migrations."
+        "upgrade", help=_("apply the schema migrations"), description=_("Apply the schema migrations.")
     )
     upgrade.set_defaults(func=cmd_db_upgrade)
     add_ops_commands(sub)  # incident, maintenance
@@ -464,13 +494,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    install_argparse_texts()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
-        print(f"tpmon: {len(exc.problems)} problem(s) in the config; nothing was started", file=sys.stderr)
+        refused = _("tpmon: {count} problem(s) in the config; nothing was started")
+        print(refused.format(count=len(exc.problems)), file=sys.stderr)
         return 2
     except StoreError as exc:
         print(f"tpmon: {exc}", file=sys.stderr)
@@ -483,7 +515,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # last resort: a bug must still end in one line, not a traceback
         if os.environ.get("TPMON_DEBUG"):
             raise
-        print(f"tpmon: internal error ({type(exc).__name__}: {exc}); set TPMON_DEBUG=1 for details", file=sys.stderr)
+        bug = _("tpmon: internal error ({error}); set TPMON_DEBUG=1 for details")
+        print(bug.format(error=f"{type(exc).__name__}: {exc}"), file=sys.stderr)
         return 70
     return code
 

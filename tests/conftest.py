@@ -15,6 +15,12 @@ from targets import Target
 
 POSTGRES_ENV = "TPMON_TEST_POSTGRES_URL"
 
+# The command line speaks French by default (monitor/opscli/texts.py); the suite reads its output in English, the
+# language its expected files (tests/data/config/*.expected) and messages are written in, whatever the machine's
+# locale: LANGUAGE, which the commands' environments keep (they drop TPMON_*). tests/test_cli_lang.py runs it
+# without this, in French, and checks every text has both languages.
+os.environ["LANGUAGE"] = "en"
+
 
 @pytest.fixture(scope="session")
 def postgres_url() -> str:

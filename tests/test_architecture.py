@@ -181,6 +181,7 @@ INNER: dict[str, dict[str, float]] = {
         "run": 4,
     },
     "opscli": {
+        "texts": -1,  # the command line's language, under every command module
         "inputs": 0,
         **dict.fromkeys(
             (

@@ -18,6 +18,7 @@ from ..declared.incidents import Declared, IncidentUpdate, Phase, declare
 from ..declared.inputs import Bilingual, check_not_future
 from ..declared.maintenance import WEEKDAYS, Recurrence, paris_to_utc
 from ..errors import IncidentError, MonitorError
+from .texts import _
 
 if TYPE_CHECKING:
     from ..operators.audited import AuditedDeclarations
@@ -68,7 +69,8 @@ def _shown(text: str) -> str:
 
 def _in_years(moment: date, text: str) -> None:
     if not FIRST_YEAR <= moment.year <= LAST_YEAR:
-        raise argparse.ArgumentTypeError(f"{_shown(text)} is not between {FIRST_YEAR} and {LAST_YEAR}")
+        years = _("{text} is not between {first} and {last}")
+        raise argparse.ArgumentTypeError(years.format(text=_shown(text), first=FIRST_YEAR, last=LAST_YEAR))
 
 
 def paris_time(text: str) -> datetime:
@@ -80,8 +82,8 @@ def paris_time(text: str) -> datetime:
             continue
         _in_years(moment, text)
         return moment
-    shown = _shown(text)
-    raise argparse.ArgumentTypeError(f"{shown} is not a Paris date-time like 2024-03-31 02:30 or 31/03/2024 02:30")
+    wrong = _("{text} is not a Paris date-time like 2024-03-31 02:30 or 31/03/2024 02:30")
+    raise argparse.ArgumentTypeError(wrong.format(text=_shown(text)))
 
 
 def duration(text: str) -> timedelta:
@@ -92,7 +94,8 @@ def duration(text: str) -> timedelta:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     if seconds > MAX_DURATION.total_seconds():
-        raise argparse.ArgumentTypeError(f"{_shown(text)}: must be at most {MAX_DURATION.days}d")
+        longest = _("{text}: must be at most {days}d")
+        raise argparse.ArgumentTypeError(longest.format(text=_shown(text), days=MAX_DURATION.days))
     return timedelta(seconds=seconds)
 
 
@@ -100,7 +103,7 @@ def day_date(text: str) -> date:
     try:
         day = date.fromisoformat(text.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{_shown(text)} is not a date like 2024-12-31") from None
+        raise argparse.ArgumentTypeError(_("{text} is not a date like 2024-12-31").format(text=_shown(text))) from None
     _in_years(day, text)
     return day
 
@@ -110,9 +113,11 @@ def record_id(text: str) -> int:
     try:
         number = int(text.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{_shown(text)} is not an id (a whole number, see the list)") from None
+        not_id = _("{text} is not an id (a whole number, see the list)")
+        raise argparse.ArgumentTypeError(not_id.format(text=_shown(text))) from None
     if not 1 <= number <= MAX_ID:
-        raise argparse.ArgumentTypeError(f"{_shown(text)} is not an id (ids run from 1 to {MAX_ID})")
+        out_of_range = _("{text} is not an id (ids run from 1 to {last})")
+        raise argparse.ArgumentTypeError(out_of_range.format(text=_shown(text), last=MAX_ID))
     return number
 
 
@@ -123,9 +128,10 @@ def count(low: int, high: int) -> Callable[[str], int]:
         try:
             number = int(text.strip())
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{_shown(text)} is not a whole number") from None
+            raise argparse.ArgumentTypeError(_("{text} is not a whole number").format(text=_shown(text))) from None
         if not low <= number <= high:
-            raise argparse.ArgumentTypeError(f"{_shown(text)} is not between {low} and {high:,}")
+            between = _("{text} is not between {low} and {high}")
+            raise argparse.ArgumentTypeError(between.format(text=_shown(text), low=low, high=f"{high:,}"))
         return number
 
     return parse
@@ -138,9 +144,10 @@ def seconds(low: float, high: float) -> Callable[[str], float]:
         try:
             number = float(text.strip())
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{_shown(text)} is not a number of seconds") from None
+            raise argparse.ArgumentTypeError(_("{text} is not a number of seconds").format(text=_shown(text))) from None
         if not low < number <= high:
-            raise argparse.ArgumentTypeError(f"{_shown(text)} is not above {low:g} and at most {high:g} seconds")
+            bounds = _("{text} is not above {low} and at most {high} seconds")
+            raise argparse.ArgumentTypeError(bounds.format(text=_shown(text), low=f"{low:g}", high=f"{high:g}"))
         return number
 
     return parse
@@ -151,20 +158,21 @@ def weekday(text: str) -> int:
     for names in (WEEKDAYS, _DAYS_FR):
         if name in names:
             return names.index(name)
-    raise argparse.ArgumentTypeError(f"{text!r} is not a day ({','.join(WEEKDAYS)})")
+    raise argparse.ArgumentTypeError(_("{text} is not a day ({days})").format(text=repr(text), days=",".join(WEEKDAYS)))
 
 
 def weekly(text: str) -> tuple[int, ...]:
     days = tuple(sorted({weekday(part) for part in text.split(",") if part.strip()}))
     if not days:
-        raise argparse.ArgumentTypeError(f"name at least one day ({','.join(WEEKDAYS)})")
+        raise argparse.ArgumentTypeError(_("name at least one day ({days})").format(days=",".join(WEEKDAYS)))
     return days
 
 
 def monthly(text: str) -> Recurrence:
     match = _MONTHLY.match(text.strip().lower())
     if not match:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a day of month (15) or an nth weekday (2-tue, last-sun)")
+        not_rule = _("{text} is not a day of month (15) or an nth weekday (2-tue, last-sun)")
+        raise argparse.ArgumentTypeError(not_rule.format(text=repr(text)))
     if match.group(1):
         return Recurrence("monthly", month_day=int(match.group(1)))
     nth = -1 if match.group(2) in ("last", "-1") else int(match.group(2))
@@ -174,16 +182,18 @@ def monthly(text: str) -> Recurrence:
 def declaration(text: str) -> tuple[str, Declared]:
     """`line:viamedis/optique=down`, `flow:viamedis/pec=recovering:0.4` or `…=recovering:40%`."""
     key, sep, value = text.partition("=")
-    state, _, progress_text = value.partition(":")
+    state, _sep, progress_text = value.partition(":")
     if not sep or not key.strip() or not state.strip():
-        raise IncidentError("statuses", f"expected KEY=STATE or KEY=recovering:PROGRESS, got {text!r}")
+        expected = _("expected KEY=STATE or KEY=recovering:PROGRESS, got {text}")
+        raise IncidentError("statuses", expected.format(text=repr(text)))
     progress = None
     if progress_text:
         try:
             percent = progress_text.endswith("%")
             progress = float(progress_text.removesuffix("%")) / (100 if percent else 1)
         except ValueError:
-            raise IncidentError("statuses", f"progress {progress_text!r} is not a number like 0.4 or 40%") from None
+            not_number = _("progress {text} is not a number like 0.4 or 40%")
+            raise IncidentError("statuses", not_number.format(text=repr(progress_text))) from None
     return key.strip(), declare(state.strip(), progress, key=key.strip())
 
 
@@ -201,10 +211,13 @@ def read_text(option: str, path: str) -> str:
         data = _read_bounded(path)
         text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a UTF-8 text file"
-        raise MonitorError(f"{option}: cannot read {path}: {reason}") from None
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else _("not a UTF-8 text file")
+        raise MonitorError(
+            _("{option}: cannot read {path}: {reason}").format(option=option, path=path, reason=reason)
+        ) from None
     if len(data) > TEXT_FILE_MAX:
-        raise MonitorError(f"{option}: {path} is larger than {TEXT_FILE_MAX // 1024} KiB")
+        larger = _("{option}: {path} is larger than {size} KiB")
+        raise MonitorError(larger.format(option=option, path=path, size=TEXT_FILE_MAX // 1024))
     return text.rstrip("\r\n") if option.startswith("--title") else text
 
 

@@ -17,6 +17,7 @@ from ..declared.maintenance import (
 )
 from ..i18n import PARIS, format_short
 from .inputs import declarations, texts_of, utcnow
+from .texts import _
 
 
 def _recurrence(args: argparse.Namespace) -> Recurrence:
@@ -27,8 +28,12 @@ def _recurrence(args: argparse.Namespace) -> Recurrence:
 def _describe(occurrence: Occurrence) -> str:
     local = occurrence.start.astimezone(PARIS)
     note = {
-        "gap": f" (DST: {occurrence.window.start:%H:%M} does not exist that day; starts at {local:%H:%M})",
-        "fold": f" (DST: {local:%H:%M} occurs twice that day; runs once, at the first, {local:%Z})",
+        "gap": _(" (DST: {wall} does not exist that day; starts at {start})").format(
+            wall=f"{occurrence.window.start:%H:%M}", start=f"{local:%H:%M}"
+        ),
+        "fold": _(" (DST: {wall} occurs twice that day; runs once, at the first, {zone})").format(
+            wall=f"{local:%H:%M}", zone=f"{local:%Z}"
+        ),
     }.get(occurrence.dst, "")
     if occurrence.dst == "fold":  # the same wall time twice: say which
         start, end = (f"{format_short(t)} {t.astimezone(PARIS):%Z}" for t in (occurrence.start, occurrence.end))
@@ -49,7 +54,8 @@ def cmd_maintenance_add(args: argparse.Namespace) -> int:
         check_not_over(window, utcnow())
         saved = ops.add_window(window)
     first = paris_to_utc(saved.start)[0]
-    print(f"maintenance window {saved.id} added: {saved.title.fr} ({saved.recurrence.describe()})")
+    added = _("maintenance window {id} added: {title} ({rule})")
+    print(added.format(id=saved.id, title=saved.title.fr, rule=saved.recurrence.describe()))
     for occurrence in occurrences(saved, first, first + timedelta(days=400))[:3]:
         print(f"  {_describe(occurrence)}")
     return 0
@@ -64,7 +70,7 @@ def cmd_maintenance_list(args: argparse.Namespace) -> int:
         running = [o for o in occurrences(window, now, now + timedelta(microseconds=1)) if o.start <= now]
         following = upcoming([window], now, args.horizon)
         shown = running or following
-        rows.append((window, "running" if running else "next" if following else "", shown[0] if shown else None))
+        rows.append((window, _("running") if running else _("next") if following else "", shown[0] if shown else None))
     if args.json:
         out = [
             {
@@ -83,7 +89,11 @@ def cmd_maintenance_list(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2, ensure_ascii=False))
         return 0
     for w, state, o in rows:
-        when = f"{state} {_describe(o)}" if o else ("cancelled" if w.cancelled else "no occurrence within the horizon")
+        when = (
+            f"{state} {_describe(o)}"
+            if o
+            else (_("cancelled") if w.cancelled else _("no occurrence within the horizon"))
+        )
         print(f"{w.id:>5}  {w.title.fr} [{', '.join(w.components)}] {w.recurrence.describe()}: {when}")
     return 0
 
@@ -92,8 +102,9 @@ def cmd_maintenance_cancel(args: argparse.Namespace) -> int:
     with declarations(args) as ops:
         if args.occurrence is not None:
             window = ops.cancel_occurrence(args.id, args.occurrence)
-            print(f"maintenance window {window.id}: the occurrence of {args.occurrence:%d/%m/%Y} is cancelled")
+            cancelled = _("maintenance window {id}: the occurrence of {day} is cancelled")
+            print(cancelled.format(id=window.id, day=f"{args.occurrence:%d/%m/%Y}"))
             return 0
         window = ops.cancel_window(args.id)
-    print(f"maintenance window {window.id} cancelled: {window.title.fr}")
+    print(_("maintenance window {id} cancelled: {title}").format(id=window.id, title=window.title.fr))
     return 0

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..config import Settings, load_config
 from ..errors import MonitorError, NotFound
-from ..i18n import format_short
+from ..i18n import N_, format_short
 from ..logs import setup_logging
 from ..notify.scopes import EVERYTHING, parse_scope
 from ..notify.tokens import Signer, load_secret
@@ -26,6 +26,7 @@ from ..store.subscriber_store import Subscribers
 from ..store.webhook_store import Webhook, Webhooks
 from .inputs import MAX_LIMIT, record_id, seconds
 from .inputs import count as whole_number
+from .texts import _
 
 __all__ = ["register"]
 
@@ -81,8 +82,9 @@ def cmd_webhook_add(args: argparse.Namespace) -> int:
     signer = Signer(load_secret(os.environ))  # before writing anything: the secret is needed to sign
     with _store() as store:
         hook = Webhooks(store).add(args.url, scopes, allow_private=args.allow_private, description=args.description)
-    print(f"webhook {hook.id} added: {hook.url} ({', '.join(hook.scopes)})")
-    print(f"signing secret (shown once, give it to the receiver): {signer.webhook_secret(hook.salt)}")
+    print(_("webhook {id} added: {url} ({scopes})").format(id=hook.id, url=hook.url, scopes=", ".join(hook.scopes)))
+    secret = _("signing secret (shown once, give it to the receiver): {secret}")
+    print(secret.format(secret=signer.webhook_secret(hook.salt)))
     return 0
 
 
@@ -93,26 +95,26 @@ def cmd_webhook_list(args: argparse.Namespace) -> int:
         print(json.dumps([_webhook_json(hook) for hook in hooks], indent=2))
         return 0
     for hook in hooks:
-        state = "enabled" if hook.enabled else f"DISABLED since {_when(hook.disabled_at)}"
-        failing = f", failing since {_when(hook.failing_since)}" if hook.failing_since else ""
-        private = ", private destinations allowed" if hook.allow_private else ""
+        state = _("enabled") if hook.enabled else _("DISABLED since {when}").format(when=_when(hook.disabled_at))
+        failing = _(", failing since {when}").format(when=_when(hook.failing_since)) if hook.failing_since else ""
+        private = _(", private destinations allowed") if hook.allow_private else ""
         print(f"{hook.id:>4}  {hook.url}  [{', '.join(hook.scopes)}]  {state}{failing}{private}")
     if not hooks:
-        print("no webhook")
+        print(_("no webhook"))
     return 0
 
 
 def cmd_webhook_remove(args: argparse.Namespace) -> int:
     with _store() as store:
         Webhooks(store).remove(args.id)
-    print(f"webhook {args.id} removed, with its pending deliveries")
+    print(_("webhook {id} removed, with its pending deliveries").format(id=args.id))
     return 0
 
 
 def cmd_webhook_enable(args: argparse.Namespace) -> int:
     with _store() as store:
         Webhooks(store).enable(args.id)
-    print(f"webhook {args.id} enabled")
+    print(_("webhook {id} enabled").format(id=args.id))
     return 0
 
 
@@ -136,7 +138,7 @@ def cmd_webhook_test(args: argparse.Namespace) -> int:
     except SendFailed as exc:
         print(f"webhook {hook.id}: {exc}", file=sys.stderr)
         return 1
-    print(f"webhook {hook.id}: test delivered")
+    print(_("webhook {id}: test delivered").format(id=hook.id))
     return 0
 
 
@@ -163,10 +165,10 @@ def cmd_notify_list(args: argparse.Namespace) -> int:
         return 0
     queues = ", ".join(f"{name} {count}" for name, count in figures.pending.items())
     dead = ", ".join(f"{name} {count}" for name, count in figures.failed.items())
-    print(f"waiting: {queues}; dead letters: {dead}")
+    print(_("waiting: {queues}; dead letters: {dead}").format(queues=queues, dead=dead))
     for letter in letters:
         error = f"  {letter.last_error}" if letter.last_error else ""
-        event = f"event {letter.event_id}" if letter.event_id else "confirmation"
+        event = _("event {id}").format(id=letter.event_id) if letter.event_id else _("confirmation")
         print(f"{letter.id:>8}  {letter.channel:<7} {letter.target:<20} {event}  x{letter.attempts}{error}")
     return 0
 
@@ -174,7 +176,7 @@ def cmd_notify_list(args: argparse.Namespace) -> int:
 def cmd_notify_retry(args: argparse.Namespace) -> int:
     with _store() as store:
         count = Outbox(store).retry(args.ids or ())
-    print(f"{count} dead letter(s) back in the queue")
+    print(_("{count} dead letter(s) back in the queue").format(count=count))
     return 0
 
 
@@ -186,7 +188,7 @@ def cmd_notify_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     notifications = settings.notifications
     if notifications is None:
-        raise MonitorError("the config has no notifications: section; nothing to send")
+        raise MonitorError(_("the config has no notifications: section; nothing to send"))
     signer = Signer(load_secret(os.environ))
     smtp = SmtpSender(smtp_settings(os.environ)) if notifications.subscriptions else None
     setup_logging(args.log_level, "text")
@@ -216,7 +218,8 @@ def cmd_subscribers_count(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(counts, indent=2))
         return 0
-    print(f"{counts['confirmed']} confirmed address(es), {counts['unconfirmed']} awaiting confirmation")
+    summary = _("{confirmed} confirmed address(es), {unconfirmed} awaiting confirmation")
+    print(summary.format(confirmed=counts["confirmed"], unconfirmed=counts["unconfirmed"]))
     for scope, count in counts["by_scope"].items():
         print(f"  {scope:<30} {count}")
     return 0
@@ -226,7 +229,7 @@ def cmd_subscribers_export(args: argparse.Namespace) -> int:
     with _store() as store:
         records = Subscribers(store).records(args.address)
     if args.address and not records:
-        raise NotFound(f"no subscriber {args.address}")
+        raise NotFound(_("no subscriber {address}").format(address=args.address))
     for record in records:
         print(json.dumps(record.as_json(), ensure_ascii=False))
     return 0
@@ -235,56 +238,56 @@ def cmd_subscribers_export(args: argparse.Namespace) -> int:
 def cmd_subscribers_delete(args: argparse.Namespace) -> int:
     with _store() as store:
         if not Subscribers(store).delete_address(args.address):
-            raise NotFound(f"no subscriber {args.address}")
-    print(f"{args.address}: erased, with its scopes and pending messages")
+            raise NotFound(_("no subscriber {address}").format(address=args.address))
+    print(_("{address}: erased, with its scopes and pending messages").format(address=args.address))
     return 0
 
 
 def register(sub: Any, leaf: Callable[[Any, str, str, Callable[[argparse.Namespace], int]], Any]) -> None:
     """`webhook add|list|remove|enable|test`, `notify list|retry|run`, `subscribers count|export|delete`."""
-    webhook = sub.add_parser("webhook", help="webhooks ops configure (signed, Standard Webhooks)")
+    webhook = sub.add_parser("webhook", help=_("webhooks ops configure (signed, Standard Webhooks)"))
     verbs = webhook.add_subparsers(dest="webhook_command", metavar="ACTION", required=True)
-    add = leaf(verbs, "add", "add a webhook; prints its signing secret once", cmd_webhook_add)
-    add.add_argument("url", metavar="URL", help="http(s) address that receives the JSON payloads")
-    add.add_argument("--scope", action="append", metavar="SCOPE", help="* (default), a network, or network/domain")
-    add.add_argument("--allow-private", action="store_true", help="allow a private or loopback destination")
-    add.add_argument("--description", default="", help="a note for ops")
-    shown = leaf(verbs, "list", "list webhooks (never their secrets)", cmd_webhook_list)
-    shown.add_argument("--json", action="store_true", help="print JSON")
+    add = leaf(verbs, "add", _("add a webhook; prints its signing secret once"), cmd_webhook_add)
+    add.add_argument("url", metavar="URL", help=_("http(s) address that receives the JSON payloads"))
+    add.add_argument("--scope", action="append", metavar="SCOPE", help=_("* (default), a network, or network/domain"))
+    add.add_argument("--allow-private", action="store_true", help=_("allow a private or loopback destination"))
+    add.add_argument("--description", default="", help=_("a note for ops"))
+    shown = leaf(verbs, "list", _("list webhooks (never their secrets)"), cmd_webhook_list)
+    shown.add_argument("--json", action="store_true", help=_("print JSON"))
     for name, text, func in (
-        ("remove", "remove a webhook and its pending deliveries", cmd_webhook_remove),
-        ("enable", "enable again a webhook disabled after failing", cmd_webhook_enable),
-        ("test", "send a signed test payload now", cmd_webhook_test),
+        ("remove", N_("remove a webhook and its pending deliveries"), cmd_webhook_remove),
+        ("enable", N_("enable again a webhook disabled after failing"), cmd_webhook_enable),
+        ("test", N_("send a signed test payload now"), cmd_webhook_test),
     ):
-        leaf(verbs, name, text, func).add_argument("id", type=record_id, metavar="ID")
+        leaf(verbs, name, _(text), func).add_argument("id", type=record_id, metavar="ID")
 
-    notify = sub.add_parser("notify", help="the notifications' outbox: waiting, dead letters, a sender")
+    notify = sub.add_parser("notify", help=_("the notifications' outbox: waiting, dead letters, a sender"))
     verbs = notify.add_subparsers(dest="notify_command", metavar="ACTION", required=True)
-    listed = leaf(verbs, "list", "deliveries waiting (or, with --failed, given up)", cmd_notify_list)
-    listed.add_argument("--failed", action="store_true", help="dead letters: deliveries given up")
-    listed.add_argument("--limit", type=whole_number(1, MAX_LIMIT), default=100, help="at most 10,000")
-    listed.add_argument("--json", action="store_true", help="print JSON")
-    retry = leaf(verbs, "retry", "put dead letters (all, or those named) back in the queue", cmd_notify_retry)
+    listed = leaf(verbs, "list", _("deliveries waiting (or, with --failed, given up)"), cmd_notify_list)
+    listed.add_argument("--failed", action="store_true", help=_("dead letters: deliveries given up"))
+    listed.add_argument("--limit", type=whole_number(1, MAX_LIMIT), default=100, help=_("at most 10,000"))
+    listed.add_argument("--json", action="store_true", help=_("print JSON"))
+    retry = leaf(verbs, "retry", _("put dead letters (all, or those named) back in the queue"), cmd_notify_retry)
     retry.add_argument("ids", nargs="*", type=record_id, metavar="ID")
-    run = leaf(verbs, "run", "send notifications only (no probe, no page) until stopped", cmd_notify_run)
+    run = leaf(verbs, "run", _("send notifications only (no probe, no page) until stopped"), cmd_notify_run)
     run.add_argument(
         "--interval",
         type=seconds(0, 3600),
         default=1.0,
-        help="seconds between rounds when idle (default 1, at most 3600)",
+        help=_("seconds between rounds when idle (default 1, at most 3600)"),
     )
     run.add_argument(
-        "--batch", type=whole_number(1, MAX_LIMIT), default=200, help="targets claimed at once (default 200)"
+        "--batch", type=whole_number(1, MAX_LIMIT), default=200, help=_("targets claimed at once (default 200)")
     )
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
-    subscribers = sub.add_parser("subscribers", help="e-mail subscribers, for the data controller (GDPR)")
+    subscribers = sub.add_parser("subscribers", help=_("e-mail subscribers, for the data controller (GDPR)"))
     verbs = subscribers.add_subparsers(dest="subscribers_command", metavar="ACTION", required=True)
-    count = leaf(verbs, "count", "how many addresses, by scope", cmd_subscribers_count)
-    count.add_argument("--json", action="store_true", help="print JSON")
+    count = leaf(verbs, "count", _("how many addresses, by scope"), cmd_subscribers_count)
+    count.add_argument("--json", action="store_true", help=_("print JSON"))
     export = leaf(
-        verbs, "export", "all that is kept about an address (or everyone), as JSON lines", cmd_subscribers_export
+        verbs, "export", _("all that is kept about an address (or everyone), as JSON lines"), cmd_subscribers_export
     )
     export.add_argument("address", nargs="?", metavar="ADDRESS")
-    delete = leaf(verbs, "delete", "erase an address, its scopes and its pending messages", cmd_subscribers_delete)
+    delete = leaf(verbs, "delete", _("erase an address, its scopes and its pending messages"), cmd_subscribers_delete)
     delete.add_argument("address", metavar="ADDRESS")

@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable
 
 from ..config import load_config
+from .texts import _
 
 __all__ = ["cmd_push", "register"]
 
@@ -15,15 +16,17 @@ _DEFAULT_CONFIG = "config/example.yaml"  # as `tpmon`'s other commands
 
 def register(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
     """Add `push` with `command(name, help)`, the helper of `cli.build_parser` that adds `--config`."""
-    push = command("push", "record a signal of a push check: a heartbeat, or a reported degraded/down state")
-    push.add_argument("target", metavar="NETWORK/FLOW/CHECK", help="a check of kind push, e.g. viamedis/pec/operateur")
+    push = command("push", _("record a signal of a push check: a heartbeat, or a reported degraded/down state"))
+    push.add_argument(
+        "target", metavar="NETWORK/FLOW/CHECK", help=_("a check of kind push, e.g. viamedis/pec/operateur")
+    )
     push.add_argument(
         "--state",
         default="operational",
         metavar="{operational,degraded,down}",
-        help="what the partner reports (default: operational, i.e. a heartbeat)",
+        help=_("what the partner reports (default: operational, i.e. a heartbeat)"),
     )
-    push.add_argument("--detail", default="", metavar="CODE", help="a short code: at most 40 of a-z 0-9 _ . -")
+    push.add_argument("--detail", default="", metavar="CODE", help=_("a short code: at most 40 of a-z 0-9 _ . -"))
     push.set_defaults(func=cmd_push)
 
 
@@ -39,5 +42,6 @@ def cmd_push(args: argparse.Namespace) -> int:
     with Store.open(default_url()) as store:
         stored = add_signal(store, signal.check, signal.state, signal.detail, author=cli_actor())
     when = stored.received_at.strftime("%Y-%m-%d %H:%M:%S UTC")
-    print(f"{args.target}: {stored.state} recorded at {when} (signal #{stored.id})")
+    recorded = _("{target}: {state} recorded at {when} (signal #{id})")
+    print(recorded.format(target=args.target, state=stored.state, when=when, id=stored.id))
     return 0

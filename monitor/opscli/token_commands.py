@@ -11,6 +11,7 @@ from typing import Any
 
 from ..errors import StaffError
 from .inputs import config_path
+from .texts import _
 
 __all__ = ["register_token_commands"]
 
@@ -34,7 +35,9 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     from ..store import Store, default_url
 
     if not LABEL.fullmatch(args.label):
-        raise StaffError("--label", "1–64 of a-z, 0-9, '.', '_', '-' saying what the token is for (no personal data)")
+        raise StaffError(
+            "--label", _("1–64 of a-z, 0-9, '.', '_', '-' saying what the token is for (no personal data)")
+        )
     settings = load_config(config_path(args))
     scopes = []
     for text in dict.fromkeys(args.scope):
@@ -59,9 +62,11 @@ def cmd_token_create(args: argparse.Namespace) -> int:
             scopes=[str(s) for s in scopes],
             expires_at=expires_at,
         )
-    until = f"until {created.expires_at:%Y-%m-%d %H:%M} UTC" if created.expires_at else "with no expiry"
-    print(f"token {created.id} ({created.prefix}…) created for {', '.join(created.scopes)}, {until}.")
-    print("Shown once — store it now; tpmon keeps only its digest:")
+    expiry = _("until {when} UTC").format(when=f"{created.expires_at:%Y-%m-%d %H:%M}") if created.expires_at else ""
+    until = expiry or _("with no expiry")
+    done = _("token {id} ({prefix}…) created for {scopes}, {until}.")
+    print(done.format(id=created.id, prefix=created.prefix, scopes=", ".join(created.scopes), until=until))
+    print(_("Shown once — store it now; tpmon keeps only its digest:"))
     print(secret)
     if len(scopes) == 1 and scopes[0].check:
         s = scopes[0]
@@ -84,9 +89,10 @@ def cmd_token_list(args: argparse.Namespace) -> int:
     def stamp(moment: datetime | None) -> str:
         return f"{moment:%Y-%m-%d %H:%M}" if moment else "-"
 
-    print(f"{'ID':>4}  {'PREFIX':<13} {'LABEL':<24} {'EXPIRES (UTC)':<16} {'LAST USE (UTC)':<16} SCOPES")
+    heads = _("PREFIX"), _("LABEL"), _("EXPIRES (UTC)"), _("LAST USE (UTC)"), _("SCOPES")
+    print(f"{'ID':>4}  {heads[0]:<13} {heads[1]:<24} {heads[2]:<16} {heads[3]:<16} {heads[4]}")
     for t in found:
-        revoked = " (revoked)" if t.revoked_at else ""
+        revoked = _(" (revoked)") if t.revoked_at else ""
         print(
             f"{t.id:>4}  {t.prefix:<13} {t.label:<24} {stamp(t.expires_at):<16} {stamp(t.last_used_at):<16} "
             f"{', '.join(t.scopes)}{revoked}"
@@ -99,29 +105,34 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
 
     with Store.open(default_url()) as store:
         revoked = _writes(store).revoke_token(args.token)
-    print(f"token {revoked.id} ({revoked.prefix}…) revoked; running servers refuse it within seconds.")
+    done = _("token {id} ({prefix}…) revoked; running servers refuse it within seconds.")
+    print(done.format(id=revoked.id, prefix=revoked.prefix))
     return 0
 
 
 def register_token_commands(sub: Any, leaf: Callable[..., argparse.ArgumentParser], parser_class: Any) -> None:
     token = sub.add_parser(
-        "token", help="machine tokens for the write API and partners' pushes", description="Machine tokens."
+        "token", help=_("machine tokens for the write API and partners' pushes"), description=_("Machine tokens.")
     )
     verbs = token.add_subparsers(dest="token_command", metavar="ACTION", required=True, parser_class=parser_class)
-    create = leaf(verbs, "create", "create a token; it is shown once", cmd_token_create)
+    create = leaf(verbs, "create", _("create a token; it is shown once"), cmd_token_create)
     create.add_argument(
         "--scope",
         action="append",
         required=True,
         metavar="SCOPE",
-        help="admin, write:NETWORK, push:NETWORK or push:NETWORK/FLOW/CHECK (repeat for more)",
+        help=_("admin, write:NETWORK, push:NETWORK or push:NETWORK/FLOW/CHECK (repeat for more)"),
     )
-    create.add_argument("--label", required=True, help="what it is for, e.g. viamedis-pec-heartbeat")
+    create.add_argument("--label", required=True, help=_("what it is for, e.g. viamedis-pec-heartbeat"))
     expiry = create.add_mutually_exclusive_group()
-    expiry.add_argument("--expires", default=DEFAULT_EXPIRY, help=f"valid for this long (default {DEFAULT_EXPIRY})")
-    expiry.add_argument("--no-expiry", action="store_true", help="valid until revoked")
-    listed = leaf(verbs, "list", "list tokens (never a secret)", cmd_token_list)
-    listed.add_argument("--all", action="store_true", help="include revoked tokens")
-    listed.add_argument("--json", action="store_true", help="print JSON")
-    revoke = leaf(verbs, "revoke", "revoke a token (by id or prefix)", cmd_token_revoke)
+    expiry.add_argument(
+        "--expires",
+        default=DEFAULT_EXPIRY,
+        help=_("valid for this long (default {expiry})").format(expiry=DEFAULT_EXPIRY),
+    )
+    expiry.add_argument("--no-expiry", action="store_true", help=_("valid until revoked"))
+    listed = leaf(verbs, "list", _("list tokens (never a secret)"), cmd_token_list)
+    listed.add_argument("--all", action="store_true", help=_("include revoked tokens"))
+    listed.add_argument("--json", action="store_true", help=_("print JSON"))
+    revoke = leaf(verbs, "revoke", _("revoke a token (by id or prefix)"), cmd_token_revoke)
     revoke.add_argument("token", metavar="ID|PREFIX")

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MonitorError, StaffError
+from ..i18n import N_
 from .inputs import config_path
+from .texts import _
 
 __all__ = ["register_user_commands"]
 
@@ -61,17 +63,18 @@ def read_password(args: argparse.Namespace, account: str) -> str:
         try:
             lines = Path(args.password_file).read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a UTF-8 text file"
-            raise MonitorError(f"--password-file: cannot read {args.password_file}: {reason}") from None
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else _("not a UTF-8 text file")
+            unreadable = _("--password-file: cannot read {file}: {reason}")
+            raise MonitorError(unreadable.format(file=args.password_file, reason=reason)) from None
         password = lines[0] if lines else ""
     elif args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         if not sys.stdin.isatty():
-            raise StaffError("password", "no terminal to type it in: use --password-stdin or --password-file")
-        password = getpass.getpass(f"password for {account}: ")
-        if getpass.getpass("again: ") != password:
-            raise StaffError("password", "the two passwords differ")
+            raise StaffError("password", _("no terminal to type it in: use --password-stdin or --password-file"))
+        password = getpass.getpass(_("password for {account}: ").format(account=account))
+        if getpass.getpass(_("again: ")) != password:
+            raise StaffError("password", _("the two passwords differ"))
     check_new_password(password, account)
     return password
 
@@ -81,8 +84,10 @@ class _NoPasswordArgument(argparse.Action):
 
     def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
         parser.error(
-            "--password: never give a password as an argument (shell history, process list); "
-            "type it at the prompt, or use --password-stdin or --password-file"
+            _(
+                "--password: never give a password as an argument (shell history, process list); "
+                "type it at the prompt, or use --password-stdin or --password-file"
+            )
         )
 
 
@@ -90,8 +95,8 @@ def _password_options(parser: argparse.ArgumentParser) -> None:
     parser.allow_abbrev = False  # no abbreviation: `--password-f` is not --password-file
     parser.add_argument("--password", nargs="?", action=_NoPasswordArgument, help=argparse.SUPPRESS)
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--password-stdin", action="store_true", help="read the password from stdin's first line")
-    source.add_argument("--password-file", metavar="FILE", help="read the password from FILE's first line")
+    source.add_argument("--password-stdin", action="store_true", help=_("read the password from stdin's first line"))
+    source.add_argument("--password-file", metavar="FILE", help=_("read the password from FILE's first line"))
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:
@@ -104,13 +109,16 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     settings = load_config(config_path(args))
     unknown = [n for n in args.network or () if n not in settings.networks]
     if unknown:
-        raise StaffError("--network", f"no network {unknown[0]!r} (known: {', '.join(settings.networks)})")
+        no_network = _("no network {name} (known: {known})")
+        raise StaffError("--network", no_network.format(name=repr(unknown[0]), known=", ".join(settings.networks)))
     password = read_password(args, args.name)
     with _writes() as staff:
         user = staff.add_user(args.name, args.role, args.network or (), Passwords().hash(password), new_secret())
-    scope = f" on {', '.join(user.networks)}" if user.networks else ""
-    print(f"account {user.name} added ({user.role}{scope}).")
-    print("The second factor (TOTP) is set up at the first sign-in on the operators' listener; it is then mandatory.")
+    scope = _(" on {networks}").format(networks=", ".join(user.networks)) if user.networks else ""
+    print(_("account {name} added ({role}{scope}).").format(name=user.name, role=user.role, scope=scope))
+    print(
+        _("The second factor (TOTP) is set up at the first sign-in on the operators' listener; it is then mandatory.")
+    )
     return 0
 
 
@@ -120,11 +128,12 @@ def cmd_user_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([u.shown() for u in users], indent=2, ensure_ascii=False))
         return 0
-    print(f"{'NAME':<20} {'ROLE':<7} {'STATE':<9} {'2FA':<8} NETWORKS")
+    heads = _("NAME"), _("ROLE"), _("STATE"), _("2FA"), _("NETWORKS")
+    print(f"{heads[0]:<20} {heads[1]:<7} {heads[2]:<9} {heads[3]:<8} {heads[4]}")
     now = _now()
     for user in users:
-        state = "disabled" if user.disabled else "locked" if user.locked(now) else "active"
-        factor = "enrolled" if user.enrolled else "pending"
+        state = _("disabled") if user.disabled else _("locked") if user.locked(now) else _("active")
+        factor = _("enrolled") if user.enrolled else _("pending")
         print(f"{user.name:<20} {user.role:<7} {state:<9} {factor:<8} {', '.join(user.networks) or '-'}")
     return 0
 
@@ -132,14 +141,14 @@ def cmd_user_list(args: argparse.Namespace) -> int:
 def cmd_user_disable(args: argparse.Namespace) -> int:
     with _writes() as staff:
         user = staff.set_disabled(args.name, True)
-    print(f"account {user.name} disabled: its sessions have ended.")
+    print(_("account {name} disabled: its sessions have ended.").format(name=user.name))
     return 0
 
 
 def cmd_user_enable(args: argparse.Namespace) -> int:
     with _writes() as staff:
         user = staff.set_disabled(args.name, False)
-    print(f"account {user.name} enabled.")
+    print(_("account {name} enabled.").format(name=user.name))
     return 0
 
 
@@ -148,7 +157,8 @@ def cmd_user_reset_mfa(args: argparse.Namespace) -> int:
 
     with _writes() as staff:
         user = staff.reset_second_factor(args.name, new_secret())
-    print(f"account {user.name}: second factor reset, sessions ended; a new one is set up at the next sign-in.")
+    reset = _("account {name}: second factor reset, sessions ended; a new one is set up at the next sign-in.")
+    print(reset.format(name=user.name))
     return 0
 
 
@@ -158,7 +168,7 @@ def cmd_user_password(args: argparse.Namespace) -> int:
     password = read_password(args, args.name)
     with _writes() as staff:
         user = staff.set_password(args.name, Passwords().hash(password))
-    print(f"account {user.name}: password changed, sessions ended, lockout lifted.")
+    print(_("account {name}: password changed, sessions ended, lockout lifted.").format(name=user.name))
     return 0
 
 
@@ -166,23 +176,25 @@ def register_user_commands(sub: Any, leaf: Callable[..., argparse.ArgumentParser
     from ..staff.roles import ROLES
 
     user = sub.add_parser(
-        "user", help="staff accounts (admin, editor, viewer)", description="Staff accounts of the operators' side."
+        "user",
+        help=_("staff accounts (admin, editor, viewer)"),
+        description=_("Staff accounts of the operators' side."),
     )
     verbs = user.add_subparsers(dest="user_command", metavar="ACTION", required=True, parser_class=parser_class)
-    add = leaf(verbs, "add", "add an account; its second factor is set up at its first sign-in", cmd_user_add)
-    add.add_argument("name", metavar="NAME", help="the account name (a staff handle, not an e-mail address)")
+    add = leaf(verbs, "add", _("add an account; its second factor is set up at its first sign-in"), cmd_user_add)
+    add.add_argument("name", metavar="NAME", help=_("the account name (a staff handle, not an e-mail address)"))
     add.add_argument("--role", required=True, choices=ROLES)
-    add.add_argument("--network", action="append", metavar="NETWORK", help="an editor's network (repeat for more)")
+    add.add_argument("--network", action="append", metavar="NETWORK", help=_("an editor's network (repeat for more)"))
     _password_options(add)
-    listed = leaf(verbs, "list", "list accounts (never a password or a secret)", cmd_user_list)
-    listed.add_argument("--json", action="store_true", help="print JSON")
+    listed = leaf(verbs, "list", _("list accounts (never a password or a secret)"), cmd_user_list)
+    listed.add_argument("--json", action="store_true", help=_("print JSON"))
     for name, help_text, func in (
-        ("disable", "disable an account; its sessions end at once", cmd_user_disable),
-        ("enable", "enable a disabled account", cmd_user_enable),
-        ("reset-mfa", "reset an account's second factor (lost phone); its sessions end", cmd_user_reset_mfa),
-        ("password", "set a new password (typed, or from stdin or a file); sessions end", cmd_user_password),
+        ("disable", N_("disable an account; its sessions end at once"), cmd_user_disable),
+        ("enable", N_("enable a disabled account"), cmd_user_enable),
+        ("reset-mfa", N_("reset an account's second factor (lost phone); its sessions end"), cmd_user_reset_mfa),
+        ("password", N_("set a new password (typed, or from stdin or a file); sessions end"), cmd_user_password),
     ):
-        verb = leaf(verbs, name, help_text, func)
+        verb = leaf(verbs, name, _(help_text), func)
         verb.add_argument("name", metavar="NAME")
         if name == "password":
             _password_options(verb)
