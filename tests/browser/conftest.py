@@ -17,6 +17,7 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 
 import httpx
 import pytest
+from components import missing_component
 from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
 from targets import free_port, wait_for
 
@@ -44,13 +45,6 @@ DESIGN_PATHS += ["/assures", "/accessibilite", "/methode", "/abonnement", "/conf
 def chromium_executable() -> str | None:
     """$TPMON_CHROMIUM (what .ci/chromium.sh prints), else `chromium` on PATH."""
     return os.environ.get("TPMON_CHROMIUM", "").strip() or shutil.which("chromium")
-
-
-def missing_component(message: str) -> None:
-    """Skip locally; fail under CI=true, where every component must be there."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{message} (CI=true: the browser tests fail rather than skip)", pytrace=False)
-    pytest.skip(message)
 
 
 class Demo:
