@@ -54,19 +54,19 @@ async def not_found(request: Request) -> Response:
 
 
 def routes() -> list[Route | Mount]:
-    # Starlette tries the routes in order: the first page comes first (it is the most asked for, and "/" names no
-    # other route); the rest keep their order
+    # Starlette tries the routes in order: the most asked for first — the first page and the Statuspage documents
+    # (none of their paths is one of another route's); the rest keep their order
     pages = html_routes()
     home = [route for route in pages if route.path == "/"]
     return [
         *home,
-        *public_push_routes(),  # 404 unless the operator opens pushes on the public listener
-        *api_routes(),
         # documents with absolute URLs: their public origin is part of their key (never a hostile Host)
         *(
             Route(path, cached(endpoint, absolute=True), methods=["GET", "HEAD"])
             for path, endpoint in statuspage_routes()
         ),
+        *public_push_routes(),  # 404 unless the operator opens pushes on the public listener
+        *api_routes(),
         *(Route(path, cached(endpoint, absolute=True), methods=["GET", "HEAD"]) for path, endpoint in feed_routes()),
         Route("/badge/{network}/{line}.svg", cached(badge), methods=["GET", "HEAD"]),
         *(route for route in pages if route.path != "/"),  # after the feeds: /reseaux/{network}/feed.atom is not a line
