@@ -377,7 +377,7 @@ def test_the_overview_shows_the_progressive_reactivation(site: Site) -> None:
         < text.index("50\u00a0%")
         < text.index("Rétabli")
     )
-    assert 'class="fill p25"' in article and 'class="fill p50"' in article
+    assert 'class="progress p25"' in article and 'class="progress p50"' in article
     english = words(site.client.get("/?lang=en").text)
     assert "Alpha — Optics restored" in english and "Outage — Unavailable" in english
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine
+from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.testclient import TestClient
 from targets import Target, alpha_config
@@ -271,7 +272,14 @@ def test_lang_query_sets_the_cookie_which_then_selects_english(site: Site) -> No
     assert again.headers["content-language"] == "en" and "set-cookie" not in again.headers
     french = site.get("/?lang=fr")  # the query wins over the cookie, and is remembered
     assert french.headers["content-language"] == "fr" and "lang=fr" in french.headers["set-cookie"]
-    assert site.get("/").headers["content-language"] == "fr"
+    same = site.get("/")  # the same cached page and representation as /?lang=fr: its cookie was said once only
+    assert same.headers["content-language"] == "fr" and "set-cookie" not in same.headers
+
+
+@pytest.mark.parametrize("path", ["/", "/reseaux/alpha", "/a%3Fb", "/é t", "/x?y#z", "/back\\slash"])
+def test_the_cache_key_names_a_path_as_starlette_does(path: str) -> None:
+    scope = {"type": "http", "path": path, "query_string": b"", "headers": [], "server": ("127.0.0.1", 80)}
+    assert page_cache._path(scope) == Request(scope).url.path
 
 
 def test_a_badge_or_feed_asked_in_english_sets_no_cookie(site: Site) -> None:

@@ -54,17 +54,22 @@ async def not_found(request: Request) -> Response:
 
 
 def routes() -> list[Route | Mount]:
+    # Starlette tries the routes in order: the most asked for first — the first page and the Statuspage documents
+    # (none of their paths is one of another route's); the rest keep their order
+    pages = html_routes()
+    home = [route for route in pages if route.path == "/"]
     return [
-        *public_push_routes(),  # 404 unless the operator opens pushes on the public listener
-        *api_routes(),
+        *home,
         # documents with absolute URLs: their public origin is part of their key (never a hostile Host)
         *(
             Route(path, cached(endpoint, absolute=True), methods=["GET", "HEAD"])
             for path, endpoint in statuspage_routes()
         ),
+        *public_push_routes(),  # 404 unless the operator opens pushes on the public listener
+        *api_routes(),
         *(Route(path, cached(endpoint, absolute=True), methods=["GET", "HEAD"]) for path, endpoint in feed_routes()),
         Route("/badge/{network}/{line}.svg", cached(badge), methods=["GET", "HEAD"]),
-        *html_routes(),  # after the feeds: /reseaux/{network}/feed.atom is not a line
+        *(route for route in pages if route.path != "/"),  # after the feeds: /reseaux/{network}/feed.atom is not a line
         *subscription_routes(),
         Route("/healthz", healthz),
         Route("/readyz", readyz),

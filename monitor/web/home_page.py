@@ -15,7 +15,18 @@ from .reactivation_timeline import Episode, episodes
 from .render import Links, PageArgs, render
 from .site_context import SiteContext
 
-__all__ = ["FILTER", "TIMELINE_DAYS", "LineEpisode", "NowGroup", "NowRow", "build_index", "line_episodes", "now_groups"]
+__all__ = [
+    "FILTER",
+    "TIMELINE_DAYS",
+    "LineEpisode",
+    "LineList",
+    "NowGroup",
+    "NowRow",
+    "build_index",
+    "line_episodes",
+    "line_lists",
+    "now_groups",
+]
 
 TIMELINE_DAYS = 30
 _STILL_OUT = (State.DOWN, State.PARTIAL, State.RECOVERING)
@@ -147,6 +158,29 @@ def now_groups(view: BoardView, line: str | None = None) -> list[NowGroup]:
     ]
 
 
+@dataclass(frozen=True)
+class LineList:
+    """One service line in the phone's list: the networks where it does not work (each said with its state and since
+    when), then those where it works, said together."""
+
+    id: str
+    label: str
+    troubled: list[tuple[NetworkView, Cell]]
+    working: list[NetworkView]
+
+
+def line_lists(view: BoardView, line: str | None = None) -> list[LineList]:
+    """The grid as a list per service line (of `line` only, if given), networks in the board's order."""
+    shown = [line] if line is not None else view.line_ids
+    lists = []
+    for line_id in shown:
+        offered = [(network, network.lines[line_id]) for network in view.networks if line_id in network.lines]
+        troubled = [(network, cell) for network, cell in offered if cell.state is not State.OPERATIONAL]
+        working = [network for network, cell in offered if cell.state is State.OPERATIONAL]
+        lists.append(LineList(line_id, view.line_labels[line_id], troubled, working))
+    return lists
+
+
 def build_index(services: SiteContext, lang: Lang, links: Links, args: PageArgs) -> str | None:
     """`/` and `/?domaine=optique`: blocking (reads the last 30 days of transitions); None (404) for a domaine that
     is not a line of the board (only known values make a page, and a cache entry)."""
@@ -173,6 +207,7 @@ def build_index(services: SiteContext, lang: Lang, links: Links, args: PageArgs)
         view=view,
         line=line,
         groups=now_groups(view, line),
+        line_lists=line_lists(view, line),
         declared=declared,
         timelines=timelines,
         history_ok=history_ok,

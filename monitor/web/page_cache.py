@@ -33,11 +33,12 @@ from typing import Any, ParamSpec, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
+from starlette.types import Scope
 
 from ..config import WebSettings
 from ..i18n import Lang, format_datetime, pick_lang
 
-__all__ = ["CachedBody", "PageCache", "cached", "public_origin", "request_lang"]
+__all__ = ["CachedBody", "PageCache", "Prepared", "cached", "prepare", "public_origin", "request_lang"]
 
 log = logging.getLogger("tpmon.web")
 
@@ -132,6 +133,8 @@ class CachedBody:
     headers: tuple[tuple[str, str], ...]
     etag: str
     gzipped: bytes | None = None  # compressed once, when built; None when it would not be smaller
+    # each representation (gzip or not) as it goes on the wire, made at its first request (see `prepare`)
+    prepared: dict[bool, Prepared] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def gzip_etag(self) -> str:
@@ -333,30 +336,81 @@ def _accepts_gzip(header: str) -> bool:
     return False
 
 
-def _answer(request: Request, page: CachedBody, lang: Lang, age: int | None) -> Response:
+@dataclass(frozen=True)
+class Prepared:
+    """One representation of a cached response as it goes on the wire: its validator and its raw headers, for a 200
+    and for a 304 (made once per representation: a cache hit then encodes no header again)."""
+
+    etag: str
+    ok: list[tuple[bytes, bytes]]
+    not_modified: list[tuple[bytes, bytes]]
+    html: bool  # a page (not a feed, a badge or JSON): an explicit `?lang=` on it is remembered
+
+
+def _headers(page: CachedBody, compressed: bool, age: int | None) -> dict[str, str]:
+    """The headers of `page` as served (gzipped or not, late or not), but Content-Encoding and Content-Length."""
     headers = dict(page.headers)
-    compressed = page.gzipped is not None and _accepts_gzip(request.headers.get("accept-encoding", ""))
     headers["etag"] = page.gzip_etag if compressed else page.etag
     headers.setdefault("cache-control", "no-cache")  # stored, always revalidated: a status page must be fresh
     if age is not None:
         headers["age"] = str(age)  # RFC 9111 §5.1: served late, from memory
-    html = "text/html" in headers.get("content-type", "")
-    vary = ["Accept-Language", "Cookie"] if html else []
+    vary = ["Accept-Language", "Cookie"] if "text/html" in headers.get("content-type", "") else []
     if page.gzipped is not None:
         vary.append("Accept-Encoding")
     if vary:
         headers["vary"] = ", ".join(vary)
-    inm = request.headers.get("if-none-match", "")
-    if headers["etag"] in {tag.strip().removeprefix("W/") for tag in inm.split(",")} or inm.strip() == "*":
-        return Response(status_code=304, headers={k: v for k, v in headers.items() if k != "content-type"})
+    return headers
+
+
+def _raw(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+
+
+def prepare(page: CachedBody, compressed: bool, age: int | None = None) -> Prepared:
+    """`page`'s representation (gzip or identity) ready to send: a 304 carries its headers but the body's type."""
+    headers = _headers(page, compressed, age)
+    not_modified = _raw({k: v for k, v in headers.items() if k != "content-type"})
     if compressed:
         headers["content-encoding"] = "gzip"
     body = page.gzipped if compressed and page.gzipped is not None else page.body
-    response = Response(body, status_code=page.status_code, headers=headers)
+    headers["content-length"] = str(len(body))
+    html = "text/html" in headers.get("content-type", "")
+    return Prepared(headers["etag"], _raw(headers), not_modified, html)
+
+
+class _Sent(Response):
+    """A response whose raw headers are already made (Starlette's Response would encode them again)."""
+
+    def __init__(self, status_code: int, raw_headers: list[tuple[bytes, bytes]], body: bytes = b"") -> None:
+        self.status_code = status_code
+        self.raw_headers = raw_headers  # a copy of its own: set_cookie appends to it
+        self.body = body
+        self.background = None
+
+
+def _answer(request: Request, page: CachedBody, lang: Lang, age: int | None) -> Response:
+    compressed = page.gzipped is not None and _accepts_gzip(request.headers.get("accept-encoding", ""))
+    if age is None:  # the usual case: made once per representation
+        ready = page.prepared.get(compressed)
+        if ready is None:
+            ready = page.prepared[compressed] = prepare(page, compressed)
+    else:
+        ready = prepare(page, compressed, age)
+    inm = request.headers.get("if-none-match")
+    if inm and (ready.etag in {tag.strip().removeprefix("W/") for tag in inm.split(",")} or inm.strip() == "*"):
+        return _Sent(304, list(ready.not_modified))
+    body = page.gzipped if compressed and page.gzipped is not None else page.body
+    response = _Sent(page.status_code, list(ready.ok), body)
     # An explicit choice on a page is remembered for the next pages (a feed or a badge asked in English is not one).
-    if html and request.query_params.get("lang") == lang:
+    if ready.html and request.query_params.get("lang") == lang:
         response.set_cookie("lang", lang, max_age=365 * 86400, samesite="lax")
     return response
+
+
+def _path(scope: Scope) -> str:
+    """`request.url.path` without building the URL (it showed in the profile of a cache hit): the same string."""
+    path: str = scope["path"]
+    return path.replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
 
 
 def cached(
@@ -377,7 +431,7 @@ def cached(
         # an English cookie and `/feed.atom?lang=en` are two documents (and the key's language is the page's).
         query = request.query_params
         named = tuple((name, query[name]) for name in wanted if name in query)
-        key = (request.url.path, named, lang, query.get("lang") == "en", public_origin(request) if absolute else "")
+        key = (_path(request.scope), named, lang, query.get("lang") == "en", public_origin(request) if absolute else "")
         stamp = cache.stamp()
         page = None if always_fresh else cache.get(key, stamp)
         age: int | None = None

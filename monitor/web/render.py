@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -34,6 +34,11 @@ MAIN_OPEN = '<main id="contenu" tabindex="-1">'  # as base.html opens it
 PageArgs = Mapping[str, str]
 
 
+def _iso_minute(moment: datetime) -> str:
+    """A `<time datetime>` as precise as the text it dates (the minute), in UTC: `2024-02-14T08:00Z`."""
+    return f"{moment.astimezone(UTC):%Y-%m-%dT%H:%MZ}"
+
+
 def _environment(lang: Lang) -> Environment:
     """The templates in `lang`: `_()`, `ngettext()` and `{% trans %}` read its catalog; the formats take `lang`
     by default."""
@@ -55,6 +60,7 @@ def _environment(lang: Lang) -> Environment:
         format_since=lambda moment, now, *_: format_since(moment, now, lang),
         format_date=lambda moment, *_: format_date(moment, lang),
         format_hour=format_hour,
+        iso_minute=_iso_minute,
         format_decimal=lambda number, *_: format_decimal(number, lang),
         format_percent=lambda ratio, _lang=lang, digits=2: format_percent(ratio, lang, digits),
     )

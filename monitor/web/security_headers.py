@@ -22,6 +22,11 @@ _COMMON = [
 ]
 
 
+# what each kind of response gets (made once: a request only filters out what its endpoint set itself)
+_PAGE_EXTRA = [*_COMMON, (b"content-security-policy", CSP.encode()), (b"x-frame-options", b"DENY")]
+_BADGE_EXTRA = [*_COMMON, (b"content-security-policy", _BADGE_CSP.encode())]
+
+
 class SecurityHeaders:
     """Pure ASGI (no per-request task): adds the headers unless the endpoint set them itself."""
 
@@ -32,16 +37,13 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        badge = scope["path"].startswith("/badge/")
-        extra = [(b"content-security-policy", (_BADGE_CSP if badge else CSP).encode())]
-        if not badge:
-            extra.append((b"x-frame-options", b"DENY"))
+        extra = _BADGE_EXTRA if scope["path"].startswith("/badge/") else _PAGE_EXTRA
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}
-                headers += [(name, value) for name, value in _COMMON + extra if name not in present]
+                headers += [(name, value) for name, value in extra if name not in present]
                 message["headers"] = headers
             await send(message)
 
