@@ -56,6 +56,7 @@ from .store.writer import STOP_GRACE
 from .web import admin_routes, routes
 from .web.api_v1 import api_not_found
 from .web.page_cache import PageCache
+from .web.publisher import Publisher, PublishReport
 from .web.security_headers import SecurityHeaders
 
 __all__ = [
@@ -122,6 +123,7 @@ class Services:
     desk: Desk = field(init=False)  # the operators' side: tokens, push intake, staff access
     notifier: Notifier | None = None  # the outbox's sender: always there, it fans out and prunes even with no channel
     subscriptions: SubscriptionDesk | None = None  # the public e-mail subscriptions, when the config offers them
+    publisher: Publisher | None = None  # keeps web.publish_dir a static export of the site, when it is set
 
     def __post_init__(self) -> None:
         self.pages = PageCache(self.stamp, store_up=lambda: self.store_up, clock=self.clock)
@@ -238,6 +240,8 @@ class Services:
             problems.append("database unreachable or not answering in time")
         if not self.scheduler.running:
             problems.append("scheduler not running")
+        if self.publisher is not None and self.publisher.problem is not None:
+            problems.append(f"published folder behind: {self.publisher.problem}")
         return problems
 
     def reload(self) -> ReloadReport | None:
@@ -453,6 +457,44 @@ def _start_jobs(services: Services, tick_seconds: float, housekeeping_seconds: f
     log.info("scheduler started: %d checks", len(report.added))
 
 
+def _start_publishing(services: Services, public: ASGIApp) -> asyncio.Task[None] | None:
+    """With `web.publish_dir`: the task keeping that folder a static export of the public site."""
+    web = services.settings.web
+    if web.publish_dir is None or web.public_url is None:  # the config's rules refuse one without the other
+        return None
+    metrics = services.metrics
+
+    def published(report: PublishReport) -> None:
+        metrics.note_publication(report.written + report.removed, report.seconds)
+
+    publisher = Publisher(
+        services,
+        public,
+        {"services": services},
+        Path(web.publish_dir),
+        web.public_url,
+        on_published=published,
+        on_failed=metrics.note_publish_failure,
+    )
+    services.publisher = publisher
+    metrics.note_publishing(lambda: publisher.published_at)
+    task = asyncio.get_running_loop().create_task(publisher.run(), name="tpmon-publish")
+    task.add_done_callback(_publishing_ended)
+    return task
+
+
+async def _cancel(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _publishing_ended(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("publishing stopped", exc_info=task.exception())
+
+
 async def _within(stopping: Awaitable[None], seconds: float, what: str) -> None:
     """Await a component's stop for at most `seconds` (a shutdown is bounded); log it if it takes longer."""
     try:
@@ -558,6 +600,7 @@ def create_apps(
             _start_jobs(services, tick_seconds, housekeeping_seconds)
             if services.notifier is not None:
                 await services.notifier.start()
+        publishing = _start_publishing(services, public) if schedule else None
         if handle_sighup:
             loop.add_signal_handler(signal.SIGHUP, services.reload)
         try:
@@ -565,6 +608,7 @@ def create_apps(
         finally:
             if handle_sighup:
                 loop.remove_signal_handler(signal.SIGHUP)
+            await _cancel(publishing)
             services.scheduler.shutdown()
             services.stopping.set()  # long loops of reads (roll-ups, pruning, availability) end where they are
             # side by side, each within STOP_GRACE + 1 s: the writer (written, or journalled), the operators' desk
