@@ -57,6 +57,7 @@ from .web import admin_routes, routes
 from .web.api_v1 import api_not_found
 from .web.page_cache import PageCache
 from .web.publisher import Publisher, PublishReport
+from .web.revalidation import Revalidation
 from .web.security_headers import SecurityHeaders
 
 __all__ = [
@@ -366,6 +367,13 @@ class _App(Starlette):
         return SecurityHeaders(super().build_middleware_stack())
 
 
+class _PublicApp(_App):
+    """The public site: a conditional request answered before under the same stamp gets its 304 before routing."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return Revalidation(super().build_middleware_stack())
+
+
 def _assemble(
     settings: Settings,
     db: Store,
@@ -635,5 +643,5 @@ def create_apps(
             finally:
                 shared.services = None
 
-    public = _App(routes=routes(), lifespan=lifespan, exception_handlers={404: api_not_found})
+    public = _PublicApp(routes=routes(), lifespan=lifespan, exception_handlers={404: api_not_found})
     return Listeners(public, _App(routes=admin_routes(), lifespan=lifespan))

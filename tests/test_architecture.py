@@ -138,6 +138,7 @@ INNER: dict[str, dict[str, float]] = {
                 "site_context",
                 "api_v1_models",
                 "admin_context",
+                "revalidation",
             ),
             1,
         ),

@@ -236,6 +236,38 @@ def test_if_none_match_answers_304_without_a_body(site: Site, header: str) -> No
     assert "content-type" not in answer.headers
 
 
+def test_a_conditional_request_answered_before_gets_its_304_before_routing_with_the_same_headers(site: Site) -> None:
+    cache = site.services.pages
+    page = site.get("/", **{"accept-encoding": "identity"})
+    hits = cache.hits
+    answer = site.get("/", **{"accept-encoding": "identity", "if-none-match": page.headers["etag"]})
+    assert answer.status_code == 304 and answer.content == b""
+    assert cache.revalidated == 1 and cache.hits == hits  # from the table: the route did not run
+    for name in ("etag", "cache-control", "vary", "content-language", "content-security-policy", "x-frame-options"):
+        assert answer.headers[name] == page.headers[name], name
+    assert "content-type" not in answer.headers and "set-cookie" not in answer.headers
+    badge = site.get("/badge/alpha/optique.svg")
+    again = site.get("/badge/alpha/optique.svg", **{"if-none-match": badge.headers["etag"]})
+    assert again.status_code == 304 and cache.revalidated == 2
+    assert again.headers["content-security-policy"] == badge.headers["content-security-policy"]  # frame-ancestors *
+
+
+def test_the_304_table_never_answers_another_representation_or_an_older_stamp(site: Site) -> None:
+    cache = site.services.pages
+    etag = site.get("/", **{"accept-encoding": "identity"}).headers["etag"]
+    english = site.get("/", **{"accept-encoding": "identity", "accept-language": "en", "if-none-match": etag})
+    assert english.status_code == 200 and english.headers["content-language"] == "en"  # another page
+    gzipped = site.get("/", **{"accept-encoding": "gzip", "if-none-match": etag})
+    assert gzipped.status_code == 200  # its own validator
+    assert cache.revalidated == 0
+    site.probe("pec")  # the page changes
+    changed = site.get("/", **{"accept-encoding": "identity", "if-none-match": etag})
+    assert changed.status_code == 200 and changed.headers["etag"] != etag and cache.revalidated == 0
+    site.clock.now = NOW + timedelta(minutes=1)  # a new stamp, the same page: 304 again, through the route
+    again = site.get("/", **{"accept-encoding": "identity", "if-none-match": changed.headers["etag"]})
+    assert again.status_code == 304 and cache.revalidated == 0
+
+
 def test_a_stale_tag_gets_the_page(site: Site) -> None:
     etag = site.get("/").headers["etag"]
     site.probe("pec")

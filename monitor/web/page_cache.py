@@ -25,7 +25,7 @@ import hashlib
 import ipaddress
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,7 +37,16 @@ from starlette.responses import PlainTextResponse, Response
 from ..config import WebSettings
 from ..i18n import Lang, format_datetime, pick_lang
 
-__all__ = ["CachedBody", "PageCache", "cached", "public_origin", "request_lang"]
+__all__ = [
+    "CachedBody",
+    "PageCache",
+    "Validator",
+    "cached",
+    "etag_matches",
+    "public_origin",
+    "request_lang",
+    "revalidation_key",
+]
 
 log = logging.getLogger("tpmon.web")
 
@@ -64,6 +73,43 @@ AGE_NOTICE = {
     "unreachable); the state may have changed since.",
 }
 LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+MAX_VALIDATORS = 4096  # requests remembered for a 304 without routing; past it, the table starts again
+_VARYING = (b"host", b"cookie", b"accept-language", b"accept-encoding")  # what a cached answer depends on
+
+
+def revalidation_key(scope: Mapping[str, Any]) -> tuple[Hashable, bytes | None]:
+    """(what names a request's answer exactly, its If-None-Match): the path and query as sent, the headers a
+    cached answer depends on (language, encoding, the Host of an absolute URL), the scheme and the address."""
+    found: dict[bytes, bytes] = {}
+    inm: bytes | None = None
+    for name, value in scope["headers"]:
+        if name == b"if-none-match":
+            inm = value
+        elif name in _VARYING:
+            found[name] = value
+    server = scope.get("server")
+    key = (
+        scope["path"],
+        scope["query_string"],
+        tuple(found.get(name) for name in _VARYING),
+        scope.get("scheme"),
+        tuple(server) if server else None,
+    )
+    return key, inm
+
+
+def etag_matches(if_none_match: str, etag: str) -> bool:
+    """RFC 9110 §13.1.2: any listed tag, weak or not, equal to `etag`; or `*`."""
+    return etag in {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")} or if_none_match.strip() == "*"
+
+
+@dataclass(frozen=True)
+class Validator:
+    """How a request was last answered: under which stamp, with which ETag, and the headers of its 304."""
+
+    stamp: Hashable
+    etag: str
+    headers: list[tuple[bytes, bytes]]
 
 
 def request_lang(request: Request) -> Lang:
@@ -192,6 +238,14 @@ class PageCache:
     _failing_until: float = 0.0
     _overdue: set[Hashable] = field(default_factory=set)  # keys whose running build a request gave up waiting for
     _pool: ThreadPoolExecutor | None = None
+    # request as sent → how it was answered: a conditional request answered from here skips routing (revalidation.py)
+    validators: dict[Hashable, Validator] = field(default_factory=dict)
+    revalidated: int = 0
+
+    def remember(self, key: Hashable, validator: Validator) -> None:
+        if len(self.validators) >= MAX_VALIDATORS and key not in self.validators:
+            self.validators.clear()  # varied headers churn it; the pages themselves are never evicted by it
+        self.validators[key] = validator
 
     # --- the tables ----------------------------------------------------------------------------------------------
     def _table(self, key: Hashable) -> OrderedDict[Hashable, Entry]:
@@ -333,7 +387,9 @@ def _accepts_gzip(header: str) -> bool:
     return False
 
 
-def _answer(request: Request, page: CachedBody, lang: Lang, age: int | None) -> Response:
+def _answer(request: Request, page: CachedBody, lang: Lang, age: int | None, remember: Hashable = None) -> Response:
+    """The response to `request` from `page`; with `remember` (the stamp `page` is fresh under), its 304 headers are
+    kept for the next conditional request as sent (revalidation.py answers it without routing)."""
     headers = dict(page.headers)
     compressed = page.gzipped is not None and _accepts_gzip(request.headers.get("accept-encoding", ""))
     headers["etag"] = page.gzip_etag if compressed else page.etag
@@ -346,9 +402,13 @@ def _answer(request: Request, page: CachedBody, lang: Lang, age: int | None) -> 
         vary.append("Accept-Encoding")
     if vary:
         headers["vary"] = ", ".join(vary)
-    inm = request.headers.get("if-none-match", "")
-    if headers["etag"] in {tag.strip().removeprefix("W/") for tag in inm.split(",")} or inm.strip() == "*":
-        return Response(status_code=304, headers={k: v for k, v in headers.items() if k != "content-type"})
+    unchanged = {k: v for k, v in headers.items() if k != "content-type"}
+    if remember is not None and age is None:
+        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in unchanged.items()]
+        cache: PageCache = request.state.services.pages
+        cache.remember(revalidation_key(request.scope)[0], Validator(remember, headers["etag"], raw))
+    if etag_matches(request.headers.get("if-none-match", ""), headers["etag"]):
+        return Response(status_code=304, headers=unchanged)
     if compressed:
         headers["content-encoding"] = "gzip"
     body = page.gzipped if compressed and page.gzipped is not None else page.body
@@ -386,7 +446,9 @@ def cached(
             if isinstance(outcome, Response):
                 return outcome
             page, age = outcome
-        return _answer(request, page, lang, age)
+        entry = cache.entry(key)
+        fresh = not always_fresh and entry is not None and entry.page is page and entry.stamp == stamp
+        return _answer(request, page, lang, age, stamp if fresh else None)
 
     serve.__name__ = getattr(endpoint, "__name__", "page")
     serve.__doc__ = endpoint.__doc__

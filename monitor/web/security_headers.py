@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["CSP", "SecurityHeaders"]
+__all__ = ["CSP", "SecurityHeaders", "security_headers"]
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -20,6 +20,15 @@ _COMMON = [
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=(), payment=(), usb=()"),
 ]
+
+
+_PAGE = [*_COMMON, (b"content-security-policy", CSP.encode()), (b"x-frame-options", b"DENY")]
+_BADGE = [*_COMMON, (b"content-security-policy", _BADGE_CSP.encode())]
+
+
+def security_headers(path: str) -> list[tuple[bytes, bytes]]:
+    """The headers every response at `path` carries (the same list each time: do not change it)."""
+    return _BADGE if path.startswith("/badge/") else _PAGE
 
 
 class SecurityHeaders:
