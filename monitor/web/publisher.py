@@ -112,9 +112,20 @@ def _kind(unit: Unit) -> str:
     its network's statuses, `global` any status, declaration or the minute (the home page's "last checked")."""
     if unit.pattern == "/static/":
         return "static"
-    if unit.incident or unit.pattern.startswith(("/incidents", "/api/v1/incidents")):
-        return "incidents"
+    if unit.incident or unit.pattern.startswith(("/incidents", "/api/v1/incidents")) or "/feed." in unit.pattern:
+        return "incidents"  # the feeds are incident updates only
     return "network" if unit.network is not None else "global"
+
+
+# written first after a change: what most readers look at (a network's page, the home page, the JSON clients poll)
+FIRST = ("/reseaux/{network}", "/api/v1/networks/{network}", "/", "/api/v2/summary.json", "/api/v2/status.json")
+FLUSH_EVERY = 0.1  # seconds of rendering after a change between writes: the first files are out at once
+
+
+def _priority(unit: Unit) -> int:
+    if unit.pattern in FIRST or unit.pattern == "/api/v1/status":
+        return 0
+    return 1 if unit.kind == "page" else 2
 
 
 def _network_of(key: str) -> str:
@@ -162,7 +173,7 @@ class Publisher:
                 problem = await self._write_unit(unit, client, site)
                 if problem is not None:
                     raise ExportError(problem)
-        broken = broken_links_in(site, self.origin)
+        broken = await self.services.pages.run(broken_links_in, site, self.origin)  # seconds: off the loop
         if broken:
             raise ExportError(f"{len(broken)} link(s) of the export lead nowhere, first {broken[0]}")
         await self.services.pages.run(self._swap, site)
@@ -220,11 +231,14 @@ class Publisher:
                 self._background.update(dict.fromkeys(self._units))
             affected = self._affected(snapshot.statuses)
             wanted = {"global", "incidents"} if declared else {"global"}
-            urgent = [
-                unit
-                for unit in self._units.values()
-                if _kind(unit) in wanted or (unit.network is not None and unit.network in affected)
-            ]
+            urgent = sorted(
+                (
+                    unit
+                    for unit in self._units.values()
+                    if _kind(unit) in wanted or (_kind(unit) == "network" and unit.network in affected)
+                ),
+                key=_priority,
+            )
         if self.clock() - self._refreshed_at >= REFRESH_EVERY:
             self._background.update(dict.fromkeys(self._units))
             self._refreshed_at = self.clock()
@@ -234,10 +248,16 @@ class Publisher:
             return None
         site = Site()
         failed: str | None = None
+        written = removed = 0
+        refused: str | None = None
         async with export_client(self.app, self.state, self.origin) as client:
+            flushed = self.clock()
             for unit in urgent:
                 failed = await self._write_unit(unit, client, site) or failed
                 self._background.pop(unit.address, None)
+                if self.clock() - flushed >= FLUSH_EVERY and refused is None:  # the first files out at once
+                    more, fewer, refused = await self._flush_site(site)
+                    written, removed, flushed = written + more, removed + fewer, self.clock()
             self._seen, self._statuses = seen, snapshot.statuses  # what is rendered now is what was seen
             sliced = self.clock() + SLICE
             while self._background and self.clock() < sliced:
@@ -245,12 +265,11 @@ class Publisher:
                 queued = self._units.get(address)
                 if queued is not None:
                     failed = await self._write_unit(queued, client, site) or failed
-        for relative, body in site.bodies.items():
-            if self._on_disk.get(relative) != body:
-                self._pending[relative] = body
-            else:
-                self._pending.pop(relative, None)
-        written, removed, refused = await self._flush()
+        if refused is None:
+            more, fewer, refused = await self._flush_site(site)
+            written, removed = written + more, removed + fewer
+        else:
+            self._note(site)  # written at the next attempt
         problem = refused or failed
         if problem is not None:
             self._fail(problem)
@@ -287,6 +306,20 @@ class Publisher:
         self._owner[unit.address] = frozenset(own.bodies)
         site.bodies.update(own.bodies)
         return None
+
+    def _note(self, site: Site) -> None:
+        """What `site` holds that the folder does not becomes pending; `site` is emptied."""
+        for relative, body in site.bodies.items():
+            if self._on_disk.get(relative) != body:
+                self._pending[relative] = body
+            else:
+                self._pending.pop(relative, None)
+        site.bodies.clear()
+
+    async def _flush_site(self, site: Site) -> tuple[int, int, str | None]:
+        """`_note(site)`, then write what is pending."""
+        self._note(site)
+        return await self._flush()
 
     async def _flush(self) -> tuple[int, int, str | None]:
         """Write what is pending: (files written, deleted, why it stopped short)."""

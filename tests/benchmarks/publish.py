@@ -103,7 +103,12 @@ def config_yaml(target: str, site: Path, networks: int, interval: int) -> str:
 
 
 def metric(port: int, name: str) -> float:
-    found = re.search(rf"^{name} (\S+)$", httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text, re.M)
+    """A metric's value on the server (0 while it does not answer yet)."""
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
+    except httpx.HTTPError:
+        return 0.0
+    found = re.search(rf"^{name} (\S+)$", text, re.M)
     return float(found.group(1)) if found else 0.0
 
 
@@ -277,7 +282,7 @@ def _answers(url: str) -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--networks", type=int, default=30, help="networks of 33 checks (default 30: 990 checks)")
-    parser.add_argument("--interval", type=int, default=10, help="seconds between probes of a check (default 10)")
+    parser.add_argument("--interval", type=int, default=30, help="seconds between probes of a check (default 30)")
     parser.add_argument("--changes", type=int, default=10, help="networks taken down then up, one at a time")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of each lag window and wrk run")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
@@ -288,10 +293,17 @@ def main() -> int:
         if shutil.which(tool) is None:
             say(f"{tool} is missing: apt-get install -y --no-install-recommends {tool}")
             return 2
+    def terminate(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # unwinds through every `finally`: nginx, server and target stopped
+
+    signal.signal(signal.SIGTERM, terminate)
     root = Path(tempfile.mkdtemp(prefix="tpmon-publish-bench-"))
     load = round(os.getloadavg()[0], 2)
     try:
         figures = run(args, root)
+    except KeyboardInterrupt:
+        say("interrupted")
+        return 130
     finally:
         if args.keep:
             say(f"kept {root}")
