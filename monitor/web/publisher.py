@@ -37,7 +37,15 @@ from ..config import Settings
 from ..errors import StoreError
 from .export_folder import ExportError, check_target, staging, swap_in, write_marker
 from .site_context import SiteContext
-from .static_export import Inventory, Site, Unit, broken_links_in, export_client, units, write_unit
+from .static_export import (
+    Inventory,
+    Site,
+    Unit,
+    broken_links_in,
+    export_client,
+    units,
+    write_unit,
+)
 
 __all__ = ["POLL", "REFRESH_EVERY", "RETRY_EVERY", "SLICE", "PublishReport", "Publisher", "write_atomically"]
 
@@ -153,6 +161,7 @@ class Publisher:
     _pending: dict[str, bytes | None] = field(default_factory=dict)  # to write (None: to delete), not yet done
     _units: dict[str, Unit] = field(default_factory=dict)  # by address, from the last inventory
     _background: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    _late: dict[str, None] = field(default_factory=dict)  # answered late by the app: rendered again at once
     _seen: tuple[Any, ...] | None = None  # what the last cycle published from
     _statuses: Mapping[str, Any] | None = None
     _dependants: dict[str, frozenset[str]] = field(default_factory=dict)
@@ -221,24 +230,7 @@ class Publisher:
         snapshot = self.services.snapshot()
         seen = self._what()
         previous = self._seen or ()
-        urgent: list[Unit] = []
-        if seen != previous:
-            # the page cache's stamp: (config, board version, declarations' version, history's version, minute)
-            reloaded = len(seen) != len(previous) or seen[0] != previous[0]
-            declared = reloaded or seen[2] != previous[2]
-            if declared or seen[3] != previous[3]:  # new incidents, a network added or removed, fresh roll-ups
-                self._take_inventory(await self.services.pages.run(Inventory.read, self.services))
-                self._background.update(dict.fromkeys(self._units))
-            affected = self._affected(snapshot.statuses)
-            wanted = {"global", "incidents"} if declared else {"global"}
-            urgent = sorted(
-                (
-                    unit
-                    for unit in self._units.values()
-                    if _kind(unit) in wanted or (_kind(unit) == "network" and unit.network in affected)
-                ),
-                key=_priority,
-            )
+        urgent = await self._urgent(snapshot.statuses, seen, previous)
         if self.clock() - self._refreshed_at >= REFRESH_EVERY:
             self._background.update(dict.fromkeys(self._units))
             self._refreshed_at = self.clock()
@@ -278,6 +270,31 @@ class Publisher:
         self._succeeded(report)
         return report
 
+    async def _urgent(
+        self, statuses: Mapping[str, Any], seen: tuple[Any, ...], previous: tuple[Any, ...]
+    ) -> list[Unit]:
+        """The units to render now, what most readers look at first: those a change since the last cycle reaches,
+        and those the app answered late last time."""
+        urgent: list[Unit] = []
+        if seen != previous:
+            # the page cache's stamp: (config, board version, declarations' version, history's version, minute)
+            reloaded = len(seen) != len(previous) or seen[0] != previous[0]
+            declared = reloaded or seen[2] != previous[2]
+            if declared or seen[3] != previous[3]:  # new incidents, a network added or removed, fresh roll-ups
+                self._take_inventory(await self.services.pages.run(Inventory.read, self.services))
+                self._background.update(dict.fromkeys(self._units))
+            affected = self._affected(statuses)
+            wanted = {"global", "incidents"} if declared else {"global"}
+            urgent = [
+                unit
+                for unit in self._units.values()
+                if _kind(unit) in wanted or (_kind(unit) == "network" and unit.network in affected)
+            ]
+        late = [self._units[address] for address in self._late if address in self._units]
+        self._late.clear()
+        chosen = {unit.address for unit in urgent}
+        return sorted(urgent + [unit for unit in late if unit.address not in chosen], key=_priority)
+
     def _affected(self, statuses: Mapping[str, Any]) -> set[str]:
         """The networks whose pages may differ from the last publication's: those with a changed status and
         those depending on them."""
@@ -297,7 +314,8 @@ class Publisher:
         tried again at the next cycle)."""
         own = Site()
         try:
-            await write_unit(unit, self.services, client, own)
+            if await write_unit(unit, self.services, client, own):  # the app's last rendering, not a fresh one:
+                self._late[unit.address] = None  # written (it is no older than the folder's), asked again first
         except (ExportError, StoreError) as exc:
             self._background[unit.address] = None
             return f"{unit.address} not rendered: {exc}"

@@ -205,12 +205,15 @@ def units(inventory: Inventory) -> list[Unit]:
     return found
 
 
-async def write_unit(unit: Unit, services: SiteContext, client: httpx.AsyncClient, site: Site) -> None:
-    """Render or fetch `unit` into `site`; ExportError when a file cannot be had (StoreError: the store failed)."""
+async def write_unit(unit: Unit, services: SiteContext, client: httpx.AsyncClient, site: Site) -> bool:
+    """Render or fetch `unit` into `site`; ExportError when a file cannot be had (StoreError: the store failed).
+    True when the app could only give its last rendering in time (an `Age` header): not quite the state of now."""
+    late = False
     if unit.kind == "file":
         response = await client.get(unit.address)
         if response.status_code != 200:
             raise ExportError(f"{unit.address} answered {response.status_code}; nothing was replaced")
+        late = "age" in response.headers
         site.write(unit.file, response.content)
     elif unit.kind == "error":
         # any address the server does not know: links start at the root, so one page serves every depth; the
@@ -219,6 +222,7 @@ async def write_unit(unit: Unit, services: SiteContext, client: httpx.AsyncClien
         site.write(unit.file, render("error.html", "fr", links, "", status=404).encode("utf-8"))
     else:
         await _render_page(unit, services, site)
+    return late
 
 
 async def _render(services: SiteContext, builder: Builder, address: str, params: dict[str, str], site: Site) -> bool:

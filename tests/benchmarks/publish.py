@@ -293,6 +293,7 @@ def main() -> int:
         if shutil.which(tool) is None:
             say(f"{tool} is missing: apt-get install -y --no-install-recommends {tool}")
             return 2
+
     def terminate(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt  # unwinds through every `finally`: nginx, server and target stopped
 
