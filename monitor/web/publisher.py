@@ -4,12 +4,16 @@ nginx or a CDN serves the readers of a national outage at the speed of files.
 The first publication is a whole export, swapped in as `tpmon export` does. Then, every `POLL` seconds, what
 changed since the last one is published: the snapshot's statuses are compared, and only the pages and files of
 the networks whose components changed (and of the networks depending on them) are rendered again, with the pages
-showing every network (home, lists, JSON documents, feeds). The other units are rendered again in the background,
+showing every network (home, Statuspage and /api/v1 documents); incidents' pages and the feeds (incident updates)
+when what ops declared changes. The other units are rendered again in the background,
 `SLICE` seconds of work per cycle (never delaying a change), when the history or what ops declared changed, after a
 reload, and at least every `REFRESH_EVERY` seconds: each page says the time of the last check it was written
 with, so none shows an old time for long, and none a recent one when it is old.
 
-Only files whose bytes changed are written, each into a temporary file beside it, then renamed over it: a
+After a change, what most readers look at comes first (a network's page and JSON, the home page, the Statuspage
+summary) and files are written every `FLUSH_EVERY` seconds of rendering. A file the app could only answer late
+(its last rendering, with an `Age`) is written and asked again first at the next cycle. Only files whose bytes
+changed are written, each into a temporary file beside it, then renamed over it: a
 reader of the folder gets the previous file or the new one, never a part. Files no unit writes any more
 (a network removed, a shorter list) are deleted. When the folder refuses a write (disk full, permissions),
 it is said once in the log, counted, shown in readiness, and tried again every `RETRY_EVERY` seconds; the files

@@ -211,9 +211,10 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                 network = networks[change % len(networks)]
                 for down in (True, False):
                     flip(target, network, down)
-                    wanted = "down" if down else "operational"
-                    found = wait(
-                        lambda n=network, w=wanted: (s := published_state(site, n)) and s[0] == w and s, 60, wanted
+                    found = wait(  # down; then back (recovering or operational: whatever comes first)
+                        lambda n=network, d=down: (s := published_state(site, n)) and (s[0] == "down") == d and s,
+                        120,
+                        f"{network} published {'down' if down else 'back'}",
                     )
                     delays.append(round(found[2] - found[1], 3))
             figures["publish_delay_s"] = {
