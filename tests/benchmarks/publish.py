@@ -201,9 +201,9 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             say(f"first publication: {figures['first_publication']}")
             networks = [f"reseau-{number:02d}" for number in range(args.networks)]
             wait(
-                lambda: all((found := published_state(site, n)) and found[0] == "operational" for n in networks),
+                lambda: all((found := published_state(site, n)) and found[0] != "unknown" for n in networks),
                 300,
-                "every network published operational",
+                "every network published with a known state",
             )
 
             delays = []
