@@ -37,9 +37,10 @@ from .delivery.subscription_desk import SubscriptionDesk
 from .engine.overrides import Overrides
 from .errors import ConfigError, MonitorError, NotFound, StoreError
 from .metrics import Metrics, derive_availability
-from .models import ComponentRef, ComponentStatus, Source
+from .models import ComponentRef, ComponentStatus, ProbeResult, Source
 from .notify.tokens import Signer, load_secret
 from .operators.desk import Desk
+from .probe_pool import ProbePool
 from .probes import ProbeContext
 from .probes.clients import HttpClients
 from .push_signals import PushInbox
@@ -80,8 +81,9 @@ Job = tuple[str, float, Callable[[], Awaitable[None]]]
 DEADLINE_EVERY = 0.2  # seconds between looks at the push deadlines: a missed one is concluded within a second
 TOKEN_USES_EVERY = 60.0  # seconds between writes of machine tokens' last use
 # Shutdown (SIGTERM, Ctrl-C): open requests get WEB_GRACE s on each listener (the operators' first, then the
-# public one); then the store writer gets STOP_GRACE (5 s) to write what it holds before journalling the rest, the
-# operators' desk and the notifier as long, side by side: 3 + 3 + 6 = 12 s at worst. Whatever still runs
+# public one); then the probe workers, if any, get probe_pool.STOP_GRACE (1.5 s, + 0.5 s once killed); then the store
+# writer gets STOP_GRACE (5 s) to write what it holds before journalling the rest, the operators' desk and the
+# notifier as long, side by side: 3 + 3 + 2 + 6 = 14 s at worst. Whatever still runs
 # SHUTDOWN_DEADLINE s after the first signal is cut short.
 WEB_GRACE = 3
 SHUTDOWN_DEADLINE = 15.0
@@ -124,6 +126,7 @@ class Services:
     desk: Desk = field(init=False)  # the operators' side: tokens, push intake, staff access
     notifier: Notifier | None = None  # the outbox's sender: always there, it fans out and prunes even with no channel
     subscriptions: SubscriptionDesk | None = None  # the public e-mail subscriptions, when the config offers them
+    workers: ProbePool | None = None  # the probe workers, when probes run in processes of their own
     publisher: Publisher | None = None  # keeps web.publish_dir a static export of the site, when it is set
 
     def __post_init__(self) -> None:
@@ -241,6 +244,8 @@ class Services:
             problems.append("database unreachable or not answering in time")
         if not self.scheduler.running:
             problems.append("scheduler not running")
+        if self.workers is not None and self.scheduler.running and not self.workers.alive:
+            problems.append("no probe worker running")
         if self.publisher is not None and self.publisher.problem is not None:
             problems.append(f"published folder behind: {self.publisher.problem}")
         return problems
@@ -257,6 +262,8 @@ class Services:
             return None
         self.pipeline.record(self.board.reload(settings, self.clock()))
         report = self.scheduler.apply(settings)
+        if self.workers is not None:
+            self.workers.apply(settings)
         for key in report.removed:
             self.metrics.forget(ComponentRef.parse(key))
         self.settings = settings
@@ -385,8 +392,11 @@ def _assemble(
     passwords: Passwords | None,
     live: bool = True,
     journal: Journal | None = None,
+    probe_workers: int = 1,
+    worker_logs: tuple[str, str] = ("info", "text"),
 ) -> tuple[Services, HttpClients]:
-    """Build the board (seeded from the store), writer, metrics, probes' context, pipeline and scheduler."""
+    """Build the board (seeded from the store), writer, metrics, probes' context, pipeline and scheduler; with
+    `probe_workers` > 1, the probe workers, and a scheduler that runs only the periodic jobs here."""
     board = Board(settings, clock(), db.load_statuses(), db.load_memories())
     writer = StoreWriter(db, journal=journal)
     metrics = Metrics(lambda: services.snapshot(), lambda: writer.stats)  # noqa: PLW0108 (services: below)
@@ -402,12 +412,49 @@ def _assemble(
     pipeline = Pipeline(board, writer, metrics, context, clock)
     writer.on_write = metrics.observe_write
     hooks = SchedulerHooks(metrics.scheduler_lag.observe, metrics.scheduler_missed.inc, metrics.scheduler_skipped.inc)
-    scheduler = Scheduler(lambda network, check: run_check(network, check, pipeline), hooks=hooks, speed=speed)
+    workers = None
+    if probe_workers > 1:  # probes run in the workers; the results come back to this process's pipeline
+        workers = ProbePool(
+            probe_workers,
+            _WorkerResults(pipeline, metrics),
+            registry=metrics.registry,
+            speed=speed,
+            log_level=worker_logs[0],
+            log_format=worker_logs[1],
+            environ=env,
+        )
+    scheduler = Scheduler(
+        lambda network, check: run_check(network, check, pipeline),
+        hooks=hooks,
+        speed=speed,
+        owns=(lambda key: False) if workers is not None else (lambda key: True),
+    )
     services = Services(settings, db, board, writer, metrics, scheduler, pipeline, clock, config_path, reload_status)
+    services.workers = workers
     services.desk = Desk(db, lambda: services.settings, clock, env, passwords=passwords)
     metrics.note_start(services.started_at)
     _notifications(services, env, live=live)
     return services, clients
+
+
+@dataclass
+class _WorkerResults:
+    """What the probe workers probed, through the same pipeline as a probe of this process."""
+
+    pipeline: Pipeline
+    metrics: Metrics
+
+    def take(self, result: ProbeResult, worker: int) -> None:
+        self.pipeline.take(result)
+
+    def lag(self, seconds: float) -> None:
+        self.metrics.scheduler_lag.observe(seconds)
+
+    def missed(self, runs: int) -> None:
+        self.metrics.scheduler_missed.inc(runs)
+
+    def skipped(self, runs: int) -> None:
+        self.metrics.scheduler_skipped.inc(runs)
 
 
 def _notifications(services: Services, env: Mapping[str, str], *, live: bool = True) -> None:
@@ -462,7 +509,10 @@ def _start_jobs(services: Services, tick_seconds: float, housekeeping_seconds: f
     report = services.scheduler.start(services.settings)
     for name, seconds, job in periodic_jobs(services, tick_seconds, housekeeping_seconds):
         services.scheduler.every(name, seconds, job)
-    log.info("scheduler started: %d checks", len(report.added))
+    if services.workers is not None:
+        log.info("scheduler started: %d checks, probed by %d workers", len(report.added), services.workers.count)
+    else:
+        log.info("scheduler started: %d checks", len(report.added))
 
 
 def _start_publishing(services: Services, public: ASGIApp) -> asyncio.Task[None] | None:
@@ -511,6 +561,20 @@ async def _within(stopping: Awaitable[None], seconds: float, what: str) -> None:
         log.warning("%s not stopped within %g s: shutting down without it", what, seconds)
 
 
+async def _stop_services(services: Services) -> None:
+    """Probes first (the workers' last results still reach the writer), then the writer, desk and notifier."""
+    services.scheduler.shutdown()
+    if services.workers is not None:
+        await services.workers.stop()
+    services.stopping.set()  # long loops of reads (roll-ups, pruning, availability) end where they are
+    # side by side, each within STOP_GRACE + 1 s: the writer (written, or journalled), the operators' desk
+    # (pushes waiting, token uses), the notifier (the sending under way; an unsettled one goes out again)
+    stops = [services.writer.stop(), _within(services.desk.stop(), STOP_GRACE + 1, "operators' desk")]
+    if services.notifier is not None:
+        stops.append(_within(services.notifier.stop(grace=STOP_GRACE), STOP_GRACE + 1, "notifier"))
+    await asyncio.gather(*stops)
+
+
 @dataclass(frozen=True)
 class Listeners:
     """The two ASGI apps of one tpmon, sharing one set of Services: the public site (read-only) and the operators'
@@ -542,6 +606,7 @@ def create_app(
     reload_status: Path | None = None,
     passwords: Passwords | None = None,
     journal: Journal | None = None,
+    probe_workers: int = 1,
 ) -> Starlette:
     """The public app alone (see `create_apps`); nothing is opened or started until the lifespan runs.
 
@@ -563,6 +628,7 @@ def create_app(
         reload_status=reload_status,
         passwords=passwords,
         journal=journal,
+        probe_workers=probe_workers,
     ).public
 
 
@@ -582,9 +648,12 @@ def create_apps(
     reload_status: Path | None = None,
     passwords: Passwords | None = None,
     journal: Journal | None = None,
+    probe_workers: int = 1,
+    worker_logs: tuple[str, str] = ("info", "text"),
 ) -> Listeners:
     """The public and the operators' ASGI apps over the same Services; `passwords` tunes Argon2 (tests); `journal`
-    receives what the store writer cannot write."""
+    receives what the store writer cannot write; `probe_workers` > 1 probes in that many processes (`probe_pool`),
+    which log at `worker_logs` (level, format)."""
     shared = _Shared()
 
     @contextlib.asynccontextmanager
@@ -592,7 +661,19 @@ def create_apps(
         db = store if store is not None else await asyncio.to_thread(Store.open, database_url or default_url())
         env = os.environ if environ is None else environ
         services, clients = await asyncio.to_thread(
-            _assemble, settings, db, clock, env, speed, config_path, reload_status, passwords, schedule, journal
+            _assemble,
+            settings,
+            db,
+            clock,
+            env,
+            speed,
+            config_path,
+            reload_status,
+            passwords,
+            schedule,
+            journal,
+            probe_workers,
+            worker_logs,
         )
         loop = asyncio.get_running_loop()
         # DNS lookups of probes run in the default pool: size it for the probe concurrency (asyncio's
@@ -606,6 +687,8 @@ def create_apps(
         await services.desk.start()  # after the first evaluation: the demo's clock runs 16,000 times faster
         if schedule:
             _start_jobs(services, tick_seconds, housekeeping_seconds)
+            if services.workers is not None:
+                await services.workers.start(services.settings)
             if services.notifier is not None:
                 await services.notifier.start()
         publishing = _start_publishing(services, public) if schedule else None
@@ -617,14 +700,7 @@ def create_apps(
             if handle_sighup:
                 loop.remove_signal_handler(signal.SIGHUP)
             await _cancel(publishing)
-            services.scheduler.shutdown()
-            services.stopping.set()  # long loops of reads (roll-ups, pruning, availability) end where they are
-            # side by side, each within STOP_GRACE + 1 s: the writer (written, or journalled), the operators' desk
-            # (pushes waiting, token uses), the notifier (the sending under way; an unsettled one goes out again)
-            stops = [services.writer.stop(), _within(services.desk.stop(), STOP_GRACE + 1, "operators' desk")]
-            if services.notifier is not None:
-                stops.append(_within(services.notifier.stop(grace=STOP_GRACE), STOP_GRACE + 1, "notifier"))
-            await asyncio.gather(*stops)
+            await _stop_services(services)
             db.abort_operations()  # reads of jobs still under way (a hung database) end now, not at their deadline
             await clients.aclose()
             if store is None:

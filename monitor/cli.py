@@ -36,6 +36,16 @@ def port_number(text: str) -> int:
     return port
 
 
+def probe_workers(text: str) -> int:
+    """`--probe-workers`: 1–64 or `auto`."""
+    from .probe_pool import worker_count
+
+    try:
+        return worker_count(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number of workers (1 to 64, or auto)") from None
+
+
 def _config_path(args: argparse.Namespace) -> str:
     return str(getattr(args, "config", None) or os.environ.get("TPMON_CONFIG") or DEFAULT_CONFIG)
 
@@ -124,6 +134,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         handle_sighup=True,
         reload_status=pid_file.with_suffix(".reload.json"),
         journal=journal,
+        probe_workers=args.probe_workers,
+        worker_logs=(args.log_level, args.log_format),
     )
     public = public_server(apps.public, args.host, args.port, public_limits)
     behind = admin_server(apps.admin, *admin, admin_limits) if admin is not None and admin_limits is not None else None
@@ -387,6 +399,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--admin-port", type=int, help="port of the operators' listener (default: config admin.port, 8081)"
     )
     serve.add_argument("--no-admin", action="store_true", help="run without the operators' listener")
+    serve.add_argument(
+        "--probe-workers",
+        type=probe_workers,
+        default=1,
+        metavar="N",
+        help="probe in N processes of their own (1–64, or auto: one per core); default 1: in the server's process",
+    )
     serve.set_defaults(func=cmd_serve)
 
     demo = sub.add_parser(
