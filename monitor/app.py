@@ -535,6 +535,12 @@ def _start_publishing(services: Services, public: ASGIApp) -> asyncio.Task[None]
         on_failed=metrics.note_publish_failure,
     )
     services.publisher = publisher
+
+    def changed(change: BoardChange) -> None:
+        if change.statuses or change.transitions:  # a state shown changed: publish it now, not at the next poll
+            publisher.wake()
+
+    services.pipeline.listeners.append(changed)
     metrics.note_publishing(lambda: publisher.published_at)
     task = asyncio.get_running_loop().create_task(publisher.run(), name="tpmon-publish")
     task.add_done_callback(_publishing_ended)

@@ -39,7 +39,7 @@ from starlette.types import ASGIApp
 
 from ..config import Settings
 from ..errors import StoreError
-from .export_folder import ExportError, check_target, staging, swap_in, write_marker
+from .export_folder import ExportError, check_target, staging, swap_in, sync_folder, write_marker
 from .site_context import SiteContext
 from .static_export import (
     Inventory,
@@ -70,24 +70,32 @@ class PublishReport:
     seconds: float
 
 
-def write_atomically(root: Path, relative: str, body: bytes, mode: int) -> None:
-    """Blocking: `root/relative` holds `body`, replaced in one rename (a reader never sees a part of it)."""
+def write_atomically(root: Path, relative: str, body: bytes, mode: int, *, sync: bool = True) -> Path:
+    """Blocking: `root/relative` holds `body`, replaced in one rename (a reader never sees a part of it); the
+    bytes are on disk before the rename (a crash never leaves an empty or partial file under its name), and
+    with `sync` the rename too. Returns the file's folder (to sync once for many files, without `sync`)."""
     path = root / relative
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(body)
+            out.flush()
+            os.fsync(out.fileno())
         os.chmod(temporary, mode)  # mkstemp makes it 0600: the web server may run as another user
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+    if sync:
+        sync_folder(path.parent)
+    return path.parent
 
 
-def _remove(root: Path, relative: str) -> None:
-    """Blocking: delete `root/relative`, then its folders left empty (a removed network's pages)."""
+def _remove(root: Path, relative: str) -> Path:
+    """Blocking: delete `root/relative`, then its folders left empty (a removed network's pages); the folder
+    whose entries changed last (to sync)."""
     path = root / relative
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
@@ -96,8 +104,9 @@ def _remove(root: Path, relative: str) -> None:
         try:
             parent.rmdir()
         except OSError:  # not empty (or gone): the folders above are not empty either
-            return
+            return parent
         parent = parent.parent
+    return root
 
 
 def _dependants(settings: Settings) -> dict[str, frozenset[str]]:
@@ -129,15 +138,24 @@ def _kind(unit: Unit) -> str:
     return "network" if unit.network is not None else "global"
 
 
-# written first after a change: what most readers look at (a network's page, the home page, the JSON clients poll)
-FIRST = ("/reseaux/{network}", "/api/v1/networks/{network}", "/", "/api/v2/summary.json", "/api/v2/status.json")
-FLUSH_EVERY = 0.1  # seconds of rendering after a change between writes: the first files are out at once
+# written first after a change, each group as soon as it is rendered: the documents clients poll (a few ms each),
+# then the pages most readers look at (a network's, the home page), then the other pages, then the other files
+FIRST_DOCUMENTS = (
+    "/api/v1/networks/{network}",
+    "/api/v1/status",
+    "/api/v2/summary.json",
+    "/api/v2/status.json",
+)
+FIRST_PAGES = ("/reseaux/{network}", "/")
+FLUSH_EVERY = 0.1  # seconds of rendering between writes after the first groups
 
 
 def _priority(unit: Unit) -> int:
-    if unit.pattern in FIRST or unit.pattern == "/api/v1/status":
+    if unit.pattern in FIRST_DOCUMENTS:
         return 0
-    return 1 if unit.kind == "page" else 2
+    if unit.pattern in FIRST_PAGES:
+        return 1
+    return 2 if unit.kind == "page" else 3
 
 
 def _network_of(key: str) -> str:
@@ -165,6 +183,7 @@ class Publisher:
     _pending: dict[str, bytes | None] = field(default_factory=dict)  # to write (None: to delete), not yet done
     _units: dict[str, Unit] = field(default_factory=dict)  # by address, from the last inventory
     _background: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    _deferred: OrderedDict[str, None] = field(default_factory=OrderedDict)  # a change's, put off for a newer change
     _late: dict[str, None] = field(default_factory=dict)  # answered late by the app: rendered again at once
     _seen: tuple[Any, ...] | None = None  # what the last cycle published from
     _statuses: Mapping[str, Any] | None = None
@@ -172,6 +191,22 @@ class Publisher:
     _refreshed_at: float = 0.0
     _retry_at: float = 0.0
     _mode: int = 0o644
+    _wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    def wake(self) -> None:
+        """The board changed: publish now rather than at the next poll (from the event loop or any thread)."""
+        loop = self._loop
+        if loop is None:
+            return  # not running yet: the first publication takes whatever is current
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._wakeup.set()
+        else:
+            loop.call_soon_threadsafe(self._wakeup.set)
 
     # --- the first publication -----------------------------------------------------------------------------------
     async def publish_all(self) -> PublishReport:
@@ -193,6 +228,7 @@ class Publisher:
         self._on_disk = dict(site.bodies)
         self._pending.clear()
         self._background.clear()
+        self._deferred.clear()
         self._seen, self._statuses = self._what(), snapshot.statuses
         self._refreshed_at = self.clock()
         report = PublishReport(site.files, 0, self.clock() - started)
@@ -224,6 +260,7 @@ class Publisher:
             for relative in self._owner.pop(address, frozenset()):
                 self._pending[relative] = None
             self._background.pop(address, None)
+            self._deferred.pop(address, None)
         self._units = found
         self._dependants = _dependants(self.services.settings)
 
@@ -238,7 +275,7 @@ class Publisher:
         if self.clock() - self._refreshed_at >= REFRESH_EVERY:
             self._background.update(dict.fromkeys(self._units))
             self._refreshed_at = self.clock()
-        if not urgent and not self._background and not self._pending:
+        if not urgent and not self._background and not self._deferred and not self._pending:
             self._seen, self._statuses = seen, snapshot.statuses
             self.published_at = self.wall()  # nothing changed: the folder is up to date
             return None
@@ -248,16 +285,24 @@ class Publisher:
         refused: str | None = None
         async with export_client(self.app, self.state, self.origin) as client:
             flushed = self.clock()
-            for unit in urgent:
+            for number, unit in enumerate(urgent):
                 failed = await self._write_unit(unit, client, site) or failed
                 self._background.pop(unit.address, None)
-                if self.clock() - flushed >= FLUSH_EVERY and refused is None:  # the first files out at once
+                self._deferred.pop(unit.address, None)
+                following = urgent[number + 1] if number + 1 < len(urgent) else None
+                if following is not None and _priority(following) >= 2 and self._wakeup.is_set():
+                    # the board changed again: its first files before the rest of this one's (next, first in line)
+                    self._deferred.update(dict.fromkeys(rest.address for rest in urgent[number + 1 :]))
+                    break
+                # the first groups out as soon as they are rendered (the pages one by one), then every FLUSH_EVERY
+                first = _priority(unit) == 1 or (_priority(unit) == 0 and (following is None or _priority(following)))
+                if (first or self.clock() - flushed >= FLUSH_EVERY) and refused is None:
                     more, fewer, refused = await self._flush_site(site)
                     written, removed, flushed = written + more, removed + fewer, self.clock()
             self._seen, self._statuses = seen, snapshot.statuses  # what is rendered now is what was seen
             sliced = self.clock() + SLICE
-            while self._background and self.clock() < sliced:
-                address, _ = self._background.popitem(last=False)
+            while (self._deferred or self._background) and self.clock() < sliced and not self._wakeup.is_set():
+                address, _ = (self._deferred or self._background).popitem(last=False)
                 queued = self._units.get(address)
                 if queued is not None:
                     failed = await self._write_unit(queued, client, site) or failed
@@ -355,24 +400,32 @@ class Publisher:
         return done[0], done[1], None
 
     def _write(self, pending: dict[str, bytes | None], done: list[int]) -> None:
-        """Blocking: every pending file written (or deleted), each noted as done as soon as it is."""
-        for relative, body in pending.items():
-            if body is None:
-                _remove(self.target, relative)
-                self._on_disk.pop(relative, None)
-                done[1] += 1
-            else:
-                write_atomically(self.target, relative, body, self._mode)
-                self._on_disk[relative] = body
-                done[0] += 1
-            del self._pending[relative]
+        """Blocking: every pending file written (or deleted), each noted as done as soon as it is; each file's
+        bytes on disk before its rename, the folders' renames on disk before it returns."""
+        folders: set[Path] = set()
+        try:
+            for relative, body in pending.items():
+                if body is None:
+                    folders.add(_remove(self.target, relative))
+                    self._on_disk.pop(relative, None)
+                    done[1] += 1
+                else:
+                    folders.add(write_atomically(self.target, relative, body, self._mode, sync=False))
+                    self._on_disk[relative] = body
+                    done[0] += 1
+                del self._pending[relative]
+        finally:
+            for folder in folders:
+                with contextlib.suppress(FileNotFoundError):
+                    sync_folder(folder)
 
     # --- outcomes ------------------------------------------------------------------------------------------------
     def _succeeded(self, report: PublishReport) -> None:
         if self.problem is not None:
             log.info("publishing into %s again", self.target)
         self.problem = None
-        self.published_at = self.wall()
+        if not self._deferred:  # else a change's files are still to come: the folder is not the live state yet
+            self.published_at = self.wall()
         self.on_published(report)
 
     def _fail(self, problem: str) -> None:
@@ -385,7 +438,8 @@ class Publisher:
 
     async def run(self) -> None:
         """The publishing loop, until cancelled: the whole export first (tried again until it is in place),
-        then what changes."""
+        then what changes: at once when the board changes (`wake`), else every POLL seconds."""
+        self._loop = asyncio.get_running_loop()
         while True:
             try:
                 await self.publish_all()
@@ -394,7 +448,9 @@ class Publisher:
                 self._fail(str(exc) if not isinstance(exc, OSError) else f"cannot write: {exc.strerror or exc}")
             await asyncio.sleep(RETRY_EVERY)
         while True:
-            await asyncio.sleep(POLL)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), POLL)
+            self._wakeup.clear()
             if self.problem is not None and self.clock() < self._retry_at:
                 continue
             try:

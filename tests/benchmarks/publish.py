@@ -2,16 +2,18 @@
 
 Not part of the test run. Usage:
 
-    .venv/bin/python tests/benchmarks/publish.py [--networks 30] [--interval 10] [--changes 10] [--duration 10]
+    .venv/bin/python tests/benchmarks/publish.py [--quick] [--networks 30] [--interval 30] [--changes 10]
+        [--duration 10]
 
 Starts a loopback HTTP target, `tpmon serve` (empty SQLite store) probing `--networks` × 11 lines × 3 checks
 (30 → 990 checks) every `--interval` seconds and publishing into a folder, and Debian's nginx serving that folder
 (plain HTTP on loopback, the root, `try_files` and types of config/nginx-tpmon-published.conf). Then:
 
-1. the first publication: how long until the whole folder is there;
+1. the first publication: how long until the whole folder is there (watched in the folder: the export's marker,
+   never by scraping the server), and the scheduler's lag meanwhile;
 2. the publish delay: `--changes` times, one network's target fails (then comes back); the delay is the published
    JSON file's modification time minus the transition's time it states (`since`) — what the board decided to
-   what a reader of the folder gets;
+   what a reader of the folder gets — and the same for the network's page and the home page written with it;
 3. the scheduler's lag (p50/p99 from `tpmon_scheduler_lag_seconds`) while nothing changes, and during a storm of
    changes (a network flipping every second), i.e. while the publisher renders and writes;
 4. wrk (`--duration` s, `--connections`) on `/` and `/api/v2/summary.json`: nginx serving the files, then the
@@ -195,9 +197,17 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         tpmon += ["--pid-file", str(root / "tpmon.pid"), "--log-level", "warning", "--no-admin"]
         started = time.monotonic()
         with process(tpmon, root / "serve.log", env) as server:
-            wait(lambda: metric(port, "tpmon_publish_last_success_timestamp_seconds") > 0, 600, "first publication")
+            wait(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), 120, "the server")
+            listening = round(time.monotonic() - started, 1)
+            before = lag_buckets(port)
+            wait((site / ".tpmon-export").is_file, 600, "first publication")  # written last, swapped in
             files = sum(1 for path in site.rglob("*") if path.is_file())
-            figures["first_publication"] = {"seconds_from_start": round(time.monotonic() - started, 1), "files": files}
+            figures["first_publication"] = {
+                "seconds_from_start": round(time.monotonic() - started, 1),
+                "server_listening_at_s": listening,
+                "files": files,
+                "scheduler_lag_meanwhile": quantiles(before, lag_buckets(port)),
+            }
             say(f"first publication: {figures['first_publication']}")
             networks = [f"reseau-{number:02d}" for number in range(args.networks)]
             wait(
@@ -206,7 +216,7 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                 "every network published with a known state",
             )
 
-            delays = []
+            delays: dict[str, list[float]] = {"json": [], "network_page": [], "home_page": []}
             for change in range(args.changes):
                 network = networks[change % len(networks)]
                 for down in (True, False):
@@ -216,12 +226,16 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                         120,
                         f"{network} published {'down' if down else 'back'}",
                     )
-                    delays.append(round(found[2] - found[1], 3))
+                    delays["json"].append(round(found[2] - found[1], 3))
+                    for name, page in (
+                        ("network_page", site / "reseaux" / network / "index.html"),
+                        ("home_page", site / "index.html"),
+                    ):  # written after the JSON, in the same publication
+                        mtime = wait(lambda p=page, j=found[2]: (m := p.stat().st_mtime) >= j and m, 60, f"{page}")
+                        delays[name].append(round(mtime - found[1], 3))
             figures["publish_delay_s"] = {
-                "changes": len(delays),
-                "max": max(delays),
-                "median": sorted(delays)[len(delays) // 2],
-                "all": delays,
+                name: {"changes": len(found), "max": max(found), "median": sorted(found)[len(found) // 2], "all": found}
+                for name, found in delays.items()
             }
             say(f"publish delay: {figures['publish_delay_s']}")
 
@@ -289,7 +303,10 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder")
+    parser.add_argument("--quick", action="store_true", help="10 networks (330 checks), 3 changes, 4 s windows")
     args = parser.parse_args()
+    if args.quick:
+        args.networks, args.changes, args.duration = 10, 3, 4.0
     for tool in ("wrk",):
         if shutil.which(tool) is None:
             say(f"{tool} is missing: apt-get install -y --no-install-recommends {tool}")
