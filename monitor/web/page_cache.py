@@ -80,13 +80,13 @@ _VARYING = (b"host", b"cookie", b"accept-language", b"accept-encoding")  # what 
 def revalidation_key(scope: Mapping[str, Any]) -> tuple[Hashable, bytes | None]:
     """(what names a request's answer exactly, its If-None-Match): the path and query as sent, the headers a
     cached answer depends on (language, encoding, the Host of an absolute URL), the scheme and the address."""
-    found: dict[bytes, bytes] = {}
+    found: dict[bytes, tuple[bytes, ...]] = {}
     inm: bytes | None = None
     for name, value in scope["headers"]:
         if name == b"if-none-match":
-            inm = value
+            inm = value if inm is None else inm + b", " + value  # several lines are one list (RFC 9110 §5.3)
         elif name in _VARYING:
-            found[name] = value
+            found[name] = (*found.get(name, ()), value)  # every line, in order: the app reads the first
     server = scope.get("server")
     key = (
         scope["path"],
@@ -233,6 +233,7 @@ class PageCache:
     _pages: OrderedDict[Hashable, Entry] = field(default_factory=OrderedDict)
     _queried: OrderedDict[Hashable, Entry] = field(default_factory=OrderedDict)
     _building: dict[Hashable, asyncio.Task[CachedBody | Response]] = field(default_factory=dict)
+    _building_stamps: dict[Hashable, Hashable] = field(default_factory=dict)  # the stamp each running build began at
     _new_building: int = 0
     _failed: dict[Hashable, float] = field(default_factory=dict)  # key → loop time of its last failed build
     _failing_until: float = 0.0
@@ -299,21 +300,29 @@ class PageCache:
         loop = asyncio.get_running_loop()
         if last is not None and key in self._overdue:
             return self._late(key, last, lang)  # a reader already waited for this build in vain: no one else waits
-        task = self._building.get(key)
-        if task is None:
-            failed = self._failed.get(key)
-            if last is not None and failed is not None and loop.time() - failed < RETRY_AFTER:
-                return self._late(key, last, lang)  # it failed just now for want of the store: not yet again
-            if last is None and self._new_building >= MAX_NEW_BUILDS:
-                return PlainTextResponse(_BUSY, status_code=503, headers={"Retry-After": "1", **_NO_STORE})
-            task = self._start(key, stamp, build, new=last is None)
         degraded = self.degraded
         if last is not None:
             wait = DEGRADED_WAIT if degraded else FRESH_WAIT
         else:
             wait = FRESH_WAIT if degraded else FIRST_WAIT
+        deadline = loop.time() + wait
+        task = self._building.get(key)
         try:
-            outcome = await asyncio.wait_for(asyncio.shield(task), wait)
+            if task is not None and self._building_stamps.get(key) != stamp:
+                # begun before this request, under an older stamp: its page may show the state before what this
+                # request's stamp says (and validate a reader's copy from then); it ends, then this stamp's is built
+                with contextlib.suppress(Exception):  # a build that raised: this one is tried
+                    await asyncio.wait_for(asyncio.shield(task), wait)
+                last = self.entry(key)
+                task = self._building.get(key)  # begun since by a request of this stamp or a newer one: joined
+            if task is None:
+                failed = self._failed.get(key)
+                if last is not None and failed is not None and loop.time() - failed < RETRY_AFTER:
+                    return self._late(key, last, lang)  # it failed just now for want of the store: not yet again
+                if last is None and self._new_building >= MAX_NEW_BUILDS:
+                    return PlainTextResponse(_BUSY, status_code=503, headers={"Retry-After": "1", **_NO_STORE})
+                task = self._start(key, stamp, build, new=last is None)
+            outcome = await asyncio.wait_for(asyncio.shield(task), max(0.0, deadline - loop.time()))
         except TimeoutError:
             if key in self._building:
                 self._overdue.add(key)
@@ -334,6 +343,7 @@ class PageCache:
                 response = await build()
             finally:
                 self._building.pop(key, None)
+                self._building_stamps.pop(key, None)
                 self._overdue.discard(key)
                 if new:
                     self._new_building -= 1
@@ -354,6 +364,7 @@ class PageCache:
         task = asyncio.get_running_loop().create_task(building())
         task.add_done_callback(_log_crash)
         self._building[key] = task
+        self._building_stamps[key] = stamp
         return task
 
     def _late(self, key: Hashable, entry: Entry, lang: Lang) -> tuple[CachedBody, int]:
