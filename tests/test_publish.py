@@ -5,6 +5,7 @@ config/nginx-tpmon-published.conf (only its ports, certificate paths and root ch
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import socket
@@ -250,3 +251,32 @@ def test_an_atomic_write_leaves_no_temporary_file_and_keeps_the_old_one_on_failu
     with pytest.raises(OSError):
         write_atomically(tmp_path, "a/b/c", b"two", 0o644)
     assert sorted(p.name for p in (tmp_path / "a" / "b").iterdir()) == ["c", "index.html"]  # no temporary left
+
+
+def test_an_atomic_write_is_on_disk_before_its_rename_and_its_rename_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash never leaves an empty or partial file under a published name (ext4 without auto_da_alloc, XFS)."""
+    done: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(handle: int) -> None:
+        done.append(("fsync", os.readlink(f"/proc/self/fd/{handle}")))
+        real_fsync(handle)
+
+    def replace(source: str | Path, target: str | Path) -> None:
+        done.append(("rename", f"{source} → {target}"))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    write_atomically(tmp_path, "reseaux/alpha/index.html", b"<html>", 0o644)
+    folder = str(tmp_path / "reseaux" / "alpha")
+    assert [kind for kind, _ in done] == ["fsync", "rename", "fsync"]
+    temporary = done[0][1]
+    assert temporary.startswith(folder + "/.index.html.") and temporary.endswith(".tmp")  # the bytes, then
+    assert done[1][1] == f"{temporary} → {folder}/index.html"  # the name, then
+    assert done[2][1] == folder  # the folder's entry
+    done.clear()
+    write_atomically(tmp_path, "reseaux/alpha/index.html", b"<html>2", 0o644, sync=False)  # a batch syncs after
+    assert [kind for kind, _ in done] == ["fsync", "rename"]

@@ -47,6 +47,9 @@ from web_data import LINE_FLOWS
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared loopback target
 from targets import Target, free_port
 
+from monitor.web.export_folder import sync_folder
+from monitor.web.publisher import write_atomically
+
 PATHS = ("/", "/api/v2/summary.json")
 NGINX = """daemon off;
 user root;
@@ -282,10 +285,39 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                         say(f"{name} {path}: {served[name][path]}")
                 figures["served"] = served
             figures["tpmon_cpu_s"] = round(cpu_seconds(server.pid), 1)
+            figures["atomic_write_ms_per_file"] = write_costs(root / "writes")
+            say(f"atomic writes: {figures['atomic_write_ms_per_file']}")
             figures["publish_failures"] = metric(port, "tpmon_publish_failures_total")
     finally:
         target.close()
     return figures
+
+
+def write_costs(folder: Path, files: int = 200, size: int = 35_000) -> dict[str, float]:
+    """ms per file written into `folder` (the published folder's filesystem): without fsync (write, rename), as the
+    publisher writes a batch (the bytes fsynced before the rename, the folder once), and one file alone (its
+    folder too)."""
+    body = b"x" * size
+    folder.mkdir()
+
+    def plain(relative: str) -> None:
+        temporary = folder / f".{relative}.tmp"
+        temporary.write_bytes(body)
+        os.replace(temporary, folder / relative)
+
+    found = {}
+    for name, write in (
+        ("no_fsync", plain),
+        ("batch", lambda relative: write_atomically(folder, relative, body, 0o644, sync=False)),
+        ("alone", lambda relative: write_atomically(folder, relative, body, 0o644)),
+    ):
+        started = time.perf_counter()
+        for number in range(files):
+            write(f"{name}-{number}.html")
+        if name == "batch":
+            sync_folder(folder)
+        found[name] = round((time.perf_counter() - started) / files * 1000, 3)
+    return found
 
 
 def _answers(url: str) -> bool:
