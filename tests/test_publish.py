@@ -124,6 +124,8 @@ def published(tmp_path: Path, target: Target) -> Iterator[Published]:
         found = Published(server, target, site, https, ca)
         with found.client() as client:  # the first publication in place, with the first probes' states
             wait_for(lambda: _state(client, "alpha") == "operational", timeout=90, what="alpha published operational")
+            # its JSON first, then its page: written with a probe's result, it says when that check was
+            wait_for(lambda: "Instantané du" in client.get("/reseaux/alpha/").text, what="alpha's page published")
         yield found
     finally:
         process.send_signal(signal.SIGQUIT)
