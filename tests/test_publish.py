@@ -4,6 +4,7 @@ config/nginx-tpmon-published.conf (only its ports, certificate paths and root ch
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -13,7 +14,7 @@ import ssl
 import subprocess
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,9 +24,13 @@ import trustme
 from targets import Server, Target, free_port, wait_for
 from test_nginx import main_config, nginx_binary
 
+from monitor.app import Services, create_app
+from monitor.config import load_config
 from monitor.i18n import STATE_ICONS
 from monitor.models import State
-from monitor.web.publisher import write_atomically
+from monitor.runner import run_check
+from monitor.web import publisher as publisher_module
+from monitor.web.publisher import Publisher, write_atomically
 
 ROOT = Path(__file__).parents[1]
 EXAMPLE = ROOT / "config" / "nginx-tpmon-published.conf"
@@ -282,3 +287,82 @@ def test_an_atomic_write_is_on_disk_before_its_rename_and_its_rename_after(
     done.clear()
     write_atomically(tmp_path, "reseaux/alpha/index.html", b"<html>2", 0o644, sync=False)  # a batch syncs after
     assert [kind for kind, _ in done] == ["fsync", "rename"]
+
+
+def _in_process(
+    tmp_path: Path, target: Target, body: Callable[[Publisher, Services, list[str]], Awaitable[None]]
+) -> None:
+    """A publisher of a real app (no scheduler: the test probes), its folder's writes listed in order."""
+    config = tmp_path / "tpmon.yaml"
+    config.write_text(config_text(tmp_path / "site", target.url("")), encoding="utf-8")
+    app = create_app(load_config(config), database_url=f"sqlite:///{tmp_path}/tpmon.db", schedule=False)
+
+    async def run() -> None:
+        async with app.router.lifespan_context(app) as state:
+            assert state is not None
+            services: Services = state["services"]
+            publisher = Publisher(services, app, state, tmp_path / "site", f"https://{HOST}")
+            await publisher.publish_all()
+            written: list[str] = []
+            plain = publisher_module.write_atomically
+
+            def listed(root: Path, relative: str, data: bytes, mode: int, *, sync: bool = True) -> Path:
+                written.append(relative)
+                return plain(root, relative, data, mode, sync=sync)
+
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(publisher_module, "write_atomically", listed)
+                await body(publisher, services, written)
+
+    asyncio.run(run())
+
+
+async def _probe(services: Services, network: str, check: str) -> None:
+    found = next(c for c in services.settings.networks[network].checks if c.name == check)
+    await run_check(network, found, services.pipeline)
+
+
+def test_a_change_is_written_documents_first_then_the_pages_readers_look_at_then_the_rest(
+    tmp_path: Path, target: Target
+) -> None:
+    async def body(publisher: Publisher, services: Services, written: list[str]) -> None:
+        for check in ("dre", "pec"):
+            await _probe(services, "alpha", check)
+        await publisher.publish_changes()
+        written.clear()
+        target.codes["/pec"] = 503
+        await _probe(services, "alpha", "pec")
+        assert await publisher.publish_changes() is not None
+        first = {"api/v1/networks/alpha.json", "api/v1/status.json", "api/v2/summary.json", "api/v2/status.json"}
+        assert set(written[:4]) == first, written[:8]
+        pages = ["index.html", "reseaux/alpha/index.html", "reseaux/alpha/hospitalisation/index.html"]
+        assert [written.index(page) for page in pages] == sorted(written.index(page) for page in pages)
+        line, badge = "reseaux/alpha/hospitalisation/index.html", "badge/alpha/hospitalisation.svg"
+        assert written.index(line) < written.index(badge)
+        assert not any(path.startswith("reseaux/beta/") for path in written)  # beta did not change
+
+    _in_process(tmp_path, target, body)
+
+
+def test_a_newer_change_goes_before_the_rest_of_an_older_ones_files_which_are_then_written(
+    tmp_path: Path, target: Target
+) -> None:
+    async def body(publisher: Publisher, services: Services, written: list[str]) -> None:
+        for network, check in (("alpha", "dre"), ("alpha", "pec"), ("beta", "pec")):
+            await _probe(services, network, check)
+        while await publisher.publish_changes() is not None:  # the first states, and their files put off
+            pass
+        written.clear()
+        publisher._loop = asyncio.get_running_loop()  # as `run` does: a board change may wake it
+        published = publisher.published_at
+        target.codes["/pec"] = 503
+        await _probe(services, "alpha", "pec")
+        publisher.wake()  # another change came while the first pages were rendered
+        await publisher.publish_changes()
+        assert "reseaux/alpha/index.html" in written and "badge/alpha/hospitalisation.svg" not in written  # put off
+        assert publisher.published_at == published  # the folder is not the live state yet
+        while publisher.published_at == published:  # then written, SLICE seconds of them per cycle
+            await publisher.publish_changes()
+        assert "badge/alpha/hospitalisation.svg" in written and "reseaux/alpha/hospitalisation/index.html" in written
+
+    _in_process(tmp_path, target, body)

@@ -1,22 +1,25 @@
 """`web.publish_dir`: `tpmon serve` keeps the static export in a folder, within a second of every change, so that
 nginx or a CDN serves the readers of a national outage at the speed of files.
 
-The first publication is a whole export, swapped in as `tpmon export` does. Then, every `POLL` seconds, what
-changed since the last one is published: the snapshot's statuses are compared, and only the pages and files of
-the networks whose components changed (and of the networks depending on them) are rendered again, with the pages
-showing every network (home, Statuspage and /api/v1 documents); incidents' pages and the feeds (incident updates)
-when what ops declared changes. The other units are rendered again in the background,
-`SLICE` seconds of work per cycle (never delaying a change), when the history or what ops declared changed, after a
-reload, and at least every `REFRESH_EVERY` seconds: each page says the time of the last check it was written
-with, so none shows an old time for long, and none a recent one when it is old.
+The first publication is a whole export, each page rendered once, checked and synced off the event loop, swapped
+in as `tpmon export` does. Then, woken by every change of the board (`wake`) or every `POLL` seconds (what ops
+declared, the history, the minute), what changed since the last one is published: the snapshot's statuses are
+compared, and only the pages and files of the networks whose components changed (and of the networks depending
+on them) are rendered again, with the pages showing every network (home, Statuspage and /api/v1 documents);
+incidents' pages and the feeds (incident updates) when what ops declared changes. The other units are rendered
+again in the background, `SLICE` seconds of work per cycle (giving way to any change), when the history or what
+ops declared changed, after a reload, and at least every `REFRESH_EVERY` seconds: each page says the time of
+the last check it was written with, so none shows an old time for long, and none a recent one when it is old.
 
-After a change, what most readers look at comes first (a network's page and JSON, the home page, the Statuspage
-summary) and files are written every `FLUSH_EVERY` seconds of rendering. A file the app could only answer late
+After a change, the documents clients poll are written first, then the network's page and the home page, each
+as soon as it is rendered, then the rest every `FLUSH_EVERY` seconds of rendering. A newer change goes before
+the rest of an older one's files (put off, then `SLICE` seconds of them per cycle, never starved); the folder is
+said to hold the live state (`published_at`) only once they are written. A file the app could only answer late
 (its last rendering, with an `Age`) is written and asked again first at the next cycle. Only files whose bytes
-changed are written, each into a temporary file beside it, then renamed over it: a
-reader of the folder gets the previous file or the new one, never a part. Files no unit writes any more
-(a network removed, a shorter list) are deleted. When the folder refuses a write (disk full, permissions),
-it is said once in the log, counted, shown in readiness, and tried again every `RETRY_EVERY` seconds; the files
+changed are written, each into a temporary file beside it, synced, then renamed over it: a reader of the folder
+gets the previous file or the new one, never a part, even after a crash. Files no unit writes any more (a
+network removed, a shorter list) are deleted. When the folder refuses a write (disk full, permissions), it is
+said once in the log, counted, shown in readiness, and tried again every `RETRY_EVERY` seconds; the files
 already there keep saying how old they are.
 """
 
@@ -286,6 +289,7 @@ class Publisher:
         refused: str | None = None
         async with export_client(self.app, self.state, self.origin) as client:
             flushed = self.clock()
+            interrupted = False
             for number, unit in enumerate(urgent):
                 failed = await self._write_unit(unit, client, site) or failed
                 self._background.pop(unit.address, None)
@@ -294,6 +298,7 @@ class Publisher:
                 if following is not None and _priority(following) >= yields_from and self._wakeup.is_set():
                     # the board changed again: its first files before the rest of this one's (next, first in line)
                     self._deferred.update(dict.fromkeys(rest.address for rest in urgent[number + 1 :]))
+                    interrupted = True
                     break
                 # the first groups out as soon as they are rendered (the pages one by one), then every FLUSH_EVERY
                 first = _priority(unit) == 1 or (_priority(unit) == 0 and (following is None or _priority(following)))
@@ -302,7 +307,11 @@ class Publisher:
                     written, removed, flushed = written + more, removed + fewer, self.clock()
             self._seen, self._statuses = seen, snapshot.statuses  # what is rendered now is what was seen
             sliced = self.clock() + SLICE
-            while (self._deferred or self._background) and self.clock() < sliced and not self._wakeup.is_set():
+            # a change's files put off for a newer one: after that one's first files, SLICE seconds of them whatever
+            # comes (never starved by a storm); then the background's, until the board changes again
+            while (
+                (self._deferred and not interrupted) or (self._background and not self._wakeup.is_set())
+            ) and self.clock() < sliced:
                 address, _ = (self._deferred or self._background).popitem(last=False)
                 queued = self._units.get(address)
                 if queued is not None:
