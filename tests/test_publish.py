@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -30,6 +31,7 @@ from monitor.i18n import STATE_ICONS
 from monitor.models import State
 from monitor.runner import run_check
 from monitor.web import publisher as publisher_module
+from monitor.web import static_export
 from monitor.web.publisher import Publisher, write_atomically
 
 ROOT = Path(__file__).parents[1]
@@ -290,9 +292,13 @@ def test_an_atomic_write_is_on_disk_before_its_rename_and_its_rename_after(
 
 
 def _in_process(
-    tmp_path: Path, target: Target, body: Callable[[Publisher, Services, list[str]], Awaitable[None]]
+    tmp_path: Path,
+    target: Target,
+    body: Callable[[Publisher, Services, list[str]], Awaitable[None]],
+    meanwhile: Callable[[Services], Awaitable[None]] | None = None,
 ) -> None:
-    """A publisher of a real app (no scheduler: the test probes), its folder's writes listed in order."""
+    """A publisher of a real app (no scheduler: the test probes), its folder's writes listed in order; with
+    `meanwhile`, run once while the first publication renders its files (after its pages)."""
     config = tmp_path / "tpmon.yaml"
     config.write_text(config_text(tmp_path / "site", target.url("")), encoding="utf-8")
     app = create_app(load_config(config), database_url=f"sqlite:///{tmp_path}/tpmon.db", schedule=False)
@@ -302,7 +308,17 @@ def _in_process(
             assert state is not None
             services: Services = state["services"]
             publisher = Publisher(services, app, state, tmp_path / "site", f"https://{HOST}")
-            await publisher.publish_all()
+            plain_unit = static_export.write_unit
+            pending = [meanwhile] if meanwhile is not None else []
+
+            async def unit(*args: Any) -> bool:
+                if pending and args[0].kind == "file":  # the pages rendered, not yet the documents
+                    await pending.pop()(services)
+                return await plain_unit(*args)
+
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(publisher_module, "write_unit", unit)
+                await publisher.publish_all()
             written: list[str] = []
             plain = publisher_module.write_atomically
 
@@ -366,3 +382,20 @@ def test_a_newer_change_goes_before_the_rest_of_an_older_ones_files_which_are_th
         assert "badge/alpha/hospitalisation.svg" in written and "reseaux/alpha/hospitalisation/index.html" in written
 
     _in_process(tmp_path, target, body)
+
+
+def test_a_change_during_the_first_publication_is_published_next(tmp_path: Path, target: Target) -> None:
+    async def change(services: Services) -> None:  # after the first publication read the state
+        for check in ("dre", "pec"):
+            await _probe(services, "alpha", check)
+
+    async def body(publisher: Publisher, services: Services, written: list[str]) -> None:
+        published = json.loads((tmp_path / "site" / "api" / "v1" / "networks" / "alpha.json").read_bytes())
+        assert published["state"] == "operational"  # its JSON was rendered after the change
+        page = tmp_path / "site" / "reseaux" / "alpha" / "index.html"
+        assert "Opérationnel" not in page.read_text(encoding="utf-8")  # its page before: told what it saw then
+        await publisher.publish_changes()
+        assert "reseaux/alpha/index.html" in written
+        assert "Opérationnel" in page.read_text(encoding="utf-8")
+
+    _in_process(tmp_path, target, body, meanwhile=change)

@@ -311,8 +311,12 @@ class PageCache:
             if task is not None and self._building_stamps.get(key) != stamp:
                 # begun before this request, under an older stamp: its page may show the state before what this
                 # request's stamp says (and validate a reader's copy from then); it ends, then this stamp's is built
-                with contextlib.suppress(Exception):  # a build that raised: this one is tried
+                try:
                     await asyncio.wait_for(asyncio.shield(task), wait)
+                except TimeoutError:
+                    raise  # still running: late, as for any build
+                except Exception:  # noqa: S110 - a build that raised (logged by its task): this one is tried
+                    pass
                 last = self.entry(key)
                 task = self._building.get(key)  # begun since by a request of this stamp or a newer one: joined
             if task is None:

@@ -213,7 +213,7 @@ class Publisher:
     async def publish_all(self) -> PublishReport:
         """A whole export, checked for broken links, swapped in at `target` (its previous content replaced)."""
         started = self.clock()
-        snapshot = self.services.snapshot()
+        snapshot, seen = self.services.snapshot(), self._what()  # what is rendered is at least this
         inventory = await self.services.pages.run(Inventory.read, self.services)
         self._take_inventory(inventory)
         site = Site()
@@ -230,7 +230,8 @@ class Publisher:
         self._pending.clear()
         self._background.clear()
         self._deferred.clear()
-        self._seen, self._statuses = self._what(), snapshot.statuses
+        # a change while it rendered (a page before it, a document after) is published next: compared from here
+        self._seen, self._statuses = seen, snapshot.statuses
         self._refreshed_at = self.clock()
         report = PublishReport(site.files, 0, self.clock() - started)
         self._succeeded(report)
