@@ -57,6 +57,8 @@ from .store.writer import STOP_GRACE
 from .web import admin_routes, routes
 from .web.api_v1 import api_not_found
 from .web.page_cache import PageCache
+from .web.publisher import Publisher, PublishReport
+from .web.revalidation import Revalidation
 from .web.security_headers import SecurityHeaders
 
 __all__ = [
@@ -125,6 +127,7 @@ class Services:
     notifier: Notifier | None = None  # the outbox's sender: always there, it fans out and prunes even with no channel
     subscriptions: SubscriptionDesk | None = None  # the public e-mail subscriptions, when the config offers them
     workers: ProbePool | None = None  # the probe workers, when probes run in processes of their own
+    publisher: Publisher | None = None  # keeps web.publish_dir a static export of the site, when it is set
 
     def __post_init__(self) -> None:
         self.pages = PageCache(self.stamp, store_up=lambda: self.store_up, clock=self.clock)
@@ -243,6 +246,8 @@ class Services:
             problems.append("scheduler not running")
         if self.workers is not None and self.scheduler.running and not self.workers.alive:
             problems.append("no probe worker running")
+        if self.publisher is not None and self.publisher.problem is not None:
+            problems.append(f"published folder behind: {self.publisher.problem}")
         return problems
 
     def reload(self) -> ReloadReport | None:
@@ -367,6 +372,13 @@ class _App(Starlette):
 
     def build_middleware_stack(self) -> ASGIApp:
         return SecurityHeaders(super().build_middleware_stack())
+
+
+class _PublicApp(_App):
+    """The public site: a conditional request answered before under the same stamp gets its 304 before routing."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return Revalidation(super().build_middleware_stack())
 
 
 def _assemble(
@@ -501,6 +513,50 @@ def _start_jobs(services: Services, tick_seconds: float, housekeeping_seconds: f
         log.info("scheduler started: %d checks, probed by %d workers", len(report.added), services.workers.count)
     else:
         log.info("scheduler started: %d checks", len(report.added))
+
+
+def _start_publishing(services: Services, public: ASGIApp) -> asyncio.Task[None] | None:
+    """With `web.publish_dir`: the task keeping that folder a static export of the public site."""
+    web = services.settings.web
+    if web.publish_dir is None or web.public_url is None:  # the config's rules refuse one without the other
+        return None
+    metrics = services.metrics
+
+    def published(report: PublishReport) -> None:
+        metrics.note_publication(report.written + report.removed, report.seconds)
+
+    publisher = Publisher(
+        services,
+        public,
+        {"services": services},
+        Path(web.publish_dir),
+        web.public_url,
+        on_published=published,
+        on_failed=metrics.note_publish_failure,
+    )
+    services.publisher = publisher
+
+    def changed(change: BoardChange) -> None:
+        if change.statuses or change.transitions:  # a state shown changed: publish it now, not at the next poll
+            publisher.wake()
+
+    services.pipeline.listeners.append(changed)
+    metrics.note_publishing(lambda: publisher.published_at)
+    task = asyncio.get_running_loop().create_task(publisher.run(), name="tpmon-publish")
+    task.add_done_callback(_publishing_ended)
+    return task
+
+
+async def _cancel(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _publishing_ended(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("publishing stopped", exc_info=task.exception())
 
 
 async def _within(stopping: Awaitable[None], seconds: float, what: str) -> None:
@@ -641,6 +697,7 @@ def create_apps(
                 await services.workers.start(services.settings)
             if services.notifier is not None:
                 await services.notifier.start()
+        publishing = _start_publishing(services, public) if schedule else None
         if handle_sighup:
             loop.add_signal_handler(signal.SIGHUP, services.reload)
         try:
@@ -648,6 +705,7 @@ def create_apps(
         finally:
             if handle_sighup:
                 loop.remove_signal_handler(signal.SIGHUP)
+            await _cancel(publishing)
             await _stop_services(services)
             db.abort_operations()  # reads of jobs still under way (a hung database) end now, not at their deadline
             await clients.aclose()
@@ -667,5 +725,5 @@ def create_apps(
             finally:
                 shared.services = None
 
-    public = _App(routes=routes(), lifespan=lifespan, exception_handlers={404: api_not_found})
+    public = _PublicApp(routes=routes(), lifespan=lifespan, exception_handlers={404: api_not_found})
     return Listeners(public, _App(routes=admin_routes(), lifespan=lifespan))

@@ -117,6 +117,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         except MonitorError as exc:
             raise MonitorError(str(exc).replace("--port", "--admin-port").replace("--host", "--admin-host")) from None
     _check_notification_secrets(settings)
+    _check_publish_dir(settings)
     setup_logging(args.log_level, args.log_format)
     url = _database_url()
     store = Store.open(url)
@@ -155,6 +156,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
             journal.close()
         pid_file.unlink(missing_ok=True)
     return 0 if public.started else 1
+
+
+def _check_publish_dir(settings: Settings) -> None:
+    """MonitorError in one line, before anything starts, if `web.publish_dir` is not a folder tpmon may fill."""
+    if settings.web.publish_dir is None:
+        return
+    from .web.static_export import check_target
+
+    try:
+        check_target(Path(settings.web.publish_dir))
+    except MonitorError as exc:
+        raise MonitorError(f"web.publish_dir: {exc}") from None
 
 
 def _check_notification_secrets(settings: Settings) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import io
 import re
 from datetime import date, datetime
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -140,22 +140,28 @@ def _day(local: date, lang: Lang) -> str:
     return "'1er'" if lang == "fr" and local.day == 1 else "d"
 
 
+@lru_cache(maxsize=4096)
+def _moment(moment: datetime, lang: Lang, year: bool) -> str:
+    """A moment in Europe/Paris, with or without its year; remembered (a page of 300 lines shows a few moments,
+    each many times)."""
+    local = _local(moment)
+    pattern = f"EEE {_day(local, lang)} MMM y, HH:mm" if year else f"EEE {_day(local, lang)} MMM, HH:mm"
+    text: str = babel_datetime(local, pattern, tzinfo=PARIS, locale=LOCALES[lang])
+    return text
+
+
 def format_datetime(moment: datetime | None, lang: Lang = "fr") -> str:
     """A moment: `lun. 12 févr. 2024, 13:00` / `Mon 12 Feb 2024, 13:00`, in Europe/Paris, 24 h."""
     if moment is None:
         return "—"
-    local = _local(moment)
-    return babel_datetime(local, f"EEE {_day(local, lang)} MMM y, HH:mm", tzinfo=PARIS, locale=LOCALES[lang])
+    return _moment(moment, lang, True)
 
 
 def format_since(moment: datetime | None, now: datetime, lang: Lang = "fr") -> str:
     """Since when, in dense places: `lun. 12 févr., 13:00` (the year only when it is not the current one)."""
     if moment is None:
         return "—"
-    local = _local(moment)
-    if local.year != _local(now).year:
-        return format_datetime(moment, lang)
-    return babel_datetime(local, f"EEE {_day(local, lang)} MMM, HH:mm", tzinfo=PARIS, locale=LOCALES[lang])
+    return _moment(moment, lang, _local(moment).year != _local(now).year)
 
 
 def format_date(moment: datetime | date | None, lang: Lang = "fr") -> str:

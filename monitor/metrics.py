@@ -139,6 +139,37 @@ class Metrics:
         self._states = _StateLines()
         self.derived = Derived()  # replaced whole by the periodic refresh; scrapes only read it
 
+    def note_publishing(self, last_success: Callable[[], float | None]) -> None:
+        """`web.publish_dir` is set: the published folder's figures are shown from now on (none without it).
+        `last_success` is read at scrape time: when the folder last held the live state (None: not yet)."""
+        r = self.registry
+        Gauge(
+            "tpmon_publish_last_success_timestamp_seconds",
+            "When the published folder last held the live state (0: not yet)",
+            registry=r,
+        ).set_function(lambda: last_success() or 0.0)
+        self.publish_failures = Counter(
+            "tpmon_publish_failures_total",
+            "Publications into the published folder that failed (a write refused, a page not rendered)",
+            registry=r,
+        )
+        self.publish_files = Counter(
+            "tpmon_publish_files_written_total", "Files written (or deleted) in the published folder", registry=r
+        )
+        self.publish_duration = Histogram(
+            "tpmon_publish_duration_seconds",
+            "Duration of one publication that wrote something (rendering and writing)",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+
+    def note_publication(self, files: int, seconds: float) -> None:
+        self.publish_files.inc(files)
+        self.publish_duration.observe(seconds)
+
+    def note_publish_failure(self) -> None:
+        self.publish_failures.inc()
+
     def note_start(self, at: datetime) -> None:
         """The config in use was loaded when the process started."""
         self.reload_time.set(at.timestamp())

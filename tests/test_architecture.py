@@ -141,6 +141,7 @@ INNER: dict[str, dict[str, float]] = {
                 "site_context",
                 "api_v1_models",
                 "admin_context",
+                "revalidation",
             ),
             1,
         ),
@@ -162,6 +163,7 @@ INNER: dict[str, dict[str, float]] = {
         **dict.fromkeys(("line_page", "push_api", "sign_in_api", "console_pages", "console_admin"), 4),
         **dict.fromkeys(("page_routes", "admin_routes"), 5),
         **dict.fromkeys(("__init__", "static_export"), 6),
+        "publisher": 7,  # the export kept in a folder by `tpmon serve`
     },
     "delivery": {
         **dict.fromkeys(("address_guard", "smtp_sender", "notify_metrics", "subscription_desk"), 0),

@@ -237,6 +237,163 @@ def test_if_none_match_answers_304_without_a_body(site: Site, header: str) -> No
     assert "content-type" not in answer.headers
 
 
+def test_a_conditional_request_answered_before_gets_its_304_before_routing_with_the_same_headers(site: Site) -> None:
+    cache = site.services.pages
+    page = site.get("/", **{"accept-encoding": "identity"})
+    hits = cache.hits
+    answer = site.get("/", **{"accept-encoding": "identity", "if-none-match": page.headers["etag"]})
+    assert answer.status_code == 304 and answer.content == b""
+    assert cache.revalidated == 1 and cache.hits == hits  # from the table: the route did not run
+    for name in ("etag", "cache-control", "vary", "content-language", "content-security-policy", "x-frame-options"):
+        assert answer.headers[name] == page.headers[name], name
+    assert "content-type" not in answer.headers and "set-cookie" not in answer.headers
+    badge = site.get("/badge/alpha/optique.svg")
+    again = site.get("/badge/alpha/optique.svg", **{"if-none-match": badge.headers["etag"]})
+    assert again.status_code == 304 and cache.revalidated == 2
+    assert again.headers["content-security-policy"] == badge.headers["content-security-policy"]  # frame-ancestors *
+
+
+def test_the_304_table_never_answers_another_representation_or_an_older_stamp(site: Site) -> None:
+    cache = site.services.pages
+    etag = site.get("/", **{"accept-encoding": "identity"}).headers["etag"]
+    english = site.get("/", **{"accept-encoding": "identity", "accept-language": "en", "if-none-match": etag})
+    assert english.status_code == 200 and english.headers["content-language"] == "en"  # another page
+    gzipped = site.get("/", **{"accept-encoding": "gzip", "if-none-match": etag})
+    assert gzipped.status_code == 200  # its own validator
+    assert cache.revalidated == 0
+    site.probe("pec")  # the page changes
+    changed = site.get("/", **{"accept-encoding": "identity", "if-none-match": etag})
+    assert changed.status_code == 200 and changed.headers["etag"] != etag and cache.revalidated == 0
+    site.clock.now = NOW + timedelta(minutes=1)  # a new stamp, the same page: 304 again, through the route
+    again = site.get("/", **{"accept-encoding": "identity", "if-none-match": changed.headers["etag"]})
+    assert again.status_code == 304 and cache.revalidated == 0
+
+
+def _change(site: Site, what: str) -> None:
+    """Change what the site shows, one way or another."""
+    if what == "a state":
+        site.target.codes["/pec"] = 500
+        site.probe("pec")  # threshold 1: pec down, optique no longer operational
+    elif what == "an incident":
+        declarations = Declarations(site.services.store, site.services.settings, clock=site.clock)
+        first = IncidentUpdate(NOW, "investigating", Bilingual("Les PEC optique échouent."))
+        declarations.open_incident(
+            title=Bilingual("PEC optique en panne"), impact="major", first=first, components=["line:alpha/optique"]
+        )
+        site.refresh()
+    else:  # a reload
+        text = alpha_config(site.target.url("")).replace("name: Alpha", "name: Alpha Santé")
+        site.config.write_text(text, encoding="utf-8")
+        assert site.services.reload() is not None
+
+
+SHOWN = {  # path → what it shows after each change (its old version did not)
+    "/": {"a state": "Ce qui ne marche pas", "an incident": "PEC optique en panne", "a reload": "Alpha Santé"},
+    "/reseaux/alpha": {"a state": "state-down", "an incident": "PEC optique en panne", "a reload": "Alpha Santé"},
+    "/api/v2/summary.json": {"a state": '"minor"', "an incident": "PEC optique en panne", "a reload": "Alpha Santé"},
+    "/badge/alpha/optique.svg": {"a state": "Statut inconnu", "a reload": "Alpha Santé"},
+}
+
+
+@pytest.mark.parametrize(("path", "what"), [(path, what) for path, shown in SHOWN.items() for what in shown])
+def test_the_validator_of_a_page_that_changed_since_gets_the_new_page_never_a_304(
+    site: Site, path: str, what: str
+) -> None:
+    cache = site.services.pages
+    site.probe("dre")
+    site.probe("pec")  # both operational
+    old = site.get(path)
+    assert old.status_code == 200 and SHOWN[path][what] not in old.text
+    validator = {"if-none-match": old.headers["etag"]}
+    assert site.get(path, **validator).status_code == 304 and cache.revalidated == 1  # from the 304 table
+    _change(site, what)
+    new = site.get(path, **validator)  # a reader, or a CDN, asking whether its copy is still the page
+    assert new.status_code == 200, f"{path} after {what}: {new.status_code}"
+    assert SHOWN[path][what] in new.text and new.headers["etag"] != old.headers["etag"]
+    assert site.get(path, **validator).status_code == 200  # and again: the new page's validator is not the old one
+    assert site.get(path, **{"if-none-match": new.headers["etag"]}).status_code == 304
+
+
+def test_a_build_begun_before_a_change_never_validates_a_copy_from_before_it(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request arriving after a change never waits for a build that read the state before it: that build's page
+    (the reader's copy) would be answered 304, or 200 as if current."""
+    services = site.services
+    site.probe("dre")
+    site.probe("pec")
+    before = site.get("/", **{"accept-encoding": "identity"})
+    site.clock.now = NOW + timedelta(minutes=1)  # a new stamp, the same page: the next request builds it again
+    began, release = threading.Event(), threading.Event()
+    calls = 0
+
+    def as_it_was() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:  # the first build reads the state, then takes its time
+            shown = services.snapshot()
+            services.snapshot = lambda: shown  # type: ignore[method-assign]  # what it read, it renders
+            began.set()
+            assert release.wait(10)
+        else:
+            del services.snapshot  # the next builds read the state of now
+
+    site.holds["/"] = as_it_was
+    looked = threading.Semaphore(0)
+    plain_get = services.pages.get
+
+    def get(key: Hashable, stamp: Hashable) -> Any:
+        found = plain_get(key, stamp)
+        looked.release()  # from here to waiting for a build, the request does not yield to the loop
+        return found
+
+    monkeypatch.setattr(services.pages, "get", get)
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(site.get, "/", **{"accept-encoding": "identity"})
+        assert began.wait(10)
+        site.target.codes["/pec"] = 500
+        site.probe("pec")  # the state changes while that build runs
+        assert looked.acquire(timeout=10)  # the first request's
+        late = pool.submit(site.get, "/", **{"accept-encoding": "identity", "if-none-match": before.headers["etag"]})
+        assert looked.acquire(timeout=10)  # the late one is in the page cache while the first build still runs
+        release.set()
+        assert first.result(10).status_code == 200  # asked before the change: the page of before is its answer
+        answer = late.result(10)
+    assert answer.status_code == 200, "a copy from before the change validated"
+    assert "Ce qui ne marche pas" in answer.text  # asked after: the page of after
+    assert answer.headers["etag"] != before.headers["etag"]
+
+
+def test_a_validator_of_one_language_or_encoding_never_validates_another(site: Site) -> None:
+    identity = {"accept-encoding": "identity"}
+    french = site.get("/", **identity)
+    english = site.get("/", **identity, **{"accept-language": "en"})
+    gzipped = site.get("/", **{"accept-encoding": "gzip"})
+    assert len({french.headers["etag"], english.headers["etag"], gzipped.headers["etag"]}) == 3
+    for _ in range(2):  # the second time, each validator is in the 304 table
+        answer = site.get("/", **identity, **{"if-none-match": english.headers["etag"]})
+        assert answer.status_code == 200 and answer.headers["content-language"] == "fr"
+        answer = site.get("/", **identity, **{"accept-language": "en", "if-none-match": french.headers["etag"]})
+        assert answer.status_code == 200 and answer.headers["content-language"] == "en"
+        answer = site.get("/", **identity, **{"if-none-match": gzipped.headers["etag"]})
+        assert answer.status_code == 200 and answer.headers.get("content-encoding") is None
+        answer = site.get("/", **{"accept-encoding": "gzip", "if-none-match": french.headers["etag"]})
+        assert answer.status_code == 200 and answer.headers["content-encoding"] == "gzip"
+        answer = site.get("/?lang=en", **identity, **{"if-none-match": french.headers["etag"]})
+        assert answer.status_code == 200 and answer.headers["content-language"] == "en"
+        site.client.cookies.clear()
+
+
+def test_a_request_with_two_language_headers_never_lends_its_validator_to_a_request_with_one(site: Site) -> None:
+    identity = [("accept-encoding", "identity")]
+    twice = site.client.get("/", headers=[*identity, ("accept-language", "en"), ("accept-language", "fr")])
+    assert twice.headers["content-language"] == "en"  # the first header line is the one read
+    asked = site.client.get(
+        "/", headers=[*identity, ("accept-language", "fr"), ("if-none-match", twice.headers["etag"])]
+    )
+    assert asked.status_code == 200 and asked.headers["content-language"] == "fr"
+
+
 def test_a_stale_tag_gets_the_page(site: Site) -> None:
     etag = site.get("/").headers["etag"]
     site.probe("pec")

@@ -392,6 +392,8 @@ class WebSettings(Model):
     header_timeout: Annotated[Seconds, Field(le=300)] = 10.0
     keepalive_timeout: Annotated[Seconds, Field(le=300)] = 5.0
     send_timeout: Annotated[Seconds, Field(le=3600)] = 30.0
+    # a folder `tpmon serve` keeps the static export in, within a second of every change (needs public_url)
+    publish_dir: str | None = Field(default=None, min_length=1, max_length=4096, pattern=r"^[^\x00]+$")
 
 
 class AdminSettings(Model):

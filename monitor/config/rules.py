@@ -373,7 +373,15 @@ def network_flow_problems(settings: Settings, doc: YamlDocument) -> list[ConfigP
             if upstream is not None and upstream.flows is not None and dep.flow not in upstream.flows:
                 message = f"{dep.network!r} does not run {dep.flow!r} (its flows: {', '.join(upstream.flows)})"
                 problems.append(doc.problem(("networks", name, "depends_on", index, "flow"), message))
-    return problems + _notification_problems(settings, doc)
+    return problems + _notification_problems(settings, doc) + _web_problems(settings, doc)
+
+
+def _web_problems(settings: Settings, doc: YamlDocument) -> list[ConfigProblem]:
+    """A published folder is served at the public address: its feeds and JSON documents need it."""
+    if settings.web.publish_dir is not None and settings.web.public_url is None:
+        message = "needs web.public_url, the address the published files are served at (their feeds and JSON hold it)"
+        return [doc.problem(("web", "publish_dir"), message)]
+    return []
 
 
 def _notification_problems(settings: Settings, doc: YamlDocument) -> list[ConfigProblem]:

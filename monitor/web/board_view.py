@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -11,6 +13,7 @@ from ..config import Settings
 from ..errors import StoreError
 from ..i18n import SOURCE_LABELS, STATE_LABELS, Lang
 from ..models import ComponentRef, ComponentStatus, Source, State
+from ..snapshot import Snapshot
 from ..store import Store
 from ..store.housekeeping import component_keys
 from .affected_text import explain
@@ -141,22 +144,53 @@ class States(Protocol):
     def get(self, ref: ComponentRef | str) -> ComponentStatus | None: ...
 
 
+# the views of the latest snapshots: every page of one snapshot (a network's, each of its lines', the home page…)
+# shares one view per language instead of building the whole board again (what made an export O(networks²))
+_MEMO_SIZE = 8
+_memo: list[tuple[Snapshot, Settings, Lang, Mapping[str, datetime] | None, BoardView]] = []
+_memo_lock = threading.Lock()
+# first sights read from each store: a stored first transition is a fact, read once
+_first_seen: weakref.WeakKeyDictionary[Store, dict[str, datetime]] = weakref.WeakKeyDictionary()
+
+
 def first_sights(store: Store, settings: Settings, *, store_up: bool = True) -> dict[str, datetime]:
     """When tpmon first saw each component (its first stored transition), for `board_view`'s `first_seen`;
     blocking (one grouped read). Empty when the store is down or fails: every date is then told as a lower bound."""
     if not store_up:
         return {}
-    try:
-        return store.first_transitions(component_keys(settings))
-    except StoreError:
-        return {}
+    keys = component_keys(settings)
+    with _memo_lock:
+        known = _first_seen.setdefault(store, {})
+        wanted = [key for key in keys if key not in known]
+    if wanted:  # a first sight is a fact once stored: only components not seen yet are read again
+        try:
+            found = store.first_transitions(wanted)
+        except StoreError:
+            return {}
+        with _memo_lock:
+            known.update(found)
+    return {key: known[key] for key in keys if key in known}
 
 
 def board_view(
     settings: Settings, board: States, lang: Lang, first_seen: Mapping[str, datetime] | None = None
 ) -> BoardView:
     """The board in `lang`; with `first_seen` (`first_sights`), each cell says whether its `since` is only tpmon's
-    first sight of it."""
+    first sight of it. A snapshot's view is built once per language and `first_seen` and shared: read-only."""
+    if not isinstance(board, Snapshot):  # a board that moves: built each time
+        return _build(settings, board, lang, first_seen)
+    with _memo_lock:
+        for shown, config, said, seen, view in _memo:
+            if shown is board and config is settings and said == lang and seen == first_seen:
+                return view
+    view = _build(settings, board, lang, first_seen)
+    with _memo_lock:
+        _memo.insert(0, (board, settings, lang, dict(first_seen) if first_seen is not None else None, view))
+        del _memo[_MEMO_SIZE:]
+    return view
+
+
+def _build(settings: Settings, board: States, lang: Lang, first_seen: Mapping[str, datetime] | None) -> BoardView:
     used = {line for network in settings.networks.values() for line in network.lines}
     line_ids = [line for line in settings.lines if line in used]
     view = BoardView(lang, line_ids, {line: getattr(settings.lines[line].label, lang) for line in line_ids})

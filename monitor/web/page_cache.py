@@ -25,7 +25,7 @@ import hashlib
 import ipaddress
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,7 +38,18 @@ from starlette.types import Scope
 from ..config import WebSettings
 from ..i18n import Lang, format_datetime, pick_lang
 
-__all__ = ["CachedBody", "PageCache", "Prepared", "cached", "prepare", "public_origin", "request_lang"]
+__all__ = [
+    "CachedBody",
+    "PageCache",
+    "Prepared",
+    "Validator",
+    "cached",
+    "etag_matches",
+    "prepare",
+    "public_origin",
+    "request_lang",
+    "revalidation_key",
+]
 
 log = logging.getLogger("tpmon.web")
 
@@ -65,6 +76,43 @@ AGE_NOTICE = {
     "unreachable); the state may have changed since.",
 }
 LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+MAX_VALIDATORS = 4096  # requests remembered for a 304 without routing; past it, the table starts again
+_VARYING = (b"host", b"cookie", b"accept-language", b"accept-encoding")  # what a cached answer depends on
+
+
+def revalidation_key(scope: Mapping[str, Any]) -> tuple[Hashable, bytes | None]:
+    """(what names a request's answer exactly, its If-None-Match): the path and query as sent, the headers a
+    cached answer depends on (language, encoding, the Host of an absolute URL), the scheme and the address."""
+    found: dict[bytes, tuple[bytes, ...]] = {}
+    inm: bytes | None = None
+    for name, value in scope["headers"]:
+        if name == b"if-none-match":
+            inm = value if inm is None else inm + b", " + value  # several lines are one list (RFC 9110 §5.3)
+        elif name in _VARYING:
+            found[name] = (*found.get(name, ()), value)  # every line, in order: the app reads the first
+    server = scope.get("server")
+    key = (
+        scope["path"],
+        scope["query_string"],
+        tuple(found.get(name) for name in _VARYING),
+        scope.get("scheme"),
+        tuple(server) if server else None,
+    )
+    return key, inm
+
+
+def etag_matches(if_none_match: str, etag: str) -> bool:
+    """RFC 9110 §13.1.2: any listed tag, weak or not, equal to `etag`; or `*`."""
+    return etag in {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")} or if_none_match.strip() == "*"
+
+
+@dataclass(frozen=True)
+class Validator:
+    """How a request was last answered: under which stamp, with which ETag, and the headers of its 304."""
+
+    stamp: Hashable
+    etag: str
+    headers: list[tuple[bytes, bytes]]
 
 
 def request_lang(request: Request) -> Lang:
@@ -190,11 +238,20 @@ class PageCache:
     _pages: OrderedDict[Hashable, Entry] = field(default_factory=OrderedDict)
     _queried: OrderedDict[Hashable, Entry] = field(default_factory=OrderedDict)
     _building: dict[Hashable, asyncio.Task[CachedBody | Response]] = field(default_factory=dict)
+    _building_stamps: dict[Hashable, Hashable] = field(default_factory=dict)  # the stamp each running build began at
     _new_building: int = 0
     _failed: dict[Hashable, float] = field(default_factory=dict)  # key → loop time of its last failed build
     _failing_until: float = 0.0
     _overdue: set[Hashable] = field(default_factory=set)  # keys whose running build a request gave up waiting for
     _pool: ThreadPoolExecutor | None = None
+    # request as sent → how it was answered: a conditional request answered from here skips routing (revalidation.py)
+    validators: dict[Hashable, Validator] = field(default_factory=dict)
+    revalidated: int = 0
+
+    def remember(self, key: Hashable, validator: Validator) -> None:
+        if len(self.validators) >= MAX_VALIDATORS and key not in self.validators:
+            self.validators.clear()  # varied headers churn it; the pages themselves are never evicted by it
+        self.validators[key] = validator
 
     # --- the tables ----------------------------------------------------------------------------------------------
     def _table(self, key: Hashable) -> OrderedDict[Hashable, Entry]:
@@ -248,21 +305,33 @@ class PageCache:
         loop = asyncio.get_running_loop()
         if last is not None and key in self._overdue:
             return self._late(key, last, lang)  # a reader already waited for this build in vain: no one else waits
-        task = self._building.get(key)
-        if task is None:
-            failed = self._failed.get(key)
-            if last is not None and failed is not None and loop.time() - failed < RETRY_AFTER:
-                return self._late(key, last, lang)  # it failed just now for want of the store: not yet again
-            if last is None and self._new_building >= MAX_NEW_BUILDS:
-                return PlainTextResponse(_BUSY, status_code=503, headers={"Retry-After": "1", **_NO_STORE})
-            task = self._start(key, stamp, build, new=last is None)
         degraded = self.degraded
         if last is not None:
             wait = DEGRADED_WAIT if degraded else FRESH_WAIT
         else:
             wait = FRESH_WAIT if degraded else FIRST_WAIT
+        deadline = loop.time() + wait
+        task = self._building.get(key)
         try:
-            outcome = await asyncio.wait_for(asyncio.shield(task), wait)
+            if task is not None and self._building_stamps.get(key) != stamp:
+                # begun before this request, under an older stamp: its page may show the state before what this
+                # request's stamp says (and validate a reader's copy from then); it ends, then this stamp's is built
+                try:
+                    await asyncio.wait_for(asyncio.shield(task), wait)
+                except TimeoutError:
+                    raise  # still running: late, as for any build
+                except Exception:  # noqa: S110 - a build that raised (logged by its task): this one is tried
+                    pass
+                last = self.entry(key)
+                task = self._building.get(key)  # begun since by a request of this stamp or a newer one: joined
+            if task is None:
+                failed = self._failed.get(key)
+                if last is not None and failed is not None and loop.time() - failed < RETRY_AFTER:
+                    return self._late(key, last, lang)  # it failed just now for want of the store: not yet again
+                if last is None and self._new_building >= MAX_NEW_BUILDS:
+                    return PlainTextResponse(_BUSY, status_code=503, headers={"Retry-After": "1", **_NO_STORE})
+                task = self._start(key, stamp, build, new=last is None)
+            outcome = await asyncio.wait_for(asyncio.shield(task), max(0.0, deadline - loop.time()))
         except TimeoutError:
             if key in self._building:
                 self._overdue.add(key)
@@ -283,6 +352,7 @@ class PageCache:
                 response = await build()
             finally:
                 self._building.pop(key, None)
+                self._building_stamps.pop(key, None)
                 self._overdue.discard(key)
                 if new:
                     self._new_building -= 1
@@ -303,6 +373,7 @@ class PageCache:
         task = asyncio.get_running_loop().create_task(building())
         task.add_done_callback(_log_crash)
         self._building[key] = task
+        self._building_stamps[key] = stamp
         return task
 
     def _late(self, key: Hashable, entry: Entry, lang: Lang) -> tuple[CachedBody, int]:
@@ -388,16 +459,21 @@ class _Sent(Response):
         self.background = None
 
 
-def _answer(request: Request, page: CachedBody, lang: Lang, age: int | None) -> Response:
+def _answer(request: Request, page: CachedBody, lang: Lang, age: int | None, remember: Hashable = None) -> Response:
+    """The response to `request` from `page`; with `remember` (the stamp `page` is fresh under), its 304 headers are
+    kept for the next conditional request as sent (revalidation.py answers it without routing)."""
     compressed = page.gzipped is not None and _accepts_gzip(request.headers.get("accept-encoding", ""))
     if age is None:  # the usual case: made once per representation
         ready = page.prepared.get(compressed)
         if ready is None:
             ready = page.prepared[compressed] = prepare(page, compressed)
+        if remember is not None:
+            cache: PageCache = request.state.services.pages
+            cache.remember(revalidation_key(request.scope)[0], Validator(remember, ready.etag, ready.not_modified))
     else:
         ready = prepare(page, compressed, age)
     inm = request.headers.get("if-none-match")
-    if inm and (ready.etag in {tag.strip().removeprefix("W/") for tag in inm.split(",")} or inm.strip() == "*"):
+    if inm and etag_matches(inm, ready.etag):
         return _Sent(304, list(ready.not_modified))
     body = page.gzipped if compressed and page.gzipped is not None else page.body
     response = _Sent(page.status_code, list(ready.ok), body)
@@ -440,7 +516,9 @@ def cached(
             if isinstance(outcome, Response):
                 return outcome
             page, age = outcome
-        return _answer(request, page, lang, age)
+        entry = cache.entry(key)
+        fresh = not always_fresh and entry is not None and entry.page is page and entry.stamp == stamp
+        return _answer(request, page, lang, age, stamp if fresh else None)
 
     serve.__name__ = getattr(endpoint, "__name__", "page")
     serve.__doc__ = endpoint.__doc__

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["CSP", "SecurityHeaders"]
+__all__ = ["CSP", "SecurityHeaders", "security_headers"]
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -27,6 +27,11 @@ _PAGE_EXTRA = [*_COMMON, (b"content-security-policy", CSP.encode()), (b"x-frame-
 _BADGE_EXTRA = [*_COMMON, (b"content-security-policy", _BADGE_CSP.encode())]
 
 
+def security_headers(path: str) -> list[tuple[bytes, bytes]]:
+    """The headers every response at `path` carries (the same list each time: do not change it)."""
+    return _BADGE_EXTRA if path.startswith("/badge/") else _PAGE_EXTRA
+
+
 class SecurityHeaders:
     """Pure ASGI (no per-request task): adds the headers unless the endpoint set them itself."""
 
@@ -37,7 +42,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = _BADGE_EXTRA if scope["path"].startswith("/badge/") else _PAGE_EXTRA
+        extra = security_headers(scope["path"])
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

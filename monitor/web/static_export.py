@@ -10,16 +10,15 @@ to a file of the export.
 
 from __future__ import annotations
 
-import asyncio
 import posixpath
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
@@ -40,11 +39,18 @@ __all__ = [
     "API_PATHS",
     "ExportReport",
     "Inventory",
+    "Site",
+    "Unit",
     "broken_links",
+    "broken_links_in",
     "check_target",
+    "collect_site",
     "expand",
+    "export_client",
     "export_site",
     "origin_of",
+    "units",
+    "write_unit",
 ]
 
 API_PATHS = (
@@ -117,21 +123,30 @@ def origin_of(base_url: str) -> str:
 
 @dataclass
 class Site:
-    """The export folder being written: counts files and bytes, never writes outside its root."""
+    """The export being made, in memory: file (relative to the export's root) → bytes; never outside its root."""
 
-    root: Path
-    files: int = 0
-    size: int = 0
+    bodies: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def files(self) -> int:
+        return len(self.bodies)
+
+    @property
+    def size(self) -> int:
+        return sum(len(body) for body in self.bodies.values())
 
     def write(self, address: str, body: bytes) -> None:
         relative = posixpath.normpath(address.lstrip("/"))
         if relative.startswith("..") or relative in ("", "."):
             raise ExportError(f"the export cannot write {address!r}")
-        path = self.root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(body)
-        self.files += 1
-        self.size += len(body)
+        self.bodies[relative] = body
+
+    def save(self, root: Path) -> None:
+        """Blocking: every file under `root` (a new, empty folder)."""
+        for relative, body in self.bodies.items():
+            path = root / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(body)
 
 
 @dataclass(frozen=True)
@@ -145,60 +160,99 @@ class ExportReport:
         return f"exported {self.files} files ({self.size:,} bytes) to {self.target} in {self.seconds:.1f} s"
 
 
+@dataclass(frozen=True)
+class Unit:
+    """One step of an export: a page (in every language, and every page of a paged list), or one file asked of the
+    app (a feed, a badge, a JSON document, a stylesheet), or the 404 page."""
+
+    kind: Literal["page", "file", "error"]
+    pattern: str
+    address: str
+    params: tuple[tuple[str, str], ...] = ()
+    file: str = ""  # a file asked of the app: the file written
+
+    @property
+    def network(self) -> str | None:
+        """The network whose state this unit shows alone (None: several, or none)."""
+        return dict(self.params).get("network")
+
+    @property
+    def incident(self) -> bool:
+        """A page or document of one incident."""
+        return any(name in ("incident", "id") for name, _ in self.params)
+
+
+def units(inventory: Inventory) -> list[Unit]:
+    """Every unit of the export, pages first."""
+    found = [
+        Unit("page", pattern, address, tuple(params.items()))
+        for pattern in PAGES
+        for address, params in expand(pattern, inventory)
+    ]
+    found.append(Unit("error", "/404.html", "/404.html", file="/404.html"))
+    patterns = [path for path, _ in statuspage_routes()] + list(API_PATHS) + [path for path, _ in feed_routes()]
+    for pattern in [*patterns, BADGES]:
+        for address, params in expand(pattern, inventory):
+            typed = address.endswith(".json") or not address.startswith("/api/")
+            file = address if typed else f"{address}.json"
+            found.append(Unit("file", pattern, address, tuple(params.items()), file))
+    static = resources.files("monitor.web") / "static"
+    found += [
+        Unit("file", "/static/", f"/static/{entry.name}", file=f"/static/{entry.name}")
+        for entry in static.iterdir()
+        if entry.is_file()
+    ]
+    return found
+
+
+async def write_unit(unit: Unit, services: SiteContext, client: httpx.AsyncClient, site: Site) -> bool:
+    """Render or fetch `unit` into `site`; ExportError when a file cannot be had (StoreError: the store failed).
+    True when the app could only give its last rendering in time (an `Age` header): not quite the state of now."""
+    late = False
+    if unit.kind == "file":
+        response = await client.get(unit.address)
+        if response.status_code != 200:
+            raise ExportError(f"{unit.address} answered {response.status_code}; nothing was replaced")
+        late = "age" in response.headers
+        site.write(unit.file, response.content)
+    elif unit.kind == "error":
+        # any address the server does not know: links start at the root, so one page serves every depth; the
+        # empty path makes its language switch lead to the home page of the other language, no menu item current
+        links = Links("fr", exported=True, checked_at=services.snapshot().checked_at)
+        site.write(unit.file, render("error.html", "fr", links, "", status=404).encode("utf-8"))
+    else:
+        await _render_page(unit, services, site)
+    return late
+
+
 async def _render(services: SiteContext, builder: Builder, address: str, params: dict[str, str], site: Site) -> bool:
     """Write the page at live `address` in every language; False when the builder says it does not exist."""
     checked_at = services.snapshot().checked_at
     for lang in LANGS:
         links = Links(lang, exported=True, checked_at=checked_at)
-        html = await asyncio.to_thread(builder, services, lang, links, params)
+        html = await services.pages.run(builder, services, lang, links, params)  # the page cache's threads
         if html is None:
             return False
         site.write(links.page(address) + "index.html", html.encode("utf-8"))
     return True
 
 
-async def _render_pages(services: SiteContext, inventory: Inventory, site: Site) -> None:
-    for pattern, page in PAGES.items():
-        # a list paged by `?page=N`: its pages are rendered until one does not exist
-        builder, paged = page.build, page.paged
-        for address, params in expand(pattern, inventory):
-            if not await _render(services, builder, address, params, site) or not paged:
-                continue
-            for number in range(2, MAX_PAGES):
-                if not await _render(
-                    services, builder, f"{address}?page={number}", {**params, "page": str(number)}, site
-                ):
-                    break
-            else:
-                raise ExportError(f"{address} still has a page {MAX_PAGES}; its builder never ends")
-    # any address the server does not know: links start at the root, so one page serves every depth; the
-    # empty path makes its language switch lead to the home page of the other language, and no menu item current
-    checked_at = services.snapshot().checked_at
-    site.write(
-        "/404.html",
-        render("error.html", "fr", Links("fr", exported=True, checked_at=checked_at), "", status=404).encode("utf-8"),
-    )
+async def _render_page(unit: Unit, services: SiteContext, site: Site) -> None:
+    page, address, params = PAGES[unit.pattern], unit.address, dict(unit.params)
+    # a list paged by `?page=N`: its pages are rendered until one does not exist
+    if not await _render(services, page.build, address, params, site) or not page.paged:
+        return
+    for number in range(2, MAX_PAGES):
+        if not await _render(services, page.build, f"{address}?page={number}", {**params, "page": str(number)}, site):
+            return
+    raise ExportError(f"{address} still has a page {MAX_PAGES}; its builder never ends")
 
 
-def _file_addresses(inventory: Inventory) -> list[tuple[str, str]]:
-    """(address fetched from the app, address of the file written) of every resource that is not a page."""
-    patterns = [path for path, _ in statuspage_routes()] + list(API_PATHS) + [path for path, _ in feed_routes()]
-    found = []
-    for pattern in [*patterns, BADGES]:
-        for address, _ in expand(pattern, inventory):
-            typed = address.endswith(".json") or not address.startswith("/api/")
-            found.append((address, address if typed else f"{address}.json"))
-    static = resources.files("monitor.web") / "static"
-    found += [(f"/static/{entry.name}", f"/static/{entry.name}") for entry in static.iterdir() if entry.is_file()]
-    return found
-
-
-async def _fetch_files(client: httpx.AsyncClient, inventory: Inventory, site: Site) -> None:
-    for address, file in _file_addresses(inventory):
-        response = await client.get(address)
-        if response.status_code != 200:
-            raise ExportError(f"{address} answered {response.status_code}; nothing was replaced")
-        site.write(file, response.content)
+def export_client(app: ASGIApp, state: Mapping[str, Any], origin: str) -> httpx.AsyncClient:
+    """A client of `app` in-process, as a server that ran its lifespan (`state`) and is served at `origin`: the
+    feeds' and JSON documents' absolute URLs start with it."""
+    transport = httpx.ASGITransport(app=_with_state(app, {**state, "public_origin": origin}))
+    return httpx.AsyncClient(transport=transport, base_url=origin)
 
 
 def _with_state(app: ASGIApp, state: Mapping[str, Any]) -> ASGIApp:
@@ -222,29 +276,52 @@ class _References(HTMLParser):
 
 def broken_links(root: Path, origin: str) -> list[str]:
     """`page → link` for every same-origin link or source of an exported page that the export does not hold."""
+    files = {path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file()}
+    pages = {page.relative_to(root).as_posix(): page.read_bytes() for page in sorted(root.rglob("*.html"))}
+    return _broken(pages, files, origin)
+
+
+def broken_links_in(site: Site, origin: str) -> list[str]:
+    """`broken_links` of an export still in memory."""
+    pages = {relative: body for relative, body in sorted(site.bodies.items()) if relative.endswith(".html")}
+    return _broken(pages, set(site.bodies), origin)
+
+
+def _broken(pages: Mapping[str, bytes], files: set[str], origin: str) -> list[str]:
     broken = []
-    for page in sorted(root.rglob("*.html")):
-        address = "/" + page.relative_to(root).as_posix()
+    for relative, body in pages.items():
+        address = "/" + relative
         parser = _References()
-        parser.feed(page.read_text(encoding="utf-8"))
+        parser.feed(body.decode("utf-8"))
         parser.close()
         for reference in parser.found:
             target = urlsplit(urljoin(origin + address, reference))
             if target.scheme not in ("http", "https") or f"{target.scheme}://{target.netloc}" != origin:
                 continue  # another site, mailto:, tel:
-            if target.query or not _holds(root, unquote(target.path)):  # a static server ignores the query
+            if target.query or not _holds(files, unquote(target.path)):  # a static server ignores the query
                 broken.append(f"{address} → {reference}")
     return broken
 
 
-def _holds(root: Path, address: str) -> bool:
+def _holds(files: set[str], address: str) -> bool:
     relative = posixpath.normpath(address.lstrip("/") or ".")
     if relative.startswith(".."):
         return False
-    path = root / relative
+    index = "index.html" if relative == "." else f"{relative}/index.html"
     if address.endswith("/"):
-        return (path / "index.html").is_file()
-    return path.is_file() or (path / "index.html").is_file()  # a folder: static servers redirect to `…/`
+        return index in files
+    return relative in files or index in files  # a folder: static servers redirect to `…/`
+
+
+async def collect_site(app: ASGIApp, state: Mapping[str, Any], services: SiteContext, origin: str) -> Site:
+    """Every file of the export of `app` (whose lifespan runs, `state` its state), in memory, `origin` the
+    address it will be served at. Pages render on the page cache's threads, one at a time."""
+    site = Site()
+    inventory = await services.pages.run(Inventory.read, services)
+    async with export_client(app, state, origin) as client:
+        for unit in units(inventory):
+            await write_unit(unit, services, client, site)
+    return site
 
 
 async def export_site(app: Starlette, target: Path, *, base_url: str) -> ExportReport:
@@ -259,19 +336,14 @@ async def export_site(app: Starlette, target: Path, *, base_url: str) -> ExportR
         async with app.router.lifespan_context(app) as state:
             assert state is not None, "create_app's lifespan yields the services"
             services: SiteContext = state["services"]
+            site = await collect_site(app, state, services, origin)
+            broken = broken_links_in(site, origin)
+            if broken:
+                raise ExportError(
+                    f"{len(broken)} link(s) of the export lead nowhere, first {broken[0]}; nothing was replaced"
+                )
             with staging(target) as root:
-                site = Site(root)
-                inventory = await asyncio.to_thread(Inventory.read, services)
-                await _render_pages(services, inventory, site)
-                # the feeds' and JSON documents' absolute URLs start with the origin the export will be served at
-                transport = httpx.ASGITransport(app=_with_state(app, {**state, "public_origin": origin}))
-                async with httpx.AsyncClient(transport=transport, base_url=origin) as client:
-                    await _fetch_files(client, inventory, site)
-                broken = broken_links(root, origin)
-                if broken:
-                    raise ExportError(
-                        f"{len(broken)} link(s) of the export lead nowhere, first {broken[0]}; nothing was replaced"
-                    )
+                site.save(root)
                 write_marker(root, site.files, site.size)
                 swap_in(root, check_target(target))
     except StoreError as exc:

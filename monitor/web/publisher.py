@@ -1,0 +1,466 @@
+"""`web.publish_dir`: `tpmon serve` keeps the static export in a folder, within a second of every change, so that
+nginx or a CDN serves the readers of a national outage at the speed of files.
+
+The first publication is a whole export, each page rendered once, checked and synced off the event loop, swapped
+in as `tpmon export` does. Then, woken by every change of the board (`wake`) or every `POLL` seconds (what ops
+declared, the history, the minute), what changed since the last one is published: the snapshot's statuses are
+compared, and only the pages and files of the networks whose components changed (and of the networks depending
+on them) are rendered again, with the pages showing every network (home, Statuspage and /api/v1 documents);
+incidents' pages and the feeds (incident updates) when what ops declared changes. The other units are rendered
+again in the background, `SLICE` seconds of work per cycle (giving way to any change), when the history or what
+ops declared changed, after a reload, and at least every `REFRESH_EVERY` seconds: each page says the time of
+the last check it was written with, so none shows an old time for long, and none a recent one when it is old.
+
+After a change, the documents clients poll are written first, then the network's page and the home page, each
+as soon as it is rendered, then the rest every `FLUSH_EVERY` seconds of rendering. A newer change goes before
+the rest of an older one's files (put off, then `SLICE` seconds of them per cycle, never starved); the folder is
+said to hold the live state (`published_at`) only once they are written. A file the app could only answer late
+(its last rendering, with an `Age`) is written and asked again first at the next cycle. Only files whose bytes
+changed are written, each into a temporary file beside it, synced, then renamed over it: a reader of the folder
+gets the previous file or the new one, never a part, even after a crash. Files no unit writes any more (a
+network removed, a shorter list) are deleted. When the folder refuses a write (disk full, permissions), it is
+said once in the log, counted, shown in readiness, and tried again every `RETRY_EVERY` seconds; the files
+already there keep saying how old they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import tempfile
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from starlette.types import ASGIApp
+
+from ..config import Settings
+from ..errors import StoreError
+from .export_folder import ExportError, check_target, staging, swap_in, sync_folder, write_marker
+from .site_context import SiteContext
+from .static_export import (
+    Inventory,
+    Site,
+    Unit,
+    broken_links_in,
+    export_client,
+    units,
+    write_unit,
+)
+
+__all__ = ["POLL", "REFRESH_EVERY", "RETRY_EVERY", "SLICE", "PublishReport", "Publisher", "write_atomically"]
+
+log = logging.getLogger("tpmon.publish")
+
+POLL = 0.2  # seconds between looks at the snapshot: a change is in the folder within POLL + its rendering
+SLICE = 0.2  # seconds of background rendering per cycle, after the changes
+REFRESH_EVERY = 300.0  # seconds: every unit is rendered again at least this often (the time its pages say)
+RETRY_EVERY = 5.0  # seconds between attempts while the folder refuses writes or a page cannot be rendered
+
+
+@dataclass(frozen=True)
+class PublishReport:
+    """One publication: files written and deleted, seconds it took (rendering and writing)."""
+
+    written: int
+    removed: int
+    seconds: float
+
+
+def write_atomically(root: Path, relative: str, body: bytes, mode: int, *, sync: bool = True) -> Path:
+    """Blocking: `root/relative` holds `body`, replaced in one rename (a reader never sees a part of it); the
+    bytes are on disk before the rename (a crash never leaves an empty or partial file under its name), and
+    with `sync` the rename too. Returns the file's folder (to sync once for many files, without `sync`)."""
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(body)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temporary, mode)  # mkstemp makes it 0600: the web server may run as another user
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    if sync:
+        sync_folder(path.parent)
+    return path.parent
+
+
+def _remove(root: Path, relative: str) -> None:
+    """Blocking: delete `root/relative`, then its folders left empty (a removed network's pages)."""
+    path = root / relative
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    parent = path.parent
+    while parent != root:
+        try:
+            parent.rmdir()
+        except OSError:  # not empty (or gone): the folders above are not empty either
+            return
+        parent = parent.parent
+
+
+def _dependants(settings: Settings) -> dict[str, frozenset[str]]:
+    """network → the networks whose states it may change (itself, and whoever depends on it, transitively)."""
+    direct: dict[str, set[str]] = {name: set() for name in settings.networks}
+    for name, network in settings.networks.items():
+        for dependency in network.depends_on:
+            if dependency.network in direct:
+                direct[dependency.network].add(name)
+    reached: dict[str, frozenset[str]] = {}
+    for name in direct:
+        seen, todo = {name}, [name]
+        while todo:
+            for other in direct[todo.pop()]:
+                if other not in seen:
+                    seen.add(other)
+                    todo.append(other)
+        reached[name] = frozenset(seen)
+    return reached
+
+
+def _kind(unit: Unit) -> str:
+    """What makes a unit change: `static` nothing (the package's files), `incidents` what ops declared, `network`
+    its network's statuses, `global` any status, declaration or the minute (the home page's "last checked")."""
+    if unit.pattern == "/static/":
+        return "static"
+    if unit.incident or unit.pattern.startswith(("/incidents", "/api/v1/incidents")) or "/feed." in unit.pattern:
+        return "incidents"  # the feeds are incident updates only
+    return "network" if unit.network is not None else "global"
+
+
+# written first after a change, each group as soon as it is rendered: the documents clients poll (a few ms each),
+# then the pages most readers look at (a network's, the home page), then the other pages, then the other files
+FIRST_DOCUMENTS = (
+    "/api/v1/networks/{network}",
+    "/api/v1/status",
+    "/api/v2/summary.json",
+    "/api/v2/status.json",
+)
+FIRST_PAGES = ("/reseaux/{network}", "/")
+FLUSH_EVERY = 0.1  # seconds of rendering between writes after the first groups
+
+
+def _priority(unit: Unit) -> int:
+    if unit.pattern in FIRST_DOCUMENTS:
+        return 0
+    if unit.pattern in FIRST_PAGES:
+        return 1
+    return 2 if unit.kind == "page" else 3
+
+
+def _network_of(key: str) -> str:
+    return key.partition(":")[2].partition("/")[0]
+
+
+@dataclass
+class Publisher:
+    """Keeps `target` a static export of the public app `app` (its lifespan's `state`), served at `origin`."""
+
+    services: SiteContext
+    app: ASGIApp
+    state: Mapping[str, Any]
+    target: Path
+    origin: str
+    on_published: Callable[[PublishReport], None] = lambda report: None
+    on_failed: Callable[[], None] = lambda: None
+    published_at: float | None = None  # wall time when the folder was last known to hold the live state
+    failures: int = 0
+    problem: str | None = None  # why the folder is behind, while it is
+    clock: Callable[[], float] = time.monotonic
+    wall: Callable[[], float] = time.time
+    _on_disk: dict[str, bytes] = field(default_factory=dict)  # relative path → bytes, as the folder holds them
+    _owner: dict[str, frozenset[str]] = field(default_factory=dict)  # unit address → the files it wrote
+    _pending: dict[str, bytes | None] = field(default_factory=dict)  # to write (None: to delete), not yet done
+    _units: dict[str, Unit] = field(default_factory=dict)  # by address, from the last inventory
+    _background: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    _deferred: OrderedDict[str, None] = field(default_factory=OrderedDict)  # a change's, put off for a newer change
+    _late: dict[str, None] = field(default_factory=dict)  # answered late by the app: rendered again at once
+    _seen: tuple[Any, ...] | None = None  # what the last cycle published from
+    _statuses: Mapping[str, Any] | None = None
+    _dependants: dict[str, frozenset[str]] = field(default_factory=dict)
+    _refreshed_at: float = 0.0
+    _retry_at: float = 0.0
+    _mode: int = 0o644
+    _wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    def wake(self) -> None:
+        """The board changed: publish now rather than at the next poll (from the event loop or any thread)."""
+        loop = self._loop
+        if loop is None:
+            return  # not running yet: the first publication takes whatever is current
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._wakeup.set()
+        else:
+            loop.call_soon_threadsafe(self._wakeup.set)
+
+    # --- the first publication -----------------------------------------------------------------------------------
+    async def publish_all(self) -> PublishReport:
+        """A whole export, checked for broken links, swapped in at `target` (its previous content replaced)."""
+        started = self.clock()
+        snapshot, seen = self.services.snapshot(), self._what()  # what is rendered is at least this
+        inventory = await self.services.pages.run(Inventory.read, self.services)
+        self._take_inventory(inventory)
+        site = Site()
+        async with export_client(self.app, self.state, self.origin) as client:
+            for unit in self._units.values():
+                problem = await self._write_unit(unit, client, site)
+                if problem is not None:
+                    raise ExportError(problem)
+        broken = await self.services.pages.run(broken_links_in, site, self.origin)  # seconds: off the loop
+        if broken:
+            raise ExportError(f"{len(broken)} link(s) of the export lead nowhere, first {broken[0]}")
+        await self.services.pages.run(self._swap, site)
+        self._on_disk = dict(site.bodies)
+        self._pending.clear()
+        self._background.clear()
+        self._deferred.clear()
+        # a change while it rendered (a page before it, a document after) is published next: compared from here
+        self._seen, self._statuses = seen, snapshot.statuses
+        self._refreshed_at = self.clock()
+        report = PublishReport(site.files, 0, self.clock() - started)
+        self._succeeded(report)
+        return report
+
+    def _swap(self, site: Site) -> None:
+        target = check_target(self.target)
+        umask = os.umask(0)
+        os.umask(umask)
+        self._mode = 0o666 & ~umask
+        with staging(target) as root:
+            site.save(root)
+            for path in root.rglob("*"):
+                path.chmod(0o777 & ~umask if path.is_dir() else self._mode)
+            write_marker(root, site.files, site.size)
+            swap_in(root, target)
+        self.target = target
+
+    # --- then, what changed --------------------------------------------------------------------------------------
+    def _what(self) -> tuple[Any, ...]:
+        """What, besides the statuses, makes pages change: the config, declarations, history, the minute."""
+        stamp = self.services.pages.stamp()
+        return tuple(stamp) if isinstance(stamp, tuple) else (stamp,)
+
+    def _take_inventory(self, inventory: Inventory) -> None:
+        found = {unit.address: unit for unit in units(inventory)}
+        for address in self._units.keys() - found.keys():  # gone: its files go too
+            for relative in self._owner.pop(address, frozenset()):
+                self._pending[relative] = None
+            self._background.pop(address, None)
+            self._deferred.pop(address, None)
+        self._units = found
+        self._dependants = _dependants(self.services.settings)
+
+    async def publish_changes(self) -> PublishReport | None:
+        """Render what changed since the last publication (then some background work) and write it; None when
+        there was nothing to do."""
+        started = self.clock()
+        snapshot = self.services.snapshot()
+        seen = self._what()
+        previous = self._seen or ()
+        urgent = await self._urgent(snapshot.statuses, seen, previous)
+        # only the minute passed (the pages' "last check" line): any of it gives way to a change of the board
+        minute_only = len(seen) == len(previous) and seen[:-1] == previous[:-1]
+        yields_from = 0 if minute_only else 2
+        if self.clock() - self._refreshed_at >= REFRESH_EVERY:
+            self._background.update(dict.fromkeys(self._units))
+            self._refreshed_at = self.clock()
+        if not urgent and not self._background and not self._deferred and not self._pending:
+            self._seen, self._statuses = seen, snapshot.statuses
+            self.published_at = self.wall()  # nothing changed: the folder is up to date
+            return None
+        site = Site()
+        failed: str | None = None
+        written = removed = 0
+        refused: str | None = None
+        async with export_client(self.app, self.state, self.origin) as client:
+            flushed = self.clock()
+            interrupted = False
+            for number, unit in enumerate(urgent):
+                failed = await self._write_unit(unit, client, site) or failed
+                self._background.pop(unit.address, None)
+                self._deferred.pop(unit.address, None)
+                following = urgent[number + 1] if number + 1 < len(urgent) else None
+                if following is not None and _priority(following) >= yields_from and self._wakeup.is_set():
+                    # the board changed again: its first files before the rest of this one's (next, first in line)
+                    self._deferred.update(dict.fromkeys(rest.address for rest in urgent[number + 1 :]))
+                    interrupted = True
+                    break
+                # the first groups out as soon as they are rendered (the pages one by one), then every FLUSH_EVERY
+                first = _priority(unit) == 1 or (_priority(unit) == 0 and (following is None or _priority(following)))
+                if (first or self.clock() - flushed >= FLUSH_EVERY) and refused is None:
+                    more, fewer, refused = await self._flush_site(site)
+                    written, removed, flushed = written + more, removed + fewer, self.clock()
+            self._seen, self._statuses = seen, snapshot.statuses  # what is rendered now is what was seen
+            sliced = self.clock() + SLICE
+            # a change's files put off for a newer one: after that one's first files, SLICE seconds of them whatever
+            # comes (never starved by a storm); then the background's, until the board changes again
+            while (
+                (self._deferred and not interrupted) or (self._background and not self._wakeup.is_set())
+            ) and self.clock() < sliced:
+                address, _ = (self._deferred or self._background).popitem(last=False)
+                queued = self._units.get(address)
+                if queued is not None:
+                    failed = await self._write_unit(queued, client, site) or failed
+        if refused is None:
+            more, fewer, refused = await self._flush_site(site)
+            written, removed = written + more, removed + fewer
+        else:
+            self._note(site)  # written at the next attempt
+        problem = refused or failed
+        if problem is not None:
+            self._fail(problem)
+            return None
+        report = PublishReport(written, removed, self.clock() - started)
+        self._succeeded(report)
+        return report
+
+    async def _urgent(
+        self, statuses: Mapping[str, Any], seen: tuple[Any, ...], previous: tuple[Any, ...]
+    ) -> list[Unit]:
+        """The units to render now, what most readers look at first: those a change since the last cycle reaches,
+        and those the app answered late last time."""
+        urgent: list[Unit] = []
+        if seen != previous:
+            # the page cache's stamp: (config, board version, declarations' version, history's version, minute)
+            reloaded = len(seen) != len(previous) or seen[0] != previous[0]
+            declared = reloaded or seen[2] != previous[2]
+            if declared or seen[3] != previous[3]:  # new incidents, a network added or removed, fresh roll-ups
+                self._take_inventory(await self.services.pages.run(Inventory.read, self.services))
+                self._background.update(dict.fromkeys(self._units))
+            affected = self._affected(statuses)
+            wanted = {"global", "incidents"} if declared else {"global"}
+            urgent = [
+                unit
+                for unit in self._units.values()
+                if _kind(unit) in wanted or (_kind(unit) == "network" and unit.network in affected)
+            ]
+        late = [self._units[address] for address in self._late if address in self._units]
+        self._late.clear()
+        chosen = {unit.address for unit in urgent}
+        return sorted(urgent + [unit for unit in late if unit.address not in chosen], key=_priority)
+
+    def _affected(self, statuses: Mapping[str, Any]) -> set[str]:
+        """The networks whose pages may differ from the last publication's: those with a changed status and
+        those depending on them."""
+        before = self._statuses
+        if before is None:
+            return set(self._dependants)
+        changed = {_network_of(key) for key, status in statuses.items() if before.get(key) is not status} | {
+            _network_of(key) for key in before.keys() - statuses.keys()
+        }
+        affected: set[str] = set()
+        for network in changed:
+            affected |= self._dependants.get(network, frozenset({network}))
+        return affected
+
+    async def _write_unit(self, unit: Unit, client: httpx.AsyncClient, site: Site) -> str | None:
+        """Render `unit` into `site` and note its files; the problem in words when it cannot be rendered (it is
+        tried again at the next cycle)."""
+        own = Site()
+        try:
+            if await write_unit(unit, self.services, client, own):  # the app's last rendering, not a fresh one:
+                self._late[unit.address] = None  # written (it is no older than the folder's), asked again first
+        except (ExportError, StoreError) as exc:
+            self._background[unit.address] = None
+            return f"{unit.address} not rendered: {exc}"
+        for relative in self._owner.get(unit.address, frozenset()) - own.bodies.keys():
+            self._pending[relative] = None  # a page of a list that is shorter now
+        self._owner[unit.address] = frozenset(own.bodies)
+        site.bodies.update(own.bodies)
+        return None
+
+    def _note(self, site: Site) -> None:
+        """What `site` holds that the folder does not becomes pending; `site` is emptied."""
+        for relative, body in site.bodies.items():
+            if self._on_disk.get(relative) != body:
+                self._pending[relative] = body
+            else:
+                self._pending.pop(relative, None)
+        site.bodies.clear()
+
+    async def _flush_site(self, site: Site) -> tuple[int, int, str | None]:
+        """`_note(site)`, then write what is pending."""
+        self._note(site)
+        return await self._flush()
+
+    async def _flush(self) -> tuple[int, int, str | None]:
+        """Write what is pending: (files written, deleted, why it stopped short)."""
+        if not self._pending:
+            return 0, 0, None
+        done = [0, 0]
+        try:
+            await self.services.pages.run(self._write, dict(self._pending), done)
+        except OSError as exc:
+            return done[0], done[1], f"cannot write into {self.target}: {exc.strerror or exc}"
+        return done[0], done[1], None
+
+    def _write(self, pending: dict[str, bytes | None], done: list[int]) -> None:
+        """Blocking: every pending file written (or deleted), each noted as done as soon as it is; each file's
+        bytes on disk before its rename. The renames are not synced: after a crash a file is its previous version
+        or this one, whole either way, each saying its age, and tpmon starts again with a whole new export (a
+        folder sync per write would add 2 to 4 ms each on this machine's disk, measured by the benchmark)."""
+        for relative, body in pending.items():
+            if body is None:
+                _remove(self.target, relative)
+                self._on_disk.pop(relative, None)
+                done[1] += 1
+            else:
+                write_atomically(self.target, relative, body, self._mode, sync=False)
+                self._on_disk[relative] = body
+                done[0] += 1
+            del self._pending[relative]
+
+    # --- outcomes ------------------------------------------------------------------------------------------------
+    def _succeeded(self, report: PublishReport) -> None:
+        if self.problem is not None:
+            log.info("publishing into %s again", self.target)
+        self.problem = None
+        if not self._deferred:  # else a change's files are still to come: the folder is not the live state yet
+            self.published_at = self.wall()
+        self.on_published(report)
+
+    def _fail(self, problem: str) -> None:
+        if self.problem is None:  # said once per episode; the metrics count every failed attempt
+            log.error("publishing into %s failed, retrying every %g s: %s", self.target, RETRY_EVERY, problem)
+        self.problem = problem
+        self.failures += 1
+        self._retry_at = self.clock() + RETRY_EVERY
+        self.on_failed()
+
+    async def run(self) -> None:
+        """The publishing loop, until cancelled: the whole export first (tried again until it is in place),
+        then what changes: at once when the board changes (`wake`), else every POLL seconds."""
+        self._loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await self.publish_all()
+                break
+            except (ExportError, StoreError, OSError) as exc:
+                self._fail(str(exc) if not isinstance(exc, OSError) else f"cannot write: {exc.strerror or exc}")
+            await asyncio.sleep(RETRY_EVERY)
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), POLL)
+            self._wakeup.clear()
+            if self.problem is not None and self.clock() < self._retry_at:
+                continue
+            try:
+                await self.publish_changes()
+            except (ExportError, StoreError) as exc:
+                self._fail(str(exc))

@@ -1,0 +1,401 @@
+"""`web.publish_dir`: a real `tpmon serve` publishes the site into a folder that Debian's nginx serves with
+config/nginx-tpmon-published.conf (only its ports, certificate paths and root changed), while a reader hammers it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import threading
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trustme
+from targets import Server, Target, free_port, wait_for
+from test_nginx import main_config, nginx_binary
+
+from monitor.app import Services, create_app
+from monitor.config import load_config
+from monitor.i18n import STATE_ICONS
+from monitor.models import State
+from monitor.runner import run_check
+from monitor.web import publisher as publisher_module
+from monitor.web import static_export
+from monitor.web.publisher import Publisher, write_atomically
+
+ROOT = Path(__file__).parents[1]
+EXAMPLE = ROOT / "config" / "nginx-tpmon-published.conf"
+HOST = "etat.exemple.fr"
+NETWORKS = """
+stabilization: 2s
+defaults: {{interval: 1s, timeout: 800ms, failure_threshold: 1, success_threshold: 1}}
+networks:
+  alpha:
+    name: Alpha
+    kind: operateur
+    lines: [pharmacie, hospitalisation]
+    checks:
+      - {{name: dre, flow: facturation, kind: http, url: "{url}/dre"}}
+      - {{name: pec, flow: pec, kind: http, url: "{url}/pec"}}
+{beta}"""
+BETA = """  beta:
+    name: Beta
+    kind: reseau_de_soins
+    lines: [optique]
+    checks:
+      - {{name: pec, flow: pec, kind: http, url: "{url}/beta"}}
+"""
+
+
+def config_text(site: Path, url: str, *, beta: bool = True) -> str:
+    web = f"web: {{public_url: 'https://{HOST}', publish_dir: '{site}'}}\n"
+    return web + NETWORKS.format(url=url, beta=BETA.format(url=url) if beta else "")
+
+
+def adapted(example: str, *, http: int, https: int, cert: Path, site: Path) -> str:
+    """The example with this test's ports, certificate and folder, on loopback; nothing else changes."""
+    replaced = {
+        "listen 80;": f"listen 127.0.0.1:{http};",
+        "listen 443 ssl http2;": f"listen 127.0.0.1:{https} ssl http2;",
+        "/etc/ssl/etat.exemple.fr/fullchain.pem": str(cert),
+        "/etc/ssl/etat.exemple.fr/privkey.pem": str(cert),
+        "root /var/www/etat;": f"root {site};",
+    }
+    text = "\n".join(line for line in example.splitlines() if "listen [::]" not in line)  # no IPv6 here
+    for old, new in replaced.items():
+        assert old in text, f"{EXAMPLE.name} no longer holds {old!r}: update this test with it"
+        text = text.replace(old, new)
+    return text
+
+
+@dataclass
+class Published:
+    server: Server
+    target: Target
+    site: Path
+    https: int
+    ca: trustme.CA
+
+    def client(self) -> httpx.Client:
+        context = ssl.create_default_context()
+        self.ca.configure_trust(context)
+        return httpx.Client(base_url=f"https://127.0.0.1:{self.https}", verify=context, headers={"Host": HOST})
+
+    def metric(self, name: str) -> float:
+        found = re.search(rf"^{name} (\S+)$", self.server.get("/metrics").text, re.M)
+        assert found is not None, f"{name} not in /metrics"
+        return float(found.group(1))
+
+
+@pytest.fixture
+def published(tmp_path: Path, target: Target) -> Iterator[Published]:
+    binary = nginx_binary()
+    site = tmp_path / "site"
+    config = tmp_path / "tpmon.yaml"
+    config.write_text(config_text(site, target.url("")), encoding="utf-8")
+    server = Server(config, tmp_path, {"TPMON_DATABASE_URL": f"sqlite:///{tmp_path}/tpmon.db"})
+    server.start()
+    root = tmp_path / "nginx"
+    root.mkdir()
+    ca = trustme.CA()
+    cert = root / "server.pem"
+    ca.issue_cert("127.0.0.1", HOST).private_key_and_cert_chain_pem.write_to_path(str(cert))
+    http, https = free_port(), free_port()
+    conf = root / "published.conf"
+    conf.write_text(adapted(EXAMPLE.read_text(), http=http, https=https, cert=cert, site=site), encoding="utf-8")
+    (root / "nginx.conf").write_text(main_config(root, conf), encoding="utf-8")
+    command = [binary, "-p", str(root), "-c", str(root / "nginx.conf"), "-e", str(root / "error.log")]
+    checked = subprocess.run([*command, "-t"], capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stderr
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+
+        def listening() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"nginx exited {process.returncode}: {(root / 'error.log').read_text()}")
+            with socket.socket() as sock:
+                return sock.connect_ex(("127.0.0.1", https)) == 0
+
+        wait_for(listening, what="nginx to listen")
+        found = Published(server, target, site, https, ca)
+        with found.client() as client:  # the first publication in place, with the first probes' states
+            wait_for(lambda: _state(client, "alpha") == "operational", timeout=90, what="alpha published operational")
+            # its JSON first, then its page: written with a probe's result, it says when that check was
+            wait_for(lambda: "Instantané du" in client.get("/reseaux/alpha/").text, what="alpha's page published")
+        yield found
+    finally:
+        process.send_signal(signal.SIGQUIT)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+        server.stop()
+
+
+def _state(client: httpx.Client, network: str) -> str | None:
+    answer = client.get(f"/api/v1/networks/{network}")
+    if answer.status_code != 200:
+        return None
+    state: str = answer.json()["state"]
+    return state
+
+
+@dataclass
+class Reader:
+    """Hammers nginx on a page, a JSON document and the home page, checking every answer is whole."""
+
+    client: httpx.Client
+    answers: Counter[str] = field(default_factory=Counter)
+    versions: set[str] = field(default_factory=set)
+    broken: list[str] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for path in ("/reseaux/alpha/", "/api/v2/summary.json", "/"):
+                answer = self.client.get(path)
+                self.answers[path] += 1
+                body = answer.content
+                if answer.status_code != 200:
+                    self.broken.append(f"{path}: {answer.status_code}")
+                elif path.endswith(".json"):
+                    try:
+                        json.loads(body)
+                    except ValueError:
+                        self.broken.append(f"{path}: not whole JSON ({len(body)} bytes)")
+                elif not body.rstrip().endswith(b"</html>"):
+                    self.broken.append(f"{path}: not a whole page ({len(body)} bytes)")
+                self.versions.add(f"{path} {answer.headers.get('etag')}")
+
+
+def test_a_target_down_is_served_by_nginx_and_every_answer_is_whole(published: Published) -> None:
+    with published.client() as client:
+        page = client.get("/reseaux/alpha/")
+        assert page.status_code == 200 and page.headers["cache-control"] == "no-cache"
+        assert page.headers["content-type"] == "text/html; charset=utf-8"
+        assert "Instantané du" in page.text  # the export's age, on every published page
+        assert client.get("/api/v1/status").json()["networks"][0]["id"] == "alpha"  # the .json file
+        assert client.get("/reseaux/nulle-part/").status_code == 404
+        assert client.get("/.tpmon-export").status_code == 404
+        reader = Reader(published.client())
+        thread = threading.Thread(target=reader.run, daemon=True)
+        thread.start()
+        try:
+            wait_for(lambda: sum(reader.answers.values()) >= 30, what="the reader's first answers")
+            published.target.codes["/pec"] = 503
+            said = STATE_ICONS[State.PARTIAL] + "</span>Partiellement</span> indisponible"  # its <h1>
+            wait_for(
+                lambda: _state(client, "alpha") == "partial" and said in client.get("/reseaux/alpha/").text,
+                what="nginx serving alpha partly down",
+            )
+            assert client.get("/api/v2/summary.json").json()["status"]["indicator"] != "none"
+            del published.target.codes["/pec"]  # back: the pages change again under the reader
+            wait_for(lambda: _state(client, "alpha") in ("recovering", "operational"), what="alpha back")
+            seen = len(reader.versions)
+            wait_for(lambda: len(reader.versions) > seen or sum(reader.answers.values()) > 600, what="reads")
+        finally:
+            reader.stop.set()
+            thread.join(30)
+    assert reader.broken == []
+    assert min(reader.answers.values()) >= 10, reader.answers
+    assert len(reader.versions) > 3, "the reader saw no page rewritten while it read"  # 3 paths, several versions
+    assert published.metric("tpmon_publish_failures_total") == 0
+    assert published.metric("tpmon_publish_files_written_total") > 0
+
+
+def test_a_removed_network_disappears_and_a_refusing_folder_is_told_then_caught_up(published: Published) -> None:
+    server, site = published.server, published.site
+    with published.client() as client:
+        assert client.get("/reseaux/beta/").status_code == 200
+        assert client.get("/badge/beta/optique.svg").status_code == 200
+        server.config.write_text(config_text(site, published.target.url(""), beta=False), encoding="utf-8")
+        done = server.run("reload", "--config", str(server.config), "--pid-file", str(server.pid_file))
+        assert done.returncode == 0, done.stderr
+        wait_for(lambda: client.get("/reseaux/beta/").status_code == 404, what="beta's page gone")
+        wait_for(lambda: not (site / "reseaux" / "beta").exists(), what="beta's folder gone")
+        assert client.get("/badge/beta/optique.svg").status_code == 404
+        assert [n["id"] for n in client.get("/api/v1/status").json()["networks"]] == ["alpha"]
+
+        # the folder refuses: alpha's page cannot be written where a plain file now stands
+        alpha = site / "reseaux" / "alpha"
+        for child in alpha.rglob("*"):
+            if child.is_file():
+                child.unlink()
+        for child in sorted(alpha.rglob("*"), reverse=True):
+            child.rmdir()
+        alpha.rmdir()
+        alpha.write_text("in the way\n", encoding="utf-8")
+        published.target.codes["/pec"] = 503
+        wait_for(lambda: published.metric("tpmon_publish_failures_total") >= 1, what="the failure counted")
+        ready = server.get("/readyz")
+        assert ready.status_code == 503 and "published folder behind" in " ".join(ready.json()["problems"])
+        stuck = published.metric("tpmon_publish_last_success_timestamp_seconds")
+        assert server.log.read_text().count("publishing into") == 1  # said once, however often it is retried
+
+        alpha.unlink()  # the way is clear: the next attempt writes what is pending
+        wait_for(lambda: server.get("/readyz").status_code == 200, what="ready again")
+        wait_for(lambda: _state(client, "alpha") == "partial", what="alpha's state caught up")
+        assert client.get("/reseaux/alpha/").status_code == 200
+        assert published.metric("tpmon_publish_last_success_timestamp_seconds") > stuck
+        assert "publishing into" in server.log.read_text().rsplit("failed", 1)[1]  # "… again"
+
+
+def test_an_atomic_write_leaves_no_temporary_file_and_keeps_the_old_one_on_failure(tmp_path: Path) -> None:
+    write_atomically(tmp_path, "a/b/index.html", b"one", 0o644)
+    assert (tmp_path / "a" / "b" / "index.html").read_bytes() == b"one"
+    assert oct((tmp_path / "a" / "b" / "index.html").stat().st_mode & 0o777) == "0o644"
+    (tmp_path / "a" / "b" / "c").mkdir()  # a folder where the file should go: the rename fails
+    with pytest.raises(OSError):
+        write_atomically(tmp_path, "a/b/c", b"two", 0o644)
+    assert sorted(p.name for p in (tmp_path / "a" / "b").iterdir()) == ["c", "index.html"]  # no temporary left
+
+
+def test_an_atomic_write_is_on_disk_before_its_rename_and_its_rename_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash never leaves an empty or partial file under a published name (ext4 without auto_da_alloc, XFS)."""
+    done: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(handle: int) -> None:
+        done.append(("fsync", os.readlink(f"/proc/self/fd/{handle}")))
+        real_fsync(handle)
+
+    def replace(source: str | Path, target: str | Path) -> None:
+        done.append(("rename", f"{source} → {target}"))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    write_atomically(tmp_path, "reseaux/alpha/index.html", b"<html>", 0o644)
+    folder = str(tmp_path / "reseaux" / "alpha")
+    assert [kind for kind, _ in done] == ["fsync", "rename", "fsync"]
+    temporary = done[0][1]
+    assert temporary.startswith(folder + "/.index.html.") and temporary.endswith(".tmp")  # the bytes, then
+    assert done[1][1] == f"{temporary} → {folder}/index.html"  # the name, then
+    assert done[2][1] == folder  # the folder's entry
+    done.clear()
+    write_atomically(tmp_path, "reseaux/alpha/index.html", b"<html>2", 0o644, sync=False)  # a batch syncs after
+    assert [kind for kind, _ in done] == ["fsync", "rename"]
+
+
+def _in_process(
+    tmp_path: Path,
+    target: Target,
+    body: Callable[[Publisher, Services, list[str]], Awaitable[None]],
+    meanwhile: Callable[[Services], Awaitable[None]] | None = None,
+) -> None:
+    """A publisher of a real app (no scheduler: the test probes), its folder's writes listed in order; with
+    `meanwhile`, run once while the first publication renders its files (after its pages)."""
+    config = tmp_path / "tpmon.yaml"
+    config.write_text(config_text(tmp_path / "site", target.url("")), encoding="utf-8")
+    app = create_app(load_config(config), database_url=f"sqlite:///{tmp_path}/tpmon.db", schedule=False)
+
+    async def run() -> None:
+        async with app.router.lifespan_context(app) as state:
+            assert state is not None
+            services: Services = state["services"]
+            publisher = Publisher(services, app, state, tmp_path / "site", f"https://{HOST}")
+            plain_unit = static_export.write_unit
+            pending = [meanwhile] if meanwhile is not None else []
+
+            async def unit(*args: Any) -> bool:
+                if pending and args[0].kind == "file":  # the pages rendered, not yet the documents
+                    await pending.pop()(services)
+                return await plain_unit(*args)
+
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(publisher_module, "write_unit", unit)
+                await publisher.publish_all()
+            written: list[str] = []
+            plain = publisher_module.write_atomically
+
+            def listed(root: Path, relative: str, data: bytes, mode: int, *, sync: bool = True) -> Path:
+                written.append(relative)
+                return plain(root, relative, data, mode, sync=sync)
+
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(publisher_module, "write_atomically", listed)
+                await body(publisher, services, written)
+
+    asyncio.run(run())
+
+
+async def _probe(services: Services, network: str, check: str) -> None:
+    found = next(c for c in services.settings.networks[network].checks if c.name == check)
+    await run_check(network, found, services.pipeline)
+
+
+def test_a_change_is_written_documents_first_then_the_pages_readers_look_at_then_the_rest(
+    tmp_path: Path, target: Target
+) -> None:
+    async def body(publisher: Publisher, services: Services, written: list[str]) -> None:
+        for check in ("dre", "pec"):
+            await _probe(services, "alpha", check)
+        await publisher.publish_changes()
+        written.clear()
+        target.codes["/pec"] = 503
+        await _probe(services, "alpha", "pec")
+        assert await publisher.publish_changes() is not None
+        first = {"api/v1/networks/alpha.json", "api/v1/status.json", "api/v2/summary.json", "api/v2/status.json"}
+        assert set(written[:4]) == first, written[:8]
+        pages = ["index.html", "reseaux/alpha/index.html", "reseaux/alpha/hospitalisation/index.html"]
+        assert [written.index(page) for page in pages] == sorted(written.index(page) for page in pages)
+        line, badge = "reseaux/alpha/hospitalisation/index.html", "badge/alpha/hospitalisation.svg"
+        assert written.index(line) < written.index(badge)
+        assert not any(path.startswith("reseaux/beta/") for path in written)  # beta did not change
+
+    _in_process(tmp_path, target, body)
+
+
+def test_a_newer_change_goes_before_the_rest_of_an_older_ones_files_which_are_then_written(
+    tmp_path: Path, target: Target
+) -> None:
+    async def body(publisher: Publisher, services: Services, written: list[str]) -> None:
+        for network, check in (("alpha", "dre"), ("alpha", "pec"), ("beta", "pec")):
+            await _probe(services, network, check)
+        while await publisher.publish_changes() is not None:  # the first states, and their files put off
+            pass
+        written.clear()
+        publisher._loop = asyncio.get_running_loop()  # as `run` does: a board change may wake it
+        published = publisher.published_at
+        target.codes["/pec"] = 503
+        await _probe(services, "alpha", "pec")
+        publisher.wake()  # another change came while the first pages were rendered
+        await publisher.publish_changes()
+        assert "reseaux/alpha/index.html" in written and "badge/alpha/hospitalisation.svg" not in written  # put off
+        assert publisher.published_at == published  # the folder is not the live state yet
+        while publisher.published_at == published:  # then written, SLICE seconds of them per cycle
+            await publisher.publish_changes()
+        assert "badge/alpha/hospitalisation.svg" in written and "reseaux/alpha/hospitalisation/index.html" in written
+
+    _in_process(tmp_path, target, body)
+
+
+def test_a_change_during_the_first_publication_is_published_next(tmp_path: Path, target: Target) -> None:
+    async def change(services: Services) -> None:  # after the first publication read the state
+        for check in ("dre", "pec"):
+            await _probe(services, "alpha", check)
+
+    async def body(publisher: Publisher, services: Services, written: list[str]) -> None:
+        published = json.loads((tmp_path / "site" / "api" / "v1" / "networks" / "alpha.json").read_bytes())
+        assert published["state"] == "operational"  # its JSON was rendered after the change
+        page = tmp_path / "site" / "reseaux" / "alpha" / "index.html"
+        assert "Opérationnel" not in page.read_text(encoding="utf-8")  # its page before: told what it saw then
+        await publisher.publish_changes()
+        assert "reseaux/alpha/index.html" in written
+        assert "Opérationnel" in page.read_text(encoding="utf-8")
+
+    _in_process(tmp_path, target, body, meanwhile=change)
