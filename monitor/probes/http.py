@@ -1,7 +1,7 @@
 """HTTP probe: one request and its redirects, the body read up to a cap, conditions evaluated.
 
 The request is prepared once per check and environment (a template: ${VAR}s expanded, URL parsed, headers
-built by httpx as its client would) and sent on a fresh connection per probe (wire.py: httpcore's HTTP/1.1
+built by httpx as its client would) and sent on a fresh connection per probe (wire.py: h11 HTTP/1.1
 over an asyncio stream, no pool, no cookie jar), or through the keep-alive client with `reuse_connection`.
 """
 
@@ -223,7 +223,7 @@ async def _send(
     if template.client is None:
         connection = await connect(target, phases)
         connections.append(connection)
-        return await connection.send(target, phases.trace), connection.ssl_object()
+        return await connection.send(target, phases), connection.ssl_object()
     timeout = httpx.Timeout(template.check.timeout).as_dict()  # as the client's build_request set it
     request = target.request({"timeout": timeout, "trace": phases.trace})
     response = await template.client.send(request, stream=True, follow_redirects=False)
