@@ -30,9 +30,10 @@ _STAGES = {
 class HttpPhases:
     """Accumulates phase durations over every request of one probe (redirects included).
 
-    On a fresh connection (wire.py) `resolve`, `connect` and `tls` are timed by the probe itself (`resolve`
-    is 0 for an IP literal); through the keep-alive client (`reuse_connection`) httpcore's trace times
-    `connect` and `tls`, and `resolve` stays 0 (httpcore resolves inside `connect_tcp`).
+    On a fresh connection (wire.py) the probe times `resolve`, `connect`, `tls` and `processing` itself and
+    keeps `stage` up to date (`resolve` is 0 for an IP literal); through the keep-alive client
+    (`reuse_connection`) httpcore's trace (`trace`) times `connect`, `tls` and `processing`, and `resolve`
+    stays 0 (httpcore resolves inside `connect_tcp`).
     `processing` runs from sending the request headers to receiving the response headers;
     `transfer` is added by the probe around its (capped) body read.
     """

@@ -1,32 +1,36 @@
-"""One HTTP/1.1 exchange on a fresh connection: httpcore's HTTP/1.1 state machine over an asyncio stream.
+"""One HTTP/1.1 exchange on a fresh connection: h11's state machine over an asyncio stream.
 
 The HTTP probe's lean path. A probe opens its own connection (a monitor must see connect and TLS failures), so
-it needs no connection pool, no cookie jar and no per-operation timeout (the probe's deadline bounds it all):
-httpx's client and httpcore's pool are left out, httpcore's `AsyncHTTP11Connection` speaks HTTP/1.1 over an
-asyncio stream opened here. Resolution (skipped for an IP literal), connection and TLS handshake are timed
-here; the `trace` extension times the rest (phases.py). A `Target` is prepared once per check (URL parsed,
-headers encoded, address worked out) and reused by every probe.
+it needs no connection pool, no cookie jar, no lock and no per-operation timeout (the probe's deadline bounds it
+all): httpx's client and httpcore's pool and connection are left out; h11 (httpcore's own HTTP/1.1 parser) speaks
+HTTP/1.1 over an asyncio stream opened here, and failures are raised as httpcore's exceptions, as its connection
+raises them. Resolution (skipped for an IP literal), connection, TLS handshake and processing are timed here,
+and the stage the probe is at kept up to date (phases.py). A `Target` is prepared once per check (URL parsed,
+headers encoded and checked, address worked out) and reused by every probe.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import h11
 import httpcore
 import httpx
 
 from .net import Address, literal_address, open_tcp
 from .phases import HttpPhases
 
-__all__ = ["Connection", "Target", "Trace", "connect"]
+__all__ = ["Connection", "Target", "connect"]
 
-Trace = Callable[[str, dict[str, Any]], Awaitable[None]]
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_READ_BYTES = 64 * 1024  # as httpcore reads
+_MAX_HEAD = 100 * 1024  # bytes of a response head at most (httpcore's MAX_INCOMPLETE_EVENT_SIZE)
 
 
 @dataclass(frozen=True, eq=False, repr=False)  # no repr: the target may hold secrets (URL, headers, body)
@@ -36,8 +40,8 @@ class Target:
 
     address: httpx.URL  # the URL as httpx parsed it
     method: bytes
-    url: httpcore.URL
     headers: list[tuple[bytes, bytes]]
+    head: h11.Request | None  # the request line and headers h11 sends; None when h11 refuses them
     body: bytes
     host: str
     port: int
@@ -56,11 +60,17 @@ class Target:
             raise httpx.UnsupportedProtocol("the URL needs http:// or https:// and a host")
         port = url.port or _DEFAULT_PORTS[scheme]
         host = url.raw_host.decode("ascii")
+        method = request.method.encode("ascii")
+        headers = request.headers.raw
+        try:  # checked once here; refused, every probe fails as httpcore would fail it (LocalProtocolError)
+            head: h11.Request | None = h11.Request(method=method, target=url.raw_path, headers=headers)
+        except h11.LocalProtocolError:
+            head = None
         return cls(
             address=url,
-            method=request.method.encode("ascii"),
-            url=httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=port, target=url.raw_path),
-            headers=request.headers.raw,
+            method=method,
+            headers=headers,
+            head=head,
             body=request.read(),  # a redirect's request holds its body as a stream, not yet read
             host=host,
             port=port,
@@ -81,11 +91,6 @@ class Target:
             stream=httpx.ByteStream(self.body),
             extensions=extensions or {},
         )
-
-    def core_request(self, trace: Trace) -> httpcore.Request:
-        """httpcore's request for one probe, with its `trace` callback (and no timeout: the probe has one)."""
-        extensions = {"trace": trace}
-        return httpcore.Request(self.method, self.url, headers=self.headers, content=self.body, extensions=extensions)
 
 
 class _Stream(httpcore.AsyncNetworkStream):
@@ -134,33 +139,88 @@ class _Stream(httpcore.AsyncNetworkStream):
 
 
 class _Body(httpx.AsyncByteStream):
-    """httpcore's response body as httpx reads it (so that httpx decodes it)."""
+    """The response body as httpx reads it (so that httpx decodes it): h11's data events up to the end of the
+    message; closing it closes the connection."""
 
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
+    def __init__(self, connection: Connection, phases: HttpPhases) -> None:
+        self._connection = connection
+        self._phases = phases
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._stream:
-            yield chunk
+        self._phases.stage = "while reading the body"
+        while True:
+            event = await self._connection.next_event()
+            if isinstance(event, h11.Data):
+                yield bytes(event.data)
+            elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed) or event is h11.PAUSED:
+                return
 
     async def aclose(self) -> None:
-        await self._stream.aclose()
+        self._connection.close()
 
 
 class Connection:
     """One fresh connection to a target, for one request; `close()` releases it, whatever happened."""
 
-    def __init__(self, stream: _Stream, origin: httpcore.Origin) -> None:
+    def __init__(self, stream: _Stream) -> None:
         self.stream = stream
-        self._http = httpcore.AsyncHTTP11Connection(origin, stream)
+        self._h11 = h11.Connection(our_role=h11.CLIENT, max_incomplete_event_size=_MAX_HEAD)
 
-    async def send(self, target: Target, trace: Trace) -> httpx.Response:
-        """Send the target's request; the response's body is left to read (httpx decodes it). The response
-        has no `request` (set it from `target.request()` where one is needed, e.g. to read its cookies)."""
-        answer = await self._http.handle_async_request(target.core_request(trace))
+    async def send(self, target: Target, phases: HttpPhases) -> httpx.Response:
+        """Send the target's request (timing `processing` in `phases`, up to the response head); the response's
+        body is left to read (httpx decodes it). The response has no `request` (set it from `target.request()`
+        where one is needed, e.g. to read its cookies).
+
+        Raises httpcore's LocalProtocolError (a request h11 refuses), RemoteProtocolError (not an HTTP/1.1
+        answer, or none) and ReadError, as httpcore's own connection does; a failed write is not raised: the
+        server may have answered before it stopped reading (as httpcore does).
+        """
+        if target.head is None:
+            raise httpcore.LocalProtocolError("the request's method, target or headers are refused by h11")
+        phases.stage = "while sending the request"
+        sent = time.perf_counter()
+        state = self._h11
+        try:
+            data = state.send(target.head) or b""
+            if target.body:
+                data += state.send(h11.Data(data=target.body)) or b""
+            data += state.send(h11.EndOfMessage()) or b""
+        except h11.LocalProtocolError as exc:
+            raise httpcore.LocalProtocolError(str(exc)) from exc
+        with contextlib.suppress(httpcore.WriteError):
+            await self.stream.write(data)
+        phases.stage = "waiting for the response headers"
+        while True:
+            event = await self.next_event()
+            if isinstance(event, h11.Response) or (
+                isinstance(event, h11.InformationalResponse) and event.status_code == 101
+            ):
+                break
+            if not isinstance(event, h11.InformationalResponse):
+                raise httpcore.RemoteProtocolError("Server disconnected without sending a response.")
+        phases.totals["processing"] += time.perf_counter() - sent
+        extensions = {"http_version": b"HTTP/" + event.http_version, "reason_phrase": event.reason}
         return httpx.Response(
-            answer.status, headers=answer.headers, stream=_Body(answer.stream), extensions=answer.extensions
+            event.status_code,
+            headers=event.headers.raw_items(),
+            stream=_Body(self, phases),
+            extensions=extensions,
         )
+
+    async def next_event(self) -> Any:
+        """h11's next event, reading what it needs; httpcore's RemoteProtocolError when h11 refuses what came."""
+        state = self._h11
+        while True:
+            try:
+                event = state.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise httpcore.RemoteProtocolError(str(exc)) from exc
+            if event is not h11.NEED_DATA:
+                return event
+            data = await self.stream.read(_READ_BYTES)
+            if not data and state.their_state is h11.SEND_RESPONSE:
+                raise httpcore.RemoteProtocolError("Server disconnected without sending a response.")
+            state.receive_data(data)
 
     def ssl_object(self) -> ssl.SSLObject | None:
         found: ssl.SSLObject | None = self.stream.get_extra_info("ssl_object")
@@ -192,4 +252,4 @@ async def connect(target: Target, phases: HttpPhases) -> Connection:
                 raise httpcore.ConnectError(type(exc).__name__) from exc
             raise
         phases.add("tls", time.perf_counter() - start)
-    return Connection(_Stream(reader, writer, target.https), target.url.origin)
+    return Connection(_Stream(reader, writer, target.https))

@@ -13,7 +13,7 @@ trustme (test extra). Starts nginx (farm.py: HTTP, HTTPS with a local trustme CA
 measured in turn with the two others (A B C A B C): before/after figures from one run, on one machine load.
 With `--tpmon-workers 1,2` tpmon runs once per worker count (`tpmon serve --probe-workers N`): "tpmon" is the
 first count, "tpmon-wN" each other one, measured in turn with the others; the CPU is the main process's and its
-workers' together.
+workers' together. The baseline runs with the first count too (when its `serve` knows `--probe-workers`).
 
 What tells the truth here:
 
@@ -164,6 +164,14 @@ def has_admin_listener(baseline: Path | None) -> bool:
         return True
     cli = baseline / "monitor" / "cli.py"
     return cli.exists() and "--no-admin" in cli.read_text(encoding="utf-8")
+
+
+def has_probe_workers(baseline: Path | None) -> bool:
+    """Whether `tpmon serve` of this tree (or of the baseline's) knows `--probe-workers`."""
+    if baseline is None:
+        return True
+    cli = baseline / "monitor" / "cli.py"
+    return cli.exists() and "--probe-workers" in cli.read_text(encoding="utf-8")
 
 
 def worker_pids(pid: int) -> list[int]:
@@ -510,6 +518,7 @@ def main() -> int:
     mine = {("tpmon" if i == 0 else f"tpmon-w{n}"): n for i, n in enumerate(worker_counts)}
     if args.baseline is not None and not (args.baseline / "monitor" / "__init__.py").is_file():
         parser.error(f"--baseline {args.baseline}: no monitor/ package there")
+    baseline_workers = worker_counts[0] if has_probe_workers(args.baseline) else 1
 
     def terminate(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt  # unwinds through every `finally`: children stopped, temp folder removed
@@ -521,6 +530,7 @@ def main() -> int:
     out: dict[str, Any] = {
         "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "tpmon_workers": mine,
+        "baseline_workers": baseline_workers if args.baseline is not None else None,
         "quick": quick,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "cores": os.cpu_count(),
@@ -550,7 +560,7 @@ def main() -> int:
                         root=root / name,
                         profile=profile,
                         baseline=args.baseline if who == "baseline" else None,
-                        workers=mine.get(who, 1),
+                        workers=mine.get(who, baseline_workers),
                         who=who,
                     )
                     if profile is not None and who == "tpmon":

@@ -72,6 +72,24 @@ async def test_text_conditions(
 
 
 @pytest.mark.parametrize(
+    ("content_type", "found"),
+    [
+        ("text/html; charset=iso-8859-1", True),  # the charset named is the one the body is read with
+        ('text/html; Charset="ISO-8859-1"', True),
+        ("text/html", False),  # none named: UTF-8, which these Latin-1 bytes are not
+        ("text/html; charset=no-such-charset", False),  # unknown: UTF-8 too
+    ],
+)
+async def test_the_body_is_read_in_the_charset_of_its_content_type(
+    http_server: HttpServer, ctx: ProbeContext, content_type: str, found: bool
+) -> None:
+    http_server.routes["/"] = reply(200, "Opérationnel".encode("iso-8859-1"), {"Content-Type": content_type})
+    result = await probe(http_check(http_server.url("/"), conditions={"body_contains": "Opérationnel"}), ctx)
+    assert result.success is found, result
+    assert result.reason is (None if found else FailureReason.BODY)
+
+
+@pytest.mark.parametrize(
     ("assertions", "detail"),
     [
         ([{"path": "$.status", "equals": "ok"}, {"path": "$.items[0].id", "equals": 7}], ""),
