@@ -11,12 +11,16 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .config import Settings, load_config, read_config
 from .errors import ConfigError, ConfigProblem, MonitorError, NotFound, StoreError
 from .logs import setup_logging
 from .opscli import OneLineParser, add_ops_commands
 from .opscli.push_command import register as register_push
+
+if TYPE_CHECKING:
+    from .store import Store
 
 DEFAULT_CONFIG = "config/example.yaml"
 DEFAULT_PID_FILE = "var/tpmon.pid"
@@ -81,8 +85,8 @@ def admin_address(args: argparse.Namespace, settings: Settings) -> tuple[str, in
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .app import check_port, create_apps
-    from .listeners import admin_server, public_server, serve_listeners
+    from .app import check_port
+    from .cluster.single_instance import single_instance
     from .store import Store
 
     path = _config_path(args)
@@ -96,7 +100,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise MonitorError(str(exc).replace("--port", "--admin-port").replace("--host", "--admin-host")) from None
     _check_notification_secrets(settings)
     setup_logging(args.log_level, args.log_format)
-    store = Store.open(_database_url())
+    url = _database_url()
+    with single_instance(url):  # SQLite: one serve per file, refused before the database is touched
+        return _serve(args, settings, path, admin, Store.open(url))
+
+
+def _serve(args: argparse.Namespace, settings: Settings, path: str, admin: tuple[str, int] | None, store: Store) -> int:
+    from .app import create_apps
+    from .listeners import admin_server, public_server, serve_listeners
+
     pid_file = Path(args.pid_file)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(str(os.getpid()), encoding="utf-8")

@@ -39,6 +39,7 @@ RANKS: dict[str, float] = {
     "push_signals": 6,  # validated, read from the store's inbox, folded into the board
     "operators": 6,  # audited writes, tokens in memory, push intake, staff access: over the store
     "delivery": 6,  # senders: claim from the store's outbox, send by e-mail, webhook, chat
+    "cluster": 6.5,  # several instances: SQLite's file lock, membership, partition of the checks, one leader
     "web": 7,
     "app": 8,
     "opscli": 9,
@@ -156,6 +157,12 @@ INNER: dict[str, dict[str, float]] = {
         **dict.fromkeys(("address_guard", "smtp_sender", "notify_metrics", "subscription_desk"), 0),
         **dict.fromkeys(("chat_sender", "webhook_sender"), 1),
         "notifier": 2,
+        "__init__": 3,
+    },
+    "cluster": {
+        **dict.fromkeys(("single_instance", "ownership"), 0),
+        "members": 1,
+        "coordinator": 2,
         "__init__": 3,
     },
     "demo": {
