@@ -17,6 +17,7 @@ __all__ = [
     "ComponentStatusRow",
     "IdempotencyRow",
     "IncidentRow",
+    "InstanceRow",
     "IncidentUpdateRow",
     "MaintenanceWindowRow",
     "NotificationDeliveryRow",
@@ -39,6 +40,7 @@ __all__ = [
     "idempotency_key",
     "incident",
     "incident_update",
+    "instance",
     "maintenance_window",
     "metadata",
     "notification_delivery",
@@ -453,6 +455,21 @@ class NotificationLineMemoryRow(SQLModel, table=True):
     at: datetime = _when()
 
 
+class InstanceRow(SQLModel, table=True):
+    """A running `tpmon serve` sharing a PostgreSQL (monitor/cluster): its location and last heartbeat, both
+    dated by the database's clock. A row whose heartbeat is two heartbeats old is a dead instance."""
+
+    __tablename__ = "instance"
+    __table_args__ = (Index("ix_instance_location_heartbeat", "location", "heartbeat_at"),)
+
+    id: str = Field(primary_key=True)
+    location: str
+    host: str = ""
+    pid: int = 0
+    joined_at: datetime = _when()
+    heartbeat_at: datetime = _when()
+
+
 metadata = SQLModel.metadata
 probe_result: Table = metadata.tables["probe_result"]
 transition: Table = metadata.tables["transition"]
@@ -468,6 +485,7 @@ staff_session: Table = metadata.tables["staff_session"]
 api_token: Table = metadata.tables["api_token"]
 audit_event: Table = metadata.tables["audit_event"]
 idempotency_key: Table = metadata.tables["idempotency_key"]
+instance: Table = metadata.tables["instance"]
 notification_event: Table = metadata.tables["notification_event"]
 notification_delivery: Table = metadata.tables["notification_delivery"]
 notification_line_memory: Table = metadata.tables["notification_line_memory"]
