@@ -25,6 +25,7 @@ from starlette.types import ASGIApp
 from uvicorn.server import HANDLED_SIGNALS
 
 from .board import Board, BoardChange
+from .cluster.coordinator import Coordinator
 from .config import Settings, load_config
 from .declared.incidents import Incident, declared_lifted, declared_overrides
 from .declared.maintenance import MaintenanceWindow, Occurrence, active, maintenance_lifted, maintenance_overrides
@@ -108,6 +109,7 @@ class Services:
     desk: Desk = field(init=False)  # the operators' side: tokens, push intake, staff access
     notifier: Notifier | None = None  # the outbox's sender: always there, it fans out and prunes even with no channel
     subscriptions: SubscriptionDesk | None = None  # the public e-mail subscriptions, when the config offers them
+    cluster: Coordinator | None = None  # on PostgreSQL: this instance among the others (share of checks, leader)
 
     def __post_init__(self) -> None:
         self.pages = PageCache(self.stamp)
@@ -378,6 +380,8 @@ def periodic_jobs(services: Services, tick_seconds: float, housekeeping_seconds:
             await inbox.catch_up(services.board, services.pipeline.record, services.clock())
 
     async def housekeeping() -> None:
+        if services.cluster is not None and not services.cluster.leading:
+            return  # the leader's: once, not once per instance
         await keeper.run(services.settings, services.clock())
         services.history_version += 1  # the availability bars read the fresh roll-ups
         await asyncio.to_thread(services.refresh_metrics)  # from the fresh rollups
@@ -389,6 +393,33 @@ def periodic_jobs(services: Services, tick_seconds: float, housekeeping_seconds:
         ("housekeeping", housekeeping_seconds, housekeeping),
         ("token-uses", TOKEN_USES_EVERY, services.desk.tokens.flush_uses),
     ]
+
+
+def _join_cluster(services: Services, location: str | None) -> Coordinator | None:
+    """On PostgreSQL, this instance among the others of its location: it probes and writes its share of the
+    checks, follows what the others store of theirs, and leads (housekeeping, notifications, derived states) only
+    if it holds the lead. None on SQLite (one instance per file, `cluster/single_instance.py`)."""
+    if services.store.engine.dialect.name != "postgresql":
+        return None
+
+    async def follow() -> None:
+        try:
+            memories = await asyncio.to_thread(services.store.load_memories)
+        except StoreError as exc:  # the board keeps what it last followed; the next heartbeat retries
+            log.warning("checks of the other instances not followed: %s", exc)
+            return
+        theirs = {key: memory for key, memory in memories.items() if cluster.follows(key)}
+        services.pipeline.record(services.board.follow(theirs, services.clock()))
+
+    settings = services.settings.cluster
+    cluster = Coordinator(services.store, location or settings.location, settings.heartbeat, follow=follow)
+    services.cluster = cluster
+    services.scheduler.gate = cluster.owns
+    services.pipeline.writes = cluster.writes
+    services.board.followed = cluster.follows
+    if services.notifier is not None:
+        services.notifier.may_run = lambda: cluster.leading
+    return cluster
 
 
 def _start_jobs(services: Services, tick_seconds: float, housekeeping_seconds: float) -> None:
@@ -429,6 +460,7 @@ def create_app(
     handle_sighup: bool = False,
     reload_status: Path | None = None,
     passwords: Passwords | None = None,
+    location: str | None = None,
 ) -> Starlette:
     """The public app alone (see `create_apps`); nothing is opened or started until the lifespan runs.
 
@@ -448,6 +480,7 @@ def create_app(
         handle_sighup=handle_sighup,
         reload_status=reload_status,
         passwords=passwords,
+        location=location,
     ).public
 
 
@@ -466,8 +499,10 @@ def create_apps(
     handle_sighup: bool = False,
     reload_status: Path | None = None,
     passwords: Passwords | None = None,
+    location: str | None = None,
 ) -> Listeners:
-    """The public and the operators' ASGI apps over the same Services; `passwords` tunes Argon2 (tests)."""
+    """The public and the operators' ASGI apps over the same Services; `passwords` tunes Argon2 (tests);
+    `location` overrides the config's `cluster.location`."""
     shared = _Shared()
 
     @contextlib.asynccontextmanager
@@ -483,6 +518,9 @@ def create_apps(
         executor = ThreadPoolExecutor(max_workers=min(64, settings.max_concurrency + 4), thread_name_prefix="tpmon")
         loop.set_default_executor(executor)
         await services.writer.start()
+        cluster = _join_cluster(services, location) if schedule else None
+        if cluster is not None:
+            await cluster.start()  # before the first evaluation and the probes: which checks are this instance's
         await services.refresh_overrides()  # before the first evaluation: no flicker through probe states
         services.pipeline.record(services.board.evaluate_all(clock()))
         await asyncio.to_thread(services.refresh_metrics)  # reads only: rollups stay housekeeping's
@@ -499,6 +537,8 @@ def create_apps(
             if handle_sighup:
                 loop.remove_signal_handler(signal.SIGHUP)
             services.scheduler.shutdown()
+            if cluster is not None:
+                await cluster.stop()
             await services.desk.stop()
             await services.writer.stop()
             if services.notifier is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -55,6 +55,8 @@ class Board:
         self.version = 0  # bumped on every change of a shown status; pages cache on it
         self.checked_at: datetime | None = None  # when the last probe result arrived
         self._unsaved: dict[str, CheckMemory] = {}  # memories made here, not yet handed to the store
+        # Several instances: the checks another instance probes now; it expires them, this board follows it.
+        self.followed: Callable[[str], bool] | None = None
         self._load(settings, statuses or {}, memories or {}, now)
         self._seed(now)
 
@@ -186,9 +188,26 @@ class Board:
             self._derive(self._affected(touched), now, change)
         return change
 
+    def follow(self, memories: Mapping[str, CheckMemory], now: datetime) -> BoardChange:
+        """Checks another instance probes: their memories as it stored them; their networks re-derived."""
+        change = BoardChange()
+        touched: set[str] = set()
+        for key, memory in memories.items():
+            if key in self._policies and self._memories[key] != memory:
+                self._memories[key] = memory
+                ref = self._checks[key].ref
+                self._set_check(ref, memory, change)
+                touched.add(ref.network)
+        if touched:
+            self._derive(self._affected(touched), now, change)
+        return change
+
     def _expire(self, keys: Iterable[str], now: datetime, change: BoardChange) -> set[str]:
         touched: set[str] = set()
+        followed = self.followed
         for key in keys:
+            if followed is not None and followed(key):
+                continue
             memory = self._memories[key]
             ref = self._checks[key].ref
             expired, transition = expire(ref, memory, self._policies[key], now)

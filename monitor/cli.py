@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -35,6 +36,15 @@ def port_number(text: str) -> int:
     if not 1 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"{port} is not between 1 and 65535")
     return port
+
+
+def location_name(text: str) -> str:
+    """A location: a slug (lyon, paris-2), as the config's cluster.location."""
+    from .config.values import SLUG
+
+    if not re.fullmatch(SLUG, text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a location name (lowercase letters, digits, - and _)")
+    return text
 
 
 def _config_path(args: argparse.Namespace) -> str:
@@ -113,7 +123,12 @@ def _serve(args: argparse.Namespace, settings: Settings, path: str, admin: tuple
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(str(os.getpid()), encoding="utf-8")
     apps = create_apps(
-        settings, store=store, config_path=path, handle_sighup=True, reload_status=pid_file.with_suffix(".reload.json")
+        settings,
+        store=store,
+        config_path=path,
+        handle_sighup=True,
+        reload_status=pid_file.with_suffix(".reload.json"),
+        location=args.location,
     )
     public = public_server(apps.public, args.host, args.port)
     behind = admin_server(apps.admin, *admin) if admin is not None else None
@@ -340,6 +355,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--admin-port", type=int, help="port of the operators' listener (default: config admin.port, 8081)"
     )
     serve.add_argument("--no-admin", action="store_true", help="run without the operators' listener")
+    serve.add_argument(
+        "--location",
+        type=location_name,
+        help="where this instance probes from; the instances of one location on one PostgreSQL share its checks "
+        "(default: config cluster.location, 'default')",
+    )
     serve.set_defaults(func=cmd_serve)
 
     demo = sub.add_parser(

@@ -29,18 +29,30 @@ class Pipeline:
     context: Callable[[str], ProbeContext]
     clock: Callable[[], datetime]
     listeners: list[Callable[[BoardChange], None]] = field(default_factory=list)
+    # Several instances (monitor/cluster): whether this one writes a component's changes (one writer per fact).
+    writes: Callable[[str], bool] | None = None
 
     def record(self, change: BoardChange) -> None:
         """Queue a board change for the store (never waits for it) and tell the listeners."""
+        writes = self.writes or _everything
         for transition in change.transitions:
-            self.writer.add_transition(transition)
-            log.info("%s %s → %s (%s)", transition.ref.key, transition.previous, transition.state, transition.source)
+            if writes(transition.ref.key):
+                self.writer.add_transition(transition)
+                log.info(
+                    "%s %s → %s (%s)", transition.ref.key, transition.previous, transition.state, transition.source
+                )
         for status in change.statuses:
-            self.writer.set_status(status)
+            if writes(status.ref.key):
+                self.writer.set_status(status)
         for key, memory in change.memories.items():
-            self.writer.set_memory(key, memory)
+            if writes(key):
+                self.writer.set_memory(key, memory)
         for listener in self.listeners:
             listener(change)
+
+
+def _everything(key: str) -> bool:
+    return True
 
 
 async def run_check(network: str, check: Check, pipeline: Pipeline) -> ProbeResult:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import math
 import random
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -170,6 +171,11 @@ class Scheduler:
         self._semaphore = asyncio.Semaphore(self._concurrency)
         self._jitter = 0.1
         self.waiting = 0  # runs due but held back by the concurrency bound
+        # Several instances (monitor/cluster): whether this one runs a check's slot due at a given instant. Set, the
+        # slots of a check fall at the same instants on every instance (a phase from its key, not at random), so
+        # that a check handed over runs on the next slot, neither twice nor never.
+        self.gate: Callable[[str, datetime], bool] | None = None
+        self._slots: dict[str, tuple[float, float]] = {}  # key -> (first slot, interval), epoch seconds
         self._aps = _LoopScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1})
         self._aps.add_listener(self._on_event, EVENT_JOB_SUBMITTED | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
         self._aps.add_listener(self._on_error, EVENT_JOB_ERROR)
@@ -214,6 +220,7 @@ class Scheduler:
         for key in report.removed:
             self._aps.remove_job(key)
             self._scheduled.pop(key, None)
+            self._slots.pop(key, None)
         old = self._checks
         self._checks = wanted
         for key in report.added:
@@ -225,8 +232,14 @@ class Scheduler:
 
     def _add_job(self, key: str, check: Check) -> None:
         interval = check.interval / self._speed
-        spread = datetime.now(UTC).timestamp() + self._rng.uniform(0, interval)  # spread the load
+        now = datetime.now(UTC).timestamp()
+        if self.gate is None:
+            spread = now + self._rng.uniform(0, interval)  # spread the load
+        else:  # the same slots on every instance, spread by the key
+            phase = _on_lattice(interval * (zlib.crc32(key.encode()) / 2**32), _tick(interval))
+            spread = phase + math.ceil((now - phase) / interval) * interval
         first = datetime.fromtimestamp(_on_lattice(spread, _tick(interval)), UTC)
+        self._slots[key] = (first.timestamp(), interval)
         jitter = interval * self._jitter or None
         trigger = _SteadyInterval(seconds=interval, start_date=first, jitter=jitter)
         self._aps.add_job(
@@ -242,7 +255,7 @@ class Scheduler:
 
     async def _job(self, key: str) -> None:
         entry = self._checks.get(key)
-        if entry is None:
+        if entry is None or not self._gated_in(key):
             return
         semaphore = self._semaphore  # a reload may replace it meanwhile: release the one acquired
         self.waiting += 1
@@ -257,6 +270,21 @@ class Scheduler:
             await self._run(*entry)
         finally:
             semaphore.release()
+
+    def _gated_in(self, key: str) -> bool:
+        """Without a gate, always; with one, whether this instance runs the slot now due (a slot is dated without
+        its jitter: each instance draws its own)."""
+        if self.gate is None:
+            return True
+        scheduled = self._scheduled.get(key)
+        first, interval = self._slots.get(key, (0.0, 0.0))
+        if scheduled is None or interval <= 0:
+            return self.gate(key, datetime.now(UTC))
+        slot = first + math.floor((scheduled.timestamp() - first) / interval + 1e-6) * interval
+        if self.gate(key, datetime.fromtimestamp(slot, UTC)):
+            return True
+        self._scheduled.pop(key, None)
+        return False
 
     def _on_event(self, event: JobEvent) -> None:
         if event.code == EVENT_JOB_SUBMITTED and isinstance(event, JobSubmissionEvent) and event.job_id in self._checks:

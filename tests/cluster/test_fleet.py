@@ -1,0 +1,137 @@
+"""Several `tpmon serve` on one real PostgreSQL against a loopback farm: each check probed once per interval,
+a killed instance's checks taken over within two heartbeats, every transition written once."""
+
+from __future__ import annotations
+
+import itertools
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from targets import Server, wait_for
+
+from .farm_support import Farm, fleet, fleet_config, query
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+CHECKS = 30
+INTERVAL = 2.0  # seconds
+HEARTBEAT = 1.0  # seconds
+WINDOW = 40.0  # seconds of steady state measured: 20 slots per check
+
+
+@pytest.fixture
+def farm() -> Iterator[Farm]:
+    server = Farm()
+    yield server
+    server.close()
+
+
+def _paths() -> list[str]:
+    return [f"/c{i:02d}" for i in range(CHECKS)]
+
+
+def _live(url: str) -> list[str]:
+    return [row.id for row in query(url, "SELECT id FROM instance ORDER BY id")]
+
+
+def _settled(url: str, count: int) -> bool:
+    """`count` rows, the last joined more than two heartbeats ago by the database's clock."""
+    rows = query(
+        url, "SELECT count(*) AS n, max(joined_at) < clock_timestamp() - interval '3 seconds' AS ok FROM instance"
+    )
+    return bool(rows[0].n == count and rows[0].ok)
+
+
+def _gaps(arrivals: list[float]) -> list[float]:
+    return [b - a for a, b in itertools.pairwise(arrivals)]
+
+
+def _chains(url: str) -> dict[str, list[tuple[str, str]]]:
+    chains: dict[str, list[tuple[str, str]]] = {}
+    for row in query(url, "SELECT component_key, previous, state FROM transition ORDER BY id"):
+        chains.setdefault(row.component_key, []).append((row.previous, row.state))
+    return chains
+
+
+def _broken(chains: dict[str, list[tuple[str, str]]]) -> dict[str, list[tuple[str, str]]]:
+    """Components whose chain breaks: a transition whose `previous` is not the state the one before left."""
+    return {
+        key: chain
+        for key, chain in chains.items()
+        if any(chain[i][0] != chain[i - 1][1] for i in range(1, len(chain))) or any(p == s for p, s in chain)
+    }
+
+
+def test_three_instances_share_the_checks_and_take_over_a_killed_one(
+    tmp_path: Path, farm: Farm, fresh_postgres_url: str
+) -> None:
+    url = fresh_postgres_url
+    config = tmp_path / "tpmon.yaml"
+    config.write_text(fleet_config(farm, CHECKS, interval="2s", heartbeat="1s"), encoding="utf-8")
+    with fleet(config, tmp_path, url, 3) as servers:
+        wait_for(lambda: _settled(url, 3), timeout=60, what="three settled instances")
+
+        # Steady state: every check once per interval, from exactly one instance.
+        start = time.time() + INTERVAL  # the slots of the join are behind us
+        end = start + WINDOW
+        wait_for(lambda: time.time() > end + 1.0, timeout=WINDOW + 30, what="the measured window to pass")
+        counts = {path: farm.between(path, start, end) for path in _paths()}
+        total = sum(len(a) for a in counts.values())
+        expected = CHECKS * WINDOW / INTERVAL
+        assert abs(total - expected) <= 0.01 * expected, (total, expected)
+        for path, arrivals in counts.items():
+            assert len(arrivals) in (19, 20, 21), (path, len(arrivals))
+            assert all(0.5 * INTERVAL <= gap <= 1.5 * INTERVAL for gap in _gaps(arrivals)), (path, _gaps(arrivals))
+        assert len(_live(url)) == 3
+
+        # kill -9 of the leader (the first one): its checks probed again within two heartbeats (+ a slot)
+        leader = servers[0]
+        assert leader.proc is not None
+        killed_at = time.time()
+        leader.proc.send_signal(signal.SIGKILL)
+        leader.proc.wait(timeout=20)
+        leader.proc = None
+        after = killed_at + 3 * HEARTBEAT + 3 * INTERVAL + 2.0
+        wait_for(lambda: time.time() > after, timeout=60, what="the takeover to be over")
+        for path in _paths():
+            around = farm.between(path, killed_at - 2 * INTERVAL, after)
+            gaps = _gaps(around)
+            assert gaps, path
+            # taken over once two heartbeats are missed, at the next reading: at worst three heartbeats after the
+            # last one written, then the next slot
+            assert max(gaps) <= 3 * HEARTBEAT + INTERVAL + 0.5, (path, gaps)
+            assert min(gaps) >= 0.5 * INTERVAL, (path, gaps)  # and never probed twice
+        assert len(_live(url)) in (2, 3)  # the dead row stays until forgotten; it no longer counts
+
+        # State changes after the takeover: written once each, by the check's owner and the new leader.
+        for path in ("/c01", "/c02", "/c05"):
+            farm.codes[path] = 500
+        wait_for(lambda: _state(servers[1], "c01") == "down", timeout=30, what="c01 down")
+        for path in ("/c01", "/c02", "/c05"):
+            farm.codes.pop(path)
+        wait_for(lambda: _state(servers[2], "c05") == "operational", timeout=30, what="c05 back")
+        wait_for(lambda: _line_writes_settled(url), timeout=30, what="the derived states written")
+        chains = _chains(url)
+        assert not _broken(chains), _broken(chains)
+        for name in ("c01", "c02", "c05"):
+            flow = ("portail_ps", "pec", "facturation", "droits")[int(name[1:]) % 4]
+            chain = chains[f"check:alpha/{flow}/{name}"]
+            assert chain[-2:] == [("operational", "down"), ("down", "operational")], chain
+        assert ("operational", "down") in chains["network:alpha"] or ("operational", "partial") in chains[
+            "network:alpha"
+        ], chains["network:alpha"]
+
+
+def _state(server: Server, check: str) -> str:
+    for item in server.get("/api/v1/checks").json()["checks"]:
+        if item["id"] == check:
+            return str(item["state"])
+    raise KeyError(check)
+
+
+def _line_writes_settled(url: str) -> bool:
+    rows = query(url, "SELECT state FROM component_status WHERE component_key = 'network:alpha'")
+    return bool(rows and rows[0].state == "operational")
