@@ -1,0 +1,61 @@
+"""`--location`: the instances of one location share its checks; each location probes every check."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from targets import Server, wait_for
+
+from .farm_support import Farm, fleet_config, query
+
+CHECKS = 8
+INTERVAL = 2.0
+
+
+@pytest.fixture
+def farm() -> Iterator[Farm]:
+    server = Farm()
+    yield server
+    server.close()
+
+
+def test_a_bad_location_is_one_line(tmp_path: Path) -> None:
+    done = Server(tmp_path / "none.yaml", tmp_path, {}).run("serve", "--location", "Lyon Part-Dieu")
+    assert done.returncode == 2
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .endswith("argument --location: 'Lyon Part-Dieu' is not a location name (lowercase letters, digits, - and _)")
+    )
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.postgres
+def test_two_locations_each_probe_every_check_once_per_interval(
+    tmp_path: Path, farm: Farm, fresh_postgres_url: str
+) -> None:
+    url = fresh_postgres_url
+    config = tmp_path / "tpmon.yaml"
+    config.write_text(fleet_config(farm, CHECKS, interval="2s", heartbeat="1s"), encoding="utf-8")
+    servers: list[Server] = []
+    try:
+        for location in ("paris", "lyon"):
+            (tmp_path / location).mkdir()
+            servers.append(
+                Server(config, tmp_path / location, {"TPMON_DATABASE_URL": url}).start("--location", location)
+            )
+        rows = query(url, "SELECT location FROM instance ORDER BY location")
+        assert [row.location for row in rows] == ["lyon", "paris"]
+        start = time.time() + 3.0  # both started: each alone in its location owns every check at once
+        end = start + 10 * INTERVAL
+        wait_for(lambda: time.time() > end + 1.0, timeout=60, what="the window to pass")
+        for i in range(CHECKS):
+            count = len(farm.between(f"/c{i:02d}", start, end))
+            assert 19 <= count <= 21, (i, count)  # 10 slots, two locations
+    finally:
+        for server in servers:
+            server.stop()
+    assert query(url, "SELECT id FROM instance") == []  # each left on its way out

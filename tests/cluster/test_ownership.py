@@ -1,0 +1,93 @@
+"""Who probes a check: rendezvous hashing over the members, judged on the database's clock (pure, no I/O)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+from monitor.cluster.ownership import Member, View, weight
+
+T0 = datetime(2024, 2, 12, 12, 0, tzinfo=UTC)
+BEAT = 5.0
+S = timedelta(seconds=1)
+KEYS = [f"check:net{i % 7}/pec/c{i}" for i in range(3000)]
+
+
+def _member(name: str, joined: float = -100.0, beat: float = 0.0) -> Member:
+    return Member(name, T0 + joined * S, T0 + beat * S)
+
+
+def _owners(views: list[View], at: datetime) -> dict[str, list[str]]:
+    """For each key, the members that think they own it at `at`."""
+    found: dict[str, list[str]] = {key: [] for key in KEYS}
+    for view in views:
+        for key in KEYS:
+            if view.owns(key, at):
+                found[key].append(view.me)
+    return found
+
+
+def test_weight_is_the_same_everywhere_and_spreads() -> None:
+    assert weight("a", "check:x") == weight("a", "check:x")
+    assert weight("a", "check:x") != weight("b", "check:x")
+    assert 0 <= weight("a", "check:x") < 2**64
+
+
+def test_three_members_each_own_a_third_and_every_key_has_one_owner() -> None:
+    members = (_member("a"), _member("b"), _member("c"))
+    views = [View(me, members, BEAT, T0) for me in "abc"]
+    owners = _owners(views, T0)
+    assert all(len(found) == 1 for found in owners.values())
+    shares = Counter(found[0] for found in owners.values())
+    assert set(shares) == {"a", "b", "c"}
+    assert all(900 <= count <= 1100 for count in shares.values()), shares
+
+
+def test_a_joining_member_counts_two_heartbeats_after_it_joined_for_everyone_at_once() -> None:
+    joined = 3.0
+    members = (_member("a"), _member("b"), _member("c", joined=joined, beat=joined))
+    views = [View(me, members, BEAT, T0 + joined * S) for me in "abc"]
+    before = _owners(views, T0 + (joined + 2 * BEAT - 0.001) * S)
+    after = _owners(views, T0 + (joined + 2 * BEAT) * S)
+    assert all(len(found) == 1 for found in [*before.values(), *after.values()])  # never twice, never nobody
+    assert "c" not in {found[0] for found in before.values()}
+    moved = [key for key in KEYS if before[key] != after[key]]
+    assert all(after[key] == ["c"] for key in moved)  # only what c takes moves
+    assert 900 <= len(moved) <= 1100
+
+
+def test_the_first_member_owns_everything_at_once() -> None:
+    view = View("a", (_member("a", joined=0.0, beat=0.0),), BEAT, T0)
+    assert all(view.owns(key, T0) for key in KEYS[:100])
+
+
+def test_a_member_silent_two_heartbeats_loses_its_share_to_the_others_only() -> None:
+    live = (_member("a", beat=10.0), _member("b", beat=10.0), _member("c", beat=10.0))
+    fresh = [View(me, live, BEAT, T0 + 10 * S) for me in "abc"]
+    owners = _owners(fresh, T0 + 11 * S)
+    # read again when c's last heartbeat is just over two heartbeats old; a and b beat
+    later = T0 + (10 + 2 * BEAT + 0.5) * S
+    silent = (_member("a", beat=20.0), _member("b", beat=20.0), _member("c", beat=10.0))
+    views = [View(me, silent, BEAT, later) for me in "ab"]
+    assert [m.id for m in views[0].alive] == ["a", "b"]
+    after = _owners(views, later)
+    assert all(len(found) == 1 for found in after.values())
+    for key in KEYS:
+        if owners[key] != ["c"]:
+            assert after[key] == owners[key]  # nothing else moves
+
+
+def test_views_that_disagree_on_a_dead_member_never_both_own_a_key() -> None:
+    """b has read that c is dead, a not yet: c's keys may wait for a's next reading, none is run twice."""
+    rows = (_member("a", beat=20.0), _member("b", beat=20.0), _member("c", beat=10.0))
+    a = View("a", rows, BEAT, T0 + 19 * S)  # c still alive when a read
+    b = View("b", rows, BEAT, T0 + 21 * S)  # c dead when b read
+    at = T0 + 22 * S
+    assert all(len(found) <= 1 for found in _owners([a, b], at).values())
+
+
+def test_me_lives_in_my_own_eyes_even_when_my_heartbeat_is_old() -> None:
+    rows = (_member("a", beat=0.0), _member("b", beat=30.0))
+    view = View("a", rows, BEAT, T0 + 30 * S)  # a's own writes failed: it keeps its share, b keeps its own
+    assert {m.id for m in view.alive} == {"a", "b"}
+    assert View("a", (), BEAT).counted(T0) == ()
