@@ -25,11 +25,10 @@ def farm() -> Iterator[Farm]:
 def test_a_bad_location_is_one_line(tmp_path: Path) -> None:
     done = Server(tmp_path / "none.yaml", tmp_path, {}).run("serve", "--location", "Lyon Part-Dieu")
     assert done.returncode == 2
-    assert (
-        done.stderr.strip()
-        .splitlines()[-1]
-        .endswith("argument --location: 'Lyon Part-Dieu' is not a location name (lowercase letters, digits, - and _)")
-    )
+    assert done.stderr.strip().splitlines() == [
+        "tpmon serve: argument --location: 'Lyon Part-Dieu' is not a location name "
+        "(lowercase letters, digits, - and _) (see --help)"
+    ]
     assert "Traceback" not in done.stderr
 
 
