@@ -36,7 +36,7 @@ from .delivery.subscription_desk import SubscriptionDesk
 from .engine.overrides import Overrides
 from .errors import ConfigError, MonitorError, NotFound, StoreError
 from .metrics import Metrics, derive_availability
-from .models import ComponentRef, ComponentStatus, Source
+from .models import ComponentRef, ComponentStatus, Source, Transition
 from .notify.tokens import Signer, load_secret
 from .operators.desk import Desk
 from .probes import ProbeContext
@@ -411,10 +411,43 @@ def _join_cluster(services: Services, location: str | None) -> Coordinator | Non
         theirs = {key: memory for key, memory in memories.items() if cluster.follows(key)}
         services.pipeline.record(services.board.follow(theirs, services.clock()))
 
+    async def take_lead() -> None:
+        """Before leading: write what the stored derived states missed (the last leader died before writing it,
+        or its queue died with it), as transitions from the stored state to the board's."""
+        stored = await asyncio.to_thread(services.store.load_statuses)
+        now, change = services.clock(), BoardChange()
+        for key, status in services.board.statuses().items():
+            before = stored.get(key)
+            if key.startswith("check:") or before == status:
+                continue
+            if before is not None and before.state != status.state:
+                at = max(status.changed_at or status.since or now, before.changed_at or before.since or now)
+                change.transitions.append(
+                    Transition(status.ref, before.state, status.state, at, now, status.source, status.progress)
+                )
+            change.statuses.append(status)
+        for transition in change.transitions:
+            services.writer.add_transition(transition)
+        for status in change.statuses:
+            services.writer.set_status(status)
+
     settings = services.settings.cluster
-    cluster = Coordinator(services.store, location or settings.location, settings.heartbeat, follow=follow)
+
+    def share() -> None:  # the checks this instance schedules: those it owns, or takes over soon
+        if services.scheduler.running:
+            services.scheduler.apply(services.settings)
+
+    cluster = Coordinator(
+        services.store,
+        location or settings.location,
+        settings.heartbeat,
+        follow=follow,
+        before_lead=take_lead,
+        on_share=share,
+    )
     services.cluster = cluster
     services.scheduler.gate = cluster.owns
+    services.scheduler.scheduled = cluster.may_own
     services.pipeline.writes = cluster.writes
     services.board.followed = cluster.follows
     if services.notifier is not None:

@@ -175,6 +175,7 @@ class Scheduler:
         # slots of a check fall at the same instants on every instance (a phase from its key, not at random), so
         # that a check handed over runs on the next slot, neither twice nor never.
         self.gate: Callable[[str, datetime], bool] | None = None
+        self.scheduled: Callable[[str], bool] | None = None  # and which checks it schedules at all
         self._slots: dict[str, tuple[float, float]] = {}  # key -> (first slot, interval), epoch seconds
         self._aps = _LoopScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1})
         self._aps.add_listener(self._on_event, EVENT_JOB_SUBMITTED | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
@@ -212,6 +213,8 @@ class Scheduler:
             for network, check in settings.checks()
             if check.kind != "push"
         }
+        if self.scheduled is not None:
+            wanted = {key: entry for key, entry in wanted.items() if self.scheduled(key)}
         report = ReloadReport(
             added=sorted(set(wanted) - set(self._checks)),
             removed=sorted(set(self._checks) - set(wanted)),

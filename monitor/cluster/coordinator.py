@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
@@ -22,7 +23,7 @@ from monitor.errors import StoreError
 from monitor.store import Store
 
 from .members import Leadership, Members
-from .ownership import View
+from .ownership import MISSED_BEATS, View
 
 __all__ = ["Coordinator"]
 
@@ -44,6 +45,8 @@ class Coordinator:
         *,
         follow: Callable[[], Awaitable[None]] | None = None,
         on_lead: Callable[[bool], None] | None = None,
+        on_share: Callable[[], None] | None = None,
+        before_lead: Callable[[], Awaitable[None]] | None = None,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self.id = uuid.uuid4().hex
@@ -53,9 +56,11 @@ class Coordinator:
         self._leadership = Leadership(store, heartbeat)
         self._follow = follow
         self._on_lead = on_lead
+        self._on_share = on_share
+        self._before_lead = before_lead
         self._clock = clock  # the wall clock; the database's is this plus `offset`
         self.offset = timedelta(0)
-        self.view = View(self.id, (), heartbeat)
+        self.view = View(self.id, (), heartbeat, location=location)
         self.leading = False
         self._task: asyncio.Task[None] | None = None
 
@@ -64,9 +69,19 @@ class Coordinator:
         """Whether this instance runs the slot of check `key` due at `at` (now by default)."""
         return self.view.owns(key, (at or self._clock()) + self.offset)
 
+    def may_own(self, key: str) -> bool:
+        """Whether this instance owns check `key` now or may before the next heartbeats (a share it takes at an
+        instant to come): the checks it schedules; `owns` decides each run."""
+        now = self._clock()
+        ahead = now + timedelta(seconds=self.heartbeat * (MISSED_BEATS + 1))
+        return self.owns(key, now) or self.owns(key, ahead)
+
     def writes(self, key: str) -> bool:
-        """Whether this instance writes a change of component `key`: its checks', and the derived ones if it leads."""
-        return self.owns(key) if key.startswith("check:") else self.leading
+        """Whether this instance writes a change of component `key`: its checks' if its location is the primary
+        one, the derived ones if it leads."""
+        if key.startswith("check:"):
+            return self.view.primary == self.location and self.owns(key)
+        return self.leading
 
     def follows(self, key: str) -> bool:
         """A check another instance probes now: its owner writes and expires it; this one reads what it stored."""
@@ -80,28 +95,57 @@ class Coordinator:
         self._task = asyncio.create_task(self._run(), name="tpmon-cluster")
 
     async def beat(self, *, strict: bool = False) -> None:
-        """Write the heartbeat and read the members, keep or try the lead, follow the others' checks."""
+        """Write the heartbeat and read the members, keep or try the lead, follow the others' checks.
+
+        The new share and the lead apply only after the following: the checks this instance takes over were read
+        as their last owner stored them, and a new leader first writes what the stored derived states missed
+        (`before_lead`), so that every component's chain of transitions goes on where the store left it.
+        """
         sent = time.monotonic()
+        view = self.view
         try:
             reading = await asyncio.to_thread(self._members.beat)
         except StoreError as exc:
             if strict:
                 raise
             log.warning("%s; the share of the checks stays as last read", exc)
+            view = dataclasses.replace(view, fenced=False)  # the others cannot read either: everyone goes on
         else:
             half_way = self._clock() - timedelta(seconds=(time.monotonic() - sent) / 2)
             self.offset = reading.at - half_way
-            view = View(self.id, reading.members, self.heartbeat, reading.at)
-            if {m.id for m in view.alive} != {m.id for m in self.view.alive}:
-                log.info("location %s: %d live instance(s)", self.location, len(view.alive))
-            self.view = view
-        leading = await asyncio.to_thread(self._leadership.hold)
+            view = View(self.id, reading.members, self.heartbeat, reading.at, self.location)
+        if view.primary == self.location:  # the leader writes facts: it is one of the writing location
+            leading = await asyncio.to_thread(self._leadership.hold)
+        else:
+            leading = False
+            await asyncio.to_thread(self._leadership.release)
+        if self._follow is not None:
+            await self._follow()  # with the share as it was: what this instance takes over is read too
+        if leading and not self.leading and self._before_lead is not None:
+            try:
+                await self._before_lead()
+            except StoreError as exc:
+                log.warning("lead not taken, the stored states could not be read: %s", exc)
+                await asyncio.to_thread(self._leadership.release)
+                leading = False
+        shared = view.members != self.view.members or view.alive != self.view.alive
+        here = {m.id for m in view.alive if m.location == self.location}
+        if here != {m.id for m in self.view.alive if m.location == self.location}:
+            log.info("location %s: %d live instance(s)", self.location, len(here))
+        self.view = view
+        if self._on_share is not None and (shared or self._pending()):
+            self._on_share()
         if leading != self.leading:
             self.leading = leading
             if self._on_lead is not None:
                 self._on_lead(leading)
-        if self._follow is not None:
-            await self._follow()
+
+    def _pending(self) -> bool:
+        """A member still to be counted: the share changes at an instant to come."""
+        settle = timedelta(seconds=self.heartbeat * MISSED_BEATS)
+        now = self._clock() + self.offset
+        ahead = settle + timedelta(seconds=self.heartbeat)
+        return any(now < m.joined_at + ahead for m in self.view.alive if m.location == self.location)
 
     async def _run(self) -> None:
         next_at = time.monotonic() + self.heartbeat

@@ -13,14 +13,14 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, delete, func, insert, select, text, update
+from sqlalchemy import Connection, case, delete, func, insert, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.errors import StoreError
 from monitor.store import Store, tables
 from monitor.store.database import describe
 
-from .ownership import Member
+from .ownership import LATE_BEATS, Member
 
 __all__ = ["LEADER_LOCK", "Leadership", "Members", "Reading"]
 
@@ -32,7 +32,7 @@ FORGET_AFTER = 10  # heartbeats: a row this old is a dead instance's, deleted by
 
 @dataclass(frozen=True)
 class Reading:
-    """What one heartbeat read: the database's clock and the rows of the location."""
+    """What one heartbeat read: the database's clock and the rows of every location."""
 
     at: datetime
     members: tuple[Member, ...]
@@ -46,15 +46,16 @@ class Members:
         self.host, self.pid = host, pid
 
     def beat(self) -> Reading:
-        """Write this instance's heartbeat (its row again if it was forgotten), read the location's rows."""
+        """Write this instance's heartbeat (its row again if it was forgotten), read every location's rows."""
         row = tables.instance.c
         try:
             with self.store.engine.begin() as connection:
                 _deadline(connection, self.heartbeat)
                 now: datetime = connection.execute(select(func.clock_timestamp())).scalar_one()
-                done = connection.execute(
-                    update(tables.instance).where(row.id == self.instance).values(heartbeat_at=now)
-                )
+                mine = update(tables.instance).where(row.id == self.instance)
+                late = now - timedelta(seconds=self.heartbeat * LATE_BEATS)  # it stopped itself: it joins again
+                again = case((row.heartbeat_at < late, now), else_=row.joined_at)
+                done = connection.execute(mine.values(heartbeat_at=now, joined_at=again))
                 if done.rowcount == 0:
                     connection.execute(
                         insert(tables.instance).values(
@@ -68,12 +69,10 @@ class Members:
                     )
                 forgotten = now - timedelta(seconds=self.heartbeat * FORGET_AFTER)
                 connection.execute(delete(tables.instance).where(row.heartbeat_at < forgotten))
-                found = connection.execute(
-                    select(row.id, row.joined_at, row.heartbeat_at).where(row.location == self.location)
-                ).all()
+                found = connection.execute(select(row.id, row.joined_at, row.heartbeat_at, row.location)).all()
         except SQLAlchemyError as exc:
             raise StoreError(f"heartbeat not written: {describe(exc, self.store.engine.url)}") from exc
-        return Reading(now, tuple(Member(r.id, r.joined_at, r.heartbeat_at) for r in found))
+        return Reading(now, tuple(Member(r.id, r.joined_at, r.heartbeat_at, r.location) for r in found))
 
     def leave(self) -> None:
         """Delete this instance's row: the others take its share at their next heartbeat."""

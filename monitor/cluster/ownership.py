@@ -10,7 +10,11 @@ heartbeats, and applies the same rules:
   every other member has read its row by then, so all hand it its share at the same instant, neither twice nor
   never (unless no member counts yet: the first instance starts at once);
 - a member whose heartbeat, when read, is more than two heartbeats old has missed two heartbeats: it counts no
-  more, and the others take its checks from that reading on (a dead member probes nothing: no double run).
+  more, and the others take its checks from that reading on. A member that is merely slow (a starved process)
+  stops itself first: past one and a half heartbeats after its last heartbeat it owns nothing, and a heartbeat
+  written that late joins it again (two heartbeats to wait), so that it never runs what the others took;
+- each location probes every check; until their verdicts are combined (a quorum), the facts of the checks are
+  written from one location only, the first by name among those with a live member (the primary).
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-__all__ = ["MISSED_BEATS", "Member", "View", "weight"]
+__all__ = ["LATE_BEATS", "MISSED_BEATS", "Member", "View", "weight"]
 
 MISSED_BEATS = 2  # heartbeats a member may miss before its share goes to the others
+LATE_BEATS = 1.5  # a member this late after its last heartbeat stops itself (before the others take over)
 
 
 def weight(member: str, key: str) -> int:
@@ -35,6 +40,7 @@ class Member:
     id: str
     joined_at: datetime
     heartbeat_at: datetime
+    location: str = "default"
 
 
 @dataclass(frozen=True)
@@ -42,9 +48,18 @@ class View:
     """The members of one location as read by the instance `me` at `read_at` (the database's clock)."""
 
     me: str
-    members: tuple[Member, ...]
+    members: tuple[Member, ...]  # of every location
     heartbeat: float  # seconds between heartbeats
     read_at: datetime | None = None
+    location: str = "default"  # that of `me`
+    fenced: bool = True  # `me` stops itself when late; not while the database cannot be reached at all
+
+    def late(self, at: datetime) -> bool:
+        """Whether `me` is past `LATE_BEATS` after its own last heartbeat at `at` (and so owns nothing)."""
+        if not self.fenced or sum(m.location == self.location for m in self.alive) < 2:
+            return False  # alone in its location, nobody takes over: go on
+        mine = next((m for m in self.members if m.id == self.me), None)
+        return mine is not None and at > mine.heartbeat_at + timedelta(seconds=self.heartbeat * LATE_BEATS)
 
     @property
     def alive(self) -> tuple[Member, ...]:
@@ -54,9 +69,14 @@ class View:
         oldest = self.read_at - MISSED_BEATS * timedelta(seconds=self.heartbeat)
         return tuple(m for m in self.members if m.id == self.me or m.heartbeat_at >= oldest)
 
+    @property
+    def primary(self) -> str:
+        """The location whose instances write the checks' facts: the first live one by name (`me`'s at worst)."""
+        return min([m.location for m in self.alive] + [self.location])
+
     def counted(self, at: datetime) -> tuple[str, ...]:
-        """The members that share the checks at `at` (sorted)."""
-        alive = self.alive
+        """The members of `me`'s location that share its checks at `at` (sorted)."""
+        alive = [m for m in self.alive if m.location == self.location]
         settle = MISSED_BEATS * timedelta(seconds=self.heartbeat)
         settled = [m.id for m in alive if at >= m.joined_at + settle]
         return tuple(sorted(settled or (m.id for m in alive)))
@@ -66,4 +86,4 @@ class View:
         return max(counted, key=lambda member: weight(member, key)) if counted else None
 
     def owns(self, key: str, at: datetime) -> bool:
-        return self.owner(key, at) == self.me
+        return self.owner(key, at) == self.me and not self.late(at)

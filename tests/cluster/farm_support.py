@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
-from targets import Server
+from targets import Server, wait_for
 
 
 class Farm:
@@ -83,15 +84,42 @@ networks:
 """
 
 
+class Instance(Server):
+    """`tpmon serve` with a start deadline for a loaded machine, and stopped for sure (SIGKILL after 20 s)."""
+
+    def start(self, *extra: str) -> Instance:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.command("serve", "--config", str(self.config), "--port", str(self.port), "--no-admin", *extra),
+                cwd=self.workdir,
+                env=self.env,
+                stdout=log,
+                stderr=log,
+            )
+        wait_for(lambda: self.get("/healthz").status_code == 200 or self._died(), timeout=90, what="serve to answer")
+        return self
+
+    def stop(self) -> int:
+        try:
+            return super().stop()
+        except subprocess.TimeoutExpired:
+            assert self.proc is not None
+            self.proc.kill()
+            self.proc.wait(timeout=20)
+            self.proc = None
+            raise
+
+
 @contextmanager
-def fleet(config: Path, root: Path, url: str, count: int, *extra: str) -> Iterator[list[Server]]:
+def fleet(config: Path, root: Path, url: str, count: int, *extra: str) -> Iterator[list[Instance]]:
     """`count` instances of `tpmon serve` on the database at `url`, started one after the other, all stopped."""
-    servers: list[Server] = []
+    servers: list[Instance] = []
     try:
         for index in range(count):
             workdir = root / f"instance{index}"
             workdir.mkdir()
-            servers.append(Server(config, workdir, {"TPMON_DATABASE_URL": url}).start(*extra))
+            servers.append(Instance(config, workdir, {"TPMON_DATABASE_URL": url}))
+            servers[-1].start(*extra)
         yield servers
     finally:
         for server in servers:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from targets import Server, wait_for
 
-from .farm_support import Farm, fleet_config, query
+from .farm_support import Farm, Instance, fleet_config, query
 
 CHECKS = 8
 INTERVAL = 2.0
@@ -39,13 +39,12 @@ def test_two_locations_each_probe_every_check_once_per_interval(
     url = fresh_postgres_url
     config = tmp_path / "tpmon.yaml"
     config.write_text(fleet_config(farm, CHECKS, interval="2s", heartbeat="1s"), encoding="utf-8")
-    servers: list[Server] = []
+    servers: list[Instance] = []
     try:
         for location in ("paris", "lyon"):
             (tmp_path / location).mkdir()
-            servers.append(
-                Server(config, tmp_path / location, {"TPMON_DATABASE_URL": url}).start("--location", location)
-            )
+            servers.append(Instance(config, tmp_path / location, {"TPMON_DATABASE_URL": url}))
+            servers[-1].start("--location", location)
         rows = query(url, "SELECT location FROM instance ORDER BY location")
         assert [row.location for row in rows] == ["lyon", "paris"]
         start = time.time() + 3.0  # both started: each alone in its location owns every check at once

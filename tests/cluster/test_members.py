@@ -32,16 +32,24 @@ def test_heartbeats_register_read_and_forget(store: Store) -> None:
     two.beat()
     lyon.beat()
     again = one.beat()
-    assert sorted(m.id for m in again.members) == ["one", "two"]  # its location only
+    assert sorted((m.id, m.location) for m in again.members) == [("one", "paris"), ("three", "lyon"), ("two", "paris")]
     mine = next(m for m in again.members if m.id == "one")
     assert mine.joined_at == first.at and mine.heartbeat_at == again.at > first.at
+    with store.engine.begin() as connection:  # "one" was late: more than one and a half heartbeats
+        connection.execute(
+            text("UPDATE instance SET heartbeat_at = heartbeat_at - interval '2 seconds' WHERE id='one'")
+        )
+    late = one.beat()
+    assert next(m for m in late.members if m.id == "one").joined_at == late.at  # it joins again
     with store.engine.begin() as connection:  # "two" went silent ten heartbeats ago
         connection.execute(
             text("UPDATE instance SET heartbeat_at = heartbeat_at - interval '11 seconds' WHERE id='two'")
         )
-    assert [m.id for m in one.beat().members] == ["one"]  # forgotten
+    assert sorted(m.id for m in one.beat().members) == ["one", "three"]  # "two" forgotten
     one.leave()
-    assert [m.id for m in two.beat().members] == ["two"]  # "two" comes back: a new row, joined now
+    back = two.beat()  # "two" comes back: a new row, joined now
+    assert sorted(m.id for m in back.members) == ["three", "two"]
+    assert next(m for m in back.members if m.id == "two").joined_at == back.at
     with store.engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM instance")).scalar_one() == 2  # two and three
 

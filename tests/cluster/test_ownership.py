@@ -45,8 +45,13 @@ def test_three_members_each_own_a_third_and_every_key_has_one_owner() -> None:
 
 def test_a_joining_member_counts_two_heartbeats_after_it_joined_for_everyone_at_once() -> None:
     joined = 3.0
-    members = (_member("a"), _member("b"), _member("c", joined=joined, beat=joined))
-    views = [View(me, members, BEAT, T0 + joined * S) for me in "abc"]
+    settled = joined + 2 * BEAT  # each read again, one heartbeat before c settles
+    members = (
+        _member("a", beat=settled - BEAT),
+        _member("b", beat=settled - BEAT),
+        _member("c", joined, settled - BEAT),
+    )
+    views = [View(me, members, BEAT, T0 + (settled - BEAT) * S) for me in "abc"]
     before = _owners(views, T0 + (joined + 2 * BEAT - 0.001) * S)
     after = _owners(views, T0 + (joined + 2 * BEAT) * S)
     assert all(len(found) == 1 for found in [*before.values(), *after.values()])  # never twice, never nobody
@@ -91,3 +96,33 @@ def test_me_lives_in_my_own_eyes_even_when_my_heartbeat_is_old() -> None:
     view = View("a", rows, BEAT, T0 + 30 * S)  # a's own writes failed: it keeps its share, b keeps its own
     assert {m.id for m in view.alive} == {"a", "b"}
     assert View("a", (), BEAT).counted(T0) == ()
+
+
+def test_each_location_shares_its_own_checks_and_the_first_live_one_writes() -> None:
+    rows = (
+        Member("a", T0 - 100 * S, T0, "paris"),
+        Member("b", T0 - 100 * S, T0, "paris"),
+        Member("l", T0 - 100 * S, T0, "lyon"),
+    )
+    paris = [View(me, rows, BEAT, T0, "paris") for me in "ab"]
+    lyon = View("l", rows, BEAT, T0, "lyon")
+    assert all(lyon.owns(key, T0) for key in KEYS)  # alone in lyon: every check, probed from lyon too
+    assert all(len(found) == 1 for found in _owners(paris, T0).values())  # once in paris
+    assert lyon.primary == paris[0].primary == "lyon"
+    later = T0 + 3 * BEAT * S  # lyon silent two heartbeats: paris writes
+    moved = (rows[0].__class__("a", rows[0].joined_at, later, "paris"), rows[1], rows[2])
+    assert View("a", moved, BEAT, later, "paris").primary == "paris"
+
+
+def test_a_late_member_stops_itself_before_the_others_take_over() -> None:
+    rows = (_member("a", beat=0.0), _member("b", beat=0.0))
+    a = View("a", rows, BEAT, T0)
+    key = next(k for k in KEYS if a.owns(k, T0))
+    assert a.owns(key, T0 + 1.5 * BEAT * S)
+    assert not a.owns(key, T0 + (1.5 * BEAT + 0.1) * S)  # late: a runs nothing more…
+    b = View("b", rows, BEAT, T0 + (2 * BEAT + 0.1) * S)
+    assert [m.id for m in b.alive] == ["b"] and b.owns(key, T0 + (2 * BEAT + 0.1) * S)  # …before b takes it
+    alone = View("a", rows[:1], BEAT, T0)
+    assert alone.owns(key, T0 + 100 * S)  # alone, nobody would take over: it goes on
+    unreachable = View("a", rows, BEAT, T0, fenced=False)
+    assert unreachable.owns(key, T0 + 100 * S)  # the database unreachable for all: everyone goes on
