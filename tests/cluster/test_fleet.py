@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from targets import Server, wait_for
 
-from .farm_support import Farm, fleet, fleet_config, query
+from .farm_support import Farm, Instance, fleet, fleet_config, query
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -84,26 +84,32 @@ def _broken(chains: dict[str, list[tuple[str, str]]]) -> dict[str, list[tuple[st
     }
 
 
-def test_three_instances_share_the_checks_and_take_over_a_killed_one(
+def test_three_instances_share_the_checks_a_third_joins_and_a_killed_one_is_taken_over(
     tmp_path: Path, farm: Farm, fresh_postgres_url: str
 ) -> None:
     url = fresh_postgres_url
     config = tmp_path / "tpmon.yaml"
     config.write_text(fleet_config(farm, CHECKS, interval="2s", heartbeat="2s"), encoding="utf-8")
-    with fleet(config, tmp_path, url, 3) as servers:
-        wait_for(lambda: _settled(url, 3), timeout=60, what="three settled instances")
+    with fleet(config, tmp_path, url, 2) as servers:
+        wait_for(lambda: _settled(url, 2), timeout=60, what="two settled instances")
 
-        # Steady state: every check once per interval, from exactly one instance.
-        start = time.time() + INTERVAL  # the slots of the join are behind us
+        # Every check once per interval, from exactly one instance, while a third one joins and takes its share.
+        start = time.time() + INTERVAL  # the slots of the joins are behind us
         end = start + WINDOW
         wait_for(lambda: time.time() > start, timeout=30, what="the measured window to start")
         missed_before = sum(_missed(server) for server in servers)
+        (tmp_path / "instance2").mkdir()
+        servers.append(Instance(config, tmp_path / "instance2", {"TPMON_DATABASE_URL": url}))
+        servers[-1].start()
+        wait_for(lambda: _settled(url, 3), timeout=60, what="the third instance settled")
+        assert time.time() < end - 2 * INTERVAL, "the third instance took too long to start: the window misses it"
         wait_for(lambda: time.time() > end + 1.0, timeout=WINDOW + 30, what="the measured window to pass")
         missed = sum(_missed(server) for server in servers) - missed_before
         counts = {path: farm.between(path, start, end) for path in _paths()}
         total = sum(len(a) for a in counts.values())
         expected = CHECKS * WINDOW / INTERVAL
         figures = {"probes": total, "expected": expected, "missed_by_the_schedulers": missed}
+        print(f"fleet steady state: {figures}")  # the figures of the report, with -s
         assert total <= 1.01 * expected, figures  # never more: no check probed twice
         # Fewer only when the schedulers say they missed runs (a loaded machine: the loop late past a half interval).
         assert total + missed >= 0.99 * expected, figures
