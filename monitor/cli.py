@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import os
 import re
@@ -154,6 +155,10 @@ def _check_notification_secrets(settings: Settings) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    needed = ["cryptography"] + (["aiosmtpd"] if args.smtp_sink is not None else [])
+    missing = [name for name in needed if not _importable(name)]
+    if missing:
+        raise MonitorError(f"the demo needs {', '.join(missing)}: pip install 'tpmon[demo]' (or bash .ci/setup.sh)")
     from .demo.run import DemoOptions, run_demo
 
     if args.speed is not None and not 1 <= args.speed <= 1_000_000:
@@ -167,6 +172,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(run_demo(options))
     return 0
+
+
+def _importable(name: str) -> bool:
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        return False
+    return True
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -60,8 +60,8 @@ class Target:
         self.server.server_close()
 
 
-def wait_for(condition: Callable[[], Any], *, timeout: float = 15.0, what: str = "condition") -> Any:
-    """Poll `condition` until it returns a truthy value; a deadline, not a sleep-and-hope."""
+def wait_for(condition: Callable[[], Any], *, timeout: float = 40.0, what: str = "condition") -> Any:
+    """Poll `condition` until it returns a truthy value; a deadline, not a sleep-and-hope (generous: a busy CI)."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:

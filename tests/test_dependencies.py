@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
 import sys
 import tomllib
 from functools import cache
@@ -114,3 +115,38 @@ def test_what_is_installed_is_what_is_locked() -> None:
         if installed != version:
             different[name] = f"{installed}, locked {version}"
     assert not different, f"run `bash .ci/setup.sh`: {different}"
+
+
+BLOCKED_IMPORT = """
+import sys
+from importlib.abc import MetaPathFinder
+
+
+class Absent(MetaPathFinder):  # as if `pip install tpmon` had been run without the demo extra
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {"cryptography", "aiosmtpd"}:
+            raise ModuleNotFoundError(name)
+        return None
+
+
+sys.meta_path.insert(0, Absent())
+from monitor.cli import main
+
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_the_demo_without_its_extra_says_what_to_install_in_one_line(tmp_path: Path) -> None:
+    for args, missing in ((["demo"], "cryptography"), (["demo", "--smtp-sink", "mails"], "cryptography, aiosmtpd")):
+        done = subprocess.run(
+            [sys.executable, "-c", BLOCKED_IMPORT, *args, "--port", "1"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.strip().splitlines() == [
+            f"tpmon: the demo needs {missing}: pip install 'tpmon[demo]' (or bash .ci/setup.sh)"
+        ]
