@@ -26,6 +26,7 @@ from uvicorn.server import HANDLED_SIGNALS
 
 from .board import Board, BoardChange
 from .cluster.coordinator import Coordinator
+from .cluster.members import stored_memory
 from .config import Settings, load_config
 from .declared.incidents import Incident, declared_lifted, declared_overrides
 from .declared.maintenance import MaintenanceWindow, Occurrence, active, maintenance_lifted, maintenance_overrides
@@ -431,6 +432,19 @@ def _join_cluster(services: Services, location: str | None) -> Coordinator | Non
         for status in change.statuses:
             services.writer.set_status(status)
 
+    async def taken_over(key: str) -> None:
+        """A check's first result here: first its memory as its last owner stored it (written after the last
+        heartbeat's reading), so that its chain of transitions goes on where the store left it."""
+        if not cluster.taken(key):
+            return
+        try:
+            memory = await asyncio.to_thread(stored_memory, services.store, key)
+        except StoreError as exc:
+            log.warning("%s; the memory followed at the last heartbeat stands", exc)
+            return
+        if memory is not None:
+            services.pipeline.record(services.board.follow({key: memory}, services.clock()))
+
     settings = services.settings.cluster
 
     def share() -> None:  # the checks this instance schedules: those it owns, or takes over soon
@@ -446,7 +460,8 @@ def _join_cluster(services: Services, location: str | None) -> Coordinator | Non
         on_share=share,
     )
     services.cluster = cluster
-    services.scheduler.gate = cluster.owns
+    services.scheduler.gate = cluster.runs
+    services.pipeline.before_record = taken_over
     services.scheduler.scheduled = cluster.may_own
     services.pipeline.writes = cluster.writes
     services.board.followed = cluster.follows

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -29,8 +29,10 @@ class Pipeline:
     context: Callable[[str], ProbeContext]
     clock: Callable[[], datetime]
     listeners: list[Callable[[BoardChange], None]] = field(default_factory=list)
-    # Several instances (monitor/cluster): whether this one writes a component's changes (one writer per fact).
+    # Several instances (monitor/cluster): whether this one writes a component's changes (one writer per fact), and
+    # what to do with a result before it is recorded (a check just taken over: its memory as last stored).
     writes: Callable[[str], bool] | None = None
+    before_record: Callable[[str], Awaitable[None]] | None = None
 
     def record(self, change: BoardChange) -> None:
         """Queue a board change for the store (never waits for it) and tell the listeners."""
@@ -64,6 +66,8 @@ async def run_check(network: str, check: Check, pipeline: Pipeline) -> ProbeResu
         log.exception("probe %s/%s/%s crashed", network, check.flow, check.name)
         ref = ComponentRef.for_check(network, check.flow, check.name)
         result = ProbeResult(ref, ctx.clock(), 0.0, False, FailureReason.INTERNAL, type(exc).__name__)
+    if pipeline.before_record is not None:
+        await pipeline.before_record(result.check.key)
     pipeline.writer.add_result(result)
     pipeline.record(pipeline.board.record(result, pipeline.clock()))
     pipeline.metrics.observe(result)

@@ -23,7 +23,7 @@ from monitor.errors import StoreError
 from monitor.store import Store
 
 from .members import Leadership, Members
-from .ownership import MISSED_BEATS, View
+from .ownership import LATE_BEATS, MISSED_BEATS, View
 
 __all__ = ["Coordinator"]
 
@@ -63,11 +63,38 @@ class Coordinator:
         self.view = View(self.id, (), heartbeat, location=location)
         self.leading = False
         self._task: asyncio.Task[None] | None = None
+        self._ran: set[str] = set()  # the checks whose last slot ran here
+        self.late_runs = 0  # runs of its own share left undone because this instance was late
+        self._told_late = 0
+        self._taken: set[str] = set()  # those whose first run here is not recorded yet
 
     # --- between heartbeats ------------------------------------------------------------------------------------
     def owns(self, key: str, at: datetime | None = None) -> bool:
         """Whether this instance runs the slot of check `key` due at `at` (now by default)."""
         return self.view.owns(key, (at or self._clock()) + self.offset)
+
+    def runs(self, key: str, at: datetime) -> bool:
+        """The scheduler's gate: `owns`, noting the checks this instance runs and had not run before, and the runs
+        it leaves undone because it is late (counted, told at the next heartbeat)."""
+        if not self.owns(key, at):
+            if (
+                self.view.late((at or self._clock()) + self.offset)
+                and self.view.owner(key, at + self.offset) == self.id
+            ):
+                self.late_runs += 1
+            self._ran.discard(key)
+            return False
+        if key not in self._ran:
+            self._ran.add(key)
+            self._taken.add(key)
+        return True
+
+    def taken(self, key: str) -> bool:
+        """Once, after its first run here: whether check `key` was just taken over (its memory to read first)."""
+        if key in self._taken:
+            self._taken.discard(key)
+            return True
+        return False
 
     def may_own(self, key: str) -> bool:
         """Whether this instance owns check `key` now or may before the next heartbeats (a share it takes at an
@@ -101,6 +128,9 @@ class Coordinator:
         as their last owner stored them, and a new leader first writes what the stored derived states missed
         (`before_lead`), so that every component's chain of transitions goes on where the store left it.
         """
+        if self.late_runs != self._told_late:
+            log.warning("instance late: %d run(s) of its share left undone so far", self.late_runs)
+            self._told_late = self.late_runs
         sent = time.monotonic()
         view = self.view
         try:
@@ -114,6 +144,12 @@ class Coordinator:
             half_way = self._clock() - timedelta(seconds=(time.monotonic() - sent) / 2)
             self.offset = reading.at - half_way
             view = View(self.id, reading.members, self.heartbeat, reading.at, self.location)
+            before = next((m for m in self.view.members if m.id == self.id), None)
+            mine = next((m for m in reading.members if m.id == self.id), None)
+            gap = timedelta(seconds=self.heartbeat * LATE_BEATS)
+            if before is not None and mine is not None and mine.heartbeat_at - before.heartbeat_at > gap:
+                # this heartbeat came late: the others may have taken the share meanwhile; they read it again first
+                view = dataclasses.replace(view, resumes_at=reading.at + timedelta(seconds=self.heartbeat))
         if view.primary == self.location:  # the leader writes facts: it is one of the writing location
             leading = await asyncio.to_thread(self._leadership.hold)
         else:

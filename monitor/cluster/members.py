@@ -13,16 +13,17 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, case, delete, func, insert, select, text, update
+from sqlalchemy import Connection, delete, func, insert, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.errors import StoreError
-from monitor.store import Store, tables
+from monitor.models import CheckMemory
+from monitor.store import Store, rows, tables
 from monitor.store.database import describe
 
-from .ownership import LATE_BEATS, Member
+from .ownership import Member
 
-__all__ = ["LEADER_LOCK", "Leadership", "Members", "Reading"]
+__all__ = ["LEADER_LOCK", "Leadership", "Members", "Reading", "stored_memory"]
 
 log = logging.getLogger("tpmon.cluster")
 
@@ -53,9 +54,7 @@ class Members:
                 _deadline(connection, self.heartbeat)
                 now: datetime = connection.execute(select(func.clock_timestamp())).scalar_one()
                 mine = update(tables.instance).where(row.id == self.instance)
-                late = now - timedelta(seconds=self.heartbeat * LATE_BEATS)  # it stopped itself: it joins again
-                again = case((row.heartbeat_at < late, now), else_=row.joined_at)
-                done = connection.execute(mine.values(heartbeat_at=now, joined_at=again))
+                done = connection.execute(mine.values(heartbeat_at=now))
                 if done.rowcount == 0:
                     connection.execute(
                         insert(tables.instance).values(
@@ -138,6 +137,16 @@ class Leadership:
                 held.close()
             except SQLAlchemyError:
                 pass
+
+
+def stored_memory(store: Store, key: str) -> CheckMemory | None:
+    """The memory of check `key` as its last owner stored it (None if it never did); StoreError if unreadable."""
+    try:
+        with store.engine.connect() as connection:
+            row = connection.execute(select(tables.check_memory).where(tables.check_memory.c.check_key == key)).first()
+    except SQLAlchemyError as exc:
+        raise StoreError(f"memory of {key} not read: {describe(exc, store.engine.url)}") from exc
+    return rows.memory_from_row(row) if row is not None else None
 
 
 def _deadline(connection: Connection, heartbeat: float) -> None:

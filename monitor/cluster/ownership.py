@@ -11,8 +11,9 @@ heartbeats, and applies the same rules:
   never (unless no member counts yet: the first instance starts at once);
 - a member whose heartbeat, when read, is more than two heartbeats old has missed two heartbeats: it counts no
   more, and the others take its checks from that reading on. A member that is merely slow (a starved process)
-  stops itself first: past one and a half heartbeats after its last heartbeat it owns nothing, and a heartbeat
-  written that late joins it again (two heartbeats to wait), so that it never runs what the others took;
+  stops itself first: past one and a half heartbeats after its last heartbeat it owns nothing, and after a
+  heartbeat written that late it waits one more heartbeat (the others read it alive again meanwhile), so that
+  it never runs what the others took;
 - each location probes every check; until their verdicts are combined (a quorum), the facts of the checks are
   written from one location only, the first by name among those with a live member (the primary).
 """
@@ -53,11 +54,14 @@ class View:
     read_at: datetime | None = None
     location: str = "default"  # that of `me`
     fenced: bool = True  # `me` stops itself when late; not while the database cannot be reached at all
+    resumes_at: datetime | None = None  # after a late heartbeat, `me` owns nothing before this
 
     def late(self, at: datetime) -> bool:
         """Whether `me` is past `LATE_BEATS` after its own last heartbeat at `at` (and so owns nothing)."""
         if not self.fenced or sum(m.location == self.location for m in self.alive) < 2:
             return False  # alone in its location, nobody takes over: go on
+        if self.resumes_at is not None and at < self.resumes_at:
+            return True
         mine = next((m for m in self.members if m.id == self.me), None)
         return mine is not None and at > mine.heartbeat_at + timedelta(seconds=self.heartbeat * LATE_BEATS)
 

@@ -126,3 +126,11 @@ def test_a_late_member_stops_itself_before_the_others_take_over() -> None:
     assert alone.owns(key, T0 + 100 * S)  # alone, nobody would take over: it goes on
     unreachable = View("a", rows, BEAT, T0, fenced=False)
     assert unreachable.owns(key, T0 + 100 * S)  # the database unreachable for all: everyone goes on
+
+
+def test_after_a_late_heartbeat_a_member_waits_one_heartbeat() -> None:
+    rows = (_member("a", beat=0.0), _member("b", beat=0.0))
+    view = View("a", rows, BEAT, T0, resumes_at=T0 + BEAT * S)
+    key = next(k for k in KEYS if View("a", rows, BEAT, T0).owns(k, T0))
+    assert not view.owns(key, T0 + (BEAT - 0.1) * S)
+    assert view.owns(key, T0 + BEAT * S)
