@@ -133,3 +133,12 @@ def query(url: str, sql: str) -> list[Any]:
             return list(connection.execute(text(sql)).all())
     finally:
         engine.dispose()
+
+
+def missed_runs(server: Server) -> float:
+    """Probe runs the instance's scheduler missed or coalesced (late past their grace, or the previous one ran)."""
+    found = 0.0
+    for line in server.get("/metrics").text.splitlines():
+        if line.startswith(("tpmon_scheduler_missed_runs_total ", "tpmon_scheduler_coalesced_runs_total ")):
+            found += float(line.split()[1])
+    return found
