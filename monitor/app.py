@@ -11,19 +11,21 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import uvicorn
-from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 from uvicorn.server import HANDLED_SIGNALS
 
+from .availability import Window
 from .board import Board, BoardChange
 from .cluster.coordinator import Coordinator
 from .cluster.members import stored_memory
@@ -50,12 +52,16 @@ from .staff.passwords import Passwords
 from .store import Store, StoreWriter, default_url
 from .store.declaration_store import Current, Declarations
 from .store.housekeeping import ROLLUP_EVERY, Housekeeper
+from .store.journal import Journal
 from .store.rollup_store import availability_over
+from .store.writer import STOP_GRACE
 from .web import admin_routes, routes
 from .web.page_cache import PageCache
 from .web.security_headers import SecurityHeaders
 
 __all__ = [
+    "SHUTDOWN_DEADLINE",
+    "WEB_GRACE",
     "Job",
     "Listeners",
     "QuietServer",
@@ -72,6 +78,12 @@ log = logging.getLogger("tpmon.app")
 Job = tuple[str, float, Callable[[], Awaitable[None]]]
 DEADLINE_EVERY = 0.2  # seconds between looks at the push deadlines: a missed one is concluded within a second
 TOKEN_USES_EVERY = 60.0  # seconds between writes of machine tokens' last use
+# Shutdown (SIGTERM, Ctrl-C): open requests get WEB_GRACE s on each listener (the operators' first, then the
+# public one); then the store writer gets STOP_GRACE (5 s) to write what it holds before journalling the rest, the
+# operators' desk and the notifier as long, side by side: 3 + 3 + 6 = 12 s at worst. Whatever still runs
+# SHUTDOWN_DEADLINE s after the first signal is cut short.
+WEB_GRACE = 3
+SHUTDOWN_DEADLINE = 15.0
 
 
 def utc_now() -> datetime:
@@ -100,6 +112,7 @@ class Services:
     last_reload: dict[str, Any] = field(default_factory=dict)
     declared_version: int = 0  # bumped when open incidents, windows or the running maintenance change
     history_version: int = 0  # bumped after each housekeeping run (roll-ups)
+    stopping: threading.Event = field(default_factory=threading.Event)  # set at shutdown: long reads give up
     pages: PageCache = field(init=False)
     # what ops declared, as last read from the store (every tick), and when it was applied to the board
     _declared: Current = field(init=False, repr=False)
@@ -113,7 +126,7 @@ class Services:
     cluster: Coordinator | None = None  # on PostgreSQL: this instance among the others (share of checks, leader)
 
     def __post_init__(self) -> None:
-        self.pages = PageCache(self.stamp)
+        self.pages = PageCache(self.stamp, store_up=lambda: self.store_up, clock=self.clock)
         self._declared = Current([], [], 0, [])
         self._declared_at = self.clock()
         self._snapshot = self._take()
@@ -136,7 +149,7 @@ class Services:
         return Snapshot(
             settings=self.settings,
             at=self._declared_at,
-            statuses=dict(self.board.statuses()),  # a copy: the board changes on
+            statuses=self.board.statuses(),  # immutable (a persistent map): shared, never copied
             checked_at=self.board.checked_at,
             open_incidents=tuple(declared.open),
             recent_incidents=tuple(declared.recent),
@@ -160,8 +173,8 @@ class Services:
     async def refresh_overrides(self) -> None:
         """Apply open incidents' declared statuses and running maintenance, as stored now; take a new snapshot.
 
-        When the store cannot be read, the declarations last read still apply: a window still opens and closes
-        on time.
+        While the store is down (or fails this read), the declarations last read still apply: a window still
+        opens and closes on time, and the tick never waits on a database known not to answer.
         """
         declarations = Declarations(self.store, self.settings, clock=self.clock)
         shown = {int(s.detail.partition(":")[2]) for s in self._declared_statuses()}
@@ -171,10 +184,13 @@ class Services:
             still = {i.id for i in current.open}
             return current, _incidents(declarations, shown - still)
 
-        try:
-            declared, resolved = await asyncio.to_thread(read)
-        except StoreError as exc:  # keep the last known declarations; the next tick retries
-            log.warning("declarations not refreshed: %s", exc)
+        if self.store_up:
+            try:
+                declared, resolved = await asyncio.to_thread(read)
+            except StoreError as exc:  # keep the last known declarations; the next tick retries
+                log.warning("declarations not refreshed: %s", exc)
+                declared, resolved = self._declared, []
+        else:  # a database known not to answer is not read: the tick never waits on it
             declared, resolved = self._declared, []
         now = self.clock()
         running = tuple(active(declared.windows, now))
@@ -193,7 +209,8 @@ class Services:
         """The periodic tick: declarations applied, then time passes for the board (stale checks, recoveries)."""
         await self.refresh_overrides()  # any instance may have written them
         self.pipeline.record(self.board.tick(self._declared_at, push=False))  # push checks: at their deadline
-        await self.desk.tick()  # tokens revoked anywhere, refused pushes to audit
+        if self.store_up:  # tokens revoked anywhere, refused pushes to audit: the store's, never waited on when down
+            await self.desk.tick()
 
     def _declared_statuses(self) -> list[ComponentStatus]:
         """The statuses the board shows from an incident's declaration (detail ``incident:N``)."""
@@ -207,17 +224,20 @@ class Services:
         self._declared_seen = (self.board.version, found)
         return found
 
+    def metrics_exposition(self) -> AsyncIterator[bytes]:
+        return self.metrics.exposition()
+
     @property
-    def registry(self) -> CollectorRegistry:
-        return self.metrics.registry
+    def store_up(self) -> bool:
+        """The store answered the last write (or the writer's idle ping) within its deadline, and the write under
+        way, if any, is not late. Read from memory: never waits on the database."""
+        return self.writer.stats.store_up
 
     def readiness_problems(self) -> list[str]:
-        """Blocking: the store answers a ping, and the scheduler runs."""
+        """From memory, at once: the store answers writes in time, and the scheduler runs."""
         problems: list[str] = []
-        try:
-            self.store.ping()
-        except StoreError:
-            problems.append("database unreachable")
+        if not self.store_up:
+            problems.append("database unreachable or not answering in time")
         if not self.scheduler.running:
             problems.append("scheduler not running")
         return problems
@@ -246,10 +266,14 @@ class Services:
         """Blocking (run it in a thread): cache the availability ratios /metrics shows, from the roll-ups, so
         scrapes never query the store. The states, open incidents and maintenance come from the snapshot."""
         settings, now = self.settings, self.clock()
+
+        def window_of(key: str, days: int) -> Window:
+            if self.stopping.is_set():  # a shutdown: the component after the current one is never read
+                raise StoreError("metrics not refreshed: shutting down")
+            return availability_over(self.store, key, now, days)
+
         try:
-            self.metrics.set_availability(
-                derive_availability(settings, lambda key, days: availability_over(self.store, key, now, days))
-            )
+            self.metrics.set_availability(derive_availability(settings, window_of))
         except StoreError as exc:  # keep the cached values; the next run retries
             log.warning("metrics not refreshed from the store: %s", exc)
 
@@ -289,7 +313,27 @@ def check_port(host: str, port: int) -> None:
 
 class QuietServer(uvicorn.Server):
     """uvicorn's server, except that SIGTERM/SIGINT end in a clean return after the graceful shutdown
-    instead of being re-raised: the caller closes the store and its files itself."""
+    instead of being re-raised: the caller closes the store and its files itself.
+
+    The shutdown is bounded: open requests get `WEB_GRACE` s (unless the config says otherwise), and if the
+    process is still there `SHUTDOWN_DEADLINE` s after the first signal, it exits at once (status 1)."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        if config.timeout_graceful_shutdown is None:
+            config.timeout_graceful_shutdown = WEB_GRACE
+        super().__init__(config)
+        self._deadline: threading.Timer | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.arm_deadline()
+        super().handle_exit(sig, frame)
+
+    def arm_deadline(self) -> None:
+        """At the first signal: exit at once if the process is still there `SHUTDOWN_DEADLINE` s later."""
+        if self._deadline is None:
+            self._deadline = threading.Timer(SHUTDOWN_DEADLINE - 0.5, _cut_short, (time.monotonic(),))
+            self._deadline.daemon = True
+            self._deadline.start()
 
     # uvicorn has no setting for this: since 0.29 its `capture_signals()` installs `handle_exit` while `serve()`
     # runs, then raises again every signal it caught. This one installs and restores the same handlers, no raise.
@@ -304,6 +348,13 @@ class QuietServer(uvicorn.Server):
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+
+def _cut_short(since: float) -> None:
+    """The last resort of a shutdown that hangs (a thread blocked where no deadline reaches): exit now."""
+    log.error("shutdown still under way %.1f s after the signal: exiting now", time.monotonic() - since)
+    logging.shutdown()
+    os._exit(1)
 
 
 class _App(Starlette):
@@ -323,10 +374,11 @@ def _assemble(
     reload_status: Path | None,
     passwords: Passwords | None,
     live: bool = True,
+    journal: Journal | None = None,
 ) -> tuple[Services, HttpClients]:
     """Build the board (seeded from the store), writer, metrics, probes' context, pipeline and scheduler."""
     board = Board(settings, clock(), db.load_statuses(), db.load_memories())
-    writer = StoreWriter(db)
+    writer = StoreWriter(db, journal=journal)
     metrics = Metrics(lambda: services.snapshot(), lambda: writer.stats)  # noqa: PLW0108 (services: below)
     clients = HttpClients()  # shared, keep-alive off: every probe sees connect and TLS failures
     contexts: dict[str, ProbeContext] = {}
@@ -370,14 +422,15 @@ def _notifications(services: Services, env: Mapping[str, str], *, live: bool = T
 def periodic_jobs(services: Services, tick_seconds: float, housekeeping_seconds: float) -> list[Job]:
     """(name, every so many seconds, job): the declarations and time (tick), partners' signals, roll-ups and
     pruning. The scheduler runs them; a test may run them on its own clock."""
-    inbox, keeper = PushInbox(services.store), Housekeeper(services.store)
+    inbox, keeper = PushInbox(services.store), Housekeeper(services.store, stop=services.stopping)
 
     async def pump() -> None:
-        await inbox.pump(services.board, services.pipeline.record, services.clock())
+        if services.store_up:  # partners' signals wait in the store: read when it answers
+            await inbox.pump(services.board, services.pipeline.record, services.clock())
 
     async def deadlines() -> None:
         due = services.board.next_push_deadline()
-        if due is not None and due <= services.clock():
+        if due is not None and due <= services.clock() and services.store_up:
             await inbox.catch_up(services.board, services.pipeline.record, services.clock())
 
     async def housekeeping() -> None:
@@ -478,6 +531,29 @@ def _start_jobs(services: Services, tick_seconds: float, housekeeping_seconds: f
     log.info("scheduler started: %d checks", len(report.added))
 
 
+async def _within(stopping: Awaitable[None], seconds: float, what: str) -> None:
+    """Await a component's stop for at most `seconds` (a shutdown is bounded); log it if it takes longer."""
+    try:
+        await asyncio.wait_for(stopping, seconds)
+    except TimeoutError:
+        log.warning("%s not stopped within %g s: shutting down without it", what, seconds)
+
+
+async def _stop(services: Services, cluster: Coordinator | None) -> None:
+    """A bounded shutdown: no more jobs; the cluster let go first; then the writer, the desk and the notifier."""
+    services.scheduler.shutdown()
+    services.stopping.set()  # long loops of reads (roll-ups, pruning, availability) end where they are
+    if cluster is not None:  # first, within STOP_GRACE: its row deleted, the lead let go; the others take over
+        await _within(cluster.stop(), STOP_GRACE, "cluster membership")
+    # side by side, each within STOP_GRACE + 1 s: the writer (written, or journalled), the operators' desk
+    # (pushes waiting, token uses), the notifier (the sending under way; an unsettled one goes out again)
+    stops = [services.writer.stop(), _within(services.desk.stop(), STOP_GRACE + 1, "operators' desk")]
+    if services.notifier is not None:
+        stops.append(_within(services.notifier.stop(grace=STOP_GRACE), STOP_GRACE + 1, "notifier"))
+    await asyncio.gather(*stops)
+    services.store.abort_operations()  # reads of jobs still under way (a hung database) end now, not at their deadline
+
+
 @dataclass(frozen=True)
 class Listeners:
     """The two ASGI apps of one tpmon, sharing one set of Services: the public site (read-only) and the operators'
@@ -508,11 +584,13 @@ def create_app(
     handle_sighup: bool = False,
     reload_status: Path | None = None,
     passwords: Passwords | None = None,
+    journal: Journal | None = None,
     location: str | None = None,
 ) -> Starlette:
     """The public app alone (see `create_apps`); nothing is opened or started until the lifespan runs.
 
-    `clock` and `speed` let the demo run on scenario time: intervals pass `speed` times faster.
+    `clock` and `speed` let the demo run on scenario time: intervals pass `speed` times faster. `journal`
+    receives what the store writer cannot write (replay it before: `store.writer.replay_journal`).
     """
     return create_apps(
         settings,
@@ -528,6 +606,7 @@ def create_app(
         handle_sighup=handle_sighup,
         reload_status=reload_status,
         passwords=passwords,
+        journal=journal,
         location=location,
     ).public
 
@@ -547,10 +626,11 @@ def create_apps(
     handle_sighup: bool = False,
     reload_status: Path | None = None,
     passwords: Passwords | None = None,
+    journal: Journal | None = None,
     location: str | None = None,
 ) -> Listeners:
-    """The public and the operators' ASGI apps over the same Services; `passwords` tunes Argon2 (tests);
-    `location` overrides the config's `cluster.location`."""
+    """The public and the operators' ASGI apps over the same Services; `passwords` tunes Argon2 (tests); `journal`
+    receives what the store writer cannot write; `location` overrides the config's `cluster.location`."""
     shared = _Shared()
 
     @contextlib.asynccontextmanager
@@ -558,7 +638,7 @@ def create_apps(
         db = store if store is not None else await asyncio.to_thread(Store.open, database_url or default_url())
         env = os.environ if environ is None else environ
         services, clients = await asyncio.to_thread(
-            _assemble, settings, db, clock, env, speed, config_path, reload_status, passwords, schedule
+            _assemble, settings, db, clock, env, speed, config_path, reload_status, passwords, schedule, journal
         )
         loop = asyncio.get_running_loop()
         # DNS lookups of probes run in the default pool: size it for the probe concurrency (asyncio's
@@ -584,13 +664,7 @@ def create_apps(
         finally:
             if handle_sighup:
                 loop.remove_signal_handler(signal.SIGHUP)
-            services.scheduler.shutdown()
-            if cluster is not None:
-                await cluster.stop()
-            await services.desk.stop()
-            await services.writer.stop()
-            if services.notifier is not None:
-                await services.notifier.stop()
+            await _stop(services, cluster)
             await clients.aclose()
             if store is None:
                 await asyncio.to_thread(db.close)

@@ -1,18 +1,29 @@
-"""The board: the current status of every component, in memory, seeded from the store at start."""
+"""The board: the current status of every component, in memory, seeded from the store at start.
+
+A change costs what it reaches, not the size of the config: the graph of who feeds whom is indexed once per config
+(`engine.graph`), each flow keeps a running tally of its checks (`engine.check_tally`), and what falls due (stale
+checks, push deadlines, recoveries to end) waits in `engine.timers`. The statuses are a persistent map: the
+snapshot every surface reads is taken in O(1), and each change costs O(changed · log n).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from .config import Check, Settings, dependency_order
-from .engine.aggregate import evaluate
+from immutables import Map
+
+from .config import Check, Settings
+from .engine.aggregate import Input, evaluate
 from .engine.check_state import CheckPolicy, advance, check_status, deadline, expire
+from .engine.check_tally import CheckTally
+from .engine.graph import Node, build_graph, propagate
 from .engine.overrides import Overrides
+from .engine.timers import Timers
 from .models import CheckMemory, ComponentRef, ComponentStatus, ProbeResult, Source, State, Transition
 
-__all__ = ["Board", "BoardChange", "policy_for"]
+__all__ = ["Board", "BoardChange", "Statuses", "policy_for"]
 
 
 def policy_for(check: Check, settings: Settings) -> CheckPolicy:
@@ -39,8 +50,39 @@ class BoardChange:
         return bool(self.transitions or self.statuses or self.memories)
 
 
+class Statuses(Mapping[str, ComponentStatus]):
+    """Every status at one instant, immutable: the board's persistent map (`immutables.Map`: a change makes a new
+    one for O(log n), so handing it to a snapshot costs nothing), iterated in the config's order (checks, then each
+    network's flows, lines and itself, upstreams first), whatever the hashing."""
+
+    __slots__ = ("_map", "_order")
+
+    def __init__(self, statuses: Map[str, ComponentStatus], order: tuple[str, ...]) -> None:
+        self._map, self._order = statuses, order  # `order` names every key of `statuses`
+
+    def __getitem__(self, key: str) -> ComponentStatus:
+        return self._map[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._map
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+    def __iter__(self) -> Iterator[str]:
+        if len(self._map) == len(self._order):
+            return iter(self._order)
+        return (key for key in self._order if key in self._map)
+
+
 class Board:
-    """Every component's status. Single-threaded (the event loop); every method is synchronous and fast."""
+    """Every component's status. Single-threaded (the event loop); every method is synchronous and fast.
+
+    Each step re-derives what it changes and what that reaches, plus every recovery due by then — what a full
+    re-derivation of every network would tell (`tests/test_board_incremental.py` holds it to `evaluate`): a result
+    that changes its check's state, a push check gone silent, a tick (stale checks, recoveries ended), overrides
+    (the components they name, or named). A result that changes no check's state re-derives nothing.
+    """
 
     def __init__(
         self,
@@ -49,8 +91,8 @@ class Board:
         statuses: Mapping[str, ComponentStatus] | None = None,
         memories: Mapping[str, CheckMemory] | None = None,
     ) -> None:
-        self._statuses: dict[str, ComponentStatus] = {}
-        self._memories: dict[str, CheckMemory] = {}
+        self._statuses: Map[str, ComponentStatus] = Map()
+        self._memories: dict[str, CheckMemory] = {}  # the engine's memory of each check, in config order
         self._overrides = Overrides()
         self.version = 0  # bumped on every change of a shown status; pages cache on it
         self.checked_at: datetime | None = None  # when the last probe result arrived
@@ -59,6 +101,9 @@ class Board:
         self.followed: Callable[[str], bool] | None = None
         self._load(settings, statuses or {}, memories or {}, now)
         self._seed(now)
+        # Saved statuses were derived under overrides this board does not know yet: the first `set_overrides`
+        # (or `evaluate_all`) re-derives everything, as the app does at start before any probe.
+        self._settled = not statuses
 
     def _load(
         self,
@@ -68,29 +113,37 @@ class Board:
         now: datetime,
     ) -> None:
         self.settings = settings
-        self._order = dependency_order(settings)
-        self._dependents: dict[str, set[str]] = {name: set() for name in settings.networks}
-        for name, network in settings.networks.items():
-            for dep in network.depends_on:
-                self._dependents[dep.network].add(name)
+        self._graph = graph = build_graph(settings)
         self._policies: dict[str, CheckPolicy] = {}
-        self._checks: dict[str, ComponentStatus] = {}
+        self._refs: dict[str, ComponentRef] = {}
+        self._rank: dict[str, int] = {}  # config order of the checks: expired ones are reported in it
+        self._memories = {}
+        checks: dict[str, ComponentStatus] = {}
         for network_name, check in settings.checks():
             ref = ComponentRef.for_check(network_name, check.flow, check.name)
             self._policies[ref.key] = policy = policy_for(check, settings)
+            self._refs[ref.key], self._rank[ref.key] = ref, len(self._rank)
             memory = memories.get(ref.key, CheckMemory())
             if policy.source is Source.PUSH and memory.last_result_at is None and memory.since is None:
                 # awaited from now on: its missed_after counts from here, and a restart must not reset it
                 memory = CheckMemory(State.UNKNOWN, since=now)
                 self._unsaved[ref.key] = memory
             self._memories[ref.key] = memory
-            self._checks[ref.key] = check_status(ref, memory, self._policies[ref.key].source)
-        self._statuses = {k: v for k, v in statuses.items() if not k.startswith("check:")}
-        self._statuses.update(self._checks)
-        known = self._known_keys()
-        self._statuses = {k: v for k, v in self._statuses.items() if k in known}
-        self._memories = {k: v for k, v in self._memories.items() if k in self._policies}
-        self._push_keys = [k for k, p in self._policies.items() if p.source is Source.PUSH]
+            checks[ref.key] = check_status(ref, memory, policy.source)
+        kept = {k: v for k, v in statuses.items() if k in graph.index}
+        self._order = (*checks, *(node.key for node in graph.nodes))
+        self._statuses = Map({**kept, **checks})
+        self._tallies: dict[int, CheckTally] = {}
+        for node in graph.nodes:
+            if node.ref.kind == "flow":
+                self._tallies[node.index] = CheckTally(Input.of(checks[k]) for k in node.checks)
+        self._stale: Timers[str] = Timers(self._deadline)  # probe checks going unknown
+        self._silent: Timers[str] = Timers(self._deadline)  # push checks going down
+        for key, policy in self._policies.items():
+            (self._silent if policy.source is Source.PUSH else self._stale).schedule(key)
+        self._recoveries: Timers[int] = Timers(self._recovered_at)
+        for node in graph.nodes:
+            self._recoveries.touch(node.index)
 
     def _seed(self, now: datetime) -> None:
         """Derive the components the saved statuses lack; keep the saved ones as they were.
@@ -98,24 +151,18 @@ class Board:
         Re-deriving those here would lose what changed while the process was down (a recovery that
         stabilized, checks gone stale): the first `evaluate_all` or `tick` reports it as transitions.
         """
-        result = evaluate(self.settings, self._checks, self._overrides, self._statuses, now, self._order)
-        for key, status in result.statuses.items():
-            self._statuses.setdefault(key, status)
-
-    def _known_keys(self) -> set[str]:
-        keys = set(self._checks)
-        for name, network in self.settings.networks.items():
-            keys.add(ComponentRef("network", name).key)
-            keys.update(ComponentRef("flow", name, flow).key for flow in network.flow_names(self.settings.flows))
-            keys.update(ComponentRef("line", name, line).key for line in network.lines)
-        return keys
+        result = evaluate(self.settings, self._statuses, self._overrides, self._statuses, now, self._graph.order)
+        missing = {k: v for k, v in result.statuses.items() if k not in self._statuses}
+        if missing:
+            self._commit(missing)
 
     # --- reading -------------------------------------------------------------------------------
     def get(self, ref: ComponentRef | str) -> ComponentStatus | None:
         return self._statuses.get(ref if isinstance(ref, str) else ref.key)
 
-    def statuses(self) -> Mapping[str, ComponentStatus]:
-        return self._statuses
+    def statuses(self) -> Statuses:
+        """Every status, immutable: the board changes on, what was handed out does not (a snapshot, for O(1))."""
+        return Statuses(self._statuses, self._order)
 
     def memory(self, check_key: str) -> CheckMemory | None:
         return self._memories.get(check_key)
@@ -125,7 +172,7 @@ class Board:
 
     # --- changing ------------------------------------------------------------------------------
     def record(self, result: ProbeResult, now: datetime) -> BoardChange:
-        """Fold one probe result in; re-derive its network (and dependents) only if the check changed."""
+        """Fold one probe result in; re-derive what its check feeds only if the check changed."""
         key = result.check.key
         policy = self._policies.get(key)
         if policy is None:  # a result for a check removed by a reload meanwhile
@@ -133,12 +180,15 @@ class Board:
         memory, transition = advance(self._memories[key], result, policy, now)
         self._memories[key] = memory
         self.checked_at = now
+        if policy.source is Source.PUSH:
+            self._silent.touch(key)  # a signal dated before the check was configured brings its deadline earlier
+        else:
+            self._stale.schedule(key)  # its deadline only moves later, with each result
         change = BoardChange(memories={key: memory})
         if transition is None:
             return change
         change.transitions.append(transition)
-        self._set_check(result.check, memory, change)
-        self._derive(self._affected([result.check.network]), now, change)
+        self._derive(self._set_check(key, memory, change), now, change)
         return change
 
     def tick(self, now: datetime, *, push: bool = True) -> BoardChange:
@@ -149,75 +199,63 @@ class Board:
         judged missing.
         """
         change = BoardChange()
-        keys = self._memories if push else [k for k, p in self._policies.items() if p.source is not Source.PUSH]
-        touched = self._expire(keys, now, change)
-        # Only time can change a network now: an expired check, or a recovery whose stabilization is due.
-        stabilization = timedelta(seconds=self.settings.stabilization)
-        touched.update(
-            status.ref.network
-            for status in self._statuses.values()
-            if status.state is State.RECOVERING
-            and status.stable_since is not None
-            and now >= status.stable_since + stabilization
-        )
-        if touched:
-            self._derive(self._affected(touched), now, change)
+        due = self._stale.due(now) + (self._silent.due(now) if push else [])
+        self._derive(self._expire(due, now, change), now, change)
         self._save_unsaved(change)
         return change
 
     def push_due(self, now: datetime) -> list[str]:
-        """The push checks whose deadline (last signal, or configuration, + missed_after) is passed at `now`."""
-        due = []
-        for key in self._push_keys:
-            at = deadline(self._memories[key], self._policies[key])
-            if at is not None and at <= now:
-                due.append(key)
-        return due
+        """The push checks whose deadline (last signal, or configuration, + missed_after) is passed at `now`, but
+        those another instance follows."""
+        due, followed = self._silent.due(now), self.followed
+        if followed is not None:
+            due = [key for key in due if not followed(key)]
+        return sorted(due, key=self._rank.__getitem__)
 
     def next_push_deadline(self) -> datetime | None:
         """The earliest deadline of the push checks not yet down, if any."""
-        dates = (deadline(self._memories[k], self._policies[k]) for k in self._push_keys)
-        return min((d for d in dates if d is not None), default=None)
+        return self._silent.next()
 
     def expire_push(self, keys: Iterable[str], now: datetime) -> BoardChange:
         """Push checks of `keys` silent past their deadline become down, dated at the deadline."""
         change = BoardChange()
         wanted = [k for k in keys if k in self._policies and self._policies[k].source is Source.PUSH]
-        touched = self._expire(wanted, now, change)
-        if touched:
-            self._derive(self._affected(touched), now, change)
+        flows = self._expire(wanted, now, change)
+        if flows:
+            self._derive(flows, now, change)
         return change
 
     def follow(self, memories: Mapping[str, CheckMemory], now: datetime) -> BoardChange:
-        """Checks another instance probes: their memories as it stored them; their networks re-derived."""
+        """Checks another instance probes: their memories as it stored them (its to write: not in the change's
+        memories), shown, and what they reach re-derived like a result's, with the recoveries due."""
         change = BoardChange()
-        touched: set[str] = set()
+        flows: set[int] = set()
         for key, memory in memories.items():
             if key in self._policies and self._memories[key] != memory:
                 self._memories[key] = memory
-                ref = self._checks[key].ref
-                self._set_check(ref, memory, change)
-                touched.add(ref.network)
-        if touched:
-            self._derive(self._affected(touched), now, change)
+                # its deadline moves with the memory, earlier included (`_expire` skips it while followed)
+                (self._silent if self._policies[key].source is Source.PUSH else self._stale).touch(key)
+                flows |= self._set_check(key, memory, change)
+        if flows:
+            self._derive(flows, now, change)
         return change
 
-    def _expire(self, keys: Iterable[str], now: datetime, change: BoardChange) -> set[str]:
-        touched: set[str] = set()
+    def _expire(self, keys: Iterable[str], now: datetime, change: BoardChange) -> set[int]:
+        """Expire the checks of `keys` that are due (in config order), but those another instance follows (it
+        expires them, this board reads what it stored); returns the flows they feed."""
+        flows: set[int] = set()
         followed = self.followed
-        for key in keys:
+        for key in sorted(set(keys), key=self._rank.__getitem__):
             if followed is not None and followed(key):
-                continue
+                continue  # still scheduled: due here again once this instance owns it
             memory = self._memories[key]
-            ref = self._checks[key].ref
-            expired, transition = expire(ref, memory, self._policies[key], now)
+            expired, transition = expire(self._refs[key], memory, self._policies[key], now)
             if transition is not None:
                 self._memories[key] = expired
                 change.memories[key] = expired
                 change.transitions.append(transition)
-                self._set_check(ref, expired, change)
-                touched.add(ref.network)
-        return touched
+                flows |= self._set_check(key, expired, change)
+        return flows
 
     def _save_unsaved(self, change: BoardChange) -> None:
         if self._unsaved:
@@ -226,14 +264,32 @@ class Board:
             self._unsaved = {}
 
     def set_overrides(self, overrides: Overrides, now: datetime) -> BoardChange:
-        self._overrides = overrides
-        return self.evaluate_all(now)
-
-    def evaluate_all(self, now: datetime) -> BoardChange:
+        """Apply what ops declare now: re-derive the components whose override changed (a network's applies to
+        all of its components), what they feed, and the recoveries due."""
+        before, self._overrides = self._overrides, overrides
+        if not self._settled:
+            return self.evaluate_all(now)
         change = BoardChange()
-        self._derive(self._order, now, change)
+        self._derive(self._graph.overridden(before.changed(overrides)), now, change)
         self._save_unsaved(change)
         return change
+
+    def evaluate_all(self, now: datetime) -> BoardChange:
+        """Re-derive every component from its inputs (at start, after a reload)."""
+        change = BoardChange()
+        self._derive_everything(now, change)
+        self._save_unsaved(change)
+        return change
+
+    def _derive_everything(self, now: datetime, change: BoardChange) -> None:
+        result = evaluate(self.settings, self._statuses, self._overrides, self._statuses, now, self._graph.order)
+        changed = {k: v for k, v in result.statuses.items() if self._statuses.get(k) != v}
+        self._commit(changed)
+        change.statuses.extend(changed.values())
+        change.transitions.extend(result.transitions)
+        if changed or result.transitions:
+            self.version += 1
+        self._settled = True
 
     def reload(self, settings: Settings, now: datetime) -> BoardChange:
         """Apply a new config: unchanged checks keep their memory, new ones start unknown (a new push check is
@@ -242,29 +298,58 @@ class Board:
         self.version += 1
         return self.evaluate_all(now)
 
-    def _set_check(self, ref: ComponentRef, memory: CheckMemory, change: BoardChange) -> None:
-        status = check_status(ref, memory, self._policies[ref.key].source)
-        if self._statuses.get(ref.key) != status:  # a success like the last one changes nothing shown
+    def _set_check(self, key: str, memory: CheckMemory, change: BoardChange) -> set[int]:
+        """Show a check's new state; returns the flow it feeds (none for a check of a flow its network does not
+        run)."""
+        status = check_status(self._refs[key], memory, self._policies[key].source)
+        if self._statuses.get(key) != status:  # a success like the last one changes nothing shown
             self.version += 1
-        self._checks[ref.key] = status
-        self._statuses[ref.key] = status
+        self._statuses = self._statuses.set(key, status)
         change.statuses.append(status)
+        fed = self._graph.feeds.get(key)
+        if fed is None:
+            return set()
+        flow, position = fed
+        self._tallies[flow].set(position, Input.of(status))
+        return {flow}
 
-    def _affected(self, networks: Iterable[str]) -> list[str]:
-        todo, seen = list(networks), set[str]()
-        while todo:
-            name = todo.pop()
-            if name not in seen:
-                seen.add(name)
-                todo.extend(self._dependents.get(name, ()))
-        return [name for name in self._order if name in seen]
-
-    def _derive(self, networks: list[str], now: datetime, change: BoardChange) -> None:
-        result = evaluate(self.settings, self._checks, self._overrides, self._statuses, now, networks)
-        for key, status in result.statuses.items():
-            if self._statuses.get(key) != status:
-                self._statuses[key] = status
-                change.statuses.append(status)
+    def _derive(self, dirty: set[int], now: datetime, change: BoardChange) -> None:
+        """Re-derive `dirty`, the recoveries due by `now`, and what their changes reach; everything while the
+        statuses are those saved before a restart (what changed meanwhile is told at the first step)."""
+        if not self._settled:
+            self._derive_everything(now, change)
+            return
+        dirty.update(self._recoveries.due(now))
+        result = propagate(
+            self._graph, self._statuses, self._overrides, dirty, now, self.settings.stabilization, self._flow_value
+        )
+        self._commit(result.statuses)
+        change.statuses.extend(result.statuses.values())
         if change.statuses or result.transitions:
             change.transitions.extend(result.transitions)
             self.version += 1
+
+    def _commit(self, statuses: Mapping[str, ComponentStatus]) -> None:
+        if not statuses:
+            return
+        with self._statuses.mutate() as mutable:
+            for key, status in statuses.items():
+                mutable[key] = status
+            self._statuses = mutable.finish()
+        index = self._graph.index
+        for key in statuses:
+            if key in index:
+                self._recoveries.touch(index[key])
+
+    def _flow_value(self, node: Node) -> Input:
+        return self._tallies[node.index].value()
+
+    def _deadline(self, key: str) -> datetime | None:
+        return deadline(self._memories[key], self._policies[key])
+
+    def _recovered_at(self, index: int) -> datetime | None:
+        """When a recovering component (with its inputs fully up since `stable_since`) ends its stabilization."""
+        status = self._statuses.get(self._graph.nodes[index].key)
+        if status is None or status.state is not State.RECOVERING or status.stable_since is None:
+            return None
+        return status.stable_since + timedelta(seconds=self.settings.stabilization)

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import importlib
 import json
+import logging
 import os
 import re
 import signal
@@ -13,7 +14,6 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .config import Settings, load_config, read_config
 from .errors import ConfigError, ConfigProblem, MonitorError, NotFound, StoreError
@@ -21,11 +21,9 @@ from .logs import setup_logging
 from .opscli import OneLineParser, add_ops_commands
 from .opscli.push_command import register as register_push
 
-if TYPE_CHECKING:
-    from .store import Store
-
 DEFAULT_CONFIG = "config/example.yaml"
 DEFAULT_PID_FILE = "var/tpmon.pid"
+DEFAULT_EXPORT_URL = "http://127.0.0.1:8080"
 
 
 def port_number(text: str) -> int:
@@ -98,7 +96,6 @@ def admin_address(args: argparse.Namespace, settings: Settings) -> tuple[str, in
 def cmd_serve(args: argparse.Namespace) -> int:
     from .app import check_port
     from .cluster.single_instance import single_instance
-    from .store import Store
 
     path = _config_path(args)
     settings = load_config(path)
@@ -112,14 +109,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _check_notification_secrets(settings)
     setup_logging(args.log_level, args.log_format)
     url = _database_url()
-    with single_instance(url):  # SQLite: one serve per file, refused before the database is touched
-        return _serve(args, settings, path, admin, Store.open(url))
+    with single_instance(url):  # SQLite: one serve per file, refused before the database or its journal is touched
+        return _serve(args, settings, path, admin, url)
 
 
-def _serve(args: argparse.Namespace, settings: Settings, path: str, admin: tuple[str, int] | None, store: Store) -> int:
+def _serve(args: argparse.Namespace, settings: Settings, path: str, admin: tuple[str, int] | None, url: str) -> int:
     from .app import create_apps
+    from .listener_limits import budget_file_descriptors
     from .listeners import admin_server, public_server, serve_listeners
+    from .store import Store, start_journal
 
+    store = Store.open(url)
+    try:  # what a previous run could not write is written first, before the board reads the store
+        journal = start_journal(store, url)
+        # after the store is open: its files are counted
+        public_limits, admin_limits = budget_file_descriptors(settings, admin=admin is not None)
+    except (StoreError, MonitorError):
+        store.close()
+        raise
+    listener_log = logging.getLogger("tpmon.listener")
+    listener_log.info("public listener: %s", public_limits)
+    if admin_limits is not None:
+        listener_log.info("operators' listener: %s", admin_limits)
     pid_file = Path(args.pid_file)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(str(os.getpid()), encoding="utf-8")
@@ -129,15 +140,18 @@ def _serve(args: argparse.Namespace, settings: Settings, path: str, admin: tuple
         config_path=path,
         handle_sighup=True,
         reload_status=pid_file.with_suffix(".reload.json"),
+        journal=journal,
         location=args.location,
     )
-    public = public_server(apps.public, args.host, args.port)
-    behind = admin_server(apps.admin, *admin) if admin is not None else None
+    public = public_server(apps.public, args.host, args.port, public_limits)
+    behind = admin_server(apps.admin, *admin, admin_limits) if admin is not None and admin_limits is not None else None
     try:
         with asyncio.Runner(loop_factory=public.config.get_loop_factory()) as runner:
             runner.run(serve_listeners(public, behind))
     finally:
         store.close()
+        if journal is not None:
+            journal.close()
         pid_file.unlink(missing_ok=True)
     return 0 if public.started else 1
 
@@ -312,7 +326,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     path = _config_path(args)
     settings = load_config(path)
-    origin_of(args.base_url)
+    base_url = args.base_url or settings.web.public_url or DEFAULT_EXPORT_URL
+    origin_of(base_url)
     check_target(Path(args.dir))  # refuse a bad folder before touching the store
     try:
         store = Store.open(_database_url())
@@ -320,7 +335,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise MonitorError(f"export: {exc}") from None
     try:
         app = create_app(settings, store=store, schedule=False, config_path=path)
-        report = asyncio.run(export_site(app, Path(args.dir), base_url=args.base_url))
+        report = asyncio.run(export_site(app, Path(args.dir), base_url=base_url))
     finally:
         store.close()
     print(report)
@@ -334,6 +349,16 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     migrate(url)
     print(f"database {_masked(url)} is at the latest schema")
     return 0
+
+
+def _wait_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number of seconds") from None
+    if not 0 < seconds <= 600:  # NaN and infinities too
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not between 0 and 600 seconds")
+    return seconds
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -420,15 +445,17 @@ def build_parser() -> argparse.ArgumentParser:
     reload.add_argument(
         "--pid-file", default=DEFAULT_PID_FILE, help=f"the server's pid file (default {DEFAULT_PID_FILE})"
     )
-    reload.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the server's answer")
+    reload.add_argument(
+        "--wait", type=_wait_seconds, default=10.0, help="seconds to wait for the server's answer (at most 600)"
+    )
     reload.set_defaults(func=cmd_reload)
 
     export = command("export", "write the public site (pages FR/EN, feeds, badges, JSON) as static files, no probe")
     export.add_argument("dir", metavar="DIR", help="the folder to (re)place; a previous export or a new folder")
     export.add_argument(
         "--base-url",
-        default="http://127.0.0.1:8080",
-        help="the address the export will be served at, for the feeds' and JSON's links (default http://127.0.0.1:8080)",
+        help="the address the export will be served at, for the feeds' and JSON's links "
+        f"(default: the config's web.public_url, else {DEFAULT_EXPORT_URL})",
     )
     export.set_defaults(func=cmd_export)
 

@@ -1,31 +1,49 @@
-"""Prometheus metrics: a per-app registry, probe counters, and a scrape-time collector over the site's snapshot."""
+"""Prometheus metrics: what a scrape shows, rendered on the event loop in short steps, each series formatted only
+when it changed.
+
+Series per check are few and flat, as blackbox_exporter's (the last probe's success, duration, HTTP phases and
+status, certificate expiry; probes by result), plus the check's state set: about 18 lines. Quantiles of probe
+durations come from one histogram per network. Per-check lines are formatted by `exposition` into a cache
+that a probe result or a change of state invalidates; a scrape joins the cache, re-formatting what changed,
+and gives the event loop back after every millisecond of work, so that a scrape of 10,000 checks never holds up
+a probe (no thread: a thread holding the GIL would).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Callable, Iterable, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import attrgetter
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, disable_created_metrics
+from prometheus_client import generate_latest as _generate_latest
 
 from .availability import Window
 from .config import Settings
 from .declared.incidents import IMPACTS, Incident
 from .declared.maintenance import Occurrence
-from .models import ComponentRef, ProbeResult, State
+from .exposition import header, label_block, number, open_series, series
+from .models import ComponentKind, ComponentRef, ComponentStatus, ProbeResult, State
 from .snapshot import Snapshot
 
-__all__ = ["WINDOWS", "Derived", "Metrics", "WriterFigures", "derive", "derive_availability"]
+__all__ = ["SLICE", "STEP_S", "WINDOWS", "Derived", "Metrics", "WriterFigures", "derive", "derive_availability"]
 
 # the `window` label of the availability ratios, and its length in days
 WINDOWS: dict[str, int] = {"24h": 1, "7d": 7, "30d": 30}
+STEP_S = 0.001  # a scrape gives the event loop back after this much work
+_CHUNK = 64  # items formatted between two looks at the clock
+SLICE = 1024  # checks or components whose lines of one family make one piece of the page (≈ 0.5 ms of work)
 
-_CHECK = ("network", "flow", "check")
 _PHASES = ("resolve", "connect", "tls", "processing", "transfer")
+_DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+# `_created` series double the lines of every counter and histogram and tell Prometheus nothing it uses
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 class WriterFigures(Protocol):
@@ -35,18 +53,40 @@ class WriterFigures(Protocol):
     def buffered_results(self) -> int: ...
 
     @property
+    def buffered_transitions(self) -> int: ...
+
+    @property
     def dropped_results(self) -> int: ...
 
     @property
-    def db_up(self) -> bool: ...
+    def store_up(self) -> bool: ...
+
+    @property
+    def journal_bytes(self) -> int: ...
+
+    @property
+    def journalled_results(self) -> int: ...
+
+    @property
+    def journalled_transitions(self) -> int: ...
+
+    @property
+    def replayed_results(self) -> int: ...
+
+    @property
+    def replayed_transitions(self) -> int: ...
+
+    @property
+    def journal_failures(self) -> int: ...
 
 
 class Metrics:
-    """All of tpmon's metrics, registered on a registry of its own (never the global one).
+    """All of tpmon's metrics: counters and histograms of tpmon itself on a registry of its own (never the global
+    one), the checks' series and the snapshot's state sets formatted here.
 
     `snapshot` and `writer` are read at scrape time; either may answer None (not built yet). States, open
-    incidents and running maintenance all come from one snapshot read: they change in the same tick, together
-    with the page.
+    incidents and running maintenance all come from one snapshot read, at the start of the scrape: they change
+    in the same tick, together with the page, even when the board moves on while the scrape runs.
     """
 
     def __init__(
@@ -57,30 +97,13 @@ class Metrics:
     ) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.probe_success = Gauge("tpmon_probe_success", "Whether the last probe succeeded", _CHECK, registry=r)
-        self.probe_duration = Histogram(
-            "tpmon_probe_duration_seconds",
-            "Duration of probes",
-            _CHECK,
-            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        self.network_duration = Histogram(
+            "tpmon_network_probe_duration_seconds",
+            "Duration of the probes of a network's checks",
+            ("network",),
+            buckets=_DURATION_BUCKETS,
             registry=r,
         )
-        self.http_phase = Gauge(
-            "tpmon_probe_http_duration_seconds",
-            "Duration of the last HTTP probe by phase",
-            (*_CHECK, "phase"),
-            registry=r,
-        )
-        self.http_status = Gauge(
-            "tpmon_probe_http_status_code", "HTTP status code of the last probe (0 if none)", _CHECK, registry=r
-        )
-        self.ssl_expiry = Gauge(
-            "tpmon_probe_ssl_last_chain_expiry_timestamp_seconds",
-            "Earliest certificate expiry in the chain seen by the last probe",
-            _CHECK,
-            registry=r,
-        )
-        self.probes = Counter("tpmon_probes_total", "Probes run, by result", (*_CHECK, "result"), registry=r)
         self.scheduler_lag = Histogram(
             "tpmon_scheduler_lag_seconds",
             "Delay between a probe's scheduled time and its start",
@@ -110,11 +133,11 @@ class Metrics:
         self.reload_success.set(1)
         build = Info("tpmon_build", "tpmon build information", registry=r)
         build.info({"version": _version()})
-        self._series: dict[ComponentRef, _CheckSeries] = {}  # labelled children, by check
+        self._snapshot = snapshot
+        self._writer = writer
+        self._checks: dict[ComponentRef, _CheckSeries] = {}
+        self._states = _StateLines()
         self.derived = Derived()  # replaced whole by the periodic refresh; scrapes only read it
-        r.register(_SnapshotCollector(snapshot))
-        r.register(_WriterCollector(writer))
-        r.register(_DerivedCollector(lambda: self.derived))
 
     def note_start(self, at: datetime) -> None:
         """The config in use was loaded when the process started."""
@@ -134,73 +157,162 @@ class Metrics:
 
     def observe(self, result: ProbeResult) -> None:
         ref = result.check
-        series = self._series.get(ref)
+        series = self._checks.get(ref)
         if series is None:
-            series = self._series[ref] = _CheckSeries(self, (ref.network, ref.name, ref.check))
-        series.success.set(1 if result.success else 0)
-        series.duration.observe(result.duration_s)
-        series.result("success" if result.success else (result.reason or "failure")).inc()
-        if result.status_code is not None or result.phases:
-            series.status_code().set(result.status_code or 0)
-            for phase in _PHASES:
-                if phase in result.phases:
-                    series.phase(phase).set(result.phases[phase])
-        expiry = result.chain_expiry or result.cert_expiry
-        if expiry is not None:
-            series.ssl_expiry().set(expiry.timestamp())
+            series = self._checks[ref] = _CheckSeries(ref, self.network_duration.labels(ref.network))
+        series.observe(result)
 
     def forget(self, ref: ComponentRef) -> None:
         """Drop the series of a check removed by a reload."""
-        self._series.pop(ref, None)
-        labels = (ref.network, ref.name, ref.check)
-        for metric in (self.probe_success, self.http_status, self.ssl_expiry):
-            with contextlib.suppress(KeyError):
-                metric.remove(*labels)
-        for phase in _PHASES:
-            with contextlib.suppress(KeyError):
-                self.http_phase.remove(*labels, phase)
+        self._checks.pop(ref, None)
+
+    async def exposition(self, step_s: float = STEP_S) -> AsyncIterator[bytes]:
+        """The /metrics page in pieces of at most `SLICE` checks' or components' lines, rendered on the event loop,
+        which it gives back whenever it has worked `step_s` seconds. Sending a piece is counted as work: a
+        server's `send` need not give the loop back (it does only when the client reads slower than we write)."""
+        until = time.perf_counter() + step_s
+        for piece in self._pieces():
+            if piece:
+                yield piece
+            if time.perf_counter() >= until:
+                await asyncio.sleep(0)
+                until = time.perf_counter() + step_s
+
+    def render(self) -> bytes:
+        """The /metrics page at once (tests, tools): what `exposition` yields, joined."""
+        return b"".join(piece for piece in self._pieces() if piece)
+
+    def _pieces(self) -> Iterator[bytes | None]:
+        """The page as pieces of bytes, with None between chunks of work; the snapshot is read once, first."""
+        snapshot = self._snapshot()
+        yield _generate_latest(self.registry)
+        checks = list(self._checks.values())
+        for count, check in enumerate(checks, 1):
+            if check.stale:
+                check.format()
+            if count % _CHUNK == 0:
+                yield None
+        # each check's lines of every family are read together, between two breaks: those of one result (a
+        # result observed from here on, or formatted by another scrape meanwhile, shows at the next scrape)
+        families: list[list[str]] = [[] for _ in _CHECK_FAMILIES]
+        for start in range(0, len(checks), SLICE):
+            part = checks[start : start + SLICE]
+            for family, read in zip(families, _CHECK_LINES, strict=True):
+                family.extend(map(read, part))
+            yield None
+        for (name, kind, text), lines in zip(_CHECK_FAMILIES, families, strict=True):
+            title = header(name, kind, text)
+            for start in range(0, max(1, len(lines)), SLICE):
+                yield (title + "".join(lines[start : start + SLICE])).encode()
+                title = ""
+        if snapshot is not None:
+            yield from self._states.render(snapshot.statuses)
+            yield _declared(snapshot).encode()
+        yield (_writer_lines(self._writer()) + _availability_lines(self.derived)).encode()
+
+
+# (name, type, help) of the families of `_CheckSeries`' lines
+_CHECK_FAMILIES = (
+    ("tpmon_probe_success", "gauge", "Whether the last probe succeeded"),
+    ("tpmon_probe_duration_seconds", "gauge", "Duration of the last probe"),
+    ("tpmon_probe_http_duration_seconds", "gauge", "Duration of the last HTTP probe by phase"),
+    ("tpmon_probe_http_status_code", "gauge", "HTTP status code of the last probe (0 if none)"),
+    (
+        "tpmon_probe_ssl_last_chain_expiry_timestamp_seconds",
+        "gauge",
+        "Earliest certificate expiry in the chain seen by the last probe",
+    ),
+    ("tpmon_probes_total", "counter", "Probes run, by result"),
+)
+# a check's lines of each of `_CHECK_FAMILIES`, in the same order
+_CHECK_LINES: tuple[Callable[[_CheckSeries], str], ...] = (
+    attrgetter("success_line"),
+    attrgetter("duration_line"),
+    attrgetter("phases_lines"),
+    attrgetter("status_line"),
+    attrgetter("expiry_line"),
+    attrgetter("results_lines"),
+)
 
 
 class _CheckSeries:
-    """The labelled children of one check, looked up once instead of at every probe.
+    """One check's series: the last probe's figures and the probes by result, formatted at most once per result.
 
-    Children that not every check has (HTTP status and phases, certificate expiry, each result) are
-    made on first use, as `labels()` would: a TCP check still exports no HTTP series.
+    Lines that not every check has (HTTP status and phases, certificate expiry, each result) appear once a
+    result carries them: a TCP check exports no HTTP series. The lines are strings in slots, one per family of
+    `_CHECK_FAMILIES`, not a tuple: a scrape that formats 10,000 checks allocates no object the garbage
+    collector tracks, and does not bring its next full collection closer.
     """
 
-    __slots__ = ("_expiry", "_labels", "_metrics", "_phases", "_results", "_status", "duration", "success")
+    __slots__ = (
+        "counts",
+        "duration",
+        "duration_line",
+        "expiry",
+        "expiry_line",
+        "histogram",
+        "labels",
+        "phases",
+        "phases_lines",
+        "results_lines",
+        "stale",
+        "status_code",
+        "status_line",
+        "success",
+        "success_line",
+    )
 
-    def __init__(self, metrics: Metrics, labels: tuple[str, str, str]) -> None:
-        self._metrics = metrics
-        self._labels = labels
-        self.success = metrics.probe_success.labels(*labels)
-        self.duration = metrics.probe_duration.labels(*labels)
-        self._results: dict[str, Counter] = {}
-        self._phases: dict[str, Gauge] = {}
-        self._status: Gauge | None = None
-        self._expiry: Gauge | None = None
+    def __init__(self, ref: ComponentRef, histogram: Histogram) -> None:
+        self.labels = label_block({"network": ref.network, "flow": ref.name, "check": ref.check})
+        self.histogram = histogram  # the network's
+        self.success = False
+        self.duration = 0.0
+        self.status_code: int | None = None
+        self.phases: dict[str, float] = {}
+        self.expiry: float | None = None
+        self.counts: dict[str, int] = {}
+        self.stale = True  # a result came since `format`
+        self.success_line = self.duration_line = self.phases_lines = ""
+        self.status_line = self.expiry_line = self.results_lines = ""
 
-    def result(self, result: str) -> Counter:
-        child = self._results.get(result)
-        if child is None:
-            child = self._results[result] = self._metrics.probes.labels(*self._labels, result)
-        return child
+    def observe(self, result: ProbeResult) -> None:
+        self.success = result.success
+        self.duration = result.duration_s
+        self.histogram.observe(result.duration_s)
+        outcome = "success" if result.success else (result.reason or "failure")
+        self.counts[outcome] = self.counts.get(outcome, 0) + 1
+        if result.status_code is not None or result.phases:
+            self.status_code = result.status_code or 0
+            for phase in _PHASES:
+                if phase in result.phases:
+                    self.phases[phase] = result.phases[phase]
+        expiry = result.chain_expiry or result.cert_expiry
+        if expiry is not None:
+            self.expiry = expiry.timestamp()
+        self.stale = True
 
-    def status_code(self) -> Gauge:
-        if self._status is None:
-            self._status = self._metrics.http_status.labels(*self._labels)
-        return self._status
-
-    def phase(self, phase: str) -> Gauge:
-        child = self._phases.get(phase)
-        if child is None:
-            child = self._phases[phase] = self._metrics.http_phase.labels(*self._labels, phase)
-        return child
-
-    def ssl_expiry(self) -> Gauge:
-        if self._expiry is None:
-            self._expiry = self._metrics.ssl_expiry.labels(*self._labels)
-        return self._expiry
+    def format(self) -> None:
+        """Format the check's lines of each of `_CHECK_FAMILIES` (empty where it has none)."""
+        labels = self.labels
+        code, expiry = self.status_code, self.expiry
+        self.success_line = f"tpmon_probe_success{{{labels}}} {'1.0' if self.success else '0.0'}\n"
+        self.duration_line = f"tpmon_probe_duration_seconds{{{labels}}} {number(self.duration)}\n"
+        self.phases_lines = "".join(
+            [
+                f'tpmon_probe_http_duration_seconds{{{labels},phase="{name}"}} {number(value)}\n'
+                for name, value in self.phases.items()
+            ]
+        )
+        self.status_line = "" if code is None else f"tpmon_probe_http_status_code{{{labels}}} {code}\n"
+        self.expiry_line = (
+            ""
+            if expiry is None
+            else f"tpmon_probe_ssl_last_chain_expiry_timestamp_seconds{{{labels}}} {number(expiry)}\n"
+        )
+        self.results_lines = "".join(
+            [f'tpmon_probes_total{{{labels},result="{name}"}} {count}\n' for name, count in self.counts.items()]
+        )
+        self.stale = False
 
 
 def _version() -> str:
@@ -212,90 +324,155 @@ def _version() -> str:
         return "unknown"
 
 
-class _WriterCollector(Collector):
-    """The store writer's buffer and losses, read at scrape time."""
+_KINDS: tuple[ComponentKind, ...] = ("check", "flow", "line", "network")
 
-    def __init__(self, writer: Callable[[], WriterFigures | None]) -> None:
-        self._writer = writer
 
-    def describe(self) -> list[Metric]:
-        return []
+def _labels(ref: ComponentRef) -> dict[str, str]:
+    if ref.kind == "check":
+        return {"network": ref.network, "flow": ref.name, "check": ref.check}
+    if ref.kind == "network":
+        return {"network": ref.network}
+    return {"network": ref.network, ref.kind: ref.name}
 
-    def collect(self) -> Iterator[Metric]:
-        stats = self._writer()
-        if stats is None:
-            return
-        yield GaugeMetricFamily(
-            "tpmon_store_buffered_results", "Probe results waiting to be written", value=stats.buffered_results
+
+@dataclass(frozen=True, slots=True)
+class _StateText:
+    """A component's lines as formatted for `status`: its state set, when the state began, its recovery progress."""
+
+    status: ComponentStatus
+    kind: int  # index in _KINDS
+    states: bytes
+    since: bytes
+    progress: bytes
+
+    def holds(self, status: ComponentStatus) -> bool:
+        shown = self.status
+        return shown is status or (
+            shown.state is status.state and shown.since == status.since and shown.progress == status.progress
         )
-        yield CounterMetricFamily(
-            "tpmon_store_dropped_results",
-            "Probe results dropped because the buffer was full",
-            value=stats.dropped_results,
+
+
+class _StateLines:
+    """The snapshot's state sets (value 1 for the current state, as kube-state-metrics does), when each state
+    began and the lines' recovery progress; a component's lines are formatted again only when its status changed."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, _StateText] = {}
+
+    def render(self, statuses: Mapping[str, ComponentStatus]) -> Iterator[bytes | None]:
+        """The families as pieces of bytes, with None between chunks of work."""
+        known, fresh = self._known, {}
+        states: list[list[bytes]] = [[] for _ in _KINDS]
+        since: list[list[bytes]] = [[] for _ in _KINDS]
+        progress: list[bytes] = []
+        for count, (key, status) in enumerate(statuses.items(), 1):  # the snapshot's: never changes
+            text = known.get(key)
+            if text is None or not text.holds(status):
+                text = _format_status(status)
+            fresh[key] = text
+            states[text.kind].append(text.states)
+            since[text.kind].append(text.since)
+            progress.append(text.progress)
+            if count % _CHUNK == 0:
+                yield None
+        self._known = fresh  # components gone with a reload are forgotten
+        for index, kind in enumerate(_KINDS):
+            title = header(f"tpmon_{kind}_state", "gauge", f"Current state of each {kind} (1 = current)")
+            yield from _sliced(title, states[index])
+        for index, kind in enumerate(_KINDS):
+            name = f"tpmon_{kind}_state_since_timestamp_seconds"
+            title = header(name, "gauge", f"When each {kind} entered its current state")
+            yield from _sliced(title, since[index])
+        title = header("tpmon_line_recovery_progress", "gauge", "Share of a recovering line's inputs that are up")
+        yield from _sliced(title, progress)
+
+
+def _sliced(title: str, lines: list[bytes]) -> Iterator[bytes]:
+    """A family's header and lines, `SLICE` lines a piece (the header with the first)."""
+    head = title.encode()
+    for start in range(0, max(1, len(lines)), SLICE):
+        yield head + b"".join(lines[start : start + SLICE])
+        head = b""
+
+
+def _format_status(status: ComponentStatus) -> _StateText:
+    ref = status.ref
+    labels = _labels(ref)
+    prefix = open_series(f"tpmon_{ref.kind}_state", labels, "state")
+    states = "".join([f'{prefix}{state.value}"}} {"1.0" if status.state is state else "0.0"}\n' for state in State])
+    since = ""
+    if status.since is not None:
+        since = (
+            f"{series(f'tpmon_{ref.kind}_state_since_timestamp_seconds', labels)}{number(status.since.timestamp())}\n"
         )
-        yield GaugeMetricFamily("tpmon_store_up", "Whether the last write to the database succeeded", value=stats.db_up)
+    progress = ""
+    if ref.kind == "line":
+        value = status.progress if status.state is State.RECOVERING else 0.0
+        progress = f"{series('tpmon_line_recovery_progress', labels)}{number(value)}\n"
+    return _StateText(status, _KINDS.index(ref.kind), states.encode(), since.encode(), progress.encode())
 
 
-class _SnapshotCollector(Collector):
-    """From one snapshot, read once per scrape: state sets (value 1 for the current state, as kube-state-metrics
-    does), when each state began, recovery progress, open incidents by impact, running maintenance by network."""
+def _declared(snapshot: Snapshot) -> str:
+    """Open incidents by impact and running maintenance by network, from the same snapshot as the states."""
+    by_impact, by_network = derive(snapshot.settings, snapshot.open_incidents, snapshot.running)
+    out = [header("tpmon_incidents_open", "gauge", "Open incidents, by impact")]
+    out += [f"{series('tpmon_incidents_open', {'impact': impact})}{number(n)}\n" for impact, n in by_impact.items()]
+    out.append(header("tpmon_maintenance_active", "gauge", "Maintenance windows running now, by network"))
+    out += [
+        f"{series('tpmon_maintenance_active', {'network': network})}{number(n)}\n" for network, n in by_network.items()
+    ]
+    return "".join(out)
 
-    def __init__(self, snapshot: Callable[[], Snapshot | None]) -> None:
-        self._snapshot = snapshot
 
-    def describe(self) -> list[Metric]:
-        return []
-
-    def collect(self) -> Iterator[Metric]:
-        snapshot = self._snapshot()
-        if snapshot is None:
-            return
-        labelled = {
-            "check": ["network", "flow", "check", "state"],
-            "flow": ["network", "flow", "state"],
-            "line": ["network", "line", "state"],
-            "network": ["network", "state"],
-        }
-        families = {
-            kind: GaugeMetricFamily(f"tpmon_{kind}_state", f"Current state of each {kind} (1 = current)", labels=names)
-            for kind, names in labelled.items()
-        }
-        since = {
-            kind: GaugeMetricFamily(
-                f"tpmon_{kind}_state_since_timestamp_seconds",
-                f"When each {kind} entered its current state",
-                labels=names[:-1],
-            )
-            for kind, names in labelled.items()
-        }
-        progress = GaugeMetricFamily(
-            "tpmon_line_recovery_progress",
-            "Share of a recovering line's inputs that are up",
-            labels=["network", "line"],
+def _writer_lines(stats: WriterFigures | None) -> str:
+    """The store writer: its buffers, what it lost, whether the database answers, its journal."""
+    if stats is None:
+        return ""
+    by_kind = {"result": "", "transition": ""}
+    return "".join(
+        (
+            header("tpmon_store_buffered_results", "gauge", "Probe results waiting in memory to be written"),
+            f"tpmon_store_buffered_results {number(stats.buffered_results)}\n",
+            header("tpmon_store_buffered_transitions", "gauge", "Transitions waiting in memory to be written"),
+            f"tpmon_store_buffered_transitions {number(stats.buffered_transitions)}\n",
+            header(
+                "tpmon_store_dropped_results_total",
+                "counter",
+                "Probe results dropped because the buffer and the journal were full, or refused by the database",
+            ),
+            f"tpmon_store_dropped_results_total {number(stats.dropped_results)}\n",
+            header(
+                "tpmon_store_up",
+                "gauge",
+                "Whether the database answered the last write (or idle ping) in time, with no write late now",
+            ),
+            f"tpmon_store_up {number(stats.store_up)}\n",
+            header(
+                "tpmon_store_journal_bytes",
+                "gauge",
+                "Size of the journal of what could not be written to the database yet",
+            ),
+            f"tpmon_store_journal_bytes {number(stats.journal_bytes)}\n",
+            header(
+                "tpmon_store_journalled_total", "counter", "Records written to the journal because the database failed"
+            ),
+            *(
+                f"{series('tpmon_store_journalled_total', {'kind': kind})}{number(value)}\n"
+                for kind, value in zip(by_kind, (stats.journalled_results, stats.journalled_transitions), strict=True)
+            ),
+            header("tpmon_store_replayed_total", "counter", "Records of the journal written to the database since"),
+            *(
+                f"{series('tpmon_store_replayed_total', {'kind': kind})}{number(value)}\n"
+                for kind, value in zip(by_kind, (stats.replayed_results, stats.replayed_transitions), strict=True)
+            ),
+            header(
+                "tpmon_store_journal_failures_total",
+                "counter",
+                "Spills the journal refused (full disk…): kept in memory and retried",
+            ),
+            f"tpmon_store_journal_failures_total {number(stats.journal_failures)}\n",
         )
-        for status in snapshot.statuses.values():  # immutable: rendered off the loop while the board changes
-            ref = status.ref
-            base = [ref.network] + ([ref.name] if ref.kind != "network" else []) + ([ref.check] if ref.check else [])
-            for state in State:
-                families[ref.kind].add_metric([*base, state.value], 1.0 if status.state is state else 0.0)
-            if status.since is not None:
-                since[ref.kind].add_metric(base, status.since.timestamp())
-            if ref.kind == "line":
-                progress.add_metric(base, status.progress if status.state is State.RECOVERING else 0.0)
-        yield from families.values()
-        yield from since.values()
-        yield progress
-        by_impact, by_network = derive(snapshot.settings, snapshot.open_incidents, snapshot.running)
-        incidents = GaugeMetricFamily("tpmon_incidents_open", "Open incidents, by impact", labels=["impact"])
-        for impact, count in by_impact.items():
-            incidents.add_metric([impact], count)
-        yield incidents
-        maintenance = GaugeMetricFamily(
-            "tpmon_maintenance_active", "Maintenance windows running now, by network", labels=["network"]
-        )
-        for network, count in by_network.items():
-            maintenance.add_metric([network], count)
-        yield maintenance
+    )
 
 
 @dataclass(frozen=True)
@@ -340,32 +517,28 @@ def derive(
     return by_impact, by_network
 
 
-class _DerivedCollector(Collector):
+def _availability_lines(derived: Derived) -> str:
     """Availability ratios, from the cache only (never the store)."""
-
-    def __init__(self, derived: Callable[[], Derived]) -> None:
-        self._derived = derived
-
-    def describe(self) -> list[Metric]:
-        return []
-
-    def collect(self) -> Iterator[Metric]:
-        derived = self._derived()
-        lines = GaugeMetricFamily(
+    lines = [
+        header(
             "tpmon_line_availability_ratio",
+            "gauge",
             "Availability of each line over the window (published formula, from the rollups)",
-            labels=["network", "line", "window"],
         )
-        networks = GaugeMetricFamily(
+    ]
+    networks = [
+        header(
             "tpmon_network_availability_ratio",
+            "gauge",
             "Availability of each network over the window (published formula, from the rollups)",
-            labels=["network", "window"],
         )
-        for (key, window), ratio in derived.availability.items():
-            ref = ComponentRef.parse(key)
-            if ref.kind == "line":
-                lines.add_metric([ref.network, ref.name, window], ratio)
-            elif ref.kind == "network":
-                networks.add_metric([ref.network, window], ratio)
-        yield lines
-        yield networks
+    ]
+    for (key, window), ratio in derived.availability.items():
+        ref = ComponentRef.parse(key)
+        if ref.kind == "line":
+            labels = {"network": ref.network, "line": ref.name, "window": window}
+            lines.append(f"{series('tpmon_line_availability_ratio', labels)}{number(ratio)}\n")
+        elif ref.kind == "network":
+            labels = {"network": ref.network, "window": window}
+            networks.append(f"{series('tpmon_network_availability_ratio', labels)}{number(ratio)}\n")
+    return "".join(lines + networks)

@@ -4,7 +4,9 @@ maintenance windows and those running, as they were at one instant.
 The page, /api/v1, the Statuspage JSON, the feeds, the badges and /metrics all read the same snapshot, so none
 can contradict another (DESIGN §2, "one truth"). It is immutable: a surface rendered in a thread reads one
 consistent picture while the board moves on. The composition root takes a new one whenever the board changes
-and at every tick (what ops declared, read from the store, applied to the board at `at`).
+and at every tick (what ops declared, read from the store, applied to the board at `at`). Taking one copies no
+status: `statuses` is the board's own immutable map (`board.Statuses`), which each change of the board replaces
+for what it changed.
 """
 
 from __future__ import annotations

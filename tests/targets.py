@@ -75,6 +75,11 @@ def wait_for(condition: Callable[[], Any], *, timeout: float = 40.0, what: str =
     raise AssertionError(f"timed out after {timeout} s waiting for {what}; last: {last!r}")
 
 
+# A deadline for a real process to start, not a speed claim: on the shared 2-core machine under load, imports and
+# migrations have taken more than 15 s.
+START_WITHIN = 60.0
+
+
 class Server:
     """`tpmon serve` in a subprocess, as users run it."""
 
@@ -111,8 +116,22 @@ class Server:
                 stdout=log,
                 stderr=log,
             )
-        wait_for(lambda: self.get("/healthz").status_code == 200 or self._died(), what="tpmon serve to answer")
+        self.wait_started(START_WITHIN)
         return self
+
+    def wait_started(self, within: float) -> None:
+        """Poll /healthz until it answers; a start that does not is killed (never left running) and fails."""
+        try:
+            wait_for(
+                lambda: self.get("/healthz").status_code == 200 or self._died(),
+                timeout=within,
+                what="tpmon serve to answer",
+            )
+        except AssertionError:
+            if self.proc is not None and self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+            raise
 
     def _died(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:

@@ -23,6 +23,7 @@ RANKS: dict[str, float] = {
     "models": 0,
     "i18n": 1,
     "logs": 1,
+    "exposition": 1,  # the Prometheus text format: metrics write it, /metrics names its content type
     "config": 2,
     "availability": 3,  # pure, like the engine, but below the store that persists its roll-ups
     "engine": 3,
@@ -42,6 +43,7 @@ RANKS: dict[str, float] = {
     "cluster": 6.5,  # several instances: SQLite's file lock, membership, partition of the checks, one leader
     "web": 7,
     "app": 8,
+    "listener_limits": 8,  # the listeners' limits around uvicorn: config and errors only
     "opscli": 9,
     "demo": 9,
     "listeners": 9,  # both uvicorn servers of `tpmon serve`, over the composition root
@@ -62,7 +64,12 @@ INNER: dict[str, dict[str, float]] = {
         "__init__": 5,
         "__main__": 6,  # python -m monitor.config: the README's taxonomy table
     },
-    "engine": {"check_state": 0, "overrides": 0, "aggregate": 1, "__init__": 2},
+    "engine": {
+        **dict.fromkeys(("check_state", "overrides", "timers"), 0),
+        "aggregate": 1,
+        **dict.fromkeys(("check_tally", "graph"), 2),
+        "__init__": 3,
+    },
     "notify": {"events": 0, "tokens": 0, "scopes": 1, "messages": 2, "payloads": 2, "__init__": 3},
     "declared": {"inputs": 0, "incidents": 1, "maintenance": 1, "__init__": 2},
     "staff": {
@@ -77,19 +84,19 @@ INNER: dict[str, dict[str, float]] = {
     },
     "probes": {
         **dict.fromkeys(("clients", "net", "phases", "certs"), 0),
-        **dict.fromkeys(("context", "conditions"), 1),
+        **dict.fromkeys(("context", "conditions", "wire"), 1),
         "outcome": 2,
         **dict.fromkeys(("http", "tcp", "tls", "dns"), 3),
         "__init__": 4,
         "once": 5,
     },
     "store": {
-        **dict.fromkeys(("tables", "rows", "database"), 0),
+        **dict.fromkeys(("tables", "rows", "database", "deadlines"), 0),
         "outbox_rows": 0.5,  # events into the outbox, in the transaction of the store and the declarations
         **dict.fromkeys(("store", "migrations"), 1),
         **dict.fromkeys(
             (
-                "writer",
+                "journal",
                 "rollup_store",
                 "signal_store",
                 "latency_store",
@@ -104,7 +111,7 @@ INNER: dict[str, dict[str, float]] = {
             ),
             2,
         ),
-        "housekeeping": 3,
+        **dict.fromkeys(("writer", "housekeeping"), 3),
         "__init__": 4,
     },
     "web": {
@@ -118,6 +125,7 @@ INNER: dict[str, dict[str, float]] = {
                 "render",
                 "latency_chart",
                 "affected_text",
+                "console_forms",  # the console's forms read into the domain
             ),
             0,
         ),
@@ -148,8 +156,8 @@ INNER: dict[str, dict[str, float]] = {
             ),
             2,
         ),
-        **dict.fromkeys(("api_v1", "info_pages", "network_page", "admin_openapi", "admin_api"), 3),
-        **dict.fromkeys(("line_page", "push_api", "sign_in_api"), 4),
+        **dict.fromkeys(("api_v1", "info_pages", "network_page", "admin_openapi", "admin_api", "console_base"), 3),
+        **dict.fromkeys(("line_page", "push_api", "sign_in_api", "console_pages", "console_admin"), 4),
         **dict.fromkeys(("page_routes", "admin_routes"), 5),
         **dict.fromkeys(("__init__", "static_export"), 6),
     },
@@ -198,7 +206,7 @@ FORBIDDEN = [
     ("web", "probes"),  # the web reads the board, never the probes
     ("web", "scheduler"),
     ("web", "runner"),
-    ("web", "metrics"),  # /metrics reads a registry handed through SiteContext
+    ("web", "metrics"),  # /metrics reads the page through SiteContext
     ("web", "app"),
     ("store", "web"),
     ("store", "board"),

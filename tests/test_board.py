@@ -373,3 +373,25 @@ def test_transitions_tell_the_whole_story_and_a_restart_is_transparent(steps: li
     assert again.set_overrides(overrides, now).transitions == []
     assert again.tick(now).transitions == []
     assert dict(again.statuses()) == dict(board.statuses())
+
+
+def test_internal_failures_never_turn_a_target_down_and_end_in_unknown(board: Board, clock: Clock) -> None:
+    """tpmon's own failures (no file descriptor left, a crash) say nothing of the target (issue 11)."""
+
+    def internal(at: datetime) -> ProbeResult:
+        return ProbeResult(ComponentRef.parse(PEC), at, 0.0, False, FailureReason.INTERNAL, "Too many open files")
+
+    before = board.memory(PEC)
+    for _ in range(5):  # more than failure_threshold (3) in a row
+        change = board.record(internal(clock.advance()), clock.now)
+        assert change.transitions == []
+    assert board.get(PEC).state is OP  # type: ignore[union-attr]
+    assert board.memory(PEC) == before  # not even counted as the last result
+    # a real failure after them starts its own streak: the internal ones did not count
+    assert board.record(result(PEC, clock.advance(), success=False), clock.now).transitions == []
+    assert board.memory(PEC).fails.count == 1  # type: ignore[union-attr]
+    # only internal failures for longer than stale_after: unknown (no signal), never down nor still green
+    for _ in range(3):
+        board.record(internal(clock.advance()), clock.now)
+    expired = board.tick(clock.now)
+    assert [t.state for t in expired.transitions if t.ref.key == PEC] == [UNK]

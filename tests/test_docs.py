@@ -63,3 +63,33 @@ def test_every_public_page_is_in_the_readme() -> None:
     named = {shape(path) for path in re.findall(r"`(/[^`\s]*)`", README)}
     missing = [path for path in PAGES if shape(path) not in named]
     assert not missing, f"pages not described in README.md: {missing}"
+
+
+def test_the_safe_operation_table_lists_every_web_setting_with_its_default() -> None:
+    from monitor.config import WebSettings
+
+    section = README.split("## Exploitation sûre", 1)[1].split("\n## ", 1)[0]
+    rows = dict(re.findall(r"^\| `(\w+)` \| ([^|]+) \|", section, re.M))
+    assert set(rows) == set(WebSettings.model_fields)
+    for name, field in WebSettings.model_fields.items():
+        default = field.default
+        if default in (None, ()):
+            assert rows[name].strip() == "—", name
+        elif isinstance(default, float):
+            assert rows[name].strip() == f"{default:g} s", name
+        elif isinstance(default, int):
+            assert rows[name].strip().replace("\u202f", "").replace(" ", "") == str(default), name
+    from monitor.web import page_cache
+
+    said = section.replace("\n  ", " ")
+    for number, words in (
+        (page_cache.MAX_PAGES, "pages"),
+        (page_cache.MAX_QUERIED, "adresses à paramètres"),
+        (page_cache.BUILD_THREADS, "fils"),
+        (page_cache.MAX_NEW_BUILDS, "pages jamais vues"),
+    ):
+        assert f"{number:,}".replace(",", " ") + " " + words in said, words
+    from monitor import listener_limits
+
+    shares = {8: "un huitième"}  # of the file descriptors' room, for the operators' listener
+    assert f"{shares[listener_limits.ADMIN_SHARE]} (au moins {listener_limits.MIN_CONNECTIONS})" in said

@@ -304,6 +304,19 @@ def test_a_second_export_replaces_the_first_and_foreign_folders_are_refused(expo
     assert [p.name for p in foreign.iterdir()] == ["keep.txt"] and a_file.read_text() == "mine"
 
 
+def test_without_base_url_the_links_start_with_the_configs_public_url(exported: Exported) -> None:
+    config = exported.workdir / "public.yaml"
+    config.write_text("web: {public_url: 'https://etat.exemple.fr'}\n" + alpha_config("http://127.0.0.1:9"), "utf-8")
+    target = exported.workdir / "public-site"
+    command = [sys.executable, "-m", "monitor", "export", str(target), "--config", str(config)]
+    env, cwd = exported.env, exported.workdir
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((target / "api" / "v2" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["page"]["url"] == "https://etat.exemple.fr"
+    assert 'href="https://etat.exemple.fr/feed.atom"' in (target / "feed.atom").read_text(encoding="utf-8")
+
+
 def test_an_unreadable_store_is_one_line_and_exit_2(exported: Exported) -> None:
     env = {**exported.env, "TPMON_DATABASE_URL": f"sqlite:///{exported.workdir}/missing/dir/tpmon.db"}
     code, _, err = exported.export(exported.workdir / "elsewhere", env)

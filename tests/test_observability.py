@@ -306,6 +306,7 @@ def test_prometheus_loaded_and_evaluates_every_rule(stack: Stack) -> None:
 def exposition(stack: Stack) -> str:
     answer = stack.tpmon.get("/metrics")
     assert answer.status_code == 200
+    assert answer.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
     return answer.text
 
 

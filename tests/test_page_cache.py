@@ -1,7 +1,9 @@
-"""The page cache: one render per change of what a page shows, strong ETags and 304s, the language, never errors."""
+"""The page cache: one render per change of what a page shows, strong ETags and 304s, the language, never errors;
+and pages that never wait on the store (issue 11): the last good rendering, with its age, when it fails or hangs."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterator
@@ -12,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine
+from starlette.responses import PlainTextResponse, Response
 from starlette.testclient import TestClient
 from targets import Target, alpha_config
 
@@ -25,7 +29,8 @@ from monitor.runner import run_check
 from monitor.store import Batch
 from monitor.store.declaration_store import Declarations
 from monitor.store.rollup_store import roll_up
-from monitor.web import page_routes
+from monitor.web import page_cache, page_routes
+from monitor.web.page_cache import CachedBody, PageCache
 
 NOW = datetime(2024, 2, 12, 12, 0, 5, tzinfo=UTC)  # 5 s into a minute
 
@@ -297,11 +302,48 @@ def test_a_feed_asked_in_english_is_english_whatever_was_cached_before(site: Sit
     assert 'xml:lang="en"' in site.get("/feed.atom?lang=en").text
 
 
-def test_a_feed_names_the_host_it_was_asked_on(site: Site) -> None:
+def test_a_hostile_host_is_never_written_into_a_document_nor_multiplies_the_cache(site: Site) -> None:
+    builds = site.services.pages.builds
+    for hostile in ("evil.example", "evil.example:8080", "attacker.example.net", "[::1]:1234", "x" * 300):
+        for path in ("/feed.atom", "/feed.rss", "/api/v2/summary.json", "/api/v2/incidents.json"):
+            answer = site.get(path, host=hostile)
+            assert answer.status_code == 200
+            assert "evil" not in answer.text and "attacker" not in answer.text and "1234" not in answer.text
+            assert "http://testserver" in answer.text  # the address the connection reached
+    assert site.services.pages.builds == builds + 4  # one document each, whatever the Host
+    local = site.get("/feed.atom", host="localhost").text
+    assert 'href="http://localhost/feed.atom"' in local  # loopback is trusted: a local reader follows its links
+
+
+def test_allowed_hosts_are_named_and_public_url_wins_over_any_host(site: Site) -> None:
+    config = alpha_config(site.target.url(""))
+    site.config.write_text("web: {allowed_hosts: [status.example.org, tpmon.example.net]}\n" + config, "utf-8")
+    assert site.services.reload() is not None
     one = site.get("/feed.atom", host="status.example.org").text
     other = site.get("/feed.atom", host="tpmon.example.net").text
-    assert "status.example.org" in one
+    assert 'href="http://status.example.org/feed.atom"' in one
     assert "tpmon.example.net" in other and "status.example.org" not in other
+    assert "evil.example" not in site.get("/feed.atom", host="evil.example").text
+    site.config.write_text("web: {public_url: 'https://etat.example.fr/'}\n" + config, "utf-8")
+    assert site.services.reload() is not None
+    for host in ("status.example.org", "evil.example", "localhost"):
+        feed = site.get("/feed.atom?lang=en", host=host).text
+        assert 'href="https://etat.example.fr/feed.atom?lang=en"' in feed
+        assert host not in feed
+        summary = site.get("/api/v2/summary.json", host=host).json()
+        assert summary["page"]["url"] == "https://etat.example.fr"
+
+
+def test_unknown_query_parameters_name_the_same_page(site: Site) -> None:
+    first = site.get("/reseaux/alpha")
+    for query in ("utm_source=sms", "x=1&y=2", "page=3", "lang=xx", "a" * 1000):
+        again = site.get(f"/reseaux/alpha?{query}")
+        assert again.status_code == 200 and again.headers["etag"] == first.headers["etag"], query
+    assert site.renders["/reseaux/{network}"] == 1
+    # a list's page number is part of what it names; other parameters are not
+    assert site.get("/incidents?page=1&utm_source=x").status_code == 200
+    assert site.get("/incidents?page=1").status_code == 200
+    assert site.renders["/incidents"] == 1
 
 
 def test_a_json_document_is_cached_too(site: Site) -> None:
@@ -325,3 +367,207 @@ def test_pages_are_compressed_once_for_clients_that_accept_gzip(site: Site) -> N
     assert site.get("/", **{"if-none-match": raw.headers["etag"], "accept-encoding": "identity"}).status_code == 200
     assert site.get("/", **{"accept-encoding": "gzip;q=0"}).headers.get("content-encoding") is None
     assert site.renders["/"] == 1  # compressed when built, not per request
+
+
+# --- late pages: the store cut or hung -----------------------------------------------------------------------
+
+NOTICE_FR = "Données du lundi 12 février 2024 à 13:00 : cette page n'a pas pu être recalculée à temps"
+NOTICE_EN = "Data as of Monday 12 February 2024, 13:00: this page could not be computed again in time"
+
+
+def cut(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From now on every read and write of the store fails, as with a database that refuses connections."""
+    monkeypatch.setattr(site.services.store, "engine", create_engine("sqlite:////nonexistent-tpmon-dir/tpmon.db"))
+
+
+LATE_PAGES = ("/reseaux/alpha", "/reseaux/alpha/optique", "/incidents", "/api/v1/history/line:alpha/optique")
+# the snapshot's (states, open and recent incidents, maintenance): never the store
+FROM_MEMORY = (
+    "/?lang=fr",
+    "/api/v2/summary.json",
+    "/api/v2/incidents.json",
+    "/feed.atom",
+    "/api/v1/status",
+    "/badge/alpha/optique.svg",
+)
+
+
+def test_with_the_store_cut_every_page_is_its_last_rendering_with_its_age(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site.probe("dre")
+    site.probe("pec")
+    first = {path: site.get(path) for path in LATE_PAGES}
+    assert {path: a.status_code for path, a in first.items()} == dict.fromkeys(LATE_PAGES, 200)
+    cut(site, monkeypatch)
+    site.clock.now = NOW + timedelta(minutes=3)  # every page is due again: they read the store, which fails
+    for path in LATE_PAGES:
+        late = site.get(path)
+        assert late.status_code == 200, path
+        assert late.headers["age"] == "180", path
+        if late.headers["content-type"].startswith("text/html"):
+            assert NOTICE_FR in late.text, path
+            assert late.text.count('class="notice aged"') == 1
+        else:
+            assert late.content == first[path].content, path  # a document as it was: its own dates say when
+    for path in FROM_MEMORY:  # what needs no store is built afresh, at once
+        fresh = site.get(path)
+        assert fresh.status_code == 200 and "age" not in fresh.headers, path
+    never = site.get("/reseaux/alpha?lang=en")  # never rendered in English: nothing to fall back on
+    assert never.status_code == 503 and "age" not in never.headers
+
+
+def test_a_late_page_is_rebuilt_once_the_store_answers_again(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = "/reseaux/alpha/optique"
+    assert site.get(path).status_code == 200
+    renders = site.renders["/reseaux/{network}/{line}"]
+
+    cut(site, monkeypatch)
+    site.clock.now = NOW + timedelta(minutes=1)
+    late = site.get(path)
+    assert "age" in late.headers and NOTICE_FR in late.text
+    assert site.renders["/reseaux/{network}/{line}"] == renders + 1  # tried once…
+    assert "age" in site.get(path).headers
+    assert site.renders["/reseaux/{network}/{line}"] == renders + 1  # …and not again at once for every reader
+    monkeypatch.undo()
+    site.client.portal.call(_forget_failures, site.services.pages)  # type: ignore[union-attr]
+    fresh = site.get(path)
+    assert fresh.status_code == 200 and "age" not in fresh.headers and "notice aged" not in fresh.text
+
+
+async def _forget_failures(cache: PageCache) -> None:
+    """What RETRY_AFTER seconds do."""
+    cache._failed.clear()
+
+
+def held_until(event: threading.Event) -> Callable[[], None]:
+    """A builder hold: the build sits there (as on a hung store) until `event` is set."""
+
+    def hold() -> None:
+        event.wait(30)
+
+    return hold
+
+
+def test_with_the_store_hung_a_page_answers_from_memory_while_its_build_waits(site: Site) -> None:
+    path = "/reseaux/alpha"
+    site.get(f"{path}?lang=fr")
+    site.get(f"{path}?lang=en")
+    released = threading.Event()
+    site.holds["/reseaux/{network}"] = held_until(released)  # the build sits on a hung store
+    site.services.writer.stats.db_up = False  # known down: no waiting at all
+    try:
+        site.clock.now = NOW + timedelta(minutes=1)
+        late = site.get(f"{path}?lang=fr")
+        assert late.status_code == 200 and late.headers["age"] == "60" and NOTICE_FR in late.text
+        english = site.get(f"{path}?lang=en")
+        assert NOTICE_EN in english.text and english.headers["content-language"] == "en"
+        # every other reader meanwhile: the same, and no second build is started
+        assert site.get(f"{path}?lang=fr").headers["age"] == "60"
+        assert site.renders["/reseaux/{network}"] == 4  # 2 first, then one per language, held
+    finally:
+        site.services.writer.stats.db_up = True
+        released.set()
+
+
+def test_a_build_that_runs_late_makes_one_reader_wait_not_every_one(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hung store before it is known down: the first reader waits FRESH_WAIT, the next ones do not wait."""
+    path = "/reseaux/alpha?lang=fr"
+    site.get(path)
+    released = threading.Event()
+    site.holds["/reseaux/{network}"] = held_until(released)
+    monkeypatch.setattr(page_cache, "FRESH_WAIT", 0.2)
+    try:
+        site.clock.now = NOW + timedelta(minutes=1)
+        first = site.get(path)
+        assert first.headers["age"] == "60" and NOTICE_FR in first.text
+        key = ("/reseaux/alpha", (), "fr", False, "")
+        assert key in site.services.pages._overdue  # …so the next readers get it at once
+        assert site.get(path).headers["age"] == "60"
+        assert site.renders["/reseaux/{network}"] == 2
+    finally:
+        released.set()
+    fresh = wait_until_fresh(site, path)
+    assert NOTICE_FR not in fresh.text and site.renders["/reseaux/{network}"] == 2
+
+
+def wait_until_fresh(site: Site, path: str) -> Any:
+    """The page once its background build is done (the test client's loop finishes it)."""
+    from targets import wait_for
+
+    return wait_for(lambda: (a := site.get(path)).status_code == 200 and "age" not in a.headers and a, what="fresh")
+
+
+def test_a_page_never_rendered_cannot_be_late_it_is_a_503_with_retry_after(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    released = threading.Event()
+    site.holds["/reseaux/{network}"] = held_until(released)
+    monkeypatch.setattr(page_cache, "FRESH_WAIT", 0.2)
+    site.services.writer.stats.db_up = False
+    try:
+        answer = site.get("/reseaux/alpha")
+        assert answer.status_code == 503 and answer.headers["retry-after"] == "5"
+        assert answer.headers["cache-control"] == "no-store"
+    finally:
+        site.services.writer.stats.db_up = True
+        released.set()
+
+
+# --- the cache itself, in one event loop --------------------------------------------------------------------------
+
+
+def body(text: str) -> Response:
+    return PlainTextResponse(text)
+
+
+async def test_one_build_per_key_and_new_keys_are_admitted_within_a_bound() -> None:
+    cache = PageCache(lambda: 1)
+    gate = asyncio.Event()
+    started: list[str] = []
+
+    def build(name: str) -> Any:
+        async def run() -> Response:
+            started.append(name)
+            await gate.wait()
+            return body(name)
+
+        return run
+
+    same = [asyncio.create_task(cache.fresh_or_last(("/a", (), "fr"), 1, build("a"), "fr")) for _ in range(5)]
+    others = [
+        asyncio.create_task(cache.fresh_or_last((f"/n{i}", (), "fr"), 1, build(f"n{i}"), "fr"))
+        for i in range(page_cache.MAX_NEW_BUILDS + 3)
+    ]
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert started.count("a") == 1  # five requests, one build
+    busy = [t.result() for t in others if t.done()]
+    assert len(busy) == 4  # past MAX_NEW_BUILDS new keys at once: refused at once, not queued
+    assert all(isinstance(b, Response) and b.status_code == 503 for b in busy)
+    gate.set()
+    answers = await asyncio.gather(*same)
+    assert {a[0].body for a in answers if isinstance(a, tuple)} == {b"a"}
+    assert cache.builds == 1 + page_cache.MAX_NEW_BUILDS - 1
+
+
+async def test_the_tables_are_bounded_and_a_query_flood_never_evicts_a_page(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(page_cache, "MAX_QUERIED", 8)
+    monkeypatch.setattr(page_cache, "MAX_PAGES", 4)
+    cache = PageCache(lambda: 1)
+    page = CachedBody.of(body("page"))
+    cache.put(("/", (), "fr"), 1, page)
+    for i in range(100):
+        cache.put(("/api/v1/incidents", (("offset", str(i)),), "fr"), 1, page)
+    assert cache.get(("/", (), "fr"), 1) is page
+    assert len(cache) == 1 + 8
+    for i in range(3):
+        cache.put((f"/p{i}", (), "fr"), 1, page)
+    cache.get(("/", (), "fr"), 1)  # used: the least recently used page goes first, not this one
+    cache.put(("/p9", (), "fr"), 1, page)
+    assert cache.get(("/", (), "fr"), 1) is page
+    assert cache.get(("/p0", (), "fr"), 1) is None

@@ -26,6 +26,7 @@ from .model import (
     Settings,
     TcpCheck,
     TlsCheck,
+    WebSettings,
     dependency_order,
 )
 from .values import FrozenDict, parse_duration
@@ -50,6 +51,7 @@ __all__ = [
     "Settings",
     "TcpCheck",
     "TlsCheck",
+    "WebSettings",
     "dependency_order",
     "load_config",
     "parse_config",

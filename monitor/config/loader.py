@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -83,6 +85,9 @@ def parse_config(doc: YamlDocument, environ: Mapping[str, str]) -> Settings:
     return settings
 
 
+MAX_BYTES = 8 * 1024 * 1024  # a config file larger than this is a mistake (or /dev/zero), never read whole
+
+
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Settings:
     """Read, parse and validate a YAML config file. Raises ConfigError listing every problem."""
     return read_config(path, environ)[0]
@@ -92,7 +97,14 @@ def read_config(path: str | Path, environ: Mapping[str, str] | None = None) -> t
     """`load_config`, and the warnings of a valid config: lines that will stay blind (`rules.blind_lines`)."""
     file = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as opened:
+            mode = os.fstat(opened.fileno()).st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):  # a pipe is read only MAX_BYTES far
+                raise OSError(errno.EINVAL, "not a regular file")
+            data = opened.read(MAX_BYTES + 1)
+        if len(data) > MAX_BYTES:
+            raise ConfigError([ConfigProblem("", f"larger than {MAX_BYTES // 1024 // 1024} MiB", file)])
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError([ConfigProblem("", "no such file", file)]) from None
     except (OSError, UnicodeDecodeError) as exc:

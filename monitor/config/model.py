@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -30,14 +32,43 @@ __all__ = [
     "Settings",
     "TcpCheck",
     "TlsCheck",
+    "WebSettings",
     "dependency_order",
 ]
 
 K = TypeVar("K")
 V = TypeVar("V")
 
-Seconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+MINUTE, DAY = 60.0, 86400.0
+
+
+def _at_most(limit: float, shown: str) -> AfterValidator:
+    """A duration's upper bound: beyond it a typo, and a scheduler, tick or timer that would break."""
+
+    def check(seconds: float) -> float:
+        if seconds > limit:
+            raise ValueError(f"must be at most {shown} (got {_duration_text(seconds)})")
+        return seconds
+
+    return AfterValidator(check)
+
+
+def _duration_text(seconds: float) -> str:
+    for unit, size in (("d", DAY), ("h", 3600.0), ("m", MINUTE)):
+        if seconds < 1e9 and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:.4g}s"
+
+
+_Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+Seconds = Annotated[_Duration, _at_most(7 * DAY, "7d")]  # stabilization, a push check's wait
+Interval = Annotated[_Duration, _at_most(DAY, "1d")]
+Timeout = Annotated[_Duration, _at_most(5 * MINUTE, "5m")]  # a probe's timeout, latency thresholds
+Retry = Annotated[_Duration, _at_most(3600.0, "1h")]  # a first retry's wait (each next one doubles, up to 1 h)
+Month = Annotated[_Duration, _at_most(30 * DAY, "30d")]  # a webhook's failures before it is disabled
+Retention = Annotated[_Duration, _at_most(3650 * DAY, "3650d")]  # what is kept, then pruned
 Slug = Annotated[str, Field(pattern=SLUG)]
+URL_MAX = 2048  # characters of a URL, before ${VAR} references are expanded
 Frozen = Annotated[Mapping[K, V], AfterValidator(FrozenDict)]
 
 
@@ -46,8 +77,8 @@ class Model(BaseModel):
 
 
 class Label(Model):
-    fr: str = Field(min_length=1)
-    en: str = Field(min_length=1)
+    fr: str = Field(min_length=1, max_length=200)
+    en: str = Field(min_length=1, max_length=200)
 
 
 class FlowDef(Model):
@@ -66,8 +97,8 @@ class LineOverride(Model):
 
 
 class CheckDefaults(Model):
-    interval: Seconds = 60.0
-    timeout: Seconds = 10.0
+    interval: Interval = 60.0
+    timeout: Timeout = 10.0
     failure_threshold: int = Field(default=3, ge=1, le=100)
     success_threshold: int = Field(default=2, ge=1, le=100)
 
@@ -75,8 +106,8 @@ class CheckDefaults(Model):
 class CheckBase(Model):
     name: Slug
     flow: Slug
-    description: str = ""
-    interval: Seconds = 60.0
+    description: str = Field(default="", max_length=500)
+    interval: Interval = 60.0
     failure_threshold: int = Field(default=3, ge=1, le=100)
     success_threshold: int = Field(default=2, ge=1, le=100)
 
@@ -84,17 +115,17 @@ class CheckBase(Model):
 class ProbeCheck(CheckBase):
     """A check tpmon measures itself; a push check has neither timeout nor latency threshold."""
 
-    timeout: Seconds = 10.0
-    degraded_after: Seconds | None = None
+    timeout: Timeout = 10.0
+    degraded_after: Timeout | None = None
 
 
 class HeaderCondition(Model):
-    name: str = Field(min_length=1)
-    equals: str | None = None  # absent: the header must only be present
+    name: str = Field(min_length=1, max_length=200)
+    equals: str | None = Field(default=None, max_length=8192)  # absent: the header must only be present
 
 
 class JsonCondition(Model):
-    path: str = Field(pattern=r"^\$(\.[^.\[\]]+|\[\d+\])*$")  # $.a.b[0].c
+    path: str = Field(pattern=r"^\$(\.[^.\[\]]+|\[\d+\])*$", max_length=500)  # $.a.b[0].c
     equals: Any
 
 
@@ -126,19 +157,25 @@ def _one_or_many(value: Any) -> Any:
 
 _STATUS = re.compile(r"^[1-5]xx$")
 StatusCode = Annotated[int | str, BeforeValidator(_status_code)]
-Regexes = Annotated[tuple[Annotated[str, AfterValidator(_regex)], ...], BeforeValidator(_one_or_many)]
-Texts = Annotated[tuple[str, ...], BeforeValidator(_one_or_many)]
+Regexes = Annotated[
+    tuple[Annotated[str, Field(max_length=1000), AfterValidator(_regex)], ...],
+    BeforeValidator(_one_or_many),
+    Field(max_length=50),
+]
+Texts = Annotated[
+    tuple[Annotated[str, Field(max_length=1000)], ...], BeforeValidator(_one_or_many), Field(max_length=50)
+]
 
 
 class HttpConditions(Model):
-    status: tuple[StatusCode, ...] = ("2xx", "3xx")  # codes or classes like "2xx"
-    max_latency: Seconds | None = None
+    status: tuple[StatusCode, ...] = Field(default=("2xx", "3xx"), max_length=50)  # codes or classes like "2xx"
+    max_latency: Timeout | None = None
     body_contains: Texts = ()
     body_not_contains: Texts = ()
     body_matches: Regexes = ()
     body_not_matches: Regexes = ()
-    json_values: tuple[JsonCondition, ...] = Field(default=(), alias="json")
-    headers: tuple[HeaderCondition, ...] = ()
+    json_values: tuple[JsonCondition, ...] = Field(default=(), alias="json", max_length=50)
+    headers: tuple[HeaderCondition, ...] = Field(default=(), max_length=50)
     cert_valid_days: int | None = Field(default=None, ge=0, le=3650)
 
     def accepts_status(self, code: int) -> bool:
@@ -147,40 +184,43 @@ class HttpConditions(Model):
 
 class HttpCheck(ProbeCheck):
     kind: Literal["http"]
-    url: str = Field(pattern=r"^(https?://|\$\{)")  # may hold ${ENV} references (secrets)
+    url: str = Field(pattern=r"^(https?://|\$\{)", max_length=URL_MAX)  # may hold ${ENV} references (secrets)
     method: Literal["GET", "HEAD", "POST", "OPTIONS"] = "GET"
-    headers: Frozen[str, str] = Field(default_factory=FrozenDict)  # values may hold ${ENV} references
-    body: str | None = None
+    # values may hold ${ENV} references
+    headers: Frozen[Annotated[str, Field(max_length=200)], Annotated[str, Field(max_length=8192)]] = Field(
+        default_factory=FrozenDict, max_length=50
+    )
+    body: str | None = Field(default=None, max_length=65536)
     follow_redirects: bool = True
     max_redirects: int = Field(default=5, ge=0, le=20)
     max_body_bytes: int = Field(default=256 * 1024, ge=0, le=16 * 1024 * 1024)
     tls_verify: bool = True
-    ca_file: str | None = None
+    ca_file: str | None = Field(default=None, max_length=4096)
     reuse_connection: bool = False
     conditions: HttpConditions = HttpConditions()
 
 
 class TcpCheck(ProbeCheck):
     kind: Literal["tcp"]
-    host: str = Field(min_length=1)
+    host: str = Field(min_length=1, max_length=1024)
     port: int = Field(ge=1, le=65535)
 
 
 class TlsCheck(ProbeCheck):
     kind: Literal["tls"]
-    host: str = Field(min_length=1)
+    host: str = Field(min_length=1, max_length=1024)
     port: int = Field(default=443, ge=1, le=65535)
-    server_name: str | None = None
+    server_name: str | None = Field(default=None, max_length=1024)
     tls_verify: bool = True
-    ca_file: str | None = None
+    ca_file: str | None = Field(default=None, max_length=4096)
     cert_valid_days: int | None = Field(default=None, ge=0, le=3650)
 
 
 class DnsCheck(ProbeCheck):
     kind: Literal["dns"]
-    host: str = Field(min_length=1)
+    host: str = Field(min_length=1, max_length=1024)
     family: Literal["any", "ipv4", "ipv6"] = "any"
-    expect_addresses: tuple[str, ...] = ()
+    expect_addresses: tuple[Annotated[str, Field(max_length=64)], ...] = Field(default=(), max_length=64)
 
 
 def _token_reference(value: str) -> str:
@@ -198,7 +238,7 @@ class PushCheck(CheckBase):
     """
 
     kind: Literal["push"]
-    missed_after: Seconds | None = None
+    missed_after: Seconds | None = None  # at most 7 days
     # a secret the partner may send instead of a `tpmon token create` token, for this check only
     token: Annotated[str, AfterValidator(_token_reference)] | None = None
 
@@ -233,7 +273,7 @@ class Dependency(Model):
 class Network(Model):
     name: str = Field(min_length=1, max_length=80)
     kind: Literal["operateur", "reseau_de_soins"]
-    website: str | None = Field(default=None, pattern=r"^https?://")
+    website: str | None = Field(default=None, pattern=r"^https?://", max_length=URL_MAX)
     hotline: str | None = Field(default=None, max_length=40)
     flows: tuple[Slug, ...] | None = Field(default=None, min_length=1)  # the flows it runs; default: all
     lines: tuple[Slug, ...] = Field(min_length=1)
@@ -262,8 +302,60 @@ class Network(Model):
         return tuple(g for g in groups if g), tuple(f for f in optional if f in runs)
 
 
+_HOST = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+
+
+def _host_name(value: str) -> str:
+    """A host name or an IP address, as the Host header of a request may name it; lowercased."""
+    host = value.strip().lower().removeprefix("[").removesuffix("]")
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    if not _HOST.match(host):
+        raise ValueError(
+            f"must be a host name like etat.exemple.fr or an IP address, without scheme or port{_got(value)}"
+        )
+    return host
+
+
+def _origin(value: str) -> str:
+    """`https://etat.exemple.fr[:port]`: the origin every absolute URL of the public site starts with."""
+    shown = "" if "@" in value else _got(value)  # never echo what may be a password
+    problem = f"must be the site's public origin, like https://etat.exemple.fr (http or https, no path){shown}"
+    try:
+        parts = urlsplit(value.strip())
+        port = parts.port
+    except ValueError:
+        raise ValueError(problem) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        raise ValueError(problem)
+    if parts.query or parts.fragment or parts.username is not None or parts.password is not None:
+        raise ValueError(problem)
+    host = _host_name(parts.hostname)
+    bracketed = f"[{host}]" if ":" in host else host
+    default = {"http": 80, "https": 443}[parts.scheme]
+    return f"{parts.scheme}://{bracketed}" + (f":{port}" if port is not None and port != default else "")
+
+
+def _got(value: object) -> str:
+    return f" (got {value!r})" if len(repr(value)) <= 60 else ""
+
+
+class WebSettings(Model):
+    """The public site's address, and the web listener's limits (read when `tpmon serve` starts, not on reload)."""
+
+    public_url: Annotated[str, AfterValidator(_origin)] | None = None  # absolute URLs of feeds and JSON documents
+    allowed_hosts: tuple[Annotated[str, AfterValidator(_host_name)], ...] = ()  # without public_url
+    max_connections: int = Field(default=2048, ge=16, le=65536)  # lowered to what file descriptors allow
+    max_header_bytes: int = Field(default=16384, ge=2048, le=1048576)
+    header_timeout: Annotated[Seconds, Field(le=300)] = 10.0
+    keepalive_timeout: Annotated[Seconds, Field(le=300)] = 5.0
+    send_timeout: Annotated[Seconds, Field(le=3600)] = 30.0
+
+
 class AdminSettings(Model):
-    """The operators' listener (write API, partners' pushes, sign-in, later the console), apart from the public one.
+    """The operators' listener (write API, partners' pushes, sign-in, the console), apart from the public one.
 
     Its address is read at start only; the other fields follow a reload.
     """
@@ -322,9 +414,9 @@ class Notifications(Model):
     coalesce: Seconds = 120.0  # changes within this window go out in one message per subscriber
     confirm_within: Seconds = 172800.0  # a confirmation link expires (and an unconfirmed address is deleted)
     max_attempts: int = Field(default=8, ge=1, le=50)  # then the delivery is a dead letter
-    retry_after: Seconds = 30.0  # the first retry; each next one waits twice as long (at most 1 h)
-    webhook_disable_after: Seconds = 432000.0  # a webhook failing this long is disabled
-    keep: Seconds = 2592000.0  # sent messages and told events are kept this long, then pruned
+    retry_after: Retry = 30.0  # the first retry; each next one waits twice as long (at most 1 h)
+    webhook_disable_after: Month = 432000.0  # a webhook failing this long is disabled
+    keep: Retention = 2592000.0  # sent messages and told events are kept this long, then pruned
     lease: Seconds = 120.0  # how long a sender holds what it claimed: a sender that died is relieved after that
     subscribe_per_client: int = Field(default=10, ge=1, le=10000)  # subscription requests per client per hour
     subscribe_per_address: int = Field(default=3, ge=1, le=100)  # confirmation e-mails per address per hour
@@ -336,12 +428,15 @@ class Settings(Model):
 
     timezone: Literal["Europe/Paris"] = "Europe/Paris"
     defaults: CheckDefaults = CheckDefaults()
-    stabilization: Seconds = 1800.0
+    stabilization: Seconds = 1800.0  # at most 7 days
     stale_after_intervals: float = Field(default=3.0, ge=1.0, le=100.0)
     jitter: float = Field(default=0.1, ge=0.0, le=0.5)  # share of each interval
     max_concurrency: int = Field(default=64, ge=1, le=2048)
     raw_retention_days: int = Field(default=30, ge=1, le=3650)  # raw results; ≥ 400 for contractual evidence
-    user_agent: str = Field(default="tpmon/0.1 (+status monitor of French tiers-payant networks)", min_length=1)
+    user_agent: str = Field(
+        default="tpmon/0.1 (+status monitor of French tiers-payant networks)", min_length=1, max_length=200
+    )
+    web: WebSettings = WebSettings()
     flows: Frozen[Slug, FlowDef] = Field(
         default_factory=lambda: FrozenDict({k: FlowDef.model_validate(v) for k, v in DEFAULT_FLOWS.items()})
     )

@@ -26,15 +26,19 @@ from .overrides import Override, Overrides
 
 __all__ = [
     "IMPACT_STATES",
+    "NO_SIGNAL",
     "Evaluation",
     "Input",
     "best_of",
     "combine",
     "evaluate",
+    "line_value",
     "over_checks",
     "over_lines",
     "over_required",
+    "settle",
     "stabilize",
+    "transition",
     "with_dependency",
     "with_optional",
 ]
@@ -65,7 +69,7 @@ class Input:
         )
 
 
-_UNKNOWN = Input(State.UNKNOWN, 0.0, None, Source.NONE)
+NO_SIGNAL = Input(State.UNKNOWN, 0.0, None, Source.NONE)  # what an aggregate of nothing, or a missing input, is
 
 
 def _latest(dates: Iterable[datetime | None]) -> datetime | None:
@@ -116,7 +120,7 @@ def over_checks(inputs: list[Input]) -> Input:
     """A flow over its checks (a network over its lines): all down is down, some down and some working is
     partial (progress: the share working), otherwise the worst of them; none is unknown."""
     if not inputs:
-        return _UNKNOWN
+        return NO_SIGNAL
     state = combine(i.state for i in inputs)
     driver = _driver(inputs)
     share = _progress(state, inputs, sum(i.share for i in inputs) / len(inputs))
@@ -143,7 +147,7 @@ def over_required(entries: list[Input]) -> Input:
     """A line over its required entries: the worst of them — down if any is down (optique cannot work without
     PEC, however well invoicing runs), then partial, …; recovering with the lowest progress (the bottleneck)."""
     if not entries:
-        return _UNKNOWN
+        return NO_SIGNAL
     state = worst([e.state for e in entries])
     driver = _driver(entries)
     share = _progress(state, entries, min(e.share for e in entries))
@@ -192,6 +196,30 @@ def with_dependency(value: Input, impact: State, upstream: Input, detail: str) -
     else:
         return value
     return _at_least(value, floor, share, upstream, Source.DEPENDENCY, detail)
+
+
+def line_value(
+    required: list[list[Input]],
+    optional: list[tuple[Input, str]],
+    dependencies: list[tuple[State, Input, str]],
+) -> Input:
+    """A line over its required groups (each an alternative of flows), then the floors of its optional flows
+    (each with the detail naming it) and of its dependencies (impact, upstream flow, detail), in that order.
+
+    The line changes when any of these changes: it is dated from the latest of them (a flow back, a floor lifted).
+    """
+    value = over_required([best_of(group) for group in required])
+    causes = [value.since]
+    for flow, detail in optional:
+        value = with_optional(value, flow, detail)
+        causes.append(flow.since)
+    for impact, upstream, detail in dependencies:
+        value = with_dependency(value, impact, upstream, detail)
+        causes.append(upstream.since)
+    latest = _latest(causes)
+    if latest != value.since:
+        value = replace(value, since=latest)
+    return value
 
 
 def _apply(value: Input, override: Override | None) -> Input:
@@ -278,7 +306,22 @@ def stabilize(
     )
 
 
-def _transition(prev: ComponentStatus | None, new: ComponentStatus, now: datetime) -> Transition | None:
+def settle(
+    prev: ComponentStatus | None,
+    ref: ComponentRef,
+    value: Input,
+    override: Override | None,
+    now: datetime,
+    stabilization: float,
+    lifted: Mapping[str, datetime],
+) -> ComponentStatus:
+    """A flow, line or network's new status: its override (if any) over `value`, then the recovery rule (flows
+    partly up recover; lines and networks follow their inputs)."""
+    applied = _apply(value, override)
+    return stabilize(prev, ref, applied, now, stabilization, lifted, partly=ref.kind == "flow")
+
+
+def transition(prev: ComponentStatus | None, new: ComponentStatus, now: datetime) -> Transition | None:
     """A transition when the shown state changes or a recovery takes a step (`changed_at` moved)."""
     before = prev.state if prev else State.UNKNOWN
     if new.state is before and (prev is None or new.changed_at == prev.changed_at):
@@ -313,9 +356,9 @@ def evaluate(
             prev = previous.get(status.ref.key)
             current[status.ref.key] = status
             result.statuses[status.ref.key] = status
-            transition = _transition(prev, status, now)
-            if transition is not None:
-                result.transitions.append(transition)
+            moved = transition(prev, status, now)
+            if moved is not None:
+                result.transitions.append(moved)
     return result
 
 
@@ -335,10 +378,8 @@ def _evaluate_network(
     out: list[ComponentStatus] = []
     stab = settings.stabilization
 
-    def settle(ref: ComponentRef, value: Input) -> ComponentStatus:
-        applied = _apply(value, overrides.for_component(ref))
-        partly = ref.kind == "flow"
-        status = stabilize(current.get(ref.key), ref, applied, now, stab, overrides.lifted, partly=partly)
+    def settled(ref: ComponentRef, value: Input) -> ComponentStatus:
+        status = settle(current.get(ref.key), ref, value, overrides.for_component(ref), now, stab, overrides.lifted)
         current[ref.key] = status
         out.append(status)
         return status
@@ -350,26 +391,21 @@ def _evaluate_network(
             by_flow.setdefault(check.flow, []).append(Input.of(found))
     flows: dict[str, Input] = {}
     for flow in network.flow_names(settings.flows):
-        flows[flow] = Input.of(settle(ComponentRef("flow", name, flow), over_checks(by_flow.get(flow, []))))
+        flows[flow] = Input.of(settled(ComponentRef("flow", name, flow), over_checks(by_flow.get(flow, []))))
+
+    def upstream(dep: Dependency) -> Input:
+        found = current.get(ComponentRef("flow", dep.network, dep.flow).key)
+        return Input.of(found) if found is not None else NO_SIGNAL
 
     lines: list[Input] = []
     for line in network.lines:
         required, optional = network.requirements(line, settings.lines)
-        value = over_required([best_of([flows[f] for f in group.split("|")]) for group in required])
-        causes = [value.since]
-        for flow in optional:
-            value = with_optional(value, flows[flow], f"{name}/{flow}")
-            causes.append(flows[flow].since)
-        for dep in _dependencies(network, line):
-            found = current.get(ComponentRef("flow", dep.network, dep.flow).key)
-            upstream = Input.of(found) if found is not None else _UNKNOWN
-            value = with_dependency(value, IMPACT_STATES[dep.impact], upstream, f"{dep.network}/{dep.flow}")
-            causes.append(upstream.since)
-        # the line changes when any of these changes: its date is the latest of them (a flow back, a floor lifted)
-        latest = _latest(causes)
-        if latest != value.since:
-            value = replace(value, since=latest)
-        lines.append(Input.of(settle(ComponentRef("line", name, line), value)))
+        value = line_value(
+            [[flows[f] for f in group.split("|")] for group in required],
+            [(flows[f], f"{name}/{f}") for f in optional],
+            [(IMPACT_STATES[d.impact], upstream(d), f"{d.network}/{d.flow}") for d in _dependencies(network, line)],
+        )
+        lines.append(Input.of(settled(ComponentRef("line", name, line), value)))
 
-    settle(ComponentRef("network", name), over_lines(lines))
+    settled(ComponentRef("network", name), over_lines(lines))
     return out

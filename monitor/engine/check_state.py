@@ -36,7 +36,11 @@ def advance(
     Down needs `failure_threshold` consecutive failures and is dated from the first of them; up again
     needs `success_threshold` consecutive successes. A success slower than `degraded_after` (result.slow)
     counts toward degraded with the same thresholds. From unknown, one fresh success is enough.
+    An INTERNAL failure (tpmon's own: no file descriptor left, a crash, an unusable setting) says nothing of the
+    target: it changes nothing, not even the last result's date, so a check that only gets those goes unknown.
     """
+    if result.reason is FailureReason.INTERNAL:
+        return memory, None
     at = result.started_at
     fast = result.success and not result.slow
     slow = result.success and result.slow

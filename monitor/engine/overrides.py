@@ -41,9 +41,24 @@ class Overrides:
 
     def for_component(self, ref: ComponentRef) -> Override | None:
         """Maintenance over declared; a component's own entry over its network's."""
-        network_key = ComponentRef("network", ref.network).key
+        return self.for_key(ref.key, ComponentRef("network", ref.network).key)
+
+    def for_key(self, key: str, network_key: str) -> Override | None:
+        """`for_component` by the component's key and its network's, both known beforehand."""
         for table in (self.maintenance, self.declared):
-            found = table.get(ref.key) or table.get(network_key)
+            found = table.get(key) or table.get(network_key)
             if found is not None:
                 return found
         return None
+
+    def changed(self, other: Overrides) -> set[str]:
+        """The keys whose declared status or maintenance differs between the two (added, gone or changed).
+
+        When declarations were lifted (`lifted`) matters only to the components whose override is gone: those
+        keys are among these.
+        """
+        keys: set[str] = set()
+        for mine, theirs in ((self.declared, other.declared), (self.maintenance, other.maintenance)):
+            if mine != theirs:
+                keys.update(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
+        return keys

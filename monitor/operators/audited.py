@@ -15,14 +15,17 @@ from ..config import Settings
 from ..declared.incidents import Impact, Incident, IncidentUpdate
 from ..declared.inputs import Bilingual
 from ..declared.maintenance import MaintenanceWindow
+from ..errors import NotAllowed
 from ..staff.audit import AuditEvent, Listener
-from ..staff.roles import Principal
+from ..staff.roles import Principal, Role
 from ..store import Store
 from ..store.audit_store import append_event
 from ..store.declaration_store import Also, Declarations
 from ..store.idempotency_store import remember
+from ..store.staff_store import StaffStore, StaffUser
+from ..store.token_store import StoredToken, create_token, revoke_token
 
-__all__ = ["AuditedDeclarations", "Idempotency", "incident_record", "window_record"]
+__all__ = ["AuditedDeclarations", "AuditedStaff", "Idempotency", "incident_record", "window_record"]
 
 Answer = Callable[[Any], tuple[int, dict[str, Any]]]
 
@@ -184,3 +187,83 @@ class AuditedDeclarations:
         self.window(window_id)
         also = self._also("maintenance.cancel_occurrence", "maintenance", window_record)
         return self.declarations.cancel_occurrence(window_id, day, also=also)
+
+
+class AuditedStaff:
+    """Accounts and machine tokens changed on behalf of `principal` (an admin), from `listener`: refused
+    (NotAllowed) otherwise, and recorded in the audit trail in the change's own transaction. Never a password, a
+    TOTP secret or a token's secret in the record: only what `shown()` gives."""
+
+    def __init__(
+        self, store: Store, principal: Principal, listener: Listener, *, clock: Callable[[], datetime]
+    ) -> None:
+        self.store = store
+        self.principal = principal
+        self.listener = listener
+        self.clock = clock
+
+    def _require_admin(self) -> None:
+        if not self.principal.is_admin:
+            raise NotAllowed("only an admin manages accounts and tokens")
+
+    def _also(self, action: str, target: Callable[[Any], str]) -> Also:
+        def also(connection: Connection, before: Any, after: Any) -> None:
+            event = AuditEvent(
+                self.clock(),
+                self.principal.actor,
+                self.listener,
+                action,
+                target(after),
+                before.shown() if before is not None else None,
+                after.shown(),
+            )
+            append_event(connection, event)
+
+        return also
+
+    def create_token(
+        self, *, digest: str, prefix: str, label: str, scopes: list[str], expires_at: datetime | None
+    ) -> StoredToken:
+        self._require_admin()
+        return create_token(
+            self.store,
+            digest=digest,
+            prefix=prefix,
+            label=label,
+            scopes=scopes,
+            created_by=self.principal.actor,
+            expires_at=expires_at,
+            also=self._also("token.create", lambda t: f"token:{t.prefix}"),
+        )
+
+    def revoke_token(self, which: str) -> StoredToken:
+        self._require_admin()
+        return revoke_token(self.store, which, also=self._also("token.revoke", lambda t: f"token:{t.prefix}"))
+
+    def add_user(
+        self, name: str, role: Role, networks: Iterable[str], password_hash: str, totp_secret: str
+    ) -> StaffUser:
+        self._require_admin()
+        staff = StaffStore(self.store, clock=self.clock)
+        also = self._also("user.add", lambda u: f"user:{u.name}")
+        return staff.add_user(name, role, networks, password_hash, totp_secret, also=also)
+
+    def set_disabled(self, name: str, disabled: bool) -> StaffUser:
+        self._require_admin()
+        if disabled and self.principal.actor == f"user:{name}":
+            raise NotAllowed("an admin cannot disable their own account (ask another admin)")
+        staff = StaffStore(self.store, clock=self.clock)
+        action = "user.disable" if disabled else "user.enable"
+        return staff.set_disabled(name, disabled, also=self._also(action, lambda u: f"user:{u.name}"))
+
+    def reset_second_factor(self, name: str, totp_secret: str) -> StaffUser:
+        self._require_admin()
+        staff = StaffStore(self.store, clock=self.clock)
+        return staff.reset_second_factor(
+            name, totp_secret, also=self._also("user.reset_mfa", lambda u: f"user:{u.name}")
+        )
+
+    def set_password(self, name: str, password_hash: str) -> StaffUser:
+        self._require_admin()
+        staff = StaffStore(self.store, clock=self.clock)
+        return staff.set_password(name, password_hash, also=self._also("user.password", lambda u: f"user:{u.name}"))

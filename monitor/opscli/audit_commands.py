@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from ..i18n import format_short
+from .inputs import MAX_LIMIT, count
 
 __all__ = ["register_audit_commands"]
 
@@ -74,5 +75,5 @@ def register_audit_commands(sub: Any, leaf: Callable[..., argparse.ArgumentParse
     listed.add_argument("--actor", help="e.g. user:alice, token:tpm_ab12cd34, cli:root")
     listed.add_argument("--action", help="e.g. incident (every incident.*), token.revoke")
     listed.add_argument("--target", help="e.g. incident:12")
-    listed.add_argument("--limit", type=int, default=100)
+    listed.add_argument("--limit", type=count(1, MAX_LIMIT), default=100, help="at most 10,000")
     listed.add_argument("--json", action="store_true", help="print JSON")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import re
+import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from ..config import parse_duration
@@ -52,29 +53,97 @@ _DAYS_FR = ("lun", "mar", "mer", "jeu", "ven", "sam", "dim")
 _MONTHLY = re.compile(r"^(?:(\d{1,2})|(last|-1|[1-5])-([a-z]{3}))$")
 
 
+# What ops may type: dates of this century, durations up to ten years, ids a database integer can hold,
+# texts from files of at most TEXT_FILE_MAX bytes (a Markdown text is at most 5,000 characters).
+FIRST_YEAR, LAST_YEAR = 2000, 2099
+MAX_ID = 2**63 - 1
+MAX_LIMIT = 10_000  # rows a listing prints at most
+MAX_DURATION = timedelta(days=3660)
+TEXT_FILE_MAX = 64 * 1024
+
+
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= 40 else repr(text[:37] + "...")
+
+
+def _in_years(moment: date, text: str) -> None:
+    if not FIRST_YEAR <= moment.year <= LAST_YEAR:
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is not between {FIRST_YEAR} and {LAST_YEAR}")
+
+
 def paris_time(text: str) -> datetime:
-    """`2024-03-31 02:30`, `2024-03-31T02:30` or `31/03/2024 02:30`: a naive Europe/Paris wall time."""
+    """`2024-03-31 02:30`, `2024-03-31T02:30` or `31/03/2024 02:30`: a naive Europe/Paris wall time, 2000–2099."""
     for pattern in ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%d/%m/%Y %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"):
         try:
-            return datetime.strptime(text.strip(), pattern)
+            moment = datetime.strptime(text.strip(), pattern)
         except ValueError:
             continue
-    raise argparse.ArgumentTypeError(f"{text!r} is not a Paris date-time like 2024-03-31 02:30 or 31/03/2024 02:30")
+        _in_years(moment, text)
+        return moment
+    shown = _shown(text)
+    raise argparse.ArgumentTypeError(f"{shown} is not a Paris date-time like 2024-03-31 02:30 or 31/03/2024 02:30")
 
 
 def duration(text: str) -> timedelta:
+    """A duration (`90m`, `2h`, `1d`…) of at most 3660 days: what a maintenance or a horizon may sensibly span
+    is the domain's to say; this only keeps dates computable."""
     try:
         seconds = parse_duration(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    if seconds > MAX_DURATION.total_seconds():
+        raise argparse.ArgumentTypeError(f"{_shown(text)}: must be at most {MAX_DURATION.days}d")
     return timedelta(seconds=seconds)
 
 
 def day_date(text: str) -> date:
     try:
-        return date.fromisoformat(text.strip())
+        day = date.fromisoformat(text.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2024-12-31") from None
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is not a date like 2024-12-31") from None
+    _in_years(day, text)
+    return day
+
+
+def record_id(text: str) -> int:
+    """An incident's or a window's id: a whole number from 1 to 2⁶³ − 1 (what the database holds)."""
+    try:
+        number = int(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is not an id (a whole number, see the list)") from None
+    if not 1 <= number <= MAX_ID:
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is not an id (ids run from 1 to {MAX_ID})")
+    return number
+
+
+def count(low: int, high: int) -> Callable[[str], int]:
+    """A whole number from `low` to `high` (`--limit`, `--offset`)."""
+
+    def parse(text: str) -> int:
+        try:
+            number = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{_shown(text)} is not a whole number") from None
+        if not low <= number <= high:
+            raise argparse.ArgumentTypeError(f"{_shown(text)} is not between {low} and {high:,}")
+        return number
+
+    return parse
+
+
+def seconds(low: float, high: float) -> Callable[[str], float]:
+    """A number of seconds above `low` and at most `high` (NaN and infinities refused)."""
+
+    def parse(text: str) -> float:
+        try:
+            number = float(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{_shown(text)} is not a number of seconds") from None
+        if not low < number <= high:
+            raise argparse.ArgumentTypeError(f"{_shown(text)} is not above {low:g} and at most {high:g} seconds")
+        return number
+
+    return parse
 
 
 def weekday(text: str) -> int:
@@ -124,13 +193,30 @@ def config_path(args: argparse.Namespace) -> str:
 
 
 def read_text(option: str, path: str) -> str:
-    """A text from a file ('-': stdin), as written; a title (one line) loses the final newline editors add."""
+    """A text from a file ('-': stdin), as written; a title (one line) loses the final newline editors add.
+
+    At most TEXT_FILE_MAX bytes are read: a device (/dev/zero), a folder or a socket is refused, a pipe read
+    only that far."""
     try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        data = _read_bounded(path)
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a UTF-8 text file"
         raise MonitorError(f"{option}: cannot read {path}: {reason}") from None
+    if len(data) > TEXT_FILE_MAX:
+        raise MonitorError(f"{option}: {path} is larger than {TEXT_FILE_MAX // 1024} KiB")
     return text.rstrip("\r\n") if option.startswith("--title") else text
+
+
+def _read_bounded(path: str) -> bytes:
+    """Up to TEXT_FILE_MAX + 1 bytes of `path` ('-': stdin); OSError for what is not a file or a pipe."""
+    if path == "-":
+        return sys.stdin.buffer.read(TEXT_FILE_MAX + 1)
+    with open(path, "rb") as file:
+        mode = os.fstat(file.fileno()).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+            raise OSError(errno.EINVAL, "not a regular file")
+        return file.read(TEXT_FILE_MAX + 1)
 
 
 def texts_of(args: argparse.Namespace, stem: str) -> Bilingual:

@@ -24,6 +24,8 @@ from ..store import Store, default_url
 from ..store.outbox_store import DeadLetter, Outbox
 from ..store.subscriber_store import Subscribers
 from ..store.webhook_store import Webhook, Webhooks
+from .inputs import MAX_LIMIT, record_id, seconds
+from .inputs import count as whole_number
 
 __all__ = ["register"]
 
@@ -254,19 +256,26 @@ def register(sub: Any, leaf: Callable[[Any, str, str, Callable[[argparse.Namespa
         ("enable", "enable again a webhook disabled after failing", cmd_webhook_enable),
         ("test", "send a signed test payload now", cmd_webhook_test),
     ):
-        leaf(verbs, name, text, func).add_argument("id", type=int, metavar="ID")
+        leaf(verbs, name, text, func).add_argument("id", type=record_id, metavar="ID")
 
     notify = sub.add_parser("notify", help="the notifications' outbox: waiting, dead letters, a sender")
     verbs = notify.add_subparsers(dest="notify_command", metavar="ACTION", required=True)
     listed = leaf(verbs, "list", "deliveries waiting (or, with --failed, given up)", cmd_notify_list)
     listed.add_argument("--failed", action="store_true", help="dead letters: deliveries given up")
-    listed.add_argument("--limit", type=int, default=100)
+    listed.add_argument("--limit", type=whole_number(1, MAX_LIMIT), default=100, help="at most 10,000")
     listed.add_argument("--json", action="store_true", help="print JSON")
     retry = leaf(verbs, "retry", "put dead letters (all, or those named) back in the queue", cmd_notify_retry)
-    retry.add_argument("ids", nargs="*", type=int, metavar="ID")
+    retry.add_argument("ids", nargs="*", type=record_id, metavar="ID")
     run = leaf(verbs, "run", "send notifications only (no probe, no page) until stopped", cmd_notify_run)
-    run.add_argument("--interval", type=float, default=1.0, help="seconds between rounds when idle (default 1)")
-    run.add_argument("--batch", type=int, default=200, help="targets claimed at once (default 200)")
+    run.add_argument(
+        "--interval",
+        type=seconds(0, 3600),
+        default=1.0,
+        help="seconds between rounds when idle (default 1, at most 3600)",
+    )
+    run.add_argument(
+        "--batch", type=whole_number(1, MAX_LIMIT), default=200, help="targets claimed at once (default 200)"
+    )
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
     subscribers = sub.add_parser("subscribers", help="e-mail subscribers, for the data controller (GDPR)")

@@ -18,27 +18,20 @@ LABEL = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 DEFAULT_EXPIRY = "365d"
 
 
-def _audited(action: str) -> Callable[[Any, Any, Any], None]:
-    from ..staff.audit import AuditEvent, cli_actor
-    from ..store.audit_store import append_event
+def _writes(store: Any) -> Any:
+    """Token changes through `operators.audited`, as the OS user (an admin: whoever holds the database URL)."""
+    from ..operators.audited import AuditedStaff
+    from ..staff.audit import cli_actor
+    from ..staff.roles import Principal, Scope
 
-    def also(connection: Any, before: Any, after: Any) -> None:
-        shown_before = before.shown() if before is not None else None
-        event = AuditEvent(
-            datetime.now(UTC), cli_actor(), "cli", action, f"token:{after.prefix}", shown_before, after.shown()
-        )
-        append_event(connection, event)
-
-    return also
+    return AuditedStaff(store, Principal(cli_actor(), (Scope("admin"),)), "cli", clock=lambda: datetime.now(UTC))
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
     from ..config import load_config, parse_duration
-    from ..staff.audit import cli_actor
     from ..staff.roles import check_scope, parse_scope
     from ..staff.tokens import digest, new_token, public_prefix
     from ..store import Store, default_url
-    from ..store.token_store import create_token
 
     if not LABEL.fullmatch(args.label):
         raise StaffError("--label", "1–64 of a-z, 0-9, '.', '_', '-' saying what the token is for (no personal data)")
@@ -59,15 +52,12 @@ def cmd_token_create(args: argparse.Namespace) -> int:
             raise StaffError("--expires", str(exc)) from None
     secret = new_token()
     with Store.open(default_url()) as store:
-        created = create_token(
-            store,
+        created = _writes(store).create_token(
             digest=digest(secret),
             prefix=public_prefix(secret),
             label=args.label,
             scopes=[str(s) for s in scopes],
-            created_by=cli_actor(),
             expires_at=expires_at,
-            also=_audited("token.create"),
         )
     until = f"until {created.expires_at:%Y-%m-%d %H:%M} UTC" if created.expires_at else "with no expiry"
     print(f"token {created.id} ({created.prefix}…) created for {', '.join(created.scopes)}, {until}.")
@@ -106,10 +96,9 @@ def cmd_token_list(args: argparse.Namespace) -> int:
 
 def cmd_token_revoke(args: argparse.Namespace) -> int:
     from ..store import Store, default_url
-    from ..store.token_store import revoke_token
 
     with Store.open(default_url()) as store:
-        revoked = revoke_token(store, args.token, also=_audited("token.revoke"))
+        revoked = _writes(store).revoke_token(args.token)
     print(f"token {revoked.id} ({revoked.prefix}…) revoked; running servers refuse it within seconds.")
     return 0
 

@@ -38,24 +38,19 @@ def _staff() -> Iterator[Any]:
         store.close()
 
 
-def _audited(action: str) -> Callable[[Any, Any, Any], None]:
-    """An `also` that appends the account change to the audit trail, as the OS user, in the same transaction."""
-    from ..staff.audit import AuditEvent, cli_actor
-    from ..store.audit_store import append_event
+@contextmanager
+def _writes() -> Iterator[Any]:
+    """Account changes through `operators.audited`, as the OS user (an admin: whoever holds the database URL)."""
+    from ..operators.audited import AuditedStaff
+    from ..staff.audit import cli_actor
+    from ..staff.roles import Principal, Scope
+    from ..store import Store, default_url
 
-    def also(connection: Any, before: Any, after: Any) -> None:
-        event = AuditEvent(
-            _now(),
-            cli_actor(),
-            "cli",
-            action,
-            f"user:{after.name}",
-            before.shown() if before is not None else None,
-            after.shown(),
-        )
-        append_event(connection, event)
-
-    return also
+    store = Store.open(default_url())
+    try:
+        yield AuditedStaff(store, Principal(cli_actor(), (Scope("admin"),)), "cli", clock=_now)
+    finally:
+        store.close()
 
 
 def read_password(args: argparse.Namespace, account: str) -> str:
@@ -111,15 +106,8 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     if unknown:
         raise StaffError("--network", f"no network {unknown[0]!r} (known: {', '.join(settings.networks)})")
     password = read_password(args, args.name)
-    with _staff() as staff:
-        user = staff.add_user(
-            args.name,
-            args.role,
-            args.network or (),
-            Passwords().hash(password),
-            new_secret(),
-            also=_audited("user.add"),
-        )
+    with _writes() as staff:
+        user = staff.add_user(args.name, args.role, args.network or (), Passwords().hash(password), new_secret())
     scope = f" on {', '.join(user.networks)}" if user.networks else ""
     print(f"account {user.name} added ({user.role}{scope}).")
     print("The second factor (TOTP) is set up at the first sign-in on the operators' listener; it is then mandatory.")
@@ -142,15 +130,15 @@ def cmd_user_list(args: argparse.Namespace) -> int:
 
 
 def cmd_user_disable(args: argparse.Namespace) -> int:
-    with _staff() as staff:
-        user = staff.set_disabled(args.name, True, also=_audited("user.disable"))
+    with _writes() as staff:
+        user = staff.set_disabled(args.name, True)
     print(f"account {user.name} disabled: its sessions have ended.")
     return 0
 
 
 def cmd_user_enable(args: argparse.Namespace) -> int:
-    with _staff() as staff:
-        user = staff.set_disabled(args.name, False, also=_audited("user.enable"))
+    with _writes() as staff:
+        user = staff.set_disabled(args.name, False)
     print(f"account {user.name} enabled.")
     return 0
 
@@ -158,8 +146,8 @@ def cmd_user_enable(args: argparse.Namespace) -> int:
 def cmd_user_reset_mfa(args: argparse.Namespace) -> int:
     from ..staff.second_factor import new_secret
 
-    with _staff() as staff:
-        user = staff.reset_second_factor(args.name, new_secret(), also=_audited("user.reset_mfa"))
+    with _writes() as staff:
+        user = staff.reset_second_factor(args.name, new_secret())
     print(f"account {user.name}: second factor reset, sessions ended; a new one is set up at the next sign-in.")
     return 0
 
@@ -168,8 +156,8 @@ def cmd_user_password(args: argparse.Namespace) -> int:
     from ..staff.passwords import Passwords
 
     password = read_password(args, args.name)
-    with _staff() as staff:
-        user = staff.set_password(args.name, Passwords().hash(password), also=_audited("user.password"))
+    with _writes() as staff:
+        user = staff.set_password(args.name, Passwords().hash(password))
     print(f"account {user.name}: password changed, sessions ended, lockout lifted.")
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -10,6 +11,9 @@ from typing import Any
 __all__ = ["expiries", "expiry_problem", "not_after", "tls_detail"]
 
 _UTC_TIME, _GENERALIZED_TIME, _VERSION = 0x17, 0x18, 0xA0
+_DER: int | None = getattr(getattr(ssl, "_ssl", None), "ENCODING_DER", None)  # for the chain's certificate objects
+_KNOWN_MAX = 4096  # certificates whose notAfter is kept: a probe sees the same few again and again
+_known: dict[bytes, datetime | None] = {}
 
 
 def _element(der: bytes, pos: int) -> tuple[int, int, int]:
@@ -52,13 +56,33 @@ def not_after(der: bytes) -> datetime | None:
     return when.replace(tzinfo=UTC)
 
 
+def _der(cert: Any) -> bytes:
+    """A certificate object's DER (`public_bytes(ENCODING_DER)`), or its PEM made DER if that is refused."""
+    if _DER is not None:
+        with contextlib.suppress(TypeError, ValueError):
+            der: bytes = cert.public_bytes(_DER)
+            return der
+    return ssl.PEM_cert_to_DER_cert(cert.public_bytes())
+
+
+def _not_after_known(der: bytes) -> datetime | None:
+    """`not_after(der)`, remembered: the same certificates come back at every probe."""
+    try:
+        return _known[der]
+    except KeyError:
+        pass
+    if len(_known) >= _KNOWN_MAX:
+        _known.clear()
+    when = _known[der] = not_after(der)
+    return when
+
+
 def _chain(ssl_object: Any) -> Iterable[bytes]:
     """DER certificates of the verified chain, else of the presented one.
 
     Python 3.13 has `get_verified_chain()` on SSLObject, returning DER bytes; 3.11 and 3.12 have no public way
-    to the chain, only the private `_sslobj`, whose methods return certificate objects: their `public_bytes()`
-    is PEM text, made DER by the public `ssl.PEM_cert_to_DER_cert`. When neither exists the caller falls back
-    to the leaf.
+    to the chain, only the private `_sslobj`, whose methods return certificate objects, DER by their
+    `public_bytes(ENCODING_DER)`. When neither exists the caller falls back to the leaf.
     """
     for owner in (ssl_object, getattr(ssl_object, "_sslobj", None)):
         for name in ("get_verified_chain", "get_unverified_chain"):
@@ -70,7 +94,7 @@ def _chain(ssl_object: Any) -> Iterable[bytes]:
             except (ValueError, ssl.SSLError):
                 continue
             if chain:
-                return [c if isinstance(c, bytes) else ssl.PEM_cert_to_DER_cert(c.public_bytes()) for c in chain]
+                return [c if isinstance(c, bytes) else _der(c) for c in chain]
     return []
 
 
@@ -79,8 +103,8 @@ def expiries(ssl_object: Any) -> tuple[datetime | None, datetime | None]:
     if ssl_object is None:
         return None, None
     der = ssl_object.getpeercert(binary_form=True)
-    leaf = not_after(der) if der else None
-    dates = [when for when in map(not_after, _chain(ssl_object)) if when is not None]
+    leaf = _not_after_known(der) if der else None
+    dates = [when for when in map(_not_after_known, _chain(ssl_object)) if when is not None]
     return leaf, min(dates, default=leaf)
 
 

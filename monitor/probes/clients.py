@@ -1,21 +1,24 @@
-"""A cache of HTTP clients and SSL contexts, one per TLS setting, built once and shared by every probe."""
+"""A cache of HTTP clients and SSL contexts, one per TLS setting, and of the HTTP probe's request templates."""
 
 from __future__ import annotations
 
+import functools
 import ssl
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from types import TracebackType
+from typing import Any
 
 import httpx
 
-__all__ = ["HttpClients", "tls_context"]
+__all__ = ["HttpClients", "default_tls_context", "tls_context"]
 
 # Long enough to outlive a check interval: the only point of a keep-alive client is reuse across probes.
 _KEEPALIVE_EXPIRY = 600.0
 
 
 def tls_context(verify: bool = True, ca_file: str | None = None) -> ssl.SSLContext:
-    """A client SSL context trusting the system CAs, or only `ca_file`'s, or nothing when not `verify`.
+    """A client SSL context trusting the system CAs, or only `ca_file`'s, or nothing when not `verify`;
+    it offers HTTP/1.1 by ALPN (as httpcore does on the contexts it is given).
 
     Raises OSError (ssl.SSLError included) when `ca_file` cannot be loaded.
     """
@@ -23,8 +26,16 @@ def tls_context(verify: bool = True, ca_file: str | None = None) -> ssl.SSLConte
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-        return context
-    return ssl.create_default_context(cafile=ca_file)
+    else:
+        context = ssl.create_default_context(cafile=ca_file)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+@functools.cache
+def default_tls_context() -> ssl.SSLContext:
+    """The system CAs' context, built once per process (for probe contexts without an HttpClients)."""
+    return tls_context()
 
 
 class HttpClients:
@@ -36,12 +47,16 @@ class HttpClients:
     and closes it with `aclose()` at shutdown. Clients keep no cookies (a probe is stateless; the
     HTTP probe carries cookies across its own redirects itself), ignore proxy environment
     variables, speak HTTP/1.1 only and have no connection limit (the scheduler bounds concurrency).
+    The HTTP probe sends through a client only with `reuse_connection`; otherwise it opens its own
+    connection (wire.py) with the cached SSL context, and keeps its per-check request templates in
+    `templates` (http.py owns their type and key).
     """
 
     def __init__(self, *, timeout: float = 30.0) -> None:
         self._timeout = timeout
         self._contexts: dict[tuple[bool, str | None], ssl.SSLContext] = {}
         self._clients: dict[tuple[bool, str | None, bool], httpx.AsyncClient] = {}
+        self.templates: dict[Any, Any] = {}
 
     def ssl_context(self, verify: bool = True, ca_file: str | None = None) -> ssl.SSLContext:
         """The cached SSL context for these settings; raises OSError when `ca_file` cannot be loaded."""

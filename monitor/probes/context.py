@@ -24,13 +24,15 @@ def utc_now() -> datetime:
 class ProbeContext:
     """What a probe may use: the shared HTTP client(s), the clock, the environment for ${VAR} secrets.
 
-    `http` is the default client (system CAs, keep-alive disabled), normally `clients.get()`.
-    `clients` supplies the other clients (`tls_verify: false`, `ca_file`, `reuse_connection`) and
-    the cached SSL contexts of the TLS probe; without it such HTTP checks fail with INTERNAL.
+    `http` is the default client (system CAs, keep-alive disabled), normally `clients.get()`: the HTTP
+    probe builds its requests with it (its default headers) and sends them on connections of its own.
+    `clients` supplies the cached SSL contexts, the keep-alive clients (`reuse_connection`) and the HTTP
+    probe's request templates; without it, HTTP checks with `tls_verify: false`, `ca_file` or
+    `reuse_connection` fail with INTERNAL, and the HTTP probe builds its request at every probe.
     """
 
     network: str
-    http: httpx.AsyncClient  # shared, keep-alive disabled: a fresh connection per probe
+    http: httpx.AsyncClient  # shared, keep-alive disabled: builds the HTTP probe's requests
     user_agent: str
     environ: Mapping[str, str] = field(default_factory=dict)
     clock: Callable[[], datetime] = utc_now

@@ -34,7 +34,7 @@ async def probe(check: DnsCheck, ctx: ProbeContext) -> ProbeResult:
     except TimeoutError:
         return watch.timed_out("while resolving")
     except OSError as exc:  # socket.gaierror mostly
-        return watch.failed(FailureReason.DNS, f"cannot resolve: {os_detail(exc)}")
+        return watch.failed(FailureReason.DNS, f"cannot resolve: {os_detail(exc)}", cause=exc)
     except UnicodeError:
         return watch.failed(FailureReason.DNS, "cannot resolve: invalid host name")
     phases = {"resolve": watch.elapsed()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import time
@@ -11,9 +12,12 @@ from ..config import ProbeCheck
 from ..models import FailureReason, ProbeResult
 from .context import ProbeContext, ref_of
 
-__all__ = ["MAX_DETAIL", "Stopwatch", "clip", "os_detail"]
+__all__ = ["LOCAL_ERRNOS", "MAX_DETAIL", "Stopwatch", "clip", "local_cause", "os_detail"]
 
 MAX_DETAIL = 200
+# The prober's own machine ran out of something (file descriptors, buffers, memory, source ports): the target is
+# not to blame, so such a failure is INTERNAL, which the engine never counts against the target.
+LOCAL_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.EADDRNOTAVAIL})
 
 
 def clip(detail: str) -> str:
@@ -31,6 +35,28 @@ def os_detail(exc: BaseException) -> str:
             return os.strerror(seen.errno)  # asyncio's own strerror quotes the address
         seen = seen.__cause__ or seen.__context__
     return type(exc).__name__
+
+
+def local_cause(exc: BaseException | None) -> OSError | None:
+    """The error saying that the prober itself lacked a resource when `exc` happened, if it did.
+
+    Either an OSError of LOCAL_ERRNOS in `exc`'s chain, or, for a failed name lookup (whose error never carries
+    errno: glibc says "Name or service not known" when it cannot even open /etc/hosts), the error of opening a
+    socket now, when that fails for a local reason.
+    """
+    seen, lookup = exc, False
+    while seen is not None:
+        if isinstance(seen, socket.gaierror):
+            lookup = True
+        elif isinstance(seen, OSError) and seen.errno in LOCAL_ERRNOS:
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    if lookup:
+        try:
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM).close()
+        except OSError as spare:
+            return spare if spare.errno in LOCAL_ERRNOS else None
+    return None
 
 
 class Stopwatch:
@@ -78,8 +104,17 @@ class Stopwatch:
         status_code: int | None = None,
         cert_expiry: datetime | None = None,
         chain_expiry: datetime | None = None,
+        cause: BaseException | None = None,
     ) -> ProbeResult:
-        """A failure for `reason`; `detail` must hold no secret and is clipped to MAX_DETAIL."""
+        """A failure for `reason`; `detail` must hold no secret and is clipped to MAX_DETAIL.
+
+        With the exception that caused it: when that says the prober's own machine lacked a resource
+        (LOCAL_ERRNOS), the failure is INTERNAL whatever `reason` was, and its detail says so.
+        """
+        local = local_cause(cause)
+        if local is not None:
+            reason = FailureReason.INTERNAL
+            detail = f"not the target's fault: tpmon lacks a local resource ({os.strerror(local.errno or 0)})"
         return ProbeResult(
             check=self.ref,
             started_at=self.started_at,

@@ -30,8 +30,9 @@ _STAGES = {
 class HttpPhases:
     """Accumulates phase durations over every request of one probe (redirects included).
 
-    `resolve` is always 0: httpcore resolves inside `connect_tcp`, so `connect` includes DNS time;
-    resolving a second time ourselves would double the DNS load for a cosmetic split.
+    On a fresh connection (wire.py) `resolve`, `connect` and `tls` are timed by the probe itself (`resolve`
+    is 0 for an IP literal); through the keep-alive client (`reuse_connection`) httpcore's trace times
+    `connect` and `tls`, and `resolve` stays 0 (httpcore resolves inside `connect_tcp`).
     `processing` runs from sending the request headers to receiving the response headers;
     `transfer` is added by the probe around its (capped) body read.
     """

@@ -26,9 +26,9 @@ async def probe(check: TcpCheck, ctx: ProbeContext) -> ProbeResult:
     except TimeoutError:
         return watch.timed_out("while resolving" if "resolve" not in phases else "while connecting", phases=phases)
     except socket.gaierror as exc:
-        return watch.failed(FailureReason.DNS, f"cannot resolve: {os_detail(exc)}", phases=phases)
+        return watch.failed(FailureReason.DNS, f"cannot resolve: {os_detail(exc)}", phases=phases, cause=exc)
     except OSError as exc:
-        return watch.failed(FailureReason.CONNECT, f"cannot connect: {os_detail(exc)}", phases=phases)
+        return watch.failed(FailureReason.CONNECT, f"cannot connect: {os_detail(exc)}", phases=phases, cause=exc)
     finally:
         if writer is not None:
             await close(writer)

@@ -10,7 +10,7 @@ import time
 from ..config import TlsCheck
 from ..models import FailureReason, ProbeResult
 from .certs import expiries, expiry_problem, tls_detail
-from .clients import tls_context
+from .clients import default_tls_context, tls_context
 from .context import ProbeContext
 from .net import close, open_tcp
 from .outcome import Stopwatch, os_detail
@@ -19,9 +19,12 @@ __all__ = ["probe"]
 
 
 def _context(check: TlsCheck, ctx: ProbeContext) -> ssl.SSLContext:
-    """The cached context when the probe context has a cache, else a fresh one (~25 ms of CPU)."""
+    """The cached context when the probe context has a cache (or the settings are the default ones), else a
+    fresh one (~25 ms of CPU)."""
     if ctx.clients is not None:
         return ctx.clients.ssl_context(check.tls_verify, check.ca_file)
+    if check.tls_verify and check.ca_file is None:
+        return default_tls_context()
     return tls_context(check.tls_verify, check.ca_file)
 
 
@@ -57,14 +60,14 @@ async def probe(check: TlsCheck, ctx: ProbeContext) -> ProbeResult:
         where = "in the TLS handshake" if handshaking else "while connecting"
         return watch.timed_out(where, phases=phases)
     except socket.gaierror as exc:
-        return watch.failed(FailureReason.DNS, f"cannot resolve: {os_detail(exc)}", phases=phases)
+        return watch.failed(FailureReason.DNS, f"cannot resolve: {os_detail(exc)}", phases=phases, cause=exc)
     except ssl.SSLError as exc:
         return watch.failed(FailureReason.TLS, tls_detail(exc), phases=phases)
     except OSError as exc:
         if handshaking:
             detail = f"connection lost in the TLS handshake: {os_detail(exc)}"
-            return watch.failed(FailureReason.TLS, detail, phases=phases)
-        return watch.failed(FailureReason.CONNECT, f"cannot connect: {os_detail(exc)}", phases=phases)
+            return watch.failed(FailureReason.TLS, detail, phases=phases, cause=exc)
+        return watch.failed(FailureReason.CONNECT, f"cannot connect: {os_detail(exc)}", phases=phases, cause=exc)
     finally:
         if writer is not None:
             await close(writer)

@@ -1,10 +1,11 @@
-"""Engines for SQLite and PostgreSQL, the default URL, Alembic upgrades and one-line error texts."""
+"""Engines for SQLite and PostgreSQL, the default URL, private files, Alembic upgrades and one-line error texts."""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,18 @@ from sqlalchemy.pool import StaticPool
 
 from monitor.errors import StoreError
 
-__all__ = ["default_url", "describe", "is_memory", "make_engine", "mask", "migrate", "upgrade"]
+__all__ = [
+    "default_url",
+    "describe",
+    "is_memory",
+    "make_engine",
+    "mask",
+    "migrate",
+    "private_dir",
+    "private_file",
+    "sqlite_path",
+    "upgrade",
+]
 
 ENV_VAR = "TPMON_DATABASE_URL"
 DEFAULT_URL = "sqlite:///./var/tpmon.db"
@@ -26,15 +38,69 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_PRAGMAS = ("journal_mode=WAL", "foreign_keys=ON", "busy_timeout=5000", "synchronous=NORMAL")
 # Any constant shared by every tpmon instance: serializes concurrent upgrades of one PostgreSQL.
 PG_MIGRATION_LOCK = 0x7470_6D6F_6E
+# PostgreSQL: a connection attempt gives up after CONNECT_TIMEOUT s; a dead peer is noticed by TCP keepalive
+# (idle 10 s, then 3 probes 5 s apart) and unacknowledged data after 15 s; the server itself ends a statement
+# after 15 s, a lock wait after 5 s, and a session left idle inside a transaction after 60 s. What none of these
+# catch (a peer that accepts and never answers) is ended by the store's own deadlines (`deadlines.Watchdog`).
+CONNECT_TIMEOUT = 5
+PG_CONNECT_ARGS: dict[str, Any] = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 15_000,
+}
+PG_SESSION = {"statement_timeout": "15s", "lock_timeout": "5s", "idle_in_transaction_session_timeout": "60s"}
+
+
+def private_dir(path: Path) -> Path:
+    """Create the folder `path` (and its parents) readable by its owner only (0700, whatever the umask).
+
+    An existing folder is left as it is: tpmon never loosens, nor tightens behind the operator's back.
+    """
+    if not path.is_dir():
+        if not path.parent.exists():
+            private_dir(path.parent)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path, 0o700)
+            os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
+    return path
+
+
+def private_file(path: Path) -> bool:
+    """Create `path` empty with mode 0600 (whatever the umask) if it does not exist; True if created."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+    except FileExistsError:
+        return False
+    try:
+        os.fchmod(descriptor, stat.S_IRUSR | stat.S_IWUSR)
+    finally:
+        os.close(descriptor)
+    return True
 
 
 def default_url() -> str:
-    """`$TPMON_DATABASE_URL`, else a SQLite file under `./var/` (the folder is created)."""
+    """`$TPMON_DATABASE_URL`, else a SQLite file under `./var/` (the folder is created, 0700)."""
     url = os.environ.get(ENV_VAR, "").strip()
     if url:
         return url
-    Path("var").mkdir(exist_ok=True)
+    private_dir(Path("var"))
     return DEFAULT_URL
+
+
+def sqlite_path(url: str | URL) -> Path | None:
+    """The file of a SQLite URL (None for another backend or an in-memory database)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or is_memory(parsed):
+        return None
+    database = parsed.database or ""
+    if database.startswith("file:"):  # a URI filename (?uri=true)
+        database = database.removeprefix("file:").split("?", 1)[0]
+    return Path(database)
 
 
 def mask(url: str | URL) -> str:
@@ -70,20 +136,39 @@ def is_memory(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and (database in ("", ":memory:") or url.query.get("mode") == "memory")
 
 
-def make_engine(url: str | URL) -> Engine:
-    """An engine for `url`: SQLite tuned (WAL…) via a connect event, PostgreSQL with a connect timeout."""
+def make_engine(url: str | URL, *, connect_timeout: int = CONNECT_TIMEOUT) -> Engine:
+    """An engine for `url`: SQLite tuned (WAL…) via a connect event, its new file created 0600; PostgreSQL with
+    connect timeout, TCP keepalive and server-side timeouts (what the URL sets itself wins).
+
+    No `pool_pre_ping`: `Store` pings on checkout itself, under its deadline (`deadlines.Watchdog`), which
+    cannot reach a connection attempt: `connect_timeout` (seconds, at least 2 for libpq) bounds those.
+    """
     parsed = make_url(url)
-    options: dict[str, Any] = {"pool_pre_ping": True}
+    options: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
         options["connect_args"] = {"check_same_thread": False}
         if is_memory(parsed):
             options["poolclass"] = StaticPool
-    elif parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
-        options["connect_args"] = {"connect_timeout": 5}
+        elif (path := sqlite_path(parsed)) is not None and path.parent.is_dir():
+            private_file(path)  # sqlite3 would create it 0644; its -wal and -shm files copy its mode
+    elif parsed.get_backend_name() == "postgresql":
+        options["connect_args"] = _postgres_args(parsed, max(2, connect_timeout))
     engine = create_engine(parsed, **options)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _tune_sqlite)
     return engine
+
+
+def _postgres_args(url: URL, connect_timeout: int) -> dict[str, Any]:
+    args = {key: value for key, value in PG_CONNECT_ARGS.items() if key not in url.query}
+    if "connect_timeout" not in url.query:
+        args["connect_timeout"] = connect_timeout
+    given = url.query.get("options", "")
+    given = " ".join(given) if isinstance(given, tuple) else given
+    settings = [f"-c {name}={value}" for name, value in PG_SESSION.items() if name not in given]
+    if settings:
+        args["options"] = " ".join([given, *settings]).strip()  # connect_args override the URL's own options
+    return args
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -103,6 +188,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
     with _sqlite_migration_lock(engine.url), engine.begin() as connection:
         if connection.dialect.name == "postgresql":
+            connection.execute(text("SET LOCAL statement_timeout = 0"))  # an index on a big table takes time
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, revision)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -53,7 +54,13 @@ class Housekeeper:
     """
 
     def __init__(
-        self, store: Store, *, prune_every: timedelta = PRUNE_EVERY, batch_size: int = 500, pause: float = 0.01
+        self,
+        store: Store,
+        *,
+        prune_every: timedelta = PRUNE_EVERY,
+        batch_size: int = 500,
+        pause: float = 0.01,
+        stop: threading.Event | None = None,
     ) -> None:
         self.store = store
         self.prune_every = prune_every
@@ -62,14 +69,21 @@ class Housekeeper:
         self._after_id: int | None = None
         self._pruned_at: datetime | None = None
         self._running = asyncio.Lock()
+        self._stop = stop if stop is not None else threading.Event()  # set: a shutdown (see `stop`)
+
+    def stop(self) -> None:
+        """A shutdown: a run under way ends after the component or batch it is at; no run starts again."""
+        self._stop.set()
 
     async def run(self, settings: Settings, now: datetime) -> HousekeepingReport:
         """Roll up what changed since the last run, then prune raw results if an hour has passed."""
         async with self._running:
             rolled: int | None = None
+            if self._stop.is_set():
+                return HousekeepingReport(None, None)
             try:
                 done = await asyncio.to_thread(
-                    roll_up, self.store, component_keys(settings), now, after_id=self._after_id
+                    roll_up, self.store, component_keys(settings), now, after_id=self._after_id, stop=self._stop
                 )
             except StoreError as exc:
                 log.warning("availability roll-up failed, retrying next run: %s", exc)
@@ -86,7 +100,13 @@ class Housekeeper:
         retention = settings.raw_retention_days
         try:
             pruned = await asyncio.to_thread(
-                prune_results, self.store, now, retention, batch_size=self.batch_size, pause=self.pause
+                prune_results,
+                self.store,
+                now,
+                retention,
+                batch_size=self.batch_size,
+                pause=self.pause,
+                stop=self._stop,
             )
         except StoreError as exc:
             log.warning("pruning raw results failed, retrying next run: %s", exc)

@@ -5,16 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import Integer, cast, func, select
 
 from monitor.store import tables
+from monitor.store.rows import micros
 from monitor.store.store import Store
 
 __all__ = ["HourLatency", "latency_by_hour"]
 
 _R = tables.probe_result
+_C = tables.probe_check
 
 
 @dataclass(frozen=True)
@@ -28,13 +29,7 @@ class HourLatency:
     failures: int
 
 
-def _hour_bucket(dialect: str) -> Any:
-    """The hour number since the epoch of `started_at`, in the backend's own SQL."""
-    if dialect == "sqlite":
-        # Stored as naive UTC text `YYYY-MM-DD HH:MM:SS.ffffff`. strftime rounds to the millisecond (10:59:59.9999
-        # would count in 11:00), so the fraction is cut first; and `//`, since SQLAlchemy's `/` divides as reals.
-        return cast(func.strftime("%s", func.substr(_R.c.started_at, 1, 19)), Integer) // 3600
-    return func.floor(func.extract("epoch", _R.c.started_at) / 3600)
+_HOUR_US = 3_600_000_000
 
 
 def latency_by_hour(store: Store, check_keys: Iterable[str], since: datetime) -> dict[str, list[HourLatency]]:
@@ -42,24 +37,25 @@ def latency_by_hour(store: Store, check_keys: Iterable[str], since: datetime) ->
     keys = sorted(set(check_keys))
     if not keys:
         return {}
-    with store._session("read from") as connection:
-        bucket = _hour_bucket(connection.dialect.name).label("hour")
-        query = (
-            select(
-                _R.c.check_key,
-                bucket,
-                func.avg(_R.c.duration_s),
-                func.max(_R.c.duration_s),
-                func.count(),
-                func.sum(cast(~_R.c.success, Integer)),
-            )
-            .where(_R.c.check_key.in_(keys), _R.c.started_at >= since)
-            .group_by(_R.c.check_key, bucket)
-            .order_by(_R.c.check_key, bucket)
+    # integer µs since the epoch, so the hour is an integer division (floor: the times are positive)
+    bucket = (_R.c.started_us // _HOUR_US).label("hour")
+    query = (
+        select(
+            _C.c.key,
+            bucket,
+            func.avg(_R.c.duration_us),
+            func.max(_R.c.duration_us),
+            func.count(),
+            func.sum(cast(~_R.c.success, Integer)),
         )
-        found: dict[str, list[HourLatency]] = {}
-        for key, hour, mean, worst, count, failures in connection.execute(query):
-            start = datetime.fromtimestamp(int(hour) * 3600, UTC)
-            hour_latency = HourLatency(start, float(mean), float(worst), int(count), int(failures or 0))
-            found.setdefault(key, []).append(hour_latency)
-        return found
+        .select_from(_R.join(_C, _R.c.check_id == _C.c.id))
+        .where(_C.c.key.in_(keys), _R.c.started_us >= micros(since))
+        .group_by(_C.c.key, bucket)
+        .order_by(_C.c.key, bucket)
+    )
+    found: dict[str, list[HourLatency]] = {}
+    for key, hour, mean, worst, count, failures in store._read(query, tuple):
+        start = datetime.fromtimestamp(int(hour) * 3600, UTC)
+        hour_latency = HourLatency(start, float(mean) / 1e6, int(worst) / 1e6, int(count), int(failures or 0))
+        found.setdefault(key, []).append(hour_latency)
+    return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -14,9 +15,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from monitor.availability import HOUR, Period, Rollup, Window, period_start, rollups, window_parts
 from monitor.models import ComponentRef, State
 from monitor.store import tables
+from monitor.store.rows import micros
 from monitor.store.store import Store
 
-__all__ = ["RollupRun", "availability_over", "prune_results", "roll_up", "rollups_of"]
+__all__ = ["HOUSEKEEPING_DEADLINE", "RollupRun", "availability_over", "prune_results", "roll_up", "rollups_of"]
+
+# Seconds for each transaction of a roll-up or a prune: a first backfill computes months of history per
+# component, slower on a loaded machine; bounded all the same, and PostgreSQL ends a statement after 15 s.
+HOUSEKEEPING_DEADLINE = 120.0
 
 _T = tables.transition
 _R = tables.availability_rollup
@@ -46,6 +52,7 @@ def roll_up(
     since: datetime | None = None,
     after_id: int | None = None,
     chunk: int = 500,
+    stop: threading.Event | None = None,
 ) -> RollupRun:
     """Recompute (upsert, idempotent) the hourly and daily rollups of `components` up to `now`.
 
@@ -55,10 +62,11 @@ def roll_up(
     the store writer may write late. A component never rolled up is rolled up from its first transition.
     One component at a time: a short read, then writes of at most `chunk` rows per transaction, so the
     store writer never waits long and a first backfill of years of history does not fill the memory.
+    When `stop` is set (a shutdown), it returns after the component under way, with no `through_id`.
     """
     keys = sorted({c if isinstance(c, str) else c.key for c in components})
     # The store package's own sessions: errors become StoreError, an in-memory SQLite is serialized.
-    with store._session("read transitions from") as connection:
+    with store._session("read transitions from", deadline=HOUSEKEEPING_DEADLINE) as connection:
         through_id = connection.execute(select(func.max(_T.c.id))).scalar_one_or_none()
         late: dict[str, datetime] = {}
         if after_id is not None:
@@ -66,13 +74,15 @@ def roll_up(
             late = {key: at for key, at in connection.execute(query)}
     written = 0
     for key in keys:
-        with store._session("read transitions from") as connection:
+        if stop is not None and stop.is_set():
+            return RollupRun(written, None)
+        with store._session("read transitions from", deadline=HOUSEKEEPING_DEADLINE) as connection:
             start = since if since is not None else _resume(connection, key, now)
             if start is not None and key in late:
                 start = min(start, late[key])
             found = _rollups_of(connection, key, start, now)
         for first in range(0, len(found), max(1, chunk)):
-            with store._session("write rollups to", write=True) as connection:
+            with store._session("write rollups to", write=True, deadline=HOUSEKEEPING_DEADLINE) as connection:
                 _upsert(connection, [_row(rollup, now) for rollup in found[first : first + chunk]])
         written += len(found)
     return RollupRun(written, through_id)
@@ -166,24 +176,43 @@ def availability_over(store: Store, component: ComponentRef | str, window_end: d
 
 
 def prune_results(
-    store: Store, now: datetime, retention_days: int, *, batch_size: int = 500, pause: float = 0.0
+    store: Store,
+    now: datetime,
+    retention_days: int,
+    *,
+    batch_size: int = 500,
+    pause: float = 0.0,
+    stop: threading.Event | None = None,
 ) -> int:
     """Delete raw probe results started more than `retention_days` before `now`; returns how many.
 
-    In batches of `batch_size`, each its own short transaction (ids selected, then deleted by id), with
-    `pause` seconds between batches so the store writer gets the database. Transitions and rollups stay.
+    Check by check (the results' only index starts with the check), in batches of `batch_size`, each its own
+    short transaction (ids selected, then deleted by id), with `pause` seconds between batches so the store
+    writer gets the database. Transitions and rollups stay. When `stop` is set (a shutdown), it returns after
+    the batch under way.
     """
     table = tables.probe_result
-    cutoff = now - timedelta(days=retention_days)
+    cutoff = micros(now - timedelta(days=retention_days))
+    with store._session("prune results in") as connection:
+        checks = list(connection.execute(select(tables.probe_check.c.id).order_by(tables.probe_check.c.id)).scalars())
     deleted = 0
-    while True:
-        with store._session("prune results in", write=True) as connection:
-            query = select(table.c.id).where(table.c.started_at < cutoff).order_by(table.c.started_at).limit(batch_size)
-            ids = list(connection.execute(query).scalars())
-            if ids:
-                connection.execute(delete(table).where(table.c.id.in_(ids)))
-        deleted += len(ids)
-        if len(ids) < batch_size:
-            return deleted
-        if pause > 0:
-            time.sleep(pause)
+    for check_id in checks:
+        while True:
+            with store._session("prune results in", write=True, deadline=HOUSEKEEPING_DEADLINE) as connection:
+                query = (
+                    select(table.c.id)
+                    .where(table.c.check_id == check_id, table.c.started_us < cutoff)
+                    .order_by(table.c.started_us)
+                    .limit(batch_size)
+                )
+                ids = list(connection.execute(query).scalars())
+                if ids:
+                    connection.execute(delete(table).where(table.c.id.in_(ids)))
+            deleted += len(ids)
+            if stop is not None and stop.is_set():
+                return deleted
+            if len(ids) < batch_size:
+                break
+            if pause > 0:
+                time.sleep(pause)
+    return deleted

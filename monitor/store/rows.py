@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from monitor.models import (
@@ -18,9 +19,13 @@ from monitor.models import (
 )
 
 __all__ = [
+    "PHASES",
+    "REASON_CODES",
     "STREAKS",
+    "from_micros",
     "memory_from_row",
     "memory_row",
+    "micros",
     "result_from_row",
     "result_row",
     "status_from_row",
@@ -31,36 +36,95 @@ __all__ = [
 
 Row = dict[str, Any]
 STREAKS = ("fails", "oks", "fasts", "bads")
+PHASES = ("resolve", "connect", "tls", "processing", "transfer")  # each its column `<phase>_us`
+_PHASE_COLUMNS = tuple((name, f"{name}_us") for name in PHASES)
+
+# The code of each failure reason in `probe_result.reason`: stable forever (migration 0030 holds a copy);
+# a new reason gets the next free number.
+REASON_CODES: dict[FailureReason, int] = {
+    FailureReason.TIMEOUT: 1,
+    FailureReason.DNS: 2,
+    FailureReason.CONNECT: 3,
+    FailureReason.TLS: 4,
+    FailureReason.HTTP_STATUS: 5,
+    FailureReason.BODY: 6,
+    FailureReason.ASSERTION: 7,
+    FailureReason.PROTOCOL: 8,
+    FailureReason.TOO_MANY_REDIRECTS: 9,
+    FailureReason.CERTIFICATE_EXPIRY: 10,
+    FailureReason.INTERNAL: 11,
+    FailureReason.REPORTED: 12,
+    FailureReason.NO_HEARTBEAT: 13,
+}
+_REASONS = {code: reason for reason, code in REASON_CODES.items()}  # an unknown code (a newer tpmon's) reads None
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+_SECOND = timedelta(seconds=1)
 
 
-def result_row(result: ProbeResult) -> Row:
+def micros(when: datetime) -> int:
+    """µs since the Unix epoch of `when` (a naive datetime is taken as UTC, as `tables.UTCDateTime` does)."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return (when - _EPOCH) // _MICRO
+
+
+def from_micros(value: int) -> datetime:
+    """The aware UTC datetime `value` µs after the Unix epoch."""
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def _seconds(when: datetime | None) -> int | None:
+    """Whole seconds since the Unix epoch: a certificate's dates have no fraction (RFC 5280, 4.1.2.5)."""
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return (when - _EPOCH) // _SECOND
+
+
+def _duration(seconds: float) -> int | None:
+    """A duration in µs; None (refused by the NOT NULL duration, absent for a phase) when not a number."""
+    scaled = seconds * 1_000_000
+    return round(scaled) if math.isfinite(scaled) else None
+
+
+def result_row(result: ProbeResult, check_id: int) -> Row:
+    """The row of `result`, whose check key has the id `check_id` in `probe_check`; a phase outside `PHASES`
+    is not stored."""
+    phases = result.phases
+    reason = result.reason
     return {
-        "check_key": result.check.key,
-        "started_at": result.started_at,
-        "duration_s": result.duration_s,
+        "check_id": check_id,
+        "started_us": micros(result.started_at),
+        "duration_us": _duration(result.duration_s),
         "success": result.success,
-        "reason": result.reason.value if result.reason is not None else None,
+        "slow": result.slow,
+        "reason": None if reason is None else REASON_CODES.get(reason),
         "detail": result.detail,
         "status_code": result.status_code,
-        "phases": dict(result.phases),
-        "cert_expiry": result.cert_expiry,
-        "chain_expiry": result.chain_expiry,
-        "slow": result.slow,
+        **{column: (None if name not in phases else _duration(phases[name])) for name, column in _PHASE_COLUMNS},
+        "cert_expiry_s": _seconds(result.cert_expiry),
+        "chain_expiry_s": _seconds(result.chain_expiry),
     }
 
 
-def result_from_row(row: Any) -> ProbeResult:
+def result_from_row(row: Any, check: ComponentRef) -> ProbeResult:
+    """The result of a `probe_result` row of `check`."""
+    cert, chain = row.cert_expiry_s, row.chain_expiry_s
     return ProbeResult(
-        check=ComponentRef.parse(row.check_key),
-        started_at=row.started_at,
-        duration_s=row.duration_s,
+        check=check,
+        started_at=from_micros(row.started_us),
+        duration_s=math.inf if row.duration_us is None else row.duration_us / 1_000_000,  # as _duration wrote it
         success=row.success,
-        reason=FailureReason(row.reason) if row.reason is not None else None,
+        reason=None if row.reason is None else _REASONS.get(row.reason),
         detail=row.detail,
         status_code=row.status_code,
-        phases={str(phase): float(seconds) for phase, seconds in (row.phases or {}).items()},
-        cert_expiry=row.cert_expiry,
-        chain_expiry=row.chain_expiry,
+        phases={
+            name: value / 1_000_000 for name, column in _PHASE_COLUMNS if (value := getattr(row, column)) is not None
+        },
+        cert_expiry=None if cert is None else _EPOCH + timedelta(seconds=cert),
+        chain_expiry=None if chain is None else _EPOCH + timedelta(seconds=chain),
         slow=row.slow,
     )
 

@@ -22,6 +22,7 @@ __all__ = [
     "StoredSignal",
     "add_signal",
     "add_signals",
+    "last_signals",
     "prune_signals",
     "signal_cursor",
     "signals_after",
@@ -175,3 +176,15 @@ def _signal(row: Any) -> StoredSignal:
         row.author,
         row.latency_s,
     )
+
+
+def last_signals(store: Store, check_keys: list[str]) -> dict[str, StoredSignal]:
+    """The newest signal of each of `check_keys` that has one (the console's push checks page); one small query a
+    check, walking the `received_at` index from the newest."""
+    table = tables.push_signal
+    found: dict[str, StoredSignal] = {}
+    for key in check_keys:
+        query = select(table).where(table.c.check_key == key).order_by(table.c.received_at.desc()).limit(1)
+        for signal in store._read(query, _signal):
+            found[key] = signal
+    return found

@@ -1,8 +1,11 @@
-"""The store's verbs: one short transaction per batch written, newest-first reads, ping and size."""
+"""The store's verbs: one short transaction per batch written, newest-first reads, ping and size — each under a
+deadline."""
 
 from __future__ import annotations
 
+import math
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -10,12 +13,13 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from sqlalchemy import Connection, Engine, Select, Table, delete, insert, select, text
+from sqlalchemy import Connection, Engine, Insert, Select, Table, delete, event, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import (
     ArgumentError,
     DataError,
     DBAPIError,
+    DisconnectionError,
     IntegrityError,
     SQLAlchemyError,
     StatementError,
@@ -25,13 +29,17 @@ from monitor.errors import StoreError
 from monitor.models import CheckMemory, ComponentRef, ComponentStatus, ProbeResult, Transition
 from monitor.notify.events import line_events
 from monitor.store import rows, tables
-from monitor.store.database import describe, is_memory, make_engine, mask, upgrade
+from monitor.store.database import CONNECT_TIMEOUT, describe, is_memory, make_engine, mask, upgrade
+from monitor.store.deadlines import Watchdog
 from monitor.store.outbox_rows import insert_events
 
-__all__ = ["Batch", "Store", "WriteRefused"]
+__all__ = ["DEADLINE", "Batch", "Store", "WriteRefused", "new_uid"]
 
 T = TypeVar("T")
 Clock = Callable[[], datetime]
+
+DEADLINE = 5.0  # seconds: a write or ping not done by then is aborted and fails (StoreError); a read gets twice
+MIGRATION_DEADLINE = 600.0  # seconds for the schema upgrade at start (an index on a big table)
 
 
 def utcnow() -> datetime:
@@ -42,53 +50,100 @@ class WriteRefused(StoreError):
     """The database is up but refused the data of a write (a constraint or an invalid value)."""
 
 
+def new_uid() -> str:
+    """A transition's unique write key: written twice (a replayed journal, a write in doubt), it is kept once."""
+    return uuid.uuid4().hex
+
+
 @dataclass
 class Batch:
-    """What one write transaction carries; statuses and memories are keyed by `ComponentRef.key`."""
+    """What one write transaction carries; statuses and memories are keyed by `ComponentRef.key`.
+
+    `uids[i]` is the write key of `transitions[i]` (see `keys()`). `segment` names the
+    journal segment the batch replays: written with it in the same transaction, and skipped if already there.
+    """
 
     results: list[ProbeResult] = field(default_factory=list)
     transitions: list[Transition] = field(default_factory=list)
     statuses: dict[str, ComponentStatus] = field(default_factory=dict)
     memories: dict[str, CheckMemory] = field(default_factory=dict)
+    uids: list[str] = field(default_factory=list)
+    segment: str | None = None
+
+    def keys(self) -> list[str]:
+        """`uids`, completed with fresh keys for transitions added without one (kept: a retry reuses them)."""
+        missing = len(self.transitions) - len(self.uids)
+        if missing:
+            self.uids = self.uids[: len(self.transitions)] + [new_uid() for _ in range(max(0, missing))]
+        return self.uids
 
     @property
     def empty(self) -> bool:
-        return not (self.results or self.transitions or self.statuses or self.memories)
+        return not (self.results or self.transitions or self.statuses or self.memories or self.segment)
 
 
 class Store:
-    """The database behind tpmon (SQLite or PostgreSQL); synchronous and safe to call from threads."""
+    """The database behind tpmon (SQLite or PostgreSQL); synchronous and safe to call from threads.
 
-    def __init__(self, engine: Engine, *, clock: Clock = utcnow) -> None:
+    Every operation has a deadline (`deadline` seconds for a write or a ping, twice that for a read, unless the
+    caller says otherwise): a database that does not answer in time gets its connection aborted, and the call
+    fails with a StoreError instead of blocking its thread.
+    """
+
+    def __init__(self, engine: Engine, *, clock: Clock = utcnow, deadline: float = DEADLINE) -> None:
         self.engine = engine
+        self.deadline = deadline  # writes and pings
+        self.read_deadline = 2 * deadline  # reads build pages and figures: slower under load, never unbounded
         self._clock = clock
         self._where = mask(engine.url)
         # An in-memory SQLite is one connection shared by all threads: serialize its use.
         self._guard: AbstractContextManager[Any] = threading.Lock() if is_memory(engine.url) else nullcontext()
+        self._watchdog = Watchdog()
+        event.listen(engine, "connect", _fresh)
+        event.listen(engine, "checkout", self._checkout)
+        event.listen(engine, "checkin", lambda dbapi_connection, _record: self._watchdog.detach(dbapi_connection))
+        self._check_ids: dict[str, int] = {}  # probe_check: key → id, only of rows committed
 
     @classmethod
-    def open(cls, url: str, *, migrate: bool = True, clock: Clock = utcnow) -> Store:
+    def open(cls, url: str, *, migrate: bool = True, clock: Clock = utcnow, deadline: float = DEADLINE) -> Store:
         """Connect to `url` (and upgrade its schema); StoreError with one line if it cannot."""
-        try:
-            engine = make_engine(url)
+        try:  # a connection attempt is out of the watchdog's reach: its own timeout is the deadline, at most
+            engine = make_engine(url, connect_timeout=min(CONNECT_TIMEOUT, math.ceil(deadline)))
         except (ArgumentError, ImportError, ValueError) as exc:
             raise StoreError(f"invalid database URL {mask(url)}: {describe(exc, url)}") from exc
-        store = cls(engine, clock=clock)
+        store = cls(engine, clock=clock, deadline=deadline)
         try:
             store.ping()
             if migrate:
-                with store._guard:
+                with store._watchdog.operation(MIGRATION_DEADLINE, "migrate the database"), store._guard:
                     upgrade(engine)
         except StoreError:
-            engine.dispose()
+            store.close()
             raise
         except SQLAlchemyError as exc:
-            engine.dispose()
+            store.close()
             raise StoreError(f"cannot migrate the database {store._where}: {describe(exc, url)}") from exc
         return store
 
     def close(self) -> None:
+        self._watchdog.close()
         self.engine.dispose()
+
+    def abort_operations(self) -> int:
+        """Abort every operation under way (they fail with StoreError); for a shutdown that cannot wait."""
+        return self._watchdog.abort_all()
+
+    def _checkout(self, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        """Pool checkout: put the connection under the operation's deadline, then ping it if it is not new."""
+        op = self._watchdog.attach(dbapi_connection)
+        if record.info.pop("tpmon_fresh", False) or self.engine.dialect.name == "sqlite":
+            return
+        try:
+            self.engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            if op is not None and op.late:
+                raise StoreError(f"cannot {op.doing} {self._where}: no answer within {op.seconds:g} s") from None
+            raise DisconnectionError(f"stale connection: {describe(exc)}") from exc  # the pool reconnects
 
     def __enter__(self) -> Self:
         return self
@@ -97,29 +152,45 @@ class Store:
         self.close()
 
     @contextmanager
-    def _session(self, doing: str, *, write: bool = False) -> Iterator[Connection]:
-        try:
-            with self._guard, self.engine.begin() if write else self.engine.connect() as connection:
-                yield connection
-        except SQLAlchemyError as exc:
-            # Bind errors (StatementError) and constraint/data errors: retrying the same rows cannot help.
-            refused = isinstance(exc, IntegrityError | DataError) or (
-                isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)
-            )
-            error = WriteRefused if write and refused else StoreError
-            raise error(f"cannot {doing} {self._where}: {describe(exc, self.engine.url)}") from exc
+    def _session(self, doing: str, *, write: bool = False, deadline: float | None = None) -> Iterator[Connection]:
+        """A connection (in a transaction if `write`) for one operation that must end within `deadline` s."""
+        seconds = deadline if deadline is not None else self.deadline if write else self.read_deadline
+        with self._watchdog.operation(seconds, doing) as op:
+            try:
+                with self._guard, self.engine.begin() if write else self.engine.connect() as connection:
+                    yield connection
+            except SQLAlchemyError as exc:
+                if op.late:
+                    raise StoreError(f"cannot {doing} {self._where}: no answer within {seconds:g} s") from exc
+                # Bind errors (StatementError) and constraint/data errors: retrying the same rows cannot help.
+                refused = isinstance(exc, IntegrityError | DataError) or (
+                    isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)
+                )
+                error = WriteRefused if write and refused else StoreError
+                raise error(f"cannot {doing} {self._where}: {describe(exc, self.engine.url)}") from exc
 
-    def write(self, batch: Batch) -> None:
-        """Write a batch in one short transaction: all of it or, on StoreError, nothing."""
+    def write(self, batch: Batch, *, deadline: float | None = None) -> bool:
+        """Write a batch in one short transaction: all of it or, on StoreError, nothing.
+
+        Transitions are kept once per write key; a journal segment already written is skipped whole (False).
+        """
         if batch.empty:
-            return
+            return True
         now = self._clock()
-        with self._session("write to", write=True) as connection:
+        ids = self._ids_of({result.check.key for result in batch.results}) if batch.results else {}
+        with self._session("write to", write=True, deadline=deadline) as connection:
+            if batch.segment is not None:
+                marks = tables.journal_segment
+                if connection.execute(select(marks.c.segment).where(marks.c.segment == batch.segment)).first():
+                    return False
+                connection.execute(insert(marks), {"segment": batch.segment, "applied_at": now})
             if batch.results:
-                connection.execute(insert(tables.probe_result), [rows.result_row(r) for r in batch.results])
+                results = [rows.result_row(r, ids[r.check.key]) for r in batch.results]
+                connection.execute(insert(tables.probe_result), results)
             if batch.transitions:
-                transitions = [rows.transition_row(t) for t in batch.transitions]
-                connection.execute(insert(tables.transition), transitions)
+                keyed = zip(batch.transitions, batch.keys(), strict=True)
+                transitions = [rows.transition_row(t) | {"uid": uid} for t, uid in keyed]
+                connection.execute(_insert_new(connection, tables.transition, "uid"), transitions)
                 insert_events(connection, line_events(batch.transitions), now)  # the outbox, same transaction
             if batch.statuses:
                 statuses = [rows.status_row(k, s, now) for k, s in batch.statuses.items()]
@@ -127,6 +198,29 @@ class Store:
             if batch.memories:
                 memories = [rows.memory_row(k, m, now) for k, m in batch.memories.items()]
                 _upsert(connection, tables.check_memory, memories)
+        return True
+
+    def _ids_of(self, keys: set[str]) -> dict[str, int]:
+        """The `probe_check` id of each check key, registering the new ones in a transaction of their own
+        (committed before a batch uses them, so that no cached id ever names a row rolled back)."""
+        missing = [key for key in keys if key not in self._check_ids]
+        if missing:
+            table = tables.probe_check
+            with self._session("write to", write=True) as connection:
+                dialect = connection.dialect.name
+                if dialect in ("postgresql", "sqlite"):
+                    statement = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+                    connection.execute(
+                        statement.on_conflict_do_nothing(index_elements=["key"]), [{"key": k} for k in missing]
+                    )
+                else:  # other backends: not supported by tpmon, kept correct rather than fast
+                    known = set(connection.execute(select(table.c.key).where(table.c.key.in_(missing))).scalars())
+                    if len(known) < len(missing):
+                        connection.execute(insert(table), [{"key": k} for k in missing if k not in known])
+                query = select(table.c.key, table.c.id).where(table.c.key.in_(missing))
+                found = {key: check_id for key, check_id in connection.execute(query)}
+            self._check_ids.update(found)
+        return {key: self._check_ids[key] for key in keys}
 
     def load_statuses(self) -> dict[str, ComponentStatus]:
         """Every stored component status, by component key."""
@@ -161,23 +255,24 @@ class Store:
     def results(self, check: ComponentRef, *, since: datetime | None = None, limit: int = 1000) -> list[ProbeResult]:
         """Raw results of `check` started at or after `since`, newest first."""
         table = tables.probe_result
+        check_id = select(tables.probe_check.c.id).where(tables.probe_check.c.key == check.key).scalar_subquery()
         query = (
             select(table)
-            .where(table.c.check_key == check.key)
-            .order_by(table.c.started_at.desc(), table.c.id.desc())
+            .where(table.c.check_id == check_id)
+            .order_by(table.c.started_us.desc(), table.c.id.desc())
             .limit(limit)
         )
         if since is not None:
-            query = query.where(table.c.started_at >= since)
-        return self._read(query, rows.result_from_row)
+            query = query.where(table.c.started_us >= rows.micros(since))
+        return self._read(query, lambda row: rows.result_from_row(row, check))
 
     def _read(self, query: Select[Any], convert: Callable[[Any], T]) -> list[T]:
         with self._session("read from") as connection:
             return [convert(row) for row in connection.execute(query)]
 
-    def ping(self) -> None:
-        """StoreError if the database cannot be reached (for /readyz)."""
-        with self._session("reach the database") as connection:
+    def ping(self, *, deadline: float | None = None) -> None:
+        """StoreError if the database cannot be reached, or does not answer within the (write) deadline."""
+        with self._session("reach the database", deadline=deadline or self.deadline) as connection:
             connection.execute(text("SELECT 1"))
 
     def size_bytes(self) -> int | None:
@@ -195,6 +290,21 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({self._where!r})"
+
+
+def _fresh(_dbapi_connection: Any, record: Any) -> None:
+    """Pool connect: a connection just opened needs no ping at its first checkout."""
+    record.info["tpmon_fresh"] = True
+
+
+def _insert_new(connection: Connection, table: Table, unique: str) -> Insert:
+    """INSERT that skips rows whose `unique` column is already taken (PostgreSQL, SQLite)."""
+    dialect = connection.dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        statement = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+        skipping: Insert = statement.on_conflict_do_nothing(index_elements=[unique])
+        return skipping
+    return insert(table)
 
 
 def _upsert(connection: Connection, table: Table, values: list[dict[str, Any]]) -> None:

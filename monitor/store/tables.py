@@ -5,7 +5,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Dialect, ForeignKey, Index, Integer, Table, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -19,10 +32,12 @@ __all__ = [
     "IncidentRow",
     "IncidentUpdateRow",
     "InstanceRow",
+    "JournalSegmentRow",
     "MaintenanceWindowRow",
     "NotificationDeliveryRow",
     "NotificationEventRow",
     "NotificationLineMemoryRow",
+    "ProbeCheckRow",
     "ProbeResultRow",
     "PushSignalRow",
     "StaffSessionRow",
@@ -41,11 +56,13 @@ __all__ = [
     "incident",
     "incident_update",
     "instance",
+    "journal_segment",
     "maintenance_window",
     "metadata",
     "notification_delivery",
     "notification_event",
     "notification_line_memory",
+    "probe_check",
     "probe_result",
     "push_signal",
     "staff_session",
@@ -102,27 +119,48 @@ def _text() -> Any:
     return Field(default="", sa_type=CleanText(), nullable=False)
 
 
+class ProbeCheckRow(SQLModel, table=True):
+    """A check key that has results, and the small integer its results carry instead of the key."""
+
+    __tablename__ = "probe_check"
+    __table_args__ = (UniqueConstraint("key", name="uq_probe_check_key"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=Integer())
+    key: str = Field(nullable=False)
+
+
+def _micros(*, nullable: bool = False) -> Any:
+    return Field(default=None, sa_type=BigInteger(), nullable=nullable)
+
+
 class ProbeResultRow(SQLModel, table=True):
-    """One raw probe result (`models.ProbeResult`)."""
+    """One raw probe result (`models.ProbeResult`), compact (rows.py converts): the check as its `probe_check`
+    id, times as integers (µs since the Unix epoch, UTC; certificate dates in whole seconds), durations and
+    phases in µs (NULL: phase not measured), the reason as a code (`rows.REASON_CODES`).
+
+    One index: (check_id, started_us) serves the reads by check, the latency by hour and pruning (per check).
+    Columns widest first: PostgreSQL aligns each one on its width.
+    """
 
     __tablename__ = "probe_result"
-    __table_args__ = (
-        Index("ix_probe_result_check_key_started_at", "check_key", "started_at"),
-        Index("ix_probe_result_started_at", "started_at"),  # pruning by age
-    )
+    __table_args__ = (Index("ix_probe_result_check_id_started_us", "check_id", "started_us"),)
 
     id: int | None = _id()
-    check_key: str = Field(nullable=False)
-    started_at: datetime = _when()
-    duration_s: float
+    started_us: int = _micros()
+    duration_us: int = _micros()
+    resolve_us: int | None = _micros(nullable=True)
+    connect_us: int | None = _micros(nullable=True)
+    tls_us: int | None = _micros(nullable=True)
+    processing_us: int | None = _micros(nullable=True)
+    transfer_us: int | None = _micros(nullable=True)
+    cert_expiry_s: int | None = _micros(nullable=True)
+    chain_expiry_s: int | None = _micros(nullable=True)
+    check_id: int = Field(foreign_key="probe_check.id", sa_type=Integer(), nullable=False)
+    reason: int | None = Field(default=None, sa_type=SmallInteger(), nullable=True)
+    status_code: int | None = Field(default=None, sa_type=SmallInteger(), nullable=True)
     success: bool
-    reason: str | None = Field(default=None, nullable=True)
-    detail: str = _text()
-    status_code: int | None = Field(default=None, nullable=True)
-    phases: dict[str, float] = Field(default_factory=dict, sa_type=JSON, nullable=False)
-    cert_expiry: datetime | None = _when(nullable=True)
-    chain_expiry: datetime | None = _when(nullable=True)
     slow: bool = False
+    detail: str = _text()
 
 
 class TransitionRow(SQLModel, table=True):
@@ -132,9 +170,11 @@ class TransitionRow(SQLModel, table=True):
     __table_args__ = (
         Index("ix_transition_component_key_at", "component_key", "at"),
         Index("ix_transition_at", "at"),
+        Index("ux_transition_uid", "uid", unique=True),
     )
 
     id: int | None = _id()
+    uid: str | None = Field(default=None, nullable=True)  # the writer's key: a transition written twice is kept once
     component_key: str = Field(nullable=False)
     previous: str
     state: str
@@ -470,7 +510,17 @@ class InstanceRow(SQLModel, table=True):
     heartbeat_at: datetime = _when()
 
 
+class JournalSegmentRow(SQLModel, table=True):
+    """A segment of a store writer's journal already written here: replayed twice, it is written once."""
+
+    __tablename__ = "journal_segment"
+
+    segment: str = Field(primary_key=True)
+    applied_at: datetime = _when()
+
+
 metadata = SQLModel.metadata
+probe_check: Table = metadata.tables["probe_check"]
 probe_result: Table = metadata.tables["probe_result"]
 transition: Table = metadata.tables["transition"]
 component_status: Table = metadata.tables["component_status"]
@@ -492,3 +542,4 @@ notification_line_memory: Table = metadata.tables["notification_line_memory"]
 subscriber: Table = metadata.tables["subscriber"]
 subscription: Table = metadata.tables["subscription"]
 webhook: Table = metadata.tables["webhook"]
+journal_segment: Table = metadata.tables["journal_segment"]

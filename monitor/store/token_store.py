@@ -110,7 +110,8 @@ def tokens_by_digest(store: Store) -> list[tuple[str, StoredToken]]:
 def revoke_token(store: Store, which: str, *, also: Also | None = None) -> StoredToken:
     """Revoke the token whose id or public prefix is `which`; NotFound, or StaffError if already revoked."""
     table, now = tables.api_token, store._clock()
-    chosen = table.c.id == int(which) if which.isdigit() else table.c.prefix == which
+    by_id = which.isascii() and which.isdigit() and len(which) <= 19  # an id the database can hold
+    chosen = table.c.id == int(which) if by_id else table.c.prefix == which
     with store._session("revoke a token in", write=True) as connection:
         found = [_token(row) for row in connection.execute(select(table).where(chosen))]
         if not found:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ..exposition import CONTENT_TYPE
 from .admin_routes import admin_routes, public_push_routes
 from .api_v1 import api_routes
 from .badges import badge
@@ -42,9 +42,9 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    # rendering 1,000 checks' series takes 0.3–0.9 s of CPU: off the loop, so probes due meanwhile start on time
-    body = await asyncio.to_thread(generate_latest, _services(request).registry)
-    return Response(body, media_type=CONTENT_TYPE_LATEST)
+    # rendered on the event loop, which gets it back after every millisecond of work, and sent in slices: a
+    # thread would keep the GIL for most of the render and hold up every probe due meanwhile
+    return StreamingResponse(_services(request).metrics_exposition(), media_type=CONTENT_TYPE)
 
 
 async def not_found(request: Request) -> Response:
@@ -57,8 +57,12 @@ def routes() -> list[Route | Mount]:
     return [
         *public_push_routes(),  # 404 unless the operator opens pushes on the public listener
         *api_routes(),
-        *(Route(path, cached(endpoint), methods=["GET", "HEAD"]) for path, endpoint in statuspage_routes()),
-        *(Route(path, cached(endpoint), methods=["GET", "HEAD"]) for path, endpoint in feed_routes()),
+        # documents with absolute URLs: their public origin is part of their key (never a hostile Host)
+        *(
+            Route(path, cached(endpoint, absolute=True), methods=["GET", "HEAD"])
+            for path, endpoint in statuspage_routes()
+        ),
+        *(Route(path, cached(endpoint, absolute=True), methods=["GET", "HEAD"]) for path, endpoint in feed_routes()),
         Route("/badge/{network}/{line}.svg", cached(badge), methods=["GET", "HEAD"]),
         *html_routes(),  # after the feeds: /reseaux/{network}/feed.atom is not a line
         *subscription_routes(),

@@ -28,7 +28,7 @@ from ..store import WriteRefused
 from ..store.idempotency_store import Remembered, recall
 from . import admin_models as am
 from .api_v1_models import MAX_ID, IncidentAnswer, OccurrenceAnswer
-from .staff_auth import AuthProblem, bearer, context, token
+from .staff_auth import AuthProblem, bearer, context, csrf_ok, session, session_id, token
 
 __all__ = [
     "MAX_BODY",
@@ -37,6 +37,7 @@ __all__ = [
     "guarded",
     "json_body",
     "positive_id",
+    "window_of",
     "write_principal",
 ]
 
@@ -151,8 +152,19 @@ def positive_id(request: Request, name: str = "id") -> int:
 
 
 async def write_principal(request: Request) -> Principal:
-    """The token's principal, if it may write somewhere (403 otherwise); refusals counted for the audit."""
+    """The token's principal, if it may write somewhere (403 otherwise); refusals counted for the audit. Without a
+    Bearer token, a console session may call the API too, with its CSRF token (`X-CSRF-Token`) and from the same
+    origin: an editor is held to its networks here as in the console's forms."""
     services = context(request)
+    if bearer(request) is None and session_id(request):
+        current = await session(request)
+        if current is None:
+            raise Refused(401, "session: ended or expired; sign in again", "session")
+        if not csrf_ok(request, current):
+            raise Refused(403, "csrf: send this session's CSRF token as X-CSRF-Token, from the same origin", "csrf")
+        if not current.principal.writes_anywhere:
+            raise NotAllowed("this account may not write (viewer)")
+        return current.principal
     try:
         known = await token(request, bearer(request), "admin")
     except AuthProblem as exc:
@@ -201,6 +213,11 @@ def _day(text: str | None, name: str) -> date | None:
         return date.fromisoformat(text)
     except ValueError:
         raise IncidentError(name, f"{text!r} is not a date like 2024-12-31") from None
+
+
+def window_of(body: am.MaintenanceIn) -> MaintenanceWindow:
+    """A maintenance window from its request body (the API's and the console's); IncidentError naming the field."""
+    return _window(body)
 
 
 def _window(body: am.MaintenanceIn) -> MaintenanceWindow:

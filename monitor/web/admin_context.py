@@ -12,6 +12,7 @@ from typing import Protocol
 from ..config import Settings
 from ..declared.incidents import Incident
 from ..operators.desk import Desk
+from ..snapshot import Snapshot
 from ..store import Store
 
 __all__ = ["AdminContext"]
@@ -34,6 +35,10 @@ class AdminContext(Protocol):
 
     @property
     def open_incidents(self) -> list[Incident]: ...
+
+    def snapshot(self) -> Snapshot:
+        """The states, incidents and maintenance every surface tells, at one instant (the console shows it too)."""
+        ...
 
     async def refresh_overrides(self) -> None:
         """Re-read what ops declared and apply it to the board now (not at the next tick)."""

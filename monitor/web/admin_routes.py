@@ -7,7 +7,8 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from ..config import Check
 from ..staff.audit import Listener
@@ -17,6 +18,8 @@ from . import push_api, sign_in_api
 from .admin_openapi import AdminOperation, QueryParam, admin_document
 from .api_v1_models import MAX_ID, IncidentAnswer
 from .api_v1_openapi import PathParam
+from .console_admin import console_admin_routes
+from .console_pages import console_routes
 from .push_api import GATUS_LIMITS, KUMA_LIMITS
 from .staff_auth import context
 
@@ -174,13 +177,17 @@ def _by_method(endpoints: dict[str, Any]) -> Any:
     return endpoint
 
 
-def admin_routes() -> list[Route]:
-    """The operators' listener: the operations, their document, a health check, JSON 404s under /api/v1."""
+def admin_routes() -> list[Route | Mount]:
+    """The operators' listener: the operations, their document, a health check, JSON 404s under /api/v1, and the
+    console's pages (with the stylesheet they share with the public site)."""
     return [
         *_routes(OPERATIONS),
         Route("/api/v1/openapi.json", openapi, methods=["GET"]),
         Route("/healthz", healthz),
         Route("/api/v1/{rest:path}", no_such_path, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        *(Route(path, endpoint, methods=methods) for path, endpoint, methods in console_routes()),
+        *(Route(path, endpoint, methods=methods) for path, endpoint, methods in console_admin_routes()),
+        Mount("/static", StaticFiles(packages=[("monitor.web", "static")]), name="static"),
     ]
 
 

@@ -8,7 +8,6 @@ in a thread, for history only, and told as the snapshot tells it.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import timedelta
@@ -33,6 +32,7 @@ from . import api_v1_models as m
 from .affected_text import explain
 from .api_v1_openapi import Operation, PathParam, openapi_document, parameter_problem
 from .board_view import States, board_view
+from .page_cache import cached
 from .site_context import SiteContext
 
 __all__ = ["OPERATIONS", "api_routes"]
@@ -175,13 +175,13 @@ async def history(request: Request, services: SiteContext) -> m.HistoryAnswer:
             ],
         )
 
-    return await asyncio.to_thread(read)
+    return await services.pages.run(read)
 
 
 async def availability(request: Request, services: SiteContext) -> m.AvailabilityAnswer:
     ref = _component(request, services)
     window = _query(request, m.AvailabilityQuery).window
-    found = await asyncio.to_thread(availability_over, services.store, ref, services.clock(), WINDOW_DAYS[window])
+    found = await services.pages.run(availability_over, services.store, ref, services.clock(), WINDOW_DAYS[window])
     return m.AvailabilityAnswer(
         component=ref.key,
         window=window,
@@ -208,7 +208,7 @@ async def incidents(request: Request, services: SiteContext) -> m.IncidentsAnswe
         found, more = opened[query.offset : query.offset + query.limit], len(opened) > query.offset + query.limit
     else:
         declarations = Declarations(services.store, snapshot.settings)
-        found, more = await asyncio.to_thread(incidents_page, declarations, query.status, query.limit, query.offset)
+        found, more = await services.pages.run(incidents_page, declarations, query.status, query.limit, query.offset)
         found = snapshot.as_known(found)
         if query.status == "resolved":  # resolved in the store since the snapshot: not yet for the site
             found = [i for i in found if not i.is_open]
@@ -231,7 +231,7 @@ async def incident(request: Request, services: SiteContext) -> m.IncidentAnswer:
         return incident_answer(known, snapshot)
     declarations = Declarations(services.store, snapshot.settings)
     try:
-        found = await asyncio.to_thread(declarations.incident, number)
+        found = await services.pages.run(declarations.incident, number)
     except NotFound:
         found = None
     if found is None or not snapshot.shows(number):  # stored after the snapshot: not shown yet, as on the page
@@ -415,9 +415,22 @@ OPERATIONS: list[Operation] = [
 ]  # fmt: skip
 
 
+# Answers read from the store: always built afresh (the store may hold a transition the board's version does not
+# show yet), but kept, so that while the store is down or hung the last good one is served, with its age.
+FROM_STORE = frozenset({"getHistory", "getAvailability", "listIncidents", "getIncident", "listMaintenance"})
+
+
+def _route(op: Operation) -> Route:
+    endpoint = op.endpoint
+    if op.operation_id in FROM_STORE:
+        params = tuple(op.query.model_fields) if op.query is not None else ()
+        endpoint = cached(endpoint, params=params, always_fresh=True)
+    return Route(op.route_path, endpoint, methods=["GET"])
+
+
 def api_routes() -> list[Route]:
     """The routes of /api/v1; unknown paths under networks and incidents answer a JSON 404."""
-    routes = [Route(op.route_path, op.endpoint, methods=["GET"]) for op in OPERATIONS]
+    routes = [_route(op) for op in OPERATIONS]
     routes += [
         Route(f"/api/v1/{tree}/{{rest:path}}", no_such_path, methods=["GET"]) for tree in ("networks", "incidents")
     ]

@@ -36,6 +36,7 @@ from ..models import ComponentRef
 from .affected_text import dependency_scope
 from .incident_view import PHASES
 from .ops_markdown import render
+from .page_cache import public_origin
 
 __all__ = ["ATOM", "LIMIT", "Entry", "Scope", "atom_feed", "entries", "feed_routes", "rss_feed", "scope_of"]
 
@@ -285,8 +286,9 @@ def _endpoint(kind: Kind) -> Callable[[Request], Awaitable[Response]]:
         if scope is None:
             return PlainTextResponse("Réseau ou ligne inconnu / unknown network or line", status_code=404)
         incidents = snapshot.recent_incidents  # the newest incidents, as the page and the JSON tell them now
-        base = str(request.base_url).rstrip("/")
-        body = build(scope, entries(incidents, scope, lang, base), lang, base, str(request.url), services.clock())
+        base = public_origin(request)  # never the Host header as sent: it could be anyone's
+        self_url = f"{base}{request.url.path}" + ("?lang=en" if lang == "en" else "")
+        body = build(scope, entries(incidents, scope, lang, base), lang, base, self_url, services.clock())
         return Response(body, headers={"Content-Type": MEDIA[kind], "Cache-Control": "max-age=60"})
 
     return answer

@@ -104,11 +104,13 @@ def build_index(services: SiteContext, lang: Lang, links: Links, args: PageArgs)
     now, snapshot = services.clock(), services.snapshot()
     view = board_view(snapshot.settings, snapshot, lang)
     declared = declarations_view(snapshot, lang)
-    try:
-        timelines = line_episodes(services, lang)
-        history_ok = True
-    except StoreError:  # the board is in memory: the page still answers, without the history
-        timelines, history_ok = [], False
+    timelines, history_ok = [], False
+    if services.store_up:  # a store known down is not asked: the board alone answers at once
+        try:
+            timelines = line_episodes(services, lang)
+            history_ok = True
+        except StoreError:  # the board is in memory: the page still answers, without the history
+            pass
     return render(
         "index.html",
         lang,

@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from markupsafe import Markup
 
@@ -15,13 +16,22 @@ from ..declared.inputs import Bilingual
 from ..errors import NotFound
 from ..i18n import STATE_LABELS, Lang
 from ..models import ComponentRef, State
+from ..snapshot import Snapshot
 from ..store.declaration_store import Declarations
 from .incident_view import PHASES, ConsigneView, consigne_view
 from .ops_markdown import render as render_text
-from .render import Links, PageArgs, render
+from .render import Links, PageArgs, render, render_main
 from .site_context import SiteContext
 
-__all__ = ["IMPACT_LABELS", "PER_PAGE", "build_incident", "build_incidents", "component_name", "format_duration"]
+__all__ = [
+    "IMPACT_LABELS",
+    "PER_PAGE",
+    "build_incident",
+    "build_incidents",
+    "component_name",
+    "format_duration",
+    "preview_incident",
+]
 
 PER_PAGE = 20
 _PAGE = re.compile(r"[1-9][0-9]{0,5}")  # 1-based, canonical: `01`, `0`, `-1`, `abc`, `2.0` name no page
@@ -203,6 +213,14 @@ def build_incident(services: SiteContext, lang: Lang, links: Links, args: PageAr
         found = snapshot.incident(number) or Declarations(services.store, settings).incident(number)
     except NotFound:
         return None
+    now = services.clock()
+    return render(
+        "incident.html", lang, links, f"/incidents/{found.id}", **_incident_context(snapshot, found, links, now)
+    )
+
+
+def _incident_context(snapshot: Snapshot, found: Incident, links: Links, now: datetime) -> dict[str, Any]:
+    settings, lang = snapshot.settings, links.lang
     declared = found.declared() if found.is_open else {}
     shown = snapshot.last_change(found.components)
     consignes = {audience: iter(consigne_history(found, audience, shown)) for audience in AUDIENCES}
@@ -219,14 +237,17 @@ def build_incident(services: SiteContext, lang: Lang, links: Links, args: PageAr
                 now_state,
             )
         )
-    now = services.clock()
-    return render(
-        "incident.html",
-        lang,
-        links,
-        f"/incidents/{found.id}",
-        now=now,
-        incident=_summary(found, settings, links, now),
-        components=components,
-        updates=list(reversed([_update(update, settings, links, consignes) for update in found.updates])),
+    return {
+        "now": now,
+        "incident": _summary(found, settings, links, now),
+        "components": components,
+        "updates": list(reversed([_update(update, settings, links, consignes) for update in found.updates])),
+    }
+
+
+def preview_incident(snapshot: Snapshot, draft: Incident, links: Links, now: datetime) -> Markup:
+    """What the public page of `draft` (an incident with a change not stored yet) will show, from the public
+    template itself: the console shows it before anything is published."""
+    return render_main(
+        "incident.html", links.lang, links, "/incidents", **_incident_context(snapshot, draft, links, now)
     )

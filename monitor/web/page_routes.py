@@ -1,8 +1,8 @@
-"""The public HTML pages as routes: each builder runs in a thread, its page is cached until what it shows changes."""
+"""The public HTML pages as routes: each builder runs on the page cache's threads, its page is cached until what it
+shows changes (and served late from there, with its age, when it cannot be built again in time)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -66,7 +66,7 @@ def _endpoint(page: Page) -> Callable[[Request], Awaitable[Response]]:
             args["page"] = request.query_params["page"]
         try:
             links = Links(lang, subscribe=getattr(services, "subscriptions", None) is not None)
-            html = await asyncio.to_thread(page.build, services, lang, links, args)
+            html = await services.pages.run(page.build, services, lang, links, args)
         except StoreError:
             return error_page(request, 503)
         if html is None:
@@ -78,4 +78,7 @@ def _endpoint(page: Page) -> Callable[[Request], Awaitable[Response]]:
 
 
 def html_routes() -> list[Route]:
-    return [Route(path, cached(_endpoint(page)), methods=["GET", "HEAD"]) for path, page in PAGES.items()]
+    return [
+        Route(path, cached(_endpoint(page), params=("page",) if page.paged else ()), methods=["GET", "HEAD"])
+        for path, page in PAGES.items()
+    ]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 
 from ..i18n import (
     SOURCE_LABELS,
@@ -20,7 +21,9 @@ from ..i18n import (
     format_since,
 )
 
-__all__ = ["Links", "PageArgs", "render"]
+__all__ = ["MAIN_OPEN", "Links", "PageArgs", "render", "render_main"]
+
+MAIN_OPEN = '<main id="contenu" tabindex="-1">'  # as base.html opens it
 
 # a page's path parameters (and `page` for a paged list), as the builders receive them
 PageArgs = Mapping[str, str]
@@ -89,3 +92,11 @@ class Links:
 def render(template: str, lang: Lang, links: Links, path: str, **context: Any) -> str:
     """A page in `lang`; `path` is the page's own address (for the language switch and the current nav item)."""
     return _ENV.get_template(template).render(lang=lang, fr=lang == "fr", links=links, path=path, **context)
+
+
+def render_main(template: str, lang: Lang, links: Links, path: str, **context: Any) -> Markup:
+    """The `<main>` of a page (say, the public incident page), rendered by the page's own template: the console's
+    preview shows exactly what the public page will say."""
+    html = render(template, lang, links, path, **context)
+    start = html.index(MAIN_OPEN) + len(MAIN_OPEN)
+    return Markup(html[start : html.rindex("</main>")])  # noqa: S704 — the template's own output, autoescaped

@@ -1,5 +1,5 @@
 """Staff sign-in on the operators' listener, as JSON (or a form): open a session with password and TOTP code,
-read it, end it, and enrol the second factor. The console will put its pages on top of the same calls.
+read it, end it, and enrol the second factor. The console (`console_pages`) signs in through the same `StaffAccess`.
 
 One refusal for every failure (unknown account, wrong password or code, disabled or locked account); 429 when
 this client address has failed too often. The session lives in an HttpOnly, SameSite=Strict cookie; changes

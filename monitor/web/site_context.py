@@ -5,11 +5,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Protocol
-
-from prometheus_client import CollectorRegistry
 
 from ..board import Board
 from ..config import Settings
@@ -55,8 +53,14 @@ class SiteContext(Protocol):
     @property
     def pages(self) -> PageCache: ...
 
+    def metrics_exposition(self) -> AsyncIterator[bytes]:
+        """The /metrics page (Prometheus text format) in pieces, from the same snapshot as the pages."""
+        ...
+
     @property
-    def registry(self) -> CollectorRegistry: ...
+    def store_up(self) -> bool:
+        """False while the store refuses or misses writes: pages then serve what they have, without waiting."""
+        ...
 
     def readiness_problems(self) -> list[str]:
         """Why the instance should not receive traffic (blocking: it may ask the store); empty when ready."""

@@ -1,5 +1,5 @@
 """Who is asking, on the operators' listener: a machine token (`Authorization: Bearer`) or a staff session (cookie),
-with the CSRF and origin checks a cookie needs. The sign-in endpoints use it, and the console will.
+with the CSRF and origin checks a cookie needs. The sign-in endpoints and the console use it.
 """
 
 from __future__ import annotations

@@ -258,7 +258,8 @@ async def export_site(app: Starlette, target: Path, *, base_url: str) -> ExportR
                 site = Site(root)
                 inventory = await asyncio.to_thread(Inventory.read, services)
                 await _render_pages(services, inventory, site)
-                transport = httpx.ASGITransport(app=_with_state(app, state))
+                # the feeds' and JSON documents' absolute URLs start with the origin the export will be served at
+                transport = httpx.ASGITransport(app=_with_state(app, {**state, "public_origin": origin}))
                 async with httpx.AsyncClient(transport=transport, base_url=origin) as client:
                     await _fetch_files(client, inventory, site)
                 broken = broken_links(root, origin)

@@ -39,6 +39,7 @@ from ..declared.maintenance import MaintenanceWindow
 from ..i18n import Lang
 from ..snapshot import Snapshot
 from .board_view import Cell, board_view
+from .page_cache import public_origin
 from .statuspage_incidents import COMPONENT_STATUS, incident_json, iso, maintenances
 
 __all__ = ["COMPONENT_STATUS", "iso", "statuspage_routes"]
@@ -100,7 +101,7 @@ def _page(request: Request) -> Page:
     now = snapshot.at
     view = board_view(snapshot.settings, snapshot, lang)
     updated = iso(view.checked_at or now)
-    base = str(request.base_url).rstrip("/")
+    base = public_origin(request)  # never the Host header as sent: it could be anyone's
     components: list[dict[str, Any]] = []
     position = 1
     for network in view.networks:

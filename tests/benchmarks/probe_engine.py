@@ -2,12 +2,15 @@
 
 Not part of the test run. Usage (≈ 3 min with --quick, ≈ 25 min without):
 
-    .venv/bin/python tests/benchmarks/probe_engine.py [--quick] [--json FILE]
+    .venv/bin/python tests/benchmarks/probe_engine.py [--quick] [--json FILE] [--baseline DIR]
 
 Needs `apt-get install -y --no-install-recommends nginx-light prometheus prometheus-blackbox-exporter` and
 trustme (test extra). Starts nginx (farm.py: HTTP, HTTPS with a local trustme CA, stub_status) on free
 127.0.0.1 ports, then for each contender, one after the other (A B A B), a fresh process on the same checks
-(workload.py): `tpmon serve` with a new SQLite database, or Prometheus + blackbox_exporter (peer.py).
+(workload.py): `tpmon serve` with a new SQLite database, or Prometheus + blackbox_exporter (peer.py). With
+`--baseline DIR` (a checkout of another tpmon, e.g. `git worktree add DIR main`), that tree's `tpmon serve`
+(`python -m monitor` with DIR first on PYTHONPATH, this venv's packages) is a third contender, "baseline",
+measured in turn with the two others (A B C A B C): before/after figures from one run, on one machine load.
 
 What tells the truth here:
 
@@ -25,7 +28,8 @@ What tells the truth here:
   target, ≥ 99 % of the probes successful (every target answers 200);
 - CPU is utime+stime of the contender's processes (all threads) over the window, per probe counted at the
   target; RSS is the peak (VmHWM); `load_1m_*` and `host_other_cpu_pct` say how busy the 2 shared cores
-  were. Compare the ratios (tpmon / peer), measured alternately in the same run.
+  were. Compare the ratios (tpmon / peer, baseline / peer, tpmon / baseline), measured alternately in the
+  same run.
 
 ONE JSON object on stdout; progress on stderr. Everything started is stopped by its pid and waited for, and
 the temp folder removed, whatever happens (SIGTERM or Ctrl-C included).
@@ -143,14 +147,25 @@ def quantile(buckets: dict[float, float], q: float) -> float | None:
     return lower
 
 
-def tpmon_command() -> list[str]:
-    """`tpmon` as installed beside this interpreter (the console script), else `python -m monitor`."""
+def tpmon_command(baseline: Path | None = None) -> list[str]:
+    """`tpmon` as installed beside this interpreter (the console script), else `python -m monitor`; the
+    baseline's always `python -m monitor` (its tree comes first on PYTHONPATH)."""
     script = Path(sys.executable).with_name("tpmon")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "monitor"]
+    return [str(script)] if script.exists() and baseline is None else [sys.executable, "-m", "monitor"]
+
+
+def has_admin_listener(baseline: Path | None) -> bool:
+    """Whether `tpmon serve` of this tree (or of the baseline's) runs the operators' listener, which
+    `--no-admin` leaves out (a baseline older than that listener does not know the option)."""
+    if baseline is None:
+        return True
+    cli = baseline / "monitor" / "cli.py"
+    return cli.exists() and "--no-admin" in cli.read_text(encoding="utf-8")
 
 
 def database_figures(db: Path) -> dict[str, Any]:
-    """Bytes per stored result: the whole file (main + WAL + SHM) over the rows, and probe_result's own pages."""
+    """Bytes per stored result: the whole file (main + WAL + SHM) over the rows, and the pages of the results'
+    tables and indexes (probe_result, and probe_check where it exists), as the database is when tpmon stops."""
     size = sum(p.stat().st_size for p in (db, Path(f"{db}-wal"), Path(f"{db}-shm")) if p.exists())
     with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
         rows = int(conn.execute("SELECT count(*) FROM probe_result").fetchone()[0])
@@ -158,7 +173,8 @@ def database_figures(db: Path) -> dict[str, Any]:
         with contextlib.suppress(sqlite3.Error):  # dbstat is compiled in on Debian, maybe not elsewhere
             table = int(
                 conn.execute(
-                    "SELECT sum(pgsize) FROM dbstat WHERE name = 'probe_result' OR name LIKE 'ix_probe_result%'"
+                    "SELECT sum(pgsize) FROM dbstat WHERE name IN (SELECT name FROM sqlite_master"
+                    " WHERE tbl_name IN ('probe_result', 'probe_check'))"
                 ).fetchone()[0]
             )
     return {
@@ -178,8 +194,10 @@ def run_tpmon(
     scrape_every: float,
     root: Path,
     profile: Path | None = None,
+    baseline: Path | None = None,
 ) -> dict[str, Any]:
-    """One measured window of `tpmon serve` on `targets`, scraped every `scrape_every` s; stops it before returning."""
+    """One measured window of `tpmon serve` (the baseline's with `baseline`) on `targets`, scraped every
+    `scrape_every` s; stops it before returning."""
     if root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True)
@@ -189,12 +207,16 @@ def run_tpmon(
     db, port = root / "tpmon.db", free_port()
     env = {**os.environ, "TPMON_DATABASE_URL": f"sqlite:///{db}"}
     env.pop("TPMON_CONFIG", None)
-    # the public listener alone is measured
-    command = [*tpmon_command(), "serve", "--config", str(config), "--port", str(port), "--no-admin"]
+    if baseline is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(baseline), *filter(None, [os.environ.get("PYTHONPATH")])])
+    command = [*tpmon_command(baseline), "serve", "--config", str(config), "--port", str(port)]
+    if has_admin_listener(baseline):
+        command.append("--no-admin")  # the public listener alone is measured
+    who = "tpmon" if baseline is None else "baseline"
     log_path = root / "serve.log"
     log = log_path.open("wb")
     load_before = load_1m()
-    say(f"tpmon: {len(targets)} {'https' if https else 'http'} checks every {interval:g} s")
+    say(f"{who}: {len(targets)} {'https' if https else 'http'} checks every {interval:g} s")
     proc = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60, trust_env=False)
     spy: subprocess.Popen[bytes] | None = None
@@ -202,7 +224,7 @@ def run_tpmon(
 
         def alive() -> None:
             if proc.poll() is not None:
-                raise RuntimeError(f"tpmon serve exited {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+                raise RuntimeError(f"{who} serve exited {proc.returncode}:\n{log_path.read_text()[-3000:]}")
 
         def ready() -> bool:
             alive()
@@ -221,7 +243,7 @@ def run_tpmon(
                 break
             time.sleep(max(1.0, interval / 2))
         if not settled:
-            say(f"tpmon: still {states.get('unknown')} unknown checks; measuring anyway")
+            say(f"{who}: still {states.get('unknown')} unknown checks; measuring anyway")
         time.sleep(interval)
         settle_s = time.monotonic() - started
         count = max(1, round(window / scrape_every))
@@ -252,7 +274,7 @@ def run_tpmon(
         mark0 = farm.mark()
         meter.start()
         begin = time.monotonic()
-        say(f"tpmon: measuring {window:g} s, /metrics every {scrape_every:g} s")
+        say(f"{who}: measuring {window:g} s, /metrics every {scrape_every:g} s")
         scrapes: list[tuple[Scrape, float]] = []  # (scrape, tpmon CPU seconds spent meanwhile)
         for k in range(count):
             time.sleep(max(0.0, begin + k * scrape_every - time.monotonic()))
@@ -271,7 +293,7 @@ def run_tpmon(
             stop(spy, signal.SIGINT, 30)
         stop(proc, signal.SIGTERM, 60)
         log.close()
-    say(f"tpmon: stopped (exit {proc.returncode})")
+    say(f"{who}: stopped (exit {proc.returncode})")
     arrivals = farm.arrivals(mark0, mark1)
     first = scrapes[0][0]
     lag = {b: last.lag_buckets.get(b, 0.0) - c for b, c in first.lag_buckets.items()}
@@ -289,7 +311,7 @@ def run_tpmon(
     stalls = [longest_gap(arrivals.times, s.sent, s.done) for s, _ in scrapes]
     calm = [longest_gap(arrivals.times, s.sent + half, s.done + half) for s, _ in scrapes if s.done + half < mark1.at]
     return {
-        "contender": "tpmon",
+        "contender": who,
         "settled": settled,
         "ready_s": round(ready_s, 1),
         "settle_s": round(settle_s, 1),
@@ -365,19 +387,42 @@ def judge(result: dict[str, Any], checks: int, interval: float, https: bool) -> 
     }
 
 
-def pair_ratio(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
-    """tpmon / peer for `key`: of the means, and of each A-B pair measured back to back."""
-    mine = [r[key] for r in runs if r["contender"] == "tpmon" and r.get(key) is not None]
-    theirs = [r[key] for r in runs if r["contender"] != "tpmon" and r.get(key) is not None]
-    if not mine or not theirs:
-        return {"tpmon": mine, "peer": theirs, "ratio": None}
-    pairs = [round(a / b, 3) for a, b in zip(mine, theirs, strict=False) if b]
-    return {
-        "tpmon": mine,
-        "peer": theirs,
-        "ratio": round(statistics.mean(mine) / statistics.mean(theirs), 3),
-        "pair_ratios": pairs,
+def pair_ratio(runs: list[dict[str, Any]], key: str, mine: str = "tpmon", theirs: str = "peer") -> dict[str, Any]:
+    """`mine` / `theirs` (contenders; "peer" is Prometheus + blackbox_exporter) for `key`: of the means, and
+    of each pair measured back to back."""
+
+    def of(who: str) -> list[Any]:
+        return [r[key] for r in runs if _role(r["contender"]) == who and r.get(key) is not None]
+
+    a, b = of(mine), of(theirs)
+    if not a or not b:
+        return {mine: a, theirs: b, "ratio": None}
+    pairs = [round(x / y, 3) for x, y in zip(a, b, strict=False) if y]
+    return {mine: a, theirs: b, "ratio": round(statistics.mean(a) / statistics.mean(b), 3), "pair_ratios": pairs}
+
+
+def _role(contender: str) -> str:
+    return contender if contender in ("tpmon", "baseline") else "peer"
+
+
+def ratios(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The block of one rate and scheme: its runs, tpmon / peer, and with a baseline, baseline / peer and
+    tpmon / baseline (CPU with and without the /metrics scrapes)."""
+    found = {
+        "runs": runs,
+        "cpu_ms_per_probe": pair_ratio(runs, "cpu_ms_per_probe"),
+        "peak_rss_mib": pair_ratio(runs, "peak_rss_mib"),
     }
+    if any(r["contender"] == "baseline" for r in runs):
+        found |= {
+            "baseline_cpu_ms_per_probe": pair_ratio(runs, "cpu_ms_per_probe", "baseline"),
+            "cpu_ms_per_probe_vs_baseline": pair_ratio(runs, "cpu_ms_per_probe", "tpmon", "baseline"),
+            "cpu_ms_per_probe_without_scrapes_vs_baseline": pair_ratio(
+                runs, "cpu_ms_per_probe_without_scrapes", "tpmon", "baseline"
+            ),
+            "db_bytes_per_result_vs_baseline": pair_ratio(runs, "db_bytes_per_result", "tpmon", "baseline"),
+        }
+    return found
 
 
 def versions() -> dict[str, str]:
@@ -407,6 +452,8 @@ def main() -> int:
     parser.add_argument("--no-base", action="store_true", help="skip the 100/s runs (the ramp only)")
     parser.add_argument("--no-peer", action="store_true", help="tpmon alone (no Prometheus + blackbox_exporter)")
     parser.add_argument("--profile", type=Path, help="py-spy raw profile of tpmon's first HTTP 100/s window")
+    parser.add_argument("--baseline", type=Path, help="another tpmon tree (e.g. main), measured as a contender too")
+    parser.add_argument("--profile-baseline", type=Path, help="the same profile, of the baseline")
     parser.add_argument("--json", type=Path, help="also write the JSON object to this file")
     args = parser.parse_args()
     quick = args.quick
@@ -419,12 +466,14 @@ def main() -> int:
     ramp_window = args.ramp_window or (15.0 if quick else 30.0)
     if min(checks, interval, window, repeats, ramp_interval, ramp_window, args.scrape_every, *rates) <= 0:
         parser.error("counts, rates, intervals and windows must be positive")
+    if args.baseline is not None and not (args.baseline / "monitor" / "__init__.py").is_file():
+        parser.error(f"--baseline {args.baseline}: no monitor/ package there")
 
     def terminate(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt  # unwinds through every `finally`: children stopped, temp folder removed
 
     signal.signal(signal.SIGTERM, terminate)
-    contenders = ["tpmon"] if args.no_peer else ["tpmon", "peer"]
+    contenders = ["tpmon", *(["baseline"] if args.baseline else []), *([] if args.no_peer else ["peer"])]
     root = Path(tempfile.mkdtemp(prefix="tpmon-bench-"))
     started, load0 = time.monotonic(), load_1m()
     out: dict[str, Any] = {
@@ -445,8 +494,9 @@ def main() -> int:
 
             def measure(who: str, targets: list[Target], every: float, https: bool, span: float) -> dict[str, Any]:
                 name = f"{who}-{len(targets)}-{every:g}-{'https' if https else 'http'}"
-                profile = args.profile if who == "tpmon" and not https and every == interval else None
-                if who == "tpmon":
+                wanted = args.profile if who == "tpmon" else args.profile_baseline
+                profile = wanted if not https and every == interval else None
+                if who in ("tpmon", "baseline"):
                     got = run_tpmon(
                         target_farm,
                         targets,
@@ -456,9 +506,12 @@ def main() -> int:
                         scrape_every=args.scrape_every,
                         root=root / name,
                         profile=profile,
+                        baseline=args.baseline if who == "baseline" else None,
                     )
-                    if profile is not None:
+                    if profile is not None and who == "tpmon":
                         args.profile = None  # only the first one
+                    elif profile is not None:
+                        args.profile_baseline = None
                 else:
                     got = peer.run(
                         target_farm,
@@ -485,11 +538,7 @@ def main() -> int:
                 runs = [
                     measure(who, base_targets, interval, https, window) for _ in range(repeats) for who in contenders
                 ]
-                out[f"at_{checks / interval:g}_per_s_{'https' if https else 'http'}"] = {
-                    "runs": runs,
-                    "cpu_ms_per_probe": pair_ratio(runs, "cpu_ms_per_probe"),
-                    "peak_rss_mib": pair_ratio(runs, "peak_rss_mib"),
-                }
+                out[f"at_{checks / interval:g}_per_s_{'https' if https else 'http'}"] = ratios(runs)
             if not args.no_ramp:
                 out["ramp"] = ramp(measure, contenders, rates, ramp_interval, ramp_window, args.networks)
     except KeyboardInterrupt:
@@ -547,13 +596,23 @@ def ramp(
 
 
 def summary(out: dict[str, Any], base_rate: float) -> dict[str, Any]:
-    """The key figures and the tpmon / peer ratios."""
+    """The key figures and the tpmon / peer ratios (and, with a baseline, its own and tpmon / baseline)."""
     found: dict[str, Any] = {}
     for scheme in ("http", "https"):
         block = out.get(f"at_{base_rate:g}_per_s_{scheme}")
         if block is None:
             continue
         found[f"cpu_ms_per_probe_{scheme}"] = block["cpu_ms_per_probe"]
+        found[f"cpu_ms_per_probe_without_scrapes_{scheme}"] = pair_ratio(
+            block["runs"], "cpu_ms_per_probe_without_scrapes"
+        )
+        for key in (
+            "baseline_cpu_ms_per_probe",
+            "cpu_ms_per_probe_vs_baseline",
+            "cpu_ms_per_probe_without_scrapes_vs_baseline",
+        ):
+            if key in block:
+                found[f"{key}_{scheme}"] = block[key]
         if scheme == "http":
             found["peak_rss_mib"] = block["peak_rss_mib"]
             tpmon_runs = [r for r in block["runs"] if r["contender"] == "tpmon"]
@@ -571,6 +630,10 @@ def summary(out: dict[str, Any], base_rate: float) -> dict[str, Any]:
             ]
             found["db_bytes_per_result"] = [r["db_bytes_per_result"] for r in tpmon_runs]
             found["db_table_bytes_per_result"] = [r["db_table_bytes_per_result"] for r in tpmon_runs]
+            baseline_runs = [r for r in block["runs"] if r["contender"] == "baseline"]
+            if baseline_runs:
+                found["baseline_db_bytes_per_result"] = [r["db_bytes_per_result"] for r in baseline_runs]
+                found["baseline_db_table_bytes_per_result"] = [r["db_table_bytes_per_result"] for r in baseline_runs]
     if "ramp" in out:
         highest = out["ramp"]["highest_sustained_per_s"]
         mine, theirs = highest.get("tpmon"), highest.get("peer")

@@ -15,7 +15,6 @@ import statistics
 import time
 from datetime import UTC, datetime, timedelta
 
-from prometheus_client import generate_latest
 from web_data import config_yaml
 
 from monitor.board import Board
@@ -43,12 +42,12 @@ def main() -> None:
         ref = refs[n % len(refs)]
         board.record(ProbeResult(ref, NOW + timedelta(seconds=n), 0.05, n % 7 != 0), NOW + timedelta(seconds=n))
         start = time.perf_counter()
-        snapshot = Snapshot(settings, NOW, dict(board.statuses()), board.checked_at, board_version=board.version)
+        snapshot = Snapshot(settings, NOW, board.statuses(), board.checked_at, board_version=board.version)
         takes.append(time.perf_counter() - start)
     metrics = Metrics(lambda: snapshot)
     for _ in range(max(1, args.rounds // 100)):
         start = time.perf_counter()
-        generate_latest(metrics.registry)
+        metrics.render()
         renders.append(time.perf_counter() - start)
     print(
         json.dumps(

@@ -258,8 +258,9 @@ def best_practice(request: pytest.FixtureRequest) -> dict[str, set[str]]:
 
 
 @pytest.fixture(scope="package")
-def browser(demo: Demo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
-    """One Chromium for every browser test; its profile, config and cache in temporary directories."""
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    """One Chromium for every browser test (the demo's pages and the console's); its profile, config and cache in
+    temporary directories."""
     executable = chromium_executable()
     if executable is None or not os.access(executable, os.X_OK):
         missing_component(f"Chromium not found or not executable: {executable!r}; run .ci/chromium.sh")
@@ -267,9 +268,15 @@ def browser(demo: Demo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Br
     env: dict[str, str | float | bool] = {**os.environ}
     env.update(XDG_CONFIG_HOME=str(home / "config"), XDG_CACHE_HOME=str(home / "cache"))  # Chromium writes there
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, env=env)
-        yield chromium
-        chromium.close()
+        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, env=env)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="package")
+def browser(demo: Demo, chromium: Browser) -> Browser:
+    """The shared Chromium, once the demo runs (the public pages' tests)."""
+    return chromium
 
 
 OpenPage = Callable[..., Page]

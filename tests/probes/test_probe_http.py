@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
+import ssl
 from datetime import UTC, datetime
+
+import trustme
 
 from monitor.models import FailureReason
 from monitor.probes import ProbeContext
 from monitor.probes.http import probe
 
-from .probe_targets import SECRET, USER_AGENT, HttpServer, Request, http_check, reply
+from .probe_targets import (
+    SECRET,
+    USER_AGENT,
+    HttpServer,
+    Request,
+    Servers,
+    http_check,
+    reply,
+    response_head,
+    server_context,
+)
 
 
 async def test_success_sets_status_phases_and_user_agent(http_server: HttpServer, ctx: ProbeContext) -> None:
@@ -139,3 +153,119 @@ async def test_reuse_connection_keeps_the_connection(http_server: HttpServer, ct
         assert (await probe(check, ctx)).success
     assert http_server.connections == 1
     assert len(seen) == 2
+
+
+async def test_the_request_is_prepared_once_per_check_and_environment(
+    http_server: HttpServer, ctx: ProbeContext
+) -> None:
+    http_server.routes |= {"/a": reply(200, "a"), "/b": reply(200, "b")}
+    check = http_check(http_server.url("/a"), headers={"Authorization": "Bearer ${TPMON_TEST_TOKEN}"})
+    for _ in range(2):
+        assert (await probe(check, ctx)).success
+    assert ctx.clients is not None
+    assert len(ctx.clients.templates) == 1
+    # a reloaded configuration brings a new check object: its own URL, never the old template's
+    assert (await probe(http_check(http_server.url("/b")), ctx)).success
+    # another environment: the variables are expanded anew
+    other = ProbeContext("testnet", ctx.http, USER_AGENT, {"TPMON_TEST_TOKEN": "t2"}, clients=ctx.clients)
+    assert (await probe(check, other)).success
+    assert [(r.path, r.headers.get("authorization")) for r in http_server.requests] == [
+        ("/a", f"Bearer {SECRET}"),
+        ("/a", f"Bearer {SECRET}"),
+        ("/b", None),
+        ("/a", "Bearer t2"),
+    ]
+    assert http_server.connections == 4
+
+
+async def test_a_host_name_is_resolved_and_timed(http_server: HttpServer, ctx: ProbeContext) -> None:
+    http_server.routes["/"] = reply(200, "ok")
+    result = await probe(http_check(http_server.url("/", "localhost")), ctx)
+    assert result.success, result
+    assert 0 < result.phases["resolve"] < result.duration_s
+    assert 0 < result.phases["connect"] < result.duration_s
+
+
+async def test_redirects_change_method_and_headers_as_httpx_does(http_server: HttpServer, ctx: ProbeContext) -> None:
+    port = http_server.port
+    http_server.routes |= {
+        "/see-other": reply(303, headers={"Location": "/form"}),
+        "/form": reply(302, headers={"Location": f"http://localhost:{port}/elsewhere"}),
+        "/elsewhere": reply(200, "done"),
+        "/temporary": reply(307, headers={"Location": "/kept"}),
+        "/kept": reply(200, "kept"),
+    }
+    headers = {"Authorization": "Bearer ${TPMON_TEST_TOKEN}"}
+    posted = await probe(http_check(http_server.url("/see-other"), method="POST", body="x=1", headers=headers), ctx)
+    assert posted.success, posted
+    see_other, form, elsewhere = http_server.requests
+    assert (see_other.method, see_other.body, see_other.headers["content-length"]) == ("POST", b"x=1", "3")
+    # 303: GET without a body; same origin: Authorization kept
+    assert (form.method, form.body, "content-length" in form.headers) == ("GET", b"", False)
+    assert form.headers["authorization"] == f"Bearer {SECRET}"
+    # to another host: Authorization dropped, Host updated
+    assert "authorization" not in elsewhere.headers
+    assert elsewhere.headers["host"] == f"localhost:{port}"
+    kept = await probe(http_check(http_server.url("/temporary"), method="POST", body="y=2"), ctx)
+    assert kept.success, kept
+    assert [(r.method, r.body) for r in http_server.requests[3:]] == [("POST", b"y=2"), ("POST", b"y=2")]
+
+
+async def test_a_redirect_to_https_is_timed_and_its_certificate_read(
+    http_server: HttpServer, https_server: HttpServer, ctx: ProbeContext, ca_file: str
+) -> None:
+    http_server.routes["/"] = reply(302, headers={"Location": https_server.url("/secure")})
+    https_server.routes["/secure"] = reply(200, "secure")
+    result = await probe(http_check(http_server.url("/"), ca_file=ca_file), ctx)
+    assert result.success, result
+    assert result.cert_expiry is not None
+    assert 0 < result.phases["tls"] < result.duration_s
+    assert [r.path for r in https_server.requests] == ["/secure"]
+
+
+async def test_a_url_that_expands_to_another_scheme_is_internal(ctx: ProbeContext) -> None:
+    odd = ProbeContext("testnet", ctx.http, USER_AGENT, {"TARGET": "ftp://127.0.0.1/file"}, clients=ctx.clients)
+    result = await probe(http_check("${TARGET}"), odd)
+    assert result.reason is FailureReason.INTERNAL
+    assert result.detail == "the request could not be sent (URL scheme or header)"
+
+
+async def test_https_offers_http_1_1_by_alpn(
+    servers: Servers, tls_contexts: dict[str, ssl.SSLContext], ca: trustme.CA, ctx: ProbeContext, ca_file: str
+) -> None:
+    offered: list[str | None] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        offered.append(writer.get_extra_info("ssl_object").selected_alpn_protocol())
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(response_head(200, length=2) + b"ok")
+        await writer.drain()
+
+    context = server_context(ca.issue_cert("127.0.0.1"))
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    server = await servers.raw(answer, context)
+    result = await probe(http_check(f"https://127.0.0.1:{server.port}/", ca_file=ca_file), ctx)
+    assert result.success, result
+    assert offered == ["http/1.1"]
+
+
+async def test_compressed_and_chunked_bodies_are_decoded(http_server: HttpServer, ctx: ProbeContext) -> None:
+    text = "Connexion " * 200
+    packed = gzip.compress(text.encode())
+
+    async def zipped(request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reply(200, packed, headers={"Content-Encoding": "gzip"})(request, reader, writer)
+
+    async def chunked(request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(response_head(200, {"Transfer-Encoding": "chunked"}, length=None))
+        for part in (b"Conne", b"xion", b""):
+            writer.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+        await writer.drain()
+
+    http_server.routes |= {"/zip": zipped, "/chunks": chunked}
+    for path in ("/zip", "/chunks"):
+        result = await probe(http_check(http_server.url(path), conditions={"body_contains": "Connexion"}), ctx)
+        assert result.success, (path, result)
+    assert "gzip" in http_server.requests[0].headers["accept-encoding"]
+    cut = await probe(http_check(http_server.url("/zip"), max_body_bytes=100, conditions={"body_contains": "xyz"}), ctx)
+    assert cut.reason is FailureReason.BODY  # the decoded body, cut at max_body_bytes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 from typing import Any
@@ -12,7 +13,7 @@ from monitor.models import FailureReason
 from monitor.probes import ProbeContext
 from monitor.probes.http import probe
 
-from .probe_targets import HttpServer, Servers, http_check, reply
+from .probe_targets import HttpServer, Request, Servers, http_check, reply
 
 
 @pytest.mark.parametrize(
@@ -128,9 +129,13 @@ async def test_cert_valid_days_on_plain_http_fails(http_server: HttpServer, ctx:
 
 
 async def test_degraded_after_marks_slow_success(http_server: HttpServer, ctx: ProbeContext) -> None:
-    http_server.routes["/"] = reply(200, "ok")
+    async def late(request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(0.02)  # the target is slow (a probe on loopback takes well under 1 ms)
+        await reply(200, "ok")(request, reader, writer)
+
+    http_server.routes["/"] = late
     fast = await probe(http_check(http_server.url("/"), degraded_after="10s"), ctx)
-    slow = await probe(http_check(http_server.url("/"), degraded_after="1ms"), ctx)
+    slow = await probe(http_check(http_server.url("/"), degraded_after="10ms"), ctx)
     assert fast.success
     assert not fast.slow
     assert slow.success

@@ -196,3 +196,23 @@ async def test_hanging_targets_do_not_delay_a_healthy_one(
     assert healthy.duration_s < 0.3
     assert all(r.reason is FailureReason.TIMEOUT for r in stuck)
     assert elapsed < 1 + GRACE
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+async def test_the_connection_is_closed_when_the_probe_gives_up(
+    servers: Servers, ctx: ProbeContext, scheme: str
+) -> None:
+    # http: the request is read, never answered; https: the ClientHello is never answered
+    closed = asyncio.Event()
+
+    async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.read(65536):
+            pass
+        closed.set()
+
+    server = await servers.raw(mute)
+    result, elapsed = await timed(http_check(f"{scheme}://127.0.0.1:{server.port}/", timeout=0.3), ctx)
+    assert result.reason is FailureReason.TIMEOUT
+    assert ("TLS handshake" if scheme == "https" else "response headers") in result.detail
+    assert elapsed < 0.3 + GRACE
+    await asyncio.wait_for(closed.wait(), 2)  # the target sees the connection end, not a socket left open

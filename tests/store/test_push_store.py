@@ -9,7 +9,14 @@ import pytest
 from monitor.errors import StoreError
 from monitor.models import ComponentRef
 from monitor.store import Store, WriteRefused
-from monitor.store.signal_store import add_signal, prune_signals, signal_cursor, signals_after, signals_of
+from monitor.store.signal_store import (
+    add_signal,
+    last_signals,
+    prune_signals,
+    signal_cursor,
+    signals_after,
+    signals_of,
+)
 
 from .store_support import T0
 
@@ -111,3 +118,13 @@ def test_a_database_without_the_table_says_so_in_one_line(database_url: str) -> 
     with Store.open(database_url, migrate=False) as store, pytest.raises(StoreError) as raised:
         signals_after(store, 0)
     assert "\n" not in str(raised.value)
+
+
+def test_last_signals_gives_each_check_its_newest_by_reception(store: Store) -> None:
+    late = add_signal(store, PEC, "down", "late", received_at=T0 + 50 * SECOND)  # committed first, received last
+    fill(store, 6)
+    silent = ComponentRef.for_check("viamedis", "pec", "silencieux")
+    found = last_signals(store, [PEC.key, PAIEMENTS.key, silent.key])
+    assert found[PEC.key] == late
+    assert found[PAIEMENTS.key].detail == "n4"
+    assert silent.key not in found
