@@ -229,14 +229,14 @@ class Board:
         """Checks another instance probes: their memories as it stored them (its to write: not in the change's
         memories), shown, and what they reach re-derived like a result's, with the recoveries due."""
         change = BoardChange()
-        flows: set[int] = set()
+        flows: set[int] | None = None
         for key, memory in memories.items():
             if key in self._policies and self._memories[key] != memory:
                 self._memories[key] = memory
                 # its deadline moves with the memory, earlier included (`_expire` skips it while followed)
                 (self._silent if self._policies[key].source is Source.PUSH else self._stale).touch(key)
-                flows |= self._set_check(key, memory, change)
-        if flows:
+                flows = (flows or set()) | self._set_check(key, memory, change)
+        if flows is not None:  # like a result that changed its check: the recoveries due are told with it
             self._derive(flows, now, change)
         return change
 
