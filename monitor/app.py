@@ -79,10 +79,12 @@ Job = tuple[str, float, Callable[[], Awaitable[None]]]
 DEADLINE_EVERY = 0.2  # seconds between looks at the push deadlines: a missed one is concluded within a second
 TOKEN_USES_EVERY = 60.0  # seconds between writes of machine tokens' last use
 # Shutdown (SIGTERM, Ctrl-C): open requests get WEB_GRACE s on each listener (the operators' first, then the
-# public one); then the store writer gets STOP_GRACE (5 s) to write what it holds before journalling the rest, the
-# operators' desk and the notifier as long, side by side: 3 + 3 + 6 = 12 s at worst. Whatever still runs
-# SHUTDOWN_DEADLINE s after the first signal is cut short.
+# public one); then, on PostgreSQL with others, this instance leaves within CLUSTER_GRACE; then the store writer gets
+# STOP_GRACE (5 s) to write what it holds before journalling the rest, the operators' desk and the notifier as
+# long, side by side: 3 + 3 + 1 + 6 = 13 s at worst. Whatever still runs SHUTDOWN_DEADLINE s after the first
+# signal is cut short.
 WEB_GRACE = 3
+CLUSTER_GRACE = 1.0  # leaving: two short statements; not done in time, the others see it dead 2 heartbeats later
 SHUTDOWN_DEADLINE = 15.0
 
 
@@ -543,8 +545,8 @@ async def _stop(services: Services, cluster: Coordinator | None) -> None:
     """A bounded shutdown: no more jobs; the cluster let go first; then the writer, the desk and the notifier."""
     services.scheduler.shutdown()
     services.stopping.set()  # long loops of reads (roll-ups, pruning, availability) end where they are
-    if cluster is not None:  # first, within STOP_GRACE: its row deleted, the lead let go; the others take over
-        await _within(cluster.stop(), STOP_GRACE, "cluster membership")
+    if cluster is not None:  # first: its row deleted, the lead let go; the others take over at their next heartbeat
+        await _within(cluster.stop(), CLUSTER_GRACE, "cluster membership")
     # side by side, each within STOP_GRACE + 1 s: the writer (written, or journalled), the operators' desk
     # (pushes waiting, token uses), the notifier (the sending under way; an unsettled one goes out again)
     stops = [services.writer.stop(), _within(services.desk.stop(), STOP_GRACE + 1, "operators' desk")]

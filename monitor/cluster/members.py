@@ -9,6 +9,7 @@ two schemas each have their own leader.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -129,9 +130,12 @@ class Leadership:
         return True
 
     def release(self) -> None:
-        """Let the lock go (its connection is discarded: the database drops the lock with the session)."""
+        """Let the lock go: unlocked at once when the database answers (dropping the session alone frees it only
+        once the server notices: a successor trying at once could miss it), and the connection discarded."""
         held, self._held = self._held, None
         if held is not None:
+            with contextlib.suppress(SQLAlchemyError):  # unreachable: the lock goes with the session
+                held.execute(text("SELECT pg_advisory_unlock(:key, hashtext(current_schema()))"), {"key": LEADER_LOCK})
             try:
                 held.invalidate()
                 held.close()
