@@ -56,6 +56,7 @@ from .store.journal import Journal
 from .store.rollup_store import availability_over
 from .store.writer import STOP_GRACE
 from .web import admin_routes, routes
+from .web.api_v1 import api_not_found
 from .web.page_cache import PageCache
 from .web.security_headers import SecurityHeaders
 
@@ -684,4 +685,5 @@ def create_apps(
             finally:
                 shared.services = None
 
-    return Listeners(_App(routes=routes(), lifespan=lifespan), _App(routes=admin_routes(), lifespan=lifespan))
+    public = _App(routes=routes(), lifespan=lifespan, exception_handlers={404: api_not_found})
+    return Listeners(public, _App(routes=admin_routes(), lifespan=lifespan))

@@ -193,6 +193,12 @@ def test_networks_lines_and_their_checks(client: TestClient, document: dict[str,
             ("network", "line")
         )
     assert client.get("/api/v1/networks/alpha/extra/deep").json()["error"].startswith("no such path")
+    # a path no route pattern matches (a newline in it, found by schemathesis): JSON too, as documented
+    for path in ("/api/v1/availability/a%0Ab", "/api/v1/nothing%0A/here"):
+        answer = client.get(path)
+        assert (answer.status_code, answer.headers["content-type"]) == (404, "application/json"), path
+        assert answer.json()["error"].startswith("no such path"), path
+    assert client.get("/nothing%0Ahere").headers["content-type"].startswith("text/plain")  # pages: as before
 
 
 def test_status_keeps_its_shape_and_language(client: TestClient, document: dict[str, Any]) -> None:

@@ -212,6 +212,11 @@ def test_gatus_external_endpoints_work_unchanged(admin: Listener) -> None:
     assert len(inbox(admin)) == 2
 
 
+def unknown(path: str) -> dict[str, str]:
+    """What the public API answers for any path it has no route for."""
+    return {"error": f"no such path {path!r}; see /api/v1/openapi.json"}
+
+
 @pytest.mark.parametrize("opened", [False, True])
 def test_the_public_listener_serves_pushes_only_when_opened(tmp_path: Path, opened: bool) -> None:
     with listener(tmp_path, which="public", public=opened) as public:
@@ -225,7 +230,7 @@ def test_the_public_listener_serves_pushes_only_when_opened(tmp_path: Path, open
             assert [a.status_code for a in answers] == [202, 200, 200]
             assert len(inbox(public)) == 3
         else:
-            assert [(a.status_code, a.text) for a in answers] == [(404, "Not Found")] * 3  # as any unknown path
+            assert [(a.status_code, a.json()) for a in answers] == [(404, unknown(a.url.path)) for a in answers]
             assert inbox(public) == []
         for method, path in [
             ("POST", "/api/v1/incidents"),
@@ -235,7 +240,7 @@ def test_the_public_listener_serves_pushes_only_when_opened(tmp_path: Path, open
             ("GET", "/api/v1/declarations"),
         ]:
             answer = public.client.request(method, path, headers=bearer(token), json={})
-            assert (answer.status_code, answer.text) == (404, "Not Found"), path  # no admin route at all
+            assert (answer.status_code, answer.json()) == (404, unknown(path)), path  # no admin route at all
 
 
 def test_a_push_check_may_take_a_secret_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,8 +14,9 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from ..availability import FORMULA, UNKNOWN_RULE, WINDOWS
@@ -261,6 +262,15 @@ async def no_such_path(request: Request) -> Response:
     return _json(m.ErrorAnswer(error=f"no such path {request.url.path!r}; see /api/v1/openapi.json"), 404)
 
 
+async def api_not_found(request: Request, exc: Exception) -> Response:
+    """A 404 no route took (a path no route pattern can match, a newline in it…): JSON under /api/, as documented."""
+    if request.url.path.startswith("/api/"):
+        return await no_such_path(request)
+    if isinstance(exc, HTTPException):  # as Starlette's own handler answers
+        return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
+    return PlainTextResponse("Not Found", status_code=404)
+
+
 def _examples(services: SiteContext) -> dict[str, list[Any]]:
     settings = services.settings
     first, network = next(iter(settings.networks.items()))
@@ -429,7 +439,7 @@ def _route(op: Operation) -> Route:
 
 
 def api_routes() -> list[Route]:
-    """The routes of /api/v1; unknown paths under networks and incidents answer a JSON 404."""
+    """The routes of /api/v1; unknown paths under its trees answer a JSON 404 (as documented), never a text one."""
     routes = [_route(op) for op in OPERATIONS]
     routes += [
         Route(f"/api/v1/{tree}/{{rest:path}}", no_such_path, methods=["GET"]) for tree in ("networks", "incidents")
