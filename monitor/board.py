@@ -101,6 +101,9 @@ class Board:
         self.followed: Callable[[str], bool] | None = None
         self._load(settings, statuses or {}, memories or {}, now)
         self._seed(now)
+        # the last probe result the store remembers: after a restart, or in an export, a page still says how old
+        # its news is (never green without a date)
+        self.checked_at = max(filter(None, (m.last_result_at for m in (memories or {}).values())), default=None)
         # Saved statuses were derived under overrides this board does not know yet: the first `set_overrides`
         # (or `evaluate_all`) re-derives everything, as the app does at start before any probe.
         self._settled = not statuses
@@ -177,9 +180,11 @@ class Board:
         policy = self._policies.get(key)
         if policy is None:  # a result for a check removed by a reload meanwhile
             return BoardChange()
-        memory, transition = advance(self._memories[key], result, policy, now)
+        previous = self._memories[key]
+        memory, transition = advance(previous, result, policy, now)
         self._memories[key] = memory
-        self.checked_at = now
+        if memory.last_result_at != previous.last_result_at:  # tpmon's own failure is no news of the target
+            self.checked_at = now
         if policy.source is Source.PUSH:
             self._silent.touch(key)  # a signal dated before the check was configured brings its deadline earlier
         else:

@@ -1,34 +1,122 @@
-"""French-first texts and date formats: state and source labels, Europe/Paris dates in 24 h."""
+"""French-first texts: the gettext catalogs (Babel), state and source labels, and Europe/Paris dates, numbers and
+percentages formatted by Babel in 24 h.
+
+Messages are written in English in the code and the templates (`_("…")`, `{% trans %}`); `monitor/locale/<lang>/
+LC_MESSAGES/messages.po` gives each its French and its English text. The `.po` files are read once, at the first
+message asked, and compiled in memory: nothing to compile at install, and the catalogs the site runs with are the
+ones in the repository. `bash .ci/catalogs.sh` extracts new messages into both catalogs (README, « Traductions »).
+
+One date format per use, in every page:
+- a moment (an update, a consigne, a change of state, the last check): `lun. 12 févr. 2024, 13:00` /
+  `Mon 12 Feb 2024, 13:00` (`format_datetime`);
+- "since when" in dense places (the first screen's rows, the grid's cells): the same without the year when it is
+  the current one, `lun. 12 févr., 13:00` (`format_since`);
+- a day (availability bars, an outage's day): `lun. 12 févr. 2024` (`format_date`);
+- an hour on a chart's axis: `13:00` (`format_hour`).
+"""
 
 from __future__ import annotations
 
+import io
+import re
 from datetime import date, datetime
+from functools import cache
+from importlib import resources
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from babel import Locale
+from babel.dates import format_date as babel_date
+from babel.dates import format_datetime as babel_datetime
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_decimal as babel_decimal
+from babel.numbers import format_percent as babel_percent
+from babel.support import Translations
+
 from .models import Source, State
+
+__all__ = [
+    "LANGS",
+    "LOCALES",
+    "N_",
+    "PARIS",
+    "SOURCE_LABELS",
+    "STATE_ICONS",
+    "STATE_LABELS",
+    "Lang",
+    "format_date",
+    "format_datetime",
+    "format_decimal",
+    "format_hour",
+    "format_percent",
+    "format_short",
+    "format_since",
+    "pick_lang",
+    "translate",
+    "translate_plural",
+    "translations",
+    "typeset",
+]
 
 Lang = Literal["fr", "en"]
 LANGS: tuple[Lang, ...] = ("fr", "en")
+LOCALES: dict[Lang, str] = {"fr": "fr_FR", "en": "en_GB"}  # en_GB: day before month, 24 h
 PARIS = ZoneInfo("Europe/Paris")
+DOMAIN = "messages"
 
-STATE_LABELS: dict[State, dict[Lang, str]] = {
-    State.OPERATIONAL: {"fr": "Opérationnel", "en": "Operational"},
-    State.DEGRADED: {"fr": "Perturbé", "en": "Degraded"},
-    State.PARTIAL: {"fr": "Partiellement indisponible", "en": "Partially unavailable"},
-    State.DOWN: {"fr": "Indisponible", "en": "Unavailable"},
-    State.RECOVERING: {"fr": "Réactivation progressive", "en": "Progressive reactivation"},
-    State.MAINTENANCE: {"fr": "Maintenance", "en": "Maintenance"},
-    State.UNKNOWN: {"fr": "Statut inconnu", "en": "Unknown status"},
+
+def N_(message: str) -> str:
+    """Marks `message` for the catalogs; it is translated where it is shown (`translate(lang, message)`)."""
+    return message
+
+
+@cache
+def translations(lang: Lang) -> Translations:
+    """The catalog of `lang`, read from its `.po` file and compiled in memory once."""
+    source = resources.files("monitor") / "locale" / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+    with source.open("rb") as po:
+        catalog = read_po(po, locale=LOCALES[lang], domain=DOMAIN)
+    compiled = io.BytesIO()
+    write_mo(compiled, catalog, use_fuzzy=False)
+    compiled.seek(0)
+    return Translations(compiled, domain=DOMAIN)
+
+
+def translate(lang: Lang, message: str) -> str:
+    """`message` (English, as written in the code) in `lang`."""
+    text: str = translations(lang).gettext(message)
+    return text
+
+
+def translate_plural(lang: Lang, singular: str, plural: str, count: int) -> str:
+    """The singular or plural form of a message in `lang`, as `count` asks."""
+    text: str = translations(lang).ngettext(singular, plural, count)
+    return text
+
+
+_STATE_MESSAGES: dict[State, str] = {
+    State.OPERATIONAL: N_("Operational"),
+    State.DEGRADED: N_("Degraded"),
+    State.PARTIAL: N_("Partially unavailable"),
+    State.DOWN: N_("Unavailable"),
+    State.RECOVERING: N_("Progressive reactivation"),
+    State.MAINTENANCE: N_("Maintenance"),
+    State.UNKNOWN: N_("Unknown status"),
 }
-
+_SOURCE_MESSAGES: dict[Source, str] = {
+    Source.PROBE: N_("probe"),
+    Source.PUSH: N_("partner signal"),
+    Source.DECLARED: N_("declared"),
+    Source.MAINTENANCE: N_("planned maintenance"),
+    Source.DEPENDENCY: N_("dependency"),
+    Source.NONE: N_("no signal"),
+}
+STATE_LABELS: dict[State, dict[Lang, str]] = {
+    state: {lang: translate(lang, message) for lang in LANGS} for state, message in _STATE_MESSAGES.items()
+}
 SOURCE_LABELS: dict[Source, dict[Lang, str]] = {
-    Source.PROBE: {"fr": "sonde", "en": "probe"},
-    Source.PUSH: {"fr": "signal partenaire", "en": "partner signal"},
-    Source.DECLARED: {"fr": "déclaration", "en": "declared"},
-    Source.MAINTENANCE: {"fr": "maintenance planifiée", "en": "planned maintenance"},
-    Source.DEPENDENCY: {"fr": "dépendance", "en": "dependency"},
-    Source.NONE: {"fr": "aucun signal", "en": "no signal"},
+    source: {lang: translate(lang, message) for lang in LANGS} for source, message in _SOURCE_MESSAGES.items()
 }
 
 # Shapes, not only colours: each state has its own symbol.
@@ -42,86 +130,116 @@ STATE_ICONS: dict[State, str] = {
     State.UNKNOWN: "?",
 }
 
-_DAYS = {
-    "fr": ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"),
-    "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
-}
-_MONTHS = {
-    "fr": (
-        "janvier", "février", "mars", "avril", "mai", "juin",
-        "juillet", "août", "septembre", "octobre", "novembre", "décembre",
-    ),
-    "en": (
-        "January", "February", "March", "April", "May", "June",
-        "July", "August", "September", "October", "November", "December",
-    ),
-}  # fmt: skip
+
+def _local(moment: datetime) -> datetime:
+    return moment.astimezone(PARIS)
+
+
+def _day(local: date, lang: Lang) -> str:
+    """The day of the month as a date pattern: `'1er'` in French (le 1er février), `d` otherwise."""
+    return "'1er'" if lang == "fr" and local.day == 1 else "d"
 
 
 def format_datetime(moment: datetime | None, lang: Lang = "fr") -> str:
-    """`lundi 12 février 2024 à 13:00` / `Monday 12 February 2024, 13:00`, in Europe/Paris."""
+    """A moment: `lun. 12 févr. 2024, 13:00` / `Mon 12 Feb 2024, 13:00`, in Europe/Paris, 24 h."""
     if moment is None:
         return "—"
-    local = moment.astimezone(PARIS)
-    day, month = _DAYS[lang][local.weekday()], _MONTHS[lang][local.month - 1]
-    if lang == "fr":
-        first = "1er" if local.day == 1 else str(local.day)
-        return f"{day} {first} {month} {local.year} à {local:%H:%M}"
-    return f"{day} {local.day} {month} {local.year}, {local:%H:%M}"
-
-
-def format_date(moment: datetime | date | None, lang: Lang = "fr") -> str:
-    """`lundi 12 février 2024` / `Monday 12 February 2024` (a datetime is taken in Europe/Paris)."""
-    if moment is None:
-        return "—"
-    local = moment.astimezone(PARIS).date() if isinstance(moment, datetime) else moment
-    day, month = _DAYS[lang][local.weekday()], _MONTHS[lang][local.month - 1]
-    if lang == "fr":
-        return f"{day} {'1er' if local.day == 1 else local.day} {month} {local.year}"
-    return f"{day} {local.day} {month} {local.year}"
-
-
-def format_percent(ratio: float | None, lang: Lang = "fr", digits: int = 2) -> str:
-    """`99,95 %` (fr: decimal comma, no-break space) or `99.95%` (en); `—` when unknown. Never rounds up to 100."""
-    if ratio is None:
-        return "—"
-    scale = 10**digits
-    value = int(round(ratio * 100 * scale, 6)) / scale  # floor: 99.999 % is not shown as 100 %
-    text = f"{value:.{digits}f}"
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return f"{text.replace('.', ',')}\u00a0%" if lang == "fr" else f"{text}%"
-
-
-def format_short(moment: datetime | None, lang: Lang = "fr") -> str:
-    """`12/02/2024 13:00` (fr) or `12 Feb 2024 13:00` (en), in Europe/Paris."""
-    if moment is None:
-        return "—"
-    local = moment.astimezone(PARIS)
-    if lang == "fr":
-        return f"{local:%d/%m/%Y %H:%M}"
-    return f"{local.day} {_MONTHS['en'][local.month - 1][:3]} {local.year} {local:%H:%M}"
+    local = _local(moment)
+    return babel_datetime(local, f"EEE {_day(local, lang)} MMM y, HH:mm", tzinfo=PARIS, locale=LOCALES[lang])
 
 
 def format_since(moment: datetime | None, now: datetime, lang: Lang = "fr") -> str:
-    """`29/01 16:00` (fr) or `29 Jan 16:00` (en); the year only when it is not the current one. Europe/Paris."""
+    """Since when, in dense places: `lun. 12 févr., 13:00` (the year only when it is not the current one)."""
     if moment is None:
         return "—"
-    local = moment.astimezone(PARIS)
-    if local.year != now.astimezone(PARIS).year:
-        return format_short(moment, lang)
-    if lang == "fr":
-        return f"{local:%d/%m %H:%M}"
-    return f"{local.day} {_MONTHS['en'][local.month - 1][:3]} {local:%H:%M}"
+    local = _local(moment)
+    if local.year != _local(now).year:
+        return format_datetime(moment, lang)
+    return babel_datetime(local, f"EEE {_day(local, lang)} MMM, HH:mm", tzinfo=PARIS, locale=LOCALES[lang])
+
+
+def format_date(moment: datetime | date | None, lang: Lang = "fr") -> str:
+    """A day: `lun. 12 févr. 2024` / `Mon 12 Feb 2024` (a datetime is taken in Europe/Paris)."""
+    if moment is None:
+        return "—"
+    local = _local(moment).date() if isinstance(moment, datetime) else moment
+    return babel_date(local, f"EEE {_day(local, lang)} MMM y", locale=LOCALES[lang])
+
+
+def format_hour(moment: datetime) -> str:
+    """`13:00`: an hour on a chart's axis, in Europe/Paris (the same in both languages)."""
+    return f"{_local(moment):%H:%M}"
+
+
+def format_short(moment: datetime | None) -> str:
+    """`12/02/2024 13:00` in Europe/Paris: for the operators' terminal (the CLI), never on a page."""
+    if moment is None:
+        return "—"
+    return f"{_local(moment):%d/%m/%Y %H:%M}"
+
+
+def format_decimal(number: float, lang: Lang = "fr") -> str:
+    """`1 234,5` / `1,234.5`."""
+    text: str = babel_decimal(number, locale=LOCALES[lang])
+    return text
+
+
+@cache
+def _percent_pattern(lang: Lang, digits: int) -> str:
+    """The locale's percent pattern (`#,##0 %` in French) with up to `digits` decimals."""
+    pattern: str = Locale.parse(LOCALES[lang]).percent_formats[None].pattern
+    return pattern.replace("0", "0." + "#" * digits, 1) if digits else pattern
+
+
+def format_percent(ratio: float | None, lang: Lang = "fr", digits: int = 2) -> str:
+    """`99,95 %` (French: decimal comma, no-break space) or `99.95%`; `—` when unknown. Never rounds up to 100."""
+    if ratio is None:
+        return "—"
+    scale = 10**digits
+    floored = int(round(ratio * 100 * scale, 6)) / scale / 100  # floor: 99.999 % is not shown as 100 %
+    text: str = babel_percent(floored, _percent_pattern(lang, digits), locale=LOCALES[lang])
+    return text
+
+
+_BEFORE_HIGH = re.compile(r"(?<=\S) ([:;?!»])")
+
+
+def typeset(text: str, lang: Lang) -> str:
+    """A text written with plain spaces (config, ops), with French typography in French: a no-break space before
+    : ; ? ! » and after «. Unchanged in English."""
+    if lang != "fr":
+        return text
+    return _BEFORE_HIGH.sub("\u00a0\\1", text).replace("« ", "«\u00a0")
+
+
+_QUALITY = re.compile(r"^\s*q\s*=\s*(0(?:\.\d{0,3})?|1(?:\.0{0,3})?)\s*$", re.IGNORECASE)  # RFC 9110 qvalue
+
+
+def _accepted(header: str) -> list[str]:
+    """The primary language tags of an Accept-Language header, best first (RFC 9110 §12.5.4): by weight, then in
+    the order given; `q=0` and malformed weights left out."""
+    weighted: list[tuple[float, int, str]] = []
+    for position, part in enumerate(header.split(",")):
+        tag, *params = part.split(";")
+        tag = tag.strip().lower()
+        quality = 1.0
+        for param in params:
+            if param.strip().lower().startswith("q"):
+                found = _QUALITY.match(param)
+                quality = float(found.group(1)) if found else -1.0
+        if tag and quality > 0:
+            weighted.append((-quality, position, tag.split("-")[0]))
+    return [tag for _, _, tag in sorted(weighted)]
 
 
 def pick_lang(query: str | None, cookie: str | None, accept: str | None) -> Lang:
-    """`?lang=` over the cookie over Accept-Language; French by default."""
+    """`?lang=` over the cookie over Accept-Language (its weights honoured); French by default."""
     for candidate in (query, cookie):
         if candidate in LANGS:
             return candidate
-    for part in (accept or "").split(","):
-        code = part.split(";")[0].strip().lower()[:2]
-        if code in LANGS:
-            return code
+    for tag in _accepted(accept or ""):
+        if tag == "fr":
+            return "fr"
+        if tag == "en":
+            return "en"
     return "fr"

@@ -206,8 +206,8 @@ def test_status_keeps_its_shape_and_language(client: TestClient, document: dict[
     assert set(board) == {"lang", "checked_at", "networks"}
     network = board["networks"][0]
     assert set(network) == {"id", "label", "state", "state_label", "since", "source", "source_label", "progress",
-                            "detail", "affected", "scope", "cause", "name", "kind", "lines", "flows",
-                            "checks"}  # fmt: skip
+                            "detail", "affected", "scope", "cause", "action", "meaning", "name", "kind", "lines",
+                            "flows", "checks"}  # fmt: skip
     optique = next(line for line in network["lines"] if line["id"] == "optique")
     assert (optique["state_label"], optique["source_label"]) == ("Indisponible", "déclaration")
     english = client.get("/api/v1/status?lang=en").json()["networks"][0]["lines"]

@@ -75,7 +75,7 @@ def test_the_state_word_is_always_there(state: State, lang: Lang) -> None:
     word = STATE_LABELS[state][lang]
     assert svg.tag == f"{S}svg" and svg.get("role") == "img"
     assert visible_texts(svg) == ["Alpha · Optique", word]
-    sentence = f"Alpha · Optique : {word}" if lang == "fr" else f"Alpha · Optique: {word}"
+    sentence = f"Alpha · Optique\u00a0: {word}" if lang == "fr" else f"Alpha · Optique: {word}"
     assert svg.get("aria-label") == sentence
     assert svg.findtext(f"{S}title") == sentence
     fills = {r.get("fill") for r in svg.iter(f"{S}rect")}

@@ -13,7 +13,7 @@ from test_status_support import T0, key, make_settings, network, tcp
 from monitor.board import Board, BoardChange
 from monitor.config import Settings
 from monitor.engine.overrides import Override, Overrides
-from monitor.models import ComponentRef, FailureReason, ProbeResult, Source, State
+from monitor.models import CheckMemory, ComponentRef, FailureReason, ProbeResult, Source, State
 
 OP, DEG, PART, DOWN, REC, UNK = (
     State.OPERATIONAL,
@@ -375,18 +375,31 @@ def test_transitions_tell_the_whole_story_and_a_restart_is_transparent(steps: li
     assert dict(again.statuses()) == dict(board.statuses())
 
 
+def test_a_board_restored_from_the_store_knows_when_it_last_checked() -> None:
+    # a page served after a restart (or exported) says how old its news is: never green without a date
+    assert Board(world(), T0).checked_at is None
+    older, last = T0 - timedelta(hours=2), T0 - timedelta(minutes=5)
+    memories = {
+        PEC: CheckMemory(OP, older, last_result_at=older),
+        FACTURATION: CheckMemory(OP, older, last_result_at=last),
+        CARE_PEC: CheckMemory(),  # never probed
+    }
+    assert Board(world(), T0, memories=memories).checked_at == last
+
+
 def test_internal_failures_never_turn_a_target_down_and_end_in_unknown(board: Board, clock: Clock) -> None:
     """tpmon's own failures (no file descriptor left, a crash) say nothing of the target (issue 11)."""
 
     def internal(at: datetime) -> ProbeResult:
         return ProbeResult(ComponentRef.parse(PEC), at, 0.0, False, FailureReason.INTERNAL, "Too many open files")
 
-    before = board.memory(PEC)
+    before, checked_at = board.memory(PEC), board.checked_at
     for _ in range(5):  # more than failure_threshold (3) in a row
         change = board.record(internal(clock.advance()), clock.now)
         assert change.transitions == []
     assert board.get(PEC).state is OP  # type: ignore[union-attr]
     assert board.memory(PEC) == before  # not even counted as the last result
+    assert board.checked_at == checked_at  # nor as news: the pages do not say "checked just now"
     # a real failure after them starts its own streak: the internal ones did not count
     assert board.record(result(PEC, clock.advance(), success=False), clock.now).transitions == []
     assert board.memory(PEC).fails.count == 1  # type: ignore[union-attr]

@@ -110,19 +110,26 @@ def declared_fields() -> set[tuple[str, str]]:
     return fields
 
 
+def _bare(annotation: Any) -> Any:
+    """`annotation` without its `Annotated` layers."""
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    return annotation
+
+
 def _used(annotation: Any, value: Any, out: set[tuple[str, str]]) -> None:
     """Record (model, key) for every key of `value`, read as `annotation` (shape-aware walk)."""
     origin = get_origin(annotation)
     if origin is Annotated:
         _used(get_args(annotation)[0], value, out)
     elif origin in (Union, types.UnionType):
-        members = [m for m in get_args(annotation) if m is not type(None)]
+        members = [_bare(m) for m in get_args(annotation) if m is not type(None)]
+        models = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)]
         kind = value.get("kind") if isinstance(value, dict) else None
         for member in members:
-            tag = (
-                member.model_fields.get("kind") if isinstance(member, type) and issubclass(member, BaseModel) else None
-            )
-            if len(members) == 1 or (tag is not None and get_args(tag.annotation) == (kind,)):
+            tag = member.model_fields.get("kind") if member in models else None
+            one_mapping = isinstance(value, dict) and models == [member]  # `text | {fr, en}`: a mapping is the model
+            if len(members) == 1 or one_mapping or (tag is not None and get_args(tag.annotation) == (kind,)):
                 _used(member, value, out)
     elif origin is tuple and isinstance(value, list):
         for item in value:

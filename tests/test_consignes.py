@@ -149,7 +149,7 @@ def test_a_consigne_written_during_the_outage_is_current_then_dated_and_outdated
         html = site.text(path)
         shown = blocks(html, PRO if path != "/assures/alpha" else MEMBERS)
         assert shown and set(shown) == {"consigne consigne-current"}, (path, shown)
-        assert "Consigne du jeudi 8 février 2024 à 10:00" in html, path
+        assert "Consigne du jeu. 8 févr. 2024, 10:00" in html, path
         assert OUTDATED_FR not in html, path
 
     site.update(T1, "recovering", 0.5)  # the line changes state; the consigne of 8 February stays as it was
@@ -157,9 +157,9 @@ def test_a_consigne_written_during_the_outage_is_current_then_dated_and_outdated
         html = site.text(path)
         shown = blocks(html, PRO if path != "/assures/alpha" else MEMBERS)
         assert shown and set(shown) == {"consigne consigne-outdated"}, (path, shown)
-        assert f"Consigne du jeudi 8 février 2024 à 10:00, {OUTDATED_FR}" in html, path
+        assert f"Consigne du jeu. 8 févr. 2024, 10:00, {OUTDATED_FR}" in html, path
         english = site.text(path + ("&" if "?" in path else "?") + "lang=en")
-        assert f"Advice of Thursday 8 February 2024, 10:00, {OUTDATED_EN}" in english, path
+        assert f"Advice of Thu 8 Feb 2024, 10:00, {OUTDATED_EN}" in english, path
 
     site.update(T2, "operational")  # "Opérationnel" days later: never the outage's advice as current
     for path in PAGES:
@@ -172,7 +172,7 @@ def test_a_new_consigne_after_the_change_is_current_and_dated(site: Site) -> Non
     site.update(T1, "recovering", 0.5, practitioner_consigne=Bilingual("Réessayez : une demande sur deux passe."))
     html = site.text("/reseaux/alpha/optique")
     assert set(blocks(html, "Réessayez : une demande sur deux passe.")) == {"consigne consigne-current"}
-    assert "Consigne du mercredi 14 février 2024 à 09:00" in html
+    assert "Consigne du mer. 14 févr. 2024, 09:00" in html
     assert PRO not in html  # replaced: the latest consigne is the one shown
     assert set(blocks(html, MEMBERS)) == {"consigne consigne-outdated"}  # the members' one was not renewed
 
@@ -185,7 +185,7 @@ def test_the_incident_page_dates_each_consigne_and_withdraws_them_once_resolved(
     site.at(T2 + timedelta(seconds=5))
     html = site.text(f"/incidents/{site.incident}")
     assert set(blocks(html, PRO)) == {"consigne consigne-withdrawn"}
-    assert "Consigne retirée : l'incident est résolu." in html
+    assert "Consigne retirée\u00a0: l'incident est résolu." in html
     english = site.text(f"/incidents/{site.incident}?lang=en")
     assert "Advice withdrawn: the incident is resolved." in english
     for path in PAGES:  # a resolved incident is no longer on these pages at all
@@ -223,6 +223,6 @@ def test_the_feed_entry_of_a_change_without_new_consigne_says_the_earlier_ones_a
     ns = {"a": "http://www.w3.org/2005/Atom"}
     newest, oldest = feed.findall("a:entry", ns)
     newest_html = newest.findtext("a:content", "", ns)
-    assert "Consignes précédentes (jeudi 8 février 2024 à 10:00)" in newest_html
+    assert "Consignes précédentes (jeu. 8 févr. 2024, 10:00)" in newest_html
     assert "antérieures à ce changement d'état" in newest_html
     assert "Consignes précédentes" not in oldest.findtext("a:content", "", ns)

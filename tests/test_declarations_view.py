@@ -50,16 +50,16 @@ def test_a_consigne_is_dated_and_outdated_once_its_line_changed_state_after_it()
     shown = incident(Bilingual("PEC"), Bilingual("Message"))
     [current] = declarations_view(snapshot(shown), "fr").incidents
     assert current.members is not None and current.members.standing == "current"
-    assert current.members.note == "Consigne du lundi 12 février 2024 à 13:00."
+    assert current.members.note == "Consigne du lun. 12 févr. 2024, 13:00."
     [later] = declarations_view(snapshot(shown, optique_since=LATER), "fr").incidents
     assert later.members is not None and later.members.standing == "outdated"
     assert later.members.note == (
-        "Consigne du lundi 12 février 2024 à 13:00, antérieure au dernier changement d'état"
-        " (mercredi 14 février 2024 à 13:00) : elle peut ne plus s'appliquer."
+        "Consigne du lun. 12 févr. 2024, 13:00, antérieure au dernier changement d'état"
+        " (mer. 14 févr. 2024, 13:00)\u00a0: elle peut ne plus s'appliquer."
     )
     [english] = declarations_view(snapshot(shown, optique_since=LATER), "en").incidents
     assert english.members is not None and english.members.note.startswith(
-        "Advice of Monday 12 February 2024, 13:00, older than the last change of state"
+        "Advice of Mon 12 Feb 2024, 13:00, older than the last change of state"
     )
 
 

@@ -4,6 +4,7 @@ down degrades without hiding which, and nothing reads "operational" while a requ
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,20 +115,22 @@ def test_every_surface_says_who_a_dependency_fails_and_lines_never_under_report(
     assert (card["status"], card["description"], card["tpmon_affected"]) == ("partial_outage", AFFECTED_FR, AFFECTED_FR)
     assert card["tpmon_scope"] == "adhérents dont la complémentaire passe par Oméga"
     badge = server.get("/badge/sigma/optique.svg").text
-    assert f'aria-label="Sigma · Optique : Partiellement indisponible — {AFFECTED_FR}"' in badge
+    assert f'aria-label="Sigma · Optique\u00a0: Partiellement indisponible — {AFFECTED_FR}"' in badge
     feed = server.get("/reseaux/sigma/optique/feed.atom").text
     assert "PEC Oméga indisponibles" in feed  # the upstream's incident, in the dependent's feed
     assert "Sigma · Optique en dépend pour les adhérents dont la complémentaire passe par Oméga." in feed
     everything = server.get("/feed.atom").text
-    assert "Sigma (Optique) : adhérents dont la complémentaire passe par Oméga" in everything
+    assert "Sigma (Optique)\u00a0: adhérents dont la complémentaire passe par Oméga" in everything
 
     # an optional flow down: degraded, and which one is said
     target.codes["/droits"] = 503
     wait_for(lambda: line(server, "omega", "pharmacie")["state"] == "degraded", what="the optional flow")
-    assert line(server, "omega", "pharmacie")["cause"] == (
-        "Vérification des droits : Indisponible — facultatif, le domaine fonctionne sans"
-    )
-    assert "Vérification des droits : Indisponible — facultatif" in text(server.get("/reseaux/omega/pharmacie").text)
+    pharmacie = line(server, "omega", "pharmacie")
+    assert pharmacie["cause"] == "vérification des droits en ligne indisponible"  # the taxonomy's words for it
+    assert pharmacie["action"] == "utilisez l'attestation papier (carte de tiers payant) et facturez normalement"
+    page = html.unescape(text(server.get("/reseaux/omega/pharmacie").text))
+    assert "Pourquoi : vérification des droits en ligne indisponible" in page
+    assert "Que faire : utilisez l'attestation papier" in page
 
 
 def test_a_required_flow_recovering_keeps_its_lines_recovering(server: Server, target: Target) -> None:

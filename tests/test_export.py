@@ -25,7 +25,7 @@ from monitor.declared.incidents import IncidentUpdate, declare
 from monitor.declared.inputs import Bilingual
 from monitor.declared.maintenance import MaintenanceWindow
 from monitor.i18n import PARIS
-from monitor.models import ComponentRef, Source, State, Transition
+from monitor.models import CheckMemory, ComponentRef, Source, State, Transition
 from monitor.store import Store
 from monitor.store.declaration_store import Declarations
 from monitor.store.store import Batch
@@ -44,6 +44,7 @@ BETA = """  beta:
       - {name: pec, flow: pec, kind: http, url: "http://127.0.0.1:9/pec"}
 """
 REFERENCES = {"a": "href", "link": "href", "script": "src", "img": "src"}
+CHECKED = datetime(2024, 2, 12, 12, 0, tzinfo=UTC)  # the last check the store holds: 13:00 in Paris
 
 
 @dataclass
@@ -133,7 +134,9 @@ def seed(store: Store, settings: Settings, now: datetime) -> dict[str, int]:
         Transition(ref, before, after, now - timedelta(minutes=ago), now - timedelta(minutes=ago), Source.PROBE)
         for before, after, ago in steps
     ]
-    store.write(Batch(transitions=transitions))
+    check = ComponentRef.for_check("alpha", "pec", "pec").key  # its last result: the snapshot's age
+    memory = CheckMemory(State.OPERATIONAL, now - timedelta(hours=3), last_result_at=CHECKED)
+    store.write(Batch(transitions=transitions, memories={check: memory}))
     return {"open": opened.id or 0, "resolved": resolved.id or 0}
 
 
@@ -268,6 +271,22 @@ def test_languages_and_the_switch_between_twins(crawled: dict[str, httpx.Respons
         twin = page.switch
         assert twin == (address.removeprefix("/en") if english else "/en" + address), address
         assert twin in pages and pages[twin].switch == address, f"{address} ⇄ {twin}"
+
+
+def test_every_page_says_how_old_the_snapshot_is(crawled: dict[str, httpx.Response]) -> None:
+    pages = {
+        address: answer.text for address, answer in crawled.items() if "text/html" in answer.headers["content-type"]
+    }
+    english = [address for address in pages if address.startswith("/en/")]
+    assert english and len(pages) > len(english)
+    for address, html in pages.items():
+        said = (
+            "Snapshot of Mon 12 Feb 2024, 13:00 (last check): it may be out of date."
+            if address in english
+            else "Instantané du lun. 12 févr. 2024, 13:00 (dernière vérification)\u00a0: peut être périmé."
+        )
+        assert said in html, address
+    assert "Tout fonctionne" not in pages["/"] or "13:00" in pages["/"]  # never green without a date
 
 
 def test_the_incident_page_shows_the_incident(exported: Exported) -> None:

@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 from targets import Server, Target, alpha_config, wait_for
 
 from monitor.app import Services, create_app
-from monitor.config import load_config
+from monitor.config import Settings, load_config
 from monitor.declared.incidents import Incident, IncidentUpdate, declare
 from monitor.declared.inputs import Bilingual
 from monitor.errors import StoreError
@@ -190,7 +190,8 @@ def test_ops_text_comes_out_escaped(client: TestClient, suffix: str) -> None:
     assert "&lt;img" in xss and "<img" not in xss
     assert html_tags(xss) <= {"p", "br", "ul", "li", "strong", "em", "h3"}
     assert "<h3>Consigne aux professionnels de santé</h3>" in xss and "Gardez vos factures." in xss
-    assert "PEC optique indisponibles <script>x</script> — Cause identifiée" in titles(root)  # plain text
+    # plain text; the title says what the update changed
+    assert "PEC optique indisponibles <script>x</script> — Alpha · Optique\u00a0: Indisponible" in titles(root)
 
 
 def test_filtering_per_network_and_line(client: TestClient) -> None:
@@ -285,7 +286,7 @@ def test_a_running_server_publishes_a_declared_incident(tmp_path: Path, target: 
             return titles(ET.fromstring(srv.get(path).content))
 
         found = wait_for(lambda: entry_titles("/reseaux/alpha/optique/feed.atom"), what="the feed entry")
-        assert found == ["PEC optique indisponibles — Analyse en cours"]
+        assert found == ["PEC optique indisponibles — Alpha · Optique\u00a0: Indisponible"]  # what it changed
         assert entry_titles("/feed.rss") == found
         assert entry_titles("/reseaux/beta/feed.rss") == [] and entry_titles("/reseaux/alpha/pharmacie/feed.atom") == []
         answer = srv.get("/reseaux/alpha/optique/feed.rss")
@@ -294,3 +295,34 @@ def test_a_running_server_publishes_a_declared_incident(tmp_path: Path, target: 
         assert srv.get("/reseaux/alpha/nope/feed.atom").status_code == 404
     finally:
         assert srv.stop() == 0
+
+
+def test_an_entry_title_says_what_its_update_changed() -> None:
+    settings = Settings.model_validate(
+        {"networks": {"viamedis": {"name": "Viamedis", "kind": "operateur", "lines": ["optique", "audio"]}}}
+    )
+    statuses = {"line:viamedis/optique": declare("recovering", 0.5), "line:viamedis/audio": declare("down")}
+    update = IncidentUpdate(NOW, "monitoring", Bilingual("Reprise."), statuses=statuses)
+    incident = Incident(3, Bilingual("PEC Viamedis", "Viamedis PEC"), "major", NOW, tuple(statuses), (update,))
+    [french] = entries([incident], Scope("", "tous", "/"), "fr", "http://x", settings)
+    assert french.title == (
+        "PEC Viamedis — Viamedis · Optique\u00a0: Réactivation progressive (50\u00a0%)"
+        "\u00a0; Viamedis · Audioprothèse\u00a0: Indisponible"
+    )
+    [english] = entries([incident], Scope("", "all", "/"), "en", "http://x", settings)
+    assert (
+        english.title
+        == "Viamedis PEC — Viamedis · Optics: Progressive reactivation (50%); Viamedis · Hearing aids: Unavailable"
+    )
+    # an update that declares nothing keeps its phase
+    quiet = Incident(
+        4,
+        Bilingual("Lenteurs"),
+        "minor",
+        NOW,
+        ("network:viamedis",),
+        (IncidentUpdate(NOW, "identified", Bilingual("x")),),
+    )
+    assert (
+        entries([quiet], Scope("", "tous", "/"), "fr", "http://x", settings)[0].title == "Lenteurs — Cause identifiée"
+    )

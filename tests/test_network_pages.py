@@ -17,7 +17,7 @@ from targets import Target
 from monitor.app import Services, create_app
 from monitor.config import parse_config
 from monitor.config.yaml_source import parse_yaml
-from monitor.i18n import format_short
+from monitor.i18n import format_decimal, format_since
 from monitor.models import ComponentRef, ProbeResult, Source, State, Transition
 from monitor.runner import run_check
 from monitor.store import Batch
@@ -188,10 +188,15 @@ def test_network_page_lists_every_line_with_its_bars_and_availability(site: Site
     assert html.count('<li class="day ') == 2 * 90
     text = words(html)
     # optique since its first transition: 24 h down, 36 h recovering (half), 12 h + 24 h operational
-    assert "Disponibilité sur 90 jours : 56,25\u00a0%" in text
-    assert "Disponibilité sur 90 jours : —" in text  # pharmacie: nothing rolled up yet, never a green 100 %
+    assert "Disponibilité sur 90 jours\u00a0: 56,25\u00a0%" in text
+    assert "Disponibilité sur 90 jours\u00a0: —" in text  # pharmacie: nothing rolled up yet, never a green 100 %
     english = words(site.client.get("/reseaux/alpha?lang=en").text)
     assert "Availability over 90 days: 56.25%" in english
+    # the figure with its disruptions (each disrupted day is a keyboard stop), and the bars' scale
+    disrupted = len(re.findall(r'<li class="day d-[a-z]+" tabindex="0">', html))
+    assert disrupted >= 2 and f"56,25\u00a0% — {disrupted} jours perturbés" in text
+    assert f"56.25% — {disrupted} days disrupted" in english
+    assert text.count("il y a 90 jours aujourd'hui") == 2 and english.count("90 days ago today") == 2
 
 
 def test_a_dependent_network_says_what_it_depends_on(site: Site) -> None:
@@ -218,9 +223,9 @@ def expected_hours(site: Site) -> list[list[str]]:
             rows.append(
                 [
                     labels[check],
-                    format_short(hour, "fr"),
-                    f"{round(mean * 1000)} ms",
-                    f"{round(max(r.duration_s for r in found) * 1000)} ms",
+                    format_since(hour, NOW, "fr"),
+                    f"{format_decimal(round(mean * 1000))} ms",
+                    f"{format_decimal(round(max(r.duration_s for r in found) * 1000))} ms",
                     f"{sum(not r.success for r in found)} / {len(found)}",
                 ]
             )
@@ -258,9 +263,9 @@ def test_the_line_page_shows_its_checks_and_transitions(site: Site) -> None:
     checks = {row[0]: row for row in cells.rows if len(row) == 5 and row[0] in ("Passerelle DRE", "pec")}
     assert set(checks) == {"Passerelle DRE", "pec"}
     assert checks["Passerelle DRE"][1] == "Facturation" and checks["Passerelle DRE"][3].startswith(
-        "réussi, 12/02/2024 13:00"
+        "réussi, lun. 12 févr., 13:00"
     )
-    assert checks["pec"][3].startswith("échec, 12/02/2024 13:00") and "Indisponible" in checks["pec"][2]
+    assert checks["pec"][3].startswith("échec, lun. 12 févr., 13:00") and "Indisponible" in checks["pec"][2]
     transitions = [row for row in cells.rows if len(row) == 4 and row[-1] == "sonde"]
     after = [row[2] for row in transitions]  # newest first
     assert after[-5:] == [
@@ -271,7 +276,16 @@ def test_the_line_page_shows_its_checks_and_transitions(site: Site) -> None:
         "✓ Opérationnel",
     ]
     text = words(site.client.get("/reseaux/alpha/optique").text)
-    assert "Disponibilité sur 90 jours : 56,25\u00a0%" in text
+    assert "Disponibilité sur 90 jours\u00a0: 56,25\u00a0%" in text
+
+
+def test_the_line_page_offers_its_feed_at_the_top(site: Site) -> None:
+    page = site.client.get("/reseaux/alpha/optique").text
+    link = '<a href="/reseaux/alpha/optique/feed.atom" type="application/atom+xml">Suivre ce domaine (flux Atom)</a>'
+    assert link in page and page.index(link) < page.index("<h2")  # before any section: the first thing to follow
+    feed = site.client.get("/reseaux/alpha/optique/feed.atom")
+    assert feed.status_code == 200 and feed.headers["content-type"].startswith("application/atom+xml")
+    assert "Follow this line (Atom feed)" in site.client.get("/reseaux/alpha/optique?lang=en").text
 
 
 @pytest.mark.parametrize(
@@ -335,6 +349,6 @@ def test_the_english_timeline_has_english_punctuation(site: Site) -> None:
 def test_a_day_without_any_signal_is_not_called_maintenance(site: Site) -> None:
     html = site.client.get("/reseaux/kappa").text
     tips = re.findall(r'<li class="day d-unknown"[^>]*>\s*<span class="tip">(.*?)</span>', html, re.S)
-    [tip] = [t for t in tips if t.startswith("lundi 5 février 2024")]  # the 4th and 6th are partly unknown
+    [tip] = [t for t in tips if t.startswith("lun. 5 févr. 2024")]  # the 4th and 6th are partly unknown
     assert "Statut inconnu" in tip
     assert "maintenance" not in tip

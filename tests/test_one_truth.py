@@ -146,7 +146,7 @@ def feed(site: Site) -> Told:
 def badges(site: Site) -> Told:
     told = {}
     for line in LINES:
-        label = re.search(r'aria-label="[^"]* : ([^"]+)"', site.get(f"/badge/alpha/{line}.svg").text)
+        label = re.search(r'aria-label="[^"]*\u00a0: ([^"]+)"', site.get(f"/badge/alpha/{line}.svg").text)
         assert label, line
         told[line] = BY_LABEL[label.group(1)].value
     return Told(lines=told)

@@ -82,7 +82,7 @@ def site(tmp_path: Path, target: Target, monkeypatch: pytest.MonkeyPatch) -> Ite
             return _builder(*args)
 
         # the routes are made from PAGES by create_app
-        monkeypatch.setitem(page_routes.PAGES, path, page_routes.Page(counted, page.paged))
+        monkeypatch.setitem(page_routes.PAGES, path, page_routes.Page(counted, page.paged, page.query))
     config = tmp_path / "tpmon.yaml"
     config.write_text(alpha_config(target.url("")), encoding="utf-8")
     clock = Clock(NOW)
@@ -284,7 +284,7 @@ def test_a_badge_or_feed_asked_in_english_sets_no_cookie(site: Site) -> None:
 def test_accept_language_selects_english_french_by_default(site: Site) -> None:
     assert site.get("/").headers["content-language"] == "fr"
     english = site.get("/", **{"accept-language": "en-GB,en;q=0.9"})
-    assert english.headers["content-language"] == "en" and "Is tiers payant working?" in english.text
+    assert english.headers["content-language"] == "en" and "By network and service line" in english.text
     assert "set-cookie" not in english.headers  # only an explicit choice is remembered
 
 
@@ -346,6 +346,28 @@ def test_unknown_query_parameters_name_the_same_page(site: Site) -> None:
     assert site.renders["/incidents"] == 1
 
 
+def test_the_home_pages_line_filter_is_its_own_page_and_an_unknown_one_a_404_never_kept(site: Site) -> None:
+    assert page_routes.PAGES["/"].query == ("domaine",)  # what the home page reads, so what its key holds
+    home = site.get("/")
+    optique, pharmacie = site.get("/?domaine=optique"), site.get("/?domaine=pharmacie")
+    assert (home.status_code, optique.status_code, pharmacie.status_code) == (200, 200, 200)
+    assert len({home.headers["etag"], optique.headers["etag"], pharmacie.headers["etag"]}) == 3
+    assert "<title>Optique — " in optique.text and "<title>Pharmacie — " in pharmacie.text
+    assert "<title>Optique" not in home.text and "<title>Pharmacie" not in optique.text
+    assert site.renders["/"] == 3
+    # each a cached page of its own, other parameters dropped from its key
+    assert site.get("/?domaine=optique&utm_source=sms").headers["etag"] == optique.headers["etag"]
+    assert site.get("/").headers["etag"] == home.headers["etag"]
+    assert site.renders["/"] == 3
+    # an unknown line: a 404 each time, never a cache entry (a flood of them does not grow the cache)
+    kept = len(site.services.pages)
+    for value in ("nope", "nope", "OPTIQUE", "optique%00", "x" * 500):
+        missing = site.get(f"/?domaine={value}")
+        assert missing.status_code == 404 and "etag" not in missing.headers, value
+    assert len(site.services.pages) == kept
+    assert site.renders["/"] == 3 + 5
+
+
 def test_a_json_document_is_cached_too(site: Site) -> None:
     first = site.get("/api/v2/summary.json")
     builds = site.services.pages.builds
@@ -371,8 +393,8 @@ def test_pages_are_compressed_once_for_clients_that_accept_gzip(site: Site) -> N
 
 # --- late pages: the store cut or hung -----------------------------------------------------------------------
 
-NOTICE_FR = "Données du lundi 12 février 2024 à 13:00 : cette page n'a pas pu être recalculée à temps"
-NOTICE_EN = "Data as of Monday 12 February 2024, 13:00: this page could not be computed again in time"
+NOTICE_FR = "Données du lun. 12 févr. 2024, 13:00 : cette page n'a pas pu être recalculée à temps"
+NOTICE_EN = "Data as of Mon 12 Feb 2024, 13:00: this page could not be computed again in time"
 
 
 def cut(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from html import unescape
 from html.parser import HTMLParser
+from pathlib import Path
 
 import httpx
 import pytest
@@ -141,7 +142,7 @@ def test_history_newest_first_with_names_dates_and_durations(seeded: tuple[TestC
     assert titles[:3] == [f"/incidents/{ids['pec']}", f"/incidents/{ids['xss']}", f"/incidents/{ids['xss'] - 1}"]
     assert "Historique des incidents" in page.text and page.headings.count(1) == 1
     assert "Majeur" in page.text and "Surveillance" in page.text and "Mineur" in page.text
-    assert "lundi 12 février 2024 à 10:00" in page.text  # the open incident's start, Paris time
+    assert "lun. 12 févr. 2024, 10:00" in page.text  # the open incident's start, Paris time
     assert (
         "en cours depuis 2\u00a0h" in page.text and "2\u00a0h 05\u00a0min" in page.text and "45\u00a0min" in page.text
     )
@@ -149,7 +150,7 @@ def test_history_newest_first_with_names_dates_and_durations(seeded: tuple[TestC
     assert "line:" not in page.text and "flow:" not in page.text and "network:" not in page.text
     english = get(client, "/incidents?lang=en")
     assert "Incident history" in english.text and "Major" in english.text and "Monitoring" in english.text
-    assert "Monday 12 February 2024, 10:00" in english.text and "Alpha — Invoicing" in english.text
+    assert "Mon 12 Feb 2024, 10:00" in english.text and "Alpha — Invoicing" in english.text
     assert "ongoing for 2\u00a0h" in english.text
 
 
@@ -176,7 +177,7 @@ def test_an_incident_with_its_components_and_updates_newest_first(seeded: tuple[
     assert page.headings[0] == 1 and page.headings.count(1) == 1
     assert "PEC optique indisponibles" in text and "Majeur" in text and "En cours" in text
     assert "Alpha — Optique" in text and "Alpha — Pharmacie" in text and "Alpha — Prises en charge (PEC)" in text
-    assert "Réactivation progressive : 50\u00a0%" in text and "Indisponible" in text
+    assert "Réactivation progressive\u00a0: 50\u00a0%" in text and "Indisponible" in text
     assert text.index("Réactivation en cours.") < text.index("Les PEC échouent.")  # newest first, and it says so
     assert "La plus récente en premier." in text
     assert "Différez la vente." in text and "Gardez la facture acquittée." in text
@@ -219,10 +220,10 @@ def test_script_in_a_title_or_message_never_reaches_the_page(
 def test_members_choose_their_network_by_a_link(seeded: tuple[TestClient, dict[str, int]]) -> None:
     client, _ = seeded
     page = get(client, "/assures")
-    assert "Quel réseau figure sur votre carte de tiers payant ?" in page.text
+    assert "Quel réseau figure sur votre carte de tiers payant\u00a0?" in page.text
     assert {"/assures/alpha", "/assures/beta"} <= {a.get("href") for a in page.all("a")}
     # each network's state: Alpha has optique down and pharmacie working, so it is partly unavailable (DESIGN §2)
-    assert re.search(r"Alpha [^—]*Partiellement indisponible — à vérifier : Optique", page.text)
+    assert re.search(r"Alpha [^—]*Partiellement indisponible — à vérifier\u00a0: Optique", page.text)
     english = get(client, "/assures?lang=en")
     assert "Which network is on your tiers-payant card?" in english.text
     assert get(client, "/assures/nope", 404).headings == [1]
@@ -273,7 +274,7 @@ def test_method_publishes_the_formula_and_the_running_config(seeded: tuple[TestC
     assert FORMULA["fr"] in text and UNKNOWN_RULE["fr"] in text
     assert "45\u00a0min" in text  # stabilization from this config, not DESIGN's default of 30 min
     assert "après 1 échec consécutif et redevient opérationnelle après 1 succès consécutif" in text  # the config's
-    assert "intervalle entre deux mesures : 1\u00a0s" in text and "Bêta Santé" not in text  # no dependency
+    assert "intervalle entre deux mesures\u00a0: 1\u00a0s" in text and "Bêta Santé" not in text  # no dependency
     assert text.index("une maintenance en cours") < text.index("un statut déclaré") < text.index("une dépendance")
     for label in ("Opérationnel", "Perturbé", "Partiellement indisponible", "Indisponible", "Réactivation progressive"):
         assert label in text
@@ -294,3 +295,32 @@ def test_no_field_asks_anything_and_headings_go_in_order(seeded: tuple[TestClien
         assert all(th.get("scope") in ("col", "row") for th in page.all("th"))
         assert not [attrs for _, attrs in page.tags if "style" in attrs]
         assert [s.get("src") for s in page.all("script")] == ["/static/refresh.js"]  # no inline script (CSP)
+
+
+def test_members_see_an_information_once_in_a_neutral_style_below_the_answer(tmp_path: Path) -> None:
+    config = tmp_path / "tpmon.yaml"
+    config.write_text(alpha_config("http://127.0.0.1:9", extra_networks=BETA), "utf-8")
+    settings = load_config(config)
+    store = Store.open(f"sqlite:///{tmp_path}/notice.db")
+    declarations = Declarations(store, settings, clock=lambda: NOW)
+    declarations.open_incident(
+        title=Bilingual("Alerte hameçonnage", "Phishing alert"),
+        impact="none",  # an information for everyone, not an outage
+        first=IncidentUpdate(NOW - timedelta(hours=1), "identified", Bilingual("Faux courriels.", "Fake e-mails.")),
+    )
+    declarations.open_incident(
+        title=Bilingual("PEC optique indisponibles"),
+        impact="major",
+        first=IncidentUpdate(NOW - timedelta(hours=2), "identified", Bilingual("Les PEC échouent.")),
+        components=["line:alpha/optique"],
+    )
+    app = create_app(settings, store=store, schedule=False, clock=lambda: NOW)
+    with store, TestClient(app) as client:
+        html = fetch(client, "/assures/alpha").text
+    assert html.count("Alerte hameçonnage") == 1  # once: not also listed among the incidents' advice
+    notice = html.index('<aside class="notice"')
+    assert html.index("Alerte hameçonnage") > notice > html.index('id="lines-title"')  # below the answer
+    assert html.count('class="phishing"') == 0 and html.count('class="members-phishing"') == 1  # said once
+    text = Page(html).text
+    assert "PEC optique indisponibles" in text
+    assert "Cet incident ne donne pas de conseil propre aux assurés\u00a0: les conseils généraux" in text

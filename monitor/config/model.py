@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
 
 from .taxonomy import DEFAULT_FLOWS, DEFAULT_LINES
 from .values import ENV_REF, SLUG, FrozenDict, parse_duration
@@ -22,6 +22,7 @@ __all__ = [
     "Dependency",
     "DnsCheck",
     "FlowDef",
+    "FlowTexts",
     "HttpCheck",
     "HttpConditions",
     "LineDef",
@@ -81,7 +82,35 @@ class Label(Model):
     en: str = Field(min_length=1, max_length=200)
 
 
-class FlowDef(Model):
+def _text_or_labels(value: Any) -> str:
+    """Which form a description takes, by its value: a mapping is {fr, en}, anything else one text (so a wrong
+    value gets the one error of the form it was meant as, not one per form)."""
+    return "tag-labels" if isinstance(value, dict | Description) else "tag-text"
+
+
+class Description(Label):
+    """A check's name on the pages in both languages: as long as a one-text description may be."""
+
+    fr: str = Field(min_length=1, max_length=500)
+    en: str = Field(min_length=1, max_length=500)
+
+
+class FlowTexts(Model):
+    """What a flow's failure means at the counter and what a practitioner does meanwhile (DESIGN §1), in both
+    languages: the taxonomy gives defaults, a network may override any of them (`flow_texts:`)."""
+
+    when_down: Label | None = None  # "vérification des droits en ligne indisponible"
+    advice: Label | None = None  # "utilisez l'attestation papier (carte de tiers payant) et facturez normalement"
+    unit: Label | None = None  # one request of it, for "environ 1 prise en charge sur 2 aboutit"
+    units: Label | None = None  # the same, plural ("prises en charge"): with `unit`, or neither
+    when_refused: Label | None = None  # while it comes back: "en cas de refus, réessayez plus tard ou …"
+
+    def over(self, base: FlowTexts) -> FlowTexts:
+        """These texts, each missing one taken from `base`."""
+        return FlowTexts(**{name: getattr(self, name) or getattr(base, name) for name in FlowTexts.model_fields})
+
+
+class FlowDef(FlowTexts):
     label: Label
 
 
@@ -106,10 +135,21 @@ class CheckDefaults(Model):
 class CheckBase(Model):
     name: Slug
     flow: Slug
-    description: str = Field(default="", max_length=500)
+    # its name on the pages: one text for both languages, or {fr: …, en: …}
+    description: Annotated[
+        Annotated[Annotated[str, Field(max_length=500)], Tag("tag-text")] | Annotated[Description, Tag("tag-labels")],
+        Discriminator(_text_or_labels),
+    ] = ""
     interval: Interval = 60.0
     failure_threshold: int = Field(default=3, ge=1, le=100)
     success_threshold: int = Field(default=2, ge=1, le=100)
+
+    def title(self, lang: str) -> str:
+        """Its name on a page in `lang` ("fr" or "en"): its description, else its name."""
+        if isinstance(self.description, Label):
+            text: str = getattr(self.description, lang)
+            return text
+        return self.description or self.name
 
 
 class ProbeCheck(CheckBase):
@@ -279,6 +319,7 @@ class Network(Model):
     lines: tuple[Slug, ...] = Field(min_length=1)
     line_overrides: Frozen[Slug, LineOverride] = Field(default_factory=FrozenDict)
     depends_on: tuple[Dependency, ...] = ()
+    flow_texts: Frozen[Slug, FlowTexts] = Field(default_factory=FrozenDict)  # over the taxonomy's, per flow
     checks: tuple[Check, ...] = ()
 
     def flow_names(self, taxonomy: Mapping[str, FlowDef]) -> tuple[str, ...]:
@@ -452,6 +493,12 @@ class Settings(Model):
     def checks(self) -> list[tuple[str, Check]]:
         """Every (network, check) pair, in config order."""
         return [(name, check) for name, network in self.networks.items() for check in network.checks]
+
+    def flow_texts(self, network: str, flow: str) -> FlowTexts:
+        """What `flow`'s failure means and what to do, on `network`: its own texts over the taxonomy's."""
+        base = self.flows[flow]
+        found = self.networks[network].flow_texts.get(flow)
+        return found.over(base) if found is not None else base
 
 
 def dependency_order(settings: Settings) -> list[str]:

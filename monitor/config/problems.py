@@ -61,7 +61,7 @@ def _data_path(loc: tuple[Any, ...], data: Any) -> Path:
 
 
 def _names_a_key(part: str) -> bool:
-    return part not in _CHECK_KINDS and not part.startswith(("function-", "tagged-union")) and "[" not in part
+    return part not in _CHECK_KINDS and not part.startswith(("function-", "tagged-union", "tag-")) and "[" not in part
 
 
 def _model_fields(model: type[BaseModel]) -> list[str]:

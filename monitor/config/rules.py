@@ -126,7 +126,21 @@ class _Rules:
         if self.flows is not None and isinstance(flow, str) and _SLUG.match(flow) and flow not in self.flows:
             self.add(path, _unknown("flow", flow, self.flows))
 
+    def units(self, texts: Any, where: Path) -> None:
+        """`unit` and `units` (one request of a flow, and several) go together: a sentence needs both."""
+        if isinstance(texts, dict) and ("unit" in texts) != ("units" in texts):
+            given, missing = ("unit", "units") if "unit" in texts else ("units", "unit")
+            self.add(
+                (*where, given),
+                f"give `{missing}` too: one request of this flow and several, e.g. unit: {{fr: prise en charge, "
+                "en: prior approval} and units: {fr: prises en charge, en: prior approvals}",
+            )
+
     def taxonomy(self) -> None:
+        flows = self.data.get("flows")
+        for name, flow in flows.items() if isinstance(flows, dict) else ():
+            if isinstance(name, str):
+                self.units(flow, ("flows", name))
         lines = self.data.get("lines")
         if isinstance(lines, dict):
             for name, line in lines.items():
@@ -179,6 +193,10 @@ class _Rules:
             if isinstance(override, dict):
                 self.flow_refs(override.get("requires"), (*where, "requires"))
                 self.flow_refs(override.get("optional"), (*where, "optional"))
+        texts = network.get("flow_texts")
+        for flow, given in texts.items() if isinstance(texts, dict) else ():
+            self.flow(flow, (*base, "flow_texts", str(flow)))
+            self.units(given, (*base, "flow_texts", str(flow)))
         checks = network.get("checks")
         first: dict[str, int | None] = {}
         for index, check in enumerate(checks) if isinstance(checks, list) else ():

@@ -343,7 +343,7 @@ def check_status(
         network=network,
         flow=check.flow,
         kind=check.kind,
-        description=check.description,
+        description=check.title("fr") if check.description else "",
         interval_s=check.interval,
         last_result_at=memory.last_result_at if memory else None,
         consecutive_failures=memory.fails.count if memory else 0,

@@ -111,7 +111,17 @@ class BoardCell(Body):
         "'Indisponible pour les assurés dont le tiers payant est géré par Viamedis'",
     )
     scope: Sentence = Field(None, description="that dependency's scope alone: who is affected")
-    cause: Sentence = Field(None, description="a line degraded by an optional flow: which flow, and its state")
+    cause: Sentence = Field(
+        None,
+        description="a line not operational: the flow at fault and what it means at the counter, e.g. "
+        "'vérification des droits en ligne indisponible'",
+    )
+    action: Sentence = Field(None, description="what a practitioner does meanwhile, in one line")
+    meaning: Sentence = Field(
+        None,
+        description="a line recovering: what its percentage means, e.g. 'environ 1 prise en charge sur 2 aboutit ; "
+        "en cas de refus, réessayez plus tard ou faites une facture acquittée'",
+    )
 
 
 class BoardNetwork(BoardCell):

@@ -37,6 +37,11 @@ class LineBars:
     days: list[Day]
     overall: Window  # the whole period, seconds summed (never an average of daily ratios)
 
+    @property
+    def disrupted(self) -> int:
+        """How many days were not plainly operational: said next to the figure ("100 % — 10 jours perturbés")."""
+        return sum(1 for day in self.days if day.notable)
+
 
 def _day(day: date, window: Window) -> Day:
     seen = [state for state, seconds in window.seconds.items() if seconds > 0]

@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from ..i18n import STATE_LABELS, Lang
+from ..i18n import STATE_LABELS, Lang, translate
 from ..models import ComponentRef, State
 from .affected_text import explain
 
@@ -67,7 +67,7 @@ def badge_svg(network: str, line: str, state: State, lang: Lang, affected: str =
     dependency fails it (in the accessible text only: the picture stays short)."""
     left = f"{network} · {line}"
     right = STATE_LABELS[state][lang]
-    sentence = f"{left} : {right}" if lang == "fr" else f"{left}: {right}"
+    sentence = translate(lang, "%(line)s: %(state)s") % {"line": left, "state": right}
     if affected:
         sentence += f" — {affected}"
     left_width = round(text_width(left) + 2 * PADDING)

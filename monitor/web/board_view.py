@@ -27,7 +27,9 @@ class Cell:
     detail: str
     affected: str = ""  # raised by a dependency: its state for whom ("Indisponible pour les assurés dont …")
     scope: str = ""  # that dependency's scope alone ("assurés dont le tiers payant est géré par Viamedis")
-    cause: str = ""  # degraded by an optional flow: which, and its state
+    cause: str = ""  # the flow at fault and what it means at the counter ("vérification des droits … indisponible")
+    action: str = ""  # what a practitioner does meanwhile, in one line
+    meaning: str = ""  # recovering: what its percentage means ("environ 1 prise en charge sur 2 aboutit ; …")
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -42,6 +44,8 @@ class Cell:
             "affected": self.affected or None,
             "scope": self.scope or None,
             "cause": self.cause or None,
+            "action": self.action or None,
+            "meaning": self.meaning or None,
         }
 
 
@@ -125,10 +129,8 @@ def board_view(settings: Settings, board: States, lang: Lang) -> BoardView:
         for line in network.lines:
             ref = ComponentRef("line", name, line)
             shown = board.get(ref)
-            affected, scope, cause = explain(settings, board, name, line, shown, lang)
-            lines[line] = replace(
-                _cell(ref, view.line_labels[line], shown, lang), affected=affected, scope=scope, cause=cause
-            )
+            said = explain(settings, board, name, line, shown, lang)
+            lines[line] = replace(_cell(ref, view.line_labels[line], shown, lang), **said._asdict())
         flows = [
             _cell(
                 ComponentRef("flow", name, flow),
@@ -142,7 +144,7 @@ def board_view(settings: Settings, board: States, lang: Lang) -> BoardView:
         checks = []
         for check in network.checks:
             ref = ComponentRef.for_check(name, check.flow, check.name)
-            checks.append(_cell(ref, check.description or check.name, board.get(ref), lang))
+            checks.append(_cell(ref, check.title(lang), board.get(ref), lang))
         status = _cell(net_ref, network.name, board.get(net_ref), lang)
         view.networks.append(NetworkView(name, network.name, network.kind, status, lines, flows, checks))
     return view

@@ -19,6 +19,7 @@ from starlette.responses import Response
 
 from ..declared.incidents import IMPACTS, LIFECYCLE, Incident, add_update, open_incident
 from ..errors import IncidentError, NotAllowed, NotFound, StoreError
+from ..i18n import translate
 from ..operators.audited import AuditedDeclarations
 from ..operators.staff_access import REFUSED, Current, Refused
 from ..store.declaration_store import Declarations
@@ -48,7 +49,7 @@ from .console_forms import (
     state_choices,
 )
 from .incident_pages import IMPACT_LABELS, component_name, preview_incident
-from .incident_view import PHASES
+from .incident_view import PHASES, phase_label
 from .render import Links
 from .staff_auth import clear_session_cookie, client_address, set_session_cookie
 
@@ -184,8 +185,8 @@ def _form_values(v: Visit, **values: Any) -> dict[str, Any]:
     return {
         "components": component_choices(settings, current.principal, v.lang),
         "states": state_choices(v.lang),
-        "impacts": [(i, IMPACT_LABELS[i][v.lang]) for i in IMPACTS],
-        "phases": [(p, PHASES[p][v.lang]) for p in LIFECYCLE],
+        "impacts": [(i, translate(v.lang, IMPACT_LABELS[i])) for i in IMPACTS],
+        "phases": [(p, phase_label(p, v.lang)) for p in LIFECYCLE],
         "rows": range(ROWS),
         **values,
     }
@@ -204,7 +205,10 @@ async def incidents(v: Visit) -> Response:
         names = [component_name(settings, key, links).name for key in incident.components]
         listed.append((incident, names))
     return v.page(
-        "incidents.html", incidents=listed, phase_names=PHASES, may_open=signed_in(v).principal.writes_anywhere
+        "incidents.html",
+        incidents=listed,
+        phase_names={p: phase_label(p, v.lang) for p in PHASES},
+        may_open=signed_in(v).principal.writes_anywhere,
     )
 
 

@@ -8,7 +8,9 @@ wherever ops wrote no English). The XML is built with ElementTree: ops text is n
 markup; in the `content`/`description` it is the HTML of `text.render` (Markdown, then sanitized), escaped once more
 as the text of an element, as Atom's `type="html"` and RSS's `description` expect.
 
-Each entry is one dated update; its consignes are that update's. An update that changes a declared state
+Each entry is one dated update, titled with what it changes when it declares states ("PEC optique indisponibles —
+Viamedis · Optique : Réactivation progressive (50 %)"), else with its phase; its consignes are that update's.
+An update that changes a declared state
 without new consignes says that the earlier ones (dated) are older than this change: a reader never takes
 them for current advice.
 
@@ -31,39 +33,48 @@ from starlette.responses import PlainTextResponse, Response
 
 from ..config import Settings
 from ..declared.incidents import Incident, IncidentUpdate
-from ..i18n import Lang, format_datetime
-from ..models import ComponentRef
+from ..i18n import N_, STATE_LABELS, Lang, format_datetime, format_percent, translate
+from ..models import ComponentRef, State
 from .affected_text import dependency_scope
-from .incident_view import PHASES
+from .incident_view import phase_label
 from .ops_markdown import render
 from .page_cache import public_origin
 
-__all__ = ["ATOM", "LIMIT", "Entry", "Scope", "atom_feed", "entries", "feed_routes", "rss_feed", "scope_of"]
+__all__ = [
+    "ATOM",
+    "CHANGED",
+    "LIMIT",
+    "Entry",
+    "Scope",
+    "atom_feed",
+    "changes",
+    "entries",
+    "feed_routes",
+    "rss_feed",
+    "scope_of",
+]
 
 ATOM = "http://www.w3.org/2005/Atom"
 LIMIT = 50  # entries per feed
 Kind = Literal["atom", "rss"]
 KINDS: tuple[Kind, ...] = ("atom", "rss")
 MEDIA = {"atom": "application/atom+xml; charset=utf-8", "rss": "application/rss+xml; charset=utf-8"}
-TEXTS: dict[str, dict[Lang, str]] = {
-    "title": {"fr": "État du tiers payant", "en": "Tiers payant status"},
-    "all": {"fr": "tous les réseaux", "en": "all networks"},
-    "description": {
-        "fr": "Incidents et mises à jour publiés par l'exploitation : {scope}",
-        "en": "Incidents and updates published by operations: {scope}",
-    },
-    "practitioners": {"fr": "Consigne aux professionnels de santé", "en": "Advice for healthcare professionals"},
-    "members": {"fr": "Consigne aux assurés", "en": "Advice for insured members"},
-    "outdated": {
-        "fr": "Consignes précédentes ({when}) : antérieures à ce changement d'état, elles peuvent ne plus s'appliquer.",
-        "en": "Earlier advice ({when}): older than this change of state, it may no longer apply.",
-    },
-    "dependents": {
-        "fr": "Concerne aussi, chez qui en dépend : {who}.",
-        "en": "Also concerns, where it is relied on: {who}.",
-    },
-    "relies": {"fr": "{what} en dépend pour les {scope}.", "en": "{what} relies on it for {scope}."},
+TEXTS: dict[str, str] = {
+    "title": N_("Tiers payant status"),
+    "all": N_("all networks"),
+    "description": N_("Incidents and updates published by operations: %(scope)s"),
+    "practitioners": N_("Advice for healthcare professionals"),
+    "members": N_("Advice for insured members"),
+    "outdated": N_("Earlier advice (%(when)s): older than this change of state, it may no longer apply."),
+    "dependents": N_("Also concerns, where it is relied on: %(who)s."),
+    "relies": N_("%(what)s relies on it for %(scope)s."),
+    "dependent": N_("%(network)s (%(lines)s): %(scope)s"),
 }
+
+
+def _text(key: str, lang: Lang, **values: str) -> str:
+    text = translate(lang, TEXTS[key])
+    return text % values if values else text
 
 
 @dataclass(frozen=True)
@@ -103,9 +114,11 @@ def _dependents(settings: Settings, upstream: str | None, lang: Lang) -> dict[st
             if upstream is not None and dep.network != upstream:
                 continue
             lines = ", ".join(getattr(settings.lines[line].label, lang) for line in (dep.lines or network.lines))
-            who = f"{network.name} ({lines}){' :' if lang == 'fr' else ':'} {dependency_scope(settings, dep, lang)}"
+            who = _text(
+                "dependent", lang, network=network.name, lines=lines, scope=dependency_scope(settings, dep, lang)
+            )
             found.setdefault(dep.network, []).append(who)
-    return {name: TEXTS["dependents"][lang].format(who=" ; ".join(who)) for name, who in found.items()}
+    return {name: _text("dependents", lang, who=translate(lang, "; ").join(who)) for name, who in found.items()}
 
 
 def _relies(settings: Settings, network: str, line: str | None, lang: Lang) -> dict[str, str]:
@@ -116,16 +129,14 @@ def _relies(settings: Settings, network: str, line: str | None, lang: Lang) -> d
         if line is not None and not dep.covers(line):
             continue
         what = config.name if line is None else f"{config.name} · {getattr(settings.lines[line].label, lang)}"
-        found.setdefault(
-            dep.network, TEXTS["relies"][lang].format(what=what, scope=dependency_scope(settings, dep, lang))
-        )
+        found.setdefault(dep.network, _text("relies", lang, what=what, scope=dependency_scope(settings, dep, lang)))
     return found
 
 
 def scope_of(settings: Settings, network: str | None, line: str | None, lang: Lang) -> Scope | None:
     """The scope named by the path, None when the network or line is unknown."""
     if network is None:
-        return Scope("", TEXTS["all"][lang], "/", notes=_dependents(settings, None, lang))
+        return Scope("", _text("all", lang), "/", notes=_dependents(settings, None, lang))
     found = settings.networks.get(network)
     if found is None:
         return None
@@ -157,7 +168,7 @@ def _html(
     parts += [f'<p class="affected">{html.escape(note)}</p>' for note in notes]  # config text: escaped
     for key, text in (("practitioners", practitioners), ("members", members)):
         if text.strip():
-            parts.append(f"<h3>{TEXTS[key][lang]}</h3>{render(text)}")  # our own heading, then escaped text
+            parts.append(f"<h3>{_text(key, lang)}</h3>{render(text)}")  # our own heading, then escaped text
     if outdated:
         parts.append(f"<p><strong>{outdated}</strong></p>")  # our own sentence, dates only
     return "".join(parts)
@@ -176,7 +187,7 @@ def _outdates(incident: Incident, position: int, lang: Lang) -> str:
     if not given:
         return ""
     when = ", ".join(dict.fromkeys(format_datetime(u.at, lang) for u in _latest_each(given)))
-    return TEXTS["outdated"][lang].format(when=when)
+    return _text("outdated", lang, when=when)
 
 
 def _latest_each(given: list[IncidentUpdate]) -> list[IncidentUpdate]:
@@ -186,8 +197,40 @@ def _latest_each(given: list[IncidentUpdate]) -> list[IncidentUpdate]:
     return sorted({id(u): u for u in (pro, members) if u is not None}.values(), key=lambda u: u.at)
 
 
-def entries(incidents: Iterable[Incident], scope: Scope, lang: Lang, base: str) -> list[Entry]:
-    """One entry per update of the incidents `scope` covers, newest first, at most LIMIT."""
+CHANGED = N_("%(component)s: %(state)s")  # an entry's title: what its update declares
+
+
+def _component(settings: Settings | None, key: str, lang: Lang) -> str:
+    """`Viamedis · Optique` for `line:viamedis/optique`; what the config no longer knows keeps its id."""
+    try:
+        ref = ComponentRef.parse(key)
+    except ValueError:
+        return key
+    network = settings.networks.get(ref.network) if settings else None
+    name = network.name if network else ref.network
+    if not ref.name:
+        return name
+    labels = (settings.lines if ref.kind == "line" else settings.flows) if settings else {}
+    known = labels.get(ref.name)
+    return f"{name} · {getattr(known.label, lang) if known else ref.name}"
+
+
+def changes(update: IncidentUpdate, settings: Settings | None, lang: Lang) -> str:
+    """What an update declares, in words ("Viamedis · Optique : Réactivation progressive (50 %)"); '' if nothing."""
+    said = []
+    for key, declared in update.statuses.items():
+        state = STATE_LABELS[declared.state][lang]
+        if declared.state is State.RECOVERING and declared.progress is not None:
+            state += f" ({format_percent(declared.progress, lang, 0)})"
+        said.append(translate(lang, CHANGED) % {"component": _component(settings, key, lang), "state": state})
+    return translate(lang, "; ").join(said)
+
+
+def entries(
+    incidents: Iterable[Incident], scope: Scope, lang: Lang, base: str, settings: Settings | None = None
+) -> list[Entry]:
+    """One entry per update of the incidents `scope` covers, newest first, at most LIMIT; each titled with what it
+    changes (the components' names from `settings`), else with its phase."""
     found: list[tuple[tuple[datetime, int, int], Entry]] = []
     for incident in incidents:
         touched = {_network_of(key) for key in incident.components}
@@ -200,7 +243,7 @@ def entries(incidents: Iterable[Incident], scope: Scope, lang: Lang, base: str) 
             ident = update.id if update.id is not None else position
             entry = Entry(
                 id=f"urn:tpmon:incident:{number}:update:{ident}",
-                title=f"{title} — {PHASES[update.status][lang]}",
+                title=f"{title} — {changes(update, settings, lang) or phase_label(update.status, lang)}",
                 updated=update.at,
                 link=f"{base}/incidents/{number}",
                 html=_html(
@@ -229,7 +272,7 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None, **attributes: st
 
 
 def _title(scope: Scope, lang: Lang) -> str:
-    return f"{TEXTS['title'][lang]} — {scope.name}"
+    return f"{_text('title', lang)} — {scope.name}"
 
 
 def atom_feed(scope: Scope, items: list[Entry], lang: Lang, base: str, self_url: str, now: datetime) -> bytes:
@@ -237,7 +280,7 @@ def atom_feed(scope: Scope, items: list[Entry], lang: Lang, base: str, self_url:
     feed = ET.Element("feed", {"xmlns": ATOM, "{http://www.w3.org/XML/1998/namespace}lang": lang})
     _sub(feed, "id", f"urn:tpmon:feed:{scope.key or 'all'}")
     _sub(feed, "title", _title(scope, lang))
-    _sub(feed, "subtitle", TEXTS["description"][lang].format(scope=scope.name))
+    _sub(feed, "subtitle", _text("description", lang, scope=scope.name))
     _sub(feed, "updated", _stamp(max((e.updated for e in items), default=now)))
     _sub(_sub(feed, "author"), "name", "tpmon")
     _sub(feed, "link", rel="self", type=MEDIA["atom"].split(";")[0], href=self_url)
@@ -260,7 +303,7 @@ def rss_feed(scope: Scope, items: list[Entry], lang: Lang, base: str, self_url: 
     channel = _sub(rss, "channel")
     _sub(channel, "title", _title(scope, lang))
     _sub(channel, "link", f"{base}{scope.path}")
-    _sub(channel, "description", TEXTS["description"][lang].format(scope=scope.name))
+    _sub(channel, "description", _text("description", lang, scope=scope.name))
     _sub(channel, "language", "fr-FR" if lang == "fr" else "en")
     _sub(channel, "lastBuildDate", rfc822(max((e.updated for e in items), default=now).astimezone(UTC), usegmt=True))
     _sub(channel, "atom:link", rel="self", type=MEDIA["rss"].split(";")[0], href=self_url)
@@ -288,7 +331,8 @@ def _endpoint(kind: Kind) -> Callable[[Request], Awaitable[Response]]:
         incidents = snapshot.recent_incidents  # the newest incidents, as the page and the JSON tell them now
         base = public_origin(request)  # never the Host header as sent: it could be anyone's
         self_url = f"{base}{request.url.path}" + ("?lang=en" if lang == "en" else "")
-        body = build(scope, entries(incidents, scope, lang, base), lang, base, self_url, services.clock())
+        found = entries(incidents, scope, lang, base, snapshot.settings)
+        body = build(scope, found, lang, base, self_url, services.clock())
         return Response(body, headers={"Content-Type": MEDIA[kind], "Cache-Control": "max-age=60"})
 
     return answer

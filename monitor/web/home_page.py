@@ -15,7 +15,7 @@ from .reactivation_timeline import Episode, episodes
 from .render import Links, PageArgs, render
 from .site_context import SiteContext
 
-__all__ = ["TIMELINE_DAYS", "LineEpisode", "affected", "build_index", "line_episodes"]
+__all__ = ["FILTER", "TIMELINE_DAYS", "LineEpisode", "NowGroup", "NowRow", "build_index", "line_episodes", "now_groups"]
 
 TIMELINE_DAYS = 30
 _STILL_OUT = (State.DOWN, State.PARTIAL, State.RECOVERING)
@@ -86,38 +86,87 @@ def line_episodes(
     return sorted(shown, key=lambda e: (not e.episode.open, -e.episode.started.timestamp()))
 
 
-_NOT_WELL = (State.DOWN, State.PARTIAL, State.RECOVERING, State.MAINTENANCE, State.DEGRADED, State.UNKNOWN)
+_NOT_WELL = (State.DOWN, State.PARTIAL, State.RECOVERING, State.MAINTENANCE, State.UNKNOWN, State.DEGRADED)
+FILTER = "domaine"  # ?domaine=optique: the first page for one service line
 
 
-def affected(view: BoardView) -> list[tuple[State, list[tuple[NetworkView, list[Cell]]]]]:
-    """The lines not operational, by state (the worst first), then by network: the first screen's answer."""
-    groups = []
+@dataclass(frozen=True)
+class NowRow:
+    """Lines of one network that share a trouble and its start: one row of the first screen, each line a link."""
+
+    network: NetworkView
+    cells: list[Cell]
+    since: datetime | None
+
+
+@dataclass(frozen=True)
+class NowGroup:
+    """Lines in the same state for the same reason, with the same thing to do: the first screen's answer."""
+
+    state: State
+    progress: float  # recovering: the share back
+    said: str  # for whom (a dependency), or the flow at fault, in words
+    action: str
+    meaning: str
+    rows: list[NowRow]
+
+    @property
+    def count(self) -> int:
+        """How many lines it holds."""
+        return sum(len(row.cells) for row in self.rows)
+
+
+def now_groups(view: BoardView, line: str | None = None) -> list[NowGroup]:
+    """What does not work now (of `line` only, if given): the lines not operational, the worst state first, grouped
+    by what is said of them (state, reason, action), and in each group one row per network and start."""
+    found: dict[tuple[State, float, str, str, str], dict[tuple[str, datetime | None], list[Cell]]] = {}
+    networks = {n.id: n for n in view.networks}
     for state in _NOT_WELL:
-        items = [(n, [c for c in n.lines.values() if c.state is state]) for n in view.networks]
-        if found := [(network, cells) for network, cells in items if cells]:
-            groups.append((state, found))
-    return groups
+        for network in view.networks:
+            for cell in network.lines.values():
+                if cell.state is not state or (line is not None and cell.id != line):
+                    continue
+                progress = cell.progress if state is State.RECOVERING else 0.0
+                key = (state, progress, cell.affected or cell.cause, cell.action, cell.meaning)
+                found.setdefault(key, {}).setdefault((network.id, cell.since), []).append(cell)
+    return [
+        NowGroup(
+            state,
+            progress,
+            said,
+            action,
+            meaning,
+            [NowRow(networks[network], cells, since) for (network, since), cells in rows.items()],
+        )
+        for (state, progress, said, action, meaning), rows in found.items()
+    ]
 
 
-def build_index(services: SiteContext, lang: Lang, links: Links, args: PageArgs) -> str:
-    """`/`: blocking (reads the last 30 days of transitions)."""
+def build_index(services: SiteContext, lang: Lang, links: Links, args: PageArgs) -> str | None:
+    """`/` and `/?domaine=optique`: blocking (reads the last 30 days of transitions); None (404) for a domaine that
+    is not a line of the board (only known values make a page, and a cache entry)."""
     now, snapshot = services.clock(), services.snapshot()
     view = board_view(snapshot.settings, snapshot, lang)
+    line = args.get(FILTER)
+    if line is not None and line not in view.line_ids:
+        return None
     declared = declarations_view(snapshot, lang)
     timelines, history_ok = [], False
     if services.store_up:  # a store known down is not asked: the board alone answers at once
         try:
-            timelines = line_episodes(services, lang)
+            timelines = [e for e in line_episodes(services, lang) if line is None or e.line == line]
             history_ok = True
         except StoreError:  # the board is in memory: the page still answers, without the history
             pass
+    path = "/" if line is None else f"/?{FILTER}={line}"
     return render(
         "index.html",
         lang,
         links,
-        "/",
+        path,
         view=view,
-        affected=affected(view),
+        line=line,
+        groups=now_groups(view, line),
         declared=declared,
         timelines=timelines,
         history_ok=history_ok,

@@ -14,11 +14,11 @@ from ..config import Settings
 from ..declared.incidents import AUDIENCES, Audience, Consigne, Incident, IncidentUpdate, consigne_history
 from ..declared.inputs import Bilingual
 from ..errors import NotFound
-from ..i18n import STATE_LABELS, Lang
+from ..i18n import N_, STATE_LABELS, Lang, translate
 from ..models import ComponentRef, State
 from ..snapshot import Snapshot
 from ..store.declaration_store import Declarations
-from .incident_view import PHASES, ConsigneView, consigne_view
+from .incident_view import ConsigneView, consigne_view, phase_label
 from .ops_markdown import render as render_text
 from .render import Links, PageArgs, render, render_main
 from .site_context import SiteContext
@@ -36,11 +36,11 @@ __all__ = [
 PER_PAGE = 20
 _PAGE = re.compile(r"[1-9][0-9]{0,5}")  # 1-based, canonical: `01`, `0`, `-1`, `abc`, `2.0` name no page
 _ID = re.compile(r"[1-9][0-9]{0,11}")
-IMPACT_LABELS: dict[str, dict[Lang, str]] = {
-    "none": {"fr": "Information", "en": "Notice"},
-    "minor": {"fr": "Mineur", "en": "Minor"},
-    "major": {"fr": "Majeur", "en": "Major"},
-    "critical": {"fr": "Critique", "en": "Critical"},
+IMPACT_LABELS: dict[str, str] = {
+    "none": N_("Notice"),
+    "minor": N_("Minor"),
+    "major": N_("Major"),
+    "critical": N_("Critical"),
 }
 
 
@@ -100,8 +100,8 @@ def format_duration(span: timedelta, lang: Lang) -> str:
     mins, secs = divmod(rest, 60)
     nbsp = "\u00a0"
     if days:
-        unit = "j" if lang == "fr" else "d"
-        return f"{days}{nbsp}{unit} {hours}{nbsp}h" if hours else f"{days}{nbsp}{unit}"
+        whole = translate(lang, "%(days)s\u00a0d") % {"days": days}  # `j` in French
+        return f"{whole} {hours}{nbsp}h" if hours else whole
     if hours:
         return f"{hours}{nbsp}h {mins:02d}{nbsp}min" if mins else f"{hours}{nbsp}h"
     if mins:
@@ -140,13 +140,13 @@ def _summary(incident: Incident, settings: Settings, links: Links, now: datetime
     lang = links.lang
     end = incident.resolved_at or now
     span = format_duration(end - incident.created_at, lang)
-    duration = span if incident.resolved_at else ("en cours depuis " if lang == "fr" else "ongoing for ") + span
+    duration = span if incident.resolved_at else translate(lang, "ongoing for %(span)s") % {"span": span}
     return IncidentSummary(
         id=incident.id or 0,
         title=Text(Markup.escape(incident.title.pick(lang)), "fr" if incident.title.falls_back(lang) else None),
-        impact=IMPACT_LABELS[incident.impact][lang],
+        impact=translate(lang, IMPACT_LABELS[incident.impact]),
         open=incident.is_open,
-        phase=PHASES[incident.status][lang],
+        phase=phase_label(incident.status, lang),
         started=incident.created_at,
         resolved=incident.resolved_at,
         duration=duration,
@@ -162,7 +162,7 @@ def _update(
     pro, members = (next(consignes[a]) if getattr(update, a) else None for a in AUDIENCES)
     return UpdateView(
         at=update.at,
-        phase=PHASES[update.status][lang],
+        phase=phase_label(update.status, lang),
         message=_text(update.message, lang),
         practitioners=consigne_view(pro, lang),
         members=consigne_view(members, lang),

@@ -9,18 +9,25 @@ from markupsafe import Markup
 
 from ..declared.incidents import Consigne, Incident, current_consignes
 from ..declared.inputs import Bilingual
-from ..i18n import Lang, format_datetime
+from ..i18n import N_, Lang, format_datetime, translate
 from ..snapshot import Snapshot
 from .ops_markdown import render
 
-__all__ = ["ConsigneView", "DeclarationsView", "consigne_view", "declarations_view"]
+__all__ = ["ConsigneView", "DeclarationsView", "consigne_view", "declarations_view", "phase_label"]
 
-PHASES: dict[str, dict[Lang, str]] = {
-    "investigating": {"fr": "Analyse en cours", "en": "Investigating"},
-    "identified": {"fr": "Cause identifiée", "en": "Identified"},
-    "monitoring": {"fr": "Surveillance", "en": "Monitoring"},
-    "resolved": {"fr": "Résolu", "en": "Resolved"},
+PHASES: dict[str, str] = {
+    "investigating": N_("Investigating"),
+    "identified": N_("Identified"),
+    "monitoring": N_("Monitoring"),
+    "resolved": N_("Resolved"),
 }
+
+
+def phase_label(phase: str, lang: Lang) -> str:
+    """An incident's phase in words: `Cause identifiée` / `Identified`."""
+    return translate(lang, PHASES[phase])
+
+
 UPCOMING = timedelta(days=7)
 
 
@@ -56,22 +63,19 @@ def consigne_view(consigne: Consigne | None, lang: Lang) -> ConsigneView | None:
     if consigne is None:
         return None
     when = format_datetime(consigne.at, lang)
-    fr = lang == "fr"
-    note = f"Consigne du {when}" if fr else f"Advice of {when}"
     if consigne.standing == "outdated":
-        changed = format_datetime(consigne.changed, lang)
-        note += (
-            f", antérieure au dernier changement d'état ({changed}) : elle peut ne plus s'appliquer."
-            if fr
-            else f", older than the last change of state ({changed}): it may no longer apply."
-        )
+        note = translate(
+            lang, "Advice of %(when)s, older than the last change of state (%(changed)s): it may no longer apply."
+        ) % {"when": when, "changed": format_datetime(consigne.changed, lang)}
     elif consigne.standing == "replaced":
-        later = format_datetime(consigne.replaced_at, lang)
-        note += f", remplacée par celle du {later}." if fr else f", replaced by the advice of {later}."
+        note = translate(lang, "Advice of %(when)s, replaced by the advice of %(later)s.") % {
+            "when": when,
+            "later": format_datetime(consigne.replaced_at, lang),
+        }
     elif consigne.standing == "withdrawn":
-        note += ". Consigne retirée : l'incident est résolu." if fr else ". Advice withdrawn: the incident is resolved."
+        note = translate(lang, "Advice of %(when)s. Advice withdrawn: the incident is resolved.") % {"when": when}
     else:
-        note += "."
+        note = translate(lang, "Advice of %(when)s.") % {"when": when}
     return ConsigneView(_block(consigne.text, lang), consigne.standing, note, consigne.at)
 
 
@@ -110,7 +114,7 @@ def _incident(incident: Incident, lang: Lang, snapshot: Snapshot) -> IncidentVie
         id=incident.id or 0,
         title=_line(incident.title, lang),
         notice=incident.impact == "none",
-        phase=PHASES[latest.status][lang],
+        phase=phase_label(latest.status, lang),
         updated_at=latest.at,
         message=_block(latest.message, lang),
         practitioners=consigne_view(pro, lang),

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from ..availability import FORMULA, UNKNOWN_RULE, WINDOWS
 from ..config import Network, Settings
-from ..i18n import Lang
+from ..i18n import Lang, translate
 from ..models import State
 from .incident_pages import format_duration
 from .render import Links, PageArgs, render
@@ -30,7 +30,7 @@ def _requirements(settings: Settings, lang: Lang) -> list[tuple[str, list[str], 
         found = settings.flows.get(flow)
         return getattr(found.label, lang) if found else flow
 
-    joiner = " ou " if lang == "fr" else " or "
+    joiner = translate(lang, " or ")
     return [
         (
             getattr(line.label, lang),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..declared.incidents import Incident
-from ..i18n import Lang
+from ..i18n import N_, Lang, translate
 from ..models import ComponentRef, State
 from .board_view import Cell, board_view
 from .incident_view import IncidentView, declarations_view
@@ -23,24 +23,21 @@ class Answer:
     key: str
     icon: str
     state: State
-    words: dict[Lang, str]
+    message: str  # in English, as in the catalogs
+
+    def words(self, lang: Lang) -> str:
+        return translate(lang, self.message)
 
 
 ANSWERS: dict[str, Answer] = {
     a.key: a
     for a in (
-        Answer("available", "✓", State.OPERATIONAL, {"fr": "Tiers payant disponible", "en": "Tiers payant available"}),
-        Answer("upfront", "✕", State.DOWN, {"fr": "Avance de frais probable", "en": "You will probably pay upfront"}),
+        Answer("available", "✓", State.OPERATIONAL, N_("Tiers payant available")),
+        Answer("upfront", "✕", State.DOWN, N_("You will probably pay upfront")),
         Answer(
-            "recovering",
-            "↻",
-            State.RECOVERING,
-            {
-                "fr": "Réactivation en cours : possible selon le professionnel",
-                "en": "Reactivation under way: possible depending on the practitioner",
-            },
+            "recovering", "↻", State.RECOVERING, N_("Reactivation under way: possible depending on the practitioner")
         ),
-        Answer("uncertain", "?", State.UNKNOWN, {"fr": "Incertain", "en": "Uncertain"}),
+        Answer("uncertain", "?", State.UNKNOWN, N_("Uncertain")),
     )
 }
 _BY_STATE = {

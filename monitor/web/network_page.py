@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from ..config import Network, Settings
 from ..declared.incidents import Incident
-from ..i18n import Lang
+from ..i18n import Lang, translate
 from ..models import ComponentRef
 from ..store.latency_store import latency_by_hour
 from .affected_text import dependency_scope
@@ -83,22 +83,13 @@ def _chart(services: SiteContext, network: Network, name: str, lang: Lang, now: 
     flows = services.settings.flows
     series = [
         Series(
-            f"{refs[key].description or refs[key].name} ({getattr(flows[refs[key].flow].label, lang)})",
+            f"{refs[key].title(lang)} ({getattr(flows[refs[key].flow].label, lang)})",
             [(h.start + timedelta(minutes=30), h.mean_s * 1000) for h in found],
         )
         for key, found in hours.items()
     ]
-    fr = lang == "fr"
-    title = (
-        f"Temps de réponse moyen par heure, {CHART_HOURS} dernières heures"
-        if fr
-        else (f"Mean response time per hour, last {CHART_HOURS} hours")
-    )
-    desc = (
-        "Une courbe par sonde ; les mêmes valeurs figurent dans le tableau qui suit."
-        if fr
-        else "One line per check; the same values are in the table that follows."
-    )
+    title = translate(lang, "Mean response time per hour, last %(hours)s hours") % {"hours": CHART_HOURS}
+    desc = translate(lang, "One line per check; the same values are in the table that follows.")
     svg = latency_chart(series, start, now, title, desc, f"latency-{name}") if series else None
     legend = [(legend_marker(i), s.label) for i, s in enumerate(series)]
     rows = [(s.label, found) for s, found in zip(series, hours.values(), strict=True)]

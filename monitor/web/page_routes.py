@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from ..errors import StoreError
 from ..i18n import Lang
-from .home_page import build_index
+from .home_page import FILTER, build_index
 from .incident_pages import build_incident, build_incidents
 from .info_pages import build_accessibility, build_method
 from .line_page import build_line
@@ -30,15 +30,17 @@ Builder = Callable[[SiteContext, Lang, Links, PageArgs], str | None]
 
 @dataclass(frozen=True)
 class Page:
-    """A public page: its builder, and whether it is a list paged by `?page=N` (the export writes /page/N/)."""
+    """A public page: its builder, whether it is a list paged by `?page=N` (the export writes /page/N/), and the
+    query parameters it reads (a filter; the builder answers None, a 404 never cached, for a value it does not know)."""
 
     build: Builder
     paged: bool = False
+    query: tuple[str, ...] = ()
 
 
 # path → builder; the static export walks the same table
 PAGES: dict[str, Page] = {
-    "/": Page(build_index),
+    "/": Page(build_index, query=(FILTER,)),
     "/reseaux/{network}": Page(build_network),
     "/reseaux/{network}/{line}": Page(build_line),
     "/incidents": Page(build_incidents, paged=True),
@@ -64,6 +66,7 @@ def _endpoint(page: Page) -> Callable[[Request], Awaitable[Response]]:
         args = dict(request.path_params)
         if page.paged and "page" in request.query_params:
             args["page"] = request.query_params["page"]
+        args.update({name: request.query_params[name] for name in page.query if name in request.query_params})
         try:
             links = Links(lang, subscribe=getattr(services, "subscriptions", None) is not None)
             html = await services.pages.run(page.build, services, lang, links, args)
@@ -79,6 +82,11 @@ def _endpoint(page: Page) -> Callable[[Request], Awaitable[Response]]:
 
 def html_routes() -> list[Route]:
     return [
-        Route(path, cached(_endpoint(page), params=("page",) if page.paged else ()), methods=["GET", "HEAD"])
+        Route(path, cached(_endpoint(page), params=_reads(page)), methods=["GET", "HEAD"])
         for path, page in PAGES.items()
     ]
+
+
+def _reads(page: Page) -> tuple[str, ...]:
+    """The query parameters a page's cache key holds: the ones it reads (any other names the same page)."""
+    return (("page",) if page.paged else ()) + page.query

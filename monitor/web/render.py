@@ -4,22 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from ..i18n import (
+    LANGS,
     SOURCE_LABELS,
     STATE_ICONS,
     STATE_LABELS,
     Lang,
     format_date,
     format_datetime,
+    format_decimal,
+    format_hour,
     format_percent,
-    format_short,
     format_since,
+    translations,
 )
+from ..models import State
 
 __all__ = ["MAIN_OPEN", "Links", "PageArgs", "render", "render_main"]
 
@@ -28,22 +33,35 @@ MAIN_OPEN = '<main id="contenu" tabindex="-1">'  # as base.html opens it
 # a page's path parameters (and `page` for a paged list), as the builders receive them
 PageArgs = Mapping[str, str]
 
-_ENV = Environment(
-    loader=PackageLoader("monitor.web", "templates"),
-    autoescape=select_autoescape(["html"]),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-_ENV.globals.update(
-    icons=STATE_ICONS,
-    state_labels=STATE_LABELS,
-    source_labels=SOURCE_LABELS,
-    format_datetime=format_datetime,
-    format_short=format_short,
-    format_since=format_since,
-    format_date=format_date,
-    format_percent=format_percent,
-)
+
+def _environment(lang: Lang) -> Environment:
+    """The templates in `lang`: `_()`, `ngettext()` and `{% trans %}` read its catalog; the formats take `lang`
+    by default."""
+    env = Environment(
+        loader=PackageLoader("monitor.web", "templates"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
+    )
+    env.policies["ext.i18n.trimmed"] = True  # {% trans %} blocks as one line: the catalog's msgids stay readable
+    env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
+    env.globals.update(
+        State=State,
+        icons=STATE_ICONS,
+        state_labels=STATE_LABELS,
+        source_labels=SOURCE_LABELS,
+        format_datetime=lambda moment, *_: format_datetime(moment, lang),
+        format_since=lambda moment, now, *_: format_since(moment, now, lang),
+        format_date=lambda moment, *_: format_date(moment, lang),
+        format_hour=format_hour,
+        format_decimal=lambda number, *_: format_decimal(number, lang),
+        format_percent=lambda ratio, _lang=lang, digits=2: format_percent(ratio, lang, digits),
+    )
+    return env
+
+
+_ENVS: dict[Lang, Environment] = {lang: _environment(lang) for lang in LANGS}
 
 
 @dataclass(frozen=True)
@@ -54,6 +72,7 @@ class Links:
     lang: Lang
     exported: bool = False
     subscribe: bool = False  # the live site offers e-mail subscriptions: "Être prévenu" on every page
+    checked_at: datetime | None = None  # exported: the last check the snapshot holds, said on every page
 
     def page(self, path: str, lang: Lang | None = None) -> str:
         """The address of an HTML page (`/`, `/reseaux/viamedis`, `/incidents?page=2` …) in `lang`."""
@@ -91,7 +110,7 @@ class Links:
 
 def render(template: str, lang: Lang, links: Links, path: str, **context: Any) -> str:
     """A page in `lang`; `path` is the page's own address (for the language switch and the current nav item)."""
-    return _ENV.get_template(template).render(lang=lang, fr=lang == "fr", links=links, path=path, **context)
+    return _ENVS[lang].get_template(template).render(lang=lang, fr=lang == "fr", links=links, path=path, **context)
 
 
 def render_main(template: str, lang: Lang, links: Links, path: str, **context: Any) -> Markup:

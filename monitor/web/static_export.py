@@ -147,8 +147,9 @@ class ExportReport:
 
 async def _render(services: SiteContext, builder: Builder, address: str, params: dict[str, str], site: Site) -> bool:
     """Write the page at live `address` in every language; False when the builder says it does not exist."""
+    checked_at = services.snapshot().checked_at
     for lang in LANGS:
-        links = Links(lang, exported=True)
+        links = Links(lang, exported=True, checked_at=checked_at)
         html = await asyncio.to_thread(builder, services, lang, links, params)
         if html is None:
             return False
@@ -172,7 +173,11 @@ async def _render_pages(services: SiteContext, inventory: Inventory, site: Site)
                 raise ExportError(f"{address} still has a page {MAX_PAGES}; its builder never ends")
     # any address the server does not know: links start at the root, so one page serves every depth; the
     # empty path makes its language switch lead to the home page of the other language, and no menu item current
-    site.write("/404.html", render("error.html", "fr", Links("fr", exported=True), "", status=404).encode("utf-8"))
+    checked_at = services.snapshot().checked_at
+    site.write(
+        "/404.html",
+        render("error.html", "fr", Links("fr", exported=True, checked_at=checked_at), "", status=404).encode("utf-8"),
+    )
 
 
 def _file_addresses(inventory: Inventory) -> list[tuple[str, str]]:

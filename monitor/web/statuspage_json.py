@@ -36,7 +36,7 @@ from starlette.responses import JSONResponse, Response
 
 from ..declared.incidents import Incident
 from ..declared.maintenance import MaintenanceWindow
-from ..i18n import Lang
+from ..i18n import N_, Lang, translate
 from ..snapshot import Snapshot
 from .board_view import Cell, board_view
 from .page_cache import public_origin
@@ -44,12 +44,12 @@ from .statuspage_incidents import COMPONENT_STATUS, incident_json, iso, maintena
 
 __all__ = ["COMPONENT_STATUS", "iso", "statuspage_routes"]
 
-DESCRIPTIONS: dict[str, dict[Lang, str]] = {
-    "none": {"fr": "Tous les services fonctionnent", "en": "All Systems Operational"},
-    "maintenance": {"fr": "Maintenance en cours", "en": "Service Under Maintenance"},
-    "minor": {"fr": "Perturbations en cours", "en": "Minor Service Outage"},
-    "major": {"fr": "Panne en cours", "en": "Major Service Outage"},
-    "critical": {"fr": "Panne générale", "en": "Critical System Outage"},
+DESCRIPTIONS: dict[str, str] = {  # Statuspage's own English descriptions
+    "none": N_("All Systems Operational"),
+    "maintenance": N_("Service Under Maintenance"),
+    "minor": N_("Minor Service Outage"),
+    "major": N_("Major Service Outage"),
+    "critical": N_("Critical System Outage"),
 }
 PAGE_ID = "tpmon"
 
@@ -134,7 +134,7 @@ def _status(page: Page) -> dict[str, str]:
         indicator = "maintenance"
     else:
         indicator = "minor"
-    return {"indicator": indicator, "description": DESCRIPTIONS[indicator][page.lang]}
+    return {"indicator": indicator, "description": translate(page.lang, DESCRIPTIONS[indicator])}
 
 
 @dataclass(frozen=True)

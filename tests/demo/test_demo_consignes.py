@@ -17,8 +17,8 @@ from targets import free_port, wait_for
 
 SPEED = 16_000  # the story's 21 days in about 2 minutes, as test_demo_run.py
 CONSIGNE = "aucune prise en charge ne pourra être enregistrée avant la semaine prochaine"
-DATED = "Consigne du jeudi 8 février 2024 à 10:00, antérieure au dernier changement d'état"
-DATED_EN = "Advice of Thursday 8 February 2024, 10:00, older than the last change of state"
+DATED = "Consigne du jeu. 8 févr. 2024, 10:00, antérieure au dernier changement d'état"
+DATED_EN = "Advice of Thu 8 Feb 2024, 10:00, older than the last change of state"
 RECOVERED = datetime.fromisoformat("2024-02-19T12:00+01:00")  # declared operational at 09:00, then a tick
 RESOLVED = datetime.fromisoformat("2024-02-21T09:00+01:00")  # the incident is resolved: consignes withdrawn
 
