@@ -28,6 +28,7 @@ from uvicorn.server import HANDLED_SIGNALS
 from .availability import Window
 from .board import Board, BoardChange
 from .cluster.coordinator import Coordinator
+from .cluster.follower import Follower
 from .cluster.members import stored_memory
 from .config import Settings, load_config
 from .declared.incidents import Incident, declared_lifted, declared_overrides
@@ -79,6 +80,7 @@ log = logging.getLogger("tpmon.app")
 Job = tuple[str, float, Callable[[], Awaitable[None]]]
 DEADLINE_EVERY = 0.2  # seconds between looks at the push deadlines: a missed one is concluded within a second
 TOKEN_USES_EVERY = 60.0  # seconds between writes of machine tokens' last use
+RECOVERIES_EVERY = 0.2  # seconds between looks at the recoveries due (several instances: ended at the same instant)
 # Shutdown (SIGTERM, Ctrl-C): open requests get WEB_GRACE s on each listener (the operators' first, then the
 # public one); then, on PostgreSQL with others, this instance leaves within CLUSTER_GRACE; then the store writer gets
 # STOP_GRACE (5 s) to write what it holds before journalling the rest, the operators' desk and the notifier as
@@ -443,13 +445,52 @@ def periodic_jobs(services: Services, tick_seconds: float, housekeeping_seconds:
         services.history_version += 1  # the availability bars read the fresh roll-ups
         await asyncio.to_thread(services.refresh_metrics)  # from the fresh rollups
 
+    async def recoveries() -> None:
+        """Several instances: a recovery ends when due, not at each one's next tick (all show it within a second)."""
+        due, now = services.board.next_recovery(), services.clock()
+        if due is not None and due <= now:
+            services.pipeline.record(services.board.tick(now, push=False))
+
+    clustered = [("recoveries", RECOVERIES_EVERY, recoveries)] if services.cluster is not None else []
     return [
+        *clustered,
         ("tick", tick_seconds, services.tick),
         ("push", tick_seconds, pump),
         ("deadlines", DEADLINE_EVERY, deadlines),
         ("housekeeping", housekeeping_seconds, housekeeping),
         ("token-uses", TOKEN_USES_EVERY, services.desk.tokens.flush_uses),
     ]
+
+
+def _following(
+    services: Services, follows: Callable[[str], bool], leading: Callable[[], bool]
+) -> tuple[Callable[[frozenset[str] | None], Awaitable[None]], Callable[[frozenset[str]], Awaitable[None]]]:
+    """What the others stored, as the board follows it: the memories of the checks this instance does not probe,
+    and (unless it leads) the derived statuses as the leader stored them."""
+
+    async def follow(keys: frozenset[str] | None = None) -> None:
+        """The memories the others stored (those of `keys`, or all) of the checks this instance does not probe."""
+        try:
+            memories = await asyncio.to_thread(services.store.load_memories, keys)
+        except StoreError as exc:  # the board keeps what it last followed; the next heartbeat retries
+            log.warning("checks of the other instances not followed: %s", exc)
+            return
+        theirs = {key: memory for key, memory in memories.items() if follows(key)}
+        services.pipeline.record(services.board.follow(theirs, services.clock()))
+
+    async def adopt(keys: frozenset[str]) -> None:
+        """The derived statuses the leader stored: shown as it derived them (the leader keeps its own)."""
+        if leading():
+            return
+        try:
+            statuses = await asyncio.to_thread(services.store.load_statuses, keys)
+        except StoreError as exc:
+            log.warning("derived states of the leader not followed: %s", exc)
+            return
+        if not leading():
+            services.pipeline.record(services.board.adopt(statuses))
+
+    return follow, adopt
 
 
 def _join_cluster(services: Services, location: str | None) -> Coordinator | None:
@@ -459,14 +500,7 @@ def _join_cluster(services: Services, location: str | None) -> Coordinator | Non
     if services.store.engine.dialect.name != "postgresql":
         return None
 
-    async def follow() -> None:
-        try:
-            memories = await asyncio.to_thread(services.store.load_memories)
-        except StoreError as exc:  # the board keeps what it last followed; the next heartbeat retries
-            log.warning("checks of the other instances not followed: %s", exc)
-            return
-        theirs = {key: memory for key, memory in memories.items() if cluster.follows(key)}
-        services.pipeline.record(services.board.follow(theirs, services.clock()))
+    follow, adopt = _following(services, lambda key: cluster.follows(key), lambda: cluster.leading)  # noqa: PLW0108 (below)
 
     async def take_lead() -> None:
         """Before leading: write what the stored derived states missed (the last leader died before writing it,
@@ -511,9 +545,10 @@ def _join_cluster(services: Services, location: str | None) -> Coordinator | Non
         services.store,
         location or settings.location,
         settings.heartbeat,
-        follow=follow,
+        follow=lambda: follow(None),
         before_lead=take_lead,
         on_share=share,
+        follower=Follower(services.store, memories=follow, statuses=adopt, declared=services.refresh_overrides),
     )
     services.cluster = cluster
     services.scheduler.gate = cluster.runs

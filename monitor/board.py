@@ -217,6 +217,10 @@ class Board:
             due = [key for key in due if not followed(key)]
         return sorted(due, key=self._rank.__getitem__)
 
+    def next_recovery(self) -> datetime | None:
+        """When the soonest recovery ends (a tick then turns its component up), if any is under way."""
+        return self._recoveries.next()
+
     def next_push_deadline(self) -> datetime | None:
         """The earliest deadline of the push checks not yet down, if any."""
         return self._silent.next()
@@ -244,6 +248,16 @@ class Board:
         if flows is not None:  # like a result that changed its check: the recoveries due are told with it
             self._derive(flows, now, change)
         return change
+
+    def adopt(self, statuses: Mapping[str, ComponentStatus]) -> BoardChange:
+        """Derived statuses (flows, lines, networks) as the leader derived and stored them: shown as they are, so
+        that every instance tells the same; what they feed is re-derived at the next change."""
+        index = self._graph.index
+        found = {k: v for k, v in statuses.items() if k in index and self._statuses.get(k) != v}
+        self._commit(found)
+        if found:
+            self.version += 1
+        return BoardChange(statuses=list(found.values()))
 
     def _expire(self, keys: Iterable[str], now: datetime, change: BoardChange) -> set[int]:
         """Expire the checks of `keys` that are due (in config order), but those another instance follows (it

@@ -91,7 +91,7 @@ INNER: dict[str, dict[str, float]] = {
         "once": 5,
     },
     "store": {
-        **dict.fromkeys(("tables", "rows", "database", "deadlines"), 0),
+        **dict.fromkeys(("tables", "rows", "database", "deadlines", "changes"), 0),
         "outbox_rows": 0.5,  # events into the outbox, in the transaction of the store and the declarations
         **dict.fromkeys(("store", "migrations"), 1),
         **dict.fromkeys(
@@ -169,7 +169,7 @@ INNER: dict[str, dict[str, float]] = {
     },
     "cluster": {
         **dict.fromkeys(("single_instance", "ownership"), 0),
-        "members": 1,
+        **dict.fromkeys(("members", "follower"), 1),
         "coordinator": 2,
         "__init__": 3,
     },

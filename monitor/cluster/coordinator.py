@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from monitor.errors import StoreError
 from monitor.store import Store
 
+from .follower import Follower
 from .members import Leadership, Members
 from .ownership import LATE_BEATS, MISSED_BEATS, View
 
@@ -47,6 +48,7 @@ class Coordinator:
         on_lead: Callable[[bool], None] | None = None,
         on_share: Callable[[], None] | None = None,
         before_lead: Callable[[], Awaitable[None]] | None = None,
+        follower: Follower | None = None,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self.id = uuid.uuid4().hex
@@ -58,6 +60,7 @@ class Coordinator:
         self._on_lead = on_lead
         self._on_share = on_share
         self._before_lead = before_lead
+        self.follower = follower  # what the others write, as they tell it: followed within a second
         self._clock = clock  # the wall clock; the database's is this plus `offset`
         self.offset = timedelta(0)
         self.view = View(self.id, (), heartbeat, location=location)
@@ -118,6 +121,8 @@ class Coordinator:
     async def start(self) -> None:
         """The first heartbeat (StoreError if it cannot be written), then one every `heartbeat` seconds."""
         await self.beat(strict=True)
+        if self.follower is not None:
+            self.follower.start()
         log.info("instance %s joined location %s (%d live)", self.id[:8], self.location, len(self.view.members))
         self._task = asyncio.create_task(self._run(), name="tpmon-cluster")
 
@@ -202,6 +207,8 @@ class Coordinator:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.follower is not None:
+            await self.follower.stop()
         await asyncio.to_thread(self._members.leave)
         await asyncio.to_thread(self._leadership.release)
         self.leading = False

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +29,7 @@ from monitor.errors import StoreError
 from monitor.models import CheckMemory, ComponentRef, ComponentStatus, ProbeResult, Transition
 from monitor.notify.events import line_events
 from monitor.store import rows, tables
+from monitor.store.changes import MEMORIES, STATUSES, tell
 from monitor.store.database import CONNECT_TIMEOUT, describe, is_memory, make_engine, mask, upgrade
 from monitor.store.deadlines import Watchdog
 from monitor.store.outbox_rows import insert_events
@@ -195,9 +196,13 @@ class Store:
             if batch.statuses:
                 statuses = [rows.status_row(k, s, now) for k, s in batch.statuses.items()]
                 _upsert(connection, tables.component_status, statuses)
+                derived = [key for key in batch.statuses if not key.startswith("check:")]
+                if derived:
+                    tell(connection, STATUSES, derived)  # the other instances show them as the leader derived them
             if batch.memories:
                 memories = [rows.memory_row(k, m, now) for k, m in batch.memories.items()]
                 _upsert(connection, tables.check_memory, memories)
+                tell(connection, MEMORIES, batch.memories)  # the other instances follow them (PostgreSQL)
         return True
 
     def _ids_of(self, keys: set[str]) -> dict[str, int]:
@@ -222,14 +227,20 @@ class Store:
             self._check_ids.update(found)
         return {key: self._check_ids[key] for key in keys}
 
-    def load_statuses(self) -> dict[str, ComponentStatus]:
-        """Every stored component status, by component key."""
-        found = self._read(select(tables.component_status), rows.status_from_row)
+    def load_statuses(self, keys: Collection[str] | None = None) -> dict[str, ComponentStatus]:
+        """Every stored component status (or those of `keys`), by component key."""
+        query = select(tables.component_status)
+        if keys is not None:
+            query = query.where(tables.component_status.c.component_key.in_(list(keys)))
+        found = self._read(query, rows.status_from_row)
         return {status.ref.key: status for status in found}
 
-    def load_memories(self) -> dict[str, CheckMemory]:
-        """Every stored check memory, by check key."""
-        found = self._read(select(tables.check_memory), lambda row: (row.check_key, rows.memory_from_row(row)))
+    def load_memories(self, keys: Collection[str] | None = None) -> dict[str, CheckMemory]:
+        """Every stored check memory (or those of `keys`), by check key."""
+        query = select(tables.check_memory)
+        if keys is not None:
+            query = query.where(tables.check_memory.c.check_key.in_(list(keys)))
+        found = self._read(query, lambda row: (row.check_key, rows.memory_from_row(row)))
         return dict(found)
 
     def transitions(
