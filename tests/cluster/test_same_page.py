@@ -106,7 +106,8 @@ def test_three_instances_answer_the_same_status_within_one_second_of_each_change
         written = wait_for(
             lambda: _written(
                 url,
-                f"SELECT 1 FROM transition WHERE component_key = '{key}' AND previous = 'operational' AND state = 'down'",
+                f"SELECT 1 FROM transition WHERE component_key = '{key}' "
+                "AND previous = 'operational' AND state = 'down'",
             ),
             timeout=30,
             what="c01's fall written",

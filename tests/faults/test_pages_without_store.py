@@ -100,8 +100,10 @@ def test_every_page_answers_from_memory_while_the_store_is_cut_or_hung(
                 then.append(seconds)
         # the first late page waited for its build at most a second (the store was not yet known down); the rest
         # did not wait at all (a page from memory is a few milliseconds; 100 ms leaves room for a busy machine)
-        print(f"\n{mode}: first request per page max {max(first.values()) * 1000:.1f} ms; from memory after it: "
-              f"median {statistics.median(then) * 1000:.1f} ms, max {max(then) * 1000:.1f} ms over {len(then)}")
+        print(
+            f"\n{mode}: first request per page max {max(first.values()) * 1000:.1f} ms; from memory after it: "
+            f"median {statistics.median(then) * 1000:.1f} ms, max {max(then) * 1000:.1f} ms over {len(then)}"
+        )
         assert max(first.values()) < 1.5, first
         assert statistics.median([*first.values(), *then]) < 0.1
         assert sorted(then)[int(len(then) * 0.9)] < 0.1, sorted(then)[-8:]  # nine in ten from memory under 100 ms
