@@ -24,7 +24,7 @@ from monitor.store import Store
 
 from .follower import Follower
 from .members import Leadership, Members
-from .ownership import LATE_BEATS, MISSED_BEATS, View
+from .ownership import BEAT, MISSED_BEATS, SLOW, View
 
 __all__ = ["Coordinator"]
 
@@ -149,12 +149,16 @@ class Coordinator:
             half_way = self._clock() - timedelta(seconds=(time.monotonic() - sent) / 2)
             self.offset = reading.at - half_way
             view = View(self.id, reading.members, self.heartbeat, reading.at, self.location)
+            took = time.monotonic() - sent
             before = next((m for m in self.view.members if m.id == self.id), None)
             mine = next((m for m in reading.members if m.id == self.id), None)
-            gap = timedelta(seconds=self.heartbeat * LATE_BEATS)
-            if before is not None and mine is not None and mine.heartbeat_at - before.heartbeat_at > gap:
-                # this heartbeat came late: the others may have taken the share meanwhile; they read it again first
-                view = dataclasses.replace(view, resumes_at=reading.at + timedelta(seconds=self.heartbeat))
+            gap = timedelta(seconds=self.heartbeat * (BEAT + SLOW))
+            late = before is not None and mine is not None and mine.heartbeat_at - before.heartbeat_at > gap
+            if late or (before is not None and took > self.heartbeat * SLOW):
+                # this heartbeat came late, or slowly: the others may have taken the share meanwhile (a reading
+                # did not show it); they read it again first
+                again = timedelta(seconds=took + self.heartbeat * (BEAT + SLOW))
+                view = dataclasses.replace(view, resumes_at=reading.at + again)
         if view.primary == self.location:  # the leader writes facts: it is one of the writing location
             leading = await asyncio.to_thread(self._leadership.hold)
         else:
@@ -189,12 +193,13 @@ class Coordinator:
         return any(now < m.joined_at + ahead for m in self.view.alive if m.location == self.location)
 
     async def _run(self) -> None:
-        next_at = time.monotonic() + self.heartbeat
+        every = self.heartbeat * BEAT  # twice per heartbeat: a dead member is seen missing in time
+        next_at = time.monotonic() + every
         while True:
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-            next_at += self.heartbeat
-            if next_at < time.monotonic():  # a late heartbeat: the next one a full heartbeat later
-                next_at = time.monotonic() + self.heartbeat
+            next_at += every
+            if next_at < time.monotonic():  # a late heartbeat: the next one a full period later
+                next_at = time.monotonic() + every
             try:
                 await self.beat()
             except Exception:  # a bug must not end the heartbeats: the others would take every check

@@ -9,11 +9,15 @@ heartbeats, and applies the same rules:
 - a member counts from two heartbeats after it joined, by the database's clock, at the instant a run is due:
   every other member has read its row by then, so all hand it its share at the same instant, neither twice nor
   never (unless no member counts yet: the first instance starts at once);
-- a member whose heartbeat, when read, is more than two heartbeats old has missed two heartbeats: it counts no
-  more, and the others take its checks from that reading on. A member that is merely slow (a starved process)
-  stops itself first: past one and a half heartbeats after its last heartbeat it owns nothing, and after a
-  heartbeat written that late it waits one more heartbeat (the others read it alive again meanwhile), so that
-  it never runs what the others took;
+- members write a heartbeat every half heartbeat (`BEAT`). A member whose next heartbeat a reading shows missing
+  (read one and a half heartbeats after its last) loses its share at the instants past two heartbeats after its
+  last one (`DEAD_AFTER`): a member killed is taken over within two heartbeats. A member that is merely slow (a
+  starved process) stops itself first: past `LATE_BEATS` after its own last heartbeat it owns nothing; and after a
+  heartbeat started more than a heartbeat after the previous one, or taking more than half a heartbeat (`SLOW`) —
+  one the others may not have read in time — it owns nothing until all have read it (half a heartbeat and its
+  margin later), so that it never runs what the others took. A heartbeat on time is read by every member on time:
+  started at most a heartbeat after the previous one and committed within half a heartbeat, it is there for any
+  reading one and a half heartbeats after the previous one;
 - each location probes every check; until their verdicts are combined (a quorum), the facts of the checks are
   written from one location only, the first by name among those with a live member (the primary).
 """
@@ -24,10 +28,14 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-__all__ = ["LATE_BEATS", "MISSED_BEATS", "Member", "View", "weight"]
+__all__ = ["BEAT", "DEAD_AFTER", "LATE_BEATS", "MISSED_BEATS", "SLOW", "Member", "View", "weight"]
 
-MISSED_BEATS = 2  # heartbeats a member may miss before its share goes to the others
-LATE_BEATS = 1.5  # a member this late after its last heartbeat stops itself (before the others take over)
+BEAT = 0.5  # heartbeats between two heartbeats written: read by the others twice per heartbeat
+SLOW = 0.5  # heartbeats a heartbeat may start late or take: beyond, it may be read late (its member waits)
+SEEN_MISSING = BEAT + 2 * SLOW  # a reading this long after a member's last heartbeat would show the next one
+DEAD_AFTER = 2.0  # heartbeats: past this after its last heartbeat (seen missing), a member's share is the others'
+LATE_BEATS = 1.75  # a member this late after its last heartbeat stops itself (before the others take over)
+MISSED_BEATS = 2  # heartbeats: a member that had missed this many when read is not alive (nor the leader's)
 
 
 def weight(member: str, key: str) -> int:
@@ -78,9 +86,17 @@ class View:
         """The location whose instances write the checks' facts: the first live one by name (`me`'s at worst)."""
         return min([m.location for m in self.alive] + [self.location])
 
+    def dead(self, member: Member, at: datetime) -> bool:
+        """Whether `member` (not `me`) has lost its share at `at`: a reading showed its next heartbeat missing, and
+        `at` is past two heartbeats after its last one."""
+        if member.id == self.me or self.read_at is None:
+            return False
+        last, beat = member.heartbeat_at, timedelta(seconds=self.heartbeat)
+        return self.read_at >= last + SEEN_MISSING * beat and at > last + DEAD_AFTER * beat
+
     def counted(self, at: datetime) -> tuple[str, ...]:
         """The members of `me`'s location that share its checks at `at` (sorted)."""
-        alive = [m for m in self.alive if m.location == self.location]
+        alive = [m for m in self.alive if m.location == self.location and not self.dead(m, at)]
         settle = MISSED_BEATS * timedelta(seconds=self.heartbeat)
         settled = [m.id for m in alive if at >= m.joined_at + settle]
         return tuple(sorted(settled or (m.id for m in alive)))

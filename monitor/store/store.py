@@ -3,17 +3,34 @@ deadline."""
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import uuid
 from collections.abc import Callable, Collection, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from sqlalchemy import Connection, Engine, Insert, Select, Table, delete, event, insert, select, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Insert,
+    Select,
+    Table,
+    and_,
+    delete,
+    event,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    true,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import (
     ArgumentError,
@@ -26,7 +43,7 @@ from sqlalchemy.exc import (
 )
 
 from monitor.errors import StoreError
-from monitor.models import CheckMemory, ComponentRef, ComponentStatus, ProbeResult, Transition
+from monitor.models import CheckMemory, ComponentRef, ComponentStatus, ProbeResult, State, Transition
 from monitor.notify.events import line_events
 from monitor.store import rows, tables
 from monitor.store.changes import MEMORIES, STATUSES, tell
@@ -35,6 +52,8 @@ from monitor.store.deadlines import Watchdog
 from monitor.store.outbox_rows import insert_events
 
 __all__ = ["DEADLINE", "Batch", "Store", "WriteRefused", "new_uid"]
+
+log = logging.getLogger("tpmon.store")
 
 T = TypeVar("T")
 Clock = Callable[[], datetime]
@@ -189,10 +208,12 @@ class Store:
                 results = [rows.result_row(r, ids[r.check.key]) for r in batch.results]
                 connection.execute(insert(tables.probe_result), results)
             if batch.transitions:
-                keyed = zip(batch.transitions, batch.keys(), strict=True)
-                transitions = [rows.transition_row(t) | {"uid": uid} for t, uid in keyed]
-                connection.execute(_insert_new(connection, tables.transition, "uid"), transitions)
-                insert_events(connection, line_events(batch.transitions), now)  # the outbox, same transaction
+                written = [
+                    kept
+                    for transition, uid in zip(batch.transitions, batch.keys(), strict=True)
+                    if (kept := _append(connection, transition, uid)) is not None
+                ]
+                insert_events(connection, line_events(written), now)  # the outbox, same transaction
             if batch.statuses:
                 statuses = [rows.status_row(k, s, now) for k, s in batch.statuses.items()]
                 _upsert(connection, tables.component_status, statuses)
@@ -306,6 +327,58 @@ class Store:
 def _fresh(_dbapi_connection: Any, record: Any) -> None:
     """Pool connect: a connection just opened needs no ping at its first checkout."""
     record.info["tpmon_fresh"] = True
+
+
+def _append(connection: Connection, transition: Transition, uid: str) -> Transition | None:
+    """Append `transition` at the end of its component's stored chain: None if it is already there (the same key,
+    or the state the chain ends in — another writer wrote that fact) or if another writer appended first (the
+    unique index on (component, after_id)); its `previous` is the state the stored chain ends in.
+
+    A writer whose view lags (an instance that took a component over before the last writes of the one before it
+    landed) continues the chain where it is instead of forking it; logged, it is a late view, not a new fact.
+    """
+    table, row = tables.transition, rows.transition_row(transition) | {"uid": uid}
+    last = (
+        select(table.c.id, table.c.state, table.c.at)
+        .where(table.c.component_key == transition.ref.key)
+        .order_by(table.c.id.desc())
+        .limit(1)
+        .subquery("last")
+    )
+    here = select(literal(1).label("one")).subquery("here")
+
+    def value(name: str) -> Any:
+        return literal(row[name], table.c[name].type)
+
+    names = [n for n in row if n != "previous"]
+    chosen = (
+        select(
+            *(value(n) for n in names),
+            func.coalesce(last.c.state, value("previous")),
+            func.coalesce(last.c.id, 0),
+        )
+        .select_from(here.outerjoin(last, true()))
+        .where(
+            or_(
+                last.c.id.is_(None),
+                last.c.state != row["state"],
+                and_(value("state") == State.RECOVERING.value, last.c.at != value("at")),  # a recovery's step
+            )
+        )
+    )
+    dialect = connection.dialect.name
+    statement = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+    appended = statement.from_select([*names, "previous", "after_id"], chosen).on_conflict_do_nothing()
+    found = connection.execute(appended.returning(table.c.previous)).first()
+    if found is None:
+        return None
+    if found.previous != row["previous"]:
+        log.warning(
+            "%s %s → %s written after %s, where its stored chain ends (this instance's view lagged)",
+            transition.ref.key, transition.previous, transition.state, found.previous,
+        )  # fmt: skip
+        return replace(transition, previous=State(found.previous))
+    return transition
 
 
 def _insert_new(connection: Connection, table: Table, unique: str) -> Insert:

@@ -171,10 +171,16 @@ class TransitionRow(SQLModel, table=True):
         Index("ix_transition_component_key_at", "component_key", "at"),
         Index("ix_transition_at", "at"),
         Index("ux_transition_uid", "uid", unique=True),
+        Index("ux_transition_chain", "component_key", "after_id", unique=True),
     )
 
     id: int | None = _id()
     uid: str | None = Field(default=None, nullable=True)  # the writer's key: a transition written twice is kept once
+    # the id of the transition before it in its component's chain (0: the first); unique per component: no two
+    # writers both follow the same transition (store.py appends each at the end of the stored chain)
+    after_id: int | None = Field(
+        default=None, sa_type=BigInteger(), nullable=False, sa_column_kwargs={"server_default": "0"}
+    )
     component_key: str = Field(nullable=False)
     previous: str
     state: str

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from monitor.cluster.ownership import Member, View, weight
+from monitor.cluster.ownership import DEAD_AFTER, LATE_BEATS, SEEN_MISSING, Member, View, weight
 
 T0 = datetime(2024, 2, 12, 12, 0, tzinfo=UTC)
 BEAT = 5.0
@@ -118,10 +118,12 @@ def test_a_late_member_stops_itself_before_the_others_take_over() -> None:
     rows = (_member("a", beat=0.0), _member("b", beat=0.0))
     a = View("a", rows, BEAT, T0)
     key = next(k for k in KEYS if a.owns(k, T0))
-    assert a.owns(key, T0 + 1.5 * BEAT * S)
-    assert not a.owns(key, T0 + (1.5 * BEAT + 0.1) * S)  # late: a runs nothing more…
-    b = View("b", rows, BEAT, T0 + (2 * BEAT + 0.1) * S)
-    assert [m.id for m in b.alive] == ["b"] and b.owns(key, T0 + (2 * BEAT + 0.1) * S)  # …before b takes it
+    assert a.owns(key, T0 + LATE_BEATS * BEAT * S)
+    assert not a.owns(key, T0 + (LATE_BEATS * BEAT + 0.1) * S)  # late: a runs nothing more…
+    read = SEEN_MISSING * BEAT + 0.1  # b beat and read then: a's next heartbeat missing
+    b = View("b", (rows[0], _member("b", beat=read)), BEAT, T0 + read * S)
+    assert not b.owns(key, T0 + (DEAD_AFTER * BEAT - 0.1) * S)
+    assert b.owns(key, T0 + (DEAD_AFTER * BEAT + 0.1) * S)  # …before b takes it
     alone = View("a", rows[:1], BEAT, T0)
     assert alone.owns(key, T0 + 100 * S)  # alone, nobody would take over: it goes on
     unreachable = View("a", rows, BEAT, T0, fenced=False)
@@ -134,3 +136,22 @@ def test_after_a_late_heartbeat_a_member_waits_one_heartbeat() -> None:
     key = next(k for k in KEYS if View("a", rows, BEAT, T0).owns(k, T0))
     assert not view.owns(key, T0 + (BEAT - 0.1) * S)
     assert view.owns(key, T0 + BEAT * S)
+
+
+def test_a_killed_member_is_taken_over_two_heartbeats_after_its_last_one_never_twice() -> None:
+    """c beats at 10 s and dies; a and b read twice per heartbeat: whichever reading they hold once c's next
+    heartbeat is seen missing, its keys have exactly one owner from two heartbeats after its last one."""
+    rows = (_member("a", beat=10.0), _member("b", beat=10.0), _member("c", beat=10.0))
+    c = View("c", rows, BEAT, T0 + 10 * S)  # its last reading, before it died
+    taken = T0 + (10 + DEAD_AFTER * BEAT + 0.001) * S
+    for read in (10 + SEEN_MISSING * BEAT, 10 + (SEEN_MISSING + 0.5) * BEAT - 0.001):  # the two readings in time
+        later = (_member("a", beat=read), _member("b", beat=read), rows[2])
+        views = [View(me, later, BEAT, T0 + read * S) for me in "ab"]
+        before = _owners([*views, c], T0 + (10 + DEAD_AFTER * BEAT - 0.001) * S)
+        after = _owners([*views, c], taken)
+        assert all(len(found) <= 1 for found in before.values())
+        assert all(len(found) == 1 for found in after.values())  # every key: one owner, c's taken over
+        assert "c" not in {found[0] for found in after.values()}
+    # a reading too early to show c's next heartbeat missing takes nothing: c might have written it
+    early = View("a", rows, BEAT, T0 + (10 + SEEN_MISSING * BEAT - 0.1) * S)
+    assert not any(early.owns(key, taken) and c.owns(key, T0 + 10 * S) for key in KEYS)

@@ -157,7 +157,8 @@ def fill_the_other_tables(engine: Engine) -> None:
         for table in tables.metadata.sorted_tables:
             if table.name not in RESULT_TABLES and table.name in there:  # those of later migrations: not yet
                 values = {c.name: _value(c) for c in table.columns if c.name in there[table.name]}
-                connection.execute(sa.insert(table).values(values))
+                as_there = sa.Table(table.name, sa.MetaData(), autoload_with=connection)
+                connection.execute(sa.insert(as_there).values(values))
 
 
 def the_other_tables(engine: Engine) -> dict[str, Any]:
