@@ -56,11 +56,14 @@ def _same_within(servers: list[Instance], written: float, shows: Callable[[dict[
     deadline = written + SAME_WITHIN
     boards: list[dict[str, Any]] = []
     while True:
-        boards = [_board(server) for server in servers]
-        if all(shows(board) for board in boards) and all(board == boards[0] for board in boards):
-            return time.time() - written
-        if time.time() > deadline:
+        boards, asked = [], 0.0
+        for server in servers:
+            asked = time.time()  # when the last instance was asked: all answered the same by then, at the latest
+            boards.append(_board(server))
+        if asked > deadline:
             break
+        if all(shows(board) for board in boards) and all(board == boards[0] for board in boards):
+            return asked - written
         time.sleep(POLL)
     differing = [_differences(boards[0], board) for board in boards[1:]]
     shown = [shows(board) for board in boards]
