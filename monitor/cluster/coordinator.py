@@ -23,12 +23,14 @@ from monitor.errors import StoreError
 from monitor.store import Store
 
 from .follower import Follower
-from .members import Leadership, Members
+from .members import Leadership, Members, Reading
 from .ownership import BEAT, MISSED_BEATS, SLOW, View
 
 __all__ = ["Coordinator"]
 
 log = logging.getLogger("tpmon.cluster")
+
+FOLLOW_ALL_EVERY = 10  # heartbeats written (5 heartbeats): every memory read again, beside the notifications
 
 
 def _utc_now() -> datetime:
@@ -70,6 +72,7 @@ class Coordinator:
         self.late_runs = 0  # runs of its own share left undone because this instance was late
         self._told_late = 0
         self._taken: set[str] = set()  # those whose first run here is not recorded yet
+        self._beats = 0
 
     # --- between heartbeats ------------------------------------------------------------------------------------
     def owns(self, key: str, at: datetime | None = None) -> bool:
@@ -146,26 +149,19 @@ class Coordinator:
             log.warning("%s; the share of the checks stays as last read", exc)
             view = dataclasses.replace(view, fenced=False)  # the others cannot read either: everyone goes on
         else:
-            half_way = self._clock() - timedelta(seconds=(time.monotonic() - sent) / 2)
-            self.offset = reading.at - half_way
-            view = View(self.id, reading.members, self.heartbeat, reading.at, self.location)
-            took = time.monotonic() - sent
-            before = next((m for m in self.view.members if m.id == self.id), None)
-            mine = next((m for m in reading.members if m.id == self.id), None)
-            gap = timedelta(seconds=self.heartbeat * (BEAT + SLOW))
-            late = before is not None and mine is not None and mine.heartbeat_at - before.heartbeat_at > gap
-            if late or (before is not None and took > self.heartbeat * SLOW):
-                # this heartbeat came late, or slowly: the others may have taken the share meanwhile (a reading
-                # did not show it); they read it again first
-                again = timedelta(seconds=took + self.heartbeat * (BEAT + SLOW))
-                view = dataclasses.replace(view, resumes_at=reading.at + again)
+            view = self._read(reading, time.monotonic() - sent)
         if view.primary == self.location:  # the leader writes facts: it is one of the writing location
             leading = await asyncio.to_thread(self._leadership.hold)
         else:
             leading = False
             await asyncio.to_thread(self._leadership.release)
-        if self._follow is not None:
-            await self._follow()  # with the share as it was: what this instance takes over is read too
+        self._beats += 1
+        listening = self.follower is not None and self.follower.listening.is_set()
+        moved = {m.id for m in view.alive} != {m.id for m in self.view.alive} or leading != self.leading
+        if self._follow is not None and (not listening or moved or self._beats % FOLLOW_ALL_EVERY == 0):
+            # with the share as it was: what this instance takes over is read too. While the store's notifications
+            # arrive, they carry every change of state; this full reading brings the rest (streaks, last results)
+            await self._follow()
         if leading and not self.leading and self._before_lead is not None:
             try:
                 await self._before_lead()
@@ -184,6 +180,21 @@ class Coordinator:
             self.leading = leading
             if self._on_lead is not None:
                 self._on_lead(leading)
+
+    def _read(self, reading: Reading, took: float) -> View:
+        """The view a heartbeat's reading gives (`took` seconds to write and read), the database's clock offset."""
+        self.offset = reading.at - (self._clock() - timedelta(seconds=took / 2))
+        view = View(self.id, reading.members, self.heartbeat, reading.at, self.location)
+        before = next((m for m in self.view.members if m.id == self.id), None)
+        mine = next((m for m in reading.members if m.id == self.id), None)
+        gap = timedelta(seconds=self.heartbeat * (BEAT + SLOW))
+        late = before is not None and mine is not None and mine.heartbeat_at - before.heartbeat_at > gap
+        if late or (before is not None and took > self.heartbeat * SLOW):
+            # this heartbeat came late, or slowly: the others may have taken the share meanwhile (a reading did
+            # not show it); they read it again first
+            again = timedelta(seconds=took + self.heartbeat * (BEAT + SLOW))
+            view = dataclasses.replace(view, resumes_at=reading.at + again)
+        return view
 
     def _pending(self) -> bool:
         """A member still to be counted: the share changes at an instant to come."""

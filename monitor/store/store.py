@@ -223,7 +223,11 @@ class Store:
             if batch.memories:
                 memories = [rows.memory_row(k, m, now) for k, m in batch.memories.items()]
                 _upsert(connection, tables.check_memory, memories)
-                tell(connection, MEMORIES, batch.memories)  # the other instances follow them (PostgreSQL)
+                # the other instances follow those whose state changed at once (PostgreSQL; the rest at their
+                # heartbeats): a result like the last one costs them nothing
+                changed = {t.ref.key for t in batch.transitions if t.ref.key in batch.memories}
+                if changed:
+                    tell(connection, MEMORIES, changed)
         return True
 
     def _ids_of(self, keys: set[str]) -> dict[str, int]:
@@ -341,7 +345,7 @@ def _append(connection: Connection, transition: Transition, uid: str) -> Transit
     last = (
         select(table.c.id, table.c.state, table.c.at)
         .where(table.c.component_key == transition.ref.key)
-        .order_by(table.c.id.desc())
+        .order_by(table.c.after_id.desc())  # the chain's last: its unique index (ids grow along a chain)
         .limit(1)
         .subquery("last")
     )
