@@ -150,6 +150,19 @@ def test_three_instances_answer_the_same_status_within_one_second_of_each_change
         )
         written = _cli(config, url, "incident", "resolve", "1")
         figures["incident resolved"] = _same_within(
+            servers, written, lambda b: _cell(b, "lines", "optique")["state"] in ("recovering", "operational")
+        )  # recovering first, for the stabilization (2 s), unless already over
+        written = wait_for(
+            lambda: _written(
+                url,
+                "SELECT 1 FROM transition WHERE component_key = 'line:alpha/optique' "
+                "AND previous = 'recovering' AND state = 'operational' AND at > "
+                "(SELECT max(at) FROM transition WHERE component_key = 'line:alpha/optique' AND state = 'down')",
+            ),
+            timeout=30,
+            what="the line's recovery after the incident ended, written by the leader",
+        )
+        figures["line back"] = _same_within(
             servers, written, lambda b: _cell(b, "lines", "optique")["state"] == "operational"
         )
         print(f"same page, seconds after each change was written: {figures}")
