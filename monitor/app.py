@@ -40,9 +40,10 @@ from .delivery.subscription_desk import SubscriptionDesk
 from .engine.overrides import Overrides
 from .errors import ConfigError, MonitorError, NotFound, StoreError
 from .metrics import Metrics, derive_availability
-from .models import ComponentRef, ComponentStatus, Source, Transition
+from .models import ComponentRef, ComponentStatus, ProbeResult, Source, Transition
 from .notify.tokens import Signer, load_secret
 from .operators.desk import Desk
+from .probe_pool import ProbePool
 from .probes import ProbeContext
 from .probes.clients import HttpClients
 from .push_signals import PushInbox
@@ -82,10 +83,10 @@ DEADLINE_EVERY = 0.2  # seconds between looks at the push deadlines: a missed on
 TOKEN_USES_EVERY = 60.0  # seconds between writes of machine tokens' last use
 RECOVERIES_EVERY = 0.2  # seconds between looks at the recoveries due (several instances: ended at the same instant)
 # Shutdown (SIGTERM, Ctrl-C): open requests get WEB_GRACE s on each listener (the operators' first, then the
-# public one); then, on PostgreSQL with others, this instance leaves within CLUSTER_GRACE; then the store writer gets
-# STOP_GRACE (5 s) to write what it holds before journalling the rest, the operators' desk and the notifier as
-# long, side by side: 3 + 3 + 1 + 6 = 13 s at worst. Whatever still runs SHUTDOWN_DEADLINE s after the first
-# signal is cut short.
+# public one); then, on PostgreSQL with others, this instance leaves within CLUSTER_GRACE; then the probe workers, if
+# any, get probe_pool.STOP_GRACE (1.5 s, + 0.5 s once killed); then the store writer gets STOP_GRACE (5 s) to write
+# what it holds before journalling the rest, the operators' desk and the notifier as long, side by side:
+# 3 + 3 + 1 + 2 + 6 = 15 s at worst. Whatever still runs SHUTDOWN_DEADLINE s after the first signal is cut short.
 WEB_GRACE = 3
 CLUSTER_GRACE = 1.0  # leaving: two short statements; not done in time, the others see it dead 2 heartbeats later
 SHUTDOWN_DEADLINE = 15.0
@@ -129,6 +130,7 @@ class Services:
     notifier: Notifier | None = None  # the outbox's sender: always there, it fans out and prunes even with no channel
     subscriptions: SubscriptionDesk | None = None  # the public e-mail subscriptions, when the config offers them
     cluster: Coordinator | None = None  # on PostgreSQL: this instance among the others (share of checks, leader)
+    workers: ProbePool | None = None  # the probe workers, when probes run in processes of their own
 
     def __post_init__(self) -> None:
         self.pages = PageCache(self.stamp, store_up=lambda: self.store_up, clock=self.clock)
@@ -245,6 +247,8 @@ class Services:
             problems.append("database unreachable or not answering in time")
         if not self.scheduler.running:
             problems.append("scheduler not running")
+        if self.workers is not None and self.scheduler.running and not self.workers.alive:
+            problems.append("no probe worker running")
         return problems
 
     def reload(self) -> ReloadReport | None:
@@ -259,6 +263,8 @@ class Services:
             return None
         self.pipeline.record(self.board.reload(settings, self.clock()))
         report = self.scheduler.apply(settings)
+        if self.workers is not None:
+            self.workers.apply(settings)
         for key in report.removed:
             self.metrics.forget(ComponentRef.parse(key))
         self.settings = settings
@@ -380,8 +386,11 @@ def _assemble(
     passwords: Passwords | None,
     live: bool = True,
     journal: Journal | None = None,
+    probe_workers: int = 1,
+    worker_logs: tuple[str, str] = ("info", "text"),
 ) -> tuple[Services, HttpClients]:
-    """Build the board (seeded from the store), writer, metrics, probes' context, pipeline and scheduler."""
+    """Build the board (seeded from the store), writer, metrics, probes' context, pipeline and scheduler; with
+    `probe_workers` > 1, the probe workers, and a scheduler that runs only the periodic jobs here."""
     board = Board(settings, clock(), db.load_statuses(), db.load_memories())
     writer = StoreWriter(db, journal=journal)
     metrics = Metrics(lambda: services.snapshot(), lambda: writer.stats)  # noqa: PLW0108 (services: below)
@@ -397,12 +406,49 @@ def _assemble(
     pipeline = Pipeline(board, writer, metrics, context, clock)
     writer.on_write = metrics.observe_write
     hooks = SchedulerHooks(metrics.scheduler_lag.observe, metrics.scheduler_missed.inc, metrics.scheduler_skipped.inc)
-    scheduler = Scheduler(lambda network, check: run_check(network, check, pipeline), hooks=hooks, speed=speed)
+    workers = None
+    if probe_workers > 1:  # probes run in the workers; the results come back to this process's pipeline
+        workers = ProbePool(
+            probe_workers,
+            _WorkerResults(pipeline, metrics),
+            registry=metrics.registry,
+            speed=speed,
+            log_level=worker_logs[0],
+            log_format=worker_logs[1],
+            environ=env,
+        )
+    scheduler = Scheduler(
+        lambda network, check: run_check(network, check, pipeline),
+        hooks=hooks,
+        speed=speed,
+        owns=(lambda key: False) if workers is not None else (lambda key: True),
+    )
     services = Services(settings, db, board, writer, metrics, scheduler, pipeline, clock, config_path, reload_status)
+    services.workers = workers
     services.desk = Desk(db, lambda: services.settings, clock, env, passwords=passwords)
     metrics.note_start(services.started_at)
     _notifications(services, env, live=live)
     return services, clients
+
+
+@dataclass
+class _WorkerResults:
+    """What the probe workers probed, through the same pipeline as a probe of this process."""
+
+    pipeline: Pipeline
+    metrics: Metrics
+
+    def take(self, result: ProbeResult, worker: int) -> None:
+        self.pipeline.take(result)
+
+    def lag(self, seconds: float) -> None:
+        self.metrics.scheduler_lag.observe(seconds)
+
+    def missed(self, runs: int) -> None:
+        self.metrics.scheduler_missed.inc(runs)
+
+    def skipped(self, runs: int) -> None:
+        self.metrics.scheduler_skipped.inc(runs)
 
 
 def _notifications(services: Services, env: Mapping[str, str], *, live: bool = True) -> None:
@@ -499,6 +545,8 @@ def _join_cluster(services: Services, location: str | None) -> Coordinator | Non
     if it holds the lead. None on SQLite (one instance per file, `cluster/single_instance.py`)."""
     if services.store.engine.dialect.name != "postgresql":
         return None
+    if services.workers is not None:  # each worker's share is not yet cut from this instance's (cli refuses it too)
+        raise MonitorError("--probe-workers: more than 1 is not supported on PostgreSQL yet (shared checks)")
 
     follow, adopt = _following(services, lambda key: cluster.follows(key), lambda: cluster.leading)  # noqa: PLW0108 (below)
 
@@ -566,7 +614,10 @@ def _start_jobs(services: Services, tick_seconds: float, housekeeping_seconds: f
     report = services.scheduler.start(services.settings)
     for name, seconds, job in periodic_jobs(services, tick_seconds, housekeeping_seconds):
         services.scheduler.every(name, seconds, job)
-    log.info("scheduler started: %d checks", len(report.added))
+    if services.workers is not None:
+        log.info("scheduler started: %d checks, probed by %d workers", len(report.added), services.workers.count)
+    else:
+        log.info("scheduler started: %d checks", len(report.added))
 
 
 async def _within(stopping: Awaitable[None], seconds: float, what: str) -> None:
@@ -578,18 +629,20 @@ async def _within(stopping: Awaitable[None], seconds: float, what: str) -> None:
 
 
 async def _stop(services: Services, cluster: Coordinator | None) -> None:
-    """A bounded shutdown: no more jobs; the cluster let go first; then the writer, the desk and the notifier."""
+    """A bounded shutdown: no more jobs; the cluster let go first; then the probes (the workers' last results still
+    reach the writer); then the writer, the desk and the notifier."""
     services.scheduler.shutdown()
-    services.stopping.set()  # long loops of reads (roll-ups, pruning, availability) end where they are
     if cluster is not None:  # first: its row deleted, the lead let go; the others take over at their next heartbeat
         await _within(cluster.stop(), CLUSTER_GRACE, "cluster membership")
+    if services.workers is not None:
+        await services.workers.stop()
+    services.stopping.set()  # long loops of reads (roll-ups, pruning, availability) end where they are
     # side by side, each within STOP_GRACE + 1 s: the writer (written, or journalled), the operators' desk
     # (pushes waiting, token uses), the notifier (the sending under way; an unsettled one goes out again)
     stops = [services.writer.stop(), _within(services.desk.stop(), STOP_GRACE + 1, "operators' desk")]
     if services.notifier is not None:
         stops.append(_within(services.notifier.stop(grace=STOP_GRACE), STOP_GRACE + 1, "notifier"))
     await asyncio.gather(*stops)
-    services.store.abort_operations()  # reads of jobs still under way (a hung database) end now, not at their deadline
 
 
 @dataclass(frozen=True)
@@ -624,6 +677,7 @@ def create_app(
     passwords: Passwords | None = None,
     journal: Journal | None = None,
     location: str | None = None,
+    probe_workers: int = 1,
 ) -> Starlette:
     """The public app alone (see `create_apps`); nothing is opened or started until the lifespan runs.
 
@@ -646,6 +700,7 @@ def create_app(
         passwords=passwords,
         journal=journal,
         location=location,
+        probe_workers=probe_workers,
     ).public
 
 
@@ -666,9 +721,12 @@ def create_apps(
     passwords: Passwords | None = None,
     journal: Journal | None = None,
     location: str | None = None,
+    probe_workers: int = 1,
+    worker_logs: tuple[str, str] = ("info", "text"),
 ) -> Listeners:
     """The public and the operators' ASGI apps over the same Services; `passwords` tunes Argon2 (tests); `journal`
-    receives what the store writer cannot write; `location` overrides the config's `cluster.location`."""
+    receives what the store writer cannot write; `location` overrides the config's `cluster.location`;
+    `probe_workers` > 1 probes in that many processes (`probe_pool`), which log at `worker_logs` (level, format)."""
     shared = _Shared()
 
     @contextlib.asynccontextmanager
@@ -676,7 +734,19 @@ def create_apps(
         db = store if store is not None else await asyncio.to_thread(Store.open, database_url or default_url())
         env = os.environ if environ is None else environ
         services, clients = await asyncio.to_thread(
-            _assemble, settings, db, clock, env, speed, config_path, reload_status, passwords, schedule, journal
+            _assemble,
+            settings,
+            db,
+            clock,
+            env,
+            speed,
+            config_path,
+            reload_status,
+            passwords,
+            schedule,
+            journal,
+            probe_workers,
+            worker_logs,
         )
         loop = asyncio.get_running_loop()
         # DNS lookups of probes run in the default pool: size it for the probe concurrency (asyncio's
@@ -693,6 +763,8 @@ def create_apps(
         await services.desk.start()  # after the first evaluation: the demo's clock runs 16,000 times faster
         if schedule:
             _start_jobs(services, tick_seconds, housekeeping_seconds)
+            if services.workers is not None:
+                await services.workers.start(services.settings)
             if services.notifier is not None:
                 await services.notifier.start()
         if handle_sighup:
@@ -703,6 +775,7 @@ def create_apps(
             if handle_sighup:
                 loop.remove_signal_handler(signal.SIGHUP)
             await _stop(services, cluster)
+            db.abort_operations()  # reads of jobs still under way (a hung database) end now, not at their deadline
             await clients.aclose()
             if store is None:
                 await asyncio.to_thread(db.close)

@@ -46,6 +46,16 @@ def location_name(text: str) -> str:
     return text
 
 
+def probe_workers(text: str) -> int:
+    """`--probe-workers`: 1–64 or `auto`."""
+    from .probe_pool import worker_count
+
+    try:
+        return worker_count(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number of workers (1 to 64, or auto)") from None
+
+
 def _config_path(args: argparse.Namespace) -> str:
     return str(getattr(args, "config", None) or os.environ.get("TPMON_CONFIG") or DEFAULT_CONFIG)
 
@@ -94,6 +104,8 @@ def admin_address(args: argparse.Namespace, settings: Settings) -> tuple[str, in
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from sqlalchemy.engine import make_url
+
     from .app import check_port
     from .cluster.single_instance import single_instance
 
@@ -109,6 +121,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _check_notification_secrets(settings)
     setup_logging(args.log_level, args.log_format)
     url = _database_url()
+    if args.probe_workers > 1 and make_url(url).get_backend_name() == "postgresql":  # shares not composed yet
+        raise MonitorError(
+            "--probe-workers: more than 1 is not supported on PostgreSQL yet (its instances share the checks); "
+            "use --probe-workers 1, with more instances for more cores"
+        )
     with single_instance(url):  # SQLite: one serve per file, refused before the database or its journal is touched
         return _serve(args, settings, path, admin, url)
 
@@ -142,6 +159,8 @@ def _serve(args: argparse.Namespace, settings: Settings, path: str, admin: tuple
         reload_status=pid_file.with_suffix(".reload.json"),
         journal=journal,
         location=args.location,
+        probe_workers=args.probe_workers,
+        worker_logs=(args.log_level, args.log_format),
     )
     public = public_server(apps.public, args.host, args.port, public_limits)
     behind = admin_server(apps.admin, *admin, admin_limits) if admin is not None and admin_limits is not None else None
@@ -398,6 +417,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=location_name,
         help="where this instance probes from; the instances of one location on one PostgreSQL share its checks "
         "(default: config cluster.location, 'default')",
+    )
+    serve.add_argument(
+        "--probe-workers",
+        type=probe_workers,
+        default=1,
+        metavar="N",
+        help="probe in N processes of their own (1–64, or auto: one per core); default 1: in the server's process",
     )
     serve.set_defaults(func=cmd_serve)
 

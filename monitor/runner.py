@@ -10,8 +10,8 @@ from datetime import datetime
 from .board import Board, BoardChange
 from .config import Check
 from .metrics import Metrics
-from .models import ComponentRef, FailureReason, ProbeResult
-from .probes import PROBES, ProbeContext
+from .models import ProbeResult
+from .probes import ProbeContext, probe_check
 from .store import StoreWriter
 
 __all__ = ["Pipeline", "run_check"]
@@ -52,6 +52,12 @@ class Pipeline:
         for listener in self.listeners:
             listener(change)
 
+    def take(self, result: ProbeResult) -> None:
+        """A probe's result (probed here or by a probe worker) into the store, the board and the metrics."""
+        self.writer.add_result(result)
+        self.record(self.board.record(result, self.clock()))
+        self.metrics.observe(result)
+
 
 def _everything(key: str) -> bool:
     return True
@@ -59,16 +65,8 @@ def _everything(key: str) -> bool:
 
 async def run_check(network: str, check: Check, pipeline: Pipeline) -> ProbeResult:
     """Probe one check once and push the result through the status engine, the store and the metrics."""
-    ctx = pipeline.context(network)
-    try:
-        result = await PROBES[check.kind](check, ctx)
-    except Exception as exc:  # a probe bug must not kill the scheduler; the target is not to blame
-        log.exception("probe %s/%s/%s crashed", network, check.flow, check.name)
-        ref = ComponentRef.for_check(network, check.flow, check.name)
-        result = ProbeResult(ref, ctx.clock(), 0.0, False, FailureReason.INTERNAL, type(exc).__name__)
+    result = await probe_check(check, pipeline.context(network))
     if pipeline.before_record is not None:
         await pipeline.before_record(result.check.key)
-    pipeline.writer.add_result(result)
-    pipeline.record(pipeline.board.record(result, pipeline.clock()))
-    pipeline.metrics.observe(result)
+    pipeline.take(result)
     return result

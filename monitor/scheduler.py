@@ -7,7 +7,7 @@ import logging
 import math
 import random
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -28,7 +28,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from .config import Check, Settings
 from .models import ComponentRef
 
-__all__ = ["ReloadReport", "Scheduler", "SchedulerHooks"]
+__all__ = ["OVERDUE_SPREAD", "ReloadReport", "Scheduler", "SchedulerHooks"]
 
 log = logging.getLogger("tpmon.scheduler")
 
@@ -49,6 +49,7 @@ class SchedulerHooks:
 # for a cold wakeup. 1000 checks every 10 s: 1.95 -> 1.59 ms of CPU per probe, lag p50 0.8 -> 2 ms.
 # Far below the jitter (10 % of the interval by default), which spreads the runs anyway.
 _TICK = 0.05
+OVERDUE_SPREAD = 1.0  # seconds over which checks whose run is past due (`Scheduler.start(due=…)`) are spread
 
 
 def _tick(interval: float) -> float:
@@ -159,9 +160,14 @@ class Scheduler:
         hooks: SchedulerHooks | None = None,
         rng: random.Random | None = None,
         speed: float = 1.0,
+        owns: Callable[[str], bool] = lambda key: True,
     ) -> None:
-        """`speed` > 1 runs intervals faster than the wall clock (the demo's virtual time); timeouts are real."""
+        """`speed` > 1 runs intervals faster than the wall clock (the demo's virtual time); timeouts are real.
+
+        `owns(key)` says which checks get a job here (a probe worker's share, or none in a process whose workers
+        probe); the reload report always covers every check of the config."""
         self._run = run
+        self._owns = owns
         self._speed = speed
         self._hooks = hooks or SchedulerHooks()
         self._rng = rng or random.Random()
@@ -188,9 +194,13 @@ class Scheduler:
     def running(self) -> bool:
         return bool(self._aps.running)
 
-    def start(self, settings: Settings) -> ReloadReport:
-        """Schedule every check and start; must be called with the event loop running (apscheduler#994)."""
-        report = self.apply(settings)
+    def start(self, settings: Settings, due: Mapping[str, float] | None = None) -> ReloadReport:
+        """Schedule every check and start; must be called with the event loop running (apscheduler#994).
+
+        `due` (check key → epoch seconds) is when a check's next run was due elsewhere (a probe worker that died):
+        it runs then, or within `OVERDUE_SPREAD` s when that is past, instead of at a random point of its interval.
+        """
+        report = self.apply(settings, due)
         self._aps.start()
         return report
 
@@ -202,7 +212,7 @@ class Scheduler:
         """A periodic housekeeping job (board tick, flushes…), not subject to the probe semaphore."""
         self._aps.add_job(func, IntervalTrigger(seconds=seconds), id=f"task:{name}", replace_existing=True)
 
-    def apply(self, settings: Settings) -> ReloadReport:
+    def apply(self, settings: Settings, due: Mapping[str, float] | None = None) -> ReloadReport:
         """Make the jobs match `settings`: add new checks, remove gone ones, update changed ones."""
         if settings.max_concurrency != self._concurrency:
             self._concurrency = settings.max_concurrency
@@ -220,27 +230,34 @@ class Scheduler:
             removed=sorted(set(self._checks) - set(wanted)),
             changed=sorted(k for k in set(wanted) & set(self._checks) if wanted[k] != self._checks[k]),
         )
+        owns, due = self._owns, due or {}
         for key in report.removed:
-            self._aps.remove_job(key)
+            if owns(key):
+                self._aps.remove_job(key)
             self._scheduled.pop(key, None)
             self._slots.pop(key, None)
         old = self._checks
         self._checks = wanted
         for key in report.added:
-            self._add_job(key, wanted[key][1])
+            if owns(key):
+                self._add_job(key, wanted[key][1], due.get(key))
         for key in report.changed:
-            if wanted[key][1].interval != old[key][1].interval:
+            if wanted[key][1].interval != old[key][1].interval and owns(key):
                 self._add_job(key, wanted[key][1])
         return report
 
-    def _add_job(self, key: str, check: Check) -> None:
+    def _add_job(self, key: str, check: Check, due: float | None = None) -> None:
         interval = check.interval / self._speed
         now = datetime.now(UTC).timestamp()
-        if self.gate is None:
-            spread = now + self._rng.uniform(0, interval)  # spread the load
-        else:  # the same slots on every instance, spread by the key
+        if self.gate is not None:  # the same slots on every instance, spread by the key (a kept due is one of them)
             phase = _on_lattice(interval * (zlib.crc32(key.encode()) / 2**32), _tick(interval))
             spread = phase + math.ceil((now - phase) / interval) * interval
+        elif due is not None and now <= due <= now + interval:  # its turn, as it was kept elsewhere
+            spread = due
+        elif due is not None and due < now:  # overdue: soon, not all at once
+            spread = now + self._rng.uniform(0, min(interval, OVERDUE_SPREAD))
+        else:
+            spread = now + self._rng.uniform(0, interval)  # spread the load
         first = datetime.fromtimestamp(_on_lattice(spread, _tick(interval)), UTC)
         self._slots[key] = (first.timestamp(), interval)
         jitter = interval * self._jitter or None

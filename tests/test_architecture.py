@@ -37,6 +37,9 @@ RANKS: dict[str, float] = {
     "metrics": 5,
     "scheduler": 5,
     "runner": 6,
+    "probe_wire": 2.5,  # what probe workers and the main process tell each other: settings and results
+    "probe_worker": 5.5,  # a probe worker process: the scheduler and the probes, no board, no store
+    "probe_pool": 6,  # the workers seen from the main process: started, restarted, read, stopped
     "push_signals": 6,  # validated, read from the store's inbox, folded into the board
     "operators": 6,  # audited writes, tokens in memory, push intake, staff access: over the store
     "delivery": 6,  # senders: claim from the store's outbox, send by e-mail, webhook, chat

@@ -3,6 +3,7 @@ of each language, and the .po files are what the site reads (no .mo to compile).
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,3 +99,36 @@ def test_the_site_reads_the_po_files_themselves() -> None:
     assert translations("fr").ngettext(singular, singular + "s", 2).endswith("échecs consécutifs")
     assert translations("fr").ngettext(singular, singular + "s", 1).endswith("échec consécutif")
     assert not list((ROOT / "monitor" / "locale").rglob("*.mo")), "no compiled catalog is read or committed"
+
+
+def _texts_in_code(path: Path) -> list[str]:
+    """The string literals of a module, docstrings left out."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    return [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+    ]
+
+
+FRENCH_WORDS = re.compile(r"[éèêàùçÉ]|\b(?:le|la|les|des|du|depuis|avant|vous|votre)\b")
+
+
+@pytest.mark.parametrize("package", ["notify", "delivery"])
+def test_notification_texts_are_messages_of_the_catalogs(package: str) -> None:
+    """E-mails, chat and webhook texts are written in English in the code and translated through the catalogs:
+    no French text left inline (a `fr if … else en`), so a message missing in either language fails above."""
+    modules = sorted((ROOT / "monitor" / package).glob("*.py"))
+    assert len(modules) > 3
+    inline = [(p.name, text) for p in modules for text in _texts_in_code(p) if FRENCH_WORDS.search(text)]
+    assert not inline, inline
+    uses = [p.name for p in modules if "translate(" in p.read_text(encoding="utf-8")]
+    assert package != "notify" or {"messages.py", "scopes.py", "payloads.py"} <= set(uses), uses

@@ -23,7 +23,7 @@ from monitor.runner import run_check
 from monitor.store import Batch
 from monitor.store.housekeeping import component_keys
 from monitor.store.rollup_store import roll_up
-from monitor.web.latency_chart import BOTTOM, HEIGHT, TOP, _nice_top
+from monitor.web.latency_chart import BOTTOM, FAIL_Y, HEIGHT, LEFT, RIGHT, TOP, WIDTH, _nice_top
 
 NOW = datetime(2024, 2, 12, 12, 0, tzinfo=UTC)  # 13:00 in Paris
 SECRET = "tok-9f8e7d6c5b4a3210"
@@ -139,6 +139,7 @@ class Cells(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.rows: list[list[str]] = []
         self.svg: list[tuple[str, dict[str, str]]] = []
+        self.charts: list[list[tuple[str, dict[str, str]]]] = []  # each chart's elements
         self._cell: list[str] | None = None
         self._in_svg = 0
 
@@ -149,8 +150,10 @@ class Cells(HTMLParser):
             self._cell = []
         if tag == "svg" and ("class", "chart") in attrs:
             self._in_svg += 1
+            self.charts.append([])
         if self._in_svg:
             self.svg.append((tag, {k: v or "" for k, v in attrs}))
+            self.charts[-1].append((tag, {k: v or "" for k, v in attrs}))
 
     def handle_endtag(self, tag: str) -> None:
         if tag in ("td", "th") and self._cell is not None:
@@ -210,8 +213,13 @@ def test_a_dependent_network_says_what_it_depends_on(site: Site) -> None:
     assert "Dépend de Alpha — Prises en charge (PEC)" in line
 
 
+def ms(value: float | None) -> str:
+    return "—" if value is None else f"{format_decimal(round(value * 1000))} ms"
+
+
 def expected_hours(site: Site) -> list[list[str]]:
-    """The chart's table recomputed from the raw results in the store (not from the SQL roll-up)."""
+    """The charts' table recomputed from the raw results in the store (not from the SQL roll-up): the mean and the
+    slowest of the successful probes (a failure's duration is no response time), and the failures."""
     labels = {DRE: "Passerelle DRE (Facturation)", PEC: "pec (Prises en charge (PEC))"}
     rows = []
     for check in (DRE, PEC):
@@ -219,43 +227,75 @@ def expected_hours(site: Site) -> list[list[str]]:
         for result in site.services.store.results(check, since=NOW - timedelta(hours=24)):
             hours[result.started_at.replace(minute=0, second=0, microsecond=0)].append(result)
         for hour, found in sorted(hours.items()):
-            mean = sum(r.duration_s for r in found) / len(found)
+            ok = [r.duration_s for r in found if r.success]
             rows.append(
                 [
                     labels[check],
                     format_since(hour, NOW, "fr"),
-                    f"{format_decimal(round(mean * 1000))} ms",
-                    f"{format_decimal(round(max(r.duration_s for r in found) * 1000))} ms",
+                    ms(sum(ok) / len(ok) if ok else None),
+                    ms(max(ok, default=None)),
                     f"{sum(not r.success for r in found)} / {len(found)}",
                 ]
             )
     return rows
 
 
-def test_the_latency_chart_is_an_image_with_a_table_of_the_same_numbers(site: Site) -> None:
-    cells = parsed(site.client.get("/reseaux/alpha").text)
-    svg = dict(cells.svg[0][1])
-    assert cells.svg[0][0] == "svg" and svg["role"] == "img"
-    ids = {attrs.get("id") for tag, attrs in cells.svg if tag in ("title", "desc")}
-    assert set(svg["aria-labelledby"].split()) == ids and len(ids) == 2
+def x_hour(x: float) -> datetime:
+    """The hour a chart's x coordinate stands for (points sit at the middle of their hour)."""
+    start = NOW - timedelta(hours=24)
+    moment = start + (x - LEFT) / (WIDTH - LEFT - RIGHT) * timedelta(hours=24)
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def test_one_small_chart_per_check_with_a_table_of_the_same_numbers(site: Site) -> None:
+    page = site.client.get("/reseaux/alpha").text
+    cells = parsed(page)
+    assert len(cells.charts) == 2  # one per check, each an image named by its title and described in words
+    for chart in cells.charts:
+        svg = chart[0][1]
+        assert chart[0][0] == "svg" and svg["role"] == "img"
+        ids = {attrs.get("id") for tag, attrs in chart if tag in ("title", "desc")}
+        assert set(svg["aria-labelledby"].split()) == ids and len(ids) == 2
     table = [row for row in cells.rows if len(row) == 5 and row[-1].count("/") == 1 and row[0] != "Sonde"]
     want = expected_hours(site)
     assert table == want
     assert len(want) == 10  # two checks × (four earlier hours + the hour of the real probe)
     assert "1 / 3" in [row[-1] for row in want]  # a failure is counted
-    # the plotted points restate the means: read each series' path back into milliseconds
-    means: dict[str, list[float]] = {
-        label: [] for label in ("Passerelle DRE (Facturation)", "pec (Prises en charge (PEC))")
-    }
-    for label, _, mean, _, _ in want:
-        means[label].append(float(mean.removesuffix(" ms")))
-    top = _nice_top(max(v for values in means.values() for v in values) * 1.1)
-    paths = [attrs["d"] for tag, attrs in cells.svg if tag == "path" and attrs.get("class") == "line"]
-    assert len(paths) == 2
-    for path, values in zip(paths, means.values(), strict=True):
-        ys = [float(y) for y in re.findall(r"[ML][\d.]+ ([\d.]+)", path)]
+    assert ["pec (Prises en charge (PEC))", format_since(NOW, NOW, "fr"), "—", "—", "1 / 1"] in want  # all failed
+    # each chart on its own scale: its path read back into milliseconds restates the means of the successes
+    labels = ("Passerelle DRE (Facturation)", "pec (Prises en charge (PEC))")
+    for chart, label in zip(cells.charts, labels, strict=True):
+        means = [float(row[2].removesuffix(" ms")) for row in want if row[0] == label and row[2] != "—"]
+        top = _nice_top(max(means) * 1.1)
+        paths = [attrs["d"] for tag, attrs in chart if tag == "path" and attrs.get("class") == "line"]
+        ys = [float(y) for path in paths for y in re.findall(r"[ML][\d.]+ ([\d.]+)", path)]
         plotted = [(1 - (y - TOP) / (HEIGHT - TOP - BOTTOM)) * top for y in ys]
-        assert plotted == pytest.approx(values, abs=top / 200 + 0.5)
+        assert plotted == pytest.approx(means, abs=top / 200 + 0.5)
+
+
+def crosses(chart: list[tuple[str, dict[str, str]]]) -> list[float]:
+    """The x of each ✕ on the failures' row of a chart."""
+    found = []
+    for tag, attrs in chart:
+        m = re.match(r"M([\d.]+) ([\d.]+)L", attrs.get("d", "")) if tag == "path" else None
+        if m and attrs.get("class") != "line" and abs(float(m[2]) - FAIL_Y) < 6:
+            found.append(float(m[1]) + 4.5)
+    return found
+
+
+def test_failed_probes_are_drawn_as_failures_never_as_response_times(site: Site) -> None:
+    """PEC failed once at 10:25 (Paris 11:25) and at its real probe now (HTTP 500): two ✕ on its chart; the hour of
+    the real probe, without any success, is a gap in its line, not a point at the 500's few milliseconds."""
+    dre, pec = parsed(site.client.get("/reseaux/alpha").text).charts
+    assert crosses(dre) == []
+    failed = [x_hour(x) for x in crosses(pec)]
+    assert failed == [NOW - timedelta(hours=2), NOW]
+    points = [float(attrs["cx"]) for tag, attrs in pec if tag == "circle"]
+    assert len(points) == 4 and all(x_hour(x) < NOW for x in points)  # the four earlier hours, not the failed one
+    text = words(site.client.get("/reseaux/alpha").text)
+    assert "2 heures avec des échecs (✕)." in text and "Aucun échec." in text  # the charts' descriptions
+    english = words(site.client.get("/reseaux/alpha?lang=en").text)
+    assert "2 hours with failures (✕)." in english and "No failure." in english
 
 
 def test_the_line_page_shows_its_checks_and_transitions(site: Site) -> None:
@@ -352,3 +392,20 @@ def test_a_day_without_any_signal_is_not_called_maintenance(site: Site) -> None:
     [tip] = [t for t in tips if t.startswith("lun. 5 févr. 2024")]  # the 4th and 6th are partly unknown
     assert "Statut inconnu" in tip
     assert "maintenance" not in tip
+
+
+def test_a_state_seen_since_tpmons_first_sight_of_it_is_said_since_at_least(site: Site) -> None:
+    """Pharmacie was never seen before the first probes at NOW (tpmon's first start here): its start is not an
+    event, and no page says 'depuis le' as if it were; optique was seen in other states before (the stored
+    outage), so its change at NOW is one."""
+    pharmacie = words(site.client.get("/reseaux/alpha/pharmacie").text)
+    assert "Depuis au moins le lun. 12 févr. 2024, 13:00." in pharmacie
+    assert "Depuis le lun. 12 févr. 2024" not in pharmacie
+    assert "Since at least Mon 12 Feb 2024, 13:00." in words(site.client.get("/reseaux/alpha/pharmacie?lang=en").text)
+    optique = words(site.client.get("/reseaux/alpha/optique?lang=fr").text)
+    assert "Depuis le lun. 12 févr. 2024, 13:00." in optique and "Depuis au moins" not in optique
+    network = words(site.client.get("/reseaux/alpha?lang=fr").text)  # its status and its flows, first seen at NOW
+    assert "État actuel depuis au moins le lun. 12 févr. 2024, 13:00" in network
+    assert "depuis au moins le lun. 12 févr., 13:00" in network and "depuis le lun. 12 févr., 13:00" not in network
+    home = words(site.client.get("/?lang=fr").text)
+    assert "Alpha Optique depuis le lun. 12 févr., 13:00" in home  # a change after earlier states: a real start

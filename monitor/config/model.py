@@ -447,7 +447,8 @@ class ChatChannel(Model):
 class Notifications(Model):
     """E-mail subscriptions, webhooks and chat channels. Secrets (SMTP, signing) come from the environment."""
 
-    public_url: str = Field(pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")  # the site's address, for the links sent
+    # the site's address, for the links sent; left out: web.public_url (one of the two is required)
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
     sender: Annotated[str, AfterValidator(_address)]  # the From: address of the e-mails
     controller: str = Field(min_length=1, max_length=200)  # the data controller, named by the privacy notice
     contact: str = Field(min_length=3, max_length=200)  # where subscribers exercise their rights
@@ -489,6 +490,13 @@ class Settings(Model):
     cluster: ClusterSettings = ClusterSettings()
     notifications: Notifications | None = None  # absent: nothing is sent, no subscription form
     source: str = Field(default="", exclude=True)  # the file it was loaded from
+
+    def links_base(self) -> str:
+        """The site's address in the links sent (e-mails, webhooks): `notifications.public_url`, else
+        `web.public_url`, without a trailing slash; "" without notifications (the rules require one of them)."""
+        if self.notifications is None:
+            return ""
+        return (self.notifications.public_url or self.web.public_url or "").rstrip("/")
 
     def checks(self) -> list[tuple[str, Check]]:
         """Every (network, check) pair, in config order."""

@@ -381,6 +381,9 @@ def _notification_problems(settings: Settings, doc: YamlDocument) -> list[Config
     problems: list[ConfigProblem] = []
     if settings.notifications is None:
         return problems
+    if settings.notifications.public_url is None and settings.web.public_url is None:
+        message = "the site's address for the links sent is missing: set notifications.public_url or web.public_url"
+        problems.append(doc.problem(("notifications",), message))
     seen: set[str] = set()
     for index, channel in enumerate(settings.notifications.chat):
         base: Path = ("notifications", "chat", index)

@@ -49,7 +49,7 @@ def utcnow() -> datetime:
 
 def links(settings: Settings) -> tuple[str, str]:
     """(confirmation, unsubscribe) addresses of the site, to which `?t=TOKEN` is added."""
-    base = settings.notifications.public_url.rstrip("/") if settings.notifications else ""
+    base = settings.links_base()
     return f"{base}/abonnement/confirmer", f"{base}/abonnement/desinscription"
 
 
@@ -213,7 +213,7 @@ class Notifier:
             token = signer.confirm_token(subscriber, message.address, scopes, lang)
             names = {lang: [scope_label(s, settings, lang) for s in scopes] for lang in LANGS}
             hours = notifications.confirm_within / 3600
-            letter = confirmation_letter(names, f"{confirm_base}?t={token}", hours, notifications)
+            letter = confirmation_letter(names, f"{confirm_base}?t={token}", hours, settings)
             mime: Mime | None = Mime(letter, sender=notifications.sender, list_id=f"<changements.{domain}>")
         else:
             key = tuple(event.id for event in message.events)

@@ -17,29 +17,29 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from ..config import Notifications, Settings
-from ..i18n import LANGS, STATE_LABELS, Lang, format_datetime, format_percent
+from ..config import Settings
+from ..i18n import LANGS, N_, PARIS, STATE_LABELS, Lang, format_datetime, format_decimal, format_percent, translate
 from ..models import State
 from .events import Event
 from .scopes import affected_lines
 
 __all__ = ["Block", "Letter", "Mime", "blocks", "chat_text", "confirmation_letter", "events_letter"]
 
-_SITE = {"fr": "État du tiers payant", "en": "Tiers-payant status"}
+_SITE = N_("Tiers-payant status")
 _INCIDENT_PHASES = {
-    "opened": {"fr": "Incident ouvert", "en": "Incident opened"},
-    "updated": {"fr": "Incident mis à jour", "en": "Incident updated"},
-    "resolved": {"fr": "Incident résolu", "en": "Incident resolved"},
+    "opened": N_("Incident opened"),
+    "updated": N_("Incident updated"),
+    "resolved": N_("Incident resolved"),
 }
 _WINDOW_PHASES = {
-    "announced": {"fr": "Maintenance annoncée", "en": "Maintenance announced"},
-    "cancelled": {"fr": "Maintenance annulée", "en": "Maintenance cancelled"},
+    "announced": N_("Maintenance announced"),
+    "cancelled": N_("Maintenance cancelled"),
 }
 _STATUS = {
-    "investigating": {"fr": "recherche en cours", "en": "investigating"},
-    "identified": {"fr": "cause identifiée", "en": "identified"},
-    "monitoring": {"fr": "sous surveillance", "en": "monitoring"},
-    "resolved": {"fr": "résolu", "en": "resolved"},
+    "investigating": N_("investigating"),
+    "identified": N_("identified"),
+    "monitoring": N_("monitoring"),
+    "resolved": N_("resolved"),
 }
 
 
@@ -72,11 +72,7 @@ def _state_words(state: State, progress: float, lang: Lang) -> str:
     words = STATE_LABELS[state][lang]
     if state is State.RECOVERING and progress > 0:
         share = format_percent(progress, lang, digits=0)
-        words += (
-            f" (environ {share} des demandes aboutissent)"
-            if lang == "fr"
-            else f" (about {share} of requests go through)"
-        )
+        return translate(lang, "%(state)s (about %(share)s of requests go through)") % {"state": words, "share": share}
     return words
 
 
@@ -92,99 +88,106 @@ def _line_block(event: Event, settings: Settings, base: str, lang: Lang) -> Bloc
     line = str(payload.get("line", ""))
     state = State(payload.get("state", "unknown"))
     before = State(payload.get("told_previous", payload.get("previous", "unknown")))
-    was = "avant" if lang == "fr" else "before"
-    since = "depuis le" if lang == "fr" else "since"
+    words = _state_words(state, float(payload.get("progress", 0.0)), lang)
     lines = [
-        f"{_state_words(state, float(payload.get('progress', 0.0)), lang)} ({was} : {STATE_LABELS[before][lang]})"
-        if lang == "fr"
-        else f"{_state_words(state, float(payload.get('progress', 0.0)), lang)} ({was}: {STATE_LABELS[before][lang]})",
-        f"{since} {format_datetime(event.at, lang)}",
+        translate(lang, "%(state)s (before: %(previous)s)") % {"state": words, "previous": STATE_LABELS[before][lang]},
+        translate(lang, "since %(when)s") % {"when": format_datetime(event.at, lang)},
     ]
     if state is State.MAINTENANCE:
-        lines.append("Maintenance commencée." if lang == "fr" else "Maintenance started.")
+        lines.append(translate(lang, "Maintenance started."))
     elif before is State.MAINTENANCE:
-        lines.append("Maintenance terminée." if lang == "fr" else "Maintenance ended.")
+        lines.append(translate(lang, "Maintenance ended."))
     return Block(_line_name(settings, line, lang), tuple(lines), f"{base}/reseaux/{line}")
+
+
+def _affects(names: list[str], lang: Lang) -> str:
+    return translate(lang, "Affects: %(names)s") % {"names": ", ".join(names)}
 
 
 def _incident_block(event: Event, settings: Settings, base: str, lang: Lang) -> Block:
     payload = event.payload
-    phase = _INCIDENT_PHASES.get(str(payload.get("phase")), _INCIDENT_PHASES["updated"])[lang]
-    status = _STATUS.get(str(payload.get("status")), {"fr": "", "en": ""})[lang]
-    lines = [f"{phase} ({status}), {format_datetime(event.at, lang)}"]
+    phase = translate(lang, _INCIDENT_PHASES.get(str(payload.get("phase")), _INCIDENT_PHASES["updated"]))
+    status = _STATUS.get(str(payload.get("status")))
+    lines = [f"{phase} ({translate(lang, status) if status else ''}), {format_datetime(event.at, lang)}"]
     names = sorted(_line_name(settings, line, lang) for line in affected_lines(event, settings))
     if names:
-        lines.append(("Concerne : " if lang == "fr" else "Affects: ") + ", ".join(names))
+        lines.append(_affects(names, lang))
     for key, label in (
-        ("message", {"fr": "Message", "en": "Message"}),
-        ("practitioner_consigne", {"fr": "Consigne pour les professionnels", "en": "What practitioners should do"}),
-        ("member_consigne", {"fr": "Consigne pour les assurés", "en": "What insured members should do"}),
+        ("message", N_("Message: %(text)s")),
+        ("practitioner_consigne", N_("What practitioners should do: %(text)s")),
+        ("member_consigne", N_("What insured members should do: %(text)s")),
     ):
         text = _text(payload.get(key), lang)
         if text:
-            lines.append(f"{label[lang]} : {text}" if lang == "fr" else f"{label[lang]}: {text}")
+            lines.append(translate(lang, label) % {"text": text})
     heading = _text(payload.get("title"), lang)
     return Block(heading, tuple(lines), f"{base}/incidents/{payload.get('incident')}")
 
 
 def _window_block(event: Event, settings: Settings, base: str, lang: Lang) -> Block:
     payload = event.payload
-    phase = _WINDOW_PHASES.get(str(payload.get("phase")), _WINDOW_PHASES["announced"])[lang]
-    lines = [phase]
+    lines = [translate(lang, _WINDOW_PHASES.get(str(payload.get("phase")), _WINDOW_PHASES["announced"]))]
     try:
         start = datetime.fromisoformat(str(payload.get("start_local")))
         hours = float(payload.get("duration_s", 0)) / 3600
-        when = f"{start:%d/%m/%Y %H:%M}"
+        when = format_datetime(start if start.tzinfo else start.replace(tzinfo=PARIS), lang)
+        duration = format_decimal(round(hours, 2), lang)
         lines.append(
-            f"Début : {when} (heure de Paris), durée : {hours:g} h"
-            if lang == "fr"
-            else f"Start: {when} (Paris time), duration: {hours:g} h"
+            translate(lang, "Start: %(when)s (Paris time), duration: %(hours)s h") % {"when": when, "hours": duration}
         )
     except ValueError:
         pass
     names = sorted(_line_name(settings, line, lang) for line in affected_lines(event, settings))
     if names:
-        lines.append(("Concerne : " if lang == "fr" else "Affects: ") + ", ".join(names))
+        lines.append(_affects(names, lang))
     return Block(_text(payload.get("title"), lang), tuple(lines), f"{base}/")
 
 
 def blocks(events: Sequence[Event], settings: Settings, lang: Lang) -> list[Block]:
     """Each event told in `lang`, in the order given."""
-    base = settings.notifications.public_url.rstrip("/") if settings.notifications else ""
+    base = settings.links_base()
     build = {"line": _line_block, "incident": _incident_block, "maintenance": _window_block}
     return [build[event.kind](event, settings, base, lang) for event in events if event.kind in build]
 
 
 def _subject(first: Block, count: int) -> str:
     more = f" (+{count - 1})" if count > 1 else ""
-    return f"[{_SITE['fr']}] {first.heading} : {first.lines[0]}{more}"
+    said = translate("fr", "[%(site)s] %(heading)s: %(what)s") % {
+        "site": translate("fr", _SITE),
+        "heading": first.heading,
+        "what": first.lines[0],
+    }
+    return said + more
 
 
-_FOOTER = {
-    "fr": (
-        "Vous recevez ce message parce que cette adresse s'est abonnée aux changements de la page d'état. "
-        "Se désabonner en un clic (l'adresse est alors effacée) :\n{unsubscribe}\n"
-        "Responsable du traitement : {controller}. Contact : {contact}. Confidentialité : {privacy}"
-    ),
-    "en": (
-        "You receive this message because this address subscribed to the status page's changes. "
-        "Unsubscribe in one click (the address is then erased):\n{unsubscribe}\n"
-        "Data controller: {controller}. Contact: {contact}. Privacy: {privacy}"
-    ),
-}
+_FOOTER = N_(
+    "You receive this message because this address subscribed to the status page's changes. "
+    "Unsubscribe in one click (the address is then erased):\n%(unsubscribe)s\n"
+    "Data controller: %(controller)s. Contact: %(contact)s. Privacy: %(privacy)s"
+)
 
 
-def _footer(notifications: Notifications, lang: Lang) -> str:
-    privacy = f"{notifications.public_url.rstrip('/')}/confidentialite"
-    text = _FOOTER[lang].replace("{controller}", notifications.controller).replace("{contact}", notifications.contact)
-    return text.replace("{privacy}", privacy)
+def _footer(settings: Settings, lang: Lang) -> str:
+    notifications = settings.notifications
+    assert notifications is not None
+    privacy = f"{settings.links_base()}/confidentialite"
+    return translate(lang, _FOOTER) % {
+        "unsubscribe": "{unsubscribe}",  # each addressee's own address, filled in by `Mime`
+        "controller": notifications.controller,
+        "contact": notifications.contact,
+        "privacy": privacy,
+    }
+
+
+def _changes(lang: Lang) -> str:
+    return translate(lang, "%(site)s — changes") % {"site": translate(lang, _SITE)}
 
 
 def _text_body(by_lang: Mapping[Lang, list[Block]], footers: Mapping[Lang, str]) -> str:
     parts = []
     for lang in LANGS:
-        title = _SITE[lang] + (" — changements" if lang == "fr" else " — changes")
-        section = [title if lang == "fr" else f"--- English ---\n{title}", ""]
+        title = _changes(lang)
+        section = [title if lang == LANGS[0] else f"--- English ---\n{title}", ""]
         for block in by_lang[lang]:
             section += [block.heading, *(f"  {line}" for line in block.lines), f"  {block.url}", ""]
         section.append(footers[lang])
@@ -193,10 +196,10 @@ def _text_body(by_lang: Mapping[Lang, list[Block]], footers: Mapping[Lang, str])
 
 
 def _html_body(by_lang: Mapping[Lang, list[Block]], footers: Mapping[Lang, str]) -> str:
-    parts = ['<!doctype html>\n<html lang="fr">\n<head><meta charset="utf-8"><title>', escape(_SITE["fr"])]
+    parts = ['<!doctype html>\n<html lang="fr">\n<head><meta charset="utf-8"><title>', escape(translate("fr", _SITE))]
     parts.append("</title></head>\n<body>\n")
     for lang in LANGS:
-        title = _SITE[lang] + (" — changements" if lang == "fr" else " — changes")
+        title = _changes(lang)
         parts.append(f'<section lang="{lang}">\n<h1>{escape(title)}</h1>\n')
         for block in by_lang[lang]:
             items = "".join(f"<li>{escape(line)}</li>" for line in block.lines)
@@ -215,31 +218,29 @@ def events_letter(events: Sequence[Event], settings: Settings) -> Letter | None:
     by_lang: dict[Lang, list[Block]] = {lang: blocks(events, settings, lang) for lang in LANGS}
     if not by_lang["fr"]:
         return None
-    footers = {lang: _footer(settings.notifications, lang) for lang in LANGS}
+    footers = {lang: _footer(settings, lang) for lang in LANGS}
     return Letter(
         _subject(by_lang["fr"][-1], len(by_lang["fr"])), _text_body(by_lang, footers), _html_body(by_lang, footers)
     )
 
 
 def confirmation_letter(
-    scope_names: Mapping[Lang, Sequence[str]], confirm_url: str, hours: float, notifications: Notifications
+    scope_names: Mapping[Lang, Sequence[str]], confirm_url: str, hours: float, settings: Settings
 ) -> Letter:
     """The double opt-in message: the link to confirm, and what happens if nobody does."""
     texts = {
-        "fr": (
-            "Quelqu'un (vous, sans doute) a demandé à recevoir par courriel les changements de : "
-            f"{', '.join(scope_names['fr'])}.\n"
-            f"Pour confirmer, ouvrez ce lien dans les {hours:g} heures : {confirm_url}\n"
-            "Sans confirmation, rien ne vous sera envoyé et l'adresse sera effacée."
-        ),
-        "en": (
-            f"Someone (probably you) asked to receive by e-mail the changes of: {', '.join(scope_names['en'])}.\n"
-            f"To confirm, open this link within {hours:g} hours: {confirm_url}\n"
-            "Without confirmation nothing will be sent to you and the address will be erased."
-        ),
+        lang: translate(
+            lang,
+            "Someone (probably you) asked to receive by e-mail the changes of: %(scopes)s.\n"
+            "To confirm, open this link within %(hours)s hours: %(url)s\n"
+            "Without confirmation nothing will be sent to you and the address will be erased.",
+        )
+        % {"scopes": ", ".join(scope_names[lang]), "hours": format_decimal(hours, lang), "url": confirm_url}
+        for lang in LANGS
     }
-    footers = {lang: _footer(notifications, lang) for lang in LANGS}
-    text = "\n\n".join(f"{_SITE[lang]}\n\n{texts[lang]}\n\n{footers[lang]}" for lang in LANGS) + "\n"
+    footers = {lang: _footer(settings, lang) for lang in LANGS}
+    sites = {lang: translate(lang, _SITE) for lang in LANGS}
+    text = "\n\n".join(f"{sites[lang]}\n\n{texts[lang]}\n\n{footers[lang]}" for lang in LANGS) + "\n"
     html = [
         '<!doctype html>\n<html lang="fr">\n<head><meta charset="utf-8"><title>Confirmation</title></head>\n<body>\n'
     ]
@@ -248,12 +249,13 @@ def confirmation_letter(
         link = escape(confirm_url)
         footer = escape(footers[lang]).replace("\n", Markup("<br>\n"))
         html.append(
-            f'<section lang="{lang}">\n<h1>{escape(_SITE[lang])}</h1>\n<p>{body}</p>\n'
-            f'<p><a href="{link}">{"Confirmer l’abonnement" if lang == "fr" else "Confirm the subscription"}</a></p>\n'
+            f'<section lang="{lang}">\n<h1>{escape(sites[lang])}</h1>\n<p>{body}</p>\n'
+            f'<p><a href="{link}">{escape(translate(lang, "Confirm the subscription"))}</a></p>\n'
             f"<p><small>{footer}</small></p>\n</section>\n<hr>\n"
         )
     html.append("</body>\n</html>\n")
-    subject = f"[{_SITE['fr']}] Confirmez votre abonnement / Confirm your subscription"
+    asked = " / ".join(translate(lang, "Confirm your subscription") for lang in LANGS)
+    subject = f"[{sites['fr']}] {asked}"
     return Letter(subject, text, "".join(str(part) for part in html))
 
 
@@ -301,9 +303,16 @@ class Mime:
 
 def chat_text(events: Sequence[Event], settings: Settings) -> tuple[str, str] | None:
     """A title and a body for a chat channel: one line per event, French then English."""
-    french, english = blocks(events, settings, "fr"), blocks(events, settings, "en")
-    if not french:
+    told = {lang: blocks(events, settings, lang) for lang in LANGS}
+    if not told["fr"]:
         return None
-    lines = [f"{b.heading} : {b.lines[0]} — {b.url}" for b in french]
-    lines += [f"{b.heading}: {b.lines[0]} — {b.url}" for b in english]
-    return f"{_SITE['fr']} : {french[-1].heading}", "\n".join(lines)
+    lines = [
+        translate(lang, "%(heading)s: %(what)s — %(url)s") % {"heading": b.heading, "what": b.lines[0], "url": b.url}
+        for lang in LANGS
+        for b in told[lang]
+    ]
+    title = translate("fr", "%(site)s: %(heading)s") % {
+        "site": translate("fr", _SITE),
+        "heading": told["fr"][-1].heading,
+    }
+    return title, "\n".join(lines)

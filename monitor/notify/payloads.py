@@ -9,7 +9,7 @@ from importlib import resources
 from typing import Any
 
 from ..config import Settings
-from ..i18n import STATE_LABELS
+from ..i18n import LANGS, STATE_LABELS, translate
 from ..models import State
 from .events import Event
 from .scopes import affected_lines
@@ -32,7 +32,7 @@ def _bilingual(value: Any) -> dict[str, str]:
 
 def event_payload(event: Event, settings: Settings) -> dict[str, Any]:
     """The payload telling one event."""
-    base = settings.notifications.public_url.rstrip("/") if settings.notifications else ""
+    base = settings.links_base()
     payload = event.payload
     timestamp = event.at.isoformat()
     if event.kind == "line":
@@ -87,5 +87,5 @@ def event_payload(event: Event, settings: Settings) -> dict[str, Any]:
 
 def test_payload(timestamp: str) -> dict[str, Any]:
     """What `tpmon webhook test` sends."""
-    message = "Test de tpmon : ce webhook est bien configuré. / tpmon test: this webhook is set up."
+    message = " / ".join(translate(lang, "tpmon test: this webhook is set up.") for lang in LANGS)
     return {"type": "test", "timestamp": timestamp, "data": {"kind": "test", "message": message}}

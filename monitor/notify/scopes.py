@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import Settings
-from ..i18n import Lang
+from ..i18n import Lang, translate
 from ..models import ComponentRef, State
 from .events import Event
 
@@ -46,12 +46,12 @@ def parse_scope(text: str, settings: Settings) -> str:
 def scope_label(scope: str, settings: Settings, lang: Lang) -> str:
     """`Viamedis — Optique`, `Viamedis (tous les domaines)` or `Tous les réseaux et domaines`, in `lang`."""
     if scope == EVERYTHING:
-        return "Tous les réseaux et domaines" if lang == "fr" else "Every network and domain"
+        return translate(lang, "Every network and domain")
     network, _, line = scope.partition("/")
     found = settings.networks.get(network)
     name = found.name if found is not None else network
     if not line:
-        return f"{name} ({'tous les domaines' if lang == 'fr' else 'every domain'})"
+        return translate(lang, "%(network)s (every domain)") % {"network": name}
     definition = settings.lines.get(line)
     return f"{name} — {getattr(definition.label, lang) if definition is not None else line}"
 

@@ -6,13 +6,29 @@ probe always returns within its check's timeout (plus a small grace), whatever t
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
+from ..config import Check
+from ..models import ComponentRef, FailureReason, ProbeResult
 from . import dns, http, tcp, tls
 from .context import Probe, ProbeContext, ref_of, utc_now
 
-__all__ = ["PROBES", "Probe", "ProbeContext", "ref_of", "utc_now"]
+__all__ = ["PROBES", "Probe", "ProbeContext", "probe_check", "ref_of", "utc_now"]
+
+log = logging.getLogger("tpmon.runner")
 
 # by `kind:`; each probe takes its own kind of check (HttpCheck for "http"…), hence Any for the mapping as a whole
 PROBES: Mapping[str, Probe[Any]] = {"http": http.probe, "tcp": tcp.probe, "tls": tls.probe, "dns": dns.probe}
+
+
+async def probe_check(check: Check, ctx: ProbeContext) -> ProbeResult:
+    """Probe `check` once; a probe that raises (a bug: a failing target is data) is a failed result, INTERNAL."""
+    try:
+        result: ProbeResult = await PROBES[check.kind](check, ctx)
+    except Exception as exc:  # a probe bug must not kill the scheduler; the target is not to blame
+        log.exception("probe %s/%s/%s crashed", ctx.network, check.flow, check.name)
+        ref = ComponentRef.for_check(ctx.network, check.flow, check.name)
+        result = ProbeResult(ref, ctx.clock(), 0.0, False, FailureReason.INTERNAL, type(exc).__name__)
+    return result

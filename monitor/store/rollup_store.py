@@ -187,7 +187,8 @@ def prune_results(
     """Delete raw probe results started more than `retention_days` before `now`; returns how many.
 
     Check by check (the results' only index starts with the check), in batches of `batch_size`, each its own
-    short transaction (ids selected, then deleted by id), with `pause` seconds between batches so the store
+    short transaction (the starts of the oldest `batch_size` selected, then the results up to the last of them
+    deleted: the results have no id), with `pause` seconds between batches so the store
     writer gets the database. Transitions and rollups stay. When `stop` is set (a shutdown), it returns after
     the batch under way.
     """
@@ -199,19 +200,15 @@ def prune_results(
     for check_id in checks:
         while True:
             with store._session("prune results in", write=True, deadline=HOUSEKEEPING_DEADLINE) as connection:
-                query = (
-                    select(table.c.id)
-                    .where(table.c.check_id == check_id, table.c.started_us < cutoff)
-                    .order_by(table.c.started_us)
-                    .limit(batch_size)
-                )
-                ids = list(connection.execute(query).scalars())
-                if ids:
-                    connection.execute(delete(table).where(table.c.id.in_(ids)))
-            deleted += len(ids)
+                old = (table.c.check_id == check_id, table.c.started_us < cutoff)
+                query = select(table.c.started_us).where(*old).order_by(table.c.started_us).limit(batch_size)
+                starts = list(connection.execute(query).scalars())
+                if starts:  # up to the last start of the batch (with the results of that same µs past the batch)
+                    done = connection.execute(delete(table).where(*old, table.c.started_us <= starts[-1]))
+                    deleted += done.rowcount
             if stop is not None and stop.is_set():
                 return deleted
-            if len(ids) < batch_size:
+            if len(starts) < batch_size:
                 break
             if pause > 0:
                 time.sleep(pause)

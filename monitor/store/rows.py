@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from monitor.models import (
@@ -27,9 +29,11 @@ __all__ = [
     "memory_row",
     "micros",
     "result_from_row",
+    "result_from_stored",
     "result_row",
     "status_from_row",
     "status_row",
+    "stored_row",
     "transition_from_row",
     "transition_row",
 ]
@@ -90,8 +94,9 @@ def _duration(seconds: float) -> int | None:
 
 
 def result_row(result: ProbeResult, check_id: int) -> Row:
-    """The row of `result`, whose check key has the id `check_id` in `probe_check`; a phase outside `PHASES`
-    is not stored."""
+    """The record of `result`, whose check key has the id `check_id` in `probe_check`, as the journal keeps it
+    (the `probe_result` row of migration 0030: absolute certificate dates, no bounds; `stored_row` narrows it);
+    a phase outside `PHASES` is not kept."""
     phases = result.phases
     reason = result.reason
     return {
@@ -110,7 +115,7 @@ def result_row(result: ProbeResult, check_id: int) -> Row:
 
 
 def result_from_row(row: Any, check: ComponentRef) -> ProbeResult:
-    """The result of a `probe_result` row of `check`."""
+    """The result of a `result_row` record of `check`."""
     cert, chain = row.cert_expiry_s, row.chain_expiry_s
     return ProbeResult(
         check=check,
@@ -127,6 +132,62 @@ def result_from_row(row: Any, check: ComponentRef) -> ProbeResult:
         chain_expiry=None if chain is None else _EPOCH + timedelta(seconds=chain),
         slow=row.slow,
     )
+
+
+# The bounds of the narrow columns of `probe_result` (migration 0035).
+_INT4 = (-(2**31), 2**31 - 1)
+_INT2 = (-(2**15), 2**15 - 1)
+_EXPIRIES = (("cert_expiry_s", "cert_expires_in_s"), ("chain_expiry_s", "chain_expires_in_s"))
+
+
+def _fit(value: int | None, bounds: tuple[int, int], column: str, clamped: Counter[str]) -> int | None:
+    """`value` within `bounds`: one outside is brought to the nearest bound and counted under `column` (never
+    wrapped by the database, never a refused batch)."""
+    if value is None:
+        return None
+    low, high = bounds
+    if low <= value <= high:
+        return value
+    clamped[column] += 1
+    return low if value < low else high
+
+
+def stored_row(result: ProbeResult, check_id: int, clamped: Counter[str]) -> Row:
+    """The `probe_result` row of `result` (`result_row` narrowed): durations and phases in an int4 of µs (35 min),
+    the status code in an int2, the certificate dates in an int4 of seconds after the start's second (68 years),
+    an empty detail as NULL. A value outside its column is clamped and counted in `clamped` by column."""
+    started = micros(result.started_at)
+    second = started // 1_000_000
+    phases = result.phases
+    reason = result.reason
+    cert, chain = _seconds(result.cert_expiry), _seconds(result.chain_expiry)
+    return {
+        "check_id": check_id,
+        "started_us": started,
+        "duration_us": _fit(_duration(result.duration_s), _INT4, "duration_us", clamped),
+        "success": result.success,
+        "slow": result.slow,
+        "reason": None if reason is None else REASON_CODES.get(reason),
+        "detail": result.detail or None,
+        "status_code": _fit(result.status_code, _INT2, "status_code", clamped),
+        **{
+            column: None if name not in phases else _fit(_duration(phases[name]), _INT4, column, clamped)
+            for name, column in _PHASE_COLUMNS
+        },
+        "cert_expires_in_s": None if cert is None else _fit(cert - second, _INT4, "cert_expires_in_s", clamped),
+        "chain_expires_in_s": None if chain is None else _fit(chain - second, _INT4, "chain_expires_in_s", clamped),
+    }
+
+
+def result_from_stored(row: Any, check: ComponentRef) -> ProbeResult:
+    """The result of a `probe_result` row of `check` (`stored_row` undone)."""
+    second = row.started_us // 1_000_000
+    logical = SimpleNamespace(**row._mapping)
+    for absolute, relative in _EXPIRIES:
+        value = getattr(logical, relative)
+        setattr(logical, absolute, None if value is None else second + value)
+    logical.detail = logical.detail or ""
+    return result_from_row(logical, check)
 
 
 def transition_row(transition: Transition) -> Row:

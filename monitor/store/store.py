@@ -7,7 +7,8 @@ import logging
 import math
 import threading
 import uuid
-from collections.abc import Callable, Collection, Iterator
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     or_,
     select,
     text,
@@ -41,6 +43,7 @@ from sqlalchemy.exc import (
     SQLAlchemyError,
     StatementError,
 )
+from sqlalchemy.sql.elements import ColumnClause
 
 from monitor.errors import StoreError
 from monitor.models import CheckMemory, ComponentRef, ComponentStatus, ProbeResult, State, Transition
@@ -123,6 +126,9 @@ class Store:
         event.listen(engine, "checkout", self._checkout)
         event.listen(engine, "checkin", lambda dbapi_connection, _record: self._watchdog.detach(dbapi_connection))
         self._check_ids: dict[str, int] = {}  # probe_check: key → id, only of rows committed
+        # Values of results written that were out of their column's range, clamped to it (rows.stored_row), by
+        # column: counted once a batch is committed.
+        self.clamped: Counter[str] = Counter()
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True, clock: Clock = utcnow, deadline: float = DEADLINE) -> Store:
@@ -198,6 +204,7 @@ class Store:
             return True
         now = self._clock()
         ids = self._ids_of({result.check.key for result in batch.results}) if batch.results else {}
+        clamped: Counter[str] = Counter()
         with self._session("write to", write=True, deadline=deadline) as connection:
             if batch.segment is not None:
                 marks = tables.journal_segment
@@ -205,7 +212,7 @@ class Store:
                     return False
                 connection.execute(insert(marks), {"segment": batch.segment, "applied_at": now})
             if batch.results:
-                results = [rows.result_row(r, ids[r.check.key]) for r in batch.results]
+                results = [rows.stored_row(r, ids[r.check.key], clamped) for r in batch.results]
                 connection.execute(insert(tables.probe_result), results)
             if batch.transitions:
                 written = [
@@ -228,6 +235,13 @@ class Store:
                 changed = {t.ref.key for t in batch.transitions if t.ref.key in batch.memories}
                 if changed:
                     tell(connection, MEMORIES, changed)
+        if clamped:
+            self.clamped.update(clamped)
+            log.warning(
+                "%d out-of-range result values clamped to their column's bounds: %s",
+                clamped.total(),
+                ", ".join(f"{column} ×{count}" for column, count in sorted(clamped.items())),
+            )
         return True
 
     def _ids_of(self, keys: set[str]) -> dict[str, int]:
@@ -288,19 +302,36 @@ class Store:
             query = query.where(table.c.at >= since)
         return self._read(query, rows.transition_from_row)
 
+    def first_transitions(self, keys: Iterable[str]) -> dict[str, datetime]:
+        """When the first stored transition of each of these components began: tpmon's first sight of it (its
+        first start, or the start of a replayed history). A component without any transition is absent."""
+        wanted = sorted(set(keys))
+        if not wanted:
+            return {}
+        table = tables.transition
+        query = (
+            select(table.c.component_key, func.min(table.c.at))
+            .where(table.c.component_key.in_(wanted))
+            .group_by(table.c.component_key)
+        )
+        return {key: at for key, at in self._read(query, tuple) if at is not None}
+
     def results(self, check: ComponentRef, *, since: datetime | None = None, limit: int = 1000) -> list[ProbeResult]:
         """Raw results of `check` started at or after `since`, newest first."""
         table = tables.probe_result
         check_id = select(tables.probe_check.c.id).where(tables.probe_check.c.key == check.key).scalar_subquery()
+        # the results of one µs (there is no id): by their place in the table, the last written first — on
+        # PostgreSQL, once pruning and VACUUM have freed space, a later row may take an earlier place
+        written: ColumnClause[Any] = literal_column("ctid" if self.engine.dialect.name == "postgresql" else "rowid")
         query = (
             select(table)
             .where(table.c.check_id == check_id)
-            .order_by(table.c.started_us.desc(), table.c.id.desc())
+            .order_by(table.c.started_us.desc(), written.desc())
             .limit(limit)
         )
         if since is not None:
             query = query.where(table.c.started_us >= rows.micros(since))
-        return self._read(query, lambda row: rows.result_from_row(row, check))
+        return self._read(query, lambda row: rows.result_from_stored(row, check))
 
     def _read(self, query: Select[Any], convert: Callable[[Any], T]) -> list[T]:
         with self._session("read from") as connection:

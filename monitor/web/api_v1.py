@@ -292,7 +292,7 @@ def board_answer(settings: Settings, board: States, lang: Lang) -> m.BoardAnswer
     view = board_view(settings, board, lang)
     found = [
         m.BoardNetwork(
-            **asdict(n.status),
+            **{k: v for k, v in asdict(n.status).items() if k != "since_floor"},  # pages' wording only
             name=n.name,
             kind=n.kind,
             lines=[m.BoardCell.model_validate(c) for c in n.lines.values()],

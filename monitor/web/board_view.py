@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
 from ..config import Settings
+from ..errors import StoreError
 from ..i18n import SOURCE_LABELS, STATE_LABELS, Lang
 from ..models import ComponentRef, ComponentStatus, Source, State
+from ..store import Store
+from ..store.housekeeping import component_keys
 from .affected_text import explain
 
 
@@ -30,6 +34,9 @@ class Cell:
     cause: str = ""  # the flow at fault and what it means at the counter ("vérification des droits … indisponible")
     action: str = ""  # what a practitioner does meanwhile, in one line
     meaning: str = ""  # recovering: what its percentage means ("environ 1 prise en charge sur 2 aboutit ; …")
+    # `since` is tpmon's first sight of the component (its first start, the start of a replayed history), not an
+    # event: the state may be older, and a page says "since at least"
+    since_floor: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -92,7 +99,22 @@ class BoardView:
         }
 
 
-def _cell(ref: ComponentRef, label: str, status: ComponentStatus | None, lang: Lang) -> Cell:
+def _floor(key: str, since: datetime | None, first_seen: Mapping[str, datetime] | None) -> bool:
+    """Whether `since` is only a lower bound: no transition of the component is known before it (when the store
+    could not tell, `first_seen` is empty and every date is one: "since at least" is always true)."""
+    if since is None or first_seen is None:
+        return False
+    first = first_seen.get(key)
+    return first is None or since <= first
+
+
+def _cell(
+    ref: ComponentRef,
+    label: str,
+    status: ComponentStatus | None,
+    lang: Lang,
+    first_seen: Mapping[str, datetime] | None = None,
+) -> Cell:
     state = status.state if status else State.UNKNOWN
     source = status.source if status else Source.NONE
     return Cell(
@@ -105,6 +127,7 @@ def _cell(ref: ComponentRef, label: str, status: ComponentStatus | None, lang: L
         source_label=SOURCE_LABELS[source][lang],
         progress=status.progress if status else 0.0,
         detail=status.detail if status else "",
+        since_floor=_floor(ref.key, status.since if status else None, first_seen),
     )
 
 
@@ -118,7 +141,22 @@ class States(Protocol):
     def get(self, ref: ComponentRef | str) -> ComponentStatus | None: ...
 
 
-def board_view(settings: Settings, board: States, lang: Lang) -> BoardView:
+def first_sights(store: Store, settings: Settings, *, store_up: bool = True) -> dict[str, datetime]:
+    """When tpmon first saw each component (its first stored transition), for `board_view`'s `first_seen`;
+    blocking (one grouped read). Empty when the store is down or fails: every date is then told as a lower bound."""
+    if not store_up:
+        return {}
+    try:
+        return store.first_transitions(component_keys(settings))
+    except StoreError:
+        return {}
+
+
+def board_view(
+    settings: Settings, board: States, lang: Lang, first_seen: Mapping[str, datetime] | None = None
+) -> BoardView:
+    """The board in `lang`; with `first_seen` (`first_sights`), each cell says whether its `since` is only tpmon's
+    first sight of it."""
     used = {line for network in settings.networks.values() for line in network.lines}
     line_ids = [line for line in settings.lines if line in used]
     view = BoardView(lang, line_ids, {line: getattr(settings.lines[line].label, lang) for line in line_ids})
@@ -130,13 +168,14 @@ def board_view(settings: Settings, board: States, lang: Lang) -> BoardView:
             ref = ComponentRef("line", name, line)
             shown = board.get(ref)
             said = explain(settings, board, name, line, shown, lang)
-            lines[line] = replace(_cell(ref, view.line_labels[line], shown, lang), **said._asdict())
+            lines[line] = replace(_cell(ref, view.line_labels[line], shown, lang, first_seen), **said._asdict())
         flows = [
             _cell(
                 ComponentRef("flow", name, flow),
                 getattr(d.label, lang),
                 board.get(ComponentRef("flow", name, flow)),
                 lang,
+                first_seen,
             )
             for flow, d in settings.flows.items()
             if flow in network.flow_names(settings.flows)
@@ -144,7 +183,7 @@ def board_view(settings: Settings, board: States, lang: Lang) -> BoardView:
         checks = []
         for check in network.checks:
             ref = ComponentRef.for_check(name, check.flow, check.name)
-            checks.append(_cell(ref, check.title(lang), board.get(ref), lang))
-        status = _cell(net_ref, network.name, board.get(net_ref), lang)
+            checks.append(_cell(ref, check.title(lang), board.get(ref), lang, first_seen))
+        status = _cell(net_ref, network.name, board.get(net_ref), lang, first_seen)
         view.networks.append(NetworkView(name, network.name, network.kind, status, lines, flows, checks))
     return view

@@ -9,7 +9,7 @@ from ..errors import StoreError
 from ..i18n import Lang
 from ..models import ComponentRef, State, Transition
 from ..store.store import Store
-from .board_view import BoardView, Cell, NetworkView, board_view
+from .board_view import BoardView, Cell, NetworkView, board_view, first_sights
 from .incident_view import declarations_view
 from .reactivation_timeline import Episode, episodes
 from .render import Links, PageArgs, render
@@ -98,6 +98,11 @@ class NowRow:
     cells: list[Cell]
     since: datetime | None
 
+    @property
+    def since_floor(self) -> bool:
+        """`since` is tpmon's first sight of these lines, not the start of their trouble."""
+        return any(cell.since_floor for cell in self.cells)
+
 
 @dataclass(frozen=True)
 class NowGroup:
@@ -146,7 +151,8 @@ def build_index(services: SiteContext, lang: Lang, links: Links, args: PageArgs)
     """`/` and `/?domaine=optique`: blocking (reads the last 30 days of transitions); None (404) for a domaine that
     is not a line of the board (only known values make a page, and a cache entry)."""
     now, snapshot = services.clock(), services.snapshot()
-    view = board_view(snapshot.settings, snapshot, lang)
+    sights = first_sights(services.store, snapshot.settings, store_up=services.store_up)
+    view = board_view(snapshot.settings, snapshot, lang, sights)
     line = args.get(FILTER)
     if line is not None and line not in view.line_ids:
         return None

@@ -10,7 +10,7 @@ from ..i18n import Lang
 from ..models import ComponentRef, ProbeResult, Transition
 from .affected_text import dependency_scope
 from .availability_bars import line_bars
-from .board_view import Cell, NetworkView, board_view
+from .board_view import Cell, NetworkView, board_view, first_sights
 from .home_page import line_episodes
 from .incident_view import IncidentView
 from .network_page import dependencies, open_incidents
@@ -87,7 +87,8 @@ def build_line(services: SiteContext, lang: Lang, links: Links, args: PageArgs) 
     config = settings.networks.get(network)
     if config is None or line not in config.lines:
         return None
-    views = {v.id: v for v in board_view(settings, snapshot, lang).networks}
+    sights = first_sights(services.store, settings, store_up=services.store_up)
+    views = {v.id: v for v in board_view(settings, snapshot, lang, sights).networks}
     view = views[network]
     ref = ComponentRef("line", network, line)
     required, optional = config.requirements(line, settings.lines)

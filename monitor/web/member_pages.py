@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from ..declared.incidents import Incident
 from ..i18n import N_, Lang, translate
 from ..models import ComponentRef, State
-from .board_view import Cell, board_view
+from .board_view import Cell, board_view, first_sights
 from .incident_view import IncidentView, declarations_view
 from .render import Links, PageArgs, render
 from .site_context import SiteContext
@@ -94,7 +94,8 @@ def build_members_network(services: SiteContext, lang: Lang, links: Links, args:
     config = settings.networks.get(network)
     if config is None:
         return None
-    view = next(v for v in board_view(settings, snapshot, lang).networks if v.id == network)
+    sights = first_sights(services.store, settings, store_up=services.store_up)
+    view = next(v for v in board_view(settings, snapshot, lang, sights).networks if v.id == network)
     lines = [LineAnswer(cell, answer_for(cell.state)) for cell in view.lines.values()]
     lines.sort(key=lambda item: _ORDER.index(item.answer.key))  # what a member must know first, first
     mine = [i for i in snapshot.open_incidents if _touches(i, network)]

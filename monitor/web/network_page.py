@@ -12,10 +12,10 @@ from ..models import ComponentRef
 from ..store.latency_store import latency_by_hour
 from .affected_text import dependency_scope
 from .availability_bars import LineBars, line_bars
-from .board_view import Cell, NetworkView, board_view
+from .board_view import Cell, NetworkView, board_view, first_sights
 from .home_page import line_episodes
 from .incident_view import IncidentView, declarations_view
-from .latency_chart import Series, latency_chart, legend_marker
+from .latency_chart import Hour, Series, failure_sample, latency_chart, line_sample
 from .render import Links, PageArgs, render
 from .site_context import SiteContext
 
@@ -77,23 +77,22 @@ def open_incidents(services: SiteContext, network: str, line: str | None, lang: 
 
 
 def _chart(services: SiteContext, network: Network, name: str, lang: Lang, now: datetime) -> dict[str, object]:
+    """One small chart per check that has results (each on its own scale), and their hours for the table."""
     refs = {ComponentRef.for_check(name, c.flow, c.name).key: c for c in network.checks if c.kind != "push"}
     start = now - timedelta(hours=CHART_HOURS)
     hours = latency_by_hour(services.store, refs, start)
     flows = services.settings.flows
-    series = [
-        Series(
-            f"{refs[key].title(lang)} ({getattr(flows[refs[key].flow].label, lang)})",
-            [(h.start + timedelta(minutes=30), h.mean_s * 1000) for h in found],
+    charts = []
+    for index, (key, found) in enumerate(hours.items()):
+        check, flow = refs[key].title(lang), getattr(flows[refs[key].flow].label, lang)
+        label = f"{check} ({flow})"
+        series = Series(
+            label, [Hour(h.start, None if h.ok_mean_s is None else h.ok_mean_s * 1000, h.failures) for h in found]
         )
-        for key, found in hours.items()
-    ]
-    title = translate(lang, "Mean response time per hour, last %(hours)s hours") % {"hours": CHART_HOURS}
-    desc = translate(lang, "One line per check; the same values are in the table that follows.")
-    svg = latency_chart(series, start, now, title, desc, f"latency-{name}") if series else None
-    legend = [(legend_marker(i), s.label) for i, s in enumerate(series)]
-    rows = [(s.label, found) for s, found in zip(series, hours.values(), strict=True)]
-    return {"svg": svg, "legend": legend, "rows": rows, "title": title}
+        chart = latency_chart(series, start, now, lang, f"latency-{name}-{index}")
+        charts.append({"label": label, "check": check, "flow": flow, "svg": chart, "hours": found})
+    title = translate(lang, "Response time per hour, last %(hours)s hours") % {"hours": CHART_HOURS}
+    return {"charts": charts, "title": title, "line_sample": line_sample(), "failure_sample": failure_sample()}
 
 
 def build_network(services: SiteContext, lang: Lang, links: Links, args: PageArgs) -> str | None:
@@ -104,7 +103,8 @@ def build_network(services: SiteContext, lang: Lang, links: Links, args: PageArg
     config = settings.networks.get(network)
     if config is None:
         return None
-    views = {v.id: v for v in board_view(settings, snapshot, lang).networks}
+    sights = first_sights(services.store, settings, store_up=services.store_up)
+    views = {v.id: v for v in board_view(settings, snapshot, lang, sights).networks}
     view = views[network]
     bars: dict[str, LineBars] = {
         line: line_bars(services.store, ComponentRef("line", network, line).key, now) for line in config.lines

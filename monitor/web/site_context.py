@@ -63,5 +63,5 @@ class SiteContext(Protocol):
         ...
 
     def readiness_problems(self) -> list[str]:
-        """Why the instance should not receive traffic (blocking: it may ask the store); empty when ready."""
+        """Why the instance should not receive traffic; empty when ready. Answered from memory, never waits."""
         ...

@@ -11,6 +11,9 @@ trustme (test extra). Starts nginx (farm.py: HTTP, HTTPS with a local trustme CA
 `--baseline DIR` (a checkout of another tpmon, e.g. `git worktree add DIR main`), that tree's `tpmon serve`
 (`python -m monitor` with DIR first on PYTHONPATH, this venv's packages) is a third contender, "baseline",
 measured in turn with the two others (A B C A B C): before/after figures from one run, on one machine load.
+With `--tpmon-workers 1,2` tpmon runs once per worker count (`tpmon serve --probe-workers N`): "tpmon" is the
+first count, "tpmon-wN" each other one, measured in turn with the others; the CPU is the main process's and its
+workers' together.
 
 What tells the truth here:
 
@@ -163,6 +166,14 @@ def has_admin_listener(baseline: Path | None) -> bool:
     return cli.exists() and "--no-admin" in cli.read_text(encoding="utf-8")
 
 
+def worker_pids(pid: int) -> list[int]:
+    """The child processes of `pid` (tpmon's probe workers)."""
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
 def database_figures(db: Path) -> dict[str, Any]:
     """Bytes per stored result: the whole file (main + WAL + SHM) over the rows, and the pages of the results'
     tables and indexes (probe_result, and probe_check where it exists), as the database is when tpmon stops."""
@@ -195,9 +206,11 @@ def run_tpmon(
     root: Path,
     profile: Path | None = None,
     baseline: Path | None = None,
+    workers: int = 1,
+    who: str = "tpmon",
 ) -> dict[str, Any]:
-    """One measured window of `tpmon serve` (the baseline's with `baseline`) on `targets`, scraped every
-    `scrape_every` s; stops it before returning."""
+    """One measured window of `tpmon serve` (the baseline's with `baseline`; with `workers` > 1, its probe workers)
+    on `targets`, scraped every `scrape_every` s; stops it before returning."""
     if root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True)
@@ -212,7 +225,9 @@ def run_tpmon(
     command = [*tpmon_command(baseline), "serve", "--config", str(config), "--port", str(port)]
     if has_admin_listener(baseline):
         command.append("--no-admin")  # the public listener alone is measured
-    who = "tpmon" if baseline is None else "baseline"
+    if workers > 1:
+        command += ["--probe-workers", str(workers)]
+    who = who if baseline is None else "baseline"
     log_path = root / "serve.log"
     log = log_path.open("wb")
     load_before = load_1m()
@@ -270,22 +285,27 @@ def run_tpmon(
                 stderr=subprocess.DEVNULL,
                 stdin=subprocess.DEVNULL,
             )
-        meter = Window({"tpmon": [proc.pid], "nginx": farm.pids()})
+        pids = [proc.pid, *worker_pids(proc.pid)]  # the probe workers are started before the window
+        if workers > 1 and len(pids) != workers + 1:
+            say(f"{who}: {len(pids) - 1} probe workers running, {workers} expected")
+        meter = Window({"tpmon": pids, "nginx": farm.pids()})
         mark0 = farm.mark()
         meter.start()
+        main0 = cpu_seconds(proc.pid)  # the main process alone (with workers: what recording costs)
         begin = time.monotonic()
         say(f"{who}: measuring {window:g} s, /metrics every {scrape_every:g} s")
         scrapes: list[tuple[Scrape, float]] = []  # (scrape, tpmon CPU seconds spent meanwhile)
         for k in range(count):
             time.sleep(max(0.0, begin + k * scrape_every - time.monotonic()))
-            cpu0 = cpu_seconds(proc.pid)
+            cpu0 = cpu_seconds(proc.pid)  # the scrape's cost is the main process's
             got = scrape(client)
             scrapes.append((got, cpu_seconds(proc.pid) - cpu0))
         time.sleep(max(0.0, begin + window - time.monotonic()))
         figures = meter.stop()
+        main_cpu = cpu_seconds(proc.pid) - main0
         mark1 = farm.mark()
         last = scrape(client)  # closes the lag histogram's window (its own stall falls after it)
-        rss = peak_rss_mib([proc.pid])
+        rss = peak_rss_mib(pids)
         alive()
     finally:
         client.close()
@@ -312,11 +332,13 @@ def run_tpmon(
     calm = [longest_gap(arrivals.times, s.sent + half, s.done + half) for s, _ in scrapes if s.done + half < mark1.at]
     return {
         "contender": who,
+        "probe_workers": workers,
         "settled": settled,
         "ready_s": round(ready_s, 1),
         "settle_s": round(settle_s, 1),
         "cpu_s": cpu,
         "cpu_share_of_one_core": round(cpu / figures["wall_s"], 3),
+        "cpu_main_process_s": round(main_cpu, 3),
         "cpu_scrapes_s": round(scrape_cpu, 3),
         "peak_rss_mib": round(rss, 1),
         "arrivals": arrivals,
@@ -380,6 +402,11 @@ def judge(result: dict[str, Any], checks: int, interval: float, https: bool) -> 
             if received and "cpu_scrapes_s" in result
             else None
         ),
+        "cpu_main_ms_per_probe": (
+            round(result["cpu_main_process_s"] * 1000 / received, 3)
+            if received and "cpu_main_process_s" in result
+            else None
+        ),
         "nginx_cpu_ms_per_request": round(nginx_cpu * 1000 / received, 3) if received else None,
         "sustained": not failed,
         "failed": failed,
@@ -402,7 +429,7 @@ def pair_ratio(runs: list[dict[str, Any]], key: str, mine: str = "tpmon", theirs
 
 
 def _role(contender: str) -> str:
-    return contender if contender in ("tpmon", "baseline") else "peer"
+    return contender if contender.startswith("tpmon") or contender == "baseline" else "peer"
 
 
 def ratios(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -413,6 +440,9 @@ def ratios(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "cpu_ms_per_probe": pair_ratio(runs, "cpu_ms_per_probe"),
         "peak_rss_mib": pair_ratio(runs, "peak_rss_mib"),
     }
+    for who in sorted({r["contender"] for r in runs if r["contender"].startswith("tpmon-")}):
+        found[f"{who}_cpu_ms_per_probe"] = pair_ratio(runs, "cpu_ms_per_probe", who)
+        found[f"{who}_cpu_ms_per_probe_vs_tpmon"] = pair_ratio(runs, "cpu_ms_per_probe", who, "tpmon")
     if any(r["contender"] == "baseline" for r in runs):
         found |= {
             "baseline_cpu_ms_per_probe": pair_ratio(runs, "cpu_ms_per_probe", "baseline"),
@@ -455,6 +485,11 @@ def main() -> int:
     parser.add_argument("--baseline", type=Path, help="another tpmon tree (e.g. main), measured as a contender too")
     parser.add_argument("--profile-baseline", type=Path, help="the same profile, of the baseline")
     parser.add_argument("--json", type=Path, help="also write the JSON object to this file")
+    parser.add_argument(
+        "--tpmon-workers",
+        default="1",
+        help="tpmon's --probe-workers, comma-separated: one contender per count (default 1: in-process probes)",
+    )
     args = parser.parse_args()
     quick = args.quick
     checks = args.checks or (200 if quick else 1000)
@@ -466,6 +501,13 @@ def main() -> int:
     ramp_window = args.ramp_window or (15.0 if quick else 30.0)
     if min(checks, interval, window, repeats, ramp_interval, ramp_window, args.scrape_every, *rates) <= 0:
         parser.error("counts, rates, intervals and windows must be positive")
+    try:
+        worker_counts = [int(n) for n in args.tpmon_workers.split(",")]
+    except ValueError:
+        parser.error(f"--tpmon-workers {args.tpmon_workers!r}: comma-separated numbers of workers")
+    if not worker_counts or min(worker_counts) < 1 or len(set(worker_counts)) != len(worker_counts):
+        parser.error("--tpmon-workers: distinct counts, each at least 1")
+    mine = {("tpmon" if i == 0 else f"tpmon-w{n}"): n for i, n in enumerate(worker_counts)}
     if args.baseline is not None and not (args.baseline / "monitor" / "__init__.py").is_file():
         parser.error(f"--baseline {args.baseline}: no monitor/ package there")
 
@@ -473,11 +515,12 @@ def main() -> int:
         raise KeyboardInterrupt  # unwinds through every `finally`: children stopped, temp folder removed
 
     signal.signal(signal.SIGTERM, terminate)
-    contenders = ["tpmon", *(["baseline"] if args.baseline else []), *([] if args.no_peer else ["peer"])]
+    contenders = [*mine, *(["baseline"] if args.baseline else []), *([] if args.no_peer else ["peer"])]
     root = Path(tempfile.mkdtemp(prefix="tpmon-bench-"))
     started, load0 = time.monotonic(), load_1m()
     out: dict[str, Any] = {
         "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "tpmon_workers": mine,
         "quick": quick,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "cores": os.cpu_count(),
@@ -494,9 +537,9 @@ def main() -> int:
 
             def measure(who: str, targets: list[Target], every: float, https: bool, span: float) -> dict[str, Any]:
                 name = f"{who}-{len(targets)}-{every:g}-{'https' if https else 'http'}"
-                wanted = args.profile if who == "tpmon" else args.profile_baseline
+                wanted = {"tpmon": args.profile, "baseline": args.profile_baseline}.get(who)
                 profile = wanted if not https and every == interval else None
-                if who in ("tpmon", "baseline"):
+                if who in mine or who == "baseline":
                     got = run_tpmon(
                         target_farm,
                         targets,
@@ -507,6 +550,8 @@ def main() -> int:
                         root=root / name,
                         profile=profile,
                         baseline=args.baseline if who == "baseline" else None,
+                        workers=mine.get(who, 1),
+                        who=who,
                     )
                     if profile is not None and who == "tpmon":
                         args.profile = None  # only the first one

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from playwright.sync_api import Page, ViewportSize
+from playwright.sync_api import Browser, Page, ViewportSize
 from targets import wait_for
 
 from monitor.i18n import STATE_ICONS, STATE_LABELS
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     from .conftest import Demo
 
 OpenPage = Callable[..., Page]
+ROOT = Path(__file__).resolve().parents[2]
 PHONE: ViewportSize = {"width": 375, "height": 812}
 FRENCH_ONLY = sorted({labels["fr"] for labels in STATE_LABELS.values()} - {lb["en"] for lb in STATE_LABELS.values()})
 FRENCH_ONLY += ["Que faire", "depuis le", "Passerelle PEC", "Portail PS", "Dernière vérification", "Vérification des"]
@@ -117,3 +120,52 @@ def test_english_pages_have_neither_french_typography_nor_french_labels(open_pag
     # French words of the site itself (an ops text written in French alone is the ops' choice, shown as is)
     french = [word for word in FRENCH_ONLY if re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text)]
     assert not french, f"{page_path}: French labels on an English page: {french}"
+
+
+def test_the_latency_charts_read_on_a_phone(open_page: OpenPage) -> None:
+    """Viamedis during the outage: one small chart per check, labels of 11 px at least on a 375 px phone, the
+    failed probes drawn as ✕ (not as response times), nothing wider than the screen."""
+    page = open_page("/reseaux/viamedis", width=375)
+    charts = page.locator("ul.charts svg.chart")
+    assert charts.count() >= 4, "one chart per probed check of Viamedis"
+    sizes: list[float] = page.evaluate(
+        """() => [...document.querySelectorAll('svg.chart text')].map(text => {
+             const svg = text.ownerSVGElement;
+             const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
+             return parseFloat(getComputedStyle(text).fontSize) * scale;
+           })"""
+    )
+    assert sizes and min(sizes) >= 11, f"chart labels of {min(sizes):.1f} px on a phone"
+    assert page.locator("svg.chart .fails path").count() > 0, "the outage's failed probes are drawn as ✕"
+    described = charts.evaluate_all("els => els.map(svg => svg.querySelector('desc').textContent)")
+    assert any("échec" in text for text in described), described  # the ✕ said in words too
+    assert page.evaluate("document.scrollingElement.scrollWidth") <= 375 + 1
+
+
+def test_the_export_of_the_demo_says_how_old_it_is(browser: Browser, demo: Demo, tmp_path: Path) -> None:
+    """`tpmon export` of the running demo's store: the first screen of the exported home, on a phone, opens with
+    the snapshot's age (the time of its last check), in French and in English; never green without a date."""
+    folder = tmp_path / "site"
+    env = {
+        **os.environ,
+        "TPMON_DATABASE_URL": f"sqlite:///{demo.workdir / 'var' / 'demo' / 'tpmon.db'}",
+        "TPMON_DEMO_HTTP": "http://127.0.0.1:9",  # the config's probe targets: an export probes nothing
+        "TPMON_DEMO_TLS": "https://127.0.0.1:9",
+    }
+    command = [sys.executable, "-m", "monitor", "export", "--config", str(ROOT / "config" / "demo.yaml"), str(folder)]
+    done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    context = browser.new_context(viewport=PHONE, locale="fr-FR")
+    try:
+        for index, said in [
+            ("index.html", r"Instantané du \w+\.? \d+(er)? \w+\.? 2024, \d\d:\d\d \(dernière vérification\)"),
+            ("en/index.html", r"Snapshot of \w+ \d+ \w+ 2024, \d\d:\d\d \(last check\): it may be out of date\."),
+        ]:
+            page = context.new_page()
+            page.goto((folder / index).as_uri())
+            banner = page.locator(".snapshot")
+            assert re.search(said, banner.inner_text()), banner.inner_text()
+            box = banner.bounding_box()
+            assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= PHONE["height"], box
+    finally:
+        context.close()

@@ -84,6 +84,9 @@ def test_the_demo_tells_the_february_2024_story(tmp_path: Path) -> None:
         )
         assert "Viamedis — services en ligne perturbés" in page  # the upstream's open incident, with its consignes
         assert "aucune prise en charge ne peut être enregistrée" in page
+        # the start of the replayed history is no event: a line calm since then says "since at least" that date
+        calm = words(httpx.get(f"http://127.0.0.1:{port}/reseaux/almerys/pharmacie", timeout=5).text)
+        assert "Depuis au moins le lun. 6 nov. 2023, 00:00." in calm and "Depuis le lun. 6 nov. 2023" not in calm
 
         # the weeks before "now" were replayed by the engine: their history is there from the start
         droits = f"http://127.0.0.1:{port}/api/v1/history/flow:viamedis/droits"

@@ -69,12 +69,14 @@ def test_hung_database_is_reported_within_10_s_and_sigterm_loses_nothing(
         hung = time.monotonic()
         before = len(wait_logged(server.log, 1))
         wait_for(lambda: metric(server, "tpmon_store_up") == 0.0, timeout=12, what="tpmon_store_up 0")
-        assert time.monotonic() - hung <= 10.0
+        noticed = time.monotonic() - hung
+        assert noticed <= 10.0
         ready, took = timed_get(server, "/readyz")
         assert ready.status_code == 503 and took < 1.0
         assert "database" in ready.json()["problems"][0]
         wait_logged(server.log, before + 4)  # the probes go on: transitions keep coming while the database hangs
         code, took = terminate(server, within=15.0)
+        print(f"\ndatabase hung: tpmon_store_up 0 after {noticed:.1f} s; SIGTERM exit after {took:.1f} s")
     finally:
         if server.proc is not None:
             kill(server)
@@ -93,6 +95,7 @@ def test_hung_database_is_reported_within_10_s_and_sigterm_loses_nothing(
     assert code == 0
     count = assert_nothing_lost(stored_transitions(fresh_postgres_url), tmp_path / "serve-1.log", server.log)
     assert count >= 10
+    print(f"{count} transitions logged, all stored (journal replayed at restart)")
 
 
 def test_cut_database_comes_back_and_the_journal_is_written_while_running(

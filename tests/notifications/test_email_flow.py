@@ -71,7 +71,7 @@ def test_subscribe_confirm_be_told_and_unsubscribe_in_one_click(server: Server, 
     wait_for(lambda: len(smtp.to(ADDRESS)) == 2, what="two confirmation e-mails")
     confirmation = smtp.to(ADDRESS)[0]
     assert "Confirmez votre abonnement" in str(confirmation.message["Subject"])
-    assert "changements de : Alpha — Optique." in confirmation.text
+    assert "changements de\u00a0: Alpha — Optique." in confirmation.text
     assert "changes of: Alpha — Optics." in confirmation.text
     assert ADDRESS not in link(confirmation.text, "/abonnement/confirmer")  # links never carry the address
     confirm_url = link(confirmation.text, "/abonnement/confirmer")
@@ -88,7 +88,7 @@ def test_subscribe_confirm_be_told_and_unsubscribe_in_one_click(server: Server, 
     told = smtp.to(ADDRESS)[2]
     subject = str(told.message["Subject"])
     assert "Alpha — Optique" in subject and "Indisponible" in subject
-    assert "Indisponible (avant : Opérationnel)" in told.text and "Unavailable (before: Operational)" in told.text
+    assert "Indisponible (avant\u00a0: Opérationnel)" in told.text and "Unavailable (before: Operational)" in told.text
     assert f"{base}/reseaux/alpha/optique" in told.text and f'href="{base}/reseaux/alpha/optique"' in told.html
     assert "<img" not in told.html  # no tracking pixel
     assert set(re.findall(r'href="([^"]+)"', told.html)) <= {

@@ -28,7 +28,7 @@ from monitor.store import Store
 from monitor.store.store import Batch
 from monitor.store.subscriber_store import Subscribers
 
-from .notify_support import ENV, SECRET, T0, Clock, SmtpSink, line_transition, settings
+from .notify_support import CONFIG, ENV, SECRET, T0, Clock, SmtpSink, line_transition, settings
 
 SIGNER = Signer(SECRET.encode())
 
@@ -115,7 +115,8 @@ def test_a_coalesced_message_tells_every_change_in_order_in_french_then_english(
     assert letter is not None
     assert letter.subject.endswith("(+1)")
     french, english = letter.text.split("--- English ---")
-    assert french.index("Indisponible (avant : Opérationnel)") < french.index("Réactivation progressive (environ 50")
+    down = french.index("Indisponible (avant\u00a0: Opérationnel)")  # French typography: a no-break space
+    assert down < french.index("Réactivation progressive (environ 50")
     assert "lun. 12 févr. 2024, 13:00" in french  # Paris time, 24 h: the one format of a moment
     assert "Unavailable (before: Operational)" in english and "Mon 12 Feb 2024, 13:00" in english
     raw = Mime(letter, sender="etat@exemple.fr", list_id="<x>").bytes_for(
@@ -155,7 +156,7 @@ def test_the_store_down_keeps_the_events_waiting(fresh_postgres_url: str, smtp: 
             clock.advance(121)
             assert notifier.cycle().sent == {"email": 1}
             sender.close()
-    assert "Optique : Indisponible" in str(smtp.to("stored@exemple.fr")[-1].message["Subject"])
+    assert "Optique\u00a0: Indisponible" in str(smtp.to("stored@exemple.fr")[-1].message["Subject"])
 
 
 def test_unconfirmed_addresses_are_erased_when_their_link_expires(tmp_path: Path) -> None:
@@ -175,3 +176,21 @@ def test_pages_built_without_sending_need_no_secret(tmp_path: Path) -> None:
     with TestClient(app, base_url="http://127.0.0.1") as test_client:
         assert test_client.get("/").status_code == 200
         assert test_client.get("/abonnement").status_code == 404
+
+
+def test_without_its_own_address_a_message_links_to_the_sites_public_url() -> None:
+    """One address for the site: `web.public_url` serves the links sent unless notifications name another."""
+    own = settings()
+    shared = parse_config(
+        parse_yaml("web: {public_url: 'https://statut.exemple.org'}\n" + CONFIG.replace(
+            "  public_url: https://etat.exemple.fr\n", ""), "test.yaml"), {})  # fmt: skip
+    event = Event(1, "line", T0, ("line:viamedis/optique",), {"line": "viamedis/optique", "state": "down",
+                  "told_previous": "operational", "progress": 0.0})  # fmt: skip
+    for config, origin, other in (
+        (own, "https://etat.exemple.fr", "statut"),
+        (shared, "https://statut.exemple.org", "etat"),
+    ):
+        letter = events_letter([event], config)
+        assert letter is not None
+        assert f"{origin}/reseaux/viamedis/optique" in letter.text and f"{origin}/confidentialite" in letter.text
+        assert f"{other}.exemple" not in letter.text

@@ -123,7 +123,7 @@ def test_chat_channels_go_through_apprise(store: Store, receiver: Receiver) -> N
     [posted] = receiver.requests
     body = posted.json()
     assert posted.path == "/chat"
-    assert "Viamedis — Optique : Indisponible" in body["message"]
+    assert "Viamedis — Optique\u00a0: Indisponible" in body["message"]
     assert "Réactivation progressive (environ 40\u00a0% des demandes aboutissent)" in body["message"]
     assert "Progressive reactivation" in body["message"]
 

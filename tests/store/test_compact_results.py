@@ -199,19 +199,24 @@ def test_migration_0030_converts_the_results_of_the_old_shape_and_back(engine: E
     assert {"staff_user", "api_token", "audit_event", "notification_event", "subscriber", "webhook"} <= set(others)
     assert all(len(table["rows"]) == 1 for table in others.values())
 
-    upgrade(engine, "0030")  # the other tables as 0030 leaves them (later migrations change some)
+    upgrade(engine, "0030")
+    with engine.begin() as connection:  # the converted rows have ids, and PostgreSQL's sequence was moved past them
+        ids = connection.execute(sa.text("SELECT id FROM probe_result")).scalars().all()
+        assert len(set(ids)) == len(OLD_RESULTS)
+        if connection.dialect.name == "postgresql":
+            assert connection.execute(sa.text("SELECT nextval('probe_result_id_seq')")).scalar_one() > max(ids)
+    upgrade(engine, "0035")  # the narrow results of 0035; the other tables as 0035 leaves them (later ones change)
     store = Store(engine)
     for check in (CHECK, OTHER, PORTAL):
         assert store.results(check, limit=100) == newest_first(OLD_RESULTS, check)
     hours = latency_by_hour(store, [CHECK.key], T0)
     assert [(h.start, h.count, h.failures, round(h.max_s, 6)) for h in hours[CHECK.key]] == [(T0, 3, 1, 5.000001)]
-    # written after the conversion: a fresh id, after the converted ones (PostgreSQL's sequence was moved on)
-    later = sample_result(30)
+    later = sample_result(30)  # written after the conversion
     store.write(Batch([later, sample_result(40, OTHER)]))
     assert store.results(CHECK, limit=1) == [later]
     with engine.connect() as connection:
-        ids = connection.execute(sa.select(tables.probe_result.c.id).order_by(tables.probe_result.c.id)).scalars()
-        assert len(set(ids)) == len(OLD_RESULTS) + 2
+        count = connection.execute(sa.select(sa.func.count()).select_from(tables.probe_result)).scalar_one()
+        assert count == len(OLD_RESULTS) + 2
     assert the_other_tables(engine) == others
 
     downgrade(engine, BEFORE_0030)  # the old shape again, the same values

@@ -201,3 +201,16 @@ async def test_housekeeper_rolls_up_each_run_and_prunes_once_an_hour(store: Stor
     assert (await run(now + hours(1)))[1] == 1
     assert store.results(CHECK) == [fresh]
     assert stored(store) == expected(STORY, FLOW, now + hours(1))  # CHECK is not in the config
+
+
+def test_first_transitions_are_each_components_first_sight(store: Store) -> None:
+    """The earliest `at` of each component's transitions (written out of order), aware UTC; absent without any."""
+    t0 = datetime(2023, 11, 6, tzinfo=UTC)
+    line, other = ComponentRef("line", "alpha", "optique"), ComponentRef("line", "alpha", "pharmacie")
+    at = t0 + timedelta(days=90)
+    later = Transition(line, State.OPERATIONAL, State.DOWN, at, at, Source.PROBE)
+    first = Transition(line, State.UNKNOWN, State.OPERATIONAL, t0, t0, Source.PROBE)
+    store.write(Batch(transitions=[later, first]))
+    found = store.first_transitions([line.key, other.key, line.key])
+    assert found == {line.key: t0} and found[line.key].utcoffset() == timedelta(0)
+    assert store.first_transitions([]) == {}

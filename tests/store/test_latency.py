@@ -35,6 +35,7 @@ def story() -> list[ProbeResult]:
         result(PEC, edge, 0.3),  # 13:00: hour 13
         result(PEC, edge + timedelta(minutes=30), 2.5, ok=False),
         result(DRE, SINCE + timedelta(minutes=5), 0.05),
+        result(DRE, SINCE + timedelta(hours=2, minutes=1), 4.0, ok=False),  # an hour of failures alone
         result(DRE, SINCE + timedelta(days=1, minutes=5), 0.07),  # a day later: hours in between are absent
         result(DRE, SINCE + timedelta(days=1, minutes=6), 0.09),
     ]
@@ -46,6 +47,11 @@ def expected(results: list[ProbeResult], since: datetime) -> dict[str, list[Hour
         if one.started_at >= since:
             hour = one.started_at.replace(minute=0, second=0, microsecond=0)
             groups[one.check.key][hour].append(one)
+
+    def ok_mean(found: list[ProbeResult]) -> float | None:
+        ok = [r.duration_s for r in found if r.success]
+        return sum(ok) / len(ok) if ok else None
+
     return {
         key: [
             HourLatency(
@@ -54,6 +60,8 @@ def expected(results: list[ProbeResult], since: datetime) -> dict[str, list[Hour
                 max(r.duration_s for r in found),
                 len(found),
                 sum(not r.success for r in found),
+                ok_mean(found),
+                max((r.duration_s for r in found if r.success), default=None),
             )
             for hour, found in sorted(hours.items())
         ]
@@ -74,10 +82,18 @@ def test_buckets_means_maxima_counts_and_failures_match_python(store: Store) -> 
         for got, hour in zip(found[key], want[key], strict=True):
             assert got.mean_s == pytest.approx(hour.mean_s, rel=1e-9)
             assert got.max_s == pytest.approx(hour.max_s, rel=1e-9)
+            if hour.ok_mean_s is None:  # an hour of failures alone: no response time at all
+                assert got.ok_mean_s is None and got.ok_max_s is None
+            else:  # the successes alone
+                assert got.ok_mean_s == pytest.approx(hour.ok_mean_s, rel=1e-9)
+                assert got.ok_max_s == pytest.approx(hour.ok_max_s, rel=1e-9)
             assert got.start.tzinfo is not None and got.start.utcoffset() == timedelta(0)
     pec = found[PEC.key]
     assert [h.start.hour for h in pec] == [10, 12, 13]
     assert (pec[0].count, pec[0].failures) == (3, 1)  # 10:00, 10:10:01.5 and 10:59:59.999999
+    assert pec[0].ok_mean_s == pytest.approx(0.3) and pec[0].ok_max_s == pytest.approx(0.4)  # not the 0.8 s failure
+    dre = found[DRE.key]
+    assert [(h.start.hour, h.count, h.ok_mean_s, h.ok_max_s) for h in dre][1] == (12, 1, None, None)  # all failed
 
 
 def test_results_before_since_are_left_out(store: Store) -> None:

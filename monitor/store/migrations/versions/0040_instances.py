@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0040"
-down_revision: str | None = "0030"
+down_revision: str | None = "0035"
 branch_labels: str | None = None
 depends_on: str | None = None
 
