@@ -587,7 +587,8 @@ def _join_cluster(services: Services, location: str | None) -> Coordinator | Non
 
     def share() -> None:  # the checks this instance schedules: those it owns, or takes over soon
         if services.scheduler.running:
-            services.scheduler.apply(services.settings)
+            report = services.scheduler.apply(services.settings)
+            cluster.scheduled(report.added, report.removed)
 
     cluster = Coordinator(
         services.store,
@@ -602,6 +603,7 @@ def _join_cluster(services: Services, location: str | None) -> Coordinator | Non
     services.scheduler.gate = cluster.runs
     services.pipeline.before_record = taken_over
     services.scheduler.scheduled = cluster.may_own
+    services.scheduler.since = cluster.since
     services.pipeline.writes = cluster.writes
     services.board.followed = cluster.follows
     if services.notifier is not None:
@@ -612,6 +614,8 @@ def _join_cluster(services: Services, location: str | None) -> Coordinator | Non
 def _start_jobs(services: Services, tick_seconds: float, housekeeping_seconds: float) -> None:
     """Probes, and the periodic work."""
     report = services.scheduler.start(services.settings)
+    if services.cluster is not None:
+        services.cluster.scheduled(report.added)
     for name, seconds, job in periodic_jobs(services, tick_seconds, housekeeping_seconds):
         services.scheduler.every(name, seconds, job)
     if services.workers is not None:

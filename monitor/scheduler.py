@@ -182,6 +182,9 @@ class Scheduler:
         # that a check handed over runs on the next slot, neither twice nor never.
         self.gate: Callable[[str, datetime], bool] | None = None
         self.scheduled: Callable[[str], bool] | None = None  # and which checks it schedules at all
+        # and since when (epoch seconds) a slot already due of a check newly scheduled is its to run: the reading
+        # that handed it over came just before that slot, and scheduling it came just after
+        self.since: Callable[[], float | None] | None = None
         self._slots: dict[str, tuple[float, float]] = {}  # key -> (first slot, interval), epoch seconds
         self._aps = _LoopScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1})
         self._aps.add_listener(self._on_event, EVENT_JOB_SUBMITTED | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
@@ -240,18 +243,21 @@ class Scheduler:
         self._checks = wanted
         for key in report.added:
             if owns(key):
-                self._add_job(key, wanted[key][1], due.get(key))
+                self._add_job(key, wanted[key][1], due.get(key), catch_up=True)
         for key in report.changed:
             if wanted[key][1].interval != old[key][1].interval and owns(key):
                 self._add_job(key, wanted[key][1])
         return report
 
-    def _add_job(self, key: str, check: Check, due: float | None = None) -> None:
+    def _add_job(self, key: str, check: Check, due: float | None = None, *, catch_up: bool = False) -> None:
         interval = check.interval / self._speed
         now = datetime.now(UTC).timestamp()
         if self.gate is not None:  # the same slots on every instance, spread by the key (a kept due is one of them)
             phase = _on_lattice(interval * (zlib.crc32(key.encode()) / 2**32), _tick(interval))
             spread = phase + math.ceil((now - phase) / interval) * interval
+            since = self.since() if catch_up and self.since is not None else None
+            if since is not None and since <= spread - interval:
+                spread -= interval  # due since the share was read: run late (the gate judges it), not lost
         elif due is not None and now <= due <= now + interval:  # its turn, as it was kept elsewhere
             spread = due
         elif due is not None and due < now:  # overdue: soon, not all at once

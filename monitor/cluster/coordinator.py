@@ -16,7 +16,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
 from monitor.errors import StoreError
@@ -72,7 +72,9 @@ class Coordinator:
         self.late_runs = 0  # runs of its own share left undone because this instance was late
         self._told_late = 0
         self._taken: set[str] = set()  # those whose first run here is not recorded yet
+        self._taking: set[str] = set()  # scheduled for a share taken or to come, no result recorded here yet
         self._beats = 0
+        self._leaving = False  # stopping: its row is deleted, the others run its share from their next reading
 
     # --- between heartbeats ------------------------------------------------------------------------------------
     def owns(self, key: str, at: datetime | None = None) -> bool:
@@ -81,7 +83,9 @@ class Coordinator:
 
     def runs(self, key: str, at: datetime) -> bool:
         """The scheduler's gate: `owns`, noting the checks this instance runs and had not run before, and the runs
-        it leaves undone because it is late (counted, told at the next heartbeat)."""
+        it leaves undone because it is late (counted, told at the next heartbeat); none once it leaves."""
+        if self._leaving:
+            return False
         if not self.owns(key, at):
             if (
                 self.view.late((at or self._clock()) + self.offset)
@@ -97,17 +101,31 @@ class Coordinator:
 
     def taken(self, key: str) -> bool:
         """Once, after its first run here: whether check `key` was just taken over (its memory to read first)."""
+        self._taking.discard(key)
         if key in self._taken:
             self._taken.discard(key)
             return True
         return False
 
+    def scheduled(self, added: Iterable[str], removed: Iterable[str] = ()) -> None:
+        """The scheduler added the checks of `added` (a share taken or to come) and removed those of `removed`."""
+        self._taking.difference_update(removed)
+        self._taking.update(added)
+
+    def since(self) -> float | None:
+        """The wall-clock instant (epoch seconds) of the reading that gave this instance its share: a slot of a check
+        newly scheduled due since then is its to run, late rather than never (the scheduler's `since`)."""
+        read_at = self.view.read_at
+        return None if read_at is None else (read_at - self.offset).timestamp()
+
     def may_own(self, key: str) -> bool:
-        """Whether this instance owns check `key` now or may before the next heartbeats (a share it takes at an
-        instant to come): the checks it schedules; `owns` decides each run."""
-        now = self._clock()
+        """Whether check `key` is this instance's share now or may be before the next heartbeats (a member that
+        joins, or one seen missing, hands it over at an instant to come): the checks it schedules, so that the
+        first slot of a share taken is run, not lost until a later reading; `runs` decides each run (and whether
+        this instance is late then)."""
+        now = self._clock() + self.offset
         ahead = now + timedelta(seconds=self.heartbeat * (MISSED_BEATS + 1))
-        return self.owns(key, now) or self.owns(key, ahead)
+        return self.view.owner(key, now) == self.id or self.view.owner(key, ahead) == self.id
 
     def writes(self, key: str) -> bool:
         """Whether this instance writes a change of component `key`: its checks' if its location is the primary
@@ -117,8 +135,11 @@ class Coordinator:
         return self.leading
 
     def follows(self, key: str) -> bool:
-        """A check another instance probes now: its owner writes and expires it; this one reads what it stored."""
-        return not self.owns(key)
+        """A check another instance probes now: its owner writes and expires it; this one reads what it stored. A
+        check taken over is followed until its first result here: what this board followed of it may be older than
+        the store's (the others tell changes of state, not every result), and expiring that copy would write a false
+        "unknown" (the first run reads the stored memory first, `taken`)."""
+        return key in self._taking or not self.owns(key)
 
     # --- heartbeats --------------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -218,6 +239,7 @@ class Coordinator:
 
     async def stop(self) -> None:
         """No more heartbeats; the row deleted and the lead let go, so that the others take over at once."""
+        self._leaving = True
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
