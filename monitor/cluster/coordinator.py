@@ -24,7 +24,7 @@ from monitor.store import Store
 
 from .follower import Follower
 from .members import Leadership, Members, Reading
-from .ownership import BEAT, MISSED_BEATS, SLOW, View
+from .ownership import BEAT, MISSED_BEATS, SLOW, View, weight
 
 __all__ = ["Coordinator"]
 
@@ -35,6 +35,10 @@ FOLLOW_ALL_EVERY = 10  # heartbeats written (5 heartbeats): every memory read ag
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _owner(counted: tuple[str, ...], key: str) -> str | None:
+    return max(counted, key=lambda member: weight(member, key)) if counted else None
 
 
 class Coordinator:
@@ -74,6 +78,7 @@ class Coordinator:
         self._taken: set[str] = set()  # those whose first run here is not recorded yet
         self._taking: set[str] = set()  # scheduled for a share taken or to come, no result recorded here yet
         self._beats = 0
+        self._scheduled_for: tuple[tuple[str, ...], tuple[str, ...]] | None = None  # `_shares` at the last apply
         self._leaving = False  # stopping: its row is deleted, the others run its share from their next reading
 
     # --- between heartbeats ------------------------------------------------------------------------------------
@@ -123,9 +128,8 @@ class Coordinator:
         joins, or one seen missing, hands it over at an instant to come): the checks it schedules, so that the
         first slot of a share taken is run, not lost until a later reading; `runs` decides each run (and whether
         this instance is late then)."""
-        now = self._clock() + self.offset
-        ahead = now + timedelta(seconds=self.heartbeat * (MISSED_BEATS + 1))
-        return self.view.owner(key, now) == self.id or self.view.owner(key, ahead) == self.id
+        now, ahead = self._shares()
+        return _owner(now, key) == self.id or _owner(ahead, key) == self.id
 
     def writes(self, key: str) -> bool:
         """Whether this instance writes a change of component `key`: its checks' if its location is the primary
@@ -190,12 +194,13 @@ class Coordinator:
                 log.warning("lead not taken, the stored states could not be read: %s", exc)
                 await asyncio.to_thread(self._leadership.release)
                 leading = False
-        shared = view.members != self.view.members or view.alive != self.view.alive
         here = {m.id for m in view.alive if m.location == self.location}
         if here != {m.id for m in self.view.alive if m.location == self.location}:
             log.info("location %s: %d live instance(s)", self.location, len(here))
         self.view = view
-        if self._on_share is not None and (shared or self._pending()):
+        shares = self._shares()
+        if self._on_share is not None and shares != self._scheduled_for:
+            self._scheduled_for = shares  # what the checks scheduled here follow: nothing else to do while it holds
             self._on_share()
         if leading != self.leading:
             self.leading = leading
@@ -217,12 +222,11 @@ class Coordinator:
             view = dataclasses.replace(view, resumes_at=reading.at + again)
         return view
 
-    def _pending(self) -> bool:
-        """A member still to be counted: the share changes at an instant to come."""
-        settle = timedelta(seconds=self.heartbeat * MISSED_BEATS)
+    def _shares(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """What `may_own` depends on: the members of this location counted now and at the look-ahead."""
         now = self._clock() + self.offset
-        ahead = settle + timedelta(seconds=self.heartbeat)
-        return any(now < m.joined_at + ahead for m in self.view.alive if m.location == self.location)
+        ahead = now + timedelta(seconds=self.heartbeat * (MISSED_BEATS + 1))
+        return self.view.counted(now), self.view.counted(ahead)
 
     async def _run(self) -> None:
         every = self.heartbeat * BEAT  # twice per heartbeat: a dead member is seen missing in time

@@ -52,8 +52,8 @@ class Members:
         row = tables.instance.c
         try:
             with self.store.engine.begin() as connection:
-                _deadline(connection, self.heartbeat)
-                now: datetime = connection.execute(select(func.clock_timestamp())).scalar_one()
+                deadline = func.set_config("statement_timeout", str(int(self.heartbeat * 1000)), True)
+                now: datetime = connection.execute(select(func.clock_timestamp(), deadline)).one()[0]
                 mine = update(tables.instance).where(row.id == self.instance)
                 done = connection.execute(mine.values(heartbeat_at=now))
                 if done.rowcount == 0:
@@ -68,8 +68,10 @@ class Members:
                         )
                     )
                 forgotten = now - timedelta(seconds=self.heartbeat * FORGET_AFTER)
-                connection.execute(delete(tables.instance).where(row.heartbeat_at < forgotten))
                 found = connection.execute(select(row.id, row.joined_at, row.heartbeat_at, row.location)).all()
+                if any(r.heartbeat_at < forgotten for r in found):  # only then: a statement less per heartbeat
+                    connection.execute(delete(tables.instance).where(row.heartbeat_at < forgotten))
+                    found = [r for r in found if r.heartbeat_at >= forgotten]
         except SQLAlchemyError as exc:
             raise StoreError(f"heartbeat not written: {describe(exc, self.store.engine.url)}") from exc
         return Reading(now, tuple(Member(r.id, r.joined_at, r.heartbeat_at, r.location) for r in found))

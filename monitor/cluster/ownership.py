@@ -24,6 +24,7 @@ heartbeats, and applies the same rules:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -38,6 +39,7 @@ LATE_BEATS = 1.75  # a member this late after its last heartbeat stops itself (b
 MISSED_BEATS = 2  # heartbeats: a member that had missed this many when read is not alive (nor the leader's)
 
 
+@functools.lru_cache(maxsize=1 << 16)  # every slot of every check asks again: the same few members, the same keys
 def weight(member: str, key: str) -> int:
     """The rendezvous weight of `key` for `member` (64 bits of BLAKE2b: the same on every instance)."""
     digest = hashlib.blake2b(f"{member}\x00{key}".encode(), digest_size=8).digest()
@@ -73,7 +75,7 @@ class View:
         mine = next((m for m in self.members if m.id == self.me), None)
         return mine is not None and at > mine.heartbeat_at + timedelta(seconds=self.heartbeat * LATE_BEATS)
 
-    @property
+    @functools.cached_property
     def alive(self) -> tuple[Member, ...]:
         """The members that had missed fewer than two heartbeats when read; `me` always lives in its own eyes."""
         if self.read_at is None:
@@ -94,8 +96,30 @@ class View:
         last, beat = member.heartbeat_at, timedelta(seconds=self.heartbeat)
         return self.read_at >= last + SEEN_MISSING * beat and at > last + DEAD_AFTER * beat
 
+    @functools.cached_property
+    def _instants(self) -> tuple[tuple[datetime, bool], ...]:
+        """The instants at which `counted` may change (a member settles, `>=`; one seen missing dies, `>`)."""
+        beat = timedelta(seconds=self.heartbeat)
+        here = [m for m in self.alive if m.location == self.location]
+        return tuple(
+            [(m.joined_at + MISSED_BEATS * beat, False) for m in here]
+            + [(m.heartbeat_at + DEAD_AFTER * beat, True) for m in here]
+        )
+
+    @functools.cached_property
+    def _counted(self) -> dict[tuple[bool, ...], tuple[str, ...]]:
+        return {}
+
     def counted(self, at: datetime) -> tuple[str, ...]:
-        """The members of `me`'s location that share its checks at `at` (sorted)."""
+        """The members of `me`'s location that share its checks at `at` (sorted); the same between two of its
+        `_instants`, so computed once per span (every run of every check asks)."""
+        span = tuple(at > instant if strict else at >= instant for instant, strict in self._instants)
+        found = self._counted.get(span)
+        if found is None:
+            found = self._counted[span] = self._count(at)
+        return found
+
+    def _count(self, at: datetime) -> tuple[str, ...]:
         alive = [m for m in self.alive if m.location == self.location and not self.dead(m, at)]
         settle = MISSED_BEATS * timedelta(seconds=self.heartbeat)
         settled = [m.id for m in alive if at >= m.joined_at + settle]

@@ -155,3 +155,22 @@ def test_a_killed_member_is_taken_over_two_heartbeats_after_its_last_one_never_t
     # a reading too early to show c's next heartbeat missing takes nothing: c might have written it
     early = View("a", rows, BEAT, T0 + (10 + SEEN_MISSING * BEAT - 0.1) * S)
     assert not any(early.owns(key, taken) and c.owns(key, T0 + 10 * S) for key in KEYS)
+
+
+def test_the_members_counted_are_the_same_when_kept_per_span_as_when_counted_again() -> None:
+    """`counted` is kept between the instants a member settles or dies (every run asks): the same answers, the
+    instants themselves and both sides of them included."""
+    rows = (
+        _member("a", joined=-100.0, beat=20.0),
+        _member("b", joined=18.0, beat=20.0),  # settles at 18 + 2 heartbeats
+        _member("c", joined=-100.0, beat=12.0),  # seen missing: dies at 12 + 2 heartbeats
+        Member("d", T0, T0 + 20 * S, "lyon"),
+    )
+    view = View("a", rows, BEAT, T0 + 20 * S)
+    instants = [12 + DEAD_AFTER * BEAT, 18 + 2 * BEAT]
+    probes = [t + d for t in instants for d in (-0.001, 0.0, 0.001)] + [0.0, 15.0, 40.0]
+    seen = set()
+    for at in sorted(probes) + sorted(probes, reverse=True):
+        seen.add(view.counted(T0 + at * S))
+        assert view.counted(T0 + at * S) == View("a", rows, BEAT, T0 + 20 * S)._count(T0 + at * S), at
+    assert seen == {("a", "c"), ("a",), ("a", "b")}
