@@ -4,9 +4,11 @@ a killed instance's checks taken over within two heartbeats, every transition wr
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import signal
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +23,7 @@ CHECKS = 30
 INTERVAL = 2.0  # seconds
 HEARTBEAT = 2.0  # seconds
 WINDOW = 40.0  # seconds of steady state measured: 20 slots per check
+FLOWS = ("portail_ps", "pec", "facturation", "droits")  # check cNN's flow: FLOWS[NN % 4] (farm_support.fleet_config)
 
 
 @pytest.fixture
@@ -73,6 +76,20 @@ def _late(server: Server) -> int:
 
 def _gaps(arrivals: list[float]) -> list[float]:
     return [b - a for a, b in itertools.pairwise(arrivals)]
+
+
+def _slot(path: str, arrival: float) -> float:
+    """The slot a probe of check `path` arriving at `arrival` ran for: with several instances a check's slots fall at
+    the same instants on all (a phase from its key on the scheduler's 50 ms lattice, monitor/scheduler.py; no
+    jitter here), and a probe runs at its slot or later, within the scheduler's grace (half an interval)."""
+    name = path.lstrip("/")
+    key = f"check:alpha/{FLOWS[int(name[1:]) % 4]}/{name}"
+    phase = math.ceil(INTERVAL * zlib.crc32(key.encode()) / 2**32 / 0.05) * 0.05
+    return phase + math.floor((arrival - phase + 0.01) / INTERVAL) * INTERVAL  # a timer may fire a hair early
+
+
+def _lags(path: str, arrivals: list[float]) -> list[float]:
+    return [round(arrival - _slot(path, arrival), 3) for arrival in arrivals]
 
 
 def _chains(url: str) -> dict[str, list[tuple[str, str]]]:
@@ -142,11 +159,13 @@ def test_three_instances_share_the_checks_a_third_joins_and_a_killed_one_is_take
         wait_for(lambda: time.time() > after, timeout=60, what="the takeover to be over")
         for path in _paths():
             around = farm.between(path, killed_at - 2 * INTERVAL, after)
-            gaps = _gaps(around)
+            # judged on the slots the probes ran for, not on when they arrived: on a loaded machine a probe starts
+            # up to the scheduler's grace after its slot, and two such lags apart are no slot missed
+            gaps = _gaps([_slot(path, arrival) for arrival in around])
             assert gaps, path
             # taken over two heartbeats after the last one written (before the kill), at the next slot
-            assert max(gaps) <= 2 * HEARTBEAT + INTERVAL + 0.5, (path, gaps)
-            assert min(gaps) >= 0.5 * INTERVAL, (path, gaps)  # and never probed twice
+            assert max(gaps) <= 2 * HEARTBEAT + INTERVAL + 1e-6, (path, gaps, _lags(path, around))
+            assert min(gaps) >= INTERVAL - 1e-6, (path, gaps, _lags(path, around))  # and never a slot twice
         assert len(_live(url)) in (2, 3)  # the dead row stays until forgotten; it no longer counts
         new = wait_for(lambda: _leaders(url) if _leaders(url) != leaders else None, timeout=10, what="a new leader")
         assert len(new) == 1  # one leader again: housekeeping, notifications and derived states go on, once
@@ -169,7 +188,7 @@ def test_three_instances_share_the_checks_a_third_joins_and_a_killed_one_is_take
         )
         assert duplicated == []
         for name in ("c01", "c02", "c05"):
-            flow = ("portail_ps", "pec", "facturation", "droits")[int(name[1:]) % 4]
+            flow = FLOWS[int(name[1:]) % 4]
             chain = chains[f"check:alpha/{flow}/{name}"]
             assert chain[-2:] == [("operational", "down"), ("down", "operational")], chain
         assert ("operational", "down") in chains["network:alpha"] or ("operational", "partial") in chains[
