@@ -100,11 +100,13 @@ def _chains(url: str) -> dict[str, list[tuple[str, str]]]:
 
 
 def _broken(chains: dict[str, list[tuple[str, str]]]) -> dict[str, list[tuple[str, str]]]:
-    """Components whose chain breaks: a transition whose `previous` is not the state the one before left."""
+    """Components whose chain breaks: a transition whose `previous` is not the state the one before left, or that
+    changes nothing (but a recovery's step, recovering → recovering: its progress moved, a fact of its own)."""
     return {
         key: chain
         for key, chain in chains.items()
-        if any(chain[i][0] != chain[i - 1][1] for i in range(1, len(chain))) or any(p == s for p, s in chain)
+        if any(chain[i][0] != chain[i - 1][1] for i in range(1, len(chain)))
+        or any(p == s != "recovering" for p, s in chain)
     }
 
 
