@@ -18,7 +18,7 @@ from targets import Server, wait_for
 
 class Farm:
     """HTTP on 127.0.0.1: every path answers 200 (or `codes[path]`); `arrivals[path]` are the epoch seconds of its
-    requests, counted here, never by the prober."""
+    requests (when their connection was accepted), counted here, never by the prober."""
 
     def __init__(self) -> None:
         self.codes: dict[str, int] = {}
@@ -31,7 +31,8 @@ class Farm:
 
             def do_GET(self) -> None:
                 with farm._lock:
-                    farm.arrivals.setdefault(self.path, []).append(time.time())
+                    arrived = farm._accepted.pop(id(self.request), None) or time.time()
+                    farm.arrivals.setdefault(self.path, []).append(arrived)
                 code = farm.codes.get(self.path, 200)
                 body = b"OK\n"
                 self.send_response(code)
@@ -42,7 +43,22 @@ class Farm:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Accepting(ThreadingHTTPServer):
+            def get_request(self) -> tuple[Any, Any]:
+                """Dated when accepted, before a thread is started to read it: on a loaded machine that start may
+                lag, and the probe's arrival is its connection."""
+                request, address = super().get_request()
+                with farm._lock:
+                    farm._accepted[id(request)] = time.time()
+                return request, address
+
+            def shutdown_request(self, request: Any) -> None:
+                with farm._lock:
+                    farm._accepted.pop(id(request), None)  # a connection that sent no GET: its id may be reused
+                super().shutdown_request(request)
+
+        self._accepted: dict[int, float] = {}
+        self.server = Accepting(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.server.request_queue_size = 256
         self.port = self.server.server_address[1]
