@@ -573,15 +573,15 @@ def _join_cluster(services: Services, location: str | None) -> Coordinator | Non
     async def taken_over(key: str) -> None:
         """A check's first result here: first its memory as its last owner stored it (written after the last
         heartbeat's reading), so that its chain of transitions goes on where the store left it."""
-        if not cluster.taken(key):
-            return
-        try:
-            memory = await asyncio.to_thread(stored_memory, services.store, key)
-        except StoreError as exc:
-            log.warning("%s; the memory followed at the last heartbeat stands", exc)
-            return
-        if memory is not None:
-            services.pipeline.record(services.board.follow({key: memory}, services.clock()))
+        if cluster.taken(key):
+            try:
+                memory = await asyncio.to_thread(stored_memory, services.store, key)
+            except StoreError as exc:
+                log.warning("%s; the memory followed at the last heartbeat stands", exc)
+                memory = None
+            if memory is not None:
+                services.pipeline.record(services.board.follow({key: memory}, services.clock()))
+        cluster.recording(key)  # its result is recorded next, with no wait between
 
     settings = services.settings.cluster
 

@@ -106,11 +106,16 @@ class Coordinator:
 
     def taken(self, key: str) -> bool:
         """Once, after its first run here: whether check `key` was just taken over (its memory to read first)."""
-        self._taking.discard(key)
         if key in self._taken:
             self._taken.discard(key)
             return True
         return False
+
+    def recording(self, key: str) -> None:
+        """A result of check `key` is recorded now, after its stored memory was read if it was just taken over (not
+        before: a tick while that reading is under way would expire the copy followed so far): expired here from now
+        on."""
+        self._taking.discard(key)
 
     def scheduled(self, added: Iterable[str], removed: Iterable[str] = ()) -> None:
         """The scheduler added the checks of `added` (a share taken or to come) and removed those of `removed`."""

@@ -78,7 +78,9 @@ def test_a_check_taken_over_is_followed_until_its_first_result_here(store: Store
     assert coordinator.follows(key)
     assert coordinator.runs(key, clock.now)
     assert coordinator.follows(key)  # run, its result not recorded yet
-    assert coordinator.taken(key)  # its first result: the stored memory read first
+    assert coordinator.taken(key)  # its first result: the stored memory read first…
+    assert coordinator.follows(key)  # …while a tick may come: still followed
+    coordinator.recording(key)  # the result recorded
     assert not coordinator.follows(key)  # from then on expired here
     coordinator.scheduled([KEYS[1]])
     coordinator.scheduled([], [KEYS[1]])  # removed before it ran here: no longer taken
