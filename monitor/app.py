@@ -27,6 +27,9 @@ from uvicorn.server import HANDLED_SIGNALS
 
 from .availability import Window
 from .board import Board, BoardChange
+from .cluster.coordinator import Coordinator
+from .cluster.follower import Follower
+from .cluster.members import stored_memory
 from .config import Settings, load_config
 from .declared.incidents import Incident, declared_lifted, declared_overrides
 from .declared.maintenance import MaintenanceWindow, Occurrence, active, maintenance_lifted, maintenance_overrides
@@ -37,7 +40,7 @@ from .delivery.subscription_desk import SubscriptionDesk
 from .engine.overrides import Overrides
 from .errors import ConfigError, MonitorError, NotFound, StoreError
 from .metrics import Metrics, derive_availability
-from .models import ComponentRef, ComponentStatus, ProbeResult, Source
+from .models import ComponentRef, ComponentStatus, ProbeResult, Source, Transition
 from .notify.tokens import Signer, load_secret
 from .operators.desk import Desk
 from .probe_pool import ProbePool
@@ -80,12 +83,14 @@ log = logging.getLogger("tpmon.app")
 Job = tuple[str, float, Callable[[], Awaitable[None]]]
 DEADLINE_EVERY = 0.2  # seconds between looks at the push deadlines: a missed one is concluded within a second
 TOKEN_USES_EVERY = 60.0  # seconds between writes of machine tokens' last use
+RECOVERIES_EVERY = 0.2  # seconds between looks at the recoveries due (several instances: ended at the same instant)
 # Shutdown (SIGTERM, Ctrl-C): open requests get WEB_GRACE s on each listener (the operators' first, then the
-# public one); then the probe workers, if any, get probe_pool.STOP_GRACE (1.5 s, + 0.5 s once killed); then the store
-# writer gets STOP_GRACE (5 s) to write what it holds before journalling the rest, the operators' desk and the
-# notifier as long, side by side: 3 + 3 + 2 + 6 = 14 s at worst. Whatever still runs
-# SHUTDOWN_DEADLINE s after the first signal is cut short.
+# public one); then, on PostgreSQL with others, this instance leaves within CLUSTER_GRACE; then the probe workers, if
+# any, get probe_pool.STOP_GRACE (1.5 s, + 0.5 s once killed); then the store writer gets STOP_GRACE (5 s) to write
+# what it holds before journalling the rest, the operators' desk and the notifier as long, side by side:
+# 3 + 3 + 1 + 2 + 6 = 15 s at worst. Whatever still runs SHUTDOWN_DEADLINE s after the first signal is cut short.
 WEB_GRACE = 3
+CLUSTER_GRACE = 1.0  # leaving: two short statements; not done in time, the others see it dead 2 heartbeats later
 SHUTDOWN_DEADLINE = 15.0
 
 
@@ -126,6 +131,7 @@ class Services:
     desk: Desk = field(init=False)  # the operators' side: tokens, push intake, staff access
     notifier: Notifier | None = None  # the outbox's sender: always there, it fans out and prunes even with no channel
     subscriptions: SubscriptionDesk | None = None  # the public e-mail subscriptions, when the config offers them
+    cluster: Coordinator | None = None  # on PostgreSQL: this instance among the others (share of checks, leader)
     workers: ProbePool | None = None  # the probe workers, when probes run in processes of their own
     publisher: Publisher | None = None  # keeps web.publish_dir a static export of the site, when it is set
 
@@ -491,11 +497,21 @@ def periodic_jobs(services: Services, tick_seconds: float, housekeeping_seconds:
             await inbox.catch_up(services.board, services.pipeline.record, services.clock())
 
     async def housekeeping() -> None:
+        if services.cluster is not None and not services.cluster.leading:
+            return  # the leader's: once, not once per instance
         await keeper.run(services.settings, services.clock())
         services.history_version += 1  # the availability bars read the fresh roll-ups
         await asyncio.to_thread(services.refresh_metrics)  # from the fresh rollups
 
+    async def recoveries() -> None:
+        """Several instances: a recovery ends when due, not at each one's next tick (all show it within a second)."""
+        due, now = services.board.next_recovery(), services.clock()
+        if due is not None and due <= now:
+            services.pipeline.record(services.board.tick(now, push=False))
+
+    clustered = [("recoveries", RECOVERIES_EVERY, recoveries)] if services.cluster is not None else []
     return [
+        *clustered,
         ("tick", tick_seconds, services.tick),
         ("push", tick_seconds, pump),
         ("deadlines", DEADLINE_EVERY, deadlines),
@@ -504,9 +520,114 @@ def periodic_jobs(services: Services, tick_seconds: float, housekeeping_seconds:
     ]
 
 
+def _following(
+    services: Services, follows: Callable[[str], bool], leading: Callable[[], bool]
+) -> tuple[Callable[[frozenset[str] | None], Awaitable[None]], Callable[[frozenset[str]], Awaitable[None]]]:
+    """What the others stored, as the board follows it: the memories of the checks this instance does not probe,
+    and (unless it leads) the derived statuses as the leader stored them."""
+
+    async def follow(keys: frozenset[str] | None = None) -> None:
+        """The memories the others stored (those of `keys`, or all) of the checks this instance does not probe."""
+        try:
+            memories = await asyncio.to_thread(services.store.load_memories, keys)
+        except StoreError as exc:  # the board keeps what it last followed; the next heartbeat retries
+            log.warning("checks of the other instances not followed: %s", exc)
+            return
+        theirs = {key: memory for key, memory in memories.items() if follows(key)}
+        services.pipeline.record(services.board.follow(theirs, services.clock()))
+
+    async def adopt(keys: frozenset[str]) -> None:
+        """The derived statuses the leader stored: shown as it derived them (the leader keeps its own)."""
+        if leading():
+            return
+        try:
+            statuses = await asyncio.to_thread(services.store.load_statuses, keys)
+        except StoreError as exc:
+            log.warning("derived states of the leader not followed: %s", exc)
+            return
+        if not leading():
+            services.pipeline.record(services.board.adopt(statuses))
+
+    return follow, adopt
+
+
+def _join_cluster(services: Services, location: str | None) -> Coordinator | None:
+    """On PostgreSQL, this instance among the others of its location: it probes and writes its share of the
+    checks, follows what the others store of theirs, and leads (housekeeping, notifications, derived states) only
+    if it holds the lead. None on SQLite (one instance per file, `cluster/single_instance.py`)."""
+    if services.store.engine.dialect.name != "postgresql":
+        return None
+    if services.workers is not None:  # each worker's share is not yet cut from this instance's (cli refuses it too)
+        raise MonitorError("--probe-workers: more than 1 is not supported on PostgreSQL yet (shared checks)")
+
+    follow, adopt = _following(services, lambda key: cluster.follows(key), lambda: cluster.leading)  # noqa: PLW0108 (below)
+
+    async def take_lead() -> None:
+        """Before leading: write what the stored derived states missed (the last leader died before writing it,
+        or its queue died with it), as transitions from the stored state to the board's."""
+        stored = await asyncio.to_thread(services.store.load_statuses)
+        now, change = services.clock(), BoardChange()
+        for key, status in services.board.statuses().items():
+            before = stored.get(key)
+            if key.startswith("check:") or before == status:
+                continue
+            if before is not None and before.state != status.state:
+                at = max(status.changed_at or status.since or now, before.changed_at or before.since or now)
+                change.transitions.append(
+                    Transition(status.ref, before.state, status.state, at, now, status.source, status.progress)
+                )
+            change.statuses.append(status)
+        for transition in change.transitions:
+            services.writer.add_transition(transition)
+        for status in change.statuses:
+            services.writer.set_status(status)
+
+    async def taken_over(key: str) -> None:
+        """A check's first result here: first its memory as its last owner stored it (written after the last
+        heartbeat's reading), so that its chain of transitions goes on where the store left it."""
+        if cluster.taken(key):
+            try:
+                memory = await asyncio.to_thread(stored_memory, services.store, key)
+            except StoreError as exc:
+                log.warning("%s; the memory followed at the last heartbeat stands", exc)
+                memory = None
+            if memory is not None:
+                services.pipeline.record(services.board.follow({key: memory}, services.clock()))
+        cluster.recording(key)  # its result is recorded next, with no wait between
+
+    settings = services.settings.cluster
+
+    def share() -> None:  # the checks this instance schedules: those it owns, or takes over soon
+        if services.scheduler.running:
+            report = services.scheduler.apply(services.settings)
+            cluster.scheduled(report.added, report.removed)
+
+    cluster = Coordinator(
+        services.store,
+        location or settings.location,
+        settings.heartbeat,
+        follow=lambda: follow(None),
+        before_lead=take_lead,
+        on_share=share,
+        follower=Follower(services.store, memories=follow, statuses=adopt, declared=services.refresh_overrides),
+    )
+    services.cluster = cluster
+    services.scheduler.gate = cluster.runs
+    services.pipeline.before_record = taken_over
+    services.scheduler.scheduled = cluster.may_own
+    services.scheduler.since = cluster.since
+    services.pipeline.writes = cluster.writes
+    services.board.followed = cluster.follows
+    if services.notifier is not None:
+        services.notifier.may_run = lambda: cluster.leading
+    return cluster
+
+
 def _start_jobs(services: Services, tick_seconds: float, housekeeping_seconds: float) -> None:
     """Probes, and the periodic work."""
     report = services.scheduler.start(services.settings)
+    if services.cluster is not None:
+        services.cluster.scheduled(report.added)
     for name, seconds, job in periodic_jobs(services, tick_seconds, housekeeping_seconds):
         services.scheduler.every(name, seconds, job)
     if services.workers is not None:
@@ -567,9 +688,12 @@ async def _within(stopping: Awaitable[None], seconds: float, what: str) -> None:
         log.warning("%s not stopped within %g s: shutting down without it", what, seconds)
 
 
-async def _stop_services(services: Services) -> None:
-    """Probes first (the workers' last results still reach the writer), then the writer, desk and notifier."""
+async def _stop(services: Services, cluster: Coordinator | None) -> None:
+    """A bounded shutdown: no more jobs; the cluster let go first; then the probes (the workers' last results still
+    reach the writer); then the writer, the desk and the notifier."""
     services.scheduler.shutdown()
+    if cluster is not None:  # first: its row deleted, the lead let go; the others take over at their next heartbeat
+        await _within(cluster.stop(), CLUSTER_GRACE, "cluster membership")
     if services.workers is not None:
         await services.workers.stop()
     services.stopping.set()  # long loops of reads (roll-ups, pruning, availability) end where they are
@@ -612,6 +736,7 @@ def create_app(
     reload_status: Path | None = None,
     passwords: Passwords | None = None,
     journal: Journal | None = None,
+    location: str | None = None,
     probe_workers: int = 1,
 ) -> Starlette:
     """The public app alone (see `create_apps`); nothing is opened or started until the lifespan runs.
@@ -634,6 +759,7 @@ def create_app(
         reload_status=reload_status,
         passwords=passwords,
         journal=journal,
+        location=location,
         probe_workers=probe_workers,
     ).public
 
@@ -654,12 +780,13 @@ def create_apps(
     reload_status: Path | None = None,
     passwords: Passwords | None = None,
     journal: Journal | None = None,
+    location: str | None = None,
     probe_workers: int = 1,
     worker_logs: tuple[str, str] = ("info", "text"),
 ) -> Listeners:
     """The public and the operators' ASGI apps over the same Services; `passwords` tunes Argon2 (tests); `journal`
-    receives what the store writer cannot write; `probe_workers` > 1 probes in that many processes (`probe_pool`),
-    which log at `worker_logs` (level, format)."""
+    receives what the store writer cannot write; `location` overrides the config's `cluster.location`;
+    `probe_workers` > 1 probes in that many processes (`probe_pool`), which log at `worker_logs` (level, format)."""
     shared = _Shared()
 
     @contextlib.asynccontextmanager
@@ -687,6 +814,9 @@ def create_apps(
         executor = ThreadPoolExecutor(max_workers=min(64, settings.max_concurrency + 4), thread_name_prefix="tpmon")
         loop.set_default_executor(executor)
         await services.writer.start()
+        cluster = _join_cluster(services, location) if schedule else None
+        if cluster is not None:
+            await cluster.start()  # before the first evaluation and the probes: which checks are this instance's
         await services.refresh_overrides()  # before the first evaluation: no flicker through probe states
         services.pipeline.record(services.board.evaluate_all(clock()))
         await asyncio.to_thread(services.refresh_metrics)  # reads only: rollups stay housekeeping's
@@ -706,7 +836,7 @@ def create_apps(
             if handle_sighup:
                 loop.remove_signal_handler(signal.SIGHUP)
             await _cancel(publishing)
-            await _stop_services(services)
+            await _stop(services, cluster)
             db.abort_operations()  # reads of jobs still under way (a hung database) end now, not at their deadline
             await clients.aclose()
             if store is None:

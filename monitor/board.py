@@ -8,7 +8,7 @@ snapshot every surface reads is taken in O(1), and each change costs O(changed Â
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -97,6 +97,8 @@ class Board:
         self.version = 0  # bumped on every change of a shown status; pages cache on it
         self.checked_at: datetime | None = None  # when the last probe result arrived
         self._unsaved: dict[str, CheckMemory] = {}  # memories made here, not yet handed to the store
+        # Several instances: the checks another instance probes now; it expires them, this board follows it.
+        self.followed: Callable[[str], bool] | None = None
         self._load(settings, statuses or {}, memories or {}, now)
         self._seed(now)
         # the last probe result the store remembers: after a restart, or in an export, a page still says how old
@@ -208,8 +210,16 @@ class Board:
         return change
 
     def push_due(self, now: datetime) -> list[str]:
-        """The push checks whose deadline (last signal, or configuration, + missed_after) is passed at `now`."""
-        return sorted(self._silent.due(now), key=self._rank.__getitem__)
+        """The push checks whose deadline (last signal, or configuration, + missed_after) is passed at `now`, but
+        those another instance follows."""
+        due, followed = self._silent.due(now), self.followed
+        if followed is not None:
+            due = [key for key in due if not followed(key)]
+        return sorted(due, key=self._rank.__getitem__)
+
+    def next_recovery(self) -> datetime | None:
+        """When the soonest recovery ends (a tick then turns its component up), if any is under way."""
+        return self._recoveries.next()
 
     def next_push_deadline(self) -> datetime | None:
         """The earliest deadline of the push checks not yet down, if any."""
@@ -224,10 +234,39 @@ class Board:
             self._derive(flows, now, change)
         return change
 
+    def follow(self, memories: Mapping[str, CheckMemory], now: datetime) -> BoardChange:
+        """Checks another instance probes: their memories as it stored them (its to write: not in the change's
+        memories), shown, and what they reach re-derived like a result's, with the recoveries due."""
+        change = BoardChange()
+        flows: set[int] | None = None
+        for key, memory in memories.items():
+            if key in self._policies and self._memories[key] != memory:
+                self._memories[key] = memory
+                # its deadline moves with the memory, earlier included (`_expire` skips it while followed)
+                (self._silent if self._policies[key].source is Source.PUSH else self._stale).touch(key)
+                flows = (flows or set()) | self._set_check(key, memory, change)
+        if flows is not None:  # like a result that changed its check: the recoveries due are told with it
+            self._derive(flows, now, change)
+        return change
+
+    def adopt(self, statuses: Mapping[str, ComponentStatus]) -> BoardChange:
+        """Derived statuses (flows, lines, networks) as the leader derived and stored them: shown as they are, so
+        that every instance tells the same; what they feed is re-derived at the next change."""
+        index = self._graph.index
+        found = {k: v for k, v in statuses.items() if k in index and self._statuses.get(k) != v}
+        self._commit(found)
+        if found:
+            self.version += 1
+        return BoardChange(statuses=list(found.values()))
+
     def _expire(self, keys: Iterable[str], now: datetime, change: BoardChange) -> set[int]:
-        """Expire the checks of `keys` that are due (in config order); returns the flows they feed."""
+        """Expire the checks of `keys` that are due (in config order), but those another instance follows (it
+        expires them, this board reads what it stored); returns the flows they feed."""
         flows: set[int] = set()
+        followed = self.followed
         for key in sorted(set(keys), key=self._rank.__getitem__):
+            if followed is not None and followed(key):
+                continue  # still scheduled: due here again once this instance owns it
             memory = self._memories[key]
             expired, transition = expire(self._refs[key], memory, self._policies[key], now)
             if transition is not None:

@@ -8,6 +8,7 @@ import importlib
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import time
@@ -37,6 +38,15 @@ def port_number(text: str) -> int:
     if not 1 <= port <= 65535:
         raise argparse.ArgumentTypeError(_("{port} is not between 1 and 65535").format(port=port))
     return port
+
+
+def location_name(text: str) -> str:
+    """A location: a slug (lyon, paris-2), as the config's cluster.location."""
+    from .config.values import SLUG
+
+    if not re.fullmatch(SLUG, text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a location name (lowercase letters, digits, - and _)")
+    return text
 
 
 def probe_workers(text: str) -> int:
@@ -102,10 +112,10 @@ def admin_address(args: argparse.Namespace, settings: Settings) -> tuple[str, in
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .app import check_port, create_apps
-    from .listener_limits import budget_file_descriptors
-    from .listeners import admin_server, public_server, serve_listeners
-    from .store import Store, start_journal
+    from sqlalchemy.engine import make_url
+
+    from .app import check_port
+    from .cluster.single_instance import single_instance
 
     path = _config_path(args)
     settings = load_config(path)
@@ -120,6 +130,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _check_publish_dir(settings)
     setup_logging(args.log_level, args.log_format)
     url = _database_url()
+    if args.probe_workers > 1 and make_url(url).get_backend_name() == "postgresql":  # shares not composed yet
+        raise MonitorError(
+            "--probe-workers: more than 1 is not supported on PostgreSQL yet (its instances share the checks); "
+            "use --probe-workers 1, with more instances for more cores"
+        )
+    with single_instance(url):  # SQLite: one serve per file, refused before the database or its journal is touched
+        return _serve(args, settings, path, admin, url)
+
+
+def _serve(args: argparse.Namespace, settings: Settings, path: str, admin: tuple[str, int] | None, url: str) -> int:
+    from .app import create_apps
+    from .listener_limits import budget_file_descriptors
+    from .listeners import admin_server, public_server, serve_listeners
+    from .store import Store, start_journal
+
     store = Store.open(url)
     try:  # what a previous run could not write is written first, before the board reads the store
         journal = start_journal(store, url)
@@ -142,6 +167,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         handle_sighup=True,
         reload_status=pid_file.with_suffix(".reload.json"),
         journal=journal,
+        location=args.location,
         probe_workers=args.probe_workers,
         worker_logs=(args.log_level, args.log_format),
     )
@@ -419,6 +445,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--admin-port", type=int, help=_("port of the operators' listener (default: config admin.port, 8081)")
     )
     serve.add_argument("--no-admin", action="store_true", help=_("run without the operators' listener"))
+    serve.add_argument(
+        "--location",
+        type=location_name,
+        help="where this instance probes from; the instances of one location on one PostgreSQL share its checks "
+        "(default: config cluster.location, 'default')",
+    )
     serve.add_argument(
         "--probe-workers",
         type=probe_workers,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -29,16 +29,26 @@ class Pipeline:
     context: Callable[[str], ProbeContext]
     clock: Callable[[], datetime]
     listeners: list[Callable[[BoardChange], None]] = field(default_factory=list)
+    # Several instances (monitor/cluster): whether this one writes a component's changes (one writer per fact), and
+    # what to do with a result before it is recorded (a check just taken over: its memory as last stored).
+    writes: Callable[[str], bool] | None = None
+    before_record: Callable[[str], Awaitable[None]] | None = None
 
     def record(self, change: BoardChange) -> None:
         """Queue a board change for the store (never waits for it) and tell the listeners."""
+        writes = self.writes or _everything
         for transition in change.transitions:
-            self.writer.add_transition(transition)
-            log.info("%s %s → %s (%s)", transition.ref.key, transition.previous, transition.state, transition.source)
+            if writes(transition.ref.key):
+                self.writer.add_transition(transition)
+                log.info(
+                    "%s %s → %s (%s)", transition.ref.key, transition.previous, transition.state, transition.source
+                )
         for status in change.statuses:
-            self.writer.set_status(status)
+            if writes(status.ref.key):
+                self.writer.set_status(status)
         for key, memory in change.memories.items():
-            self.writer.set_memory(key, memory)
+            if writes(key):
+                self.writer.set_memory(key, memory)
         for listener in self.listeners:
             listener(change)
 
@@ -49,8 +59,14 @@ class Pipeline:
         self.metrics.observe(result)
 
 
+def _everything(key: str) -> bool:
+    return True
+
+
 async def run_check(network: str, check: Check, pipeline: Pipeline) -> ProbeResult:
     """Probe one check once and push the result through the status engine, the store and the metrics."""
     result = await probe_check(check, pipeline.context(network))
+    if pipeline.before_record is not None:
+        await pipeline.before_record(result.check.key)
     pipeline.take(result)
     return result

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import math
 import random
+import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -176,6 +177,15 @@ class Scheduler:
         self._semaphore = asyncio.Semaphore(self._concurrency)
         self._jitter = 0.1
         self.waiting = 0  # runs due but held back by the concurrency bound
+        # Several instances (monitor/cluster): whether this one runs a check's slot due at a given instant. Set, the
+        # slots of a check fall at the same instants on every instance (a phase from its key, not at random), so
+        # that a check handed over runs on the next slot, neither twice nor never.
+        self.gate: Callable[[str, datetime], bool] | None = None
+        self.scheduled: Callable[[str], bool] | None = None  # and which checks it schedules at all
+        # and since when (epoch seconds) a slot already due of a check newly scheduled is its to run: the reading
+        # that handed it over came just before that slot, and scheduling it came just after
+        self.since: Callable[[], float | None] | None = None
+        self._slots: dict[str, tuple[float, float]] = {}  # key -> (first slot, interval), epoch seconds
         self._aps = _LoopScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1})
         self._aps.add_listener(self._on_event, EVENT_JOB_SUBMITTED | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
         self._aps.add_listener(self._on_error, EVENT_JOB_ERROR)
@@ -216,6 +226,8 @@ class Scheduler:
             for network, check in settings.checks()
             if check.kind != "push"
         }
+        if self.scheduled is not None:
+            wanted = {key: entry for key, entry in wanted.items() if self.scheduled(key)}
         report = ReloadReport(
             added=sorted(set(wanted) - set(self._checks)),
             removed=sorted(set(self._checks) - set(wanted)),
@@ -226,26 +238,34 @@ class Scheduler:
             if owns(key):
                 self._aps.remove_job(key)
             self._scheduled.pop(key, None)
+            self._slots.pop(key, None)
         old = self._checks
         self._checks = wanted
         for key in report.added:
             if owns(key):
-                self._add_job(key, wanted[key][1], due.get(key))
+                self._add_job(key, wanted[key][1], due.get(key), catch_up=True)
         for key in report.changed:
             if wanted[key][1].interval != old[key][1].interval and owns(key):
                 self._add_job(key, wanted[key][1])
         return report
 
-    def _add_job(self, key: str, check: Check, due: float | None = None) -> None:
+    def _add_job(self, key: str, check: Check, due: float | None = None, *, catch_up: bool = False) -> None:
         interval = check.interval / self._speed
         now = datetime.now(UTC).timestamp()
-        if due is not None and now <= due <= now + interval:  # its turn, as it was kept elsewhere
+        if self.gate is not None:  # the same slots on every instance, spread by the key (a kept due is one of them)
+            phase = _on_lattice(interval * (zlib.crc32(key.encode()) / 2**32), _tick(interval))
+            spread = phase + math.ceil((now - phase) / interval) * interval
+            since = self.since() if catch_up and self.since is not None else None
+            if since is not None and since <= spread - interval:
+                spread -= interval  # due since the share was read: run late (the gate judges it), not lost
+        elif due is not None and now <= due <= now + interval:  # its turn, as it was kept elsewhere
             spread = due
         elif due is not None and due < now:  # overdue: soon, not all at once
             spread = now + self._rng.uniform(0, min(interval, OVERDUE_SPREAD))
         else:
             spread = now + self._rng.uniform(0, interval)  # spread the load
         first = datetime.fromtimestamp(_on_lattice(spread, _tick(interval)), UTC)
+        self._slots[key] = (first.timestamp(), interval)
         jitter = interval * self._jitter or None
         trigger = _SteadyInterval(seconds=interval, start_date=first, jitter=jitter)
         self._aps.add_job(
@@ -261,7 +281,7 @@ class Scheduler:
 
     async def _job(self, key: str) -> None:
         entry = self._checks.get(key)
-        if entry is None:
+        if entry is None or not self._gated_in(key):
             return
         semaphore = self._semaphore  # a reload may replace it meanwhile: release the one acquired
         self.waiting += 1
@@ -276,6 +296,21 @@ class Scheduler:
             await self._run(*entry)
         finally:
             semaphore.release()
+
+    def _gated_in(self, key: str) -> bool:
+        """Without a gate, always; with one, whether this instance runs the slot now due (a slot is dated without
+        its jitter: each instance draws its own)."""
+        if self.gate is None:
+            return True
+        scheduled = self._scheduled.get(key)
+        first, interval = self._slots.get(key, (0.0, 0.0))
+        if scheduled is None or interval <= 0:
+            return self.gate(key, datetime.now(UTC))
+        slot = first + math.floor((scheduled.timestamp() - first) / interval + 1e-6) * interval
+        if self.gate(key, datetime.fromtimestamp(slot, UTC)):
+            return True
+        self._scheduled.pop(key, None)
+        return False
 
     def _on_event(self, event: JobEvent) -> None:
         if event.code == EVENT_JOB_SUBMITTED and isinstance(event, JobSubmissionEvent) and event.job_id in self._checks:

@@ -8,7 +8,7 @@ networks of expired checks and due recoveries (and their dependents), as the boa
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -37,6 +37,7 @@ class ReferenceBoard:
         self.reach = reach
         self.overrides = Overrides()
         self.unsaved: dict[str, CheckMemory] = {}
+        self.followed: Callable[[str], bool] | None = None  # as `Board.followed`: checks another instance expires
         self.load(settings, statuses or {}, memories or {}, now)
         result = evaluate(self.settings, self.statuses, self.overrides, self.statuses, now, self.order)
         for key, status in result.statuses.items():
@@ -109,7 +110,7 @@ class ReferenceBoard:
         found = []
         for key, policy in self.policies.items():
             at = deadline(self.memories[key], policy) if policy.source is Source.PUSH else None
-            if at is not None and at <= now:
+            if at is not None and at <= now and not (self.followed is not None and self.followed(key)):
                 found.append(key)
         return found
 
@@ -122,6 +123,18 @@ class ReferenceBoard:
         wanted = {k for k in keys if k in self.policies and self.policies[k].source is Source.PUSH}
         touched = self.expire([k for k in self.policies if k in wanted], now, change)
         if touched:
+            self.derive(touched, now, change)
+        return change
+
+    def follow(self, memories: Mapping[str, CheckMemory], now: datetime) -> BoardChange:
+        change = BoardChange()
+        touched: set[str] | None = None
+        for key, memory in memories.items():
+            if key in self.policies and self.memories[key] != memory:
+                self.memories[key] = memory
+                self.set_check(key, memory, change)
+                touched = (touched or set()) | {self.statuses[key].ref.network}
+        if touched is not None:
             self.derive(touched, now, change)
         return change
 
@@ -142,6 +155,8 @@ class ReferenceBoard:
     def expire(self, keys: list[str], now: datetime, change: BoardChange) -> set[str]:
         touched: set[str] = set()
         for key in keys:
+            if self.followed is not None and self.followed(key):
+                continue
             ref = self.statuses[key].ref
             expired, transition = expire(ref, self.memories[key], self.policies[key], now)
             if transition is not None:

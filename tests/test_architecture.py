@@ -43,6 +43,7 @@ RANKS: dict[str, float] = {
     "push_signals": 6,  # validated, read from the store's inbox, folded into the board
     "operators": 6,  # audited writes, tokens in memory, push intake, staff access: over the store
     "delivery": 6,  # senders: claim from the store's outbox, send by e-mail, webhook, chat
+    "cluster": 6.5,  # several instances: SQLite's file lock, membership, partition of the checks, one leader
     "web": 7,
     "app": 8,
     "listener_limits": 8,  # the listeners' limits around uvicorn: config and errors only
@@ -93,7 +94,7 @@ INNER: dict[str, dict[str, float]] = {
         "once": 5,
     },
     "store": {
-        **dict.fromkeys(("tables", "rows", "database", "deadlines"), 0),
+        **dict.fromkeys(("tables", "rows", "database", "deadlines", "changes"), 0),
         "outbox_rows": 0.5,  # events into the outbox, in the transaction of the store and the declarations
         **dict.fromkeys(("store", "migrations"), 1),
         **dict.fromkeys(
@@ -169,6 +170,12 @@ INNER: dict[str, dict[str, float]] = {
         **dict.fromkeys(("address_guard", "smtp_sender", "notify_metrics", "subscription_desk"), 0),
         **dict.fromkeys(("chat_sender", "webhook_sender"), 1),
         "notifier": 2,
+        "__init__": 3,
+    },
+    "cluster": {
+        **dict.fromkeys(("single_instance", "ownership"), 0),
+        **dict.fromkeys(("members", "follower"), 1),
+        "coordinator": 2,
         "__init__": 3,
     },
     "demo": {

@@ -3,9 +3,10 @@
 Over random configs (networks running all flows or some, lines with required, alternative and optional entries,
 dependencies on upstream flows with an impact and a scope of lines, probe and push checks) and random histories
 (results, bursts where a whole network fails or comes back at once, ticks, push deadlines, declarations and
-maintenance set and lifted, reloads, restarts), after every step the board's transitions, changed statuses and
-memories, and every status, equal those of `ReferenceBoard(reach="all")`, which re-derives every network with the
-full `evaluate` at each step that changes a check or the overrides.
+maintenance set and lifted, reloads, restarts; with several instances, checks another instance probes — followed,
+never expired here — and the memories it stored of them), after every step the board's transitions, changed
+statuses and memories, and every status, equal those of `ReferenceBoard(reach="all")`, which re-derives every
+network with the full `evaluate` at each step that changes a check or the overrides.
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ from monitor.board import Board, BoardChange
 from monitor.config import Settings
 from monitor.config.taxonomy import DEFAULT_FLOWS, DEFAULT_LINES
 from monitor.engine.aggregate import Input, over_checks
+from monitor.engine.check_state import advance
 from monitor.engine.check_tally import CheckTally
 from monitor.engine.graph import build_graph
 from monitor.engine.overrides import Override, Overrides
 from monitor.engine.timers import Timers
-from monitor.models import ComponentRef, FailureReason, ProbeResult, Source, State
+from monitor.models import CheckMemory, ComponentRef, FailureReason, ProbeResult, Source, State
 
 FLOWS = sorted(DEFAULT_FLOWS)
 LINES = sorted(DEFAULT_LINES)
@@ -111,6 +113,10 @@ STEPS = st.one_of(
     st.tuples(st.just("declare"), st.integers(0, 99), st.sampled_from(range(len(DECLARED))), SECONDS),
     st.tuples(st.just("reload"), SECONDS),
     st.tuples(st.just("restart"), st.booleans(), SECONDS),  # the declarations applied first, or a result first
+    # several instances: another one now probes these checks (none: this one probes them all), and this board
+    # follows what it stored of some checks (each memory advanced by its results)
+    st.tuples(st.just("share"), st.lists(st.integers(0, 99), max_size=4), SECONDS),
+    st.tuples(st.just("follow"), st.lists(st.tuples(st.integers(0, 99), OUTCOMES), min_size=1, max_size=3), SECONDS),
 )
 
 
@@ -125,6 +131,12 @@ class History:
     maintenance: dict[str, Override] = field(default_factory=dict)
     lifted: dict[str, datetime] = field(default_factory=dict)
     serial: int = 0
+    followed: frozenset[str] = frozenset()  # the checks another instance probes
+
+    def share(self, keys: frozenset[str]) -> None:
+        self.followed = keys
+        for board in (self.board, self.reference):
+            board.followed = keys.__contains__ if keys else None
 
     def overrides(self) -> Overrides:
         return Overrides(dict(self.declared), dict(self.maintenance), dict(self.lifted))
@@ -221,11 +233,23 @@ def step_once(history: History, step: tuple[Any, ...], other: Settings) -> tuple
         assert saved == history.reference.statuses
         history.board = Board(settings, now, saved, memories)
         history.reference = ReferenceBoard(settings, now, saved, memories)
+        history.share(history.followed)
         if not step[1] and checks:  # a result before the declarations: what changed meanwhile is told with it
             key = checks[len(checks) // 2]
             return history.both(lambda b: b.record(result(key, now - timedelta(seconds=1), "fail"), now))
         overrides = history.overrides()
         return history.both(lambda b: b.set_overrides(overrides, now))
+    if step[0] == "share":
+        history.share(frozenset(checks[i % len(checks)] for i in step[1]) if checks else frozenset())
+        return BoardChange(), BoardChange()
+    if step[0] == "follow" and checks:  # what the other instance stored: its memories, advanced by its results
+        theirs: dict[str, CheckMemory] = {}
+        for index, outcome in step[1]:
+            key = checks[index % len(checks)]
+            before = theirs.get(key, history.reference.memories[key])
+            probe = result(key, now - timedelta(seconds=1), outcome)
+            theirs[key] = advance(before, probe, history.reference.policies[key], now)[0]
+        return history.both(lambda b: b.follow(theirs, now))
     return BoardChange(), BoardChange()
 
 

@@ -431,3 +431,24 @@ def test_a_bad_worker_count_is_one_line_naming_the_option(tmp_path: Path) -> Non
         assert done.returncode == 2, done
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and "--probe-workers" in lines[0] and "Traceback" not in done.stderr, done.stderr
+
+
+def test_workers_on_postgresql_are_refused_in_one_line_until_composed_with_the_cluster_share(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Several instances share the checks on PostgreSQL; the workers' share is not cut from an instance's yet:
+    refused before anything starts (the database untouched), one line naming the option."""
+    config = tmp_path / "tpmon.yaml"
+    config.write_text(config_text("http://127.0.0.1:9/", interval=2.0, names=NAMES[:1]), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "monitor", "serve", "--config", str(config), "--probe-workers", "2"],
+        cwd=tmp_path,
+        env={**os.environ, "TPMON_DATABASE_URL": postgres_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--probe-workers" in lines[0] and "PostgreSQL" in lines[0], done.stderr

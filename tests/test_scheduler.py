@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -212,3 +214,31 @@ async def test_runs_are_started_by_the_loop_timer_without_a_thread_hop(monkeypat
         monkeypatch.undo()
     await until(lambda: not scheduler.running)
     assert scheduler._aps._timer is None  # shut down: its timer is gone
+
+
+async def test_a_check_newly_scheduled_runs_the_slot_due_since_its_share_was_read() -> None:
+    """Several instances: the reading that hands a check over comes before its slot, scheduling it may come just
+    after: that slot runs (late, the gate judges it), not lost; a slot due before the reading never does."""
+    for ago, caught_up in ((1.5, True), (0.0, False)):
+        slots: list[datetime] = []
+        started = time.time()
+        read_at = started - ago
+
+        def gate(key: str, at: datetime, slots: list[datetime] = slots) -> bool:
+            slots.append(at)
+            return True
+
+        async def run(network: str, c: Check) -> None:
+            pass
+
+        scheduler = Scheduler(run)
+        scheduler.gate = gate
+        scheduler.since = lambda read_at=read_at: read_at  # bound per case
+        scheduler.start(settings(check("a", interval=1.0)))
+        try:
+            await until(lambda slots=slots: bool(slots))
+        finally:
+            scheduler.shutdown()
+        first = slots[0].timestamp()
+        assert (first < started) is caught_up, (first - started, ago)
+        assert first >= read_at  # never a slot due before the reading

@@ -18,6 +18,7 @@ __all__ = [
     "ChatChannel",
     "Check",
     "CheckDefaults",
+    "ClusterSettings",
     "Dependency",
     "DnsCheck",
     "FlowDef",
@@ -413,6 +414,14 @@ class AdminSettings(Model):
     audit_retention_days: int = Field(default=400, ge=30, le=36500)
 
 
+class ClusterSettings(Model):
+    """Several `tpmon serve` on one PostgreSQL (a SQLite file takes one): where this one probes from, and how often
+    the instances tell that they live. Read at start only; `tpmon serve --location` overrides the location."""
+
+    location: Slug = "default"  # the instances of one location share its checks; each check is probed once there
+    heartbeat: Seconds = Field(default=5.0, ge=0.5, le=300.0)  # an instance silent two heartbeats loses its share
+
+
 _SCOPE = re.compile(r"^(\*|[a-z0-9][a-z0-9_-]{0,62}(/[a-z0-9][a-z0-9_-]{0,62})?)$")
 _ADDRESS = re.compile(r"^[^\s@<>\"]+@[^\s@<>\"]+\.[^\s@<>\"]+$")
 
@@ -480,6 +489,7 @@ class Settings(Model):
     )
     networks: Frozen[Slug, Network] = Field(min_length=1)
     admin: AdminSettings = AdminSettings()
+    cluster: ClusterSettings = ClusterSettings()
     notifications: Notifications | None = None  # absent: nothing is sent, no subscription form
     source: str = Field(default="", exclude=True)  # the file it was loaded from
 

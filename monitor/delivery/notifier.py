@@ -102,6 +102,7 @@ class Notifier:
         self._housekept: datetime | None = None
         self._letters: dict[tuple[int, ...], Mime | None] = {}  # one encoding per set of events told
         self._hooks: dict[int, Webhook] = {}
+        self.may_run: Callable[[], bool] = lambda: True  # several instances: only the leader's cycles run
 
     # --- one cycle ---------------------------------------------------------------------------------------------
     def cycle(self, budget: float = 5.0) -> CycleReport:
@@ -277,6 +278,9 @@ class Notifier:
         loop = asyncio.get_running_loop()
         failing = False
         while True:
+            if not self.may_run():
+                await asyncio.sleep(interval)
+                continue
             try:
                 report = await loop.run_in_executor(self._cycler, self.cycle)
             except StoreError as exc:  # the store is down: the events wait in the outbox

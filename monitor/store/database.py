@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -179,15 +181,29 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Run the Alembic migrations up to `revision` on `engine`, in one transaction."""
+    """Run the Alembic migrations up to `revision` on `engine`, in one transaction, one process at a time: an
+    advisory lock on PostgreSQL, a file lock beside a SQLite file (whose DDL pysqlite does not run in the
+    transaction: two first starts would both create the tables)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
-    with engine.begin() as connection:
+    with _sqlite_migration_lock(engine.url), engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SET LOCAL statement_timeout = 0"))  # an index on a big table takes time
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+
+
+@contextlib.contextmanager
+def _sqlite_migration_lock(url: URL) -> Iterator[None]:
+    """Hold `<file>.migrate.lock` (flock, blocking) while a SQLite file is migrated; nothing for other databases."""
+    if url.get_backend_name() != "sqlite" or is_memory(url) or (url.database or "").startswith("file:"):
+        yield
+        return
+    path = Path(url.database or "").absolute()
+    with open(path.with_name(path.name + ".migrate.lock"), "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+        yield
 
 
 def migrate(url: str) -> None:

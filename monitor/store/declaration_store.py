@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -34,6 +35,7 @@ from monitor.errors import IncidentError, NotFound
 from monitor.models import State
 from monitor.notify.events import incident_event, window_event
 from monitor.store import tables
+from monitor.store.changes import DECLARED, tell
 from monitor.store.outbox_rows import insert_events
 from monitor.store.store import Clock, Store, utcnow
 
@@ -73,6 +75,13 @@ class Declarations:
         self.settings = settings
         self._clock = clock
 
+    @contextmanager
+    def _writing(self, doing: str) -> Iterator[Connection]:
+        """A verb's transaction; at its commit, the other instances are told to read the declarations again."""
+        with self.store._session(doing, write=True) as connection:
+            yield connection
+            tell(connection, DECLARED)
+
     # Incidents
 
     def open_incident(
@@ -86,7 +95,7 @@ class Declarations:
     ) -> Incident:
         """Validate and store a new incident with its first update; returns it with its id."""
         incident = open_incident(self.settings, title=title, impact=impact, first=first, components=components)
-        with self.store._session("open an incident in", write=True) as connection:
+        with self._writing("open an incident in") as connection:
             row = {
                 "title_fr": incident.title.fr,
                 "title_en": incident.title.en,
@@ -110,7 +119,7 @@ class Declarations:
         self, incident_id: int, change: IncidentUpdate, *, impact: Impact | None = None, also: Also | None = None
     ) -> Incident:
         """Append an update (a `resolved` one resolves); IncidentError if the lifecycle or an input refuses it."""
-        with self.store._session("update an incident in", write=True) as connection:
+        with self._writing("update an incident in") as connection:
             before = _load_one(connection, incident_id)
             after = add_update(before, change, self.settings, impact=impact)
             values = {
@@ -193,7 +202,7 @@ class Declarations:
     def add_window(self, window: MaintenanceWindow, *, also: Also | None = None) -> MaintenanceWindow:
         """Validate and store a window; returns it with its id."""
         checked = check_window(window, self.settings)
-        with self.store._session("add a maintenance window to", write=True) as connection:
+        with self._writing("add a maintenance window to") as connection:
             row = _window_row(checked) | {"created_at": self._clock(), "cancelled": False}
             new_id = _insert(connection, tables.maintenance_window, row)
             added = _window_from_row(_window_one(connection, new_id))
@@ -205,7 +214,7 @@ class Declarations:
     def cancel_window(self, window_id: int, *, also: Also | None = None) -> MaintenanceWindow:
         """Cancel every occurrence of a window; IncidentError if it already is."""
         table = tables.maintenance_window
-        with self.store._session("cancel a maintenance window in", write=True) as connection:
+        with self._writing("cancel a maintenance window in") as connection:
             before = _window_from_row(_window_one(connection, window_id))
             if before.cancelled:
                 raise IncidentError("id", f"maintenance window {window_id} is already cancelled")
@@ -222,7 +231,7 @@ class Declarations:
         """Cancel the one occurrence starting on local date `day`; the series goes on. IncidentError naming `date`
         if no occurrence starts that day or it is already cancelled."""
         table = tables.maintenance_window
-        with self.store._session("cancel a maintenance occurrence in", write=True) as connection:
+        with self._writing("cancel a maintenance occurrence in") as connection:
             before = _window_from_row(_window_one(connection, window_id, lock=True))
             after = skip_occurrence(before, day)
             skipped = [d.isoformat() for d in after.skipped]

@@ -8,9 +8,9 @@ import math
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -21,13 +21,17 @@ from sqlalchemy import (
     Insert,
     Select,
     Table,
+    and_,
     delete,
     event,
     func,
     insert,
+    literal,
     literal_column,
+    or_,
     select,
     text,
+    true,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import (
@@ -42,16 +46,18 @@ from sqlalchemy.exc import (
 from sqlalchemy.sql.elements import ColumnClause
 
 from monitor.errors import StoreError
-from monitor.models import CheckMemory, ComponentRef, ComponentStatus, ProbeResult, Transition
+from monitor.models import CheckMemory, ComponentRef, ComponentStatus, ProbeResult, State, Transition
 from monitor.notify.events import line_events
 from monitor.store import rows, tables
+from monitor.store.changes import MEMORIES, STATUSES, tell
 from monitor.store.database import CONNECT_TIMEOUT, describe, is_memory, make_engine, mask, upgrade
 from monitor.store.deadlines import Watchdog
 from monitor.store.outbox_rows import insert_events
 
 __all__ = ["DEADLINE", "Batch", "Store", "WriteRefused", "new_uid"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("tpmon.store")
+
 T = TypeVar("T")
 Clock = Callable[[], datetime]
 
@@ -209,16 +215,26 @@ class Store:
                 results = [rows.stored_row(r, ids[r.check.key], clamped) for r in batch.results]
                 connection.execute(insert(tables.probe_result), results)
             if batch.transitions:
-                keyed = zip(batch.transitions, batch.keys(), strict=True)
-                transitions = [rows.transition_row(t) | {"uid": uid} for t, uid in keyed]
-                connection.execute(_insert_new(connection, tables.transition, "uid"), transitions)
-                insert_events(connection, line_events(batch.transitions), now)  # the outbox, same transaction
+                written = [
+                    kept
+                    for transition, uid in zip(batch.transitions, batch.keys(), strict=True)
+                    if (kept := _append(connection, transition, uid)) is not None
+                ]
+                insert_events(connection, line_events(written), now)  # the outbox, same transaction
             if batch.statuses:
                 statuses = [rows.status_row(k, s, now) for k, s in batch.statuses.items()]
                 _upsert(connection, tables.component_status, statuses)
+                derived = [key for key in batch.statuses if not key.startswith("check:")]
+                if derived:
+                    tell(connection, STATUSES, derived)  # the other instances show them as the leader derived them
             if batch.memories:
                 memories = [rows.memory_row(k, m, now) for k, m in batch.memories.items()]
                 _upsert(connection, tables.check_memory, memories)
+                # the other instances follow those whose state changed at once (PostgreSQL; the rest at their
+                # heartbeats): a result like the last one costs them nothing
+                changed = {t.ref.key for t in batch.transitions if t.ref.key in batch.memories}
+                if changed:
+                    tell(connection, MEMORIES, changed)
         if clamped:
             self.clamped.update(clamped)
             log.warning(
@@ -250,14 +266,20 @@ class Store:
             self._check_ids.update(found)
         return {key: self._check_ids[key] for key in keys}
 
-    def load_statuses(self) -> dict[str, ComponentStatus]:
-        """Every stored component status, by component key."""
-        found = self._read(select(tables.component_status), rows.status_from_row)
+    def load_statuses(self, keys: Collection[str] | None = None) -> dict[str, ComponentStatus]:
+        """Every stored component status (or those of `keys`), by component key."""
+        query = select(tables.component_status)
+        if keys is not None:
+            query = query.where(tables.component_status.c.component_key.in_(list(keys)))
+        found = self._read(query, rows.status_from_row)
         return {status.ref.key: status for status in found}
 
-    def load_memories(self) -> dict[str, CheckMemory]:
-        """Every stored check memory, by check key."""
-        found = self._read(select(tables.check_memory), lambda row: (row.check_key, rows.memory_from_row(row)))
+    def load_memories(self, keys: Collection[str] | None = None) -> dict[str, CheckMemory]:
+        """Every stored check memory (or those of `keys`), by check key."""
+        query = select(tables.check_memory)
+        if keys is not None:
+            query = query.where(tables.check_memory.c.check_key.in_(list(keys)))
+        found = self._read(query, lambda row: (row.check_key, rows.memory_from_row(row)))
         return dict(found)
 
     def transitions(
@@ -340,6 +362,58 @@ class Store:
 def _fresh(_dbapi_connection: Any, record: Any) -> None:
     """Pool connect: a connection just opened needs no ping at its first checkout."""
     record.info["tpmon_fresh"] = True
+
+
+def _append(connection: Connection, transition: Transition, uid: str) -> Transition | None:
+    """Append `transition` at the end of its component's stored chain: None if it is already there (the same key,
+    or the state the chain ends in — another writer wrote that fact) or if another writer appended first (the
+    unique index on (component, after_id)); its `previous` is the state the stored chain ends in.
+
+    A writer whose view lags (an instance that took a component over before the last writes of the one before it
+    landed) continues the chain where it is instead of forking it; logged, it is a late view, not a new fact.
+    """
+    table, row = tables.transition, rows.transition_row(transition) | {"uid": uid}
+    last = (
+        select(table.c.id, table.c.state, table.c.at)
+        .where(table.c.component_key == transition.ref.key)
+        .order_by(table.c.after_id.desc())  # the chain's last: its unique index (ids grow along a chain)
+        .limit(1)
+        .subquery("last")
+    )
+    here = select(literal(1).label("one")).subquery("here")
+
+    def value(name: str) -> Any:
+        return literal(row[name], table.c[name].type)
+
+    names = [n for n in row if n != "previous"]
+    chosen = (
+        select(
+            *(value(n) for n in names),
+            func.coalesce(last.c.state, value("previous")),
+            func.coalesce(last.c.id, 0),
+        )
+        .select_from(here.outerjoin(last, true()))
+        .where(
+            or_(
+                last.c.id.is_(None),
+                last.c.state != row["state"],
+                and_(value("state") == State.RECOVERING.value, last.c.at != value("at")),  # a recovery's step
+            )
+        )
+    )
+    dialect = connection.dialect.name
+    statement = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+    appended = statement.from_select([*names, "previous", "after_id"], chosen).on_conflict_do_nothing()
+    found = connection.execute(appended.returning(table.c.previous)).first()
+    if found is None:
+        return None
+    if found.previous != row["previous"]:
+        log.warning(
+            "%s %s → %s written after %s, where its stored chain ends (this instance's view lagged)",
+            transition.ref.key, transition.previous, transition.state, found.previous,
+        )  # fmt: skip
+        return replace(transition, previous=State(found.previous))
+    return transition
 
 
 def _insert_new(connection: Connection, table: Table, unique: str) -> Insert:

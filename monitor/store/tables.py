@@ -32,6 +32,7 @@ __all__ = [
     "IdempotencyRow",
     "IncidentRow",
     "IncidentUpdateRow",
+    "InstanceRow",
     "JournalSegmentRow",
     "MaintenanceWindowRow",
     "NotificationDeliveryRow",
@@ -54,6 +55,7 @@ __all__ = [
     "idempotency_key",
     "incident",
     "incident_update",
+    "instance",
     "journal_segment",
     "maintenance_window",
     "metadata",
@@ -167,10 +169,16 @@ class TransitionRow(SQLModel, table=True):
         Index("ix_transition_component_key_at", "component_key", "at"),
         Index("ix_transition_at", "at"),
         Index("ux_transition_uid", "uid", unique=True),
+        Index("ux_transition_chain", "component_key", "after_id", unique=True),
     )
 
     id: int | None = _id()
     uid: str | None = Field(default=None, nullable=True)  # the writer's key: a transition written twice is kept once
+    # the id of the transition before it in its component's chain (0: the first); unique per component: no two
+    # writers both follow the same transition (store.py appends each at the end of the stored chain)
+    after_id: int | None = Field(
+        default=None, sa_type=BigInteger(), nullable=False, sa_column_kwargs={"server_default": "0"}
+    )
     component_key: str = Field(nullable=False)
     previous: str
     state: str
@@ -491,6 +499,21 @@ class NotificationLineMemoryRow(SQLModel, table=True):
     at: datetime = _when()
 
 
+class InstanceRow(SQLModel, table=True):
+    """A running `tpmon serve` sharing a PostgreSQL (monitor/cluster): its location and last heartbeat, both
+    dated by the database's clock. A row whose heartbeat is two heartbeats old is a dead instance."""
+
+    __tablename__ = "instance"
+    __table_args__ = (Index("ix_instance_location_heartbeat", "location", "heartbeat_at"),)
+
+    id: str = Field(primary_key=True)
+    location: str
+    host: str = ""
+    pid: int = 0
+    joined_at: datetime = _when()
+    heartbeat_at: datetime = _when()
+
+
 class JournalSegmentRow(SQLModel, table=True):
     """A segment of a store writer's journal already written here: replayed twice, it is written once."""
 
@@ -516,6 +539,7 @@ staff_session: Table = metadata.tables["staff_session"]
 api_token: Table = metadata.tables["api_token"]
 audit_event: Table = metadata.tables["audit_event"]
 idempotency_key: Table = metadata.tables["idempotency_key"]
+instance: Table = metadata.tables["instance"]
 notification_event: Table = metadata.tables["notification_event"]
 notification_delivery: Table = metadata.tables["notification_delivery"]
 notification_line_memory: Table = metadata.tables["notification_line_memory"]

@@ -119,7 +119,7 @@ async def test_postgres_outage_loses_nothing_within_the_buffer(pg_proxy: TcpProx
         for i in range(10, 310):
             writer.add_result(sample_result(i))
             if i % 10 == 0:
-                writer.add_transition(sample_transition(i))
+                writer.add_transition(sample_transition(i // 10))  # a chain: down, up, down…
                 writer.set_status(status(State.DOWN, i))
         await until(lambda: writer.stats.failures >= 3)  # retried, still down
         assert writer.stats.db_up is False
@@ -137,7 +137,7 @@ async def test_postgres_outage_loses_nothing_within_the_buffer(pg_proxy: TcpProx
 
     with Store.open(fresh_postgres_url, migrate=False) as direct:
         assert sorted(r.started_at for r in direct.results(CHECK)) == [T0 + timedelta(seconds=i) for i in range(310)]
-        assert direct.transitions() == [sample_transition(i) for i in reversed(range(10, 310, 10))]
+        assert direct.transitions() == [sample_transition(i // 10) for i in reversed(range(10, 310, 10))]
         assert direct.load_statuses() == {FLOW.key: status(State.DOWN, 300)}
 
 
@@ -153,7 +153,7 @@ async def test_postgres_outage_drops_oldest_results_but_never_transitions(
         for i in range(50):
             writer.add_result(sample_result(i))
             if i % 10 == 0:
-                writer.add_transition(sample_transition(i))
+                writer.add_transition(sample_transition(i // 10))  # a chain: down, up, down…
         await until(lambda: writer.stats.failures >= 2)
         for i in range(50, 60):  # while a failed batch goes back to the front of the buffer
             writer.add_result(sample_result(i))
@@ -171,7 +171,7 @@ async def test_postgres_outage_drops_oldest_results_but_never_transitions(
     with Store.open(fresh_postgres_url, migrate=False) as direct:
         kept = sorted(r.started_at for r in direct.results(CHECK))
         assert kept == [T0 + timedelta(seconds=i) for i in range(40, 60)]  # the 40 oldest were dropped
-        assert direct.transitions() == [sample_transition(i) for i in (40, 30, 20, 10, 0)]
+        assert direct.transitions() == [sample_transition(i // 10) for i in (40, 30, 20, 10, 0)]
 
 
 @pytest.mark.postgres

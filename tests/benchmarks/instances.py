@@ -1,0 +1,194 @@
+"""Several instances on one PostgreSQL: 1, 2 and 3 `tpmon serve` sharing the same checks against the nginx farm.
+
+Not part of the test run. Usage (≈ 6 min with --quick, ≈ 8 min without):
+
+    export TPMON_TEST_POSTGRES_URL=$(bash .ci/postgres.sh | tail -1)
+    .venv/bin/python tests/benchmarks/instances.py [--quick] [--json FILE]
+
+Needs nginx (`farm.py`). For each count of instances, a fresh schema and fresh processes on the same checks
+(3,000 every 10 s; --quick: 1,000, a shorter window): the instances start one after the other,
+settle (every row joined more than two heartbeats ago), run one interval of warm-up, then the window is measured.
+
+What tells the truth here: probes are counted AT THE TARGET (nginx's access log, per path): `probes_per_s` over
+the window; `duplicated_probes`, the arrivals of a check less than half an interval after its previous one (two
+instances probing one check: must be 0); `missed_share`, the intended probes (checks × window / interval) that
+did not arrive; CPU is utime+stime of every instance over the window, per probe counted at the target, and per
+instance; lag p99 is read from each instance's `tpmon_scheduler_lag_seconds` (its window's delta, the worst
+instance). `load_1m` says how busy the shared cores were. ONE JSON object on stdout; progress on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import httpx
+from farm import farm
+from meter import cpu_seconds, free_port, say, stop, wait_until
+from probe_engine import quantile, scrape, tpmon_command
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+from workload import intended_probes, plan, tpmon_config
+
+HEARTBEAT = 2.0  # seconds (cluster.heartbeat)
+
+
+def schema_url(postgres_url: str) -> tuple[str, str]:
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    with create_engine(postgres_url, poolclass=NullPool).begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(postgres_url).update_query_dict({"options": f"-csearch_path={schema}"})
+    return schema, url.render_as_string(hide_password=False)
+
+
+def drop(postgres_url: str, schema: str) -> None:
+    with create_engine(postgres_url, poolclass=NullPool).begin() as connection:
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+def settled(url: str, count: int) -> bool:
+    with create_engine(url, poolclass=NullPool).connect() as connection:
+        row = connection.execute(
+            text("SELECT count(*) AS n, max(joined_at) < clock_timestamp() - interval '5 seconds' AS ok FROM instance")
+        ).one()
+    return bool(row.n == count and row.ok)
+
+
+def per_path(access_log: Path, start: float, end: float) -> dict[str, list[float]]:
+    """The arrival (request start) of each probe in [start, end), by path (nginx's access log)."""
+    found: dict[str, list[float]] = {}
+    with access_log.open("rb") as log:
+        for raw in log:
+            parts = raw.split()
+            if len(parts) != 5:
+                continue
+            began = float(parts[0]) - float(parts[1])
+            if start <= began < end:
+                found.setdefault(parts[3].decode(), []).append(began)
+    return {path: sorted(times) for path, times in found.items()}
+
+
+def measure(count: int, checks: int, interval: float, window: float, postgres_url: str, root: Path) -> dict[str, Any]:
+    targets = plan(checks, max(1, checks // 100))
+    schema, url = schema_url(postgres_url)
+    procs: list[subprocess.Popen[bytes]] = []
+    ports: list[int] = []
+    try:
+        with farm(root / f"farm{count}") as nginx:
+            config = root / f"tpmon{count}.yaml"
+            body = tpmon_config(targets, interval, nginx.base(False), None)
+            config.write_text(f"cluster: {{heartbeat: {HEARTBEAT:g}s}}\nadmin: {{enabled: false}}\n{body}")
+            for index in range(count):
+                workdir = root / f"n{count}-{index}"
+                workdir.mkdir()
+                port = free_port()
+                env = {**os.environ, "TPMON_DATABASE_URL": url}
+                with (workdir / "serve.log").open("wb") as log:
+                    procs.append(
+                        subprocess.Popen(
+                            [*tpmon_command(), "serve", "--config", str(config), "--port", str(port), "--no-admin"],
+                            cwd=workdir,
+                            env=env,
+                            stdout=log,
+                            stderr=log,
+                        )
+                    )
+                ports.append(port)
+                wait_until(partial(_answers, port), 120, f"instance {index} to answer")
+            wait_until(lambda: settled(url, count), 120, f"{count} settled instance(s)")
+            time.sleep(interval)  # warm-up: one interval once settled (a benchmark's pace, not a test's wait)
+            clients = [httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, trust_env=False) for port in ports]
+            before = [scrape(client) for client in clients]
+            cpu_before = [cpu_seconds(proc.pid) for proc in procs]
+            start = time.time()
+            time.sleep(window)
+            end = time.time()
+            cpu = [cpu_seconds(proc.pid) - was for proc, was in zip(procs, cpu_before, strict=True)]
+            after = [scrape(client) for client in clients]
+            for client in clients:
+                client.close()
+            time.sleep(1.0)  # probes in flight at `end` are logged when they end
+            arrivals = per_path(nginx.access_log, start, end)
+    finally:
+        for proc in procs:
+            stop(proc)
+        drop(postgres_url, schema)
+    probes = sum(len(times) for times in arrivals.values())
+    duplicated = sum(1 for times in arrivals.values() for a, b in itertools.pairwise(times) if b - a < interval / 2)
+    intended = intended_probes(checks, interval, window)
+    lags = []
+    for b, a in zip(before, after, strict=True):
+        delta = {le: a.lag_buckets.get(le, 0.0) - b.lag_buckets.get(le, 0.0) for le in a.lag_buckets}
+        lags.append(quantile(delta, 0.99))
+    return {
+        "instances": count,
+        "checks": checks,
+        "interval_s": interval,
+        "window_s": round(end - start, 1),
+        "probes_per_s": round(probes / (end - start), 1),
+        "intended_per_s": round(intended / window, 1),
+        "missed_share": round(max(0.0, 1 - probes / intended), 4),
+        "duplicated_probes": duplicated,
+        "cpu_ms_per_probe": round(1000 * sum(cpu) / probes, 3) if probes else None,
+        "cpu_s_per_instance": [round(c, 2) for c in cpu],
+        # each instance's CPU per probe of its own share (probes / instances): flat when scaling out costs nothing
+        "cpu_ms_per_own_probe": [round(1000 * c * count / probes, 3) for c in cpu] if probes else None,
+        "lag_p99_s": max((lag for lag in lags if lag is not None), default=None),
+        "load_1m": os.getloadavg()[0],
+    }
+
+
+def _answers(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5, trust_env=False).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1,000 checks, 30 s windows")
+    parser.add_argument("--json", type=Path, help="also write the JSON object here")
+    args = parser.parse_args()
+    postgres_url = os.environ.get("TPMON_TEST_POSTGRES_URL")
+    if not postgres_url:
+        print("TPMON_TEST_POSTGRES_URL is not set (bash .ci/postgres.sh)", file=sys.stderr)
+        return 2
+    checks, counts, window = (1000, (1, 2, 3), 30.0) if args.quick else (3000, (1, 2, 3), 60.0)
+    interval = 10.0
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="tpmon-instances-") as folder:
+        for count in counts:
+            say(f"{count} instance(s), {checks} checks every {interval:g} s")
+            runs.append(measure(count, checks, interval, window, postgres_url, Path(folder)))
+            say(json.dumps(runs[-1]))
+    out = {
+        "benchmark": "instances",
+        "runs": runs,
+        "duplicated_probes": sum(run["duplicated_probes"] for run in runs),
+        # CPU per probe and lag: what scaling out buys on a loaded shared machine (probes/s is the intended rate
+        # as long as every instance keeps up)
+        "cpu_per_probe_ratio_vs_one": [
+            round((run["cpu_ms_per_probe"] or 0) / (runs[0]["cpu_ms_per_probe"] or 1), 3) for run in runs
+        ],
+    }
+    text_out = json.dumps(out, indent=2)
+    print(text_out)
+    if args.json is not None:
+        args.json.write_text(text_out + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
