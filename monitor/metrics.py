@@ -138,6 +138,7 @@ class Metrics:
         self._checks: dict[ComponentRef, _CheckSeries] = {}
         self._states = _StateLines()
         self.derived = Derived()  # replaced whole by the periodic refresh; scrapes only read it
+        self.location = "default"  # the `location` label of the probe series: where the probes ran from
 
     def note_start(self, at: datetime) -> None:
         """The config in use was loaded when the process started."""
@@ -159,7 +160,7 @@ class Metrics:
         ref = result.check
         series = self._checks.get(ref)
         if series is None:
-            series = self._checks[ref] = _CheckSeries(ref, self.network_duration.labels(ref.network))
+            series = self._checks[ref] = _CheckSeries(ref, self.network_duration.labels(ref.network), self.location)
         series.observe(result)
 
     def forget(self, ref: ComponentRef) -> None:
@@ -262,8 +263,9 @@ class _CheckSeries:
         "success_line",
     )
 
-    def __init__(self, ref: ComponentRef, histogram: Histogram) -> None:
-        self.labels = label_block({"network": ref.network, "flow": ref.name, "check": ref.check})
+    def __init__(self, ref: ComponentRef, histogram: Histogram, location: str = "default") -> None:
+        labels = {"network": ref.network, "flow": ref.name, "check": ref.check, "location": location}
+        self.labels = label_block(labels)
         self.histogram = histogram  # the network's
         self.success = False
         self.duration = 0.0

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
+from monitor.engine.quorum import split_key
 from monitor.errors import StoreError
 from monitor.store import Store
 
@@ -110,15 +111,27 @@ class Coordinator:
         return self.owns(key, now) or self.owns(key, ahead)
 
     def writes(self, key: str) -> bool:
-        """Whether this instance writes a change of component `key`: its checks' if its location is the primary
-        one, the derived ones if it leads."""
+        """Whether this instance writes a change of component `key`: a check's verdict if it owns the check in the
+        primary location (it combines the locations' memories), its location's own memory of a check it owns
+        while several locations live, the derived ones if it leads."""
+        check, location = split_key(key)
+        if location is not None:
+            return location == self.location and self.owns(check) and len(self.locations()) > 1
         if key.startswith("check:"):
             return self.view.primary == self.location and self.owns(key)
         return self.leading
 
     def follows(self, key: str) -> bool:
-        """A check another instance probes now: its owner writes and expires it; this one reads what it stored."""
-        return not self.owns(key)
+        """A check whose verdict another instance writes (its owner in the primary location: it expires it), or
+        another's memory of a check from its location: this one reads what it stored."""
+        check, location = split_key(key)
+        if location is not None:
+            return location != self.location or not self.owns(check)
+        return not self.writes(key)
+
+    def locations(self) -> set[str]:
+        """The locations with a live instance (this one's included)."""
+        return {m.location for m in self.view.alive} | {self.location}
 
     # --- heartbeats --------------------------------------------------------------------------------------------
     async def start(self) -> None:
