@@ -72,6 +72,7 @@ __all__ = [
     "QuietServer",
     "Services",
     "check_port",
+    "check_source",
     "create_app",
     "create_apps",
     "periodic_jobs",
@@ -544,16 +545,14 @@ def _following(
     return follow, adopt
 
 
-def _locate(services: Services, location: str, *, probing: bool) -> None:
-    """Where this instance probes from: its probe series say so; MonitorError in one line if its location's source
-    address is not one of this machine's (every probe would fail: never a false outage)."""
-    services.location = services.metrics.location = location
-    source = services.settings.cluster.source_address(location)
-    refused = bindable(source) if source is not None and probing else None
+def check_source(settings: Settings, location: str | None) -> None:
+    """MonitorError in one line if the source address of this instance's location is not one of this machine's:
+    every probe would fail, a false outage from this location."""
+    where = location or settings.cluster.location
+    source = settings.cluster.source_address(where)
+    refused = bindable(source) if source is not None else None
     if refused is not None:
-        raise MonitorError(
-            f"cluster.locations.{location}.source_address: probes cannot connect from {source} ({refused})"
-        )
+        raise MonitorError(f"cluster.locations.{where}.source_address: probes cannot connect from {source} ({refused})")
 
 
 def _join_cluster(services: Services, location: str | None) -> Coordinator | None:
@@ -771,7 +770,7 @@ def create_apps(
             probe_workers,
             worker_logs,
         )
-        _locate(services, location or settings.cluster.location, probing=schedule)
+        services.location = services.metrics.location = location or settings.cluster.location  # probe series say it
         loop = asyncio.get_running_loop()
         # DNS lookups of probes run in the default pool: size it for the probe concurrency (asyncio's
         # default is cores + 4), so that slow resolvers queue probes, not everything else.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 import time
 from contextvars import ContextVar
@@ -55,7 +56,7 @@ async def open_tcp(
     local = None if source is None else (source, 0)
     for family, _, _, _, address in addresses:
         if source is not None and _family(source) != family:
-            error = OSError(f"no address of the source address's family ({source})")
+            error = OSError(errno.EAFNOSUPPORT, f"no address of the family of the source address {source}")
             continue
         # a numeric host: asyncio and uvloop connect without resolving again (uvloop's sock_connect would)
         try:

@@ -175,3 +175,30 @@ def test_one_location_alone_cannot_reach_a_target_the_line_is_not_down_two_of_th
     finally:
         for server in servers:
             server.stop()
+
+
+def test_a_source_address_of_another_machine_is_refused_at_start_in_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "tpmon.yaml"
+    config.write_text(
+        """
+cluster:
+  locations:
+    lyon: {source_address: 192.0.2.20}
+networks:
+  alpha:
+    name: Alpha
+    kind: operateur
+    lines: [pharmacie]
+    checks:
+      - {name: fact, flow: facturation, kind: tcp, host: 127.0.0.1, port: 9}
+""",
+        encoding="utf-8",
+    )
+    server = Instance(config, tmp_path, {"TPMON_DATABASE_URL": f"sqlite:///{tmp_path / 'tpmon.db'}"})
+    done = server.run("serve", "--config", str(config), "--location", "lyon", "--port", str(server.port))
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        "tpmon: cluster.locations.lyon.source_address: probes cannot connect from 192.0.2.20 "
+        "(Cannot assign requested address)"
+    ), done.stderr
