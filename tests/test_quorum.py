@@ -52,8 +52,7 @@ def test_two_locations_down_of_three_publish_down_dated_when_the_second_saw_it()
 def test_a_split_of_two_locations_is_unknown_never_working() -> None:
     assert verdict(paris=seen(UP), lyon=seen(DOWN)) == (State.UNKNOWN, ("lyon",), True)
     assert verdict(paris=seen(SLOW), lyon=seen(DOWN)) == (State.UNKNOWN, ("lyon",), True)
-    four = {"a": seen(UP), "b": seen(UP), "c": seen(DOWN), "d": seen(DOWN)}
-    assert verdict(**four) == (State.UNKNOWN, ("c", "d"), True)
+    assert verdict(a=seen(UP), b=seen(UP), c=seen(DOWN), d=seen(DOWN)) == (State.UNKNOWN, ("c", "d"), True)
 
 
 def test_a_configured_quorum_out_of_reach_with_as_many_down_as_up_is_unknown() -> None:
