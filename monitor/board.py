@@ -20,7 +20,7 @@ from .engine.check_state import CheckPolicy, advance, check_status, deadline, ex
 from .engine.check_tally import CheckTally
 from .engine.graph import Node, build_graph, propagate
 from .engine.overrides import Overrides
-from .engine.quorum import combine, located_key, split_key
+from .engine.quorum import combine, located_key, split_key, voters
 from .engine.timers import Timers
 from .models import CheckMemory, ComponentRef, ComponentStatus, ProbeResult, Source, State, Transition
 
@@ -220,12 +220,16 @@ class Board:
         is the locations' verdict, combined here if this board writes it (else followed as its writer stored it).
         Alone in its location set, a location's memory is the check's: the same as with one location."""
         located = self._located.setdefault(key, {})
-        alone = located.keys() <= {self.here}
         here = self.here or ""
         writes = self.followed is None or not self.followed(key)
-        mine = self._memories[key] if alone and writes else located.get(here)
-        if mine is None:  # a location's first result: from the verdict while alone, else from nothing
-            mine = self._memories[key] if alone else CheckMemory()
+        # alone: no other location has a fresh verdict — this location's memory is the check's, as with one
+        alone = not voters({at: m for at, m in located.items() if at != here}, policy.stale_after, now)
+        if alone and writes:
+            mine = self._memories[key]
+        else:  # its own memory, unless none or too old to go on from (a restart): from nothing, unknown
+            mine = located.get(here) or CheckMemory()
+            if mine.last_result_at is None or now - mine.last_result_at > timedelta(seconds=policy.stale_after):
+                mine = CheckMemory()
         local, transition = advance(mine, result, policy, now)
         located[here] = local
         if local.last_result_at != mine.last_result_at:
@@ -237,9 +241,11 @@ class Board:
             self._memories[key] = local
             change.memories[key] = local
             self._stale.schedule(key)
-            flows = self._set_check(key, local, change, now) if transition is not None else set()
             if transition is not None:
                 change.transitions.append(transition)
+                flows = self._set_check(key, local, change, now)
+            else:  # the same state; a location gone stale is no longer named
+                flows = self._relocate(key, now, change, combined=False)
         else:
             flows = self._relocate(key, now, change, detail=result.reason.value if result.reason else "")
         if flows:

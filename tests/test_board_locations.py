@@ -101,3 +101,22 @@ def test_a_board_that_does_not_write_the_verdict_keeps_its_results_in_its_locati
     assert board.located(PEC)["lyon"].state is State.DOWN
     assert all(PEC not in c.memories and not c.transitions for c in changes)
     assert changes[-1].memories[located_key(PEC, "lyon")].state is State.DOWN
+
+
+def test_a_restart_during_an_outage_never_goes_on_from_an_old_memory_of_its_location() -> None:
+    """A location's memory stored a week ago (another location lived then, gone since) is too old to go on from:
+    the check's stored verdict, down now, is this location's memory again — no false recovery at the restart."""
+    week_ago = T0 - timedelta(days=7)
+    stored = {
+        PEC: CheckMemory(State.DOWN, T0 - 10 * MINUTE, last_result_at=T0 - MINUTE),
+        located_key(PEC, "paris"): memory(State.OPERATIONAL, week_ago),
+        located_key(PEC, "lyon"): memory(State.OPERATIONAL, week_ago),
+    }
+    board = Board(world(), T0, memories=stored)
+    board.here, board.followed = "paris", lambda check: False
+    board.evaluate_all(T0)
+    _, changes = probe(board, T0, [False])
+    shown = board.get(PEC)
+    assert shown is not None and shown.state is State.DOWN
+    assert not [t for c in changes for t in c.transitions if t.ref.key == PEC]
+    assert board.located(PEC)["paris"].state is State.DOWN  # went on from the verdict

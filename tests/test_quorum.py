@@ -38,14 +38,15 @@ def test_one_location_down_of_three_is_shown_but_not_published_down() -> None:
 
 
 def test_two_locations_down_of_three_publish_down_dated_when_the_second_saw_it() -> None:
+    marseille = CheckMemory(
+        DOWN, NOW - timedelta(minutes=4), fails=Streak(5, NOW - timedelta(minutes=4)), last_result_at=NOW
+    )
     found = combine(
-        {"paris": seen(UP), "lyon": seen(DOWN, minutes_ago=9), "marseille": seen(DOWN, minutes_ago=4)},
-        PREVIOUS,
-        STALE,
-        NOW,
+        {"paris": seen(UP), "lyon": seen(DOWN, minutes_ago=9), "marseille": marseille}, PREVIOUS, STALE, NOW
     )
     assert found.memory.state is DOWN
     assert found.memory.since == NOW - timedelta(minutes=4)  # from when a quorum saw it: the second of two
+    assert found.memory.fails == marseille.fails  # its failures as that location counted them
     assert found.down_from == ()
 
 

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from ..models import CheckMemory, State
+from ..models import BROKEN, CheckMemory, State, Streak
 
 __all__ = ["LOCATED", "Verdict", "combine", "located_key", "majority", "split_key", "voters"]
 
@@ -81,9 +81,9 @@ def combine(
     needed = min(quorum or majority(count), count)
     down = sorted(location for location, memory in votes.items() if memory.state is State.DOWN)
     working = [memory for memory in votes.values() if memory.state is not State.DOWN]
-    if len(down) >= needed:
-        dates = sorted(_since(votes[location], now) for location in down)
-        return Verdict(_memory(previous, State.DOWN, dates[needed - 1], last))
+    if len(down) >= needed:  # dated, and its failures counted, as the location that made the quorum saw them
+        deciding = sorted((votes[location] for location in down), key=lambda memory: _since(memory, now))[needed - 1]
+        return Verdict(_memory(previous, State.DOWN, _since(deciding, now), last, deciding.fails))
     if down and len(down) >= len(working):
         dates = sorted(_since(memory, now) for memory in votes.values())
         return Verdict(_memory(previous, State.UNKNOWN, dates[-1], last), tuple(down), split=True)
@@ -97,8 +97,11 @@ def _since(memory: CheckMemory, now: datetime) -> datetime:
     return memory.since or memory.last_result_at or now
 
 
-def _memory(previous: CheckMemory, state: State, since: datetime, last: datetime | None) -> CheckMemory:
-    """The combined memory: the state kept since it began, or a new one never dated before the last change."""
+def _memory(
+    previous: CheckMemory, state: State, since: datetime, last: datetime | None, fails: Streak = BROKEN
+) -> CheckMemory:
+    """The combined memory: the state kept since it began, or a new one never dated before the last change; its
+    consecutive failures those of the location that made a quorum down (none while it works)."""
     if previous.since is not None and (state is previous.state or since < previous.since):
         since = previous.since
-    return CheckMemory(state, since, last_result_at=last)
+    return CheckMemory(state, since, fails=fails, last_result_at=last)
