@@ -82,6 +82,7 @@ def _config(picky: Picky) -> str:
     return f"""
 defaults: {{interval: 2s, timeout: 1s, failure_threshold: 1, success_threshold: 1}}
 jitter: 0
+stale_after_intervals: 10  # a loaded machine: a location's vote outlives a late probe or a late notification
 stabilization: 2s
 cluster:
   heartbeat: 1s
@@ -139,7 +140,7 @@ def test_one_location_alone_cannot_reach_a_target_the_line_is_not_down_two_of_th
                 for s in servers
             )
 
-        wait_for(told_from_c_only, timeout=60, what="every instance to tell the failure from c only")
+        wait_for(told_from_c_only, timeout=90, what="every instance to tell the failure from c only")
         assert picky.count("127.0.0.3", closed=True) > 0  # c did probe, and was refused
         assert picky.count("127.0.0.1", closed=False) > 0 and picky.count("127.0.0.2", closed=False) > 0
         for server in servers:
@@ -152,7 +153,7 @@ def test_one_location_alone_cannot_reach_a_target_the_line_is_not_down_two_of_th
         assert 'tpmon_check_state{check="fact",flow="facturation",network="alpha",state="operational"} 1.0' in metrics
         refused = picky.count("127.0.0.3", closed=True)
         wait_for(  # three more probes of each check refused to c: still not down, anywhere, at any time
-            lambda: picky.count("127.0.0.3", closed=True) >= refused + 6, timeout=30, what="c to be refused again"
+            lambda: picky.count("127.0.0.3", closed=True) >= refused + 6, timeout=60, what="c to be refused again"
         )
         assert all(_cell(s, "lines", "pharmacie")["state"] == "operational" for s in servers)
         assert _line_downs(url) == 0
@@ -166,7 +167,7 @@ def test_one_location_alone_cannot_reach_a_target_the_line_is_not_down_two_of_th
         picky.refuse("127.0.0.2")  # b too: two locations of three
         wait_for(
             lambda: all(_cell(s, "lines", "pharmacie")["state"] == "down" for s in servers),
-            timeout=60,
+            timeout=90,
             what="every instance to show the line down",
         )
         assert _line_downs(url) == 1  # written once, by one instance
