@@ -38,6 +38,7 @@ from .delivery.notify_metrics import NotifyMetrics
 from .delivery.smtp_sender import SmtpSender, smtp_settings
 from .delivery.subscription_desk import SubscriptionDesk
 from .engine.overrides import Overrides
+from .engine.quorum import located_key
 from .errors import ConfigError, MonitorError, NotFound, StoreError
 from .metrics import Metrics, derive_availability
 from .models import ComponentRef, ComponentStatus, ProbeResult, Source, Transition
@@ -46,6 +47,7 @@ from .operators.desk import Desk
 from .probe_pool import ProbePool
 from .probes import ProbeContext
 from .probes.clients import HttpClients
+from .probes.net import bindable
 from .push_signals import PushInbox
 from .runner import Pipeline, run_check
 from .scheduler import ReloadReport, Scheduler, SchedulerHooks
@@ -72,6 +74,7 @@ __all__ = [
     "QuietServer",
     "Services",
     "check_port",
+    "check_source",
     "create_app",
     "create_apps",
     "periodic_jobs",
@@ -134,6 +137,7 @@ class Services:
     cluster: Coordinator | None = None  # on PostgreSQL: this instance among the others (share of checks, leader)
     workers: ProbePool | None = None  # the probe workers, when probes run in processes of their own
     publisher: Publisher | None = None  # keeps web.publish_dir a static export of the site, when it is set
+    location: str = "default"  # where this instance probes from (`--location`, or the config's cluster.location)
 
     def __post_init__(self) -> None:
         self.pages = PageCache(self.stamp, store_up=lambda: self.store_up, clock=self.clock)
@@ -407,13 +411,15 @@ def _assemble(
     writer = StoreWriter(db, journal=journal)
     metrics = Metrics(lambda: services.snapshot(), lambda: writer.stats)  # noqa: PLW0108 (services: below)
     clients = HttpClients()  # shared, keep-alive off: every probe sees connect and TLS failures
-    contexts: dict[str, ProbeContext] = {}
+    contexts: dict[tuple[str, str | None], ProbeContext] = {}
 
     def context(network: str) -> ProbeContext:
-        if network not in contexts:
+        source = services.settings.cluster.source_address(services.location)  # this location's, if any
+        found = contexts.get((network, source))
+        if found is None:
             ua = services.settings.user_agent
-            contexts[network] = ProbeContext(network, clients.get(), ua, env, clock, clients)
-        return contexts[network]
+            found = contexts[network, source] = ProbeContext(network, clients.get(), ua, env, clock, clients, source)
+        return found
 
     pipeline = Pipeline(board, writer, metrics, context, clock)
     writer.on_write = metrics.observe_write
@@ -551,6 +557,16 @@ def _following(
     return follow, adopt
 
 
+def check_source(settings: Settings, location: str | None) -> None:
+    """MonitorError in one line if the source address of this instance's location is not one of this machine's:
+    every probe would fail, a false outage from this location."""
+    where = location or settings.cluster.location
+    source = settings.cluster.source_address(where)
+    refused = bindable(source) if source is not None else None
+    if refused is not None:
+        raise MonitorError(f"cluster.locations.{where}.source_address: probes cannot connect from {source} ({refused})")
+
+
 def _join_cluster(services: Services, location: str | None) -> Coordinator | None:
     """On PostgreSQL, this instance among the others of its location: it probes and writes its share of the
     checks, follows what the others store of theirs, and leads (housekeeping, notifications, derived states) only
@@ -584,15 +600,20 @@ def _join_cluster(services: Services, location: str | None) -> Coordinator | Non
 
     async def taken_over(key: str) -> None:
         """A check's first result here: first its memory as its last owner stored it (written after the last
-        heartbeat's reading), so that its chain of transitions goes on where the store left it."""
+        heartbeat's reading), so that its chain of transitions goes on where the store left it; and, with several
+        locations, this location's own memory of it."""
         if cluster.taken(key):
+            mine = located_key(key, cluster.location)
             try:
                 memory = await asyncio.to_thread(stored_memory, services.store, key)
+                several = len(cluster.locations()) > 1
+                local = await asyncio.to_thread(stored_memory, services.store, mine) if several else None
             except StoreError as exc:
                 log.warning("%s; the memory followed at the last heartbeat stands", exc)
-                memory = None
-            if memory is not None:
-                services.pipeline.record(services.board.follow({key: memory}, services.clock()))
+                memory = local = None
+            found = {k: m for k, m in ((key, memory), (mine, local)) if m is not None}
+            if found:
+                services.pipeline.record(services.board.follow(found, services.clock()))
         cluster.recording(key)  # its result is recorded next, with no wait between
 
     settings = services.settings.cluster
@@ -618,6 +639,7 @@ def _join_cluster(services: Services, location: str | None) -> Coordinator | Non
     services.scheduler.since = cluster.since
     services.pipeline.writes = cluster.writes
     services.board.followed = cluster.follows
+    services.board.here, services.board.quorum = cluster.location, settings.quorum  # each location's verdict
     if services.notifier is not None:
         services.notifier.may_run = lambda: cluster.leading
     return cluster
@@ -808,6 +830,7 @@ def create_apps(
             probe_workers,
             worker_logs,
         )
+        services.location = services.metrics.location = location or settings.cluster.location  # probe series say it
         loop = asyncio.get_running_loop()
         # DNS lookups of probes run in the default pool: size it for the probe concurrency (asyncio's
         # default is cores + 4), so that slow resolvers queue probes, not everything else.

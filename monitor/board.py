@@ -9,7 +9,7 @@ snapshot every surface reads is taken in O(1), and each change costs O(changed Â
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from immutables import Map
@@ -20,6 +20,7 @@ from .engine.check_state import CheckPolicy, advance, check_status, deadline, ex
 from .engine.check_tally import CheckTally
 from .engine.graph import Node, build_graph, propagate
 from .engine.overrides import Overrides
+from .engine.quorum import combine, located_key, split_key, voters
 from .engine.timers import Timers
 from .models import CheckMemory, ComponentRef, ComponentStatus, ProbeResult, Source, State, Transition
 
@@ -99,6 +100,12 @@ class Board:
         self._unsaved: dict[str, CheckMemory] = {}  # memories made here, not yet handed to the store
         # Several instances: the checks another instance probes now; it expires them, this board follows it.
         self.followed: Callable[[str], bool] | None = None
+        # Several locations: where this board's results are probed from (None: one location, nothing combined),
+        # the quorum (None: a majority of the locations with a fresh result), and each location's own memory of
+        # each probed check (`engine.quorum`); a check's memory is then the locations' verdict.
+        self.here: str | None = None
+        self.quorum: int | None = None
+        self._located: dict[str, dict[str, CheckMemory]] = {}
         self._load(settings, statuses or {}, memories or {}, now)
         self._seed(now)
         # the last probe result the store remembers: after a restart, or in an export, a page still says how old
@@ -121,6 +128,11 @@ class Board:
         self._refs: dict[str, ComponentRef] = {}
         self._rank: dict[str, int] = {}  # config order of the checks: expired ones are reported in it
         self._memories = {}
+        located: dict[str, dict[str, CheckMemory]] = {}
+        for key, memory in memories.items():
+            base, location = split_key(key)
+            if location is not None:
+                located.setdefault(base, {})[location] = memory
         checks: dict[str, ComponentStatus] = {}
         for network_name, check in settings.checks():
             ref = ComponentRef.for_check(network_name, check.flow, check.name)
@@ -133,6 +145,7 @@ class Board:
                 self._unsaved[ref.key] = memory
             self._memories[ref.key] = memory
             checks[ref.key] = check_status(ref, memory, policy.source)
+        self._located = {key: found for key, found in located.items() if key in self._policies}
         kept = {k: v for k, v in statuses.items() if k in graph.index}
         self._order = (*checks, *(node.key for node in graph.nodes))
         self._statuses = Map({**kept, **checks})
@@ -173,6 +186,10 @@ class Board:
     def memories(self) -> Mapping[str, CheckMemory]:
         return self._memories
 
+    def located(self, check_key: str) -> Mapping[str, CheckMemory]:
+        """Each location's own memory of a check (several locations), by location; empty with one."""
+        return self._located.get(check_key, {})
+
     # --- changing ------------------------------------------------------------------------------
     def record(self, result: ProbeResult, now: datetime) -> BoardChange:
         """Fold one probe result in; re-derive what its check feeds only if the check changed."""
@@ -180,6 +197,8 @@ class Board:
         policy = self._policies.get(key)
         if policy is None:  # a result for a check removed by a reload meanwhile
             return BoardChange()
+        if self.here is not None and policy.source is not Source.PUSH:
+            return self._record_here(key, result, policy, now)
         previous = self._memories[key]
         memory, transition = advance(previous, result, policy, now)
         self._memories[key] = memory
@@ -195,6 +214,84 @@ class Board:
         change.transitions.append(transition)
         self._derive(self._set_check(key, memory, change), now, change)
         return change
+
+    def _record_here(self, key: str, result: ProbeResult, policy: CheckPolicy, now: datetime) -> BoardChange:
+        """Several locations: the result folded into this location's memory of the check; the check's own memory
+        is the locations' verdict, combined here if this board writes it (else followed as its writer stored it).
+        Alone in its location set, a location's memory is the check's: the same as with one location."""
+        located = self._located.setdefault(key, {})
+        here = self.here or ""
+        writes = self.followed is None or not self.followed(key)
+        # alone: no other location has a fresh verdict â€” this location's memory is the check's, as with one
+        alone = not voters({at: m for at, m in located.items() if at != here}, policy.stale_after, now)
+        if alone and writes:
+            mine = self._memories[key]
+        else:  # its own memory, unless none or too old to go on from (a restart): from nothing, unknown
+            mine = located.get(here) or CheckMemory()
+            if mine.last_result_at is None or now - mine.last_result_at > timedelta(seconds=policy.stale_after):
+                mine = CheckMemory()
+        local, transition = advance(mine, result, policy, now)
+        located[here] = local
+        if local.last_result_at != mine.last_result_at:
+            self.checked_at = now
+        change = BoardChange(memories={located_key(key, here): local})
+        if not writes:
+            flows = self._relocate(key, now, change, combined=False)
+        elif alone:  # one location: its memory is the check's, its transition the check's
+            self._memories[key] = local
+            change.memories[key] = local
+            self._stale.schedule(key)
+            if transition is not None:
+                change.transitions.append(transition)
+                flows = self._set_check(key, local, change, now)
+            else:  # the same state; a location gone stale is no longer named
+                flows = self._relocate(key, now, change, combined=False)
+        else:
+            flows = self._relocate(key, now, change, detail=result.reason.value if result.reason else "")
+        if flows:
+            self._derive(flows, now, change)
+        return change
+
+    def _relocate(
+        self, key: str, now: datetime, change: BoardChange, *, combined: bool = True, detail: str = ""
+    ) -> set[int]:
+        """A location's memory of check `key` changed: its verdict combined again if this board writes it
+        (`combined`), its status shown again (a failure seen from one location only is told as such); returns
+        the flow to re-derive when the check's state changed."""
+        policy = self._policies[key]
+        previous = self._memories[key]
+        if combined:
+            memory = combine(self._located[key], previous, policy.stale_after, now, self.quorum).memory
+            if memory != previous:
+                self._memories[key] = memory
+                change.memories[key] = memory
+                self._stale.touch(key)
+            if memory.state is not previous.state:
+                at = memory.since or now
+                change.transitions.append(
+                    Transition(self._refs[key], previous.state, memory.state, at, now, policy.source, detail=detail)
+                )
+                return self._set_check(key, memory, change, now)
+        if self._shown(key, self._memories[key], now) != self._statuses.get(key):
+            self._set_check(key, self._memories[key], change, now)  # the same state: nothing to re-derive
+        return set()
+
+    def _shown(self, key: str, memory: CheckMemory, now: datetime | None) -> ComponentStatus:
+        """A check's status; with several locations, the detail names those that see it down while its verdict
+        is not down (`down_from:lyon`), or the two sides of a split (`no_quorum:lyon`, unknown)."""
+        policy = self._policies[key]
+        status = check_status(self._refs[key], memory, policy.source)
+        located = self._located.get(key)
+        if now is None or self.here is None or not located or len(located) < 2:
+            return status
+        verdict = combine(located, memory, policy.stale_after, now, self.quorum)
+        if not verdict.down_from:
+            return status
+        if verdict.split and memory.state is State.UNKNOWN:
+            return replace(status, detail="no_quorum:" + ",".join(verdict.down_from))
+        if not verdict.split and memory.state in (State.OPERATIONAL, State.DEGRADED):
+            return replace(status, detail="down_from:" + ",".join(verdict.down_from))
+        return status
 
     def tick(self, now: datetime, *, push: bool = True) -> BoardChange:
         """Time passes: stale checks become unknown, recoveries stabilize, windows open and close.
@@ -239,12 +336,22 @@ class Board:
         memories), shown, and what they reach re-derived like a result's, with the recoveries due."""
         change = BoardChange()
         flows: set[int] | None = None
+        relocated: set[str] = set()
         for key, memory in memories.items():
+            base, location = split_key(key)
+            if location is not None:  # a location's own memory: the verdict combined again (its writer)
+                if base in self._policies and self._located.get(base, {}).get(location) != memory:
+                    self._located.setdefault(base, {})[location] = memory
+                    relocated.add(base)
+                continue
             if key in self._policies and self._memories[key] != memory:
                 self._memories[key] = memory
                 # its deadline moves with the memory, earlier included (`_expire` skips it while followed)
                 (self._silent if self._policies[key].source is Source.PUSH else self._stale).touch(key)
-                flows = (flows or set()) | self._set_check(key, memory, change)
+                flows = (flows or set()) | self._set_check(key, memory, change, now)
+        for key in sorted(relocated, key=self._rank.__getitem__):
+            writes = self.here is not None and not (self.followed is not None and self.followed(key))
+            flows = (flows or set()) | self._relocate(key, now, change, combined=writes)
         if flows is not None:  # like a result that changed its check: the recoveries due are told with it
             self._derive(flows, now, change)
         return change
@@ -273,7 +380,7 @@ class Board:
                 self._memories[key] = expired
                 change.memories[key] = expired
                 change.transitions.append(transition)
-                flows |= self._set_check(key, expired, change)
+                flows |= self._set_check(key, expired, change, now)
         return flows
 
     def _save_unsaved(self, change: BoardChange) -> None:
@@ -313,14 +420,15 @@ class Board:
     def reload(self, settings: Settings, now: datetime) -> BoardChange:
         """Apply a new config: unchanged checks keep their memory, new ones start unknown (a new push check is
         awaited from now on)."""
-        self._load(settings, dict(self._statuses), dict(self._memories), now)
+        located = {located_key(k, at): m for k, found in self._located.items() for at, m in found.items()}
+        self._load(settings, dict(self._statuses), {**self._memories, **located}, now)
         self.version += 1
         return self.evaluate_all(now)
 
-    def _set_check(self, key: str, memory: CheckMemory, change: BoardChange) -> set[int]:
+    def _set_check(self, key: str, memory: CheckMemory, change: BoardChange, now: datetime | None = None) -> set[int]:
         """Show a check's new state; returns the flow it feeds (none for a check of a flow its network does not
         run)."""
-        status = check_status(self._refs[key], memory, self._policies[key].source)
+        status = self._shown(key, memory, now)
         if self._statuses.get(key) != status:  # a success like the last one changes nothing shown
             self.version += 1
         self._statuses = self._statuses.set(key, status)

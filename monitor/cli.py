@@ -114,12 +114,13 @@ def admin_address(args: argparse.Namespace, settings: Settings) -> tuple[str, in
 def cmd_serve(args: argparse.Namespace) -> int:
     from sqlalchemy.engine import make_url
 
-    from .app import check_port
+    from .app import check_port, check_source
     from .cluster.single_instance import single_instance
 
     path = _config_path(args)
     settings = load_config(path)
     check_port(args.host, args.port)
+    check_source(settings, args.location)
     admin = admin_address(args, settings)
     if admin is not None:
         try:

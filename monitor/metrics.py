@@ -138,6 +138,7 @@ class Metrics:
         self._checks: dict[ComponentRef, _CheckSeries] = {}
         self._states = _StateLines()
         self.derived = Derived()  # replaced whole by the periodic refresh; scrapes only read it
+        self.location = "default"  # the `location` label of the probe series: where the probes ran from
 
     def note_publishing(self, last_success: Callable[[], float | None]) -> None:
         """`web.publish_dir` is set: the published folder's figures are shown from now on (none without it).
@@ -190,7 +191,7 @@ class Metrics:
         ref = result.check
         series = self._checks.get(ref)
         if series is None:
-            series = self._checks[ref] = _CheckSeries(ref, self.network_duration.labels(ref.network))
+            series = self._checks[ref] = _CheckSeries(ref, self.network_duration.labels(ref.network), self.location)
         series.observe(result)
 
     def forget(self, ref: ComponentRef) -> None:
@@ -293,8 +294,9 @@ class _CheckSeries:
         "success_line",
     )
 
-    def __init__(self, ref: ComponentRef, histogram: Histogram) -> None:
-        self.labels = label_block({"network": ref.network, "flow": ref.name, "check": ref.check})
+    def __init__(self, ref: ComponentRef, histogram: Histogram, location: str = "default") -> None:
+        labels = {"network": ref.network, "flow": ref.name, "check": ref.check, "location": location}
+        self.labels = label_block(labels)
         self.histogram = histogram  # the network's
         self.success = False
         self.duration = 0.0

@@ -93,7 +93,10 @@ class _Worker:
         found = self.contexts.get(network)
         if found is None:
             ua, clients = self.settings.user_agent, self.clients
-            found = self.contexts[network] = ProbeContext(network, clients.get(), ua, os.environ, clients=clients)
+            source = self.settings.cluster.source_address(self.settings.cluster.location)
+            found = self.contexts[network] = ProbeContext(
+                network, clients.get(), ua, os.environ, clients=clients, source_address=source
+            )
         return found
 
     async def _run(self, network: str, check: Check) -> None:

@@ -68,7 +68,7 @@ INNER: dict[str, dict[str, float]] = {
         "__main__": 6,  # python -m monitor.config: the README's taxonomy table
     },
     "engine": {
-        **dict.fromkeys(("check_state", "overrides", "timers"), 0),
+        **dict.fromkeys(("check_state", "overrides", "timers", "quorum"), 0),
         "aggregate": 1,
         **dict.fromkeys(("check_tally", "graph"), 2),
         "__init__": 3,

@@ -118,6 +118,7 @@ def test_labels_never_carry_urls_or_texts(exposition: str) -> None:
         "version",
     }
     allowed.add("channel")  # notifications: email, webhook, chat, outbox — an enumeration, never an address
+    allowed.add("location")  # where a probe ran from: a slug of the config (several locations)
     lines = series(exposition)
     assert lines
     for line in lines:
@@ -168,6 +169,7 @@ BASE: dict[str, ComponentStatus] = dict(Board(SETTINGS, NOW).statuses())
 CHECKS = [status.ref for status in BASE.values() if status.ref.kind == "check"]
 PORTAIL = ComponentRef.for_check("viamedis", "portail_ps", "portail")
 PORTAIL_LABELS = 'check="portail",flow="portail_ps",network="viamedis"'
+PROBED_LABELS = 'check="portail",flow="portail_ps",location="default",network="viamedis"'  # where it ran from
 
 
 def snapshot_of(statuses: dict[str, ComponentStatus], incidents: tuple[Incident, ...] = ()) -> Snapshot:
@@ -192,7 +194,7 @@ def test_a_check_costs_eighteen_lines_and_no_histogram_of_its_own() -> None:
     metrics = Metrics(lambda: snapshot_of(statuses))
     metrics.observe(tls_result(PORTAIL))
     text = metrics.render().decode()
-    mine = lines_of(text, PORTAIL_LABELS)
+    mine = lines_of(text, PORTAIL_LABELS) + lines_of(text, PROBED_LABELS)
     names = Counter(re.split(r"[{ ]", line, maxsplit=1)[0] for line in mine)
     assert names == {
         "tpmon_probe_success": 1,
@@ -225,11 +227,12 @@ def test_the_page_parses_and_tells_the_last_result_of_each_check(exposition: str
         return found[0]
 
     check = {"network": "viamedis", "flow": "portail_ps", "check": "portail"}
-    assert value("tpmon_probe_success", **check) == 1.0
-    assert value("tpmon_probe_duration_seconds", **check) == 0.05
-    assert value("tpmon_probe_http_duration_seconds", **check, phase="processing") == 0.01
-    assert value("tpmon_probe_http_status_code", **check) == 200
-    assert value("tpmon_probes", **check, result="success") == 1
+    probed = {**check, "location": "default"}  # the probe series say where the probe ran from
+    assert value("tpmon_probe_success", **probed) == 1.0
+    assert value("tpmon_probe_duration_seconds", **probed) == 0.05
+    assert value("tpmon_probe_http_duration_seconds", **probed, phase="processing") == 0.01
+    assert value("tpmon_probe_http_status_code", **probed) == 200
+    assert value("tpmon_probes", **probed, result="success") == 1
     assert value("tpmon_check_state", **check, state="unknown") == 1.0
     assert value("tpmon_check_state", **check, state="operational") == 0.0
 
@@ -239,17 +242,17 @@ def test_a_new_result_a_new_state_and_a_forgotten_check_show_at_the_next_scrape(
     metrics = Metrics(lambda: snapshot_of(statuses))
     metrics.observe(tls_result(PORTAIL))
     first = metrics.render().decode()
-    assert f"tpmon_probe_success{{{PORTAIL_LABELS}}} 1.0" in first
+    assert f"tpmon_probe_success{{{PROBED_LABELS}}} 1.0" in first
     assert f'tpmon_check_state{{{PORTAIL_LABELS},state="unknown"}} 1.0' in first
 
     metrics.observe(tls_result(PORTAIL, success=False, duration=0.25))
     statuses[PORTAIL.key] = dataclasses.replace(BASE[PORTAIL.key], state=State.DOWN, since=NOW)
     second = metrics.render().decode()
-    assert f"tpmon_probe_success{{{PORTAIL_LABELS}}} 0.0" in second
-    assert f"tpmon_probe_duration_seconds{{{PORTAIL_LABELS}}} 0.25" in second
-    assert f"tpmon_probe_http_status_code{{{PORTAIL_LABELS}}} 503" in second
-    assert f'tpmon_probes_total{{{PORTAIL_LABELS},result="http_status"}} 1' in second
-    assert f'tpmon_probes_total{{{PORTAIL_LABELS},result="success"}} 1' in second
+    assert f"tpmon_probe_success{{{PROBED_LABELS}}} 0.0" in second
+    assert f"tpmon_probe_duration_seconds{{{PROBED_LABELS}}} 0.25" in second
+    assert f"tpmon_probe_http_status_code{{{PROBED_LABELS}}} 503" in second
+    assert f'tpmon_probes_total{{{PROBED_LABELS},result="http_status"}} 1' in second
+    assert f'tpmon_probes_total{{{PROBED_LABELS},result="success"}} 1' in second
     assert f'tpmon_check_state{{{PORTAIL_LABELS},state="down"}} 1.0' in second
     assert f'tpmon_check_state{{{PORTAIL_LABELS},state="unknown"}} 0.0' in second
     assert f"tpmon_check_state_since_timestamp_seconds{{{PORTAIL_LABELS}}} {NOW.timestamp()!r}" in second
@@ -257,6 +260,7 @@ def test_a_new_result_a_new_state_and_a_forgotten_check_show_at_the_next_scrape(
     metrics.forget(PORTAIL)  # a reload removed it (and the board with it)
     del statuses[PORTAIL.key]
     assert not lines_of(metrics.render().decode(), PORTAIL_LABELS)
+    assert not lines_of(metrics.render().decode(), PROBED_LABELS)
 
 
 # Steps of the cache's property test: a probe result, a new state in the snapshot, a check removed, a scrape.
@@ -456,7 +460,7 @@ def test_a_scrape_reads_one_snapshot_while_the_board_moves_on() -> None:
     page = metrics.render().decode()
     assert f'tpmon_check_state{{{PORTAIL_LABELS},state="down"}} 1.0' in page
     assert 'tpmon_incidents_open{impact="critical"} 1.0' in page
-    assert f"tpmon_probe_success{{{PORTAIL_LABELS}}} 0.0" in page
+    assert f"tpmon_probe_success{{{PROBED_LABELS}}} 0.0" in page
 
 
 # --- the text format

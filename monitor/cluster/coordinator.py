@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
+from monitor.engine.quorum import split_key
 from monitor.errors import StoreError
 from monitor.store import Store
 
@@ -137,18 +138,30 @@ class Coordinator:
         return _owner(now, key) == self.id or _owner(ahead, key) == self.id
 
     def writes(self, key: str) -> bool:
-        """Whether this instance writes a change of component `key`: its checks' if its location is the primary
-        one, the derived ones if it leads."""
+        """Whether this instance writes a change of component `key`: a check's verdict if it owns the check in the
+        primary location (it combines the locations' memories), its location's own memory of a check it owns
+        while several locations live, the derived ones if it leads."""
+        check, location = split_key(key)
+        if location is not None:
+            return location == self.location and self.owns(check) and len(self.locations()) > 1
         if key.startswith("check:"):
             return self.view.primary == self.location and self.owns(key)
         return self.leading
 
     def follows(self, key: str) -> bool:
-        """A check another instance probes now: its owner writes and expires it; this one reads what it stored. A
-        check taken over is followed until its first result here: what this board followed of it may be older than
-        the store's (the others tell changes of state, not every result), and expiring that copy would write a false
-        "unknown" (the first run reads the stored memory first, `taken`)."""
-        return key in self._taking or not self.owns(key)
+        """A check whose verdict another instance writes (its owner in the primary location: it expires it), or
+        another's memory of a check from its location: this one reads what it stored. A check taken over is followed
+        until its first result here: what this board followed of it may be older than the store's (the others tell
+        changes of state, not every result), and expiring that copy would write a false "unknown" (the first run
+        reads the stored memory first, `taken`)."""
+        check, location = split_key(key)
+        if location is not None:
+            return location != self.location or check in self._taking or not self.owns(check)
+        return key in self._taking or not self.writes(key)
+
+    def locations(self) -> set[str]:
+        """The locations with a live instance (this one's included)."""
+        return {m.location for m in self.view.alive} | {self.location}
 
     # --- heartbeats --------------------------------------------------------------------------------------------
     async def start(self) -> None:

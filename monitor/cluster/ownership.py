@@ -18,8 +18,9 @@ heartbeats, and applies the same rules:
   margin later), so that it never runs what the others took. A heartbeat on time is read by every member on time:
   started at most a heartbeat after the previous one and committed within half a heartbeat, it is there for any
   reading one and a half heartbeats after the previous one;
-- each location probes every check; until their verdicts are combined (a quorum), the facts of the checks are
-  written from one location only, the first by name among those with a live member (the primary).
+- each location probes every check and writes its own memory of it; a check's verdict, the locations' memories
+  combined by quorum (`engine/quorum.py`), is written from one location only, the first by name among those with
+  a live member (the primary), by the check's owner there.
 """
 
 from __future__ import annotations

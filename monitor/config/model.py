@@ -414,12 +414,35 @@ class AdminSettings(Model):
     audit_retention_days: int = Field(default=400, ge=30, le=36500)
 
 
+def _ip_address(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError("must be an IP address of this machine, like 192.0.2.10 or 2001:db8::10") from None
+
+
+class LocationSettings(Model):
+    """What a location probes from: the local address its probes' connections leave from (None: the system's)."""
+
+    source_address: Annotated[str, AfterValidator(_ip_address)] | None = None
+
+
 class ClusterSettings(Model):
     """Several `tpmon serve` on one PostgreSQL (a SQLite file takes one): where this one probes from, and how often
-    the instances tell that they live. Read at start only; `tpmon serve --location` overrides the location."""
+    the instances tell that they live. Read at start only; `tpmon serve --location` overrides the location.
+
+    Each location probes every check; a check's published verdict combines the locations' (`engine/quorum.py`):
+    down only when `quorum` locations see it down (default: a majority of those with a fresh result)."""
 
     location: Slug = "default"  # the instances of one location share its checks; each check is probed once there
     heartbeat: Seconds = Field(default=5.0, ge=0.5, le=300.0)  # an instance silent two heartbeats loses its share
+    quorum: int | None = Field(default=None, ge=1, le=50)  # locations that must see a check down (None: majority)
+    locations: Frozen[Slug, LocationSettings] = Field(default_factory=FrozenDict)  # settings of each location
+
+    def source_address(self, location: str) -> str | None:
+        """The local address the probes of `location` leave from (None: the system chooses)."""
+        found = self.locations.get(location)
+        return found.source_address if found is not None else None
 
 
 _SCOPE = re.compile(r"^(\*|[a-z0-9][a-z0-9_-]{0,62}(/[a-z0-9][a-z0-9_-]{0,62})?)$")

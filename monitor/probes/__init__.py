@@ -14,6 +14,7 @@ from ..config import Check
 from ..models import ComponentRef, FailureReason, ProbeResult
 from . import dns, http, tcp, tls
 from .context import Probe, ProbeContext, ref_of, utc_now
+from .net import SOURCE_ADDRESS
 
 __all__ = ["PROBES", "Probe", "ProbeContext", "probe_check", "ref_of", "utc_now"]
 
@@ -25,10 +26,13 @@ PROBES: Mapping[str, Probe[Any]] = {"http": http.probe, "tcp": tcp.probe, "tls":
 
 async def probe_check(check: Check, ctx: ProbeContext) -> ProbeResult:
     """Probe `check` once; a probe that raises (a bug: a failing target is data) is a failed result, INTERNAL."""
+    source = SOURCE_ADDRESS.set(ctx.source_address)  # the connections of this probe leave from it
     try:
         result: ProbeResult = await PROBES[check.kind](check, ctx)
     except Exception as exc:  # a probe bug must not kill the scheduler; the target is not to blame
         log.exception("probe %s/%s/%s crashed", ctx.network, check.flow, check.name)
         ref = ComponentRef.for_check(ctx.network, check.flow, check.name)
         result = ProbeResult(ref, ctx.clock(), 0.0, False, FailureReason.INTERNAL, type(exc).__name__)
+    finally:
+        SOURCE_ADDRESS.reset(source)
     return result

@@ -55,7 +55,7 @@ class HttpClients:
     def __init__(self, *, timeout: float = 30.0) -> None:
         self._timeout = timeout
         self._contexts: dict[tuple[bool, str | None], ssl.SSLContext] = {}
-        self._clients: dict[tuple[bool, str | None, bool], httpx.AsyncClient] = {}
+        self._clients: dict[tuple[bool, str | None, bool, str | None], httpx.AsyncClient] = {}
         self.templates: dict[Any, Any] = {}
 
     def ssl_context(self, verify: bool = True, ca_file: str | None = None) -> ssl.SSLContext:
@@ -66,9 +66,12 @@ class HttpClients:
             context = self._contexts[key] = tls_context(*key)
         return context
 
-    def get(self, *, verify: bool = True, ca_file: str | None = None, keep_alive: bool = False) -> httpx.AsyncClient:
-        """The cached client for these settings; without arguments, the default one."""
-        key = (verify, ca_file if verify else None, keep_alive)
+    def get(
+        self, *, verify: bool = True, ca_file: str | None = None, keep_alive: bool = False, source: str | None = None
+    ) -> httpx.AsyncClient:
+        """The cached client for these settings; without arguments, the default one. With `source`, its
+        connections leave from that local address."""
+        key = (verify, ca_file if verify else None, keep_alive, source)
         client = self._clients.get(key)
         if client is None:
             limits = httpx.Limits(
@@ -76,7 +79,17 @@ class HttpClients:
                 max_keepalive_connections=None if keep_alive else 0,
                 keepalive_expiry=_KEEPALIVE_EXPIRY if keep_alive else 0.0,
             )
+            transport = None
+            if source is not None:  # the client's own settings, on a transport bound to `source`
+                transport = httpx.AsyncHTTPTransport(
+                    verify=self.ssl_context(verify, ca_file),
+                    http2=False,
+                    limits=limits,
+                    trust_env=False,
+                    local_address=source,
+                )
             client = self._clients[key] = httpx.AsyncClient(
+                transport=transport,
                 verify=self.ssl_context(verify, ca_file),
                 http2=False,
                 trust_env=False,

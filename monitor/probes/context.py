@@ -37,6 +37,7 @@ class ProbeContext:
     environ: Mapping[str, str] = field(default_factory=dict)
     clock: Callable[[], datetime] = utc_now
     clients: HttpClients | None = None
+    source_address: str | None = None  # the local address probes connect from (its location's); None: any
 
 
 CheckKind_contra = TypeVar("CheckKind_contra", bound=ProbeCheck, contravariant=True)

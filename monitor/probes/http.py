@@ -100,7 +100,9 @@ def _build(check: HttpCheck, ctx: ProbeContext) -> _Template:
     if check.reuse_connection:
         if ctx.clients is None:
             raise _Unusable("no HttpClients in the probe context for tls_verify, ca_file or reuse_connection")
-        client = ctx.clients.get(verify=check.tls_verify, ca_file=check.ca_file, keep_alive=True)
+        client = ctx.clients.get(
+            verify=check.tls_verify, ca_file=check.ca_file, keep_alive=True, source=ctx.source_address
+        )
     url = _expand(check.url, ctx.environ)
     body = None if check.body is None else _expand(check.body, ctx.environ).encode()
     try:

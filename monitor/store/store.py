@@ -45,6 +45,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.sql.elements import ColumnClause
 
+from monitor.engine.quorum import LOCATED
 from monitor.errors import StoreError
 from monitor.models import CheckMemory, ComponentRef, ComponentStatus, ProbeResult, State, Transition
 from monitor.notify.events import line_events
@@ -231,8 +232,10 @@ class Store:
                 memories = [rows.memory_row(k, m, now) for k, m in batch.memories.items()]
                 _upsert(connection, tables.check_memory, memories)
                 # the other instances follow those whose state changed at once (PostgreSQL; the rest at their
-                # heartbeats): a result like the last one costs them nothing
+                # heartbeats): a result like the last one costs them nothing. A location's own memory of a check
+                # (`check:…@lyon`, several locations) is told at each result: its writer judges how fresh it is
                 changed = {t.ref.key for t in batch.transitions if t.ref.key in batch.memories}
+                changed.update(key for key in batch.memories if LOCATED in key)
                 if changed:
                     tell(connection, MEMORIES, changed)
         if clamped:

@@ -170,7 +170,11 @@ class LineStatus(Shown):
     id: str
     key: str = Field(description="the component key, e.g. line:viamedis/optique")
     label: BilingualText
-    detail: str = Field(description="what drives the state, e.g. incident:3 or the upstream network/flow")
+    detail: str = Field(
+        description="what drives the state, e.g. incident:3 or the upstream network/flow; for a check probed from "
+        "several locations, down_from:lyon (seen down from those only: not published down) or no_quorum:lyon "
+        "(as many see it down as working: unknown)"
+    )
     affected: BilingualText | None = Field(
         description="raised by a dependency: the upstream's state for whom, e.g. "
         "'Indisponible pour les assurés dont le tiers payant est géré par Viamedis'"

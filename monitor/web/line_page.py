@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..config import Network
-from ..i18n import Lang
+from ..i18n import Lang, translate
 from ..models import ComponentRef, ProbeResult, Transition
 from .affected_text import dependency_scope
 from .availability_bars import line_bars
@@ -52,6 +52,21 @@ class CheckView:
     flow_label: str
     last_at: datetime | None
     last: ProbeResult | None
+    note: str = ""  # several locations: those that see it down while its verdict is not down
+
+
+def location_note(detail: str, lang: Lang) -> str:
+    """What a check's detail says of its locations, in words ("" if nothing): a failure seen from a minority of
+    them (the check is not down), or a split with no quorum (the check is unknown)."""
+    kind, _, places = detail.partition(":")
+    names = ", ".join(places.split(","))
+    if kind == "down_from" and places:
+        return translate(lang, "unreachable from %(places)s only") % {"places": names}
+    if kind == "no_quorum" and places:
+        return translate(lang, "locations disagree: unreachable from %(places)s, reachable from the others") % {
+            "places": names
+        }
+    return ""
 
 
 def _checks(services: SiteContext, view: NetworkView, config: Network, line: str, lang: Lang) -> list[CheckView]:
@@ -74,6 +89,7 @@ def _checks(services: SiteContext, view: NetworkView, config: Network, line: str
                 getattr(services.settings.flows[check.flow].label, lang),
                 memory.last_result_at if memory else None,
                 last[0] if last else None,
+                location_note(cells[check.name].detail, lang),
             )
         )
     return found

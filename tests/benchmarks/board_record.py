@@ -18,6 +18,10 @@ After every result that changes what the board shows, the snapshot's statuses ar
 (`app.Services._take`): a copy of every status when the board hands out a dict, the board's own map when it hands
 out an immutable one. `snapshot_us_median` is that cost alone (wall clock, the median over the changes).
 
+With `--locations N` (N > 1), the board is one location's of N (`Board.here`): its results go to its location's
+memory and each check's verdict is combined with the N - 1 others' memories (`engine/quorum.py`), all fresh and
+working — the cost of a verdict by quorum in the instance that writes it.
+
 With `--baseline DIR` (a tree holding another `monitor` package, e.g. `main`'s:
 `mkdir -p /tmp/tpmon-main && git archive main monitor | tar -x -C /tmp/tpmon-main`), the same measure runs in a
 child process on that code first, then on this one, and both are printed side by side. Prints ONE JSON object on
@@ -41,7 +45,8 @@ from typing import Any
 
 from monitor.board import Board
 from monitor.config import Settings
-from monitor.models import ComponentRef, ComponentStatus, FailureReason, ProbeResult
+from monitor.engine.quorum import located_key
+from monitor.models import CheckMemory, ComponentRef, ComponentStatus, FailureReason, ProbeResult, State
 
 NOW = datetime(2024, 2, 12, 8, 0, tzinfo=UTC)
 NETWORKS = 10
@@ -117,13 +122,18 @@ class Meter:
         }
 
 
-def measure(checks: int, steady: int, flapping: int, outages: int) -> dict[str, Any]:
+def measure(checks: int, steady: int, flapping: int, outages: int, locations: int = 1) -> dict[str, Any]:
     settings = config(checks)
     now = NOW
     build = time.process_time()
     board = Board(settings, now)
     build = time.process_time() - build
     refs = [ComponentRef.for_check(n, c.flow, c.name) for n, c in settings.checks()]
+    if locations > 1:  # one location of several: the others' memories fresh and working for a long while
+        board.here = "l0"
+        later = NOW + timedelta(days=1)
+        working = CheckMemory(State.OPERATIONAL, NOW, last_result_at=later)
+        board.follow({located_key(r.key, f"l{n}"): working for r in refs for n in range(1, locations)}, now)
     for ref in refs:
         board.record(ProbeResult(ref, now, 0.1, True), now)
     board.tick(now)
@@ -164,6 +174,7 @@ def main() -> None:
     parser.add_argument("--steady", type=int, default=100_000, help="results without a transition")
     parser.add_argument("--flapping", type=int, default=3_000, help="results of one check going down and up")
     parser.add_argument("--outages", type=int, default=1, help="outages of the whole operator, each then ended")
+    parser.add_argument("--locations", type=int, default=1, help="locations probing every check (quorum)")
     parser.add_argument("--baseline", type=Path, help="a tree with another monitor package: measured first")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -174,7 +185,8 @@ def main() -> None:
 
         return {
             "code": str(Path(monitor.__file__).parent),
-            "by_checks": [measure(n, args.steady, args.flapping, args.outages) for n in sizes],
+            "locations": args.locations,
+            "by_checks": [measure(n, args.steady, args.flapping, args.outages, args.locations) for n in sizes],
         }
 
     if args.child:
