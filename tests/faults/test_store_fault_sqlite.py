@@ -182,7 +182,16 @@ def test_a_second_server_on_the_same_journal_refuses_to_start_in_one_line(tmp_pa
     try:
         config, pid_file = str(server.config), str(tmp_path / "other.pid")
         ports = ("--port", str(free_port()), "--admin-port", str(free_port()))
-        second = server.run("serve", "--config", config, *ports, "--pid-file", pid_file)
+        # another database (the same SQLite file is refused before, by its lock), the same journal
+        other = Server(
+            server.config,
+            tmp_path,
+            {
+                "TPMON_DATABASE_URL": f"sqlite:///{tmp_path}/other.db",
+                "TPMON_JOURNAL": f"{tmp_path}/tpmon.journal.jsonl",
+            },
+        )
+        second = other.run("serve", "--config", config, *ports, "--pid-file", pid_file)
     finally:
         code, _ = terminate(server, within=15.0)
     assert code == 0
