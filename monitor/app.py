@@ -543,15 +543,18 @@ def _following(
         services.pipeline.record(services.board.follow(theirs, services.clock()))
 
     async def adopt(keys: frozenset[str]) -> None:
-        """The derived statuses the leader stored: shown as it derived them (the leader keeps its own)."""
-        if leading():
+        """The derived statuses the leader stored: shown as it derived them (the leader keeps its own). Not while
+        this instance's own transitions wait to be written (a database that was cut, its journal not yet replayed):
+        the stored statuses are then older than what it knows, and adopting them would take its board back in time
+        (and write a recovery that never happened when it derives again)."""
+        if leading() or services.writer.behind:
             return
         try:
             statuses = await asyncio.to_thread(services.store.load_statuses, keys)
         except StoreError as exc:
             log.warning("derived states of the leader not followed: %s", exc)
             return
-        if not leading():
+        if not leading() and not services.writer.behind:
             services.pipeline.record(services.board.adopt(statuses))
 
     return follow, adopt
@@ -567,6 +570,36 @@ def check_source(settings: Settings, location: str | None) -> None:
         raise MonitorError(f"cluster.locations.{where}.source_address: probes cannot connect from {source} ({refused})")
 
 
+async def _take_lead(services: Services) -> None:
+    """Before leading: write what the stored derived states missed (the last leader died before writing it,
+    or its queue died with it), as transitions from the stored state to the board's. This instance's own writes
+    go first: while they wait (a database that was cut, its journal not yet replayed) the stored states are older
+    than its board, and a transition made up from them would be a change that never happened."""
+    if services.writer.behind and not await services.writer.flush():
+        log.warning("leading with writes of this instance still waiting: the stored derived states are not made up")
+        return
+    stored = await asyncio.to_thread(services.store.load_statuses)
+    now, change = services.clock(), BoardChange()
+    for key, status in services.board.statuses().items():
+        before = stored.get(key)
+        if key.startswith("check:") or before == status:
+            continue
+        if before is not None and before.state != status.state:
+            at = max(status.changed_at or status.since or now, before.changed_at or before.since or now)
+            change.transitions.append(
+                Transition(status.ref, before.state, status.state, at, now, status.source, status.progress)
+            )
+        change.statuses.append(status)
+    for transition in change.transitions:
+        services.writer.add_transition(transition)
+        log.info(
+            "%s %s → %s (%s, made up at taking the lead)",
+            transition.ref.key, transition.previous, transition.state, transition.source,
+        )  # fmt: skip
+    for status in change.statuses:
+        services.writer.set_status(status)
+
+
 def _join_cluster(services: Services, location: str | None) -> Coordinator | None:
     """On PostgreSQL, this instance among the others of its location: it probes and writes its share of the
     checks, follows what the others store of theirs, and leads (housekeeping, notifications, derived states) only
@@ -579,24 +612,7 @@ def _join_cluster(services: Services, location: str | None) -> Coordinator | Non
     follow, adopt = _following(services, lambda key: cluster.follows(key), lambda: cluster.leading)  # noqa: PLW0108 (below)
 
     async def take_lead() -> None:
-        """Before leading: write what the stored derived states missed (the last leader died before writing it,
-        or its queue died with it), as transitions from the stored state to the board's."""
-        stored = await asyncio.to_thread(services.store.load_statuses)
-        now, change = services.clock(), BoardChange()
-        for key, status in services.board.statuses().items():
-            before = stored.get(key)
-            if key.startswith("check:") or before == status:
-                continue
-            if before is not None and before.state != status.state:
-                at = max(status.changed_at or status.since or now, before.changed_at or before.since or now)
-                change.transitions.append(
-                    Transition(status.ref, before.state, status.state, at, now, status.source, status.progress)
-                )
-            change.statuses.append(status)
-        for transition in change.transitions:
-            services.writer.add_transition(transition)
-        for status in change.statuses:
-            services.writer.set_status(status)
+        await _take_lead(services)
 
     async def taken_over(key: str) -> None:
         """A check's first result here: first its memory as its last owner stored it (written after the last

@@ -45,7 +45,8 @@ def location_name(text: str) -> str:
     from .config.values import SLUG
 
     if not re.fullmatch(SLUG, text):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a location name (lowercase letters, digits, - and _)")
+        not_location = _("{text} is not a location name (lowercase letters, digits, - and _)")
+        raise argparse.ArgumentTypeError(not_location.format(text=repr(text)))
     return text
 
 
@@ -449,8 +450,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--location",
         type=location_name,
-        help="where this instance probes from; the instances of one location on one PostgreSQL share its checks "
-        "(default: config cluster.location, 'default')",
+        help=_(
+            "where this instance probes from; the instances of one location on one PostgreSQL share its checks "
+            "(default: config cluster.location, 'default')"
+        ),
     )
     serve.add_argument(
         "--probe-workers",

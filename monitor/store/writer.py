@@ -228,6 +228,12 @@ class StoreWriter:
                 await self._spill()
             delay = self._flush_interval if ok else self._retry_interval
 
+    @property
+    def behind(self) -> bool:
+        """Transitions or statuses of this instance not yet in the database (buffered, or waiting in the journal):
+        what the database holds of them is older than what this instance knows."""
+        return bool(self._transitions or self._statuses) or (self.journal is not None and bool(self.journal.pending()))
+
     def _drained(self) -> bool:
         return not (self._results or self._transitions or self._statuses or self._memories) and not (
             self.journal is not None and self.journal.pending()

@@ -117,7 +117,8 @@ def assert_nothing_lost(rows: list[dict[str, Any]], *logs: Path) -> int:
     chains = assert_chains(rows)
     expected = by_component([step for log in logs for step in logged_transitions(log)])
     assert expected, "no transition logged"
-    assert chains == expected
+    differing = {key: (chains.get(key), expected.get(key)) for key in chains.keys() | expected.keys()}
+    assert chains == expected, {key: f"stored {s}, logged {g}" for key, (s, g) in differing.items() if s != g}
     return sum(len(chain) for chain in chains.values())
 
 
