@@ -26,16 +26,21 @@ def free_port() -> int:
 
 
 class Target:
-    """An HTTP server on 127.0.0.1: `codes[path]` is the status each path answers (default 200)."""
+    """An HTTP server on 127.0.0.1: `codes[path]` is the status each path answers (default 200); `hits[path]`
+    counts the requests, `times(path)` says when each came (monotonic seconds)."""
 
     def __init__(self) -> None:
         self.codes: dict[str, int] = {}
         self.hits: dict[str, int] = {}
+        self.arrivals: dict[str, list[float]] = {}
+        self.lock = threading.Lock()
         target = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                target.hits[self.path] = target.hits.get(self.path, 0) + 1
+                with target.lock:
+                    target.hits[self.path] = target.hits.get(self.path, 0) + 1
+                    target.arrivals.setdefault(self.path, []).append(time.monotonic())
                 code = target.codes.get(self.path, 200)
                 body = b'{"status": "ok"}' if code < 400 else b"<h1>Maintenance en cours</h1>"
                 self.send_response(code)
@@ -54,6 +59,10 @@ class Target:
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
+
+    def times(self, path: str) -> list[float]:
+        with self.lock:
+            return list(self.arrivals.get(path, []))
 
     def close(self) -> None:
         self.server.shutdown()

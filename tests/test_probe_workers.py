@@ -17,19 +17,17 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from targets import Server, wait_for
+from targets import Server, Target, wait_for
 
 from monitor.app import SHUTDOWN_DEADLINE
 from monitor.config import Settings, load_config
@@ -41,49 +39,9 @@ from monitor.scheduler import OVERDUE_SPREAD
 INTERVAL = 2.0
 
 
-class TimedTarget:
-    """An HTTP server on 127.0.0.1 that notes when each path was asked (monotonic seconds); `codes[path]` answers."""
-
-    def __init__(self) -> None:
-        self.hits: dict[str, list[float]] = {}
-        self.codes: dict[str, int] = {}
-        self.lock = threading.Lock()
-        target = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                with target.lock:
-                    target.hits.setdefault(self.path, []).append(time.monotonic())
-                code = target.codes.get(self.path, 200)
-                body = b"ok"
-                self.send_response(code)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
-
-    def times(self, path: str) -> list[float]:
-        with self.lock:
-            return list(self.hits.get(path, []))
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def timed_target() -> Iterator[TimedTarget]:
-    target = TimedTarget()
+def timed_target() -> Iterator[Target]:
+    target = Target()
     yield target
     target.close()
 
@@ -245,7 +203,7 @@ def test_a_corrupted_batch_is_a_batch_or_a_wire_error(at: int, junk: bytes) -> N
 
 
 async def test_each_check_by_one_worker_and_a_killed_worker_comes_back_for_its_checks_only(
-    tmp_path: Path, timed_target: TimedTarget
+    tmp_path: Path, timed_target: Target
 ) -> None:
     settings_ = load(config_text(timed_target.url("")), tmp_path)
     sink = Recorder()
@@ -298,7 +256,7 @@ async def test_each_check_by_one_worker_and_a_killed_worker_comes_back_for_its_c
     assert pool.alive == 0
 
 
-async def test_a_reload_reaches_the_workers(tmp_path: Path, timed_target: TimedTarget) -> None:
+async def test_a_reload_reaches_the_workers(tmp_path: Path, timed_target: Target) -> None:
     sink = Recorder()
     pool = ProbePool(2, sink, log_level="warning")
     await pool.start(load(config_text(timed_target.url(""), names=NAMES[:4]), tmp_path))
@@ -314,7 +272,7 @@ async def test_a_reload_reaches_the_workers(tmp_path: Path, timed_target: TimedT
         await pool.stop()
 
 
-async def test_a_worker_that_sends_garbage_never_stops_the_pool(tmp_path: Path, timed_target: TimedTarget) -> None:
+async def test_a_worker_that_sends_garbage_never_stops_the_pool(tmp_path: Path, timed_target: Target) -> None:
     """A "worker" whose lines are corrupted: counted and dropped; the pool keeps reading, the good results count."""
     fake = tmp_path / "fake_worker.py"
     good = encode_batch([sample("c00", success=True, reason=None)], [0.01]).decode()
@@ -344,7 +302,7 @@ time.sleep(30)
 
 
 def test_serve_with_workers_records_each_result_once_with_its_transitions_and_stops_in_time(
-    tmp_path: Path, timed_target: TimedTarget
+    tmp_path: Path, timed_target: Target
 ) -> None:
     config = tmp_path / "tpmon.yaml"
     names = NAMES[:6]
