@@ -29,6 +29,7 @@ from .availability import Window
 from .board import Board, BoardChange
 from .cluster.coordinator import Coordinator
 from .cluster.follower import Follower
+from .cluster.lead_gap import LeadGap
 from .cluster.members import stored_memory
 from .config import Settings, load_config
 from .declared.incidents import Incident, declared_lifted, declared_overrides
@@ -527,13 +528,18 @@ def periodic_jobs(services: Services, tick_seconds: float, housekeeping_seconds:
 
 
 def _following(
-    services: Services, follows: Callable[[str], bool], leading: Callable[[], bool]
+    services: Services, follows: Callable[[str], bool], leading: Callable[[], bool], gap: LeadGap
 ) -> tuple[Callable[[frozenset[str] | None], Awaitable[None]], Callable[[frozenset[str]], Awaitable[None]]]:
     """What the others stored, as the board follows it: the memories of the checks this instance does not probe,
     and (unless it leads) the derived statuses as the leader stored them."""
 
     async def follow(keys: frozenset[str] | None = None) -> None:
-        """The memories the others stored (those of `keys`, or all) of the checks this instance does not probe."""
+        """The memories the others stored (those of `keys`, or all) of the checks this instance does not probe. Not
+        while this instance's own writes are held back by a database that was cut: what the store holds of the
+        checks it probed meanwhile (a late heartbeat lends them to the others for a while) is older than its board,
+        and following it would take the board back in time."""
+        if services.writer.cut_off:
+            return
         try:
             memories = await asyncio.to_thread(services.store.load_memories, keys)
         except StoreError as exc:  # the board keeps what it last followed; the next heartbeat retries
@@ -556,6 +562,7 @@ def _following(
             return
         if not leading() and not services.writer.behind:
             services.pipeline.record(services.board.adopt(statuses))
+            gap.adopted(statuses)
 
     return follow, adopt
 
@@ -570,30 +577,40 @@ def check_source(settings: Settings, location: str | None) -> None:
         raise MonitorError(f"cluster.locations.{where}.source_address: probes cannot connect from {source} ({refused})")
 
 
-async def _take_lead(services: Services) -> None:
-    """Before leading: write what the stored derived states missed (the last leader died before writing it,
-    or its queue died with it), as transitions from the stored state to the board's. This instance's own writes
-    go first: while they wait (a database that was cut, its journal not yet replayed) the stored states are older
-    than its board, and a transition made up from them would be a change that never happened."""
+async def _take_lead(services: Services, gap: LeadGap) -> None:
+    """Before leading: write what the stored derived states missed. If this instance led last and nobody wrote
+    since (its own connection failed: a cut database), the transitions it derived meanwhile, as they happened
+    (`cluster.lead_gap`); else (the last leader died before writing it, or its queue died with it) transitions
+    made up from the stored state to the board's. This instance's own writes go first: while they wait (a database
+    that was cut, its journal not yet replayed) the stored states are older than its board, and a transition made
+    up from them would be a change that never happened."""
     if services.writer.behind and not await services.writer.flush():
         log.warning("leading with writes of this instance still waiting: the stored derived states are not made up")
         return
     stored = await asyncio.to_thread(services.store.load_statuses)
+    reached = {key: before.state for key, before in stored.items()}  # each component's state once these written
+    for transition in gap.resume(stored):
+        services.writer.add_transition(transition)
+        reached[transition.ref.key] = transition.state
+        log.info(
+            "%s %s → %s (%s, written on taking the lead again)",
+            transition.ref.key, transition.previous, transition.state, transition.source,
+        )  # fmt: skip
     now, change = services.clock(), BoardChange()
     for key, status in services.board.statuses().items():
         before = stored.get(key)
         if key.startswith("check:") or before == status:
             continue
-        if before is not None and before.state != status.state:
+        if before is not None and reached[key] != status.state:
             at = max(status.changed_at or status.since or now, before.changed_at or before.since or now)
             change.transitions.append(
-                Transition(status.ref, before.state, status.state, at, now, status.source, status.progress)
+                Transition(status.ref, reached[key], status.state, at, now, status.source, status.progress)
             )
         change.statuses.append(status)
     for transition in change.transitions:
         services.writer.add_transition(transition)
         log.info(
-            "%s %s → %s (%s, made up at taking the lead)",
+            "%s %s → %s (%s, made up on taking the lead)",
             transition.ref.key, transition.previous, transition.state, transition.source,
         )  # fmt: skip
     for status in change.statuses:
@@ -609,10 +626,15 @@ def _join_cluster(services: Services, location: str | None) -> Coordinator | Non
     if services.workers is not None:  # each worker's share is not yet cut from this instance's (cli refuses it too)
         raise MonitorError("--probe-workers: more than 1 is not supported on PostgreSQL yet (shared checks)")
 
-    follow, adopt = _following(services, lambda key: cluster.follows(key), lambda: cluster.leading)  # noqa: PLW0108 (below)
+    gap = LeadGap()
+    follow, adopt = _following(services, lambda key: cluster.follows(key), lambda: cluster.leading, gap)  # noqa: PLW0108 (below)
 
     async def take_lead() -> None:
-        await _take_lead(services)
+        await _take_lead(services, gap)
+
+    def on_lead(leading: bool) -> None:
+        if not leading:
+            gap.lost(services.board.statuses().values())
 
     async def taken_over(key: str) -> None:
         """A check's first result here: first its memory as its last owner stored it (written after the last
@@ -645,6 +667,7 @@ def _join_cluster(services: Services, location: str | None) -> Coordinator | Non
         settings.heartbeat,
         follow=lambda: follow(None),
         before_lead=take_lead,
+        on_lead=on_lead,
         on_share=share,
         follower=Follower(services.store, memories=follow, statuses=adopt, declared=services.refresh_overrides),
     )
@@ -654,6 +677,7 @@ def _join_cluster(services: Services, location: str | None) -> Coordinator | Non
     services.scheduler.scheduled = cluster.may_own
     services.scheduler.since = cluster.since
     services.pipeline.writes = cluster.writes
+    services.pipeline.unwritten = gap.hold
     services.board.followed = cluster.follows
     services.board.here, services.board.quorum = cluster.location, settings.quorum  # each location's verdict
     if services.notifier is not None:

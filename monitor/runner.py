@@ -10,7 +10,7 @@ from datetime import datetime
 from .board import Board, BoardChange
 from .config import Check
 from .metrics import Metrics
-from .models import ProbeResult
+from .models import ProbeResult, Transition
 from .probes import ProbeContext, probe_check
 from .store import StoreWriter
 
@@ -33,6 +33,8 @@ class Pipeline:
     # what to do with a result before it is recorded (a check just taken over: its memory as last stored).
     writes: Callable[[str], bool] | None = None
     before_record: Callable[[str], Awaitable[None]] | None = None
+    # and what becomes of a transition it does not write (a derived one while it does not lead: `cluster.lead_gap`)
+    unwritten: Callable[[Transition], None] | None = None
 
     def record(self, change: BoardChange) -> None:
         """Queue a board change for the store (never waits for it) and tell the listeners."""
@@ -43,6 +45,8 @@ class Pipeline:
                 log.info(
                     "%s %s → %s (%s)", transition.ref.key, transition.previous, transition.state, transition.source
                 )
+            elif self.unwritten is not None:
+                self.unwritten(transition)
         for status in change.statuses:
             if writes(status.ref.key):
                 self.writer.set_status(status)

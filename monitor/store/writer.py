@@ -234,6 +234,13 @@ class StoreWriter:
         what the database holds of them is older than what this instance knows."""
         return bool(self._transitions or self._statuses) or (self.journal is not None and bool(self.journal.pending()))
 
+    @property
+    def cut_off(self) -> bool:
+        """Writes of this instance held back by a database that failed (the last write or ping failed, or the
+        journal waits): what the database holds of what it probes is older than what it knows — not the few
+        milliseconds of a buffer between two flushes."""
+        return not self.stats.db_up or (self.journal is not None and bool(self.journal.pending()))
+
     def _drained(self) -> bool:
         return not (self._results or self._transitions or self._statuses or self._memories) and not (
             self.journal is not None and self.journal.pending()

@@ -33,7 +33,8 @@ networks:
       - {{name: dre, flow: facturation, kind: http, url: "{url}/dre"}}
       - {{name: pec, flow: pec, kind: http, url: "{url}/pec"}}
 """
-_TRANSITION = re.compile(r"^(\S+:\S+) (\w+) → (\w+) \((\w+)\)$")
+# a transition as it is written; one of a time without a leader is written on taking the lead, and says so
+_TRANSITION = re.compile(r"^(\S+:\S+) (\w+) → (\w+) \((\w+)(?:, (?:made up|written) on taking the lead(?: again)?)?\)$")
 
 
 class FlappingCodes(dict[str, int]):
