@@ -51,7 +51,7 @@ class Members:
         """Write this instance's heartbeat (its row again if it was forgotten), read every location's rows."""
         row = tables.instance.c
         try:
-            with self.store.engine.begin() as connection:
+            with self.store.bounded(self.heartbeat, "write the heartbeat"), self.store.engine.begin() as connection:
                 deadline = func.set_config("statement_timeout", str(int(self.heartbeat * 1000)), True)
                 now: datetime = connection.execute(select(func.clock_timestamp(), deadline)).one()[0]
                 mine = update(tables.instance).where(row.id == self.instance)
@@ -79,11 +79,14 @@ class Members:
     def leave(self) -> None:
         """Delete this instance's row: the others take its share at their next heartbeat."""
         try:
-            with self.store.engine.begin() as connection:
+            with self.store.bounded(self.heartbeat, "leave"), self.store.engine.begin() as connection:
                 _deadline(connection, self.heartbeat)
                 connection.execute(delete(tables.instance).where(tables.instance.c.id == self.instance))
         except SQLAlchemyError as exc:
             log.warning("instance row not deleted (the others wait two heartbeats): %s", describe(exc))
+
+
+RELEASE_WITHIN = 1.0  # seconds: a stop does not wait longer for a database that hangs to free the lock
 
 
 class Leadership:
@@ -101,24 +104,27 @@ class Leadership:
         """Keep the lock (its connection still answers) or try to take it; True while this instance leads."""
         if self._held is not None:
             try:
-                self._held.execute(text("SELECT 1"))
+                with self.store.bounded(self.heartbeat, "keep the lead", self._held):
+                    self._held.execute(text("SELECT 1"))
                 return True
             except SQLAlchemyError as exc:
                 log.warning("leadership lost, its connection failed: %s", describe(exc))
                 self.release()
                 return False
         try:
-            connection = self.store.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            with self.store.bounded(self.heartbeat, "reach the database"):
+                connection = self.store.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         except SQLAlchemyError as exc:
             log.warning("leadership not tried, the database is unreachable: %s", describe(exc))
             return False
         try:
-            connection.execute(
-                text("SELECT set_config('statement_timeout', :ms, false)"), {"ms": str(int(self.heartbeat * 1000))}
-            )
-            taken = connection.execute(
-                text("SELECT pg_try_advisory_lock(:key, hashtext(current_schema()))"), {"key": LEADER_LOCK}
-            ).scalar_one()
+            with self.store.bounded(self.heartbeat, "take the lead", connection):
+                connection.execute(
+                    text("SELECT set_config('statement_timeout', :ms, false)"), {"ms": str(int(self.heartbeat * 1000))}
+                )
+                taken = connection.execute(
+                    text("SELECT pg_try_advisory_lock(:key, hashtext(current_schema()))"), {"key": LEADER_LOCK}
+                ).scalar_one()
         except SQLAlchemyError as exc:
             log.warning("leadership not tried: %s", describe(exc))
             connection.invalidate()
@@ -136,7 +142,8 @@ class Leadership:
         once the server notices: a successor trying at once could miss it), and the connection discarded."""
         held, self._held = self._held, None
         if held is not None:
-            with contextlib.suppress(SQLAlchemyError):  # unreachable: the lock goes with the session
+            # unreachable or hung: the lock goes with the session
+            with contextlib.suppress(SQLAlchemyError), self.store.bounded(RELEASE_WITHIN, "let the lead go", held):
                 held.execute(text("SELECT pg_advisory_unlock(:key, hashtext(current_schema()))"), {"key": LEADER_LOCK})
             try:
                 held.invalidate()
@@ -148,7 +155,7 @@ class Leadership:
 def stored_memory(store: Store, key: str) -> CheckMemory | None:
     """The memory of check `key` as its last owner stored it (None if it never did); StoreError if unreadable."""
     try:
-        with store.engine.connect() as connection:
+        with store.bounded(store.read_deadline, "read a memory"), store.engine.connect() as connection:
             row = connection.execute(select(tables.check_memory).where(tables.check_memory.c.check_key == key)).first()
     except SQLAlchemyError as exc:
         raise StoreError(f"memory of {key} not read: {describe(exc, store.engine.url)}") from exc

@@ -340,6 +340,16 @@ class Store:
         with self._session("read from") as connection:
             return [convert(row) for row in connection.execute(query)]
 
+    @contextmanager
+    def bounded(self, seconds: float, doing: str, held: Connection | None = None) -> Iterator[None]:
+        """Statements outside the store's own operations (a session lock's, held across heartbeats) under a deadline:
+        past it, the connection they use — `held`, or one checked out within — is aborted and they fail with a
+        SQLAlchemy error, instead of blocking forever on a database that hangs."""
+        with self._watchdog.operation(seconds, doing):
+            if held is not None:
+                self._watchdog.attach(held.connection.dbapi_connection)
+            yield
+
     def ping(self, *, deadline: float | None = None) -> None:
         """StoreError if the database cannot be reached, or does not answer within the (write) deadline."""
         with self._session("reach the database", deadline=deadline or self.deadline) as connection:

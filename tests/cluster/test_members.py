@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from tcp_proxy import tcp_proxy
 
-from monitor.cluster.members import Leadership, Members
+from monitor.cluster.members import RELEASE_WITHIN, Leadership, Members
+from monitor.errors import StoreError
 from monitor.store import Store
+from monitor.store.database import CONNECT_TIMEOUT
 
 pytestmark = pytest.mark.postgres
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -96,3 +103,54 @@ def test_a_lost_connection_ends_the_lead(store: Store, fresh_postgres_url: str) 
         waiting.release()
     finally:
         other.close()
+
+
+def within(seconds: float, call: Callable[[], T]) -> T:
+    """`call()`'s result, made in a daemon thread that must end within `seconds` (else the test fails, not hangs)."""
+    outcome: list[T | BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except BaseException as exc:  # handed to the test's thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert outcome, f"still blocked after {seconds} s"
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
+
+
+def test_a_database_that_hangs_never_holds_the_heartbeat_nor_the_stop_past_their_deadlines(
+    fresh_postgres_url: str,
+) -> None:
+    """A proxy that accepts and never answers: keeping the lead, writing the heartbeat and letting the lead go each
+    fail within their deadline (a heartbeat, plus the connection timeout when a new connection is needed;
+    `RELEASE_WITHIN` at a stop) instead of blocking their thread forever — a stop waits for them, and a process
+    whose threads cannot end cannot exit."""
+    url = make_url(fresh_postgres_url)
+    bound = 1.0 + CONNECT_TIMEOUT + 1.5
+    with tcp_proxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
+        store = Store.open(url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False))
+        try:
+            leadership, members = Leadership(store, 1.0), Members(store, "one", "paris", 1.0, host="h", pid=1)
+            members.beat()
+            assert leadership.hold() is True
+            proxy.set_mode("hang")
+            assert within(1.0 + RELEASE_WITHIN + 1.5, leadership.hold) is False  # no answer: the lead let go
+            assert not leadership.leading
+            with pytest.raises(StoreError, match="heartbeat not written"):
+                within(bound, members.beat)
+            assert within(bound, leadership.hold) is False  # not taken either: connecting hangs as well
+            within(bound, members.leave)  # logged, not raised
+            proxy.set_mode("pass")
+            assert within(bound, leadership.hold) is True  # the database answers again: the lead is taken back
+            proxy.set_mode("hang")
+            within(RELEASE_WITHIN + 1.5, leadership.release)  # a stop while it hangs: the lock goes with the session
+            assert not leadership.leading
+        finally:
+            proxy.set_mode("pass")
+            store.close()
