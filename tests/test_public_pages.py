@@ -279,8 +279,26 @@ def test_method_publishes_the_formula_and_the_running_config(seeded: tuple[TestC
     for label in ("Opérationnel", "Perturbé", "Partiellement indisponible", "Indisponible", "Réactivation progressive"):
         assert label in text
     assert "Portail professionnels de santé ou Prises en charge (PEC)" in text  # optique's requirement
+    assert "une majorité des points de mesure le voient indisponible" in text  # no quorum configured
+    assert "Points de mesure de ce site" not in text  # one location, not named
     english = get(client, "/methode?lang=en").text
     assert FORMULA["en"] in english and UNKNOWN_RULE["en"] in english and "45\u00a0min" in english
+    assert "Several vantage points" in english and "unreachable from lyon only" in english
+
+
+def test_method_says_the_quorum_and_the_locations_of_the_config(tmp_path: Path) -> None:
+    config = tmp_path / "tpmon.yaml"
+    cluster = "cluster:\n  location: paris\n  quorum: 2\n  locations:\n    lyon: {}\n    marseille: {}\n"
+    config.write_text(cluster + alpha_config("http://127.0.0.1:9"), "utf-8")
+    settings = load_config(config)
+    store = Store.open(f"sqlite:///{tmp_path}/method.db")
+    with store, TestClient(create_app(settings, store=store, schedule=False, clock=lambda: NOW)) as client:
+        text = get(client, "/methode").text
+        english = get(client, "/methode?lang=en").text
+    assert "que si au moins 2 points de mesure le voient indisponible" in text and "une majorité" not in text
+    assert "Points de mesure de ce site\u00a0: lyon, marseille, paris." in text
+    assert "only when at least 2 locations see it down" in english
+    assert "Locations of this site: lyon, marseille" in english
 
 
 @pytest.mark.parametrize("path", PAGES)

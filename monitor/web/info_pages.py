@@ -73,4 +73,6 @@ def build_method(services: SiteContext, lang: Lang, links: Links, args: PageArgs
         formula=FORMULA[lang],
         unknown_rule=UNKNOWN_RULE[lang],
         windows=WINDOWS,
+        quorum=settings.cluster.quorum,
+        locations=sorted({settings.cluster.location, *settings.cluster.locations} - {"default"}),
     )
