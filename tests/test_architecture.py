@@ -173,7 +173,7 @@ INNER: dict[str, dict[str, float]] = {
         "__init__": 3,
     },
     "cluster": {
-        **dict.fromkeys(("single_instance", "ownership"), 0),
+        **dict.fromkeys(("single_instance", "ownership", "lead_gap"), 0),
         **dict.fromkeys(("members", "follower"), 1),
         "coordinator": 2,
         "__init__": 3,
