@@ -86,7 +86,7 @@ INNER: dict[str, dict[str, float]] = {
         "__init__": 2,
     },
     "probes": {
-        **dict.fromkeys(("clients", "net", "phases", "certs"), 0),
+        **dict.fromkeys(("clients", "net", "phases", "certs", "starvation"), 0),
         **dict.fromkeys(("context", "conditions", "wire"), 1),
         "outcome": 2,
         **dict.fromkeys(("http", "tcp", "tls", "dns"), 3),
