@@ -411,9 +411,8 @@ def test_a_state_seen_since_tpmons_first_sight_of_it_is_said_since_at_least(site
     assert "Alpha Optique depuis le lun. 12 févr., 13:00" in home  # a change after earlier states: a real start
 
 
-
 def test_the_menu_says_where_the_reader_is(site: Site) -> None:
-    """"Networks" is the current section on a network's pages (`aria-current="true"`), the current page on the home
+    """ "Networks" is the current section on a network's pages (`aria-current="true"`), the current page on the home
     (`"page"`); an incident list is "Incidents"; no other entry is marked."""
     expected = {
         "/": ("/", "page"),
