@@ -20,7 +20,7 @@ from .errors import ConfigError, ConfigProblem, MonitorError, NotFound, StoreErr
 from .logs import setup_logging
 from .opscli import OneLineParser, add_ops_commands
 from .opscli.push_command import register as register_push
-from .opscli.texts import _, install_argparse_texts
+from .opscli.texts import _, cli_lang, install_argparse_texts
 
 DEFAULT_CONFIG = "config/example.yaml"
 DEFAULT_PID_FILE = "var/tpmon.pid"
@@ -85,7 +85,7 @@ def _warning(problem: ConfigProblem) -> str:
     """`file:line: field: warning: message`."""
     where = f"{problem.file}:{problem.line}: " if problem.file and problem.line else ""
     warning = _("warning")
-    return f"{where}{problem.path}: {warning}: {problem.message}"
+    return f"{where}{problem.path}: {warning}: {problem.message_in(cli_lang())}"
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -549,7 +549,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
     except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
+        print(exc.text(cli_lang()), file=sys.stderr)
         refused = _("tpmon: {count} problem(s) in the config; nothing was started")
         print(refused.format(count=len(exc.problems)), file=sys.stderr)
         return 2
