@@ -269,7 +269,8 @@ def cmd_reload(args: argparse.Namespace) -> int:
         if status_file.exists() and status_file.stat().st_mtime_ns != before:
             outcome = json.loads(status_file.read_text(encoding="utf-8"))
             verdict = _("reloaded") if outcome["ok"] else _("reload refused")
-            print(f"{verdict}: {outcome['message']}")
+            said = outcome.get("texts") or {}  # the server's words in each language
+            print(_("{verdict}: {message}").format(verdict=verdict, message=said.get(cli_lang(), outcome["message"])))
             return 0 if outcome["ok"] else 2
         time.sleep(0.05)
     silent = _("signalled pid {pid} with {checks} checks; no answer within {wait} s")
