@@ -236,3 +236,12 @@ def test_an_error_type_without_a_translation_says_pydantics_english() -> None:
     assert _message(bound, ("jitter",), {}).render("fr") == "must be greater than 0"  # no ctx: no crash
     with_ctx = {**bound, "ctx": {"gt": 0}}
     assert _message(with_ctx, ("jitter",), {}).render("fr") == "doit être supérieur à 0"
+
+
+def test_a_translation_with_wrong_placeholders_says_the_english(monkeypatch: pytest.MonkeyPatch) -> None:
+    from monitor.config import texts
+
+    text = texts._("unknown flow {name!r}{hint}", name="pecc", hint=texts._(" (did you mean {name!r}?)", name="pec"))
+    assert text.render("fr") == f"flux 'pecc' inconnu (vouliez-vous dire 'pec'{NBSP}?)"
+    monkeypatch.setattr(texts, "translate", lambda lang, message: "flux {nom!r} inconnu")
+    assert text.render("fr") == "unknown flow 'pecc' (did you mean 'pec'?)"  # the hint's too: said in English

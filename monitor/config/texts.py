@@ -29,7 +29,10 @@ class Text:
         if self.verbatim:
             return self.msgid
         values = {name: value.render(lang) if isinstance(value, Text) else value for name, value in self.params}
-        return translate(lang, self.msgid).format(**values)
+        try:
+            return translate(lang, self.msgid).format(**values)
+        except (KeyError, IndexError, ValueError):  # a translation whose placeholders are wrong: the English
+            return self.msgid.format(**values)
 
 
 def _(msgid: str, **params: Any) -> Text:
