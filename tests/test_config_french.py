@@ -158,7 +158,9 @@ BAD_VALUES: list[Any] = [
     ["x"],
     {},
     {"zz": 1},
-    "a" * 70000,
+    "a" * 70000,  # longer than any text
+    ["x"] * 60,  # longer than any list
+    {1: "x"},  # a key that is no text
 ]
 EXAMPLES = sorted((ROOT / "config").glob("*.yaml"))
 
@@ -225,6 +227,7 @@ def test_every_pydantic_error_type_the_config_produces_is_translated() -> None:
     expected = {"missing", "extra_forbidden", "int_parsing", "greater_than", "greater_than_equal", "less_than_equal"}
     expected |= {"literal_error", "string_pattern_mismatch", "string_type", "value_error", "dict_type", "tuple_type"}
     expected |= {"string_too_long", "union_tag_invalid", "bool_parsing", "int_from_float", "float_parsing"}
+    expected |= {"too_long", "too_short", "string_too_short", "union_tag_not_found", "model_type", "invalid_key"}
     assert expected <= set(said), expected - set(said)  # the walk reached every kind of field
 
 
