@@ -41,6 +41,7 @@ from .delivery.subscription_desk import SubscriptionDesk
 from .engine.overrides import Overrides
 from .engine.quorum import located_key
 from .errors import ConfigError, MonitorError, NotFound, StoreError
+from .i18n import LANGS, translate
 from .metrics import Metrics, derive_availability
 from .models import ComponentRef, ComponentStatus, ProbeResult, Source, Transition
 from .notify.tokens import Signer, load_secret
@@ -269,7 +270,7 @@ class Services:
             settings = load_config(self.config_path)
         except ConfigError as exc:
             log.error("reload refused, keeping the running config: %s", str(exc).replace("\n", "; "))
-            self._note_reload(ok=False, message=str(exc))
+            self._note_reload(ok=False, message=str(exc), texts={lang: exc.text(lang) for lang in LANGS})
             return None
         self.pipeline.record(self.board.reload(settings, self.clock()))
         report = self.scheduler.apply(settings)
@@ -280,7 +281,11 @@ class Services:
         self.settings = settings
         self._snapshot = self._take()
         log.info("config reloaded: %s", report)
-        self._note_reload(ok=True, message=str(report))
+        counts = {"added": len(report.added), "removed": len(report.removed), "changed": len(report.changed)}
+        said = {lang: translate(lang, "{added} added, {removed} removed, {changed} changed") for lang in LANGS}
+        self._note_reload(
+            ok=True, message=str(report), texts={lang: text.format(**counts) for lang, text in said.items()}
+        )
         return report
 
     def refresh_metrics(self) -> None:
@@ -298,8 +303,9 @@ class Services:
         except StoreError as exc:  # keep the cached values; the next run retries
             log.warning("metrics not refreshed from the store: %s", exc)
 
-    def _note_reload(self, *, ok: bool, message: str) -> None:
-        self.last_reload = {"at": self.clock().isoformat(), "ok": ok, "message": message}
+    def _note_reload(self, *, ok: bool, message: str, texts: dict[str, str]) -> None:
+        """The last reload's outcome: `message` in English (logs, API), `texts` by language (`tpmon reload`)."""
+        self.last_reload = {"at": self.clock().isoformat(), "ok": ok, "message": message, "texts": texts}
         self.metrics.note_reload(ok, self.clock())
         if self.reload_status is not None:
             self.reload_status.write_text(json.dumps(self.last_reload), encoding="utf-8")

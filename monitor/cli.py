@@ -20,7 +20,7 @@ from .errors import ConfigError, ConfigProblem, MonitorError, NotFound, StoreErr
 from .logs import setup_logging
 from .opscli import OneLineParser, add_ops_commands
 from .opscli.push_command import register as register_push
-from .opscli.texts import _, install_argparse_texts
+from .opscli.texts import _, cli_lang, install_argparse_texts
 
 DEFAULT_CONFIG = "config/example.yaml"
 DEFAULT_PID_FILE = "var/tpmon.pid"
@@ -85,7 +85,7 @@ def _warning(problem: ConfigProblem) -> str:
     """`file:line: field: warning: message`."""
     where = f"{problem.file}:{problem.line}: " if problem.file and problem.line else ""
     warning = _("warning")
-    return f"{where}{problem.path}: {warning}: {problem.message}"
+    return f"{where}{problem.path}: {warning}: {problem.message_in(cli_lang())}"
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -269,7 +269,8 @@ def cmd_reload(args: argparse.Namespace) -> int:
         if status_file.exists() and status_file.stat().st_mtime_ns != before:
             outcome = json.loads(status_file.read_text(encoding="utf-8"))
             verdict = _("reloaded") if outcome["ok"] else _("reload refused")
-            print(f"{verdict}: {outcome['message']}")
+            said = outcome.get("texts") or {}  # the server's words in each language
+            print(_("{verdict}: {message}").format(verdict=verdict, message=said.get(cli_lang(), outcome["message"])))
             return 0 if outcome["ok"] else 2
         time.sleep(0.05)
     silent = _("signalled pid {pid} with {checks} checks; no answer within {wait} s")
@@ -549,7 +550,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
     except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
+        print(exc.text(cli_lang()), file=sys.stderr)
         refused = _("tpmon: {count} problem(s) in the config; nothing was started")
         print(refused.format(count=len(exc.problems)), file=sys.stderr)
         return 2

@@ -21,25 +21,38 @@ class MonitorError(Exception):
 
 @dataclass(frozen=True)
 class ConfigProblem:
-    """One problem in a config: where (file, line, field path) and what."""
+    """One problem in a config: where (file, line, field path) and what — `message` in English, and its text in
+    other languages in `translated` ((lang, text) pairs, made by monitor.config.texts); `str()` is English."""
 
     path: str
     message: str
     file: str | None = None
     line: int | None = None
+    translated: tuple[tuple[str, str], ...] = ()
 
-    def __str__(self) -> str:
+    def text(self, lang: str = "en") -> str:
+        """`file:line: field.path: message`, the message in `lang` (English when it has no text in `lang`)."""
         where = f"{self.file}:{self.line}: " if self.file and self.line else (f"{self.file}: " if self.file else "")
         field = f"{self.path}: " if self.path else ""
-        return f"{where}{field}{self.message}"
+        return f"{where}{field}{self.message_in(lang)}"
+
+    def message_in(self, lang: str) -> str:
+        return dict(self.translated).get(lang, self.message)
+
+    def __str__(self) -> str:
+        return self.text("en")
 
 
 class ConfigError(MonitorError):
-    """A config that does not validate; `problems` lists every error found, in file order."""
+    """A config that does not validate; `problems` lists every error found, in file order. `str()` is English
+    (logs); `text(lang)` says the problems in `lang`."""
 
     def __init__(self, problems: Sequence[ConfigProblem]) -> None:
         self.problems = tuple(problems)
-        super().__init__("\n".join(str(p) for p in self.problems))
+        super().__init__(self.text("en"))
+
+    def text(self, lang: str) -> str:
+        return "\n".join(problem.text(lang) for problem in self.problems)
 
 
 class StoreError(MonitorError):

@@ -57,6 +57,7 @@ RANKS: dict[str, float] = {
 # Inside a package, a module may import only modules of a strictly lower rank (its own package's).
 INNER: dict[str, dict[str, float]] = {
     "config": {
+        "texts": -1,  # problems' messages in each language, through the catalogs
         "values": 0,
         "taxonomy": 0,
         "yaml_source": 0,

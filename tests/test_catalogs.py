@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import re
+import string
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,6 +81,19 @@ def test_no_message_is_left_in_a_catalog_once_the_code_dropped_it(lang: Lang) ->
 def test_placeholders_and_plural_forms_match(lang: Lang) -> None:
     problems = [(message.id, [str(e) for e in errors]) for message, errors in catalog(lang).check() if errors]
     assert not problems, problems
+
+
+def _brace_names(text: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_brace_placeholders_match(lang: Lang) -> None:
+    """`{name}` placeholders (the command line's and the config problems' `.format()`): Babel checks only `%(x)s`."""
+    braced = [message for message in messages(lang) if "python-brace-format" in message.flags]
+    assert len(braced) > 100, len(braced)
+    wrong = [(m.id, m.string) for m in braced for text in texts(m) if _brace_names(key_of(m)) != _brace_names(text)]
+    assert not wrong, wrong
 
 
 def test_french_texts_use_no_break_spaces_before_high_punctuation() -> None:

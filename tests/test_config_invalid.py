@@ -2,7 +2,8 @@
 
 As blackbox_exporter's `testdata/`: adding a pair adds a case. To write a new `.expected`, run from the
 repository root `python -m monitor check-config tests/data/config/invalid-NAME.yaml 2> ….expected` with
-the environment below, then read it: it is the specification.
+the environment below, then read it: it is the specification. The suite runs in English (tests/conftest.py);
+tests/test_config_french.py checks the French of every case, with French `.expected` files under `fr/`.
 """
 
 from __future__ import annotations

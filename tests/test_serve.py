@@ -76,6 +76,12 @@ def test_reload_applies_added_checks_and_refuses_an_invalid_config(server: Serve
     done = server.run("reload", "--config", str(server.config), "--pid-file", str(server.pid_file))
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "reloaded: 1 added, 0 removed, 0 changed"
+    status_file = server.pid_file.with_suffix(".reload.json")
+    said = json.loads(status_file.read_text())["texts"]  # what `tpmon reload` prints, in each language
+    assert said == {
+        "en": "1 added, 0 removed, 0 changed",
+        "fr": "1 vérification(s) ajoutée(s), 0 retirée(s), 0 modifiée(s)",
+    }
     wait_for(lambda: server.component("alpha", "checks", "droits")["state"] == "operational", what="new check")
 
     server.config.write_text("networks: {alpha: {kind: nope}}\n", encoding="utf-8")
@@ -86,8 +92,10 @@ def test_reload_applies_added_checks_and_refuses_an_invalid_config(server: Serve
     # the server itself refuses it too when signalled directly, and keeps serving the running config
     assert server.proc is not None
     server.proc.send_signal(signal.SIGHUP)
-    status_file = server.pid_file.with_suffix(".reload.json")
     wait_for(lambda: json.loads(status_file.read_text())["ok"] is False, what="refused reload")
+    said = json.loads(status_file.read_text())["texts"]
+    assert "networks.alpha.kind: doit valoir 'operateur' ou 'reseau_de_soins' (reçu 'nope')" in said["fr"], said
+    assert "networks.alpha.kind: must be 'operateur' or 'reseau_de_soins' (got 'nope')" in said["en"], said
     assert server.component("alpha", "checks", "droits")["id"] == "droits"
     assert server.get("/healthz").status_code == 200
 

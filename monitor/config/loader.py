@@ -15,6 +15,7 @@ from ..errors import ConfigError, ConfigProblem
 from .model import CheckDefaults, Settings
 from .problems import sort_problems, validation_problems
 from .rules import blind_lines, cross_field_problems, network_flow_problems
+from .texts import _, config_problem, literal
 from .yaml_source import YamlDocument, parse_yaml
 
 __all__ = ["load_config", "parse_config", "read_config"]
@@ -70,10 +71,10 @@ def parse_config(doc: YamlDocument, environ: Mapping[str, str]) -> Settings:
     if doc.problems:
         raise ConfigError(doc.problems)
     if not isinstance(doc.data, dict):
-        raise ConfigError([doc.problem((), "the config must be a mapping with at least `networks:`")])
+        raise ConfigError([doc.problem((), _("the config must be a mapping with at least `networks:`"))])
     problems = cross_field_problems(doc, environ)
     if "source" in doc.data:  # a field of the model, set by the loader, not by the file
-        problems.append(doc.problem(("source",), "unknown field 'source'"))
+        problems.append(doc.problem(("source",), _("unknown field {field!r}", field="source")))
     try:
         settings = Settings.model_validate({**_apply_defaults(doc.data), "source": doc.file})
     except ValidationError as exc:
@@ -85,6 +86,15 @@ def parse_config(doc: YamlDocument, environ: Mapping[str, str]) -> Settings:
     return settings
 
 
+_REASONS = {  # why a file cannot be read, by errno, in each language
+    errno.EACCES: _("permission denied"),
+    errno.EPERM: _("permission denied"),
+    errno.EISDIR: _("is a directory"),
+    errno.ENOTDIR: _("a part of its path is not a directory"),
+    errno.ELOOP: _("too many symbolic links"),
+    errno.ENAMETOOLONG: _("the name is too long"),
+    errno.EINVAL: _("not a regular file"),  # raised by read_config itself for a device or a directory
+}
 MAX_BYTES = 8 * 1024 * 1024  # a config file larger than this is a mistake (or /dev/zero), never read whole
 
 
@@ -103,13 +113,19 @@ def read_config(path: str | Path, environ: Mapping[str, str] | None = None) -> t
                 raise OSError(errno.EINVAL, "not a regular file")
             data = opened.read(MAX_BYTES + 1)
         if len(data) > MAX_BYTES:
-            raise ConfigError([ConfigProblem("", f"larger than {MAX_BYTES // 1024 // 1024} MiB", file)])
+            too_large = _("larger than {size} MiB", size=MAX_BYTES // 1024 // 1024)
+            raise ConfigError([config_problem("", too_large, file)])
         text = data.decode("utf-8")
     except FileNotFoundError:
-        raise ConfigError([ConfigProblem("", "no such file", file)]) from None
+        raise ConfigError([config_problem("", _("no such file"), file)]) from None
     except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a UTF-8 text file"
-        raise ConfigError([ConfigProblem("", f"cannot read: {reason}", file)]) from None
+        if isinstance(exc, OSError) and exc.errno in _REASONS and not (exc.errno == errno.EINVAL and exc.filename):
+            reason = _REASONS[exc.errno]
+        elif isinstance(exc, OSError) and exc.strerror:
+            reason = literal(exc.strerror)  # the system's words (English: Python leaves LC_MESSAGES at C)
+        else:
+            reason = _("not a UTF-8 text file")
+        raise ConfigError([config_problem("", _("cannot read: {reason}", reason=reason), file)]) from None
     doc = parse_yaml(text, file)
     settings = parse_config(doc, os.environ if environ is None else environ)
     return settings, sort_problems(blind_lines(settings, doc), doc)

@@ -11,7 +11,8 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
 
 from .taxonomy import DEFAULT_FLOWS, DEFAULT_LINES
-from .values import ENV_REF, SLUG, FrozenDict, parse_duration
+from .texts import TextError, _
+from .values import ENV_REF, SLUG, FrozenDict, got, parse_duration
 
 __all__ = [
     "AdminSettings",
@@ -48,7 +49,7 @@ def _at_most(limit: float, shown: str) -> AfterValidator:
 
     def check(seconds: float) -> float:
         if seconds > limit:
-            raise ValueError(f"must be at most {shown} (got {_duration_text(seconds)})")
+            raise TextError(_("must be at most {limit} (got {value})", limit=shown, value=_duration_text(seconds)))
         return seconds
 
     return AfterValidator(check)
@@ -173,7 +174,7 @@ def _regex(pattern: str) -> str:
     try:
         re.compile(pattern)
     except (re.error, OverflowError, RecursionError) as exc:
-        raise ValueError(f"invalid regular expression: {exc}") from None
+        raise TextError(_("invalid regular expression: {reason}", reason=str(exc))) from None
     return pattern
 
 
@@ -183,12 +184,13 @@ def _status_code(code: Any) -> int | str:
         code = int(code)
     if isinstance(code, int) and not isinstance(code, bool):
         if not 100 <= code <= 599:
-            raise ValueError(f"status code {code} is not between 100 and 599")
+            raise TextError(_("status code {code} is not between 100 and 599", code=code))
         return code
     if isinstance(code, str) and _STATUS.match(code):
         return code
-    shown = f" {code!r}" if isinstance(code, str) and len(code) <= 20 else ""
-    raise ValueError(f"status{shown} is neither a code like 200 nor a class like '2xx'")
+    if isinstance(code, str) and len(code) <= 20:
+        raise TextError(_("status {code!r} is neither a code like 200 nor a class like '2xx'", code=code))
+    raise TextError(_("status is neither a code like 200 nor a class like '2xx'"))
 
 
 def _one_or_many(value: Any) -> Any:
@@ -267,7 +269,7 @@ def _token_reference(value: str) -> str:
     # A malformed reference is reported by the ${VAR} rules of config.rules, once.
     if ENV_REF.fullmatch(value) or "${" in ENV_REF.sub("", value):
         return value
-    raise ValueError("must be a ${VAR} reference to an environment variable, never the secret itself")
+    raise TextError(_("must be a ${{VAR}} reference to an environment variable, never the secret itself"))
 
 
 class PushCheck(CheckBase):
@@ -354,33 +356,34 @@ def _host_name(value: str) -> str:
     except ValueError:
         pass
     if not _HOST.match(host):
-        raise ValueError(
-            f"must be a host name like etat.exemple.fr or an IP address, without scheme or port{_got(value)}"
+        raise TextError(
+            _(
+                "must be a host name like etat.exemple.fr or an IP address, without scheme or port{got}",
+                got=got(value, 60),
+            )
         )
     return host
 
 
 def _origin(value: str) -> str:
     """`https://etat.exemple.fr[:port]`: the origin every absolute URL of the public site starts with."""
-    shown = "" if "@" in value else _got(value)  # never echo what may be a password
-    problem = f"must be the site's public origin, like https://etat.exemple.fr (http or https, no path){shown}"
+    shown = got("", 0) if "@" in value else got(value, 60)  # never echo what may be a password
+    problem = TextError(
+        _("must be the site's public origin, like https://etat.exemple.fr (http or https, no path){got}", got=shown)
+    )
     try:
         parts = urlsplit(value.strip())
         port = parts.port
     except ValueError:
-        raise ValueError(problem) from None
+        raise problem from None
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
-        raise ValueError(problem)
+        raise problem
     if parts.query or parts.fragment or parts.username is not None or parts.password is not None:
-        raise ValueError(problem)
+        raise problem
     host = _host_name(parts.hostname)
     bracketed = f"[{host}]" if ":" in host else host
     default = {"http": 80, "https": 443}[parts.scheme]
     return f"{parts.scheme}://{bracketed}" + (f":{port}" if port is not None and port != default else "")
-
-
-def _got(value: object) -> str:
-    return f" (got {value!r})" if len(repr(value)) <= 60 else ""
 
 
 class WebSettings(Model):
@@ -418,7 +421,7 @@ def _ip_address(value: str) -> str:
     try:
         return str(ipaddress.ip_address(value))
     except ValueError:
-        raise ValueError("must be an IP address of this machine, like 192.0.2.10 or 2001:db8::10") from None
+        raise TextError(_("must be an IP address of this machine, like 192.0.2.10 or 2001:db8::10")) from None
 
 
 class LocationSettings(Model):
@@ -451,13 +454,13 @@ _ADDRESS = re.compile(r"^[^\s@<>\"]+@[^\s@<>\"]+\.[^\s@<>\"]+$")
 
 def _scope(value: str) -> str:
     if not _SCOPE.match(value):
-        raise ValueError("must be *, a network (viamedis) or a network/domain (viamedis/optique)")
+        raise TextError(_("must be *, a network (viamedis) or a network/domain (viamedis/optique)"))
     return value
 
 
 def _address(value: str) -> str:
     if not _ADDRESS.match(value):
-        raise ValueError("must be an e-mail address like etat@exemple.fr")
+        raise TextError(_("must be an e-mail address like etat@exemple.fr"))
     return value
 
 

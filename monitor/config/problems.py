@@ -5,41 +5,60 @@ from __future__ import annotations
 import difflib
 import types
 from collections.abc import Iterable, Mapping
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
 from ..errors import ConfigProblem
+from ..i18n import N_
 from .model import Settings
+from .texts import Text, TextError, _, literal
+from .values import got
 from .yaml_source import Path, YamlDocument
 
-__all__ = ["SECRET_FIELDS", "sort_problems", "suggest", "validation_problems"]
+__all__ = ["HANDLED", "SECRET_FIELDS", "sort_problems", "suggest", "validation_problems"]
 
 SECRET_FIELDS = {"url", "headers", "body", "token"}  # the only fields where ${VAR} references are expanded
 _CHECK_KINDS = ("http", "tcp", "tls", "dns", "push")
 _NOT_FOR_PUSH = {
-    "timeout": "a push check has no timeout: it waits `missed_after` for its partner's next signal",
-    "degraded_after": "a push check has no degraded_after: its partner reports `degraded` itself",
+    "timeout": _("a push check has no timeout: it waits `missed_after` for its partner's next signal"),
+    "degraded_after": _("a push check has no degraded_after: its partner reports `degraded` itself"),
 }
 
+# pydantic's errors are said by their `type` (and `ctx`), never from pydantic's English text; a type missing here
+# and in `_message` falls back to that text (tests/test_config_french.py lists the types the config can produce).
 _SIMPLE = {
-    "missing": "required field is missing",
-    "dict_type": "must be a mapping",
-    "model_type": "must be a mapping",
-    "model_attributes_type": "must be a mapping",
-    "tuple_type": "must be a list",
-    "list_type": "must be a list",
-    "string_type": "must be a string",
-    "int_type": "must be an integer",
-    "int_parsing": "must be an integer",
-    "int_from_float": "must be an integer",
-    "float_type": "must be a number",
-    "float_parsing": "must be a number",
-    "finite_number": "must be a finite number",
-    "bool_type": "must be true or false",
-    "bool_parsing": "must be true or false",
-    "recursion_loop": "must not contain itself",
+    "missing": _("required field is missing"),
+    "dict_type": _("must be a mapping"),
+    "model_type": _("must be a mapping"),
+    "model_attributes_type": _("must be a mapping"),
+    "tuple_type": _("must be a list"),
+    "list_type": _("must be a list"),
+    "string_type": _("must be a string"),
+    "string_unicode": _("must be a string"),
+    "int_type": _("must be an integer"),
+    "int_parsing": _("must be an integer"),
+    "int_parsing_size": _("must be an integer"),
+    "int_from_float": _("must be an integer"),
+    "float_type": _("must be a number"),
+    "float_parsing": _("must be a number"),
+    "finite_number": _("must be a finite number"),
+    "bool_type": _("must be true or false"),
+    "bool_parsing": _("must be true or false"),
+    "recursion_loop": _("must not contain itself"),
 }
+# Bounds: the limit from `ctx`, as the config writes it.
+_BOUNDS = {
+    "greater_than": ("gt", N_("must be greater than {limit}")),
+    "greater_than_equal": ("ge", N_("must be greater than or equal to {limit}")),
+    "less_than": ("lt", N_("must be less than {limit}")),
+    "less_than_equal": ("le", N_("must be less than or equal to {limit}")),
+}
+HANDLED = frozenset(
+    {*_SIMPLE, *_BOUNDS, "invalid_key", "extra_forbidden", "union_tag_invalid", "union_tag_not_found"}
+    | {"string_pattern_mismatch", "too_short", "string_too_short", "too_long", "string_too_long"}
+    | {"literal_error", "value_error"}
+)  # the pydantic error types said in every language (others: pydantic's English text)
 
 
 # --- pydantic errors -------------------------------------------------------------------------------------
@@ -124,9 +143,10 @@ def _child(node: Any, part: str | int) -> Any:
     return None
 
 
-def suggest(name: str, known: Iterable[str]) -> str:
+def suggest(name: str, known: Iterable[str]) -> Text:
+    """` (did you mean 'x'?)` when a known name is close to `name`, else nothing."""
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return _(" (did you mean {name!r}?)", name=close[0]) if close else literal("")
 
 
 def _meant(path: Path, data: Any) -> str | None:
@@ -136,50 +156,87 @@ def _meant(path: Path, data: Any) -> str | None:
     return close[0] if close else None
 
 
-def _shown(value: Any) -> str:
-    """` (got 'x')` for a short scalar, else nothing."""
-    if isinstance(value, str | int | float) and len(repr(value)) <= 40:
-        return f" (got {value!r})"
-    return ""
+def _literal_values(path: Path, data: Any) -> tuple[Any, ...]:
+    """The values a `Literal` field at `path` accepts, read from its model (pydantic's `ctx` says them in English
+    words only); () when not found."""
+    model = _model_at(path[:-1], data) if path else None
+    fields = {field.alias or name: field for name, field in model.model_fields.items()} if model else {}
+    annotation: Any = fields[path[-1]].annotation if path and path[-1] in fields else None
+    while get_origin(annotation) in (Annotated, Union, types.UnionType):
+        members = [arg for arg in get_args(annotation) if arg is not type(None)]
+        annotation = members[0] if len(members) == 1 or get_origin(annotation) is Annotated else None
+    return get_args(annotation) if get_origin(annotation) is Literal else ()
 
 
-def _message(error: Any, path: Path, data: Any) -> str:
+def _one_of(values: tuple[Any, ...]) -> Text:
+    """'a', 'b' or 'c', in each language."""
+    shown = [repr(value) for value in values]
+    if len(shown) == 1:
+        return literal(shown[0])
+    return _("{some} or {last}", some=", ".join(shown[:-1]), last=shown[-1])
+
+
+def _message(error: Any, path: Path, data: Any) -> Text:
     kind = error["type"]
     ctx = error.get("ctx") or {}
     secret = any(part in SECRET_FIELDS for part in path)
     if kind == "invalid_key" or (kind == "string_type" and "[key]" in error["loc"]):
-        return "names must be strings"
+        return _("names must be strings")
     if kind in _SIMPLE:
         return _SIMPLE[kind]
+    if kind in _BOUNDS and _BOUNDS[kind][0] in ctx:
+        name, message = _BOUNDS[kind]
+        return _(message, limit=ctx[name])
     if kind == "extra_forbidden":
         if path and path[-1] in _NOT_FOR_PUSH and (model := _model_at(path[:-1], data)) and _kind_of(model) == "push":
             return _NOT_FOR_PUSH[str(path[-1])]
         close = _meant(path, data)
-        return f"unknown field {str(path[-1]) if path else ''!r}" + (f" (did you mean {close!r}?)" if close else "")
+        field = str(path[-1]) if path else ""
+        if close:
+            return _("unknown field {field!r} (did you mean {close!r}?)", field=field, close=close)
+        return _("unknown field {field!r}", field=field)
     if kind == "union_tag_invalid":
-        tag = f" {ctx['tag']!r}" if len(repr(ctx.get("tag"))) <= 40 else ""
-        return f"unknown check kind{tag}; expected one of: {', '.join(_CHECK_KINDS)}"
+        kinds = ", ".join(_CHECK_KINDS)
+        if len(repr(ctx.get("tag"))) <= 40:
+            return _("unknown check kind {tag!r}; expected one of: {kinds}", tag=ctx.get("tag"), kinds=kinds)
+        return _("unknown check kind; expected one of: {kinds}", kinds=kinds)
     if kind == "union_tag_not_found":
-        return f"a check needs `kind:` ({', '.join(_CHECK_KINDS)})"
+        return _("a check needs `kind:` ({kinds})", kinds=", ".join(_CHECK_KINDS))
     if kind == "string_pattern_mismatch":
         if "https?" in str(ctx.get("pattern")):
-            return "must start with http:// or https://"
+            return _("must start with http:// or https://")
         if str(ctx.get("pattern")).startswith("^\\$"):
-            return "must be a JSON path like $.status or $.items[0].state"
-        return f"{error['input']!r} is not a valid name: use lowercase letters, digits, '-' and '_'"
+            return _("must be a JSON path like $.status or $.items[0].state")
+        return _("{name!r} is not a valid name: use lowercase letters, digits, '-' and '_'", name=error["input"])
     if kind in ("too_short", "string_too_short"):
         least = ctx.get("min_length", 1)
-        unit = "character" if kind == "string_too_short" else "item"
-        return "must not be empty" if least == 1 else f"must have at least {least} {unit}s"
+        if least == 1:
+            return _("must not be empty")
+        if kind == "string_too_short":
+            return _("must have at least {count} characters", count=least)
+        return _("must have at least {count} items", count=least)
     if kind in ("too_long", "string_too_long"):
-        unit = "character" if kind == "string_too_long" else "item"
-        return f"must have at most {ctx.get('max_length')} {unit}s"
+        most = ctx.get("max_length")
+        if kind == "string_too_long":
+            return _("must have at most {count} characters", count=most)
+        return _("must have at most {count} items", count=most)
+    if kind == "literal_error" and (values := _literal_values(path, data)):
+        shown = got(error["input"], 40) if not secret else literal("")
+        return _("must be {values}{got}", values=_one_of(values), got=shown)
+    if kind == "value_error" and isinstance(ctx.get("error"), TextError):
+        text: Text = ctx["error"].text
+        return text
+    return _fallback(error, secret)
+
+
+def _fallback(error: Any, secret: bool) -> Text:
+    """pydantic's English text, for an error type without a translation: said as it is in every language."""
     message = str(error["msg"]).replace("Input should be", "must be")
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)
-    if kind == "literal_error" and not secret:
-        message += _shown(error["input"])
-    return message
+    if error["type"] == "literal_error" and not secret:
+        message += got(error["input"], 40).render("en")
+    return literal(message)
 
 
 def validation_problems(exc: ValidationError, doc: YamlDocument) -> list[ConfigProblem]:

@@ -8,9 +8,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ConfigProblem
+from ..i18n import N_
 from .model import ProbeCheck, Settings
 from .problems import SECRET_FIELDS, sort_problems, suggest
 from .taxonomy import DEFAULT_FLOWS, DEFAULT_LINES
+from .texts import Text, _, literal
 from .values import ENV_REF, SLUG, clear_credentials, clear_secret_header, parse_duration, secret_header, url_problem
 from .yaml_source import Path, YamlDocument
 
@@ -37,13 +39,15 @@ def _env_problems(value: Any, path: Path, doc: YamlDocument, environ: Mapping[st
         allowed = len(path) >= 5 and path[0] == "networks" and path[2] == "checks" and path[4] in SECRET_FIELDS
         allowed = allowed or (len(path) == 4 and path[:2] == ("notifications", "chat") and path[3] == "url")
         if not allowed:
-            message = "${…} references are only allowed in a check's url, headers, body and token, and a chat url"
+            message = _("${{…}} references are only allowed in a check's url, headers, body and token, and a chat url")
             problems.append(doc.problem(path, message))
             return problems
         if ENV_REF.sub("", value).count("${"):
-            problems.append(doc.problem(path, "malformed ${…} reference: write ${NAME} with letters, digits and _"))
+            problems.append(
+                doc.problem(path, _("malformed ${{…}} reference: write ${{NAME}} with letters, digits and _"))
+            )
         problems += [
-            doc.problem(path, f"environment variable {name} is not set")
+            doc.problem(path, _("environment variable {name} is not set", name=name))
             for name in dict.fromkeys(ENV_REF.findall(value))
             if name not in environ
         ]
@@ -73,12 +77,22 @@ def _seconds(value: Any) -> float | None:
     return seconds if seconds > 0 and math.isfinite(seconds) else None
 
 
-def _unknown(what: str, name: str, known: list[str]) -> str:
+_UNKNOWN = {
+    "flow": N_("unknown flow {name!r}{hint}"),
+    "line": N_("unknown line {name!r}{hint}"),
+    "network": N_("unknown network {name!r}{hint}"),
+}
+
+
+def _unknown(what: str, name: str, known: list[str], network: str = "") -> Text:
+    """`unknown flow 'x' (did you mean 'y'?)`, or with the known names; `what`: flow, line, network or domain (of
+    `network`)."""
     hint = suggest(name, known)
-    if not hint:
-        shown = ", ".join(known[:12]) + (", …" if len(known) > 12 else "")
-        hint = f"; known: {shown}" if known else ""
-    return f"unknown {what} {name!r}{hint}"
+    if hint == literal("") and known:
+        hint = _("; known: {names}", names=", ".join(known[:12]) + (", …" if len(known) > 12 else ""))
+    if what == "domain":
+        return _("unknown domain of {network} {name!r}{hint}", network=network, name=name, hint=hint)
+    return _(_UNKNOWN[what], name=name, hint=hint)
 
 
 class _Rules:
@@ -102,7 +116,7 @@ class _Rules:
         defaults = data.get("defaults")
         self.defaults: dict[Any, Any] = defaults if isinstance(defaults, dict) else {}
 
-    def add(self, path: Path, message: str) -> None:
+    def add(self, path: Path, message: Text) -> None:
         self.problems.append(self.doc.problem(path, message))
 
     def run(self) -> list[ConfigProblem]:
@@ -132,8 +146,11 @@ class _Rules:
             given, missing = ("unit", "units") if "unit" in texts else ("units", "unit")
             self.add(
                 (*where, given),
-                f"give `{missing}` too: one request of this flow and several, e.g. unit: {{fr: prise en charge, "
-                "en: prior approval} and units: {fr: prises en charge, en: prior approvals}",
+                _(
+                    "give `{missing}` too: one request of this flow and several, e.g. unit: {{fr: prise en charge, "
+                    "en: prior approval}} and units: {{fr: prises en charge, en: prior approvals}}",
+                    missing=missing,
+                ),
             )
 
     def taxonomy(self) -> None:
@@ -157,31 +174,32 @@ class _Rules:
             missing = [flow for flow in dict.fromkeys(needed) if flow not in self.flows]
             if missing:
                 names = ", ".join(repr(flow) for flow in missing)
-                self.add(("flows",), f"the default lines need {names}: define them, or define `lines:` too")
+                self.add(
+                    ("flows",), _("the default lines need {names}: define them, or define `lines:` too", names=names)
+                )
 
-    def timing(self, check: dict[Any, Any], key: str) -> tuple[float | None, str]:
+    def timing(self, check: dict[Any, Any], key: str) -> tuple[float | None, Text | None]:
         """The check's `key` in seconds (None if malformed) and where it comes from, when not the check."""
         if key in check:
-            return _seconds(check[key]), ""
+            return _seconds(check[key]), None
         if key in self.defaults:  # when malformed (reported there), the check's value is unknown
-            return _seconds(self.defaults[key]), " from defaults"
-        return float(ProbeCheck.model_fields[key].default), " by default"
+            return _seconds(self.defaults[key]), _(" from defaults")
+        return float(ProbeCheck.model_fields[key].default), _(" by default")
 
     def default_timings(self) -> None:
-        (interval, _), (timeout, timeout_from) = (self.timing(self.defaults, key) for key in ("interval", "timeout"))
+        (interval, _from), (timeout, timeout_from) = (
+            self.timing(self.defaults, key) for key in ("interval", "timeout")
+        )
         if interval is None or timeout is None or timeout < interval:
             return
         if "timeout" in self.defaults:
-            self.add(("defaults", "timeout"), f"must be shorter than interval ({_fmt(timeout)} >= {_fmt(interval)})")
+            self.add(("defaults", "timeout"), _shorter("interval", timeout, interval))
         elif "interval" in self.defaults:
-            self.add(
-                ("defaults", "interval"),
-                f"must be longer than timeout ({_fmt(interval)} <= {_fmt(timeout)}{timeout_from})",
-            )
+            self.add(("defaults", "interval"), _longer("timeout", interval, timeout, timeout_from))
 
     def network(self, name: str, network: dict[Any, Any]) -> None:
         base: Path = ("networks", name)
-        own_lines = [line for _, line in _slugs(network.get("lines"))]
+        own_lines = [line for _index, line in _slugs(network.get("lines"))]
         for index, line in _slugs(network.get("lines")):
             if self.lines is not None and line not in self.lines:
                 self.add((*base, "lines", index), _unknown("line", line, self.lines))
@@ -189,7 +207,7 @@ class _Rules:
         for line, override in overrides.items() if isinstance(overrides, dict) else ():
             where = (*base, "line_overrides", str(line))
             if isinstance(line, str) and _SLUG.match(line) and line not in own_lines:
-                self.add(where, f"{line!r} is not one of this network's lines")
+                self.add(where, _("{line!r} is not one of this network's lines", line=line))
             if isinstance(override, dict):
                 self.flow_refs(override.get("requires"), (*where, "requires"))
                 self.flow_refs(override.get("optional"), (*where, "optional"))
@@ -211,8 +229,15 @@ class _Rules:
         name = check.get("name")
         if isinstance(name, str) and _SLUG.match(name):
             if name in first:
-                at = f" (first at line {first[name]})" if first[name] else ""
-                self.add((*where, "name"), f"duplicate check name {name!r} in this network{at}")
+                if first[name]:
+                    message = _(
+                        "duplicate check name {name!r} in this network (first at line {line})",
+                        name=name,
+                        line=first[name],
+                    )
+                else:
+                    message = _("duplicate check name {name!r} in this network", name=name)
+                self.add((*where, "name"), message)
             else:
                 first[name] = self.doc.line_of((*where, "name"))
         self.flow(check.get("flow"), (*where, "flow"))
@@ -226,8 +251,7 @@ class _Rules:
         )
         reported = bool(interval_from and timeout_from)  # neither set here: reported once, at `defaults:`
         if interval is not None and timeout is not None and timeout >= interval and not reported:
-            message = f"must be shorter than interval ({_fmt(timeout)}{timeout_from} >= {_fmt(interval)})"
-            self.add((*where, "timeout"), message)
+            self.add((*where, "timeout"), _shorter("interval", timeout, interval, timeout_from))
         conditions = check.get("conditions")
         url = check.get("url")
         if (
@@ -237,10 +261,12 @@ class _Rules:
             and isinstance(conditions, dict)
             and conditions.get("cert_valid_days") is not None
         ):
-            self.add((*where, "conditions", "cert_valid_days"), "needs an https:// url: plain http has no certificate")
+            self.add(
+                (*where, "conditions", "cert_valid_days"), _("needs an https:// url: plain http has no certificate")
+            )
         degraded = _seconds(check["degraded_after"]) if check.get("degraded_after") is not None else None
         if degraded is not None and timeout is not None and degraded >= timeout:
-            self.add((*where, "degraded_after"), f"must be shorter than timeout ({_fmt(degraded)} >= {_fmt(timeout)})")
+            self.add((*where, "degraded_after"), _shorter("timeout", degraded, timeout))
 
     def http_target(self, check: dict[Any, Any], where: Path) -> None:
         """Credentials never in clear (in the URL or a credentials header); a URL with a host and a valid port,
@@ -248,51 +274,74 @@ class _Rules:
         url = check.get("url")
         if isinstance(url, str) and url.startswith(("http://", "https://", "${")):  # else: pydantic's pattern
             if clear_credentials(url):
-                message = "credentials written in clear: write them as ${VAR} references (https://user:${PASSWORD}@…)"
+                message = _(
+                    "credentials written in clear: write them as ${{VAR}} references (https://user:${{PASSWORD}}@…)"
+                )
                 self.add((*where, "url"), message)
             names = ENV_REF.findall(url)
             if "${" not in ENV_REF.sub("", url) and all(name in self.environ for name in names):
                 expanded = ENV_REF.sub(lambda match: self.environ[match.group(1)], url)
-                after = " (after ${VAR} expansion)" if names else ""
+                after = _(" (after ${{VAR}} expansion)") if names else literal("")
                 if not expanded.startswith(("http://", "https://")):
-                    self.add((*where, "url"), f"is not an http:// or https:// URL{after}")
+                    self.add((*where, "url"), _("is not an http:// or https:// URL{after}", after=after))
                 elif problem := url_problem(expanded):
-                    self.add((*where, "url"), f"{problem}{after}")
+                    self.add((*where, "url"), _("{problem}{after}", problem=problem, after=after))
         headers = check.get("headers")
         for name, value in headers.items() if isinstance(headers, dict) else ():
             if not (isinstance(name, str) and isinstance(value, str)) or "${" in ENV_REF.sub("", value):
                 continue  # not a string (pydantic's), or a malformed reference (reported with the ${VAR} rules)
             if secret_header(name) and clear_secret_header(value):
                 example = _HEADER_EXAMPLES.get(name.lower(), "${API_KEY}")
-                message = f"{name} carries credentials: write its value as a ${{VAR}} reference ({example})"
-                self.add((*where, "headers", name), f"{message}, never in clear")
+                message = _(
+                    "{name} carries credentials: write its value as a ${{VAR}} reference ({example}), never in clear",
+                    name=name,
+                    example=example,
+                )
+                self.add((*where, "headers", name), message)
 
     def push_check(self, check: dict[Any, Any], where: Path) -> None:
         """A signal awaited for less than its interval would be late every time."""
         missed = _seconds(check["missed_after"]) if check.get("missed_after") is not None else None
         interval, interval_from = self.timing(check, "interval")
         if missed is not None and interval is not None and missed <= interval:
-            message = f"must be longer than interval ({_fmt(missed)} <= {_fmt(interval)}{interval_from})"
-            self.add((*where, "missed_after"), message)
+            self.add((*where, "missed_after"), _longer("interval", missed, interval, interval_from))
 
     def dependency(self, name: str, dep: dict[Any, Any], where: Path, own_lines: list[str]) -> None:
         target = dep.get("network")
         if isinstance(target, str) and _SLUG.match(target):
             if target == name:
-                self.add((*where, "network"), "a network cannot depend on itself")
+                self.add((*where, "network"), _("a network cannot depend on itself"))
             elif target not in self.networks:
                 self.add((*where, "network"), _unknown("network", target, list(self.networks)))
         self.flow(dep.get("flow"), (*where, "flow"))
         for index, line in _slugs(dep.get("lines")):
             if line not in own_lines:
-                self.add((*where, "lines", index), f"{line!r} is not one of this network's lines")
+                self.add((*where, "lines", index), _("{line!r} is not one of this network's lines", line=line))
 
     def cycle(self) -> None:
         graph = {name: _dependency_edges(name, network, self.networks) for name, network in self.networks.items()}
-        cycle = _find_cycle({name: [target for _, target in edges] for name, edges in graph.items()})
+        cycle = _find_cycle({name: [target for _index, target in edges] for name, edges in graph.items()})
         if cycle:
             index = next(i for i, target in graph[cycle[0]] if target == cycle[1 % len(cycle)])
-            self.add(("networks", cycle[0], "depends_on", index), "dependency cycle: " + " → ".join([*cycle, cycle[0]]))
+            path = " → ".join([*cycle, cycle[0]])
+            self.add(("networks", cycle[0], "depends_on", index), _("dependency cycle: {path}", path=path))
+
+
+def _shorter(than: str, value: float, limit: float, origin: Text | None = None) -> Text:
+    """`must be shorter than interval (30s from defaults >= 20s)`: `than` is timeout or interval."""
+    origin = origin or literal("")
+    shown = {"value": _fmt(value), "limit": _fmt(limit), "origin": origin}
+    if than == "timeout":
+        return _("must be shorter than timeout ({value}{origin} >= {limit})", **shown)
+    return _("must be shorter than interval ({value}{origin} >= {limit})", **shown)
+
+
+def _longer(than: str, value: float, limit: float, origin: Text | None = None) -> Text:
+    """`must be longer than timeout (5s <= 10s by default)`: `than` is timeout or interval."""
+    shown = {"value": _fmt(value), "limit": _fmt(limit), "origin": origin or literal("")}
+    if than == "timeout":
+        return _("must be longer than timeout ({value} <= {limit}{origin})", **shown)
+    return _("must be longer than interval ({value} <= {limit}{origin})", **shown)
 
 
 def _fmt(seconds: float) -> str:
@@ -356,7 +405,7 @@ def network_flow_problems(settings: Settings, doc: YamlDocument) -> list[ConfigP
                 problems.append(doc.problem((*base, "flows", index), _unknown("flow", flow, list(settings.flows))))
         for index, check in enumerate(network.checks):
             if check.flow in settings.flows and check.flow not in network.flows:
-                message = f"{check.flow!r} is not one of this network's flows ({runs})"
+                message = _("{flow!r} is not one of this network's flows ({runs})", flow=check.flow, runs=runs)
                 problems.append(doc.problem((*base, "checks", index, "flow"), message))
         for index, line in enumerate(network.lines):
             if line not in settings.lines:
@@ -365,13 +414,23 @@ def network_flow_problems(settings: Settings, doc: YamlDocument) -> list[ConfigP
             required = override.requires if override and override.requires is not None else None
             for group in required or settings.lines[line].requires:
                 if not any(f in network.flows for f in group.split("|")):
-                    message = f"{line!r} requires {group!r}, which this network does not run ({runs})"
+                    message = _(
+                        "{line!r} requires {group!r}, which this network does not run ({runs})",
+                        line=line,
+                        group=group,
+                        runs=runs,
+                    )
                     problems.append(doc.problem((*base, "lines", index), message))
     for name, network in settings.networks.items():
         for index, dep in enumerate(network.depends_on):
             upstream = settings.networks.get(dep.network)
             if upstream is not None and upstream.flows is not None and dep.flow not in upstream.flows:
-                message = f"{dep.network!r} does not run {dep.flow!r} (its flows: {', '.join(upstream.flows)})"
+                message = _(
+                    "{network!r} does not run {flow!r} (its flows: {flows})",
+                    network=dep.network,
+                    flow=dep.flow,
+                    flows=", ".join(upstream.flows),
+                )
                 problems.append(doc.problem(("networks", name, "depends_on", index, "flow"), message))
     return problems + _notification_problems(settings, doc) + _web_problems(settings, doc)
 
@@ -379,7 +438,9 @@ def network_flow_problems(settings: Settings, doc: YamlDocument) -> list[ConfigP
 def _web_problems(settings: Settings, doc: YamlDocument) -> list[ConfigProblem]:
     """A published folder is served at the public address: its feeds and JSON documents need it."""
     if settings.web.publish_dir is not None and settings.web.public_url is None:
-        message = "needs web.public_url, the address the published files are served at (their feeds and JSON hold it)"
+        message = _(
+            "needs web.public_url, the address the published files are served at (their feeds and JSON hold it)"
+        )
         return [doc.problem(("web", "publish_dir"), message)]
     return []
 
@@ -390,28 +451,35 @@ def _notification_problems(settings: Settings, doc: YamlDocument) -> list[Config
     if settings.notifications is None:
         return problems
     if settings.notifications.public_url is None and settings.web.public_url is None:
-        message = "the site's address for the links sent is missing: set notifications.public_url or web.public_url"
+        message = _("the site's address for the links sent is missing: set notifications.public_url or web.public_url")
         problems.append(doc.problem(("notifications",), message))
     seen: set[str] = set()
     for index, channel in enumerate(settings.notifications.chat):
         base: Path = ("notifications", "chat", index)
         if channel.name in seen:
-            problems.append(doc.problem((*base, "name"), f"duplicate chat channel {channel.name!r}"))
+            problems.append(doc.problem((*base, "name"), _("duplicate chat channel {name!r}", name=channel.name)))
         seen.add(channel.name)
         if not channel.scopes:
-            problems.append(doc.problem((*base, "scopes"), "must name at least one scope (* for everything)"))
+            problems.append(doc.problem((*base, "scopes"), _("must name at least one scope (* for everything)")))
         for position, scope in enumerate(channel.scopes):
-            network, _, line = scope.partition("/")
+            network, _slash, line = scope.partition("/")
             if scope == "*":
                 continue
             if network not in settings.networks:
                 problem = _unknown("network", network, list(settings.networks))
             elif line and line not in settings.networks[network].lines:
-                problem = _unknown(f"domain of {network}", line, list(settings.networks[network].lines))
+                problem = _unknown("domain", line, list(settings.networks[network].lines), network)
             else:
                 continue
             problems.append(doc.problem((*base, "scopes", position), problem))
     return problems
+
+
+def _and(names: list[str]) -> Text:
+    """'a', 'b' and 'c', in each language."""
+    if len(names) == 1:
+        return literal(names[0])
+    return _("{some} and {last}", some=", ".join(names[:-1]), last=names[-1])
 
 
 def blind_lines(settings: Settings, doc: YamlDocument) -> list[ConfigProblem]:
@@ -425,13 +493,14 @@ def blind_lines(settings: Settings, doc: YamlDocument) -> list[ConfigProblem]:
             if line not in settings.lines:
                 continue
             upstream = {dep.flow for dep in network.depends_on if not dep.lines or line in dep.lines}
-            required, _ = network.requirements(line, settings.lines)
+            required, _optional = network.requirements(line, settings.lines)
             blind = [group for group in required if not set(group.split("|")) & (fed | upstream)]
             if blind:
-                groups = " and ".join(repr(group) for group in blind)
-                message = (
-                    f"{line!r} requires {groups}, which no check, push check or dependency of this network feeds:"
-                    " the line will stay unknown until ops declare its status"
+                message = _(
+                    "{line!r} requires {groups}, which no check, push check or dependency of this network feeds:"
+                    " the line will stay unknown until ops declare its status",
+                    line=line,
+                    groups=_and([repr(group) for group in blind]),
                 )
                 problems.append(doc.problem(("networks", name, "lines", index), message))
     return problems

@@ -8,6 +8,8 @@ import re
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
+from .texts import Text, TextError, _, literal
+
 __all__ = [
     "ENV_REF",
     "SLUG",
@@ -33,8 +35,7 @@ def parse_duration(value: Any) -> float:
     elif isinstance(value, str) and (match := _DURATION.match(value)):
         seconds = float(match.group(1)) * _UNITS[match.group(2)]
     if math.isnan(seconds) or math.isinf(seconds):
-        shown = f" (got {value!r})" if isinstance(value, str | int | float) and len(repr(value)) <= 40 else ""
-        raise ValueError(f"must be a duration like 30s, 5m or 1h{shown}")
+        raise TextError(_("must be a duration like 30s, 5m or 1h{got}", got=got(value, 40)))
     return seconds
 
 
@@ -49,7 +50,14 @@ _COOKIE_NAMES = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+=")  # `name=` before a 
 _SEPARATORS = re.compile(r"^[\s;,:.=]*$")
 
 
-def url_problem(url: str) -> str | None:
+def got(value: object, limit: int) -> Text:
+    """` (got 'x')` for a short string or number (its repr at most `limit` characters), else nothing."""
+    if isinstance(value, str | int | float) and len(repr(value)) <= limit:
+        return _(" (got {value!r})", value=value)
+    return literal("")
+
+
+def url_problem(url: str) -> Text | None:
     """Why `url` cannot be probed — no host, or a port outside 1–65535 — in words that never quote it; None when
     it can."""
     try:
@@ -57,16 +65,17 @@ def url_problem(url: str) -> str | None:
         port = parts.port
     except ValueError as exc:  # a bracketed host left open, or a port that is not a number in 0–65535
         if "IPv6" in str(exc):
-            return "has an invalid IPv6 host"
+            return _("has an invalid IPv6 host")
         after = url.partition("://")[2].split("/")[0].rpartition("@")[2].rpartition(":")[2]
+        if after.isdigit() and len(after) <= 12:
+            return _("the port {port} is not between 1 and 65535", port=after)
         if after.isdigit():
-            shown = f" {after}" if len(after) <= 12 else ""
-            return f"the port{shown} is not between 1 and 65535"
-        return "the port is not a number between 1 and 65535"
+            return _("the port is not between 1 and 65535")
+        return _("the port is not a number between 1 and 65535")
     if not parts.hostname:
-        return "has no host"
+        return _("has no host")
     if port is not None and not 1 <= port <= 65535:
-        return f"the port {port} is not between 1 and 65535"
+        return _("the port {port} is not between 1 and 65535", port=port)
     return None
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigProblem
+from .texts import Text, _, config_problem
 
 Path = tuple[str | int, ...]
 
@@ -38,11 +39,11 @@ class YamlDocument:
                 return line, self.columns.get(path[:end], 0)
         return None, 0
 
-    def problem(self, path: Path, message: str) -> ConfigProblem:
+    def problem(self, path: Path, message: Text) -> ConfigProblem:
         line, column = self.position_of(path)
         shown = format_path(path)
         self.positions.setdefault(shown, (line or 0, column))
-        return ConfigProblem(shown, message, self.file, line)
+        return config_problem(shown, message, self.file, line)
 
     def sort_key(self, problem: ConfigProblem) -> tuple[int, int, str]:
         """File order: line, then column (several problems on one line of flow style), then path."""
@@ -58,18 +59,21 @@ def format_path(path: Path) -> str:
     return out
 
 
-def _yaml_message(exc: yaml.MarkedYAMLError) -> str:
+def _yaml_message(exc: yaml.MarkedYAMLError) -> Text:
+    """PyYAML's own words (its problem and context) stay English, inside a sentence of the catalogs."""
     problem = exc.problem or "not valid YAML"
     context, mark = exc.context, exc.context_mark
     if context and context.startswith("while ") and mark is not None:
-        return f"invalid YAML: {problem} ({context} at line {mark.line + 1})"
+        return _(
+            "invalid YAML: {problem} ({context} at line {line})", problem=problem, context=context, line=mark.line + 1
+        )
     if context:
-        return f"invalid YAML: {context}, {problem}"
-    return f"invalid YAML: {problem}"
+        return _("invalid YAML: {context}, {problem}", context=context, problem=problem)
+    return _("invalid YAML: {problem}", problem=problem)
 
 
-def _failed(file: str, message: str, line: int | None = None) -> YamlDocument:
-    return YamlDocument(None, file, problems=[ConfigProblem("", message, file, line)])
+def _failed(file: str, message: Text, line: int | None = None) -> YamlDocument:
+    return YamlDocument(None, file, problems=[config_problem("", message, file, line)])
 
 
 def parse_yaml(text: str, file: str) -> YamlDocument:
@@ -83,13 +87,14 @@ def parse_yaml(text: str, file: str) -> YamlDocument:
     except yaml.reader.ReaderError as exc:
         line = text.count("\n", 0, exc.position) + 1
         char = exc.character if isinstance(exc.character, int) else ord(exc.character[:1] or "\0")
-        return _failed(file, f"invalid YAML: character U+{char:04X} is not allowed", line)
+        code = f"U+{char:04X}"
+        return _failed(file, _("invalid YAML: character {code} is not allowed", code=code), line)
     except yaml.YAMLError as exc:
-        return _failed(file, f"invalid YAML: {exc}")
+        return _failed(file, _("invalid YAML: {problem}", problem=str(exc)))
     except RecursionError:
-        return _failed(file, "invalid YAML: nested too deeply")
+        return _failed(file, _("invalid YAML: nested too deeply"))
     if node is None:
-        return _failed(file, "the file is empty", 1)
+        return _failed(file, _("the file is empty"), 1)
     return _document(loader, node, file)
 
 
@@ -103,7 +108,7 @@ def _document(loader: _Loader, node: yaml.Node, file: str) -> YamlDocument:
         doc.data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:  # e.g. an unhashable key or an unknown tag
         mark = exc.problem_mark
-        doc.problems.append(ConfigProblem("", _yaml_message(exc), file, mark.line + 1 if mark else None))
+        doc.problems.append(config_problem("", _yaml_message(exc), file, mark.line + 1 if mark else None))
     return doc
 
 
@@ -129,12 +134,12 @@ class _Walker:
     def walk(self, node: yaml.Node, path: Path) -> None:
         self.nodes += 1
         if self.nodes == MAX_NODES:
-            message = f"too large: aliases expand to more than {MAX_NODES} values"
+            message = _("too large: aliases expand to more than {count} values", count=MAX_NODES)
             self.doc.problems.append(self._problem((), message, node))
         if self.nodes >= MAX_NODES or not isinstance(node, yaml.CollectionNode):
             return
         if id(node) in self.open:
-            self.doc.problems.append(self._problem(path, "an alias refers to the value that contains it", node))
+            self.doc.problems.append(self._problem(path, _("an alias refers to the value that contains it"), node))
             return
         self.open.add(id(node))
         try:
@@ -149,7 +154,7 @@ class _Walker:
                 key = str(key_node.value)
                 child = (*path, key)
                 if key in seen:
-                    self.doc.problems.append(self._problem(child, "duplicate key", key_node))
+                    self.doc.problems.append(self._problem(child, _("duplicate key"), key_node))
                 seen.add(key)
                 self._place(child, key_node)
                 self.walk(value_node, child)
@@ -164,5 +169,5 @@ class _Walker:
             self.doc.lines[path] = node.start_mark.line + 1
             self.doc.columns[path] = node.start_mark.column
 
-    def _problem(self, path: Path, message: str, node: yaml.Node) -> ConfigProblem:
-        return ConfigProblem(format_path(path), message, self.doc.file, node.start_mark.line + 1)
+    def _problem(self, path: Path, message: Text, node: yaml.Node) -> ConfigProblem:
+        return config_problem(format_path(path), message, self.doc.file, node.start_mark.line + 1)

@@ -14,11 +14,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, cast
 
 from ..config import parse_duration
+from ..config.texts import TextError
 from ..declared.incidents import Declared, IncidentUpdate, Phase, declare
 from ..declared.inputs import Bilingual, check_not_future
 from ..declared.maintenance import WEEKDAYS, Recurrence, paris_to_utc
 from ..errors import IncidentError, MonitorError
-from .texts import _
+from .texts import _, cli_lang
 
 if TYPE_CHECKING:
     from ..operators.audited import AuditedDeclarations
@@ -91,8 +92,8 @@ def duration(text: str) -> timedelta:
     is the domain's to say; this only keeps dates computable."""
     try:
         seconds = parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    except TextError as exc:
+        raise argparse.ArgumentTypeError(exc.text.render(cli_lang())) from None
     if seconds > MAX_DURATION.total_seconds():
         longest = _("{text}: must be at most {days}d")
         raise argparse.ArgumentTypeError(longest.format(text=_shown(text), days=MAX_DURATION.days))

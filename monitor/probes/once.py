@@ -25,7 +25,8 @@ def _unusable(check: Check, environ: Mapping[str, str]) -> str | None:
     expanded = ENV_REF.sub(lambda match: environ[match.group(1)], check.url)
     if not expanded.startswith(("http://", "https://")):
         return "is not an http:// or https:// URL"
-    return url_problem(expanded)
+    problem = url_problem(expanded)
+    return problem.render("en") if problem is not None else None  # `tpmon probe`'s errors are English
 
 
 async def probe_once(network: str, check: Check, settings: Settings) -> ProbeResult:

@@ -1,0 +1,60 @@
+"""Config problems in French and in English: each message is written in English in the code, marked with `_()`
+and named placeholders (`_("unknown flow {name!r}", name=flow)`), and said in each language through the site's
+catalogs (monitor/locale, `bash .ci/catalogs.sh`) when the problem is made: a `ConfigProblem` holds its English
+message and its French one, the edge that shows it picks (the command line: `cli_lang()`).
+
+A placeholder's value may itself be a `Text` (" from defaults", " (got 'x')"): it is said in the same language.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ConfigProblem
+from ..i18n import LANGS, Lang, translate
+
+__all__ = ["Text", "TextError", "_", "config_problem", "literal"]
+
+
+@dataclass(frozen=True)
+class Text:
+    """A message of the catalogs and its placeholders' values, said in a language by `render`."""
+
+    msgid: str
+    params: tuple[tuple[str, Any], ...] = ()
+    verbatim: bool = False  # not a message of the catalogs: said as it is in every language
+
+    def render(self, lang: Lang) -> str:
+        if self.verbatim:
+            return self.msgid
+        values = {name: value.render(lang) if isinstance(value, Text) else value for name, value in self.params}
+        try:
+            return translate(lang, self.msgid).format(**values)
+        except (KeyError, IndexError, ValueError):  # a translation whose placeholders are wrong: the English
+            return self.msgid.format(**values)
+
+
+def _(msgid: str, **params: Any) -> Text:
+    """`msgid` (English, `{named}` placeholders) with its values, to be said in each language."""
+    return Text(msgid, tuple(params.items()))
+
+
+def literal(text: str) -> Text:
+    """A text said as it is in every language (an operating system's reason, a message without a translation)."""
+    return Text(text, verbatim=True)
+
+
+class TextError(ValueError):
+    """A ValueError whose message is a `Text`: raised by the config's validators, said in each language by
+    monitor.config.problems (pydantic keeps the exception in its error's `ctx`)."""
+
+    def __init__(self, text: Text) -> None:
+        super().__init__(text.render("en"))
+        self.text = text
+
+
+def config_problem(path: str, message: Text, file: str | None = None, line: int | None = None) -> ConfigProblem:
+    """A ConfigProblem with its message in English and its text in every other language."""
+    others = tuple((lang, message.render(lang)) for lang in LANGS if lang != "en")
+    return ConfigProblem(path, message.render("en"), file, line, others)
