@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import json
 import logging
@@ -305,11 +306,24 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([{k: v for k, v in r.items() if k != "since_paris"} for r in rows], indent=2))
         return 0
-    width = max(len(r["component"]) for r in rows) if rows else 10  # type: ignore[arg-type]
+    from .i18n import SOURCE_LABELS, STATE_ICONS, STATE_LABELS
+    from .models import Source, State
+
+    lang = cli_lang()  # the states and sources in words, as the site says them; the keys stay identifiers
+
+    def state(value: object) -> str:
+        found = State(str(value))
+        return f"{STATE_ICONS[found]} {STATE_LABELS[found][lang]}"
+
+    def source(value: object) -> str:
+        return SOURCE_LABELS[Source(str(value))][lang]
+
+    shown = [(str(r["component"]), state(r["state"]), str(r["since_paris"]), source(r["source"])) for r in rows]
     heads = _("COMPONENT"), _("STATE"), _("SINCE (Paris)"), _("SOURCE")
-    print(f"{heads[0]:<{width}}  {heads[1]:<12} {heads[2]:<17} {heads[3]}")
-    for r in rows:
-        print(f"{r['component']:<{width}}  {r['state']:<12} {r['since_paris']:<17} {r['source']}")
+    widths = [max([len(heads[i]), *(len(row[i]) for row in shown)]) for i in range(3)]
+    print(f"{heads[0]:<{widths[0]}}  {heads[1]:<{widths[1]}}  {heads[2]:<{widths[2]}}  {heads[3]}")
+    for row in shown:
+        print(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}")
     return 0
 
 
@@ -562,6 +576,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `tpmon status | head`: the reader has what it wanted; nothing more to say
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 141  # as a shell reports a command killed by SIGPIPE
     except Exception as exc:  # last resort: a bug must still end in one line, not a traceback
         if os.environ.get("TPMON_DEBUG"):
             raise

@@ -133,3 +133,27 @@ def test_argparse_texts_follow_the_language(monkeypatch: pytest.MonkeyPatch) -> 
     assert argparse._("positional arguments") == "arguments positionnels"  # type: ignore[attr-defined]
     monkeypatch.setenv("TPMON_LANG", "en")
     assert argparse._("positional arguments") == "positional arguments"  # type: ignore[attr-defined]
+
+
+def test_status_says_states_and_sources_in_words_and_a_closed_pipe_is_no_error(tmp_path: Path) -> None:
+    database = {"TPMON_DATABASE_URL": f"sqlite:///{tmp_path}/status.db"}
+    french = _tpmon("status", "--config", "config/example.yaml", lang_env=database)
+    assert french.returncode == 0, french.stderr
+    lines = french.stdout.splitlines()
+    assert lines[0].split() == ["COMPOSANT", "ÉTAT", "DEPUIS", "(Paris)", "SOURCE"]
+    assert lines[1].split() == ["network:viamedis", "?", "Statut", "inconnu", "—", "aucun", "signal"]
+    english = _tpmon("status", "--config", "config/example.yaml", lang_env={**database, "LANG": "en_US.UTF-8"})
+    assert english.stdout.splitlines()[1].split() == ["network:viamedis", "?", "Unknown", "status", "—", "no", "signal"]
+
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("TPMON_", "LC_", "LANG"))}
+    reader = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "status", "--config", "config/example.yaml"],
+        cwd=ROOT,
+        env={**env, **database},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert reader.stdout is not None and reader.stderr is not None
+    reader.stdout.close()  # `tpmon status | head -0`: the reader is gone before the first line
+    _, errors = reader.communicate(timeout=60)
+    assert reader.returncode in (0, 141) and errors == b"", errors
