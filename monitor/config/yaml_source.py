@@ -73,7 +73,27 @@ def _failed(file: str, message: str, line: int | None = None) -> YamlDocument:
 
 
 def parse_yaml(text: str, file: str) -> YamlDocument:
-    """Parse one YAML document; syntax errors and duplicate keys become problems, never exceptions."""
+    """Parse one YAML document; syntax errors and duplicate keys become problems, never exceptions.
+
+    libyaml (PyYAML's C parser) composes the document when it is installed — ten times faster than PyYAML's
+    Python parser, which took ~6 s of `tpmon serve`'s start at 10,000 checks. Whatever libyaml refuses, and any
+    text with a character PyYAML's reader refuses, is parsed again by the Python parser, so that every error
+    reads as it always has (the two word their errors differently); a document both accept gives the same nodes.
+    """
+    if _CLoader is not None and not yaml.reader.Reader.NON_PRINTABLE.search(text):
+        try:
+            fast = _CLoader(text)
+            node = fast.get_single_node()
+        except (yaml.YAMLError, RecursionError):
+            pass  # told by the Python parser below, in its words
+        else:
+            if node is None:
+                return _failed(file, "the file is empty", 1)
+            return _document(fast, node, file)
+    return _parse_slowly(text, file)
+
+
+def _parse_slowly(text: str, file: str) -> YamlDocument:
     try:
         loader = _Loader(text)  # checks the characters already
         node = loader.get_single_node()
@@ -93,7 +113,7 @@ def parse_yaml(text: str, file: str) -> YamlDocument:
     return _document(loader, node, file)
 
 
-def _document(loader: _Loader, node: yaml.Node, file: str) -> YamlDocument:
+def _document(loader: yaml.constructor.BaseConstructor, node: yaml.Node, file: str) -> YamlDocument:
     doc = YamlDocument(None, file)
     doc.lines[()] = node.start_mark.line + 1
     _Walker(doc).walk(node, ())
@@ -107,7 +127,7 @@ def _document(loader: _Loader, node: yaml.Node, file: str) -> YamlDocument:
     return doc
 
 
-class _Loader(yaml.SafeLoader):
+class _Constructing(yaml.constructor.SafeConstructor):
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
             return super().construct_object(node, deep)
@@ -116,6 +136,19 @@ class _Loader(yaml.SafeLoader):
         except Exception as exc:  # PyYAML's constructors raise anything on a bad `!!int x`, `!!timestamp x`…
             tag = node.tag.replace("tag:yaml.org,2002:", "!!")
             raise yaml.constructor.ConstructorError(None, None, f"not a valid {tag} value", node.start_mark) from exc
+
+
+class _Loader(_Constructing, yaml.SafeLoader):
+    """PyYAML's Python parser: the reference, and the words of every error."""
+
+
+_CLoader: type[yaml.CSafeLoader] | None = None
+if yaml.__with_libyaml__:
+
+    class _FastLoader(_Constructing, yaml.CSafeLoader):
+        """libyaml's parser, PyYAML's safe constructors (the same as `_Loader`'s)."""
+
+    _CLoader = _FastLoader
 
 
 class _Walker:
