@@ -70,3 +70,23 @@ def test_the_fast_path_is_taken_for_a_valid_document(monkeypatch: pytest.MonkeyP
     doc = parse_yaml("networks:\n  a:\n    checks: [{name: x, kind: http}]\n", "x.yaml")
     assert doc.data == {"networks": {"a": {"checks": [{"name": "x", "kind": "http"}]}}}
     assert doc.lines[("networks", "a", "checks", 0, "kind")] == 3
+
+
+PLAIN = [path for path in sorted((ROOT / "config").glob("*.yaml")) if " &" not in path.read_text(encoding="utf-8")]
+
+
+def test_some_examples_are_plain() -> None:
+    assert len(PLAIN) >= 3  # demo.yaml has anchors: the Python parser reads it
+
+
+@pytest.mark.parametrize("path", PLAIN, ids=lambda p: p.name)
+def test_the_plain_example_configs_take_the_fast_path(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No anchor, tag or merge key: the event reader reads them whole."""
+
+    def refuse(text: str, file: str) -> YamlDocument:
+        raise AssertionError(f"{file} was read by the Python parser")
+
+    monkeypatch.setattr(yaml_source, "_parse_slowly", refuse)
+    doc = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+    assert isinstance(doc.data, dict) and doc.data
+    assert doc.lines[()] >= 1

@@ -20,7 +20,7 @@ Measured, each from the instant the process is started (`Popen`):
 - `all_probed_s`: every check's path has been received by the target at least once (all checks have a first
   result); cross-checked at the end by /metrics (`checks_with_result`: the checks with a `tpmon_probe_success`
   line);
-- RSS of the process (VmRSS, sampled every 0.5 s): `peak_rss_mib` (VmHWM, the kernel's high-water mark) and
+- RSS of the process (VmRSS, sampled every 0.5 s): at `listening_s` and at `all_probed_s`, `peak_rss_mib` (VmHWM, the kernel's high-water mark) and
   `steady_rss_mib`, the median of the samples over the last interval, after `--intervals` intervals (the
   first one included) with `/metrics` scraped every `--scrape-every` s from the start, as Prometheus would;
 - CPU of the process (utime + stime) to `all_probed_s`, and over the steady window;
@@ -193,6 +193,7 @@ def run_tree(
 
         wait_until(listening, 300, f"{who} to listen", every=0.02)
         listening_s = time.monotonic() - started
+        rss_listening = status_kib(proc.pid, "VmRSS")
 
         def ready() -> bool:
             alive()
@@ -203,6 +204,7 @@ def run_tree(
         end = started + intervals * interval
         next_scrape = time.monotonic()
         cpu_all_probed: float | None = None
+        rss_all_probed = 0
         all_probed_s: float | None = None
         text = ""
         while time.monotonic() < end:
@@ -211,6 +213,7 @@ def run_tree(
             if arrivals.all_end is not None and all_probed_s is None:
                 all_probed_s = arrivals.all_end - started_epoch
                 cpu_all_probed = cpu_seconds(proc.pid)
+                rss_all_probed = status_kib(proc.pid, "VmRSS")
                 say(f"{who}: every check probed once after {all_probed_s:.1f} s")
             if time.monotonic() >= next_scrape:
                 sent = time.monotonic()
@@ -244,6 +247,8 @@ def run_tree(
         "all_probed_s": None if all_probed_s is None else round(all_probed_s, 2),
         "unprobed_checks": len(arrivals.waiting),
         "checks_with_result": with_result,
+        "rss_at_listening_mib": round(rss_listening / 1024, 1),
+        "rss_at_all_probed_mib": round(rss_all_probed / 1024, 1),
         "peak_rss_mib": round(peak / 1024, 1),
         "steady_rss_mib": round(statistics.median(steady) / 1024, 1) if steady else None,
         "steady_window_s": [round(end - interval - started, 1), round(end - started, 1)],
