@@ -194,6 +194,7 @@ def run_tree(
         wait_until(listening, 300, f"{who} to listen", every=0.02)
         listening_s = time.monotonic() - started
         rss_listening = status_kib(proc.pid, "VmRSS")
+        cpu_listening = cpu_seconds(proc.pid)
 
         def ready() -> bool:
             alive()
@@ -247,6 +248,7 @@ def run_tree(
         "all_probed_s": None if all_probed_s is None else round(all_probed_s, 2),
         "unprobed_checks": len(arrivals.waiting),
         "checks_with_result": with_result,
+        "cpu_to_listening_s": round(cpu_listening, 2),  # the start's cost, whatever else runs on the machine
         "rss_at_listening_mib": round(rss_listening / 1024, 1),
         "rss_at_all_probed_mib": round(rss_all_probed / 1024, 1),
         "peak_rss_mib": round(peak / 1024, 1),
