@@ -90,3 +90,20 @@ def test_the_plain_example_configs_take_the_fast_path(path: Path, monkeypatch: p
     doc = parse_yaml(path.read_text(encoding="utf-8"), str(path))
     assert isinstance(doc.data, dict) and doc.data
     assert doc.lines[()] >= 1
+
+
+def test_a_large_document_without_aliases_is_not_taken_for_an_alias_bomb() -> None:
+    """The node limit bounds what aliases expand to, not the size of a document (8 MiB at most): a plain config
+    of 13,000 checks holds more than 100,000 values and was refused as "aliases expand to more than…"."""
+    text = "values: [" + ", ".join(["1"] * (yaml_source.MAX_NODES + 1000)) + "]\n"
+    fast, slow = parse_yaml(text, "x.yaml"), yaml_source._parse_slowly(text, "x.yaml")
+    assert slow.problems == [] and fast.problems == []
+    assert len(fast.data["values"]) == yaml_source.MAX_NODES + 1000
+    _same(fast, slow)
+
+
+def test_an_alias_bomb_is_still_refused() -> None:
+    doc = parse_yaml(TEXTS["alias bomb"], "x.yaml")
+    assert [p.message for p in doc.problems] == [
+        f"too large: aliases expand to more than {yaml_source.MAX_NODES} values"
+    ]

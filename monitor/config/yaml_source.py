@@ -12,7 +12,8 @@ from ..errors import ConfigProblem
 
 Path = tuple[str | int, ...]
 
-# Aliases let a small file expand into a huge tree ("billion laughs"): past this many nodes, refuse.
+# Aliases let a small file expand into a huge tree ("billion laughs"): past this many values reached again through
+# an alias, refuse. (A document's own size is bounded by the loader's MAX_BYTES: 13,000 checks hold 100,000 values.)
 MAX_NODES = 100_000
 
 
@@ -103,7 +104,6 @@ class _EventReader:
     def __init__(self, loader: yaml.CSafeLoader, file: str) -> None:
         self.loader = loader
         self.doc = YamlDocument(None, file)
-        self.values = 0  # as `_Walker.nodes`: the root and every value, keys not counted
 
     def next(self) -> yaml.Event:
         event = self.loader.get_event()
@@ -129,8 +129,7 @@ class _EventReader:
         return self.doc
 
     def value(self, event: yaml.Event, path: Path) -> Any:
-        self.values += 1
-        if self.values >= MAX_NODES or getattr(event, "anchor", None) is not None:
+        if getattr(event, "anchor", None) is not None:
             raise _Unusual
         if isinstance(event, yaml.ScalarEvent):
             return self.scalar(event)
@@ -242,14 +241,18 @@ class _Walker:
 
     def __init__(self, doc: YamlDocument) -> None:
         self.doc = doc
-        self.nodes = 0
+        self.nodes = 0  # values reached again through an alias
+        self.seen: set[int] = set()
         self.open: set[int] = set()  # ids of the collections being walked: an alias to one of them is a loop
 
     def walk(self, node: yaml.Node, path: Path) -> None:
-        self.nodes += 1
-        if self.nodes == MAX_NODES:
-            message = f"too large: aliases expand to more than {MAX_NODES} values"
-            self.doc.problems.append(self._problem((), message, node))
+        if id(node) in self.seen:  # reached again, through an alias
+            self.nodes += 1
+            if self.nodes == MAX_NODES:
+                message = f"too large: aliases expand to more than {MAX_NODES} values"
+                self.doc.problems.append(self._problem((), message, node))
+        else:
+            self.seen.add(id(node))
         if self.nodes >= MAX_NODES or not isinstance(node, yaml.CollectionNode):
             return
         if id(node) in self.open:
