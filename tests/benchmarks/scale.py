@@ -20,9 +20,11 @@ Measured, each from the instant the process is started (`Popen`):
 - `all_probed_s`: every check's path has been received by the target at least once (all checks have a first
   result); cross-checked at the end by /metrics (`checks_with_result`: the checks with a `tpmon_probe_success`
   line);
-- RSS of the process (VmRSS, sampled every 0.5 s): at `listening_s` and at `all_probed_s`, `peak_rss_mib` (VmHWM, the kernel's high-water mark) and
-  `steady_rss_mib`, the median of the samples over the last interval, after `--intervals` intervals (the
-  first one included) with `/metrics` scraped every `--scrape-every` s from the start, as Prometheus would;
+- RSS of the process (VmRSS, sampled every 0.5 s): at `listening_s` and at `all_probed_s`, `peak_rss_mib`
+  (VmHWM, the kernel's high-water mark) and `steady_rss_mib`, the median of the samples over the last interval,
+  after `--intervals` intervals (the first one included) with `/metrics` scraped every `--scrape-every` s from
+  the start, as Prometheus would;
+- `cpu_to_listening_s`: the CPU the process spent to listen (the start's cost, however busy the machine is);
 - CPU of the process (utime + stime) to `all_probed_s`, and over the steady window;
 - the machine's load (`os.getloadavg`, 1/5/15 min) before and after each run, and the CPU other processes
   took meanwhile (`host_other_cpu_pct`, 100 = one core): the machine has 2 cores shared with others.
