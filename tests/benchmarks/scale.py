@@ -153,10 +153,13 @@ def run_tree(
     scrape_every: float,
     tree: Path | None,
 ) -> dict[str, Any]:
-    """One `tpmon serve` (this tree's, or `tree`'s) from its start to `intervals` intervals later; stopped after."""
+    """One `tpmon serve` (this tree's, or `tree`'s) from its start to `intervals` intervals later; stopped after.
+    `root` (emptied first) must not hold `tree`."""
     if root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True)
+    if tree is not None and not (tree / "monitor" / "__init__.py").exists():
+        raise RuntimeError(f"no monitor package under {tree}: it would run this tree's instead")
     targets = plan(checks, networks)
     config = root / "tpmon.yaml"
     config.write_text(tpmon_config(targets, interval, farm.base(False), None), encoding="utf-8")
@@ -295,7 +298,7 @@ def main() -> int:
                     run_tree(
                         who,
                         nginx,
-                        temp / who,
+                        temp / f"run-{who}",
                         checks=args.checks,
                         networks=args.networks,
                         interval=args.interval,
