@@ -4,7 +4,9 @@ memory it holds once running, for this tree and (optionally) a baseline, in one 
 Not part of the test run. Usage (≈ 5 min per tree at 10,000 checks every 60 s; ≈ 2 min with --quick):
 
     .venv/bin/python tests/benchmarks/scale.py [--checks 10000] [--interval 60] [--intervals 3]
-        [--scrape-every 15] [--baseline REF] [--quick] [--json FILE]
+        [--scrape-every 15] [--baseline REF] [--quick] [--startup-only] [--json FILE]
+
+With `--startup-only` each tree is stopped once ready (≈ 30 s for both trees): the start's figures alone.
 
 Starts nginx (farm.py, plain HTTP) on free loopback ports, writes the checks of workload.py (`--networks`
 networks, the five flows in turn, every check its own path) at `--interval` s (60 s: 167 probes/s at 10,000
@@ -240,7 +242,7 @@ def run_tree(
         log.close()
     host1 = host_cpu()
     say(f"{who}: stopped (exit {proc.returncode})")
-    steady = sampler.since(end - interval)
+    steady = sampler.since(end - interval) if intervals else []
     wall = time.monotonic() - started
     busy = (host1[0] - host0[0]) / max(1, host1[1] - host0[1]) * 100 * (os.cpu_count() or 1)
     first_probe_s = None if arrivals.first_end is None else arrivals.first_end - started_epoch
@@ -258,7 +260,7 @@ def run_tree(
         "rss_at_all_probed_mib": round(rss_all_probed / 1024, 1),
         "peak_rss_mib": round(peak / 1024, 1),
         "steady_rss_mib": round(statistics.median(steady) / 1024, 1) if steady else None,
-        "steady_window_s": [round(end - interval - started, 1), round(end - started, 1)],
+        "steady_window_s": [round(end - interval - started, 1), round(end - started, 1)] if intervals else None,
         "cpu_to_all_probed_s": None if cpu_all_probed is None else round(cpu_all_probed, 2),
         "cpu_total_s": round(cpu_total, 2),
         "scrapes": len(scrapes),
@@ -279,11 +281,16 @@ def main() -> int:
     parser.add_argument("--scrape-every", type=float, default=15.0)
     parser.add_argument("--baseline", default=None, help="git ref run after this tree (e.g. main)")
     parser.add_argument("--quick", action="store_true", help="3,000 checks every 30 s, 2 intervals")
+    parser.add_argument(
+        "--startup-only", action="store_true", help="stop each tree once it is ready: the start alone (seconds)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the JSON object to this file")
     args = parser.parse_args()
     if args.quick:
         args.checks, args.interval, args.intervals = 3000, 30.0, 2
-    if args.interval < 2 * args.scrape_every or args.intervals < 2:
+    if args.startup_only:
+        args.intervals = 0
+    elif args.interval < 2 * args.scrape_every or args.intervals < 2:
         parser.error("--interval must be ≥ 2 × --scrape-every and --intervals ≥ 2")
     temp = Path(tempfile.mkdtemp(prefix="tpmon-scale-"))
     previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
