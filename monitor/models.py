@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
@@ -105,11 +106,13 @@ class ComponentRef:
 
     @property
     def key(self) -> str:
+        """Interned: the board, the scheduler, the metrics and the writer each keep keys in their tables, and one
+        string per key instead of one per table and per ref is ~5 MiB less at 10,000 checks."""
         if self.kind == "network":
-            return f"network:{self.network}"
+            return sys.intern(f"network:{self.network}")
         if self.kind == "check":
-            return f"check:{self.network}/{self.name}/{self.check}"
-        return f"{self.kind}:{self.network}/{self.name}"
+            return sys.intern(f"check:{self.network}/{self.name}/{self.check}")
+        return sys.intern(f"{self.kind}:{self.network}/{self.name}")
 
     @classmethod
     def parse(cls, key: str) -> ComponentRef:

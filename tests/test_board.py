@@ -408,3 +408,18 @@ def test_internal_failures_never_turn_a_target_down_and_end_in_unknown(board: Bo
         board.record(internal(clock.advance()), clock.now)
     expired = board.tick(clock.now)
     assert [t.state for t in expired.transitions if t.ref.key == PEC] == [UNK]
+
+
+def test_component_keys_are_one_string_each() -> None:
+    """The board, the scheduler, the metrics and the writer keep keys in their tables: equal keys are one object
+    (10,000 checks × a few tables), and a key still reads and parses back as before."""
+    for ref in (
+        ComponentRef.for_check("viamedis", "pec", "portail"),
+        ComponentRef("line", "viamedis", "optique"),
+        ComponentRef("flow", "viamedis", "pec"),
+        ComponentRef("network", "viamedis"),
+    ):
+        again = ComponentRef.parse(ref.key)
+        assert again == ref
+        assert again.key is ref.key
+    assert ComponentRef.for_check("viamedis", "pec", "portail").key == "check:viamedis/pec/portail"

@@ -342,3 +342,31 @@ def test_tcp_check_needs_a_port() -> None:
     with pytest.raises(ConfigError, match=r"checks\[0\]\.port: required field is missing"):
         parse(NETWORK.replace("host: a.example, port: 443", "host: a.example"))
     assert TcpCheck.model_fields["port"].is_required()
+
+
+def test_equal_conditions_are_one_shared_instance_and_different_ones_stay_apart() -> None:
+    """Memory at 10,000 checks: equal frozen parts are shared after validation, never merged when they differ."""
+    settings = parse(
+        """
+networks:
+  n:
+    name: N
+    kind: operateur
+    lines: [pharmacie]
+    checks:
+      - {name: a, flow: pec, kind: http, url: "http://127.0.0.1/a", conditions: {status: [200]}}
+      - {name: b, flow: pec, kind: http, url: "http://127.0.0.1/b", conditions: {status: [200]}}
+      - {name: c, flow: pec, kind: http, url: "http://127.0.0.1/c", conditions: {status: [204]}}
+      - {name: d, flow: pec, kind: http, url: "http://127.0.0.1/d", headers: {X-A: "1"}}
+      - {name: e, flow: pec, kind: http, url: "http://127.0.0.1/e"}
+"""
+    )
+    a, b, c, d, e = (check for _, check in settings.checks())
+    assert isinstance(a, HttpCheck) and isinstance(b, HttpCheck) and isinstance(c, HttpCheck)
+    assert isinstance(d, HttpCheck) and isinstance(e, HttpCheck)
+    assert a.conditions is b.conditions
+    assert c.conditions is not a.conditions and c.conditions.status == (204,)
+    assert a.conditions.status == (200,)
+    assert a.headers is c.headers and a.headers == {}
+    assert d.headers == {"X-A": "1"} and d.headers is not e.headers
+    assert e.conditions.status == ("2xx", "3xx")

@@ -9,13 +9,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ..errors import ConfigError, ConfigProblem
 from .model import CheckDefaults, Settings
 from .problems import sort_problems, validation_problems
 from .rules import blind_lines, cross_field_problems, network_flow_problems
 from .texts import _, config_problem, literal
+from .values import FrozenDict
 from .yaml_source import YamlDocument, parse_yaml
 
 __all__ = ["load_config", "parse_config", "read_config"]
@@ -83,7 +84,32 @@ def parse_config(doc: YamlDocument, environ: Mapping[str, str]) -> Settings:
         problems = network_flow_problems(settings, doc)
     if problems:
         raise ConfigError(sort_problems(problems, doc))
+    _share_equal_parts(settings)
     return settings
+
+
+def _share_equal_parts(settings: Settings) -> None:
+    """Checks whose conditions (or other frozen sub-model) are equal share one instance of it, and empty header
+    maps one empty map: most checks have the same, and each copy cost ~0.6 KiB (6 MiB at 10,000 checks). The
+    models are frozen and compared by value: sharing changes no answer."""
+    shared: dict[Any, Any] = {}
+    for _network, check in settings.checks():
+        fields = check.__dict__
+        for name, value in list(fields.items()):
+            if isinstance(value, FrozenDict):
+                if value:
+                    continue
+                key: Any = (FrozenDict, type(value))
+            elif isinstance(value, BaseModel):
+                key = value
+            else:
+                continue
+            try:
+                kept = shared.setdefault(key, value)
+            except TypeError:  # a model holding something unhashable: kept as it is
+                continue
+            if kept is not value:
+                fields[name] = kept
 
 
 _REASONS = {  # why a file cannot be read, by errno, in each language
