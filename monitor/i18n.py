@@ -168,7 +168,12 @@ def format_date(moment: datetime | date | None, lang: Lang = "fr") -> str:
     """A day: `lun. 12 févr. 2024` / `Mon 12 Feb 2024` (a datetime is taken in Europe/Paris)."""
     if moment is None:
         return "—"
-    local = _local(moment).date() if isinstance(moment, datetime) else moment
+    return _format_day(_local(moment).date() if isinstance(moment, datetime) else moment, lang)
+
+
+@lru_cache(maxsize=4096)
+def _format_day(local: date, lang: Lang) -> str:
+    """A day in words, remembered (every page of a line shows its 90 days' bars, each day named)."""
     return babel_date(local, f"EEE {_day(local, lang)} MMM y", locale=LOCALES[lang])
 
 

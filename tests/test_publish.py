@@ -21,13 +21,14 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy
 import trustme
 from targets import Server, Target, free_port, wait_for
 from test_nginx import main_config, nginx_binary
 
 from monitor.app import Services, create_app
 from monitor.config import load_config
-from monitor.i18n import STATE_ICONS
+from monitor.i18n import STATE_ICONS, STATE_LABELS
 from monitor.models import State
 from monitor.runner import run_check
 from monitor.web import publisher as publisher_module
@@ -399,3 +400,51 @@ def test_a_change_during_the_first_publication_is_published_next(tmp_path: Path,
         assert "Opérationnel" in page.read_text(encoding="utf-8")
 
     _in_process(tmp_path, target, body, meanwhile=change)
+
+
+def test_a_change_reads_the_networks_last_results_once_and_its_line_pages_say_what_its_json_says(
+    tmp_path: Path, target: Target
+) -> None:
+    """Its line pages, in both languages, share one read of the network's last results (the old code read each
+    check's once per page and per language); each page shows the failed probe and the state its JSON states."""
+
+    async def body(publisher: Publisher, services: Services, written: list[str]) -> None:
+        for network, check in (("alpha", "dre"), ("alpha", "pec"), ("beta", "pec")):
+            await _probe(services, network, check)
+        while await publisher.publish_changes() is not None:
+            pass
+        target.codes["/pec"] = 503
+        await _probe(services, "alpha", "pec")
+        assert await services.writer.flush()  # its result stored, as the writer does within its interval
+        reads: list[str] = []
+
+        def note(_connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            if statement.lstrip().upper().startswith("SELECT") and "FROM probe_result" in statement:
+                reads.append(statement)
+
+        sqlalchemy.event.listen(services.store.engine, "before_cursor_execute", note)
+        try:
+            written.clear()
+            assert await publisher.publish_changes() is not None
+        finally:
+            sqlalchemy.event.remove(services.store.engine, "before_cursor_execute", note)
+        lines = ("pharmacie", "hospitalisation")
+        assert {"reseaux/alpha/hospitalisation/index.html", "en/reseaux/alpha/hospitalisation/index.html"} <= set(
+            written
+        )
+        assert len(reads) <= 2, reads  # the last results of alpha's checks, and its page's latency by hour
+        site = tmp_path / "site"
+        published = json.loads((site / "api" / "v1" / "networks" / "alpha.json").read_bytes())
+        states = {line["id"]: State(line["state"]) for line in published["lines"]}
+        assert states["hospitalisation"] != State.OPERATIONAL  # it requires pec; pharmacie does not
+        last = {
+            "hospitalisation": {"fr": "échec, ", "en": "failed, "},
+            "pharmacie": {"fr": "réussi, ", "en": "succeeded, "},
+        }
+        for line in lines:
+            for lang, prefix in (("fr", ""), ("en", "en/")):
+                page = (site / prefix / "reseaux" / "alpha" / line / "index.html").read_text(encoding="utf-8")
+                assert STATE_LABELS[states[line]][lang] in page, (line, lang)
+                assert last[line][lang] in page, (line, lang)  # the last probe the JSON's state was decided on
+
+    _in_process(tmp_path, target, body)
