@@ -13,7 +13,8 @@ Starts a loopback HTTP target, `tpmon serve` (empty SQLite store) probing `--net
    never by scraping the server), and the scheduler's lag meanwhile;
 2. the publish delay: `--changes` times, one network's target fails (then comes back); the delay is the published
    JSON file's modification time minus the transition's time it states (`since`) — what the board decided to
-   what a reader of the folder gets — and the same for the network's page and the home page written with it;
+   what a reader of the folder gets — and the same for the network's page and the home page written with it, the
+   last of its line pages (every line changes; French and English) and the last of every page of the change;
 3. the scheduler's lag (p50/p99 from `tpmon_scheduler_lag_seconds`) while nothing changes, and during a storm of
    changes (a network flipping every second), i.e. while the publisher renders and writes;
 4. wrk (`--duration` s, `--connections`) on `/` and `/api/v2/summary.json`: nginx serving the files, then the
@@ -219,7 +220,13 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                 "every network published with a known state",
             )
 
-            delays: dict[str, list[float]] = {"json": [], "network_page": [], "home_page": []}
+            delays: dict[str, list[float]] = {
+                "json": [],
+                "network_page": [],
+                "home_page": [],
+                "line_pages": [],
+                "every_page": [],
+            }
             for change in range(args.changes):
                 network = networks[change % len(networks)]
                 for down in (True, False):
@@ -236,6 +243,20 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                     ):  # written after the JSON, in the same publication
                         mtime = wait(lambda p=page, j=found[2]: (m := p.stat().st_mtime) >= j and m, 60, f"{page}")
                         delays[name].append(round(mtime - found[1], 3))
+                    # every line of the network changed: its pages in both languages, then every page of the change
+                    lines = [
+                        site / lang / "reseaux" / network / line / "index.html"
+                        for lang in ("", "en")
+                        for line in LINE_FLOWS
+                    ]
+                    others = [
+                        site / lang / path / "index.html" for lang in ("", "en") for path in (f"reseaux/{network}", ".")
+                    ]
+                    last = {}
+                    for page in lines + others:
+                        last[page] = wait(lambda p=page, j=found[2]: (m := p.stat().st_mtime) >= j and m, 60, f"{page}")
+                    delays["line_pages"].append(round(max(last[page] for page in lines) - found[1], 3))
+                    delays["every_page"].append(round(max(last.values()) - found[1], 3))
             figures["publish_delay_s"] = {
                 name: {"changes": len(found), "max": max(found), "median": sorted(found)[len(found) // 2], "all": found}
                 for name, found in delays.items()
