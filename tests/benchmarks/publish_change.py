@@ -135,7 +135,7 @@ async def measure(args: argparse.Namespace, root: Path, target: Target) -> dict[
         }
         if profile is not None:
             out = io.StringIO()
-            pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(40)
+            pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(90)
             print(out.getvalue(), file=sys.stderr)
     return figures
 
