@@ -786,3 +786,9 @@ def test_a_read_is_reused_under_one_stamp_read_again_under_the_next_and_a_failed
     with pytest.raises(StoreError):
         cache.reuse("broken", failing)
     assert cache.reuse("broken", read("back")) == "back"  # the failure was not kept
+    reads.clear()
+    for number in range(page_cache.MAX_REUSED + 1):  # bounded: the oldest readings go
+        cache.reuse(number, read(str(number)))
+    assert cache.reuse(0, read("again")) == "again" and len(cache._reused) <= page_cache.MAX_REUSED
+    refused = cache.reuse("partial", read("partial"), keep=lambda value: False)  # e.g. not stored yet
+    assert refused == "partial" and cache.reuse("partial", read("whole")) == "whole"

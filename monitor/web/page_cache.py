@@ -77,6 +77,7 @@ AGE_NOTICE = {
     "unreachable); the state may have changed since.",
 }
 LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+MAX_REUSED = 1024  # readings `reuse` keeps under one stamp
 MAX_VALIDATORS = 4096  # requests remembered for a 304 without routing; past it, the table starts again
 _VARYING = (b"host", b"cookie", b"accept-language", b"accept-encoding")  # what a cached answer depends on
 
@@ -271,6 +272,8 @@ class PageCache:
             return value
         with self._reuse_lock:
             if self._reused_stamp == stamp:
+                if len(self._reused) >= MAX_REUSED and key not in self._reused:
+                    self._reused.clear()  # many keys under one stamp (results changing): never more than this
                 self._reused.setdefault(key, value)
         return value
 
