@@ -5,7 +5,9 @@ The first publication is a whole export, each page rendered once, checked and sy
 in as `tpmon export` does. Then, woken by every change of the board (`wake`) or every `POLL` seconds (what ops
 declared, the history, the minute), what changed since the last one is published: the snapshot's statuses are
 compared, and only the pages and files of the networks whose components changed (and of the networks depending
-on them) are rendered again, with the pages showing every network (home, Statuspage and /api/v1 documents);
+on them) are rendered again — but a line's page showing none of the components that changed, which says the
+current states already, goes with the background — with the pages showing every network (home, Statuspage and
+/api/v1 documents);
 incidents' pages and the feeds (incident updates) when what ops declared changes. The other units are rendered
 again in the background, `SLICE` seconds of work per cycle (giving way to any change), when the history or what
 ops declared changed, after a reload, and at least every `REFRESH_EVERY` seconds: each page says the time of
