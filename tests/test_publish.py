@@ -28,7 +28,7 @@ from test_nginx import main_config, nginx_binary
 
 from monitor.app import Services, create_app
 from monitor.config import load_config
-from monitor.i18n import STATE_ICONS, STATE_LABELS
+from monitor.i18n import STATE_ICONS, STATE_LABELS, Lang
 from monitor.models import State
 from monitor.runner import run_check
 from monitor.web import publisher as publisher_module
@@ -443,7 +443,8 @@ def test_a_change_reads_the_networks_last_results_once_and_its_line_pages_say_wh
             "pharmacie": {"fr": "réussi, ", "en": "succeeded, "},
         }
         for line in lines:
-            for lang, prefix in (("fr", ""), ("en", "en/")):
+            languages: tuple[tuple[Lang, str], ...] = (("fr", ""), ("en", "en/"))
+            for lang, prefix in languages:
                 page = (site / prefix / "reseaux" / "alpha" / line / "index.html").read_text(encoding="utf-8")
                 assert STATE_LABELS[states[line]][lang] in page, (line, lang)
                 assert last[line][lang] in page, (line, lang)  # the last probe the JSON's state was decided on
