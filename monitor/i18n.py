@@ -168,7 +168,12 @@ def format_date(moment: datetime | date | None, lang: Lang = "fr") -> str:
     """A day: `lun. 12 févr. 2024` / `Mon 12 Feb 2024` (a datetime is taken in Europe/Paris)."""
     if moment is None:
         return "—"
-    local = _local(moment).date() if isinstance(moment, datetime) else moment
+    return _format_day(_local(moment).date() if isinstance(moment, datetime) else moment, lang)
+
+
+@lru_cache(maxsize=4096)
+def _format_day(local: date, lang: Lang) -> str:
+    """A day in words, remembered (every page of a line shows its 90 days' bars, each day named)."""
     return babel_date(local, f"EEE {_day(local, lang)} MMM y", locale=LOCALES[lang])
 
 
@@ -184,8 +189,9 @@ def format_short(moment: datetime | None) -> str:
     return f"{_local(moment):%d/%m/%Y %H:%M}"
 
 
+@lru_cache(maxsize=4096)
 def format_decimal(number: float, lang: Lang = "fr") -> str:
-    """`1 234,5` / `1,234.5`."""
+    """`1 234,5` / `1,234.5`; remembered (the same durations and counts on many pages, in both languages)."""
     text: str = babel_decimal(number, locale=LOCALES[lang])
     return text
 
@@ -203,6 +209,12 @@ def format_percent(ratio: float | None, lang: Lang = "fr", digits: int = 2) -> s
         return "—"
     scale = 10**digits
     floored = int(round(ratio * 100 * scale, 6)) / scale / 100  # floor: 99.999 % is not shown as 100 %
+    return _percent(floored, lang, digits)
+
+
+@lru_cache(maxsize=4096)
+def _percent(floored: float, lang: Lang, digits: int) -> str:
+    """A percentage in words, remembered (each line's 90 days of bars, on its page and its network's)."""
     text: str = babel_percent(floored, _percent_pattern(lang, digits), locale=LOCALES[lang])
     return text
 

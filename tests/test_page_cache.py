@@ -758,3 +758,37 @@ async def test_the_tables_are_bounded_and_a_query_flood_never_evicts_a_page(
     cache.put(("/p9", (), "fr"), 1, page)
     assert cache.get(("/", (), "fr"), 1) is page
     assert cache.get(("/p0", (), "fr"), 1) is None
+
+
+def test_a_read_is_reused_under_one_stamp_read_again_under_the_next_and_a_failed_one_not_kept() -> None:
+    stamp = [1]
+    cache = PageCache(lambda: stamp[0])
+    reads: list[str] = []
+
+    def read(value: str) -> Callable[[], str]:
+        def run() -> str:
+            reads.append(value)
+            return value
+
+        return run
+
+    assert cache.reuse("k", read("first")) == "first"
+    assert cache.reuse("k", read("second")) == "first"  # the same stamp: not read again
+    assert cache.reuse("other", read("other")) == "other"
+    stamp[0] = 2  # what pages show changed: every reading is read again
+    assert cache.reuse("k", read("third")) == "third"
+    assert reads == ["first", "other", "third"]
+    assert cache.reuses == 1
+
+    def failing() -> str:
+        raise StoreError("down")
+
+    with pytest.raises(StoreError):
+        cache.reuse("broken", failing)
+    assert cache.reuse("broken", read("back")) == "back"  # the failure was not kept
+    reads.clear()
+    for number in range(page_cache.MAX_REUSED + 1):  # bounded: the oldest readings go
+        cache.reuse(number, read(str(number)))
+    assert cache.reuse(0, read("again")) == "again" and len(cache._reused) <= page_cache.MAX_REUSED
+    refused = cache.reuse("partial", read("partial"), keep=lambda value: False)  # e.g. not stored yet
+    assert refused == "partial" and cache.reuse("partial", read("whole")) == "whole"

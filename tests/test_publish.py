@@ -21,13 +21,14 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy
 import trustme
 from targets import Server, Target, free_port, wait_for
 from test_nginx import main_config, nginx_binary
 
 from monitor.app import Services, create_app
 from monitor.config import load_config
-from monitor.i18n import STATE_ICONS
+from monitor.i18n import STATE_ICONS, STATE_LABELS, Lang
 from monitor.models import State
 from monitor.runner import run_check
 from monitor.web import publisher as publisher_module
@@ -37,6 +38,7 @@ from monitor.web.publisher import Publisher, write_atomically
 ROOT = Path(__file__).parents[1]
 EXAMPLE = ROOT / "config" / "nginx-tpmon-published.conf"
 HOST = "etat.exemple.fr"
+LINES = ("pharmacie", "hospitalisation")
 NETWORKS = """
 stabilization: 2s
 defaults: {{interval: 1s, timeout: 800ms, failure_threshold: 1, success_threshold: 1}}
@@ -399,3 +401,92 @@ def test_a_change_during_the_first_publication_is_published_next(tmp_path: Path,
         assert "Opérationnel" in page.read_text(encoding="utf-8")
 
     _in_process(tmp_path, target, body, meanwhile=change)
+
+
+def test_a_change_reads_the_networks_last_results_once_and_its_line_pages_say_what_its_json_says(
+    tmp_path: Path, target: Target
+) -> None:
+    """Its line pages, in both languages, share one read of the network's last results (the old code read each
+    check's once per page and per language); each page shows the failed probe and the state its JSON states."""
+
+    async def body(publisher: Publisher, services: Services, written: list[str]) -> None:
+        for network, check in (("alpha", "dre"), ("alpha", "pec"), ("beta", "pec")):
+            await _probe(services, network, check)
+        while await publisher.publish_changes() is not None:
+            pass
+        target.codes["/pec"] = 503
+        await _probe(services, "alpha", "pec")
+        assert await services.writer.flush()  # its result stored, as the writer does within its interval
+        reads: list[str] = []
+
+        def note(_connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            if statement.lstrip().upper().startswith("SELECT") and "FROM probe_result" in statement:
+                reads.append(statement)
+
+        sqlalchemy.event.listen(services.store.engine, "before_cursor_execute", note)
+        try:
+            written.clear()
+            assert await publisher.publish_changes() is not None
+        finally:
+            sqlalchemy.event.remove(services.store.engine, "before_cursor_execute", note)
+        lines = ("pharmacie", "hospitalisation")
+        assert {"reseaux/alpha/hospitalisation/index.html", "en/reseaux/alpha/hospitalisation/index.html"} <= set(
+            written
+        )
+        assert len(reads) <= 2, reads  # the last results of alpha's checks, and its page's latency by hour
+        site = tmp_path / "site"
+        published = json.loads((site / "api" / "v1" / "networks" / "alpha.json").read_bytes())
+        states = {line["id"]: State(line["state"]) for line in published["lines"]}
+        assert states["hospitalisation"] != State.OPERATIONAL  # it requires pec; pharmacie does not
+        last = {
+            "hospitalisation": {"fr": "échec, ", "en": "failed, "},
+            "pharmacie": {"fr": "réussi, ", "en": "succeeded, "},
+        }
+        for line in lines:
+            languages: tuple[tuple[Lang, str], ...] = (("fr", ""), ("en", "en/"))
+            for lang, prefix in languages:
+                page = (site / prefix / "reseaux" / "alpha" / line / "index.html").read_text(encoding="utf-8")
+                assert STATE_LABELS[states[line]][lang] in page, (line, lang)
+                assert last[line][lang] in page, (line, lang)  # the last probe the JSON's state was decided on
+
+    _in_process(tmp_path, target, body)
+
+
+def _snapshot_line(page: Path) -> str:
+    found = re.search(r'<p class="snapshot"[^>]*>(.*?)</p>', page.read_text(encoding="utf-8"))
+    assert found is not None, page
+    return found.group(1)
+
+
+def test_a_line_page_showing_nothing_that_changed_is_written_after_the_changes_files_saying_the_same_states(
+    tmp_path: Path, target: Target
+) -> None:
+    """pec fails: hospitalisation (which requires pec) is rendered with the change; pharmacie (facturation only)
+    shows none of what changed: its page, which already says its current state, comes after every file of the
+    change, then says the same snapshot as the others."""
+
+    async def body(publisher: Publisher, services: Services, written: list[str]) -> None:
+        for network, check in (("alpha", "dre"), ("alpha", "pec"), ("beta", "pec")):
+            await _probe(services, network, check)
+        while await publisher.publish_changes() is not None:
+            pass
+        site = tmp_path / "site"
+        pharmacie, hospitalisation = (site / "reseaux" / "alpha" / line / "index.html" for line in LINES)
+        assert STATE_LABELS[State.OPERATIONAL]["fr"] in pharmacie.read_text(encoding="utf-8")
+        written.clear()
+        target.codes["/pec"] = 503
+        await _probe(services, "alpha", "pec")
+        assert await publisher.publish_changes() is not None
+        published = json.loads((site / "api" / "v1" / "networks" / "alpha.json").read_bytes())
+        states = {line["id"]: State(line["state"]) for line in published["lines"]}
+        assert states["pharmacie"] == State.OPERATIONAL and states["hospitalisation"] != State.OPERATIONAL
+        badge = written.index("badge/alpha/hospitalisation.svg")  # a file of the change, after its pages
+        assert written.index("reseaux/alpha/hospitalisation/index.html") < badge
+        assert "reseaux/alpha/pharmacie/index.html" not in written[:badge]
+        assert STATE_LABELS[State.OPERATIONAL]["fr"] in pharmacie.read_text(encoding="utf-8")  # still true
+        while await publisher.publish_changes() is not None:
+            pass
+        assert "reseaux/alpha/pharmacie/index.html" in written  # rendered again after the change's files
+        assert _snapshot_line(pharmacie) == _snapshot_line(hospitalisation)
+
+    _in_process(tmp_path, target, body)

@@ -336,6 +336,29 @@ class Store:
             query = query.where(table.c.started_us >= rows.micros(since))
         return self._read(query, lambda row: rows.result_from_stored(row, check))
 
+    def last_results(self, checks: Iterable[ComponentRef]) -> dict[str, ProbeResult]:
+        """The last result of each of `checks` (as `results(check, limit=1)`), by check key, in one read: a check
+        without any result is absent. Each check's latest start found by the index (check_id, started_us)."""
+        wanted = {check.key: check for check in checks}
+        if not wanted:
+            return {}
+        table, known = tables.probe_result, tables.probe_check
+        newest = table.alias("newest")
+        latest = select(func.max(newest.c.started_us)).where(newest.c.check_id == table.c.check_id).scalar_subquery()
+        place = "ctid" if self.engine.dialect.name == "postgresql" else "rowid"
+        written: ColumnClause[Any] = literal_column(f"probe_result.{place}")
+        query = (
+            select(table, known.c.key.label("check_key"))
+            .join(known, known.c.id == table.c.check_id)
+            .where(known.c.key.in_(sorted(wanted)), table.c.started_us == latest)
+            .order_by(known.c.key, written.desc())  # the results of one µs: the last written first, as `results`
+        )
+        found: dict[str, ProbeResult] = {}
+        for key, result in self._read(query, lambda row: (row.check_key, row)):
+            if key not in found:
+                found[key] = rows.result_from_stored(result, wanted[key])
+        return found
+
     def _read(self, query: Select[Any], convert: Callable[[Any], T]) -> list[T]:
         with self._session("read from") as connection:
             return [convert(row) for row in connection.execute(query)]

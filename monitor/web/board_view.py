@@ -151,6 +151,7 @@ _memo: list[tuple[Snapshot, Settings, Lang, Mapping[str, datetime] | None, Board
 _memo_lock = threading.Lock()
 # first sights read from each store: a stored first transition is a fact, read once
 _first_seen: weakref.WeakKeyDictionary[Store, dict[str, datetime]] = weakref.WeakKeyDictionary()
+_keys_of: dict[int, tuple[Settings, list[str]]] = {}  # 0 → the last config seen and its component keys
 
 
 def first_sights(store: Store, settings: Settings, *, store_up: bool = True) -> dict[str, datetime]:
@@ -158,7 +159,13 @@ def first_sights(store: Store, settings: Settings, *, store_up: bool = True) -> 
     blocking (one grouped read). Empty when the store is down or fails: every date is then told as a lower bound."""
     if not store_up:
         return {}
-    keys = component_keys(settings)
+    with _memo_lock:
+        last = _keys_of.get(0)
+    if last is None or last[0] is not settings:  # the same config for every page: its keys listed once
+        last = (settings, component_keys(settings))
+        with _memo_lock:
+            _keys_of[0] = last
+    keys = last[1]
     with _memo_lock:
         known = _first_seen.setdefault(store, {})
         wanted = [key for key in keys if key not in known]

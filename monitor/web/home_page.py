@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from ..errors import StoreError
 from ..i18n import Lang
@@ -11,6 +13,7 @@ from ..models import ComponentRef, State, Transition
 from ..store.store import Store
 from .board_view import BoardView, Cell, NetworkView, board_view, first_sights
 from .incident_view import declarations_view
+from .page_cache import PageCache
 from .reactivation_timeline import Episode, episodes
 from .render import Links, PageArgs, render
 from .site_context import SiteContext
@@ -29,7 +32,9 @@ __all__ = [
 ]
 
 TIMELINE_DAYS = 30
+T = TypeVar("T")
 _STILL_OUT = (State.DOWN, State.PARTIAL, State.RECOVERING)
+_MARGIN = timedelta(minutes=2)  # the pages under one stamp (one minute) ask for windows starting within it
 
 
 @dataclass(frozen=True)
@@ -43,21 +48,36 @@ class LineEpisode:
     episode: Episode
 
 
-def _episodes_of(store: Store, keys: set[str], current: dict[str, State], now: datetime) -> dict[str, list[Episode]]:
-    """Each line's outages going on at some time in the window; one read for all lines, plus the older history
-    of the lines that were already out when the window began (their outage started before it)."""
-    since = now - timedelta(days=TIMELINE_DAYS)
-    recent: dict[str, list[Transition]] = {}
+def _read_now(_key: Hashable, read: Callable[[], T]) -> T:
+    return read()
+
+
+def _line_transitions(store: Store, since: datetime) -> dict[str, list[Transition]]:
+    """Blocking: every line's transitions at or after `since`, newest first, by line key (one read)."""
+    found: dict[str, list[Transition]] = {}
     for transition in store.transitions(since=since, limit=20000, kind="line"):
-        if transition.ref.key in keys:
-            recent.setdefault(transition.ref.key, []).append(transition)
+        found.setdefault(transition.ref.key, []).append(transition)
+    return found
+
+
+def _episodes_of(
+    store: Store, keys: set[str], current: dict[str, State], now: datetime, pages: PageCache | None = None
+) -> dict[str, list[Episode]]:
+    """Each line's outages going on at some time in the window; one read for all lines (once per stamp, shared by
+    every page and language showing outages), plus the older history of the lines that were already out when
+    the window began (their outage started before it). Without `pages`, read each time."""
+    since = now - timedelta(days=TIMELINE_DAYS)
+    reuse = pages.reuse if pages is not None else _read_now
+    # read from a little earlier than any page under this stamp (its minute) asks, each page taking its own window
+    window = reuse(("line transitions",), lambda: _line_transitions(store, since - _MARGIN))
     found: dict[str, list[Episode]] = {}
     for key in keys:
-        mine = recent.get(key, [])
+        mine = [transition for transition in window.get(key, ()) if transition.at >= since]
         first = min(mine, key=lambda t: (t.at, t.recorded_at)) if mine else None
         out_at_start = first.previous in _STILL_OUT if first else current.get(key) in _STILL_OUT
         if out_at_start:
-            mine = store.transitions(ComponentRef.parse(key), limit=1000)
+            ref = ComponentRef.parse(key)
+            mine = reuse(("transitions", key, 1000), lambda ref=ref: store.transitions(ref, limit=1000))  # type: ignore[misc]
         if shown := episodes(mine, since):
             found[key] = shown
     return found
@@ -82,7 +102,7 @@ def line_episodes(
             keys[ref.key] = (name, offered)
             status = snapshot.get(ref)
             current[ref.key] = status.state if status else State.UNKNOWN
-    found = _episodes_of(services.store, set(keys), current, services.clock())
+    found = _episodes_of(services.store, set(keys), current, services.clock(), services.pages)
     shown = [
         LineEpisode(
             name,

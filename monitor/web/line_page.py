@@ -74,13 +74,26 @@ def _checks(services: SiteContext, view: NetworkView, config: Network, line: str
     required, optional = config.requirements(line, services.settings.lines)
     flows = {f for group in required for f in group.split("|")} | set(optional)
     cells = {c.id: c for c in view.checks}
+    probed = [ComponentRef.for_check(view.id, c.flow, c.name) for c in config.checks if c.kind != "push"]
+    seen = tuple(memory.last_result_at if (memory := services.board.memory(r.key)) else None for r in probed)
+
+    def complete(found: dict[str, ProbeResult]) -> bool:  # the writer had stored every result the board has seen
+        return all(
+            at is None or (r.key in found and found[r.key].started_at >= at) for r, at in zip(probed, seen, strict=True)
+        )
+
+    # the network's last results in one read, shared by its line pages and both languages while neither what
+    # pages show (the stamp) nor any of its checks' last result changes
+    latest = services.pages.reuse(
+        ("last results", view.id, seen), lambda: services.store.last_results(probed), keep=complete
+    )
     found = []
     for check in config.checks:
         if check.flow not in flows:
             continue
         ref = ComponentRef.for_check(view.id, check.flow, check.name)
         memory = services.board.memory(ref.key)
-        last = services.store.results(ref, limit=1) if check.kind != "push" else []
+        last = latest.get(ref.key) if check.kind != "push" else None
         found.append(
             CheckView(
                 cells[check.name],
@@ -88,7 +101,7 @@ def _checks(services: SiteContext, view: NetworkView, config: Network, line: str
                 check.kind,
                 getattr(services.settings.flows[check.flow].label, lang),
                 memory.last_result_at if memory else None,
-                last[0] if last else None,
+                last,
                 location_note(cells[check.name].detail, lang),
             )
         )
@@ -109,7 +122,9 @@ def build_line(services: SiteContext, lang: Lang, links: Links, args: PageArgs) 
     ref = ComponentRef("line", network, line)
     required, optional = config.requirements(line, settings.lines)
     flow_cells = {c.id: c for c in view.flows}
-    transitions: list[Transition] = services.store.transitions(ref, limit=HISTORY_LIMIT)
+    transitions: list[Transition] = services.pages.reuse(
+        ("transitions", ref.key, HISTORY_LIMIT), lambda: services.store.transitions(ref, limit=HISTORY_LIMIT)
+    )
     return render(
         "line.html",
         lang,
@@ -123,7 +138,7 @@ def build_line(services: SiteContext, lang: Lang, links: Links, args: PageArgs) 
         optional=[flow_cells[f] for f in optional if f in flow_cells],
         checks=_checks(services, view, config, line, lang),
         transitions=transitions,
-        bars=line_bars(services.store, ref.key, now),
+        bars=services.pages.reuse(("bars", ref.key), lambda: line_bars(services.store, ref.key, now)),
         dependencies=[d for d in dependencies(settings, views, network, lang) if d.network == network],
         incidents=open_incidents(services, network, line, lang),
         upstream_incidents=_upstream(services, config, line, lang),

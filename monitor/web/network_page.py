@@ -80,7 +80,7 @@ def _chart(services: SiteContext, network: Network, name: str, lang: Lang, now: 
     """One small chart per check that has results (each on its own scale), and their hours for the table."""
     refs = {ComponentRef.for_check(name, c.flow, c.name).key: c for c in network.checks if c.kind != "push"}
     start = now - timedelta(hours=CHART_HOURS)
-    hours = latency_by_hour(services.store, refs, start)
+    hours = services.pages.reuse(("latency", name), lambda: latency_by_hour(services.store, refs, start))
     flows = services.settings.flows
     charts = []
     for index, (key, found) in enumerate(hours.items()):
@@ -106,8 +106,10 @@ def build_network(services: SiteContext, lang: Lang, links: Links, args: PageArg
     sights = first_sights(services.store, settings, store_up=services.store_up)
     views = {v.id: v for v in board_view(settings, snapshot, lang, sights).networks}
     view = views[network]
-    bars: dict[str, LineBars] = {
-        line: line_bars(services.store, ComponentRef("line", network, line).key, now) for line in config.lines
+    keys = {line: ComponentRef("line", network, line).key for line in config.lines}
+    bars: dict[str, LineBars] = {  # the same as its line pages', in either language: read once per stamp
+        line: services.pages.reuse(("bars", key), lambda key=key: line_bars(services.store, key, now))  # type: ignore[misc]
+        for line, key in keys.items()
     }
     return render(
         "network.html",

@@ -24,6 +24,7 @@ import gzip
 import hashlib
 import ipaddress
 import logging
+import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -76,6 +77,7 @@ AGE_NOTICE = {
     "unreachable); the state may have changed since.",
 }
 LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+MAX_REUSED = 1024  # readings `reuse` keeps under one stamp
 MAX_VALIDATORS = 4096  # requests remembered for a 304 without routing; past it, the table starts again
 _VARYING = (b"host", b"cookie", b"accept-language", b"accept-encoding")  # what a cached answer depends on
 
@@ -247,6 +249,33 @@ class PageCache:
     # request as sent → how it was answered: a conditional request answered from here skips routing (revalidation.py)
     validators: dict[Hashable, Validator] = field(default_factory=dict)
     revalidated: int = 0
+    reuses: int = 0  # reads `reuse` answered without reading again
+    _reused: dict[Hashable, Any] = field(default_factory=dict)  # under `_reused_stamp`
+    _reused_stamp: Hashable = None
+    _reuse_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def reuse(self, key: Hashable, read: Callable[[], T], keep: Callable[[T], bool] | None = None) -> T:
+        """Blocking: `read()` once per stamp — what several pages, and each page in both languages, read alike
+        (a network's last results, a line's transitions, its roll-ups) is read once while what pages show has
+        not changed. The reading is no older than the stamp it is kept under (the stamp is taken first), as
+        old at most as the pages cached under that stamp; a failed read is not kept, nor one `keep` refuses (it
+        is read again next time: e.g. results the writer has not stored yet)."""
+        stamp = self.stamp()
+        with self._reuse_lock:
+            if self._reused_stamp != stamp:
+                self._reused, self._reused_stamp = {}, stamp
+            elif key in self._reused:
+                self.reuses += 1
+                return self._reused[key]  # type: ignore[no-any-return]
+        value = read()
+        if keep is not None and not keep(value):
+            return value
+        with self._reuse_lock:
+            if self._reused_stamp == stamp:
+                if len(self._reused) >= MAX_REUSED and key not in self._reused:
+                    self._reused.clear()  # many keys under one stamp (results changing): never more than this
+                self._reused.setdefault(key, value)
+        return value
 
     def remember(self, key: Hashable, validator: Validator) -> None:
         if len(self.validators) >= MAX_VALIDATORS and key not in self.validators:

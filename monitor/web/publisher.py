@@ -5,7 +5,9 @@ The first publication is a whole export, each page rendered once, checked and sy
 in as `tpmon export` does. Then, woken by every change of the board (`wake`) or every `POLL` seconds (what ops
 declared, the history, the minute), what changed since the last one is published: the snapshot's statuses are
 compared, and only the pages and files of the networks whose components changed (and of the networks depending
-on them) are rendered again, with the pages showing every network (home, Statuspage and /api/v1 documents);
+on them) are rendered again — but a line's page showing none of the components that changed, which says the
+current states already, goes with the background — with the pages showing every network (home, Statuspage and
+/api/v1 documents);
 incidents' pages and the feeds (incident updates) when what ops declared changes. The other units are rendered
 again in the background, `SLICE` seconds of work per cycle (giving way to any change), when the history or what
 ops declared changed, after a reload, and at least every `REFRESH_EVERY` seconds: each page says the time of
@@ -42,6 +44,7 @@ from starlette.types import ASGIApp
 
 from ..config import Settings
 from ..errors import StoreError
+from ..models import ComponentRef
 from .export_folder import ExportError, check_target, staging, swap_in, sync_folder, write_marker
 from .site_context import SiteContext
 from .static_export import (
@@ -127,6 +130,22 @@ def _dependants(settings: Settings) -> dict[str, frozenset[str]]:
                     todo.append(other)
         reached[name] = frozenset(seen)
     return reached
+
+
+LINE_PAGE = "/reseaux/{network}/{line}"
+
+
+def _shown_by_line(settings: Settings, network: str, line: str) -> frozenset[str]:
+    """The components whose status a line's page shows (and nothing else of the board): the line, the flows it
+    relies on and their checks, and the other networks' flows its network depends on."""
+    config = settings.networks[network]
+    required, optional = config.requirements(line, settings.lines)
+    flows = {flow for group in required for flow in group.split("|")} | set(optional)
+    keys = {ComponentRef("line", network, line).key}
+    keys |= {ComponentRef("flow", network, flow).key for flow in flows}
+    keys |= {ComponentRef.for_check(network, c.flow, c.name).key for c in config.checks if c.flow in flows}
+    keys |= {ComponentRef("flow", dep.network, dep.flow).key for dep in config.depends_on}
+    return frozenset(keys)
 
 
 def _kind(unit: Unit) -> str:
@@ -343,17 +362,41 @@ class Publisher:
             if declared or seen[3] != previous[3]:  # new incidents, a network added or removed, fresh roll-ups
                 self._take_inventory(await self.services.pages.run(Inventory.read, self.services))
                 self._background.update(dict.fromkeys(self._units))
-            affected = self._affected(statuses)
+            affected, changed = self._affected(statuses), self._changed(statuses)
             wanted = {"global", "incidents"} if declared else {"global"}
-            urgent = [
-                unit
-                for unit in self._units.values()
-                if _kind(unit) in wanted or (_kind(unit) == "network" and unit.network in affected)
-            ]
+            for unit in self._units.values():
+                if _kind(unit) in wanted:
+                    urgent.append(unit)
+                elif _kind(unit) == "network" and unit.network in affected:
+                    if changed is not None and unit.pattern == LINE_PAGE and not self._shows(unit, changed):
+                        # none of what its page shows changed (another line's trouble): its states are the
+                        # folder's already, rendered again after the change's files (its time, last results)
+                        self._background[unit.address] = None
+                    else:
+                        urgent.append(unit)
         late = [self._units[address] for address in self._late if address in self._units]
         self._late.clear()
         chosen = {unit.address for unit in urgent}
         return sorted(urgent + [unit for unit in late if unit.address not in chosen], key=_priority)
+
+    def _changed(self, statuses: Mapping[str, Any]) -> set[str] | None:
+        """The components whose status differs from the last publication's (None: all, nothing published yet)."""
+        before = self._statuses
+        if before is None:
+            return None
+        return {key for key, status in statuses.items() if before.get(key) is not status} | (
+            before.keys() - statuses.keys()
+        )
+
+    def _shows(self, unit: Unit, changed: set[str]) -> bool:
+        """Whether the line page `unit` shows one of the `changed` components."""
+        params = dict(unit.params)
+        settings = self.services.settings
+        if params.get("network") not in settings.networks:
+            return True
+        if params.get("line") not in settings.networks[params["network"]].lines:
+            return True
+        return not changed.isdisjoint(_shown_by_line(settings, params["network"], params["line"]))
 
     def _affected(self, statuses: Mapping[str, Any]) -> set[str]:
         """The networks whose pages may differ from the last publication's: those with a changed status and

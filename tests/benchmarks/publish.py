@@ -13,7 +13,8 @@ Starts a loopback HTTP target, `tpmon serve` (empty SQLite store) probing `--net
    never by scraping the server), and the scheduler's lag meanwhile;
 2. the publish delay: `--changes` times, one network's target fails (then comes back); the delay is the published
    JSON file's modification time minus the transition's time it states (`since`) — what the board decided to
-   what a reader of the folder gets — and the same for the network's page and the home page written with it;
+   what a reader of the folder gets — and the same for the network's page and the home page written with it; for
+   its line pages (French and English), from each line's own change to its page showing it, the last of them;
 3. the scheduler's lag (p50/p99 from `tpmon_scheduler_lag_seconds`) while nothing changes, and during a storm of
    changes (a network flipping every second), i.e. while the publisher renders and writes;
 4. wrk (`--duration` s, `--connections`) on `/` and `/api/v2/summary.json`: nginx serving the files, then the
@@ -160,6 +161,42 @@ def published_state(site: Path, network: str) -> tuple[str, float, float] | None
     return data["state"], datetime.fromisoformat(data["since"]).timestamp(), mtime
 
 
+def watch_lines(site: Path, network: str, flipped: float, found: Any, timeout: float = 60) -> list[float]:
+    """From the flip: every 20 ms, each line page (French and English) of `network` whose line changed since
+    `flipped` (wall time; its `since` in the published network JSON) is looked at; the first time it shows that
+    state, its mtime (then its first write showing it, at 20 ms) minus that `since`. Until `found()` (the network's
+    JSON published) and every line that changed by then is seen on its pages."""
+    pages = [(line, lang) for line in LINE_FLOWS for lang in ("", "en")]
+    delays: dict[tuple[str, str], float] = {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            lines = {
+                e["id"]: e for e in json.loads((site / "api/v1/networks" / f"{network}.json").read_bytes())["lines"]
+            }
+        except (OSError, ValueError):
+            lines = {}
+        changed = set()
+        for line, lang in pages:
+            entry = lines.get(line)
+            if entry is None or entry["since"] is None:
+                continue
+            since = datetime.fromisoformat(entry["since"]).timestamp()
+            if since < flipped - 1:
+                continue
+            changed.add((line, lang))
+            if (line, lang) in delays:
+                continue
+            page = site / lang / "reseaux" / network / line / "index.html"
+            with contextlib.suppress(OSError):
+                if f'answer state-{entry["state"]}"' in page.read_text(encoding="utf-8"):
+                    delays[line, lang] = round(page.stat().st_mtime - since, 3)
+        if found() and changed <= delays.keys():
+            return [delays[key] for key in changed]
+        time.sleep(0.02)
+    raise SystemExit(f"timed out after {timeout:g} s waiting for the line pages of {network}")
+
+
 def wait(condition: Any, timeout: float, what: str) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -219,16 +256,21 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                 "every network published with a known state",
             )
 
-            delays: dict[str, list[float]] = {"json": [], "network_page": [], "home_page": []}
+            delays: dict[str, list[float]] = {
+                "json": [],
+                "network_page": [],
+                "home_page": [],
+                "line_pages": [],
+                "every_page": [],
+            }
             for change in range(args.changes):
                 network = networks[change % len(networks)]
                 for down in (True, False):
+                    flipped = time.time()
                     flip(target, network, down)
-                    found = wait(  # down; then back (recovering or operational: whatever comes first)
-                        lambda n=network, d=down: (s := published_state(site, n)) and (s[0] == "down") == d and s,
-                        120,
-                        f"{network} published {'down' if down else 'back'}",
-                    )
+                    state = lambda n=network, d=down: (s := published_state(site, n)) and (s[0] == "down") == d and s  # noqa: E731
+                    shown = watch_lines(site, network, flipped, state)  # down; then back (whatever comes first)
+                    found = wait(state, 120, f"{network} published {'down' if down else 'back'}")
                     delays["json"].append(round(found[2] - found[1], 3))
                     for name, page in (
                         ("network_page", site / "reseaux" / network / "index.html"),
@@ -236,6 +278,11 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                     ):  # written after the JSON, in the same publication
                         mtime = wait(lambda p=page, j=found[2]: (m := p.stat().st_mtime) >= j and m, 60, f"{page}")
                         delays[name].append(round(mtime - found[1], 3))
+                    shown = shown or [0.0]
+                    delays["line_pages"].append(round(max(shown), 3))
+                    delays["every_page"].append(
+                        round(max(*shown, delays["network_page"][-1], delays["home_page"][-1]), 3)
+                    )
             figures["publish_delay_s"] = {
                 name: {"changes": len(found), "max": max(found), "median": sorted(found)[len(found) // 2], "all": found}
                 for name, found in delays.items()

@@ -286,6 +286,7 @@ def test_every_read_of_the_results_uses_the_one_index(tmp_path: Path) -> None:
         sa.event.listen(store.engine, "before_cursor_execute", note)
         store.results(CHECK, since=T0, limit=10)
         latency_by_hour(store, [CHECK.key, OTHER.key], T0)
+        store.last_results([CHECK, OTHER])
         assert prune_results(store, T0 + timedelta(days=30, seconds=5), 30, batch_size=10) == 10
         sa.event.remove(store.engine, "before_cursor_execute", note)
         with store.engine.connect() as connection:

@@ -166,6 +166,19 @@ def test_results_of_the_same_microsecond_are_read_last_written_first(store: Stor
     assert store.results(PORTAL, limit=1) == [later]
 
 
+def test_the_last_results_of_several_checks_are_each_ones_newest_in_one_read(store: Store) -> None:
+    store.write(Batch([*TWINS, sample_result(1), sample_result(5), sample_result(3)]))
+    later = replace(TWINS[0], detail="troisième")  # the same µs as the twins, written last
+    store.write(Batch([later]))
+    reads: list[str] = []
+    sa.event.listen(store.engine, "before_cursor_execute", lambda *args: reads.append(args[2]))
+    found = store.last_results([PORTAL, CHECK, OTHER])  # OTHER has no result: absent
+    assert len(reads) == 1
+    assert found == {PORTAL.key: later, CHECK.key: sample_result(5)}
+    assert [found[check.key] for check in (PORTAL, CHECK)] == [store.results(c, limit=1)[0] for c in (PORTAL, CHECK)]
+    assert store.last_results([]) == {}
+
+
 def test_an_empty_detail_and_a_detail_read_back_as_written(store: Store) -> None:
     results = [replace(sample_result(1), detail=""), replace(sample_result(2), detail="réponse 503 ")]
     store.write(Batch(results))
