@@ -653,6 +653,7 @@ def _join_cluster(services: Services, location: str | None) -> Coordinator | Non
     services.pipeline.before_record = taken_over
     services.scheduler.scheduled = cluster.may_own
     services.scheduler.since = cluster.since
+    services.scheduler.gate_offset = cluster.gate_offset
     services.pipeline.writes = cluster.writes
     services.board.followed = cluster.follows
     services.board.here, services.board.quorum = cluster.location, settings.quorum  # each location's verdict

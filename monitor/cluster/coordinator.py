@@ -87,23 +87,28 @@ class Coordinator:
         """Whether this instance runs the slot of check `key` due at `at` (now by default)."""
         return self.view.owns(key, (at or self._clock()) + self.offset)
 
-    def runs(self, key: str, at: datetime) -> bool:
-        """The scheduler's gate: `owns`, noting the checks this instance runs and had not run before, and the runs
-        it leaves undone because it is late (counted, told at the next heartbeat); none once it leaves."""
-        if self._leaving:
-            return False
-        if not self.owns(key, at):
-            if (
-                self.view.late((at or self._clock()) + self.offset)
-                and self.view.owner(key, at + self.offset) == self.id
-            ):
-                self.late_runs += 1
+    def runs(self, key: str, at: datetime) -> bool | None:
+        """The scheduler's gate for the slot of check `key` due at `at` on the database's clock (the scheduler places
+        the slots on that clock, `gate_offset`: every instance judges a slot at the same instant, whatever the error
+        of its estimate of the offset). True to run it, noting the checks this instance runs and had not run
+        before; False if it is another's; None if it is this instance's and it leaves it undone (late, counted and
+        told at the next heartbeat; or leaving): the scheduler counts it missed."""
+        if self.view.owner(key, at) != self.id:
             self._ran.discard(key)
             return False
+        if self._leaving or self.view.late(at):
+            if not self._leaving:
+                self.late_runs += 1
+            self._ran.discard(key)
+            return None
         if key not in self._ran:
             self._ran.add(key)
             self._taken.add(key)
         return True
+
+    def gate_offset(self) -> float:
+        """Seconds the database's clock is ahead of this process's, as the last heartbeat measured it."""
+        return self.offset.total_seconds()
 
     def taken(self, key: str) -> bool:
         """Once, after its first run here: whether check `key` was just taken over (its memory to read first)."""
@@ -124,10 +129,10 @@ class Coordinator:
         self._taking.update(added)
 
     def since(self) -> float | None:
-        """The wall-clock instant (epoch seconds) of the reading that gave this instance its share: a slot of a check
-        newly scheduled due since then is its to run, late rather than never (the scheduler's `since`)."""
+        """The instant (epoch seconds, the database's clock) of the reading that gave this instance its share: a slot
+        of a check newly scheduled due since then is its to run, late rather than never (the scheduler's `since`)."""
         read_at = self.view.read_at
-        return None if read_at is None else (read_at - self.offset).timestamp()
+        return None if read_at is None else read_at.timestamp()
 
     def may_own(self, key: str) -> bool:
         """Whether check `key` is this instance's share now or may be before the next heartbeats (a member that
@@ -227,7 +232,10 @@ class Coordinator:
 
     def _read(self, reading: Reading, took: float) -> View:
         """The view a heartbeat's reading gives (`took` seconds to write and read), the database's clock offset."""
-        self.offset = reading.at - (self._clock() - timedelta(seconds=took / 2))
+        # measured around the statement that read the database's clock; else (a reading of a test) around the whole
+        # heartbeat, whose thread hops and other statements put its middle tens of milliseconds off on a busy loop
+        local = reading.local if reading.local is not None else self._clock() - timedelta(seconds=took / 2)
+        self.offset = reading.at - local
         view = View(self.id, reading.members, self.heartbeat, reading.at, self.location)
         before = next((m for m in self.view.members if m.id == self.id), None)
         mine = next((m for m in reading.members if m.id == self.id), None)
