@@ -5,7 +5,7 @@ slot runs on exactly one instance, even when their estimates of the database's c
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -85,8 +85,8 @@ async def test_a_slot_at_a_hand_over_runs_once_whatever_each_instance_makes_of_t
     store: Store, apart: float
 ) -> None:
     """a and b share the checks; c joins, and counts two heartbeats later (the boundary). a's estimate of the
-    database's clock is 30 ms off c's; a slot of a check a hands to c falls 10 ms before the boundary by c's
-    estimate (10 ms after it, for a's the other way). Judged each on its own estimate, both left it (or both ran it)."""
+    database's clock is 30 ms off c's, and a slot of a check a hands to c lies 10 ms from the boundary: on one side
+    of it by c's estimate, on the other by a's. Judged each on its own estimate, neither ran it (or both did)."""
     key = _handed_to_c()
     a, c = Instance(store, "a", apart), Instance(store, "c", 0.0)
     for instance in (a, c):
@@ -121,5 +121,4 @@ async def test_a_slot_an_instance_leaves_undone_because_it_is_late_is_counted_mi
     assert c.coordinator.view.owner(key, slots[0]) == "c"
     assert [c.runs(key, fired) for fired in slots] == [False, True]
     assert c.missed == 1
-    assert c.coordinator.late_runs == 1
-    assert datetime.now(UTC) < slots[0] + 60 * S  # the slots judged were those to come (a sanity check)
+    assert c.coordinator.late_runs == 1  # and told at the next heartbeat, as before
