@@ -195,6 +195,8 @@ def ramp(rates: list[float], checks: int, window: float, postgres_url: str, root
         "one": found[1],
         "two": found[2],
         "sustained_ratio_2_vs_1": round(two / one, 3) if one and two else None,
+        # one held none of the rates: two's over the lowest one, which one did not hold (the ratio is above it)
+        "sustained_ratio_2_vs_1_above": round(two / rates[0], 3) if two and not one else None,
         "ratio_is_a_lower_bound": not found[2]["ceiling_found"],
         "duplicated_probes": sum(run["duplicated_probes"] for f in found.values() for run in f["steps"]),
         "load_1m_end": os.getloadavg()[0],
