@@ -79,7 +79,7 @@ class Coordinator:
         self._taken: set[str] = set()  # those whose first run here is not recorded yet
         self._taking: set[str] = set()  # scheduled for a share taken or to come, no result recorded here yet
         self._beats = 0
-        self._scheduled_for: tuple[tuple[str, ...], tuple[str, ...]] | None = None  # `_shares` at the last apply
+        self._scheduled_for: tuple[tuple[str, ...], ...] | None = None  # `_shares` at the last apply
         self._leaving = False  # stopping: its row is deleted, the others run its share from their next reading
 
     # --- between heartbeats ------------------------------------------------------------------------------------
@@ -138,9 +138,10 @@ class Coordinator:
         """Whether check `key` is this instance's share now or may be before the next heartbeats (a member that
         joins, or one seen missing, hands it over at an instant to come): the checks it schedules, so that the
         first slot of a share taken is run, not lost until a later reading; `runs` decides each run (and whether
-        this instance is late then)."""
-        now, ahead = self._shares()
-        return _owner(now, key) == self.id or _owner(ahead, key) == self.id
+        this instance is late then). A check handed over stays scheduled a heartbeat more: the run of its last slot
+        here may start late (a busy loop), after the heartbeat that follows the hand-over; unscheduled, it was run
+        by no instance, and counted by none."""
+        return any(_owner(counted, key) == self.id for counted in self._shares())
 
     def writes(self, key: str) -> bool:
         """Whether this instance writes a change of component `key`: a check's verdict if it owns the check in the
@@ -248,11 +249,13 @@ class Coordinator:
             view = dataclasses.replace(view, resumes_at=reading.at + again)
         return view
 
-    def _shares(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """What `may_own` depends on: the members of this location counted now and at the look-ahead."""
+    def _shares(self) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+        """What `may_own` depends on: the members of this location counted a heartbeat ago, now and at the
+        look-ahead."""
         now = self._clock() + self.offset
         ahead = now + timedelta(seconds=self.heartbeat * (MISSED_BEATS + 1))
-        return self.view.counted(now), self.view.counted(ahead)
+        behind = now - timedelta(seconds=self.heartbeat)
+        return self.view.counted(behind), self.view.counted(now), self.view.counted(ahead)
 
     async def _run(self) -> None:
         every = self.heartbeat * BEAT  # twice per heartbeat: a dead member is seen missing in time
