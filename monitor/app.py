@@ -682,6 +682,7 @@ def _join_cluster(services: Services, location: str | None) -> Coordinator | Non
     services.pipeline.before_record = taken_over
     services.scheduler.scheduled = cluster.may_own
     services.scheduler.since = cluster.since
+    services.scheduler.gate_offset = cluster.gate_offset
     services.pipeline.writes = cluster.writes
     services.pipeline.unwritten = gap.hold
     services.board.followed = cluster.follows

@@ -183,12 +183,20 @@ class Scheduler:
         # Several instances (monitor/cluster): whether this one runs a check's slot due at a given instant. Set, the
         # slots of a check fall at the same instants on every instance (a phase from its key, not at random), so
         # that a check handed over runs on the next slot, neither twice nor never.
-        self.gate: Callable[[str, datetime], bool] | None = None
+        # The gate answers None for a slot that is this instance's and that it leaves undone (it is late): counted
+        # missed, as a gap at the target must never be silent.
+        self.gate: Callable[[str, datetime], bool | None] | None = None
+        # The gate's clock (the database's) is this many seconds ahead of this process's: the slots lie on the gate's
+        # clock, and each is judged at its instant there, the same number on every instance, whatever the error of
+        # each one's estimate of that offset (judged on its own estimate, a slot within that error of a hand-over
+        # was run by both instances, or by neither).
+        self.gate_offset: Callable[[], float] = lambda: 0.0
         self.scheduled: Callable[[str], bool] | None = None  # and which checks it schedules at all
-        # and since when (epoch seconds) a slot already due of a check newly scheduled is its to run: the reading
-        # that handed it over came just before that slot, and scheduling it came just after
+        # and since when (epoch seconds on the gate's clock) a slot already due of a check newly scheduled is its to
+        # run: the reading that handed it over came just before that slot, and scheduling it came just after
         self.since: Callable[[], float | None] | None = None
-        self._slots: dict[str, tuple[float, float]] = {}  # key -> (first slot, interval), epoch seconds
+        # key -> (first run, interval, first slot): epoch seconds, the slot on the gate's clock
+        self._slots: dict[str, tuple[float, float, float]] = {}
         self._aps = _LoopScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1})
         self._aps.add_listener(self._on_event, EVENT_JOB_SUBMITTED | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
         self._aps.add_listener(self._on_error, EVENT_JOB_ERROR)
@@ -255,12 +263,15 @@ class Scheduler:
     def _add_job(self, key: str, check: Check, due: float | None = None, *, catch_up: bool = False) -> None:
         interval = check.interval / self._speed
         now = datetime.now(UTC).timestamp()
+        slot: float | None = None
         if self.gate is not None:  # the same slots on every instance, spread by the key (a kept due is one of them)
+            shift = self.gate_offset()
             phase = _on_lattice(interval * (zlib.crc32(key.encode()) / 2**32), _tick(interval))
-            spread = phase + math.ceil((now - phase) / interval) * interval
+            slot = phase + math.ceil((now + shift - phase) / interval) * interval  # on the gate's clock
             since = self.since() if catch_up and self.since is not None else None
-            if since is not None and since <= spread - interval:
-                spread -= interval  # due since the share was read: run late (the gate judges it), not lost
+            if since is not None and since <= slot - interval:
+                slot -= interval  # due since the share was read: run late (the gate judges it), not lost
+            spread = slot - shift
         elif due is not None and now <= due <= now + interval:  # its turn, as it was kept elsewhere
             spread = due
         elif due is not None and due < now:  # overdue: soon, not all at once
@@ -268,7 +279,7 @@ class Scheduler:
         else:
             spread = now + self._rng.uniform(0, interval)  # spread the load
         first = datetime.fromtimestamp(_on_lattice(spread, _tick(interval)), UTC)
-        self._slots[key] = (first.timestamp(), interval)
+        self._slots[key] = (first.timestamp(), interval, first.timestamp() if slot is None else slot)
         jitter = interval * self._jitter or None
         trigger = _SteadyInterval(seconds=interval, start_date=first, jitter=jitter)
         self._aps.add_job(
@@ -301,18 +312,25 @@ class Scheduler:
             semaphore.release()
 
     def _gated_in(self, key: str) -> bool:
-        """Without a gate, always; with one, whether this instance runs the slot now due (a slot is dated without
-        its jitter: each instance draws its own)."""
+        """Without a gate, always; with one, whether this instance runs the slot now due, dated on the gate's clock
+        and without its jitter (each instance draws its own). A slot the gate says is this instance's to leave
+        undone is counted missed."""
         if self.gate is None:
             return True
         scheduled = self._scheduled.get(key)
-        first, interval = self._slots.get(key, (0.0, 0.0))
+        first, interval, slot = self._slots.get(key, (0.0, 0.0, 0.0))
         if scheduled is None or interval <= 0:
-            return self.gate(key, datetime.now(UTC))
-        slot = first + math.floor((scheduled.timestamp() - first) / interval + 1e-6) * interval
-        if self.gate(key, datetime.fromtimestamp(slot, UTC)):
+            at = datetime.fromtimestamp(datetime.now(UTC).timestamp() + self.gate_offset(), UTC)
+        else:
+            at = datetime.fromtimestamp(
+                slot + math.floor((scheduled.timestamp() - first) / interval + 1e-6) * interval, UTC
+            )
+        verdict = self.gate(key, at)
+        if verdict:
             return True
         self._scheduled.pop(key, None)
+        if verdict is None:
+            self._hooks.missed()
         return False
 
     def _on_event(self, event: JobEvent) -> None:

@@ -79,7 +79,7 @@ class Coordinator:
         self._taken: set[str] = set()  # those whose first run here is not recorded yet
         self._taking: set[str] = set()  # scheduled for a share taken or to come, no result recorded here yet
         self._beats = 0
-        self._scheduled_for: tuple[tuple[str, ...], tuple[str, ...]] | None = None  # `_shares` at the last apply
+        self._scheduled_for: tuple[tuple[str, ...], ...] | None = None  # `_shares` at the last apply
         self._leaving = False  # stopping: its row is deleted, the others run its share from their next reading
 
     # --- between heartbeats ------------------------------------------------------------------------------------
@@ -87,23 +87,28 @@ class Coordinator:
         """Whether this instance runs the slot of check `key` due at `at` (now by default)."""
         return self.view.owns(key, (at or self._clock()) + self.offset)
 
-    def runs(self, key: str, at: datetime) -> bool:
-        """The scheduler's gate: `owns`, noting the checks this instance runs and had not run before, and the runs
-        it leaves undone because it is late (counted, told at the next heartbeat); none once it leaves."""
-        if self._leaving:
-            return False
-        if not self.owns(key, at):
-            if (
-                self.view.late((at or self._clock()) + self.offset)
-                and self.view.owner(key, at + self.offset) == self.id
-            ):
-                self.late_runs += 1
+    def runs(self, key: str, at: datetime) -> bool | None:
+        """The scheduler's gate for the slot of check `key` due at `at` on the database's clock (the scheduler places
+        the slots on that clock, `gate_offset`: every instance judges a slot at the same instant, whatever the error
+        of its estimate of the offset). True to run it, noting the checks this instance runs and had not run
+        before; False if it is another's; None if it is this instance's and it leaves it undone (late, counted and
+        told at the next heartbeat; or leaving): the scheduler counts it missed."""
+        if self.view.owner(key, at) != self.id:
             self._ran.discard(key)
             return False
+        if self._leaving or self.view.late(at):
+            if not self._leaving:
+                self.late_runs += 1
+            self._ran.discard(key)
+            return None
         if key not in self._ran:
             self._ran.add(key)
             self._taken.add(key)
         return True
+
+    def gate_offset(self) -> float:
+        """Seconds the database's clock is ahead of this process's, as the last heartbeat measured it."""
+        return self.offset.total_seconds()
 
     def taken(self, key: str) -> bool:
         """Once, after its first run here: whether check `key` was just taken over (its memory to read first)."""
@@ -124,18 +129,19 @@ class Coordinator:
         self._taking.update(added)
 
     def since(self) -> float | None:
-        """The wall-clock instant (epoch seconds) of the reading that gave this instance its share: a slot of a check
-        newly scheduled due since then is its to run, late rather than never (the scheduler's `since`)."""
+        """The instant (epoch seconds, the database's clock) of the reading that gave this instance its share: a slot
+        of a check newly scheduled due since then is its to run, late rather than never (the scheduler's `since`)."""
         read_at = self.view.read_at
-        return None if read_at is None else (read_at - self.offset).timestamp()
+        return None if read_at is None else read_at.timestamp()
 
     def may_own(self, key: str) -> bool:
         """Whether check `key` is this instance's share now or may be before the next heartbeats (a member that
         joins, or one seen missing, hands it over at an instant to come): the checks it schedules, so that the
         first slot of a share taken is run, not lost until a later reading; `runs` decides each run (and whether
-        this instance is late then)."""
-        now, ahead = self._shares()
-        return _owner(now, key) == self.id or _owner(ahead, key) == self.id
+        this instance is late then). A check handed over stays scheduled a heartbeat more: the run of its last slot
+        here may start late (a busy loop), after the heartbeat that follows the hand-over; unscheduled, it was run
+        by no instance, and counted by none."""
+        return any(_owner(counted, key) == self.id for counted in self._shares())
 
     def writes(self, key: str) -> bool:
         """Whether this instance writes a change of component `key`: a check's verdict if it owns the check in the
@@ -227,7 +233,10 @@ class Coordinator:
 
     def _read(self, reading: Reading, took: float) -> View:
         """The view a heartbeat's reading gives (`took` seconds to write and read), the database's clock offset."""
-        self.offset = reading.at - (self._clock() - timedelta(seconds=took / 2))
+        # measured around the statement that read the database's clock; else (a reading of a test) around the whole
+        # heartbeat, whose thread hops and other statements put its middle tens of milliseconds off on a busy loop
+        local = reading.local if reading.local is not None else self._clock() - timedelta(seconds=took / 2)
+        self.offset = reading.at - local
         view = View(self.id, reading.members, self.heartbeat, reading.at, self.location)
         before = next((m for m in self.view.members if m.id == self.id), None)
         mine = next((m for m in reading.members if m.id == self.id), None)
@@ -240,11 +249,13 @@ class Coordinator:
             view = dataclasses.replace(view, resumes_at=reading.at + again)
         return view
 
-    def _shares(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """What `may_own` depends on: the members of this location counted now and at the look-ahead."""
+    def _shares(self) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+        """What `may_own` depends on: the members of this location counted a heartbeat ago, now and at the
+        look-ahead."""
         now = self._clock() + self.offset
         ahead = now + timedelta(seconds=self.heartbeat * (MISSED_BEATS + 1))
-        return self.view.counted(now), self.view.counted(ahead)
+        behind = now - timedelta(seconds=self.heartbeat)
+        return self.view.counted(behind), self.view.counted(now), self.view.counted(ahead)
 
     async def _run(self) -> None:
         every = self.heartbeat * BEAT  # twice per heartbeat: a dead member is seen missing in time

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, delete, func, insert, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -38,6 +39,7 @@ class Reading:
 
     at: datetime
     members: tuple[Member, ...]
+    local: datetime | None = None  # this process's clock when the database's read `at` (the middle of that statement)
 
 
 class Members:
@@ -53,7 +55,9 @@ class Members:
         try:
             with self.store.bounded(self.heartbeat, "write the heartbeat"), self.store.engine.begin() as connection:
                 deadline = func.set_config("statement_timeout", str(int(self.heartbeat * 1000)), True)
+                sent = time.time()
                 now: datetime = connection.execute(select(func.clock_timestamp(), deadline)).one()[0]
+                local = datetime.fromtimestamp((sent + time.time()) / 2, UTC)  # within half that round trip
                 mine = update(tables.instance).where(row.id == self.instance)
                 done = connection.execute(mine.values(heartbeat_at=now))
                 if done.rowcount == 0:
@@ -74,7 +78,7 @@ class Members:
                     found = [r for r in found if r.heartbeat_at >= forgotten]
         except SQLAlchemyError as exc:
             raise StoreError(f"heartbeat not written: {describe(exc, self.store.engine.url)}") from exc
-        return Reading(now, tuple(Member(r.id, r.joined_at, r.heartbeat_at, r.location) for r in found))
+        return Reading(now, tuple(Member(r.id, r.joined_at, r.heartbeat_at, r.location) for r in found), local)
 
     def leave(self) -> None:
         """Delete this instance's row: the others take its share at their next heartbeat."""

@@ -25,6 +25,7 @@ heartbeats, and applies the same rules:
 
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ SEEN_MISSING = BEAT + 2 * SLOW  # a reading this long after a member's last hear
 DEAD_AFTER = 2.0  # heartbeats: past this after its last heartbeat (seen missing), a member's share is the others'
 LATE_BEATS = 1.75  # a member this late after its last heartbeat stops itself (before the others take over)
 MISSED_BEATS = 2  # heartbeats: a member that had missed this many when read is not alive (nor the leader's)
+_MICROSECOND, _NOTHING = timedelta(microseconds=1), timedelta(0)
 
 
 @functools.lru_cache(maxsize=1 << 16)  # every slot of every check asks again: the same few members, the same keys
@@ -69,12 +71,20 @@ class View:
 
     def late(self, at: datetime) -> bool:
         """Whether `me` is past `LATE_BEATS` after its own last heartbeat at `at` (and so owns nothing)."""
-        if not self.fenced or sum(m.location == self.location for m in self.alive) < 2:
-            return False  # alone in its location, nobody takes over: go on
+        fenced, late_after = self._fence
+        if not fenced:
+            return False
         if self.resumes_at is not None and at < self.resumes_at:
             return True
+        return late_after is not None and at > late_after
+
+    @functools.cached_property
+    def _fence(self) -> tuple[bool, datetime | None]:
+        """Whether `me` may be late, and after which instant it is (asked at every run: computed once)."""
+        if not self.fenced or sum(m.location == self.location for m in self.alive) < 2:
+            return False, None  # alone in its location, nobody takes over: go on
         mine = next((m for m in self.members if m.id == self.me), None)
-        return mine is not None and at > mine.heartbeat_at + timedelta(seconds=self.heartbeat * LATE_BEATS)
+        return True, None if mine is None else mine.heartbeat_at + timedelta(seconds=self.heartbeat * LATE_BEATS)
 
     @functools.cached_property
     def alive(self) -> tuple[Member, ...]:
@@ -84,7 +94,7 @@ class View:
         oldest = self.read_at - MISSED_BEATS * timedelta(seconds=self.heartbeat)
         return tuple(m for m in self.members if m.id == self.me or m.heartbeat_at >= oldest)
 
-    @property
+    @functools.cached_property
     def primary(self) -> str:
         """The location whose instances write the checks' facts: the first live one by name (`me`'s at worst)."""
         return min([m.location for m in self.alive] + [self.location])
@@ -108,13 +118,19 @@ class View:
         )
 
     @functools.cached_property
-    def _counted(self) -> dict[tuple[bool, ...], tuple[str, ...]]:
+    def _edges(self) -> list[datetime]:
+        """The `_instants`, sorted, each one judged strictly (`>`) moved a microsecond later (a datetime's
+        resolution): `at` is past an edge when `at >= edge`, and the edges it is past are the first ones."""
+        return sorted(instant + (_MICROSECOND if strict else _NOTHING) for instant, strict in self._instants)
+
+    @functools.cached_property
+    def _counted(self) -> dict[int, tuple[str, ...]]:
         return {}
 
     def counted(self, at: datetime) -> tuple[str, ...]:
         """The members of `me`'s location that share its checks at `at` (sorted); the same between two of its
-        `_instants`, so computed once per span (every run of every check asks)."""
-        span = tuple(at > instant if strict else at >= instant for instant, strict in self._instants)
+        `_instants`, so computed once per span (every run of every check asks, and every write: a bisection)."""
+        span = bisect.bisect_right(self._edges, at)
         found = self._counted.get(span)
         if found is None:
             found = self._counted[span] = self._count(at)

@@ -5,6 +5,15 @@ Not part of the test run. Usage (≈ 6 min with --quick, ≈ 8 min without):
     export TPMON_TEST_POSTGRES_URL=$(bash .ci/postgres.sh | tail -1)
     .venv/bin/python tests/benchmarks/instances.py [--quick] [--json FILE]
 
+Ramp mode, to find what each sustains (≈ 1 min per step; stops at a count's first rate not sustained):
+
+    .venv/bin/python tests/benchmarks/instances.py --ramp 400,600,800,1000,1200 [--checks N] [--window S]
+
+For 1 then 2 instances, the rates (probes/s at the target: the same checks, their interval = checks / rate) in
+order: a rate is sustained when the farm counts less than 1 % of its probes missed and every instance's lag p99 is
+under 1 s. Two instances start at the highest rate one sustained. `sustained_ratio_2_vs_1` is the highest rate
+two sustained over the highest one did (a lower bound when two sustained the last rate tried).
+
 Needs nginx (`farm.py`). For each count of instances, a fresh schema and fresh processes on the same checks
 (3,000 every 10 s; --quick: 1,000, a shorter window): the instances start one after the other,
 settle (every row joined more than two heartbeats ago), run one interval of warm-up, then the window is measured.
@@ -149,6 +158,51 @@ def measure(count: int, checks: int, interval: float, window: float, postgres_ur
     }
 
 
+SUSTAINED_LAG_P99 = 1.0  # seconds: above, the instances fall behind their slots
+SUSTAINED_MISSED = 0.01  # share of the intended probes that did not reach the farm
+
+
+def sustained(run: dict[str, Any]) -> bool:
+    lag = run["lag_p99_s"]
+    return lag is not None and lag < SUSTAINED_LAG_P99 and run["missed_share"] < SUSTAINED_MISSED
+
+
+def ramp(rates: list[float], checks: int, window: float, postgres_url: str, root: Path) -> dict[str, Any]:
+    """1 then 2 instances at rising rates: the highest each sustains, and their ratio."""
+    found: dict[int, dict[str, Any]] = {}
+    for count in (1, 2):
+        best = found[1]["sustained_per_s"] if count == 2 else None
+        steps: list[dict[str, Any]] = []
+        for rate in (r for r in rates if best is None or r >= best):
+            interval = checks / rate
+            say(f"{count} instance(s), {checks} checks every {interval:g} s: {rate:g}/s")
+            step = root / f"r{count}-{rate:g}"
+            step.mkdir()
+            run = measure(count, checks, interval, window, postgres_url, step)
+            run["target_per_s"], run["sustained"] = rate, sustained(run)
+            say(json.dumps(run))
+            steps.append(run)
+            if not run["sustained"]:
+                break
+        rate_found = max((run["target_per_s"] for run in steps if run["sustained"]), default=None)
+        found[count] = {"steps": steps, "sustained_per_s": rate_found, "ceiling_found": not steps[-1]["sustained"]}
+    one, two = found[1]["sustained_per_s"], found[2]["sustained_per_s"]
+    return {
+        "benchmark": "instances-ramp",
+        "criteria": {"lag_p99_s_below": SUSTAINED_LAG_P99, "missed_share_below": SUSTAINED_MISSED},
+        "checks": checks,
+        "window_s": window,
+        "one": found[1],
+        "two": found[2],
+        "sustained_ratio_2_vs_1": round(two / one, 3) if one and two else None,
+        # one held none of the rates: two's over the lowest one, which one did not hold (the ratio is above it)
+        "sustained_ratio_2_vs_1_above": round(two / rates[0], 3) if two and not one else None,
+        "ratio_is_a_lower_bound": not found[2]["ceiling_found"],
+        "duplicated_probes": sum(run["duplicated_probes"] for f in found.values() for run in f["steps"]),
+        "load_1m_end": os.getloadavg()[0],
+    }
+
+
 def _answers(port: int) -> bool:
     try:
         return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5, trust_env=False).status_code == 200
@@ -160,15 +214,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1,000 checks, 30 s windows")
     parser.add_argument("--json", type=Path, help="also write the JSON object here")
+    parser.add_argument("--ramp", type=_rates, help="rates (probes/s), e.g. 400,600,800: the highest sustained")
+    parser.add_argument("--checks", type=int, help="checks (default 3,000; --quick 1,000)")
+    parser.add_argument("--window", type=float, help="seconds measured per step (default 60; --quick 30)")
     args = parser.parse_args()
     postgres_url = os.environ.get("TPMON_TEST_POSTGRES_URL")
     if not postgres_url:
         print("TPMON_TEST_POSTGRES_URL is not set (bash .ci/postgres.sh)", file=sys.stderr)
         return 2
     checks, counts, window = (1000, (1, 2, 3), 30.0) if args.quick else (3000, (1, 2, 3), 60.0)
+    checks, window = args.checks or checks, args.window or window
     interval = 10.0
     runs = []
     with tempfile.TemporaryDirectory(prefix="tpmon-instances-") as folder:
+        if args.ramp is not None:
+            return _write(ramp(args.ramp, checks, window, postgres_url, Path(folder)), args.json)
         for count in counts:
             say(f"{count} instance(s), {checks} checks every {interval:g} s")
             runs.append(measure(count, checks, interval, window, postgres_url, Path(folder)))
@@ -183,11 +243,25 @@ def main() -> int:
             round((run["cpu_ms_per_probe"] or 0) / (runs[0]["cpu_ms_per_probe"] or 1), 3) for run in runs
         ],
     }
+    return _write(out, args.json)
+
+
+def _write(out: dict[str, Any], path: Path | None) -> int:
     text_out = json.dumps(out, indent=2)
     print(text_out)
-    if args.json is not None:
-        args.json.write_text(text_out + "\n", encoding="utf-8")
+    if path is not None:
+        path.write_text(text_out + "\n", encoding="utf-8")
     return 0
+
+
+def _rates(value: str) -> list[float]:
+    try:
+        rates = sorted(float(part) for part in value.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--ramp: {value!r}: comma-separated probes per second") from None
+    if not rates or rates[0] <= 0:
+        raise argparse.ArgumentTypeError(f"--ramp: {value!r}: rates must be positive")
+    return rates
 
 
 if __name__ == "__main__":

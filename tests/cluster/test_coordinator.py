@@ -85,3 +85,25 @@ def test_a_check_taken_over_is_followed_until_its_first_result_here(store: Store
     coordinator.scheduled([KEYS[1]])
     coordinator.scheduled([], [KEYS[1]])  # removed before it ran here: no longer taken
     assert not coordinator.follows(KEYS[1])
+
+
+def test_a_check_handed_over_stays_scheduled_a_heartbeat_past_the_hand_over(store: Store) -> None:
+    """ "c" counts from T0: the checks "me" hands it were unscheduled at the first heartbeat past T0, and a slot just
+    before T0 whose run was late (a busy loop) then never ran, on neither instance, and was counted nowhere. Kept
+    one heartbeat more: that run goes on here (the gate judges it, by its slot: before T0, "me"'s)."""
+    members = (
+        Member("me", T0 - 60 * S, T0 - 0.5 * S),
+        Member("other", T0 - 60 * S, T0 - 0.5 * S),
+        Member("c", T0 - 2 * HEARTBEAT * S, T0 - 0.5 * S),
+    )
+    clock = Clock(T0 + 0.2 * S)
+    coordinator = _coordinator(store, clock, members, T0 - 0.4 * S)
+    handed = [
+        key for key in KEYS if coordinator.view.owner(key, T0 - 0.01 * S) == "me" != coordinator.view.owner(key, T0)
+    ]
+    assert handed
+    assert all(coordinator.may_own(key) for key in handed)  # scheduled still
+    assert all(coordinator.runs(key, T0 - 0.05 * S) for key in handed)  # its slot before T0: run here, late
+    assert not any(coordinator.runs(key, T0) for key in handed)  # the next ones are c's
+    clock.now = T0 + (HEARTBEAT + 0.01) * S
+    assert not any(coordinator.may_own(key) for key in handed)  # then unscheduled
