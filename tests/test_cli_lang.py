@@ -248,7 +248,10 @@ def test_a_database_that_cannot_be_reached_is_said_in_the_command_lines_language
     database = {"TPMON_DATABASE_URL": f"postgresql://tpmon@127.0.0.1:{port}/tpmon"}
     french = _said(_tpmon("status", "--config", "config/example.yaml", lang_env={**database, **FR}), 1)
     english = _said(_tpmon("status", "--config", "config/example.yaml", lang_env={**database, **EN}), 1)
-    assert french.startswith(f"tpmon: impossible d’utiliser la base postgresql://tpmon@127.0.0.1:{port}/tpmon\u00a0: ")
+    assert french.startswith(
+        f"tpmon: impossible d’utiliser la base postgresql://tpmon@127.0.0.1:{port}/tpmon "
+        "(opération «\u00a0reach the database\u00a0»)\u00a0: "
+    )
     assert english.startswith(f"tpmon: cannot reach the database postgresql://tpmon@127.0.0.1:{port}/tpmon: ")
     assert french.split("\u00a0: ", 1)[1] == english.split("/tpmon: ", 1)[1]  # the driver's reason, as it is
 

@@ -464,5 +464,5 @@ def _upsert(connection: Connection, table: Table, values: list[dict[str, Any]]) 
 
 def _no_answer(doing: str, where: str, seconds: float) -> Text:
     """An operation the database did not answer in time. `doing` ("write to", "read from"…) is said in English
-    only (the French says which database and how long, not the operation: its verbs are not in the catalogs)."""
+    only, quoted in the French (« reach the database »): the operations' verbs are not in the catalogs."""
     return said("cannot {doing} {where}: no answer within {seconds:g} s", doing=doing, where=where, seconds=seconds)
