@@ -12,7 +12,7 @@ pybabel=.venv/bin/pybabel
 [ -x "$pybabel" ] || pybabel=pybabel
 template=$(mktemp --suffix=.pot)
 trap 'rm -f "$template"' EXIT
-"$pybabel" -q extract -F babel.cfg --project tpmon -k N_ -k translate:2 -k translate_plural:2,3 --no-location --sort-output -o "$template" monitor
+"$pybabel" -q extract -F babel.cfg --project tpmon -k N_ -k said -k translate:2 -k translate_plural:2,3 --no-location --sort-output -o "$template" monitor
 for lang in fr en; do
     catalog=monitor/locale/$lang/LC_MESSAGES/messages.po
     if [ -f "$catalog" ]; then

@@ -41,7 +41,7 @@ from .delivery.subscription_desk import SubscriptionDesk
 from .engine.overrides import Overrides
 from .engine.quorum import located_key
 from .errors import ConfigError, MonitorError, NotFound, StoreError
-from .i18n import LANGS, translate
+from .i18n import LANGS, literal, said, translate
 from .metrics import Metrics, derive_availability
 from .models import ComponentRef, ComponentStatus, ProbeResult, Source, Transition
 from .notify.tokens import Signer, load_secret
@@ -295,7 +295,7 @@ class Services:
 
         def window_of(key: str, days: int) -> Window:
             if self.stopping.is_set():  # a shutdown: the component after the current one is never read
-                raise StoreError("metrics not refreshed: shutting down")
+                raise StoreError("metrics not refreshed: shutting down")  # tpmon-text: internal, never shown
             return availability_over(self.store, key, now, days)
 
         try:
@@ -322,20 +322,28 @@ def _incidents(declarations: Declarations, ids: set[int]) -> list[Incident]:
     return found
 
 
-def check_port(host: str, port: int) -> None:
-    """MonitorError in one line if `host:port` cannot be listened on (uvicorn would exit the process)."""
+def check_port(host: str, port: int, options: tuple[str, str] = ("--host", "--port")) -> None:
+    """MonitorError in one line if `host:port` cannot be listened on (uvicorn would exit the process); `options`
+    name the host's and the port's options."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except OSError:
-        raise MonitorError(f"--host: cannot resolve {host!r}") from None
+        raise MonitorError(said("{option}: cannot resolve {host!r}", option=options[0], host=host)) from None
     family, kind, proto, _, address = infos[0]
     with socket.socket(family, kind, proto) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(address)
         except OSError as exc:
-            reason = "already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or "refused")
-            raise MonitorError(f"--port: cannot listen on {host}:{port} ({reason}); choose another port") from None
+            reason = said("already in use") if exc.errno == errno.EADDRINUSE else literal(exc.strerror or "refused")
+            cannot = said(
+                "{option}: cannot listen on {host}:{port} ({reason}); choose another port",
+                option=options[1],
+                host=host,
+                port=port,
+                reason=reason,
+            )
+            raise MonitorError(cannot) from None
 
 
 class QuietServer(uvicorn.Server):
@@ -580,7 +588,11 @@ def check_source(settings: Settings, location: str | None) -> None:
     source = settings.cluster.source_address(where)
     refused = bindable(source) if source is not None else None
     if refused is not None:
-        raise MonitorError(f"cluster.locations.{where}.source_address: probes cannot connect from {source} ({refused})")
+        field = f"cluster.locations.{where}.source_address"
+        cannot = said(
+            "{field}: probes cannot connect from {source} ({reason})", field=field, source=source, reason=refused
+        )
+        raise MonitorError(cannot)
 
 
 async def _take_lead(services: Services, gap: LeadGap) -> None:
@@ -630,7 +642,7 @@ def _join_cluster(services: Services, location: str | None) -> Coordinator | Non
     if services.store.engine.dialect.name != "postgresql":
         return None
     if services.workers is not None:  # each worker's share is not yet cut from this instance's (cli refuses it too)
-        raise MonitorError("--probe-workers: more than 1 is not supported on PostgreSQL yet (shared checks)")
+        raise MonitorError(said("--probe-workers: more than 1 is not supported on PostgreSQL yet (shared checks)"))
 
     gap = LeadGap()
     follow, adopt = _following(services, lambda key: cluster.follows(key), lambda: cluster.leading, gap)  # noqa: PLW0108 (below)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .config import Settings, load_config, read_config
 from .errors import ConfigError, ConfigProblem, MonitorError, NotFound, StoreError
+from .i18n import literal, said
 from .logs import setup_logging
 from .opscli import OneLineParser, add_ops_commands
 from .opscli.push_command import register as register_push
@@ -125,18 +126,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     check_source(settings, args.location)
     admin = admin_address(args, settings)
     if admin is not None:
-        try:
-            check_port(*admin)
-        except MonitorError as exc:
-            raise MonitorError(str(exc).replace("--port", "--admin-port").replace("--host", "--admin-host")) from None
+        check_port(*admin, options=("--admin-host", "--admin-port"))
     _check_notification_secrets(settings)
     _check_publish_dir(settings)
     setup_logging(args.log_level, args.log_format)
     url = _database_url()
     if args.probe_workers > 1 and make_url(url).get_backend_name() == "postgresql":  # shares not composed yet
         raise MonitorError(
-            "--probe-workers: more than 1 is not supported on PostgreSQL yet (its instances share the checks); "
-            "use --probe-workers 1, with more instances for more cores"
+            said(
+                "--probe-workers: more than 1 is not supported on PostgreSQL yet (its instances share the checks); "
+                "use --probe-workers 1, with more instances for more cores"
+            )
         )
     with single_instance(url):  # SQLite: one serve per file, refused before the database or its journal is touched
         return _serve(args, settings, path, admin, url)
@@ -196,7 +196,7 @@ def _check_publish_dir(settings: Settings) -> None:
     try:
         check_target(Path(settings.web.publish_dir))
     except MonitorError as exc:
-        raise MonitorError(f"web.publish_dir: {exc}") from None
+        raise MonitorError(said("web.publish_dir: {problem}", problem=exc.said or literal(str(exc)))) from None
 
 
 def _check_notification_secrets(settings: Settings) -> None:
@@ -396,13 +396,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     try:
         store = Store.open(_database_url())
     except StoreError as exc:
-        raise MonitorError(f"export: {exc}") from None
+        raise MonitorError(said("export: {problem}", problem=exc.said or literal(str(exc)))) from None
     try:
         app = create_app(settings, store=store, schedule=False, config_path=path)
         report = asyncio.run(export_site(app, Path(args.dir), base_url=base_url))
     finally:
         store.close()
-    print(report)
+    print(report.text(cli_lang()))
     return 0
 
 
@@ -569,10 +569,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(refused.format(count=len(exc.problems)), file=sys.stderr)
         return 2
     except StoreError as exc:
-        print(f"tpmon: {exc}", file=sys.stderr)
+        print(f"tpmon: {exc.text(cli_lang())}", file=sys.stderr)
         return 1
     except MonitorError as exc:
-        print(f"tpmon: {exc}", file=sys.stderr)
+        print(f"tpmon: {exc.text(cli_lang())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

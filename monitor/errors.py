@@ -13,10 +13,28 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
+
+FIELD_SEPARATOR = {"fr": "\u00a0: "}  # between a field and its problem: French typography in French
+
+
+class Said(Protocol):
+    """A message said in each language (monitor.i18n.Text: this module is below the catalogs)."""
+
+    def render(self, lang: str) -> str: ...
 
 
 class MonitorError(Exception):
-    """Base of every error tpmon raises on purpose."""
+    """Base of every error tpmon raises on purpose. Its message is a `Said` (monitor.i18n's `said()`), or a plain
+    text for those said alike in every language; `str()` is English (logs, the admin API), `text(lang)` is what the
+    command line shows in its language."""
+
+    def __init__(self, message: str | Said = "") -> None:
+        self.said: Said | None = None if isinstance(message, str) else message
+        super().__init__(message if isinstance(message, str) else message.render("en"))
+
+    def text(self, lang: str) -> str:
+        return str(self) if self.said is None else self.said.render(lang)
 
 
 @dataclass(frozen=True)
@@ -69,19 +87,33 @@ class IncidentError(MonitorError):
     `field` names what is wrong (`title`, `statuses`, `message.fr`…) so an edge can name its own option.
     """
 
-    def __init__(self, field: str, problem: str) -> None:
+    def __init__(self, field: str, problem: str | Said) -> None:
         self.field = field
-        self.problem = problem
-        super().__init__(f"{field}: {problem}")
+        self.problem_said: Said | None = None if isinstance(problem, str) else problem
+        self.problem = problem if isinstance(problem, str) else problem.render("en")
+        super().__init__(f"{field}: {self.problem}")
+
+    def problem_in(self, lang: str) -> str:
+        return self.problem if self.problem_said is None else self.problem_said.render(lang)
+
+    def text(self, lang: str) -> str:
+        return f"{self.field}{FIELD_SEPARATOR.get(lang, ': ')}{self.problem_in(lang)}"
 
 
 class StaffError(MonitorError):
     """A staff account, a password, a machine token or a scope that does not validate; `field` names what."""
 
-    def __init__(self, field: str, problem: str) -> None:
+    def __init__(self, field: str, problem: str | Said) -> None:
         self.field = field
-        self.problem = problem
-        super().__init__(f"{field}: {problem}")
+        self.problem_said: Said | None = None if isinstance(problem, str) else problem
+        self.problem = problem if isinstance(problem, str) else problem.render("en")
+        super().__init__(f"{field}: {self.problem}")
+
+    def problem_in(self, lang: str) -> str:
+        return self.problem if self.problem_said is None else self.problem_said.render(lang)
+
+    def text(self, lang: str) -> str:
+        return f"{self.field}{FIELD_SEPARATOR.get(lang, ': ')}{self.problem_in(lang)}"
 
 
 class NotAllowed(MonitorError):

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import io
 import re
+from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache, lru_cache
 from importlib import resources
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from babel import Locale
@@ -45,6 +46,7 @@ __all__ = [
     "STATE_ICONS",
     "STATE_LABELS",
     "Lang",
+    "Text",
     "format_date",
     "format_datetime",
     "format_decimal",
@@ -52,7 +54,9 @@ __all__ = [
     "format_percent",
     "format_short",
     "format_since",
+    "literal",
     "pick_lang",
+    "said",
     "translate",
     "translate_plural",
     "translations",
@@ -87,6 +91,39 @@ def translate(lang: Lang, message: str) -> str:
     """`message` (English, as written in the code) in `lang`."""
     text: str = translations(lang).gettext(message)
     return text
+
+
+@dataclass(frozen=True)
+class Text:
+    """A message of the catalogs and its placeholders' values, said in each language by `render`: written in
+    English in the code with named placeholders (`said("cannot resolve {host}", host=host)`), extracted by
+    `bash .ci/catalogs.sh`. Config problems (monitor.config.texts) and the errors tpmon's commands show
+    (monitor.errors.MonitorError) carry one; `render("en")` is their `str()`. A placeholder's value may itself be
+    a `Text`: it is said in the same language."""
+
+    msgid: str
+    params: tuple[tuple[str, Any], ...] = ()
+    verbatim: bool = False  # not a message of the catalogs: said as it is in every language
+
+    def render(self, lang: str) -> str:
+        if self.verbatim:
+            return self.msgid
+        values = {name: value.render(lang) if isinstance(value, Text) else value for name, value in self.params}
+        chosen: Lang = "fr" if lang == "fr" else "en"
+        try:
+            return translate(chosen, self.msgid).format(**values)
+        except (KeyError, IndexError, ValueError):  # a translation whose placeholders are wrong: the English
+            return self.msgid.format(**values)
+
+
+def said(msgid: str, **params: Any) -> Text:
+    """`msgid` (English, `{named}` placeholders) with its values, to be said in each language."""
+    return Text(msgid, tuple(params.items()))
+
+
+def literal(text: str) -> Text:
+    """A text said as it is in every language (an operating system's reason, a driver's message)."""
+    return Text(text, verbatim=True)
 
 
 def translate_plural(lang: Lang, singular: str, plural: str, count: int) -> str:

@@ -26,6 +26,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .config import Settings
 from .errors import MonitorError
+from .i18n import said
 
 __all__ = ["ListenerLimits", "budget_file_descriptors", "guarded_protocol", "uvicorn_settings"]
 
@@ -88,9 +89,16 @@ def budget_file_descriptors(settings: Settings, *, admin: bool = False) -> tuple
     if room - admin_room < MIN_CONNECTIONS:
         needed = MIN_CONNECTIONS + admin_room
         raise MonitorError(
-            f"file descriptors: the limit is {limit} and probes (max_concurrency {settings.max_concurrency}) and "
-            f"the store need {reserved}, which leaves {max(room, 0)} for the web listeners (at least {needed}): "
-            "raise it (`ulimit -n`, systemd LimitNOFILE=) or lower max_concurrency"
+            said(
+                "file descriptors: the limit is {limit} and probes (max_concurrency {concurrency}) and "
+                "the store need {reserved}, which leaves {room} for the web listeners (at least {needed}): "
+                "raise it (`ulimit -n`, systemd LimitNOFILE=) or lower max_concurrency",
+                limit=limit,
+                concurrency=settings.max_concurrency,
+                reserved=reserved,
+                room=max(room, 0),
+                needed=needed,
+            )
         )
 
     def limits(connections: int) -> ListenerLimits:

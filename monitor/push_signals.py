@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from .board import Board, BoardChange, policy_for
 from .config import PushCheck, Settings
 from .errors import MonitorError, NotFound, StoreError
+from .i18n import said
 from .models import ComponentRef, FailureReason, ProbeResult
 from .store import Store
 from .store.signal_store import (
@@ -82,8 +83,10 @@ def validate_signal(settings: Settings, target: str, state: str = "operational",
     ref = ComponentRef.for_check(*parts)
     found = [c for n, c in settings.checks() if ComponentRef.for_check(n, c.flow, c.name) == ref]
     if not found:
-        known = ", ".join(key.removeprefix("check:") for key in push_checks(settings)) or "none"
-        raise NotFound(f"check: no check{_shown(target)} in the config (push checks: {known})")
+        known = ", ".join(key.removeprefix("check:") for key in push_checks(settings)) or said("none")
+        raise NotFound(
+            said("check: no check{target} in the config (push checks: {known})", target=_shown(target), known=known)
+        )
     if not isinstance(found[0], PushCheck):
         raise PushError("check", f"{target} is probed by tpmon (kind {found[0].kind}): only push checks take signals")
     if state not in PUSH_STATES:

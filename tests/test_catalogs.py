@@ -18,8 +18,8 @@ from babel.messages.pofile import read_po
 from monitor.i18n import LANGS, Lang, translate, translations
 
 ROOT = Path(__file__).resolve().parents[1]
-# What .ci/catalogs.sh gives pybabel: the defaults, N_, and the message (second argument) of translate()
-KEYWORDS = {**DEFAULT_KEYWORDS, "translate": (2,), "translate_plural": (2, 3)}
+# What .ci/catalogs.sh gives pybabel: the defaults, N_, said() and the message (second argument) of translate()
+KEYWORDS = {**DEFAULT_KEYWORDS, "said": None, "translate": (2,), "translate_plural": (2, 3)}
 FRENCH_SPACES = re.compile(r"(?<=\S) ([:;?!»])|« ")  # a plain space where French wants a no-break one
 ENGLISH_SPACES = re.compile(r"[\s\u00a0\u202f][:;?!](?=\s|$|<)")  # " :" is French typography
 

@@ -4,7 +4,9 @@ locale included), in English for an English locale or TPMON_LANG=en; no text lef
 from __future__ import annotations
 
 import argparse
+import ast
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from monitor.app import check_port
 from monitor.cli import build_parser
+from monitor.errors import MonitorError
 from monitor.opscli.texts import cli_lang, install_argparse_texts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -157,3 +161,152 @@ def test_status_says_states_and_sources_in_words_and_a_closed_pipe_is_no_error(t
     reader.stdout.close()  # `tpmon status | head -0`: the reader is gone before the first line
     _, errors = reader.communicate(timeout=60)
     assert reader.returncode in (0, 141) and errors == b"", errors
+
+
+FR = {"LANG": "fr_FR.UTF-8"}
+EN = {"LANG": "en_GB.UTF-8"}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _said(result: subprocess.CompletedProcess[str], code: int) -> str:
+    """The one line `tpmon` said on stderr, after checking it ended with `code` and said nothing else."""
+    assert result.returncode == code, result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    return result.stderr.rstrip("\n")
+
+
+def test_serve_start_errors_are_said_in_the_command_lines_language(tmp_path: Path) -> None:
+    database = {"TPMON_DATABASE_URL": f"sqlite:///{tmp_path}/serve.db"}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        serve = ("serve", "--config", "config/example.yaml", "--host", "127.0.0.1", "--port", str(port))
+        french = _said(_tpmon(*serve, lang_env={**database, **FR}), 2)
+        english = _said(_tpmon(*serve, lang_env={**database, **EN}), 2)
+    assert french == (
+        f"tpmon: --port\u00a0: impossible d’écouter sur 127.0.0.1:{port} (déjà utilisé)\u00a0; choisissez un autre port"
+    )
+    assert english == f"tpmon: --port: cannot listen on 127.0.0.1:{port} (already in use); choose another port"
+
+    nowhere = ("serve", "--config", "config/example.yaml", "--host", "no-such-host.invalid", "--port", "8099")
+    assert _said(_tpmon(*nowhere, lang_env={**database}), 2) == (
+        "tpmon: --host\u00a0: impossible de résoudre 'no-such-host.invalid'"
+    )
+    assert (
+        _said(_tpmon(*nowhere, lang_env={**database, **EN}), 2)
+        == "tpmon: --host: cannot resolve 'no-such-host.invalid'"
+    )
+    assert not (tmp_path / "serve.db").exists()  # refused before the database is touched
+
+
+def test_an_error_keeps_its_english_for_logs_and_says_each_language_on_demand() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(MonitorError) as refused:
+            check_port("127.0.0.1", port, options=("--admin-host", "--admin-port"))
+    assert (
+        str(refused.value) == f"--admin-port: cannot listen on 127.0.0.1:{port} (already in use); choose another port"
+    )
+    assert refused.value.text("en") == str(refused.value)
+    assert refused.value.text("fr").startswith(f"--admin-port\u00a0: impossible d’écouter sur 127.0.0.1:{port} (déjà")
+
+
+def test_probe_and_incident_refusals_are_said_in_the_command_lines_language(tmp_path: Path) -> None:
+    push = ("probe", "viamedis/pec/operateur")
+    assert _said(_tpmon(*push, lang_env=FR), 2) == (
+        "tpmon: viamedis/pec/operateur est une vérification push\u00a0: `tpmon push` l’alimente, aucune sonde"
+    )
+    assert _said(_tpmon(*push, lang_env=EN), 2) == (
+        "tpmon: viamedis/pec/operateur is a push check: `tpmon push` feeds it, not probes"
+    )
+
+    database = {"TPMON_DATABASE_URL": f"sqlite:///{tmp_path}/incidents.db"}
+    empty = ("incident", "open", "--title", " ", "--impact", "minor", "--message", "M")
+    assert _said(_tpmon(*empty, lang_env={**database}), 2) == "tpmon: --title\u00a0: ne doit pas être vide"
+    assert _said(_tpmon(*empty, lang_env={**database, **EN}), 2) == "tpmon: --title: must not be empty"
+    wrong = ("incident", "open", "--title", "T", "--impact", "minor", "--message", "M", "--declare", "line:x/y=down")
+    assert _said(_tpmon(*wrong, lang_env={**database, **FR}), 2) == (
+        "tpmon: --declare\u00a0: composant inconnu 'line:x/y'\u00a0: aucun réseau 'x' (connus\u00a0: "
+        "viamedis, almerys, kalixia, santeclair)"
+    )
+    assert _said(_tpmon(*wrong, lang_env={**database, **EN}), 2).startswith(
+        "tpmon: --declare: unknown component 'line:x/y': no network 'x' (known: viamedis, "
+    )
+
+
+def test_a_database_that_cannot_be_reached_is_said_in_the_command_lines_language() -> None:
+    port = _free_port()  # nothing listens there once the probe socket is closed
+    database = {"TPMON_DATABASE_URL": f"postgresql://tpmon@127.0.0.1:{port}/tpmon"}
+    french = _said(_tpmon("status", "--config", "config/example.yaml", lang_env={**database, **FR}), 1)
+    english = _said(_tpmon("status", "--config", "config/example.yaml", lang_env={**database, **EN}), 1)
+    assert french.startswith(
+        f"tpmon: impossible d’utiliser la base postgresql://tpmon@127.0.0.1:{port}/tpmon "
+        "(opération «\u00a0reach the database\u00a0»)\u00a0: "
+    )
+    assert english.startswith(f"tpmon: cannot reach the database postgresql://tpmon@127.0.0.1:{port}/tpmon: ")
+    assert french.split("\u00a0: ", 1)[1] == english.split("/tpmon: ", 1)[1]  # the driver's reason, as it is
+
+
+# `raise MonitorError(f"…")` and its kin that say a plain English text in every language, each with its reason.
+ENGLISH_ONLY = {
+    ("monitor/app.py", "metrics not refreshed: shutting down"): "internal: caught by the metrics' refresh, never shown",
+    ("monitor/store/signal_store.py", "refused a push signal"): "a guard behind push_signals, which refuses first",
+    ("monitor/web/publisher.py", "link(s) of the export lead nowhere"): "logged by `tpmon serve`'s publisher (English)",
+    ("monitor/web/static_export.py", "the export cannot list the values of"): "a bug of tpmon, for its developers",
+    ("monitor/web/static_export.py", "still has a page"): "a bug of tpmon, for its developers",
+    ("monitor/web/console_admin.py", "no window"): "the console's 404 page, not a message of the command line",
+    ("monitor/web/console_admin.py", "no action"): "the console's 404 page, not a message of the command line",
+    ("monitor/web/console_admin.py", "no date"): "the console's 404 page, not a message of the command line",
+    ("monitor/web/console_pages.py", "no incident"): "the console's 404 page, not a message of the command line",
+}
+SAID_ERRORS = {"MonitorError", "StoreError", "NotFound", "ExportError", "WriteRefused"}
+
+
+def _plain_text(node: ast.expr) -> str | None:
+    """The text of a message written as a plain string (a literal, an f-string, a sum or a `.format` of them)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        return "".join(
+            part.value for part in node.values if isinstance(part, ast.Constant) and isinstance(part.value, str)
+        )
+    if isinstance(node, ast.BinOp):
+        return _plain_text(node.left) or _plain_text(node.right)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format":
+        return _plain_text(node.func.value)
+    return None
+
+
+def test_every_error_tpmon_shows_carries_a_text_in_each_language() -> None:
+    found: list[str] = []
+    allowed_seen: set[tuple[str, str]] = set()
+    checked = 0
+    for path in sorted((ROOT / "monitor").rglob("*.py")):
+        where = path.relative_to(ROOT).as_posix()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and node.exc.args):
+                continue
+            called = node.exc.func
+            if not (isinstance(called, ast.Name) and called.id in SAID_ERRORS):
+                continue
+            checked += 1
+            text = _plain_text(node.exc.args[0])
+            if text is None:
+                continue
+            allowed = [key for key in ENGLISH_ONLY if key[0] == where and key[1] in text]
+            if allowed:
+                allowed_seen.update(allowed)
+            else:
+                found.append(f"{where}:{node.lineno}: {text[:60]!r}")
+    assert checked > 60  # the walk reached the raises
+    assert found == [], "give these errors a said(…) text (monitor.i18n), or list them with a reason"
+    assert allowed_seen == set(ENGLISH_ONLY)  # no stale exception

@@ -242,9 +242,10 @@ def test_an_error_type_without_a_translation_says_pydantics_english() -> None:
 
 
 def test_a_translation_with_wrong_placeholders_says_the_english(monkeypatch: pytest.MonkeyPatch) -> None:
+    from monitor import i18n
     from monitor.config import texts
 
     text = texts._("unknown flow {name!r}{hint}", name="pecc", hint=texts._(" (did you mean {name!r}?)", name="pec"))
     assert text.render("fr") == f"flux 'pecc' inconnu (vouliez-vous dire 'pec'{NBSP}?)"
-    monkeypatch.setattr(texts, "translate", lambda lang, message: "flux {nom!r} inconnu")
+    monkeypatch.setattr(i18n, "translate", lambda lang, message: "flux {nom!r} inconnu")  # Text lives in i18n
     assert text.render("fr") == "unknown flow 'pecc' (did you mean 'pec'?)"  # the hint's too: said in English

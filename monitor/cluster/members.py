@@ -19,6 +19,7 @@ from sqlalchemy import Connection, delete, func, insert, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.errors import StoreError
+from monitor.i18n import literal, said
 from monitor.models import CheckMemory
 from monitor.store import Store, rows, tables
 from monitor.store.database import describe
@@ -77,7 +78,9 @@ class Members:
                     connection.execute(delete(tables.instance).where(row.heartbeat_at < forgotten))
                     found = [r for r in found if r.heartbeat_at >= forgotten]
         except SQLAlchemyError as exc:
-            raise StoreError(f"heartbeat not written: {describe(exc, self.store.engine.url)}") from exc
+            raise StoreError(
+                said("heartbeat not written: {reason}", reason=literal(describe(exc, self.store.engine.url)))
+            ) from exc
         return Reading(now, tuple(Member(r.id, r.joined_at, r.heartbeat_at, r.location) for r in found), local)
 
     def leave(self) -> None:
@@ -162,7 +165,8 @@ def stored_memory(store: Store, key: str) -> CheckMemory | None:
         with store.bounded(store.read_deadline, "read a memory"), store.engine.connect() as connection:
             row = connection.execute(select(tables.check_memory).where(tables.check_memory.c.check_key == key)).first()
     except SQLAlchemyError as exc:
-        raise StoreError(f"memory of {key} not read: {describe(exc, store.engine.url)}") from exc
+        reason = literal(describe(exc, store.engine.url))
+        raise StoreError(said("memory of {key} not read: {reason}", key=key, reason=reason)) from exc
     return rows.memory_from_row(row) if row is not None else None
 
 

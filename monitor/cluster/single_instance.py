@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from monitor.errors import MonitorError
+from monitor.i18n import literal, said
 
 __all__ = ["lock_path", "single_instance"]
 
@@ -49,17 +50,21 @@ def single_instance(url: str) -> Iterator[Path | None]:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
-        raise MonitorError(f"cannot open the lock file {path}: {exc.strerror or exc}") from None
+        cannot = said("cannot open the lock file {path}: {reason}", path=path, reason=literal(exc.strerror or str(exc)))
+        raise MonitorError(cannot) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
             who = f" (pid {holder})" if holder.isdigit() else ""
-            raise MonitorError(
-                f"another tpmon serve already runs on {path.with_suffix('')}{who}: SQLite takes one instance; "
-                "use PostgreSQL ($TPMON_DATABASE_URL) to run several"
-            ) from None
+            taken = said(
+                "another tpmon serve already runs on {database}{who}: SQLite takes one instance; "
+                "use PostgreSQL ($TPMON_DATABASE_URL) to run several",
+                database=path.with_suffix(""),
+                who=who,
+            )
+            raise MonitorError(taken) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
         yield path

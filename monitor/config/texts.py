@@ -1,4 +1,5 @@
-"""Config problems in French and in English: each message is written in English in the code, marked with `_()`
+"""Config problems in French and in English (`Text` and `literal` live in monitor.i18n, shared with the errors
+of monitor.errors): each message is written in English in the code, marked with `_()`
 and named placeholders (`_("unknown flow {name!r}", name=flow)`), and said in each language through the site's
 catalogs (monitor/locale, `bash .ci/catalogs.sh`) when the problem is made: a `ConfigProblem` holds its English
 message and its French one, the edge that shows it picks (the command line: `cli_lang()`).
@@ -8,41 +9,17 @@ A placeholder's value may itself be a `Text` (" from defaults", " (got 'x')"): i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigProblem
-from ..i18n import LANGS, Lang, translate
+from ..i18n import LANGS, Text, literal, said
 
 __all__ = ["Text", "TextError", "_", "config_problem", "literal"]
 
 
-@dataclass(frozen=True)
-class Text:
-    """A message of the catalogs and its placeholders' values, said in a language by `render`."""
-
-    msgid: str
-    params: tuple[tuple[str, Any], ...] = ()
-    verbatim: bool = False  # not a message of the catalogs: said as it is in every language
-
-    def render(self, lang: Lang) -> str:
-        if self.verbatim:
-            return self.msgid
-        values = {name: value.render(lang) if isinstance(value, Text) else value for name, value in self.params}
-        try:
-            return translate(lang, self.msgid).format(**values)
-        except (KeyError, IndexError, ValueError):  # a translation whose placeholders are wrong: the English
-            return self.msgid.format(**values)
-
-
 def _(msgid: str, **params: Any) -> Text:
     """`msgid` (English, `{named}` placeholders) with its values, to be said in each language."""
-    return Text(msgid, tuple(params.items()))
-
-
-def literal(text: str) -> Text:
-    """A text said as it is in every language (an operating system's reason, a message without a translation)."""
-    return Text(text, verbatim=True)
+    return said(msgid, **params)
 
 
 class TextError(ValueError):

@@ -11,6 +11,7 @@ from typing import Literal, get_args
 from ..config import Settings
 from ..engine.overrides import Override
 from ..errors import IncidentError
+from ..i18n import literal, said
 from ..models import SEVERITY, Source, State
 from .inputs import MAX_TITLE, Bilingual, check_components, check_moment, check_text
 
@@ -158,26 +159,39 @@ def current_consignes(incident: Incident, shown: datetime | None) -> tuple[Consi
 
 def declare(state: str, progress: float | None = None, *, key: str = "") -> Declared:
     """A validated declared status from its name; IncidentError naming `statuses` otherwise."""
-    where = f" for {key}" if key else ""
+    where = said(" for {key}", key=key) if key else literal("")
     try:
         parsed = State(state)
     except ValueError:
         allowed = ", ".join(s.value for s in _DECLARABLE)
-        raise IncidentError("statuses", f"{state!r}{where} is not a state (one of: {allowed})") from None
+        raise IncidentError(
+            "statuses",
+            said("{state!r}{where} is not a state (one of: {allowed})", state=state, where=where, allowed=allowed),
+        ) from None
     if parsed not in _DECLARABLE:
-        raise IncidentError("statuses", f"'unknown'{where} cannot be declared: a declaration says what is known")
+        raise IncidentError(
+            "statuses", said("'unknown'{where} cannot be declared: a declaration says what is known", where=where)
+        )
     if progress is not None:
         if parsed is not State.RECOVERING:
-            raise IncidentError("statuses", f"a progress{where} goes only with 'recovering', not {state!r}")
+            raise IncidentError(
+                "statuses",
+                said("a progress{where} goes only with 'recovering', not {state!r}", where=where, state=state),
+            )
         if not (math.isfinite(progress) and 0.0 <= progress <= 1.0):
-            raise IncidentError("statuses", f"progress{where} must be between 0 and 1 (got {progress:g})")
+            raise IncidentError(
+                "statuses",
+                said("progress{where} must be between 0 and 1 (got {progress:g})", where=where, progress=progress),
+            )
     return Declared(parsed, progress)
 
 
 def _check_update(update: IncidentUpdate, settings: Settings) -> None:
     check_moment("at", update.at)
     if update.status not in LIFECYCLE:
-        raise IncidentError("status", f"{update.status!r} is not one of {', '.join(LIFECYCLE)}")
+        raise IncidentError(
+            "status", said("{status!r} is not one of {allowed}", status=update.status, allowed=", ".join(LIFECYCLE))
+        )
     check_text("message", update.message, required=True)
     check_text("practitioner_consigne", update.practitioner_consigne, required=False)
     check_text("member_consigne", update.member_consigne, required=False)
@@ -185,12 +199,14 @@ def _check_update(update: IncidentUpdate, settings: Settings) -> None:
     for key, declared in update.statuses.items():
         declare(declared.state.value, declared.progress, key=key)  # built by hand, not only by `declare`
     if update.status == "resolved" and update.statuses:
-        raise IncidentError("statuses", "a resolving update declares no status: resolving clears them all")
+        raise IncidentError("statuses", said("a resolving update declares no status: resolving clears them all"))
 
 
 def _check_impact(impact: str) -> None:
     if impact not in IMPACTS:
-        raise IncidentError("impact", f"{impact!r} is not one of {', '.join(IMPACTS)}")
+        raise IncidentError(
+            "impact", said("{impact!r} is not one of {allowed}", impact=impact, allowed=", ".join(IMPACTS))
+        )
 
 
 def open_incident(
@@ -202,7 +218,7 @@ def open_incident(
     affected = check_components("components", components, settings)
     _check_update(first, settings)
     if first.status == "resolved":
-        raise IncidentError("status", "a new incident cannot start resolved")
+        raise IncidentError("status", said("a new incident cannot start resolved"))
     affected = tuple(dict.fromkeys((*affected, *first.statuses)))
     return Incident(None, title, impact, first.at, affected, (first,))
 
@@ -214,17 +230,27 @@ def add_update(
 
     While open, any same or later phase is allowed; nothing after resolved; never dated before the last update.
     """
-    name = f"incident {incident.id}" if incident.id is not None else "the incident"
+    name = said("incident {id}", id=incident.id) if incident.id is not None else said("the incident")
     if not incident.is_open:
-        raise IncidentError("id", f"{name} is already resolved; nothing can follow")
+        raise IncidentError("id", said("{incident} is already resolved; nothing can follow", incident=name))
     _check_update(update, settings)
     if impact is not None:
         _check_impact(impact)
     if LIFECYCLE.index(update.status) < LIFECYCLE.index(incident.status):
-        raise IncidentError("status", f"{name} is {incident.status}: it cannot go back to {update.status}")
+        raise IncidentError(
+            "status",
+            said(
+                "{incident} is {status}: it cannot go back to {new}",
+                incident=name,
+                status=incident.status,
+                new=update.status,
+            ),
+        )
     last = incident.updates[-1].at
     if update.at < last:
-        raise IncidentError("at", f"{update.at.isoformat()} is before the last update ({last.isoformat()})")
+        raise IncidentError(
+            "at", said("{at} is before the last update ({last})", at=update.at.isoformat(), last=last.isoformat())
+        )
     affected = tuple(dict.fromkeys((*incident.components, *update.statuses)))
     return replace(
         incident,

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from ..config import Settings
 from ..errors import IncidentError
-from ..i18n import PARIS
+from ..i18n import PARIS, Text, said
 from ..models import ComponentRef
 
 __all__ = [
@@ -50,48 +50,70 @@ def check_text(name: str, text: Bilingual, *, required: bool, limit: int = MAX_T
     """IncidentError naming `name.fr` or `name.en` if empty when required, English only, too long, or
     (for a `line`) on several lines."""
     if (required or text.en.strip()) and not text.fr.strip():
-        why = "must not be empty" if required else "is required when the English text is given"
+        why = said("must not be empty") if required else said("is required when the English text is given")
         raise IncidentError(f"{name}.fr", why)
     for lang, value in (("fr", text.fr), ("en", text.en)):
         if len(value) > limit:
-            raise IncidentError(f"{name}.{lang}", f"is {len(value):,} characters long; at most {limit:,}")
+            raise IncidentError(
+                f"{name}.{lang}", said("is {size:,} characters long; at most {limit:,}", size=len(value), limit=limit)
+            )
         if line and ("\n" in value or "\r" in value):
-            raise IncidentError(f"{name}.{lang}", "must be a single line")
+            raise IncidentError(f"{name}.{lang}", said("must be a single line"))
         control = next((c for c in value if (ord(c) < 32 and c not in "\t\n\r") or 127 <= ord(c) < 160), None)
         if control is not None:  # invisible on the page, and not allowed in XML (the feeds)
-            raise IncidentError(f"{name}.{lang}", f"contains the control character U+{ord(control):04X}")
+            raise IncidentError(
+                f"{name}.{lang}", said("contains the control character U+{code:04X}", code=ord(control))
+            )
 
 
 def check_moment(name: str, moment: datetime) -> None:
     """IncidentError if `moment` has no time zone (stored instants are aware, UTC)."""
     if moment.tzinfo is None or moment.utcoffset() is None:
-        raise IncidentError(name, "needs a time zone")
+        raise IncidentError(name, said("needs a time zone"))
 
 
 def check_not_future(name: str, moment: datetime, now: datetime) -> None:
     """IncidentError if `moment` (aware) is more than a minute after `now`: what happened is not in the future."""
     if moment > now + FUTURE_SLACK:
         shown = moment.astimezone(PARIS).strftime("%d/%m/%Y %H:%M")
-        raise IncidentError(name, f"{shown} is in the future")
+        raise IncidentError(name, said("{moment} is in the future", moment=shown))
 
 
-def _problem(key: str, settings: Settings) -> str | None:
+def _problem(key: str, settings: Settings) -> Text | None:
     """Why `key` names no network, flow or line of `settings`; None when it does."""
     try:
         ref = ComponentRef.parse(key)
     except ValueError:
-        return f"{key!r} is not a component key like network:x, flow:x/y or line:x/y"
+        return said("{key!r} is not a component key like network:x, flow:x/y or line:x/y", key=key)
     if ref.kind == "check":
-        return f"{key!r} is a check; declare the status of its flow, line or network"
+        return said("{key!r} is a check; declare the status of its flow, line or network", key=key)
     network = settings.networks.get(ref.network)
     if network is None:
-        return f"unknown component {key!r}: no network {ref.network!r} (known: {', '.join(settings.networks)})"
+        known = ", ".join(settings.networks)
+        return said(
+            "unknown component {key!r}: no network {network!r} (known: {known})",
+            key=key,
+            network=ref.network,
+            known=known,
+        )
     runs = network.flow_names(settings.flows)
     if ref.kind == "flow" and ref.name not in runs:
-        return f"unknown component {key!r}: {ref.network} runs no flow {ref.name!r} (its flows: {', '.join(runs)})"
+        flows = ", ".join(runs)
+        return said(
+            "unknown component {key!r}: {network} runs no flow {flow!r} (its flows: {flows})",
+            key=key,
+            network=ref.network,
+            flow=ref.name,
+            flows=flows,
+        )
     if ref.kind == "line" and ref.name not in network.lines:
-        return (
-            f"unknown component {key!r}: {ref.network} has no line {ref.name!r} (its lines: {', '.join(network.lines)})"
+        lines = ", ".join(network.lines)
+        return said(
+            "unknown component {key!r}: {network} has no line {line!r} (its lines: {lines})",
+            key=key,
+            network=ref.network,
+            line=ref.name,
+            lines=lines,
         )
     return None
 

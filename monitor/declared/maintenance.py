@@ -11,7 +11,7 @@ from typing import Literal, get_args
 from ..config import Settings
 from ..engine.overrides import Override
 from ..errors import IncidentError
-from ..i18n import PARIS
+from ..i18n import PARIS, said
 from ..models import Source, State
 from .inputs import MAX_TITLE, Bilingual, check_components, check_text
 
@@ -136,27 +136,32 @@ def check_window(window: MaintenanceWindow, settings: Settings) -> MaintenanceWi
     """The window with its components deduplicated, or IncidentError naming the field at fault."""
     check_text("title", window.title, required=True, limit=MAX_TITLE, line=True)
     if not window.components:
-        raise IncidentError("components", "name at least one component")
+        raise IncidentError("components", said("name at least one component"))
     components = check_components("components", window.components, settings)
     if window.start.tzinfo is not None:
-        raise IncidentError("start", "is a Europe/Paris wall time, given without an offset")
+        raise IncidentError("start", said("is a Europe/Paris wall time, given without an offset"))
     if not timedelta(0) < window.duration <= MAX_DURATION:
-        raise IncidentError("duration", f"must be more than 0 and at most {MAX_DURATION.days} days")
+        raise IncidentError("duration", said("must be more than 0 and at most {days} days", days=MAX_DURATION.days))
     rule = window.recurrence
     if rule.frequency not in FREQUENCIES:
-        raise IncidentError("recurrence", f"{rule.frequency!r} is not one of {', '.join(FREQUENCIES)}")
+        raise IncidentError(
+            "recurrence",
+            said("{frequency!r} is not one of {allowed}", frequency=rule.frequency, allowed=", ".join(FREQUENCIES)),
+        )
     if rule.frequency == "weekly" and (not rule.weekdays or not set(rule.weekdays) <= set(range(7))):
-        raise IncidentError("weekdays", "a weekly window needs days among " + ",".join(WEEKDAYS))
+        raise IncidentError("weekdays", said("a weekly window needs days among {days}", days=",".join(WEEKDAYS)))
     if rule.frequency == "monthly":
         by_day, by_weekday = rule.month_day is not None, rule.nth is not None and rule.weekday is not None
         if by_day == by_weekday:
-            raise IncidentError("recurrence", "a monthly window needs either a day of month or an nth weekday")
+            raise IncidentError("recurrence", said("a monthly window needs either a day of month or an nth weekday"))
         if by_day and not 1 <= (rule.month_day or 0) <= 31:
-            raise IncidentError("month_day", "must be between 1 and 31")
+            raise IncidentError("month_day", said("must be between 1 and 31"))
         if by_weekday and (rule.nth not in (1, 2, 3, 4, 5, -1) or rule.weekday not in range(7)):
-            raise IncidentError("nth", "must be 1 to 5 or last, on a weekday among " + ",".join(WEEKDAYS))
+            raise IncidentError(
+                "nth", said("must be 1 to 5 or last, on a weekday among {days}", days=",".join(WEEKDAYS))
+            )
     if rule.until is not None and rule.until < window.start.date():
-        raise IncidentError("until", "is before the start")
+        raise IncidentError("until", said("is before the start"))
     return MaintenanceWindow(
         window.id, window.title, components, window.start, window.duration, rule, window.cancelled, window.skipped
     )
@@ -165,19 +170,19 @@ def check_window(window: MaintenanceWindow, settings: Settings) -> MaintenanceWi
 def check_not_over(window: MaintenanceWindow, now: datetime) -> None:
     """IncidentError naming `start` for a one-off window that would already be over at `now`."""
     if window.recurrence.frequency == "none" and not occurrences(window, now, datetime(9999, 1, 1, tzinfo=UTC)):
-        raise IncidentError("start", "this one-off window would already be over")
+        raise IncidentError("start", said("this one-off window would already be over"))
 
 
 def skip_occurrence(window: MaintenanceWindow, day: date) -> MaintenanceWindow:
     """The window without its occurrence starting on local date `day`, or IncidentError naming `date`."""
     if window.cancelled:
-        raise IncidentError("id", f"maintenance window {window.id} is already cancelled")
+        raise IncidentError("id", said("maintenance window {id} is already cancelled", id=window.id))
     if window.recurrence.frequency == "none":
-        raise IncidentError("date", "a one-off window has a single occurrence: cancel the window itself")
+        raise IncidentError("date", said("a one-off window has a single occurrence: cancel the window itself"))
     if not window.recurrence.matches(day, window.start.date()):
-        raise IncidentError("date", f"no occurrence of this window starts on {day:%d/%m/%Y} (Paris)")
+        raise IncidentError("date", said("no occurrence of this window starts on {day:%d/%m/%Y} (Paris)", day=day))
     if day in window.skipped:
-        raise IncidentError("date", f"the occurrence of {day:%d/%m/%Y} is already cancelled")
+        raise IncidentError("date", said("the occurrence of {day:%d/%m/%Y} is already cancelled", day=day))
     return replace(window, skipped=tuple(sorted((*window.skipped, day))))
 
 

@@ -9,6 +9,9 @@ import socket
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+from ..config.texts import TextError
+from ..i18n import said
+
 __all__ = ["Refused", "Resolver", "check_url", "resolve_public"]
 
 Resolver = Callable[[str, int], list[str]]
@@ -27,15 +30,15 @@ def check_url(url: str) -> tuple[str, str, int]:
     """(scheme, host, port) of an http(s) URL without credentials; ValueError saying what is wrong."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
-        raise ValueError("must be an http:// or https:// URL")
+        raise TextError(said("must be an http:// or https:// URL"))
     if not parts.hostname:
-        raise ValueError("has no host")
+        raise TextError(said("has no host"))
     if parts.username or parts.password:
-        raise ValueError("must not hold credentials (the payload is signed instead)")
+        raise TextError(said("must not hold credentials (the payload is signed instead)"))
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
-        raise ValueError("has an invalid port") from None
+        raise TextError(said("has an invalid port")) from None
     return parts.scheme, parts.hostname, port
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..errors import MonitorError
+from ..i18n import said
 
 __all__ = ["SMTP_ENV", "SendFailed", "SmtpSender", "SmtpSettings", "smtp_settings"]
 
@@ -35,16 +36,17 @@ def smtp_settings(environ: Mapping[str, str]) -> SmtpSettings:
     """`smtp://[user:password@]host[:port][?starttls=true]` or `smtps://…` (TLS from the start)."""
     url = environ.get(SMTP_ENV, "").strip()
     if not url:
-        raise MonitorError(f"notifications: set {SMTP_ENV}, e.g. smtp://user:password@mail.example:587?starttls=true")
+        example = "smtp://user:password@mail.example:587?starttls=true"
+        raise MonitorError(said("notifications: set {variable}, e.g. {example}", variable=SMTP_ENV, example=example))
     parts = urlsplit(url)
     if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-        raise MonitorError(f"{SMTP_ENV}: must look like smtp://host:port or smtps://host:port")
+        raise MonitorError(said("{variable}: must look like smtp://host:port or smtps://host:port", variable=SMTP_ENV))
     starttls = parse_qs(parts.query).get("starttls", ["false"])[0].lower() in ("1", "true", "yes")
     security = "tls" if parts.scheme == "smtps" else "starttls" if starttls else "plain"
     try:
         port = parts.port or (465 if security == "tls" else 587 if starttls else 25)
     except ValueError:
-        raise MonitorError(f"{SMTP_ENV}: the port is not a number") from None
+        raise MonitorError(said("{variable}: the port is not a number", variable=SMTP_ENV)) from None
     return SmtpSettings(parts.hostname, port, security, unquote(parts.username or ""), unquote(parts.password or ""))
 
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import Settings
-from ..i18n import Lang, translate
+from ..config.texts import TextError
+from ..i18n import Lang, said, translate
 from ..models import ComponentRef, State
 from .events import Event
 
@@ -35,11 +36,14 @@ def parse_scope(text: str, settings: Settings) -> str:
     network, sep, line = text.partition("/")
     found = settings.networks.get(network)
     if found is None:
-        raise ValueError(f"unknown network {network!r}")
+        raise TextError(said("unknown network {network!r}", network=network))
     if not sep:
         return network
     if line not in found.lines:
-        raise ValueError(f"{network!r} has no domain {line!r} (its domains: {', '.join(found.lines)})")
+        lines = ", ".join(found.lines)
+        raise TextError(
+            said("{network!r} has no domain {line!r} (its domains: {lines})", network=network, line=line, lines=lines)
+        )
     return f"{network}/{line}"
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from itsdangerous import BadData, URLSafeSerializer, URLSafeTimedSerializer
 
 from ..errors import MonitorError
+from ..i18n import literal, said
 
 __all__ = ["SECRET_ENV", "SECRET_FILE_ENV", "ConfirmRequest", "Signer", "load_secret"]
 
@@ -34,14 +35,28 @@ def load_secret(environ: Mapping[str, str]) -> bytes:
         try:
             value = Path(where).read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
-            raise MonitorError(f"notifications: cannot read {SECRET_FILE_ENV} ({where}): {exc}") from None
+            cannot = said(
+                "notifications: cannot read {variable} ({file}): {reason}",
+                variable=SECRET_FILE_ENV,
+                file=where,
+                reason=literal(str(exc)),
+            )
+            raise MonitorError(cannot) from None
     if not value:
         raise MonitorError(
-            f"notifications: set {SECRET_ENV} (or {SECRET_FILE_ENV}, a file holding it) to a random secret "
-            f"of at least {MIN_SECRET} characters, e.g. `openssl rand -hex 32`"
+            said(
+                "notifications: set {variable} (or {file_variable}, a file holding it) to a random secret "
+                "of at least {size} characters, e.g. `openssl rand -hex 32`",
+                variable=SECRET_ENV,
+                file_variable=SECRET_FILE_ENV,
+                size=MIN_SECRET,
+            )
         )
     if len(value) < MIN_SECRET:
-        raise MonitorError(f"notifications: the secret in {where} is shorter than {MIN_SECRET} characters")
+        shorter = said(
+            "notifications: the secret in {where} is shorter than {size} characters", where=where, size=MIN_SECRET
+        )
+        raise MonitorError(shorter)
     return value.encode()
 
 

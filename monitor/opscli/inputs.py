@@ -273,7 +273,8 @@ def declarations(args: argparse.Namespace) -> Iterator[AuditedDeclarations]:
         yield AuditedDeclarations(store, settings, principal, "cli", clock=utcnow)
     except IncidentError as exc:
         option = OPTIONS.get(exc.field, exc.field)
-        raise (IncidentError(option, exc.problem) if option else MonitorError(exc.problem)) from None
+        problem = exc.problem_said or exc.problem
+        raise (IncidentError(option, problem) if option else MonitorError(problem)) from None
     finally:
         store.close()
 

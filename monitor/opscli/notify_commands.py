@@ -15,8 +15,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..config import Settings, load_config
+from ..config.texts import TextError
 from ..errors import MonitorError, NotFound
-from ..i18n import N_, format_short
+from ..i18n import N_, Text, format_short, literal, said
 from ..logs import setup_logging
 from ..notify.scopes import EVERYTHING, parse_scope
 from ..notify.tokens import Signer, load_secret
@@ -65,6 +66,11 @@ def _webhook_json(hook: Webhook) -> dict[str, Any]:
     }
 
 
+def _said(exc: ValueError) -> Text:
+    """A refusal's reason in each language (a TextError's), or as it is."""
+    return exc.text if isinstance(exc, TextError) else literal(str(exc))
+
+
 def cmd_webhook_add(args: argparse.Namespace) -> int:
     from ..delivery.address_guard import check_url
 
@@ -72,13 +78,13 @@ def cmd_webhook_add(args: argparse.Namespace) -> int:
     try:
         check_url(args.url)
     except ValueError as exc:
-        raise MonitorError(f"URL: {exc}") from None
+        raise MonitorError(said("URL: {problem}", problem=_said(exc))) from None
     scopes = []
     for scope in args.scope or [EVERYTHING]:
         try:
             scopes.append(parse_scope(scope, settings))
         except ValueError as exc:
-            raise MonitorError(f"--scope {scope}: {exc}") from None
+            raise MonitorError(said("--scope {scope}: {problem}", scope=scope, problem=_said(exc))) from None
     signer = Signer(load_secret(os.environ))  # before writing anything: the secret is needed to sign
     with _store() as store:
         hook = Webhooks(store).add(args.url, scopes, allow_private=args.allow_private, description=args.description)

@@ -8,25 +8,25 @@ from collections.abc import Mapping
 from ..config import Check, Settings
 from ..config.values import ENV_REF, url_problem
 from ..errors import MonitorError
+from ..i18n import Text, said
 from ..models import ProbeResult
 from . import PROBES
 from .clients import HttpClients
 from .context import ProbeContext
 
 
-def _unusable(check: Check, environ: Mapping[str, str]) -> str | None:
+def _unusable(check: Check, environ: Mapping[str, str]) -> Text | None:
     """Why an HTTP check's URL cannot be probed here (unset variable, no host, port outside 1–65535), never
     quoting the URL (it may hold a secret); None when it can."""
     if check.kind != "http":
         return None
     unset = [name for name in ENV_REF.findall(check.url) if name not in environ]
     if unset:
-        return f"environment variable {unset[0]} is not set"
+        return said("environment variable {name} is not set", name=unset[0])
     expanded = ENV_REF.sub(lambda match: environ[match.group(1)], check.url)
     if not expanded.startswith(("http://", "https://")):
-        return "is not an http:// or https:// URL"
-    problem = url_problem(expanded)
-    return problem.render("en") if problem is not None else None  # `tpmon probe`'s errors are English
+        return said("is not an http:// or https:// URL")
+    return url_problem(expanded)
 
 
 async def probe_once(network: str, check: Check, settings: Settings) -> ProbeResult:
@@ -36,12 +36,13 @@ async def probe_once(network: str, check: Check, settings: Settings) -> ProbeRes
     """
     target = f"{network}/{check.flow}/{check.name}"
     if check.kind not in PROBES:  # a push check: its partner reports, nobody probes it
-        raise MonitorError(f"{target} is a push check: `tpmon push` feeds it, not probes")
+        raise MonitorError(said("{target} is a push check: `tpmon push` feeds it, not probes", target=target))
     if problem := _unusable(check, os.environ):
-        raise MonitorError(f"{target}: url: {problem}")
+        raise MonitorError(said("{target}: url: {problem}", target=target, problem=problem))
     async with HttpClients() as clients:
         ctx = ProbeContext(network, clients.get(), settings.user_agent, os.environ, clients=clients)
         try:
             return await PROBES[check.kind](check, ctx)
         except Exception as exc:  # a failing target is a result; this is the probe itself failing: one line
-            raise MonitorError(f"{target}: the probe could not run ({type(exc).__name__})") from exc
+            failed = said("{target}: the probe could not run ({error})", target=target, error=type(exc).__name__)
+            raise MonitorError(failed) from exc

@@ -18,6 +18,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from monitor.errors import StoreError
+from monitor.i18n import literal, said
 
 __all__ = [
     "default_url",
@@ -211,10 +212,13 @@ def migrate(url: str) -> None:
     try:
         engine = make_engine(url)
     except (ArgumentError, ImportError) as exc:
-        raise StoreError(f"invalid database URL {mask(url)}: {describe(exc, url)}") from exc
+        raise StoreError(
+            said("invalid database URL {url}: {reason}", url=mask(url), reason=literal(describe(exc, url)))
+        ) from exc
     try:
         upgrade(engine)
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot migrate the database {mask(url)}: {describe(exc, url)}") from exc
+        cannot = said("cannot migrate the database {url}: {reason}", url=mask(url), reason=literal(describe(exc, url)))
+        raise StoreError(cannot) from exc
     finally:
         engine.dispose()

@@ -32,6 +32,7 @@ from monitor.declared.maintenance import (
 )
 from monitor.engine.overrides import Overrides
 from monitor.errors import IncidentError, NotFound
+from monitor.i18n import said
 from monitor.models import State
 from monitor.notify.events import incident_event, window_event
 from monitor.store import tables
@@ -131,7 +132,7 @@ class Declarations:
             table = tables.incident
             seen = (table.c.id == incident_id) & (table.c.status == before.status) & table.c.resolved_at.is_(None)
             if connection.execute(update(table).where(seen).values(values)).rowcount != 1:
-                raise IncidentError("id", f"incident {incident_id} changed meanwhile; look again and retry")
+                raise IncidentError("id", said("incident {id} changed meanwhile; look again and retry", id=incident_id))
             connection.execute(
                 insert(tables.incident_update), _update_row(incident_id, _with_shown_before(connection, change))
             )
@@ -217,7 +218,7 @@ class Declarations:
         with self._writing("cancel a maintenance window in") as connection:
             before = _window_from_row(_window_one(connection, window_id))
             if before.cancelled:
-                raise IncidentError("id", f"maintenance window {window_id} is already cancelled")
+                raise IncidentError("id", said("maintenance window {id} is already cancelled", id=window_id))
             now = self._clock()
             stamp = {"cancelled": True, "cancelled_at": now}
             connection.execute(update(table).where(table.c.id == window_id, ~table.c.cancelled).values(stamp))
@@ -373,7 +374,7 @@ def _windows_query(include_cancelled: bool) -> Any:
 def _load_one(connection: Connection, incident_id: int) -> Incident:
     found = _load(connection, [incident_id])
     if not found:
-        raise NotFound(f"no incident {incident_id}")
+        raise NotFound(said("no incident {id}", id=incident_id))
     return found[0]
 
 
@@ -406,7 +407,7 @@ def _window_one(connection: Connection, window_id: int, *, lock: bool = False) -
     row = connection.execute(query.with_for_update() if lock else query)
     found = row.first()
     if found is None:
-        raise NotFound(f"no maintenance window {window_id}")
+        raise NotFound(said("no maintenance window {id}", id=window_id))
     return found
 
 

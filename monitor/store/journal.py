@@ -29,6 +29,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from monitor.errors import StoreError
+from monitor.i18n import literal, said
 from monitor.models import ComponentRef
 from monitor.store import rows, tables
 from monitor.store.database import is_memory, mask, private_dir, private_file, sqlite_path
@@ -174,18 +175,23 @@ class Journal:
             private_file(path)
             descriptor = os.open(path, os.O_RDWR | os.O_APPEND | getattr(os, "O_CLOEXEC", 0))
         except OSError as exc:
-            raise StoreError(f"cannot open the journal {path}: {exc.strerror or exc}") from None
+            reason = literal(exc.strerror or str(exc))
+            raise StoreError(said("cannot open the journal {path}: {reason}", path=path, reason=reason)) from None
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(descriptor)
-            raise StoreError(f"the journal {path} is in use by another tpmon; stop it or set {ENV_VAR}") from None
+            in_use = said(
+                "the journal {path} is in use by another tpmon; stop it or set {variable}", path=path, variable=ENV_VAR
+            )
+            raise StoreError(in_use) from None
         journal = cls(path, descriptor, mask(database) if database else "", max(0, max_results))
         try:
             journal._scan()
         except OSError as exc:
             journal.close()
-            raise StoreError(f"cannot read the journal {path}: {exc.strerror or exc}") from None
+            reason = literal(exc.strerror or str(exc))
+            raise StoreError(said("cannot read the journal {path}: {reason}", path=path, reason=reason)) from None
         return journal
 
     def _scan(self) -> None:

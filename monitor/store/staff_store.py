@@ -11,6 +11,7 @@ from typing import Any, cast
 from sqlalchemy import Connection, delete, insert, or_, select, update
 
 from monitor.errors import NotFound, StaffError
+from monitor.i18n import said
 from monitor.staff.roles import ROLES, Principal, Role, grants_of_role
 from monitor.staff.sessions import Stage
 from monitor.store import tables
@@ -192,7 +193,7 @@ class StaffStore:
         with self.store._session("change a staff account in", write=True) as connection:
             found = _user_row(connection, name)
             if found is None:
-                raise NotFound(f"name: no account named {name!r}")
+                raise NotFound(said("name: no account named {name!r}", name=name))
             before = _user(found)
             connection.execute(update(table).where(table.c.id == before.id).values(**values, updated_at=now))
             if end_sessions:

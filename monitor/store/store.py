@@ -47,6 +47,8 @@ from sqlalchemy.sql.elements import ColumnClause
 
 from monitor.engine.quorum import LOCATED
 from monitor.errors import StoreError
+from monitor.i18n import Text, said
+from monitor.i18n import literal as as_is
 from monitor.models import CheckMemory, ComponentRef, ComponentStatus, ProbeResult, State, Transition
 from monitor.notify.events import line_events
 from monitor.store import rows, tables
@@ -137,7 +139,9 @@ class Store:
         try:  # a connection attempt is out of the watchdog's reach: its own timeout is the deadline, at most
             engine = make_engine(url, connect_timeout=min(CONNECT_TIMEOUT, math.ceil(deadline)))
         except (ArgumentError, ImportError, ValueError) as exc:
-            raise StoreError(f"invalid database URL {mask(url)}: {describe(exc, url)}") from exc
+            raise StoreError(
+                said("invalid database URL {url}: {reason}", url=mask(url), reason=as_is(describe(exc, url)))
+            ) from exc
         store = cls(engine, clock=clock, deadline=deadline)
         try:
             store.ping()
@@ -149,7 +153,10 @@ class Store:
             raise
         except SQLAlchemyError as exc:
             store.close()
-            raise StoreError(f"cannot migrate the database {store._where}: {describe(exc, url)}") from exc
+            reason = as_is(describe(exc, url))
+            raise StoreError(
+                said("cannot migrate the database {url}: {reason}", url=store._where, reason=reason)
+            ) from exc
         return store
 
     def close(self) -> None:
@@ -169,7 +176,7 @@ class Store:
             self.engine.dialect.do_ping(dbapi_connection)
         except Exception as exc:
             if op is not None and op.late:
-                raise StoreError(f"cannot {op.doing} {self._where}: no answer within {op.seconds:g} s") from None
+                raise StoreError(_no_answer(op.doing, self._where, op.seconds)) from None
             raise DisconnectionError(f"stale connection: {describe(exc)}") from exc  # the pool reconnects
 
     def __enter__(self) -> Self:
@@ -188,13 +195,16 @@ class Store:
                     yield connection
             except SQLAlchemyError as exc:
                 if op.late:
-                    raise StoreError(f"cannot {doing} {self._where}: no answer within {seconds:g} s") from exc
+                    raise StoreError(_no_answer(doing, self._where, seconds)) from exc
                 # Bind errors (StatementError) and constraint/data errors: retrying the same rows cannot help.
                 refused = isinstance(exc, IntegrityError | DataError) or (
                     isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)
                 )
                 error = WriteRefused if write and refused else StoreError
-                raise error(f"cannot {doing} {self._where}: {describe(exc, self.engine.url)}") from exc
+                reason = as_is(describe(exc, self.engine.url))
+                raise error(
+                    said("cannot {doing} {where}: {reason}", doing=doing, where=self._where, reason=reason)
+                ) from exc
 
     def write(self, batch: Batch, *, deadline: float | None = None) -> bool:
         """Write a batch in one short transaction: all of it or, on StoreError, nothing.
@@ -473,3 +483,9 @@ def _upsert(connection: Connection, table: Table, values: list[dict[str, Any]]) 
         return
     connection.execute(delete(table).where(table.c[key].in_([v[key] for v in values])))
     connection.execute(insert(table), values)
+
+
+def _no_answer(doing: str, where: str, seconds: float) -> Text:
+    """An operation the database did not answer in time. `doing` ("write to", "read from"…) is said in English
+    only, quoted in the French (« reach the database »): the operations' verbs are not in the catalogs."""
+    return said("cannot {doing} {where}: no answer within {seconds:g} s", doing=doing, where=where, seconds=seconds)

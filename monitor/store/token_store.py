@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, or_, select, update
 
 from monitor.errors import NotFound, StaffError
+from monitor.i18n import said
 from monitor.store import tables
 from monitor.store.store import Store
 
@@ -115,7 +116,9 @@ def revoke_token(store: Store, which: str, *, also: Also | None = None) -> Store
     with store._session("revoke a token in", write=True) as connection:
         found = [_token(row) for row in connection.execute(select(table).where(chosen))]
         if not found:
-            raise NotFound(f"token: no token {which!r} (give its id or its prefix, as `tpmon token list` shows)")
+            raise NotFound(
+                said("token: no token {which!r} (give its id or its prefix, as `tpmon token list` shows)", which=which)
+            )
         if len(found) > 1:
             raise StaffError("token", f"{len(found)} tokens share the prefix {which!r}: give the id")
         before = found[0]

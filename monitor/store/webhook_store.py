@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 
 from monitor.errors import NotFound
+from monitor.i18n import said
 from monitor.store import tables
 from monitor.store.store import Clock, Store, utcnow
 
@@ -81,7 +82,7 @@ class Webhooks:
         with self.store._session("read from") as connection:
             row = connection.execute(select(_W).where(_W.c.id == webhook_id)).first()
         if row is None:
-            raise NotFound(f"no webhook {webhook_id}")
+            raise NotFound(said("no webhook {id}", id=webhook_id))
         return _webhook(row)
 
     def remove(self, webhook_id: int) -> None:
@@ -90,13 +91,13 @@ class Webhooks:
             deliveries = tables.notification_delivery
             connection.execute(delete(deliveries).where(deliveries.c.webhook_id == webhook_id))
             if connection.execute(delete(_W).where(_W.c.id == webhook_id)).rowcount == 0:
-                raise NotFound(f"no webhook {webhook_id}")
+                raise NotFound(said("no webhook {id}", id=webhook_id))
 
     def enable(self, webhook_id: int) -> None:
         with self.store._session("enable a webhook in", write=True) as connection:
             values = {"enabled": True, "disabled_at": None, "failing_since": None}
             if connection.execute(update(_W).where(_W.c.id == webhook_id).values(values)).rowcount == 0:
-                raise NotFound(f"no webhook {webhook_id}")
+                raise NotFound(said("no webhook {id}", id=webhook_id))
 
     def succeeded(self, webhook_id: int) -> None:
         with self.store._session("record a webhook's success in", write=True) as connection:

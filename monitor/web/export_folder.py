@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import MonitorError
+from ..i18n import literal, said
 
 __all__ = ["MARKER", "ExportError", "check_target", "staging", "swap_in", "sync_folder", "sync_tree", "write_marker"]
 
@@ -29,16 +30,20 @@ def check_target(target: Path) -> Path:
     """The folder to (re)place, symlinks resolved; ExportError if it holds files no export wrote."""
     target = target.expanduser().resolve()
     if target.parent == target:
-        raise ExportError(f"{target} cannot be an export folder; choose a dedicated folder")
+        raise ExportError(said("{target} cannot be an export folder; choose a dedicated folder", target=target))
     if target.exists():
         if not target.is_dir():
-            raise ExportError(f"{target} exists and is not a folder; nothing was changed")
+            raise ExportError(said("{target} exists and is not a folder; nothing was changed", target=target))
         if not (target / MARKER).is_file() and any(target.iterdir()):
             raise ExportError(
-                f"{target} is not empty and is not a previous export (no {MARKER} in it); nothing was changed"
+                said(
+                    "{target} is not empty and is not a previous export (no {marker} in it); nothing was changed",
+                    target=target,
+                    marker=MARKER,
+                )
             )
     elif not target.parent.is_dir():
-        raise ExportError(f"{target.parent} does not exist; create it first")
+        raise ExportError(said("{folder} does not exist; create it first", folder=target.parent))
     return target
 
 
@@ -48,7 +53,9 @@ def staging(target: Path) -> Iterator[Path]:
     try:
         staged = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".new", dir=target.parent))
     except OSError as exc:
-        raise ExportError(f"cannot write beside {target}: {exc.strerror}") from None
+        raise ExportError(
+            said("cannot write beside {target}: {reason}", target=target, reason=literal(exc.strerror or str(exc)))
+        ) from None
     try:
         yield staged
     except BaseException:
@@ -125,7 +132,10 @@ def swap_in(staged: Path, target: Path) -> None:
         sync_folder(target.parent)
         shutil.rmtree(previous)
     except OSError as exc:
-        raise ExportError(f"cannot put the export in place at {target}: {exc.strerror}") from None
+        reason = literal(exc.strerror or str(exc))
+        raise ExportError(
+            said("cannot put the export in place at {target}: {reason}", target=target, reason=reason)
+        ) from None
 
 
 def _exchange(first: Path, second: Path) -> bool:

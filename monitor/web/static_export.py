@@ -26,7 +26,7 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..errors import StoreError
-from ..i18n import LANGS
+from ..i18n import LANGS, format_decimal, literal, said
 from ..store.declaration_store import Declarations
 from .export_folder import ExportError, check_target, staging, swap_in, write_marker
 from .feeds import feed_routes
@@ -93,7 +93,7 @@ class Inventory:
             return self.lines[chosen["network"]]
         if name in ("incident", "id"):
             return tuple(str(number) for number in self.incidents)
-        raise ExportError(
+        raise ExportError(  # a bug of tpmon, not of its user: said in English
             f"the export cannot list the values of {{{name}}} in {pattern}; teach monitor/web/static_export.py"
         )
 
@@ -115,8 +115,11 @@ def origin_of(base_url: str) -> str:
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") or parts.query:
         raise ExportError(
-            f"base URL {base_url!r}: give the origin the export will be served at, e.g. https://etat.example.fr "
-            "(the site's links start at the root)"
+            said(
+                "base URL {url!r}: give the origin the export will be served at, e.g. https://etat.example.fr "
+                "(the site's links start at the root)",
+                url=base_url,
+            )
         )
     return f"{parts.scheme}://{parts.netloc}"
 
@@ -138,7 +141,7 @@ class Site:
     def write(self, address: str, body: bytes) -> None:
         relative = posixpath.normpath(address.lstrip("/"))
         if relative.startswith("..") or relative in ("", "."):
-            raise ExportError(f"the export cannot write {address!r}")
+            raise ExportError(said("the export cannot write {address!r}", address=address))
         self.bodies[relative] = body
 
     def save(self, root: Path) -> None:
@@ -157,7 +160,18 @@ class ExportReport:
     seconds: float
 
     def __str__(self) -> str:
-        return f"exported {self.files} files ({self.size:,} bytes) to {self.target} in {self.seconds:.1f} s"
+        return self.text("en")
+
+    def text(self, lang: str) -> str:
+        """What the export did, in `lang` (the command line's language)."""
+        done = said(
+            "exported {files} files ({size} bytes) to {target} in {seconds} s",
+            files=self.files,
+            size=format_decimal(self.size, "fr") if lang == "fr" else format(self.size, ","),
+            target=self.target,
+            seconds=format(self.seconds, ".1f").replace(".", "," if lang == "fr" else "."),
+        )
+        return done.render(lang)
 
 
 @dataclass(frozen=True)
@@ -212,7 +226,9 @@ async def write_unit(unit: Unit, services: SiteContext, client: httpx.AsyncClien
     if unit.kind == "file":
         response = await client.get(unit.address)
         if response.status_code != 200:
-            raise ExportError(f"{unit.address} answered {response.status_code}; nothing was replaced")
+            raise ExportError(
+                said("{address} answered {code}; nothing was replaced", address=unit.address, code=response.status_code)
+            )
         late = "age" in response.headers
         site.write(unit.file, response.content)
     elif unit.kind == "error":
@@ -245,7 +261,9 @@ async def _render_page(unit: Unit, services: SiteContext, site: Site) -> None:
     for number in range(2, MAX_PAGES):
         if not await _render(services, page.build, f"{address}?page={number}", {**params, "page": str(number)}, site):
             return
-    raise ExportError(f"{address} still has a page {MAX_PAGES}; its builder never ends")
+    raise ExportError(  # a bug of tpmon, not of its user: said in English
+        f"{address} still has a page {MAX_PAGES}; its builder never ends"
+    )
 
 
 def export_client(app: ASGIApp, state: Mapping[str, Any], origin: str) -> httpx.AsyncClient:
@@ -340,12 +358,16 @@ async def export_site(app: Starlette, target: Path, *, base_url: str) -> ExportR
             broken = broken_links_in(site, origin)
             if broken:
                 raise ExportError(
-                    f"{len(broken)} link(s) of the export lead nowhere, first {broken[0]}; nothing was replaced"
+                    said(
+                        "{count} link(s) of the export lead nowhere, first {first}; nothing was replaced",
+                        count=len(broken),
+                        first=broken[0],
+                    )
                 )
             with staging(target) as root:
                 site.save(root)
                 write_marker(root, site.files, site.size)
                 swap_in(root, check_target(target))
     except StoreError as exc:
-        raise ExportError(f"cannot read the store: {exc}") from None
+        raise ExportError(said("cannot read the store: {problem}", problem=exc.said or literal(str(exc)))) from None
     return ExportReport(target, site.files, site.size, time.monotonic() - started)
