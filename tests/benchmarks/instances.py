@@ -154,6 +154,11 @@ def measure(count: int, checks: int, interval: float, window: float, postgres_ur
         # each instance's CPU per probe of its own share (probes / instances): flat when scaling out costs nothing
         "cpu_ms_per_own_probe": [round(1000 * c * count / probes, 3) for c in cpu] if probes else None,
         "lag_p99_s": max((lag for lag in lags if lag is not None), default=None),
+        "lag_p99_s_per_instance": lags,
+        "lag_buckets_per_instance": [
+            {le: a.lag_buckets.get(le, 0.0) - b.lag_buckets.get(le, 0.0) for le in a.lag_buckets}
+            for b, a in zip(before, after, strict=True)
+        ],
         "load_1m": os.getloadavg()[0],
     }
 
