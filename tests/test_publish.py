@@ -16,6 +16,7 @@ import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -298,12 +299,18 @@ def _in_process(
     target: Target,
     body: Callable[[Publisher, Services, list[str]], Awaitable[None]],
     meanwhile: Callable[[Services], Awaitable[None]] | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> None:
     """A publisher of a real app (no scheduler: the test probes), its folder's writes listed in order; with
-    `meanwhile`, run once while the first publication renders its files (after its pages)."""
+    `meanwhile`, run once while the first publication renders its files (after its pages); with `clock`, the app's."""
     config = tmp_path / "tpmon.yaml"
     config.write_text(config_text(tmp_path / "site", target.url("")), encoding="utf-8")
-    app = create_app(load_config(config), database_url=f"sqlite:///{tmp_path}/tpmon.db", schedule=False)
+    url = f"sqlite:///{tmp_path}/tpmon.db"
+    settings = load_config(config)
+    if clock is None:
+        app = create_app(settings, database_url=url, schedule=False)
+    else:
+        app = create_app(settings, database_url=url, schedule=False, clock=clock)
 
     async def run() -> None:
         async with app.router.lifespan_context(app) as state:
@@ -463,7 +470,9 @@ def test_a_line_page_showing_nothing_that_changed_is_written_after_the_changes_f
 ) -> None:
     """pec fails: hospitalisation (which requires pec) is rendered with the change; pharmacie (facturation only)
     shows none of what changed: its page, which already says its current state, comes after every file of the
-    change, then says the same snapshot as the others."""
+    change, then says the same snapshot as the others (two minutes later: the snapshot line, to the minute, differs
+    from the page's first one, so the page must be written again)."""
+    now = [datetime.now(UTC)]
 
     async def body(publisher: Publisher, services: Services, written: list[str]) -> None:
         for network, check in (("alpha", "dre"), ("alpha", "pec"), ("beta", "pec")):
@@ -474,6 +483,8 @@ def test_a_line_page_showing_nothing_that_changed_is_written_after_the_changes_f
         pharmacie, hospitalisation = (site / "reseaux" / "alpha" / line / "index.html" for line in LINES)
         assert STATE_LABELS[State.OPERATIONAL]["fr"] in pharmacie.read_text(encoding="utf-8")
         written.clear()
+        first_snapshot = _snapshot_line(pharmacie)
+        now[0] += timedelta(minutes=2)
         target.codes["/pec"] = 503
         await _probe(services, "alpha", "pec")
         assert await publisher.publish_changes() is not None
@@ -487,6 +498,6 @@ def test_a_line_page_showing_nothing_that_changed_is_written_after_the_changes_f
         while await publisher.publish_changes() is not None:
             pass
         assert "reseaux/alpha/pharmacie/index.html" in written  # rendered again after the change's files
-        assert _snapshot_line(pharmacie) == _snapshot_line(hospitalisation)
+        assert _snapshot_line(pharmacie) == _snapshot_line(hospitalisation) != first_snapshot
 
-    _in_process(tmp_path, target, body)
+    _in_process(tmp_path, target, body, clock=lambda: now[0])
