@@ -81,11 +81,9 @@ class NotFound(MonitorError):
     """A component or record that does not exist."""
 
 
-class IncidentError(MonitorError):
-    """An incident, an incident update or a maintenance window that does not validate.
-
-    `field` names what is wrong (`title`, `statuses`, `message.fr`…) so an edge can name its own option.
-    """
+class FieldError(MonitorError):
+    """An input that does not validate: `field` names what is wrong, so an edge can name its own option;
+    `problem` is English (logs, the web console), `text(lang)` says both in `lang`."""
 
     def __init__(self, field: str, problem: str | Said) -> None:
         self.field = field
@@ -100,20 +98,13 @@ class IncidentError(MonitorError):
         return f"{self.field}{FIELD_SEPARATOR.get(lang, ': ')}{self.problem_in(lang)}"
 
 
-class StaffError(MonitorError):
+class IncidentError(FieldError):
+    """An incident, an incident update or a maintenance window that does not validate (`title`, `statuses`,
+    `message.fr`…)."""
+
+
+class StaffError(FieldError):
     """A staff account, a password, a machine token or a scope that does not validate; `field` names what."""
-
-    def __init__(self, field: str, problem: str | Said) -> None:
-        self.field = field
-        self.problem_said: Said | None = None if isinstance(problem, str) else problem
-        self.problem = problem if isinstance(problem, str) else problem.render("en")
-        super().__init__(f"{field}: {self.problem}")
-
-    def problem_in(self, lang: str) -> str:
-        return self.problem if self.problem_said is None else self.problem_said.render(lang)
-
-    def text(self, lang: str) -> str:
-        return f"{self.field}{FIELD_SEPARATOR.get(lang, ': ')}{self.problem_in(lang)}"
 
 
 class NotAllowed(MonitorError):
