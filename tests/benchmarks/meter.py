@@ -14,16 +14,32 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+REPO = Path(__file__).resolve().parent.parent.parent
+
+
+def extract(ref: str, into: Path) -> Path:
+    """`monitor/` of git `ref` under `into` (a baseline to measure beside this tree); the commit is checked by git,
+    nothing else is touched."""
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", ref, "monitor"], capture_output=True, check=True
+    ).stdout
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return into
 
 
 def say(message: str) -> None:

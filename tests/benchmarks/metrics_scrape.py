@@ -45,14 +45,14 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime, timedelta
-from io import BytesIO
 from pathlib import Path
 from typing import Any
+
+from meter import extract
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -379,16 +379,6 @@ def worker(tree: Path, checks: int, scrapes: int) -> None:
 
 
 # --- the driver: every tree, every number of checks
-
-
-def extract(ref: str, into: Path) -> Path:
-    """`monitor/` of git `ref` under `into`; the commit is checked by git, nothing else is touched."""
-    archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", "--format=tar", ref, "monitor"], capture_output=True, check=True
-    ).stdout
-    with tarfile.open(fileobj=BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
-    return into
 
 
 def summarize(run: dict[str, Any]) -> dict[str, Any]:

@@ -49,33 +49,21 @@ import socket
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
 from datetime import UTC, datetime
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 import httpx
 from farm import Farm, farm
-from meter import cpu_seconds, free_port, host_cpu, say, status_kib, stop, wait_until
+from meter import cpu_seconds, extract, free_port, host_cpu, say, status_kib, stop, wait_until
 from workload import plan, tpmon_config
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 _SUCCESS_LINE = re.compile(r"^tpmon_probe_success\{", re.M)
-
-
-def extract(ref: str, into: Path) -> Path:
-    """`monitor/` of git `ref` under `into` (as metrics_scrape.py does)."""
-    archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", "--format=tar", ref, "monitor"], capture_output=True, check=True
-    ).stdout
-    with tarfile.open(fileobj=BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
-    return into
 
 
 def git(*args: str) -> str:
