@@ -18,7 +18,7 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 import httpx
 import pytest
 from components import missing_component
-from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, ViewportSize, sync_playwright
 from targets import free_port, wait_for
 
 CHROMIUM_ARGS = [
@@ -40,6 +40,15 @@ SKIPPED = ("/api/", "/feed", "/badge/", "/metrics", "/static/", "/healthz", "/re
 SKIPPED_ENDINGS = (".atom", ".rss", ".svg", ".json", ".xml", ".png", ".css", ".js")
 DESIGN_PATHS = ["/", "/reseaux/{network}", "/reseaux/{network}/{line}", "/incidents", "/incidents/{incident}"]
 DESIGN_PATHS += ["/assures", "/accessibilite", "/methode", "/abonnement", "/confidentialite"]
+
+
+def submit(button: Locator) -> None:
+    """Press a button that posts a form, and return once the page it leads to has loaded.
+
+    A plain click returns as soon as the next page starts to arrive: a check made at once may still read the
+    page before it (or half of the next one) — what made a console test fail under load."""
+    with button.page.expect_navigation():
+        button.click()
 
 
 def chromium_executable() -> str | None:

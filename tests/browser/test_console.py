@@ -22,7 +22,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize
 from targets import Server, wait_for
 
-from .conftest import HEIGHT, SCREENSHOTS
+from .conftest import HEIGHT, SCREENSHOTS, submit
 from .test_accessibility import describe, is_wcag, run_axe
 
 PASSWORD = "une phrase de passe solide"
@@ -131,13 +131,13 @@ def sign_in(page: Page, console: Console, account: Account, *, code: str | None 
     page.get_by_label("Mot de passe").fill(PASSWORD)
     if account.secret:
         page.get_by_label("Code à 6 chiffres de l'application d'authentification").fill(code or account.code())
-    page.get_by_role("button", name="Se connecter").click()
+    submit(page.get_by_role("button", name="Se connecter"))
     if not account.secret:
         assert page.locator("h1").inner_text() == "Configurer le second facteur"
         assert page.locator(".qr svg").count() == 1  # the QR code, drawn as SVG
         account.secret = page.locator("#cle").inner_text().replace(" ", "")
         page.get_by_label("Code à 6 chiffres").fill(account.code())
-        page.get_by_role("button", name="Activer et entrer").click()
+        submit(page.get_by_role("button", name="Activer et entrer"))
 
 
 def signed_in_page(browser: Browser, console: Console, account: Account, *, width: int = 1280) -> Page:
@@ -153,7 +153,7 @@ def test_sign_in_with_password_and_a_totp_code(chromium: Browser, console: Conso
     cookies = {c["name"]: c for c in page.context.cookies()}
     session = cookies["tpmon_session"]
     assert session["httpOnly"] and session["sameSite"] == "Strict"
-    page.get_by_role("button", name="Se déconnecter").click()
+    submit(page.get_by_role("button", name="Se déconnecter"))
     assert page.locator("h1").inner_text() == "Connexion à la console"
     page.goto(console.admin_url + "/incidents")  # signed out: back to the sign-in page
     assert page.locator("h1").inner_text() == "Connexion à la console"
@@ -177,11 +177,11 @@ def test_an_account_is_locked_after_repeated_failures(chromium: Browser, console
     for _ in range(5):
         page.get_by_label("Identifiant").fill("bob")
         page.get_by_label("Mot de passe").fill("pas le bon mot de passe")
-        page.get_by_role("button", name="Se connecter").click()
+        submit(page.get_by_role("button", name="Se connecter"))
         assert "Connexion refusée" in page.locator(".form-error").inner_text()
     page.get_by_label("Identifiant").fill("bob")
     page.get_by_label("Mot de passe").fill(PASSWORD)  # the right password now: still refused, with the same words
-    page.get_by_role("button", name="Se connecter").click()
+    submit(page.get_by_role("button", name="Se connecter"))
     assert page.locator("h1").inner_text() == "Connexion à la console"
     assert "Connexion refusée" in page.locator(".form-error").inner_text()
     listed = json.loads(console.tpmon("user", "list", "--json"))
@@ -205,7 +205,7 @@ def test_forms_refuse_a_missing_or_wrong_csrf_token(chromium: Browser, console: 
     page = signed_in_page(chromium, console, carl)
     _new_incident_form(page, console, "Essai CSRF", "line:viamedis/pharmacie", "down")
     page.evaluate("document.querySelector('form.console-form input[name=csrf]').value = 'forged'")
-    page.get_by_role("button", name="Prévisualiser").click()
+    submit(page.get_by_role("button", name="Prévisualiser"))
     assert page.locator("h1").inner_text() == "Formulaire refusé"
     # the write API with the session cookie but without the CSRF header: refused too
     answer = page.evaluate(
@@ -218,7 +218,7 @@ def test_forms_refuse_a_missing_or_wrong_csrf_token(chromium: Browser, console: 
     other.evaluate("document.querySelector('input[name=csrf]').remove()")
     other.get_by_label("Identifiant").fill("carl")
     other.get_by_label("Mot de passe").fill(PASSWORD)
-    other.get_by_role("button", name="Se connecter").click()
+    submit(other.get_by_role("button", name="Se connecter"))
     assert other.locator("h1").inner_text() == "Formulaire refusé"
     assert not console.public("/api/v1/incidents").json()["incidents"]  # nothing was opened
     page.context.close()
@@ -272,9 +272,9 @@ def test_an_editor_of_viamedis_cannot_touch_almerys(chromium: Browser, console: 
 
 
 def _preview_then_publish(page: Page) -> None:
-    page.get_by_role("button", name="Prévisualiser").click()
+    submit(page.get_by_role("button", name="Prévisualiser"))
     assert page.locator("#apercu-titre").is_visible(), page.locator("main").inner_text()[:1500]
-    page.get_by_role("button", name="Publier").click()
+    submit(page.get_by_role("button", name="Publier"))
     assert "Publié" in page.locator(".done").inner_text()
 
 
@@ -285,14 +285,14 @@ def test_open_update_and_resolve_an_incident_then_read_it_on_the_public_page(
     page = signed_in_page(chromium, console, ada)
     _new_incident_form(page, console, "PEC optique indisponibles", "line:viamedis/optique", "down")
     page.locator("#f-practitioner_consigne-fr").fill("Appliquez le tiers payant sur la part obligatoire seulement.")
-    page.get_by_role("button", name="Prévisualiser").click()
+    submit(page.get_by_role("button", name="Prévisualiser"))
     assert page.locator("#apercu-titre").count() == 1, page.locator("main").inner_text()[:1500]
     preview = page.locator(".preview-page")
     assert "PEC optique indisponibles" in preview.inner_text() and "Indisponible" in preview.inner_text()
     assert not console.public("/api/v1/incidents").json()["incidents"] or all(
         i["title"]["fr"] != "PEC optique indisponibles" for i in console.public("/api/v1/incidents").json()["incidents"]
     )  # previewed, not published
-    page.get_by_role("button", name="Publier").click()
+    submit(page.get_by_role("button", name="Publier"))
     assert "Publié" in page.locator(".done").inner_text()
     number = int(page.url.split("/incidents/")[1].split("?")[0])
     wait_for(lambda: console.line("viamedis", "optique")["state"] == "down", what="optique down on the public side")
@@ -373,18 +373,18 @@ def test_console_pages_pass_axe_at_375_and_1280(admin_context: BrowserContext, c
         if where == "preview":
             _new_incident_form(page, console, "Aperçu accessible", "line:viamedis/pharmacie", "recovering")
             page.locator("#f-progress-0").fill("30")
-            page.get_by_role("button", name="Prévisualiser").click()
+            submit(page.get_by_role("button", name="Prévisualiser"))
             assert page.locator("#apercu-titre").is_visible()
         elif where == "token created":
             page.goto(console.admin_url + "/jetons")
             page.get_by_label("Usage (a-z, 0-9, . _ -, sans donnée personnelle)").fill("axe")
             page.get_by_label("Droits, séparés par des espaces").fill("push:viamedis/pec/operateur")
-            page.get_by_role("button", name="Créer").click()
+            submit(page.get_by_role("button", name="Créer"))
             assert page.locator("#nouveau-jeton").inner_text().startswith("tpm_")
         elif where == "refused":
             page.goto(console.admin_url + "/incidents/nouveau")
             page.evaluate("document.querySelector('form.console-form input[name=csrf]').value = 'forged'")
-            page.get_by_role("button", name="Prévisualiser").click()
+            submit(page.get_by_role("button", name="Prévisualiser"))
             assert page.locator("h1").inner_text() == "Formulaire refusé"
         else:
             path = where.format(incident=_open_incident_number(console) if "{incident}" in where else 0)
@@ -405,11 +405,11 @@ def test_sign_in_and_enrolment_pages_pass_axe(chromium: Browser, console: Consol
     _no_violation(page, "/connexion", 1280)
     page.get_by_label("Identifiant").fill(dan.name)
     page.get_by_label("Mot de passe").fill("pas le bon mot de passe")
-    page.get_by_role("button", name="Se connecter").click()
+    submit(page.get_by_role("button", name="Se connecter"))
     _no_violation(page, "/connexion refused", 1280)
     page.get_by_label("Identifiant").fill(dan.name)
     page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Se connecter").click()
+    submit(page.get_by_role("button", name="Se connecter"))
     assert page.locator("h1").inner_text() == "Configurer le second facteur"
     for width in (375, 1280):
         page.set_viewport_size({"width": width, "height": HEIGHT})
@@ -441,7 +441,7 @@ def test_tokens_accounts_maintenance_and_the_audit_log_from_the_console(
         page.goto(console.admin_url + "/jetons")
         page.get_by_label("Usage (a-z, 0-9, . _ -, sans donnée personnelle)").fill("partenaire")
         page.get_by_label("Droits, séparés par des espaces").fill("push:viamedis/pec/operateur")
-        page.get_by_role("button", name="Créer").click()
+        submit(page.get_by_role("button", name="Créer"))
         secret = page.locator("#nouveau-jeton").inner_text()
         pushed = httpx.post(f"{console.admin_url}/api/v1/push/viamedis/pec/operateur",
                             headers={"Authorization": f"Bearer {secret}"})  # fmt: skip
@@ -450,7 +450,7 @@ def test_tokens_accounts_maintenance_and_the_audit_log_from_the_console(
         row = page.locator("tr", has_text="pec / operateur").first
         assert "Viamedis" in row.inner_text() and f"token:{secret[:12]}" in row.inner_text()
         page.goto(console.admin_url + "/jetons")
-        page.get_by_role("button", name=f"Révoquer {secret[:12]}").click()
+        submit(page.get_by_role("button", name=f"Révoquer {secret[:12]}"))
         refused = httpx.post(f"{console.admin_url}/api/v1/push/viamedis/pec/operateur",
                              headers={"Authorization": f"Bearer {secret}"})  # fmt: skip
         assert refused.status_code == 401
@@ -460,8 +460,8 @@ def test_tokens_accounts_maintenance_and_the_audit_log_from_the_console(
         page.get_by_label("Rôle").select_option("editor")
         page.get_by_label("Viamedis").check()
         page.get_by_label("Mot de passe initial (12 caractères au moins)").fill(PASSWORD)
-        page.get_by_role("button", name="Ajouter").click()
-        page.get_by_role("button", name="Désactiver — felix").click()
+        submit(page.get_by_role("button", name="Ajouter"))
+        submit(page.get_by_role("button", name="Désactiver — felix"))
         listed = json.loads(console.tpmon("user", "list", "--json"))
         assert next(u for u in listed if u["name"] == "felix") == {
             "name": "felix", "role": "editor", "networks": ["viamedis"], "disabled": True,
@@ -473,7 +473,7 @@ def test_tokens_accounts_maintenance_and_the_audit_log_from_the_console(
         start = (datetime.now(ZoneInfo("Europe/Paris")) + timedelta(days=2)).strftime("%Y-%m-%dT22:00")
         page.locator("#m-start").fill(start)
         page.locator("#m-duration").fill("2h")
-        page.get_by_role("button", name="Enregistrer").click()
+        submit(page.get_by_role("button", name="Enregistrer"))
         assert "Maintenance enregistrée" in page.locator(".done").inner_text()
         upcoming = console.public("/api/v1/maintenance").json()["upcoming"]
         assert "Mise à jour du serveur" in json.dumps(upcoming, ensure_ascii=False)

@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import Browser, Page
 from targets import wait_for
 
+from .conftest import submit
 from .test_accessibility import describe, is_wcag, run_axe
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ def test_the_form_works_without_javascript(browser: Browser, demo: Demo) -> None
     try:
         page.goto(demo.base + "/abonnement")
         page.get_by_label("Votre adresse de courriel").fill("sans-script@exemple.fr")
-        page.get_by_role("button", name="S'abonner").click()
+        submit(page.get_by_role("button", name="S'abonner"))
         assert page.locator("h1").inner_text() == "Vérifiez votre boîte de réception"
     finally:
         context.close()
@@ -66,24 +67,24 @@ def test_the_subscription_journey_is_accessible(browser: Browser, demo: Demo, la
         page.get_by_label("Votre adresse de courriel" if lang == "fr" else "Your e-mail address").fill(
             "pas-une-adresse"
         )
-        page.get_by_role("button", name="S'abonner" if lang == "fr" else "Subscribe").click()
+        submit(page.get_by_role("button", name="S'abonner" if lang == "fr" else "Subscribe"))
         assert page.locator("#adresse").get_attribute("aria-invalid") == "true"
         _no_violation(page, f"/abonnement with an invalid address ({lang})")
 
         page.locator("#adresse").fill(address)
-        page.get_by_role("button", name="S'abonner" if lang == "fr" else "Subscribe").click()
+        submit(page.get_by_role("button", name="S'abonner" if lang == "fr" else "Subscribe"))
         assert page.locator("h1").inner_text() in ("Vérifiez votre boîte de réception", "Check your inbox")
         _no_violation(page, f"/abonnement, asked ({lang})")
 
         page.goto(_mail_link(demo, address, "/abonnement/confirmer"))
         _no_violation(page, f"/abonnement/confirmer ({lang})")
-        page.get_by_role("button").click()
+        submit(page.get_by_role("button"))
         assert page.locator("h1").inner_text() in ("Abonnement confirmé", "Subscription confirmed")
         _no_violation(page, f"/abonnement/confirmer, confirmed ({lang})")
 
         page.goto(_mail_link(demo, address, "/abonnement/desinscription"))
         _no_violation(page, f"/abonnement/desinscription ({lang})")
-        page.get_by_role("button").click()
+        submit(page.get_by_role("button"))
         assert page.locator("h1").inner_text() in ("Désabonnement effectué", "Unsubscribed")
         _no_violation(page, f"/abonnement/desinscription, done ({lang})")
     finally:
