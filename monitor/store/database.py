@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from alembic import command
 from alembic.config import Config
@@ -115,13 +117,26 @@ def mask(url: str | URL) -> str:
 def describe(exc: BaseException, url: str | URL | None = None) -> str:
     """A short single-line text of a database error, without the URL's password."""
     cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
-    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    password = _password(url) if url is not None else None
+    text = _masked(str(cause), password) if password else str(cause)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     message = " ".join(lines[0].split()) if lines else type(cause).__name__
-    if url is not None:
-        password = _password(url)
-        if password:
-            message = message.replace(password, "***")
     return message[:300]
+
+
+def _masked(text: str, password: str) -> str:
+    """`text` with `password` (as typed, or percent-encoded as in a URL) replaced by `***` wherever it stands as a
+    whole token: never inside a longer run of letters or digits, so that a short password (`p`, `ort`) leaves
+    "port 5432" and "Connection refused" whole, while `user:p@host` and `password=p` are masked."""
+    forms = sorted({password, quote(password, safe=""), quote_plus(password)}, key=len, reverse=True)
+    pattern = "|".join(
+        ("(?<!\\w)" if _WORD.match(form[0]) else "") + re.escape(form) + ("(?!\\w)" if _WORD.match(form[-1]) else "")
+        for form in forms
+    )
+    return re.sub(pattern, "***", text)
+
+
+_WORD = re.compile(r"\w")
 
 
 def _password(url: str | URL) -> str | None:
