@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 
 from .board import Board, BoardChange, policy_for
 from .config import PushCheck, Settings
-from .errors import MonitorError, NotFound, StoreError
-from .i18n import said
+from .errors import FieldError, NotFound, StoreError
+from .i18n import literal, said
 from .models import ComponentRef, FailureReason, ProbeResult
 from .store import Store
 from .store.signal_store import (
@@ -44,13 +44,8 @@ log = logging.getLogger("tpmon.push")
 _SHOWN = re.compile(r"[A-Za-z0-9_./-]{1,120}")  # what an error may echo of its input
 
 
-class PushError(MonitorError):
+class PushError(FieldError):
     """A push signal refused; `field` names what is wrong (check, state, detail)."""
-
-    def __init__(self, field: str, problem: str) -> None:
-        self.field = field
-        self.problem = problem
-        super().__init__(f"{field}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -79,7 +74,8 @@ def validate_signal(settings: Settings, target: str, state: str = "operational",
     """The signal for `target` (NETWORK/FLOW/CHECK), or PushError/NotFound naming the field at fault."""
     parts = target.split("/")
     if len(parts) != 3 or not all(parts):
-        raise PushError("check", f"{_shown(target).strip() or 'the target'} is not NETWORK/FLOW/CHECK")
+        shown = literal(_shown(target).strip()) if _shown(target) else said("the target")
+        raise PushError("check", said("{target} is not NETWORK/FLOW/CHECK", target=shown))
     ref = ComponentRef.for_check(*parts)
     found = [c for n, c in settings.checks() if ComponentRef.for_check(n, c.flow, c.name) == ref]
     if not found:
@@ -88,11 +84,18 @@ def validate_signal(settings: Settings, target: str, state: str = "operational",
             said("check: no check{target} in the config (push checks: {known})", target=_shown(target), known=known)
         )
     if not isinstance(found[0], PushCheck):
-        raise PushError("check", f"{target} is probed by tpmon (kind {found[0].kind}): only push checks take signals")
+        raise PushError(
+            "check",
+            said(
+                "{target} is probed by tpmon (kind {kind}): only push checks take signals",
+                target=target,
+                kind=found[0].kind,
+            ),
+        )
     if state not in PUSH_STATES:
-        raise PushError("state", f"must be one of {', '.join(PUSH_STATES)}")
+        raise PushError("state", said("must be one of {states}", states=", ".join(PUSH_STATES)))
     if not DETAIL_PATTERN.fullmatch(detail):
-        raise PushError("detail", "must be a short code: at most 40 of a-z, 0-9, '_', '.', '-'")
+        raise PushError("detail", said("must be a short code: at most 40 of a-z, 0-9, '_', '.', '-'"))
     return PushSignal(ref, state, detail)
 
 

@@ -38,7 +38,9 @@ WEEKLY = {
 
 @pytest.fixture
 def admin(tmp_path: Path) -> Iterator[Listener]:
+    """The listener, asked in English (errors are French by default: see the tests of the language below)."""
     with listener(tmp_path) as found:
+        found.client.headers["Accept-Language"] = "en"
         yield found
 
 

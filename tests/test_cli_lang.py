@@ -82,7 +82,7 @@ def test_every_help_text_has_its_french_and_its_english(monkeypatch: pytest.Monk
     assert english["tpmon -h/--help"] == "show this help message and exit"
 
 
-def _tpmon(*args: str, lang_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _tpmon(*args: str, lang_env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {name: value for name, value in os.environ.items() if not name.startswith(("TPMON_", "LC_", "LANG"))}
     env.update(lang_env)
     return subprocess.run(
@@ -93,6 +93,7 @@ def _tpmon(*args: str, lang_env: dict[str, str]) -> subprocess.CompletedProcess[
         capture_output=True,
         text=True,
         timeout=60,
+        input=stdin if stdin is not None else "",
     )
 
 
@@ -243,6 +244,54 @@ def test_probe_and_incident_refusals_are_said_in_the_command_lines_language(tmp_
     )
 
 
+def test_account_token_and_push_refusals_are_said_in_the_command_lines_language(tmp_path: Path) -> None:
+    database = {"TPMON_DATABASE_URL": f"sqlite:///{tmp_path}/staff.db"}
+    english = {**database, "TPMON_LANG": "en"}
+    short = ("user", "add", "bob", "--role", "admin", "--password-stdin")
+    assert _said(_tpmon(*short, lang_env=database, stdin="short\n"), 2) == (
+        "tpmon: password\u00a0: au moins 12 caractères (une phrase de quelques mots convient)"
+    )
+    assert _said(_tpmon(*short, lang_env=english, stdin="short\n"), 2) == (
+        "tpmon: password: at least 12 characters (a passphrase of a few words is good)"
+    )
+    scoped = ("user", "add", "bob", "--role", "viewer", "--network", "viamedis", "--password-stdin")
+    phrase = "correct horse battery staple\n"
+    assert _said(_tpmon(*scoped, lang_env=database, stdin=phrase), 2) == (
+        "tpmon: networks\u00a0: seul un éditeur est limité à des réseaux (pas le rôle viewer)"
+    )
+    assert _said(_tpmon(*scoped, lang_env=english, stdin=phrase), 2) == (
+        "tpmon: networks: only an editor is scoped to networks (not a role viewer)"
+    )
+    scope = ("token", "create", "--label", "gatus", "--scope", "push:viamedis")
+    assert _tpmon(*scope, lang_env=database).returncode == 0
+    assert _tpmon("token", "revoke", "1", lang_env=database).returncode == 0
+    again = ("token", "revoke", "1")
+    assert _said(_tpmon(*again, lang_env=database), 2).startswith("tpmon: token\u00a0: le jeton 1 (")
+    assert _said(_tpmon(*again, lang_env=database), 2).endswith(") est déjà révoqué")
+    assert _said(_tpmon(*again, lang_env=english), 2).endswith(") is already revoked")
+    wrong = ("token", "create", "--label", "x", "--scope", "push:viamedis/pec/nope")
+    assert _said(_tpmon(*wrong, lang_env=database), 2) == (
+        "tpmon: --scope\u00a0: push:viamedis/pec/nope\u00a0: aucune vérification viamedis/pec/nope dans la config"
+    )
+    assert _said(_tpmon(*wrong, lang_env=english), 2) == (
+        "tpmon: --scope: push:viamedis/pec/nope: no check viamedis/pec/nope in the config"
+    )
+    detail = ("push", "viamedis/pec/operateur", "--detail", "BAD!")
+    assert _said(_tpmon(*detail, lang_env=database), 2) == (
+        "tpmon: detail\u00a0: doit être un code court\u00a0: au plus 40 caractères parmi a-z, 0-9, '_', '.', '-'"
+    )
+    assert _said(_tpmon(*detail, lang_env=english), 2) == (
+        "tpmon: detail: must be a short code: at most 40 of a-z, 0-9, '_', '.', '-'"
+    )
+    probed = ("push", "viamedis/portail_ps/portail")
+    assert _said(_tpmon(*probed, lang_env=database), 2).startswith(
+        "tpmon: check\u00a0: viamedis/portail_ps/portail est sondée par tpmon (type http)\u00a0: seules les "
+    )
+    assert _said(_tpmon(*probed, lang_env=english), 2) == (
+        "tpmon: check: viamedis/portail_ps/portail is probed by tpmon (kind http): only push checks take signals"
+    )
+
+
 def test_a_database_that_cannot_be_reached_is_said_in_the_command_lines_language() -> None:
     port = _free_port()  # nothing listens there once the probe socket is closed
     database = {"TPMON_DATABASE_URL": f"postgresql://tpmon@127.0.0.1:{port}/tpmon"}
@@ -263,12 +312,13 @@ ENGLISH_ONLY = {
     ("monitor/web/publisher.py", "link(s) of the export lead nowhere"): "logged by `tpmon serve`'s publisher (English)",
     ("monitor/web/static_export.py", "the export cannot list the values of"): "a bug of tpmon, for its developers",
     ("monitor/web/static_export.py", "still has a page"): "a bug of tpmon, for its developers",
-    ("monitor/web/console_admin.py", "no window"): "the console's 404 page, not a message of the command line",
-    ("monitor/web/console_admin.py", "no action"): "the console's 404 page, not a message of the command line",
-    ("monitor/web/console_admin.py", "no date"): "the console's 404 page, not a message of the command line",
-    ("monitor/web/console_pages.py", "no incident"): "the console's 404 page, not a message of the command line",
 }
-SAID_ERRORS = {"MonitorError", "StoreError", "NotFound", "ExportError", "WriteRefused"}
+SAID_ERRORS = {"MonitorError", "StoreError", "NotFound", "ExportError", "WriteRefused", "NotAllowed", "PasswordError"}
+# Errors naming a field first, their message second: staff accounts and tokens, push signals, incidents and
+# maintenance, the console's forms, the admin API's refusals.
+FIELD_ERRORS = {"StaffError", "PushError", "IncidentError", "FormProblem", "FieldError", "Refused"}
+# The public API's own `Refused` (status, text): its errors are in English (README, « Langue »).
+OWN_REFUSED = {"monitor/web/api_v1.py"}
 
 
 def _plain_text(node: ast.expr) -> str | None:
@@ -289,6 +339,7 @@ def _plain_text(node: ast.expr) -> str | None:
 def test_every_error_tpmon_shows_carries_a_text_in_each_language() -> None:
     found: list[str] = []
     allowed_seen: set[tuple[str, str]] = set()
+    kinds: set[str] = set()
     checked = 0
     for path in sorted((ROOT / "monitor").rglob("*.py")):
         where = path.relative_to(ROOT).as_posix()
@@ -296,10 +347,16 @@ def test_every_error_tpmon_shows_carries_a_text_in_each_language() -> None:
             if not (isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and node.exc.args):
                 continue
             called = node.exc.func
-            if not (isinstance(called, ast.Name) and called.id in SAID_ERRORS):
+            if not (isinstance(called, ast.Name) and called.id in SAID_ERRORS | FIELD_ERRORS):
+                continue
+            if called.id == "Refused" and where in OWN_REFUSED:
+                continue
+            position = 1 if called.id in FIELD_ERRORS else 0
+            if len(node.exc.args) <= position:
                 continue
             checked += 1
-            text = _plain_text(node.exc.args[0])
+            kinds.add(called.id)
+            text = _plain_text(node.exc.args[position])
             if text is None:
                 continue
             allowed = [key for key in ENGLISH_ONLY if key[0] == where and key[1] in text]
@@ -307,6 +364,9 @@ def test_every_error_tpmon_shows_carries_a_text_in_each_language() -> None:
                 allowed_seen.update(allowed)
             else:
                 found.append(f"{where}:{node.lineno}: {text[:60]!r}")
-    assert checked > 60  # the walk reached the raises
-    assert found == [], "give these errors a said(…) text (monitor.i18n), or list them with a reason"
+    assert checked > 150  # the walk reached the raises
+    assert kinds >= (SAID_ERRORS | FIELD_ERRORS) - {"FieldError", "ExportError"}, kinds  # each kind was checked
+    assert found == [], (
+        "\n".join(found) + "\ngive these errors a said(…) text (monitor.i18n), or list them with a reason"
+    )
     assert allowed_seen == set(ENGLISH_ONLY)  # no stale exception

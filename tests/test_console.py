@@ -105,7 +105,7 @@ def test_a_refusal_names_the_field_and_publishes_nothing(ops: Listener) -> None:
     assert 'href="#f-title-fr">title.fr</a>' in html and 'id="f-title-fr"' in html
     assert re.search(r'id="f-title-fr"[^>]*aria-invalid="true"', html)
     status, html = post_form(client, "/incidents/nouveau", {**INCIDENT, "state-0": "recovering", "progress-0": "150"})
-    assert status == 422 and "from 0 to 100" in html
+    assert status == 422 and "doit être comprise entre 0 et 100" in html  # said in French, as the page
     assert Declarations(ops.store, ops.settings).incidents() == []
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import ConfigProblem
 from ..i18n import LANGS, Text, literal, said
 
-__all__ = ["Text", "TextError", "_", "config_problem", "literal"]
+__all__ = ["Text", "TextError", "_", "config_problem", "literal", "reason_of"]
 
 
 def _(msgid: str, **params: Any) -> Text:
@@ -35,3 +35,8 @@ def config_problem(path: str, message: Text, file: str | None = None, line: int 
     """A ConfigProblem with its message in English and its text in every other language."""
     others = tuple((lang, message.render(lang)) for lang in LANGS if lang != "en")
     return ConfigProblem(path, message.render("en"), file, line, others)
+
+
+def reason_of(exc: Exception) -> Text:
+    """What a refused value's exception says, in each language: a TextError's text, else its message as it is."""
+    return exc.text if isinstance(exc, TextError) else literal(str(exc))

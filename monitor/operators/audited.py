@@ -16,6 +16,7 @@ from ..declared.incidents import Impact, Incident, IncidentUpdate
 from ..declared.inputs import Bilingual
 from ..declared.maintenance import MaintenanceWindow
 from ..errors import NotAllowed
+from ..i18n import said
 from ..staff.audit import AuditEvent, Listener
 from ..staff.roles import Principal, Role
 from ..store import Store
@@ -204,7 +205,7 @@ class AuditedStaff:
 
     def _require_admin(self) -> None:
         if not self.principal.is_admin:
-            raise NotAllowed("only an admin manages accounts and tokens")
+            raise NotAllowed(said("only an admin manages accounts and tokens"))
 
     def _also(self, action: str, target: Callable[[Any], str]) -> Also:
         def also(connection: Connection, before: Any, after: Any) -> None:
@@ -251,7 +252,7 @@ class AuditedStaff:
     def set_disabled(self, name: str, disabled: bool) -> StaffUser:
         self._require_admin()
         if disabled and self.principal.actor == f"user:{name}":
-            raise NotAllowed("an admin cannot disable their own account (ask another admin)")
+            raise NotAllowed(said("an admin cannot disable their own account (ask another admin)"))
         staff = StaffStore(self.store, clock=self.clock)
         action = "user.disable" if disabled else "user.enable"
         return staff.set_disabled(name, disabled, also=self._also(action, lambda u: f"user:{u.name}"))

@@ -30,6 +30,7 @@ def _writes(store: Any) -> Any:
 
 def cmd_token_create(args: argparse.Namespace) -> int:
     from ..config import load_config, parse_duration
+    from ..config.texts import reason_of
     from ..staff.roles import check_scope, parse_scope
     from ..staff.tokens import digest, new_token, public_prefix
     from ..store import Store, default_url
@@ -45,14 +46,14 @@ def cmd_token_create(args: argparse.Namespace) -> int:
             scope = parse_scope(text)
             check_scope(scope, settings)
         except ValueError as exc:
-            raise StaffError("--scope", str(exc)) from None
+            raise StaffError("--scope", reason_of(exc)) from None
         scopes.append(scope)
     expires_at = None
     if not args.no_expiry:
         try:
             expires_at = datetime.now(UTC) + timedelta(seconds=parse_duration(args.expires))
         except ValueError as exc:
-            raise StaffError("--expires", str(exc)) from None
+            raise StaffError("--expires", reason_of(exc)) from None
     secret = new_token()
     with Store.open(default_url()) as store:
         created = _writes(store).create_token(

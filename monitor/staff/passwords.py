@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from ..errors import MonitorError
+from ..errors import StaffError
+from ..i18n import Text, said
 
 __all__ = ["MAX_PASSWORD", "MIN_PASSWORD", "PasswordError", "Passwords", "check_new_password"]
 
@@ -15,20 +16,25 @@ MIN_PASSWORD = 12
 MAX_PASSWORD = 256  # hashing a megabyte would be a cheap way to burn the server's CPU
 
 
-class PasswordError(MonitorError):
-    """A new password refused; the message says why (never the password)."""
+class PasswordError(StaffError):
+    """A new password refused (field `password`); the message says why (never the password)."""
+
+    def __init__(self, problem: Text) -> None:
+        super().__init__("password", problem)
 
 
 def check_new_password(password: str, account: str) -> None:
     """PasswordError unless `password` is 12–256 characters, not blank, and does not contain the account name."""
     if len(password) < MIN_PASSWORD:
-        raise PasswordError(f"password: at least {MIN_PASSWORD} characters (a passphrase of a few words is good)")
+        raise PasswordError(
+            said("at least {count} characters (a passphrase of a few words is good)", count=MIN_PASSWORD)
+        )
     if len(password) > MAX_PASSWORD:
-        raise PasswordError(f"password: at most {MAX_PASSWORD} characters")
+        raise PasswordError(said("at most {count} characters", count=MAX_PASSWORD))
     if not password.strip() or len(set(password)) < 4:
-        raise PasswordError("password: too simple (use a passphrase of a few words)")
+        raise PasswordError(said("too simple (use a passphrase of a few words)"))
     if account and account.lower() in password.lower():
-        raise PasswordError("password: must not contain the account name")
+        raise PasswordError(said("must not contain the account name"))
 
 
 @dataclass

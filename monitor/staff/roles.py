@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 from ..config import PushCheck, Settings
+from ..config.texts import TextError
 from ..errors import NotAllowed
+from ..i18n import said
 from ..models import ComponentRef
 
 __all__ = [
@@ -48,7 +50,11 @@ class Scope:
 def parse_scope(text: str) -> Scope:
     """`admin`, `write:viamedis`, `push:viamedis` or `push:viamedis/pec/operateur`; ValueError otherwise."""
     if not _SCOPE.fullmatch(text):
-        raise ValueError(f"{text[:80]!r} is not a scope: admin, write:NETWORK, push:NETWORK or push:NETWORK/FLOW/CHECK")
+        raise TextError(
+            said(
+                "{text!r} is not a scope: admin, write:NETWORK, push:NETWORK or push:NETWORK/FLOW/CHECK", text=text[:80]
+            )
+        )
     if text == "admin":
         return Scope("admin")
     verb, _, target = text.partition(":")
@@ -63,16 +69,28 @@ def check_scope(scope: Scope, settings: Settings) -> None:
     if scope.verb == "admin":
         return
     if scope.network not in settings.networks:
-        raise ValueError(f"{scope}: no network {scope.network!r} (known: {', '.join(settings.networks)})")
+        raise TextError(
+            said(
+                "{scope}: no network {network!r} (known: {known})",
+                scope=str(scope),
+                network=scope.network,
+                known=", ".join(settings.networks),
+            )
+        )
     if scope.check:
         found = [
             c for n, c in settings.checks() if n == scope.network and c.flow == scope.flow and c.name == scope.check
         ]
         if not found:
-            raise ValueError(f"{scope}: no check {scope.network}/{scope.flow}/{scope.check} in the config")
+            check = "/".join((scope.network, scope.flow, scope.check))
+            raise TextError(said("{scope}: no check {check} in the config", scope=str(scope), check=check))
         if not isinstance(found[0], PushCheck):
-            raise ValueError(
-                f"{scope}: the check is probed by tpmon (kind {found[0].kind}); only push checks take pushes"
+            raise TextError(
+                said(
+                    "{scope}: the check is probed by tpmon (kind {kind}); only push checks take pushes",
+                    scope=str(scope),
+                    kind=found[0].kind,
+                )
             )
 
 
@@ -113,11 +131,11 @@ class Principal:
     def require_write(self, components: Iterable[str]) -> None:
         """NotAllowed naming the first network of `components` this principal may not write on."""
         if not self.writes_anywhere:
-            raise NotAllowed("this account or token may not write (no write scope)")
+            raise NotAllowed(said("this account or token may not write (no write scope)"))
         for key in components:
             try:
                 network = ComponentRef.parse(key).network
             except ValueError:
                 continue  # not a component: the validation names it
             if not self.may_write(network):
-                raise NotAllowed(f"this account or token may not write on network {network!r}")
+                raise NotAllowed(said("this account or token may not write on network {network!r}", network=network))

@@ -27,7 +27,8 @@ Also = Callable[[Connection, Any, Any], None]  # as Declarations': (connection, 
 def check_account_name(name: str) -> str:
     if not ACCOUNT_NAME.fullmatch(name):
         raise StaffError(
-            "name", "an account name is 2–32 of a-z, 0-9, '.', '_', '-', starting with a letter (no e-mail address)"
+            "name",
+            said("an account name is 2–32 of a-z, 0-9, '.', '_', '-', starting with a letter (no e-mail address)"),
         )
     return name
 
@@ -126,12 +127,12 @@ class StaffStore:
     ) -> StaffUser:
         check_account_name(name)
         if role not in ROLES:
-            raise StaffError("role", f"{role!r} is not one of {', '.join(ROLES)}")
+            raise StaffError("role", said("{role!r} is not one of {roles}", role=role, roles=", ".join(ROLES)))
         wanted = tuple(dict.fromkeys(networks))
         if role == "editor" and not wanted:
-            raise StaffError("networks", "an editor writes on named networks: give at least one")
+            raise StaffError("networks", said("an editor writes on named networks: give at least one"))
         if role != "editor" and wanted:
-            raise StaffError("networks", f"only an editor is scoped to networks (an {role} is not)")
+            raise StaffError("networks", said("only an editor is scoped to networks (not a role {role})", role=role))
         now = self._clock()
         row = {
             "name": name,
@@ -146,7 +147,7 @@ class StaffStore:
         }
         with self.store._session("add a staff account to", write=True) as connection:
             if _user_row(connection, name) is not None:
-                raise StaffError("name", f"an account named {name!r} already exists")
+                raise StaffError("name", said("an account named {name!r} already exists", name=name))
             connection.execute(insert(tables.staff_user), row)
             added = _user(_user_row(connection, name))
             if also is not None:

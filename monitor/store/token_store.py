@@ -120,10 +120,14 @@ def revoke_token(store: Store, which: str, *, also: Also | None = None) -> Store
                 said("token: no token {which!r} (give its id or its prefix, as `tpmon token list` shows)", which=which)
             )
         if len(found) > 1:
-            raise StaffError("token", f"{len(found)} tokens share the prefix {which!r}: give the id")
+            raise StaffError(
+                "token", said("{count} tokens share the prefix {which!r}: give the id", count=len(found), which=which)
+            )
         before = found[0]
         if before.revoked_at is not None:
-            raise StaffError("token", f"token {before.id} ({before.prefix}) is already revoked")
+            raise StaffError(
+                "token", said("token {id} ({prefix}) is already revoked", id=before.id, prefix=before.prefix)
+            )
         connection.execute(update(table).where(table.c.id == before.id).values(revoked_at=now))
         after = _token(connection.execute(select(table).where(table.c.id == before.id)).one())
         if also is not None:

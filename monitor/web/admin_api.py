@@ -18,16 +18,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..config import parse_duration
+from ..config.texts import reason_of
 from ..declared.incidents import Declared, Incident, IncidentUpdate, Phase, declare
 from ..declared.inputs import Bilingual, check_not_future
 from ..declared.maintenance import WEEKDAYS, MaintenanceWindow, Recurrence, check_not_over, occurrences
-from ..errors import IncidentError, NotAllowed, NotFound, StoreError
+from ..errors import FIELD_SEPARATOR, IncidentError, NotAllowed, NotFound, StoreError
+from ..i18n import Lang, Text, literal, said
 from ..operators.audited import AuditedDeclarations, Idempotency
 from ..staff.roles import Principal
 from ..store import WriteRefused
 from ..store.idempotency_store import Remembered, recall
 from . import admin_models as am
 from .api_v1_models import MAX_ID, IncidentAnswer, OccurrenceAnswer
+from .page_cache import request_lang
 from .staff_auth import AuthProblem, bearer, context, csrf_ok, session, session_id, token
 
 __all__ = [
@@ -50,11 +53,26 @@ NESTED = {"weekdays": "recurrence.weekdays", "month_day": "recurrence.month_day"
 
 
 class Refused(Exception):
-    """An answer other than success: a status, the error, the field at fault, headers."""
+    """An answer other than success: a status, the problem (said in each language; a plain text is said as it is),
+    the field at fault, headers. `error` is the English text, `field: problem` (logs)."""
 
-    def __init__(self, status: int, error: str, field: str | None = None, headers: dict[str, str] | None = None):
-        super().__init__(error)
-        self.status, self.error, self.field, self.headers = status, error, field, headers or {}
+    def __init__(
+        self, status: int, problem: str | Text, field: str | None = None, headers: dict[str, str] | None = None
+    ):
+        self.problem = literal(problem) if isinstance(problem, str) else problem
+        self.status, self.field, self.headers = status, field, headers or {}
+        self.error = self.text("en")
+        super().__init__(self.error)
+
+    def text(self, lang: str) -> str:
+        """`field: problem` in `lang` (French typography in French)."""
+        where = f"{self.field}{FIELD_SEPARATOR.get(lang, ': ')}" if self.field else ""
+        return where + self.problem.render(lang)
+
+
+# A stable, machine-readable kind of refusal by HTTP status, beside `error` (said in the request's language).
+CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 409: "conflict",
+         413: "too_large", 422: "invalid", 429: "too_many_requests", 503: "unavailable"}  # fmt: skip
 
 
 def _answer(model: BaseModel, status: int, headers: dict[str, str] | None = None) -> Response:
@@ -62,31 +80,44 @@ def _answer(model: BaseModel, status: int, headers: dict[str, str] | None = None
     return JSONResponse(content, status_code=status, headers={"Cache-Control": "no-store", **(headers or {})})
 
 
-def error(status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None) -> Response:
-    return _answer(am.AdminError(error=message, field=field), status, headers)
+def error(
+    status: int,
+    message: str | Text,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+    *,
+    lang: Lang = "en",
+) -> Response:
+    """The error document: `error` in `lang` (a plain text as it is), `field`, and `code` (stable, by status)."""
+    text = message if isinstance(message, str) else message.render(lang)
+    language = {"Content-Language": lang, "Vary": "Accept-Language, Cookie"}
+    refusal = am.AdminError(error=text, field=field, code=CODES.get(status, "refused"))
+    return _answer(refusal, status, {**language, **(headers or {})})
 
 
 def guarded(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
     """The error translation every write endpoint shares: refusals, domain errors, the store."""
 
     async def endpoint(request: Request) -> Response:
+        lang = request_lang(request)  # as the site and the console choose: ?lang=, cookie, Accept-Language; French
         try:
             return await handler(request)
         except Refused as exc:
-            return error(exc.status, exc.error, exc.field, exc.headers)
+            return error(exc.status, exc.text(lang), exc.field, exc.headers, lang=lang)
         except AuthProblem as exc:
-            return error(exc.status, exc.message, "authorization", dict(exc.headers))
+            return error(exc.status, exc.message, "authorization", dict(exc.headers), lang=lang)
         except NotAllowed as exc:
-            return error(403, str(exc))
+            return error(403, exc.text(lang), lang=lang)
         except NotFound as exc:
-            return error(404, str(exc))
+            return error(404, exc.text(lang), lang=lang)
         except IncidentError as exc:
             field = NESTED.get(exc.field, exc.field)
             if exc.field == "id":  # about the incident or window as it stands: already resolved, changed meanwhile
-                return error(409, exc.problem, None)
-            return error(422, f"{field}: {exc.problem}", field)
+                return error(409, exc.problem_in(lang), None, lang=lang)
+            return error(422, f"{field}{FIELD_SEPARATOR.get(lang, ': ')}{exc.problem_in(lang)}", field, lang=lang)
         except StoreError:
-            return error(503, "the database is unreachable; try again shortly", None, {"Retry-After": "30"})
+            unreachable = said("the database is unreachable; try again shortly")
+            return error(503, unreachable, None, {"Retry-After": "30"}, lang=lang)
 
     return endpoint
 
@@ -94,12 +125,12 @@ def guarded(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Requ
 async def _raw_body(request: Request) -> bytes:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY:
-        raise Refused(400, f"body: larger than {MAX_BODY // 1024} KiB", "body")
+        raise Refused(400, said("larger than {size} KiB", size=MAX_BODY // 1024), "body")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_BODY:
-            raise Refused(400, f"body: larger than {MAX_BODY // 1024} KiB", "body")
+            raise Refused(400, said("larger than {size} KiB", size=MAX_BODY // 1024), "body")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -118,14 +149,15 @@ def validation_refusal(exc: ValidationError) -> Refused:
     """The first problem of a pydantic refusal, naming its field as `a.b[0].c`."""
     first = exc.errors(include_url=False)[0]
     field = _field(tuple(first["loc"]))
-    message = str(first["msg"])
+    message: Text = literal(str(first["msg"]))  # pydantic's own text, in English, for the types not listed here
     if first["type"] == "extra_forbidden":
-        message = "is not a field of this request"
+        message = said("is not a field of this request")
     elif first["type"] == "missing":
-        message = "is required"
+        message = said("is required")
     elif first["type"] == "string_pattern_mismatch":
-        message = am.PATTERNS.get(str((first.get("ctx") or {}).get("pattern")), message)
-    return Refused(422, f"{field}: {message}", field)
+        pattern = am.PATTERNS.get(str((first.get("ctx") or {}).get("pattern")))
+        message = said(pattern) if pattern else message
+    return Refused(422, message, field)
 
 
 async def json_body(request: Request, model: type[M], *, optional: bool = False) -> tuple[M, bytes]:
@@ -135,19 +167,19 @@ async def json_body(request: Request, model: type[M], *, optional: bool = False)
         return model(), raw
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/json":
-        raise Refused(400, "content-type: send application/json", "content-type")
+        raise Refused(400, said("send application/json"), "content-type")
     try:
         return model.model_validate_json(raw, strict=True), raw
     except ValidationError as exc:
         if any(e["type"] == "json_invalid" for e in exc.errors()):
-            raise Refused(400, "body: not valid JSON", "body") from None
+            raise Refused(400, said("not valid JSON"), "body") from None
         raise validation_refusal(exc) from None
 
 
 def positive_id(request: Request, name: str = "id") -> int:
     raw: str = request.path_params[name]
     if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_ID):
-        raise Refused(400, f"{name}: must be an integer between 1 and {MAX_ID}", name)
+        raise Refused(400, said("must be an integer between 1 and {max}", max=MAX_ID), name)
     return int(raw)
 
 
@@ -159,11 +191,11 @@ async def write_principal(request: Request) -> Principal:
     if bearer(request) is None and session_id(request):
         current = await session(request)
         if current is None:
-            raise Refused(401, "session: ended or expired; sign in again", "session")
+            raise Refused(401, said("ended or expired; sign in again"), "session")
         if not csrf_ok(request, current):
-            raise Refused(403, "csrf: send this session's CSRF token as X-CSRF-Token, from the same origin", "csrf")
+            raise Refused(403, said("send this session's CSRF token as X-CSRF-Token, from the same origin"), "csrf")
         if not current.principal.writes_anywhere:
-            raise NotAllowed("this account may not write (viewer)")
+            raise NotAllowed(said("this account may not write (viewer)"))
         return current.principal
     try:
         known = await token(request, bearer(request), "admin")
@@ -173,7 +205,9 @@ async def write_principal(request: Request) -> Principal:
     principal = known.principal
     if not principal.writes_anywhere:
         services.desk.refusals.note("admin", "write:not-allowed", known.prefix, "", services.clock())
-        raise NotAllowed("this token may not write (its scopes: " + ", ".join(map(str, known.scopes)) + ")")
+        raise NotAllowed(
+            said("this token may not write (its scopes: {scopes})", scopes=", ".join(map(str, known.scopes)))
+        )
     return principal
 
 
@@ -194,7 +228,7 @@ def _moment(text: str | None, now: datetime) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise IncidentError("at", f"{text!r} is not a date-time") from None
+        raise IncidentError("at", said("{text!r} is not a date-time", text=text)) from None
     check_not_future("at", moment, now)
     return moment.astimezone(UTC)
 
@@ -203,7 +237,7 @@ def _wall_time(text: str) -> datetime:
     try:
         return datetime.fromisoformat(text.replace(" ", "T"))
     except ValueError:
-        raise IncidentError("start", f"{text!r} is not a date-time like 2024-03-31T02:30") from None
+        raise IncidentError("start", said("{text!r} is not a date-time like 2024-03-31T02:30", text=text)) from None
 
 
 def _day(text: str | None, name: str) -> date | None:
@@ -212,7 +246,7 @@ def _day(text: str | None, name: str) -> date | None:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise IncidentError(name, f"{text!r} is not a date like 2024-12-31") from None
+        raise IncidentError(name, said("{text!r} is not a date like 2024-12-31", text=text)) from None
 
 
 def window_of(body: am.MaintenanceIn) -> MaintenanceWindow:
@@ -224,7 +258,7 @@ def _window(body: am.MaintenanceIn) -> MaintenanceWindow:
     try:
         seconds = parse_duration(body.duration)
     except ValueError as exc:
-        raise IncidentError("duration", str(exc)) from None
+        raise IncidentError("duration", reason_of(exc)) from None
     rule = body.recurrence
     recurrence = Recurrence(
         rule.frequency,
@@ -250,7 +284,7 @@ def _window_answer(window: MaintenanceWindow, now: datetime) -> am.WindowAnswer:
 
 def _replay(remembered: Remembered, fingerprint: str) -> Response:
     if remembered.fingerprint != fingerprint:
-        raise Refused(422, "Idempotency-Key: already used for another request", "Idempotency-Key")
+        raise Refused(422, said("already used for another request"), "Idempotency-Key")
     headers = {"Cache-Control": "no-store", "Idempotent-Replayed": "true"}
     return JSONResponse(remembered.body, status_code=remembered.status, headers=headers)
 
@@ -260,7 +294,7 @@ def _key(request: Request) -> str | None:
     if key is None:
         return None
     if not (1 <= len(key) <= 255 and all(33 <= ord(c) <= 126 for c in key)):
-        raise Refused(400, "Idempotency-Key: 1 to 255 visible ASCII characters", "Idempotency-Key")
+        raise Refused(400, said("1 to 255 visible ASCII characters"), "Idempotency-Key")
     return key
 
 
@@ -297,13 +331,11 @@ async def _write(
         result = await asyncio.to_thread(run)
     except WriteRefused:
         if key is None:
-            raise Refused(409, "the write met another one; look again and retry") from None
+            raise Refused(409, said("the write met another one; look again and retry")) from None
         remembered = await asyncio.to_thread(recall, services.store, principal.actor, key)
         if remembered is not None:
             return _replay(remembered, fingerprint)
-        raise Refused(
-            409, "Idempotency-Key: a request with this key is still in progress; retry", "Idempotency-Key"
-        ) from None
+        raise Refused(409, said("a request with this key is still in progress; retry"), "Idempotency-Key") from None
     await services.refresh_overrides()  # shown at once, not at the next tick
     status, model = answer(result)
     return _answer(model, status)
@@ -412,7 +444,7 @@ async def cancel_occurrence(request: Request) -> Response:
     except ValueError:
         day = None
     if day is None:
-        raise Refused(400, "date: must be a date like 2024-12-31", "date")
+        raise Refused(400, said("must be a date like 2024-12-31"), "date")
     now = context(request).clock()
 
     def act(writes: AuditedDeclarations) -> MaintenanceWindow:

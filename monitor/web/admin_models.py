@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..declared.incidents import Impact, Phase
 from ..declared.inputs import MAX_TEXT
 from ..declared.maintenance import MaintenanceWindow
+from ..i18n import N_
 from ..models import State
 from ..staff.passwords import MAX_PASSWORD
 from ..staff.roles import Role
@@ -50,9 +51,9 @@ MOMENT = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})
 WALL_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2})?$"
 DAY = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 PATTERNS = {  # what a value that does not match says
-    MOMENT: "must be a date-time with its offset, like 2024-02-12T13:00:00+01:00",
-    WALL_TIME: "must be a Europe/Paris wall time without offset, like 2024-03-31T02:30",
-    DAY: "must be a date like 2024-12-31",
+    MOMENT: N_("must be a date-time with its offset, like 2024-02-12T13:00:00+01:00"),
+    WALL_TIME: N_("must be a Europe/Paris wall time without offset, like 2024-03-31T02:30"),
+    DAY: N_("must be a date like 2024-12-31"),
 }
 Moment = Annotated[str, Field(pattern=MOMENT, description="an instant with its offset, e.g. 2024-02-12T13:00:00+01:00")]
 WallTime = Annotated[str, Field(pattern=WALL_TIME)]
@@ -72,6 +73,8 @@ class AdminError(Out):
 
     error: str
     field: str | None = None
+    code: str = "refused"  # the kind of refusal, stable (`invalid`, `forbidden`, `not_found`…); `error` is said in
+    # the request's language
 
 
 class TextIn(In):

@@ -15,9 +15,10 @@ from pydantic import ValidationError
 from starlette.responses import Response, StreamingResponse
 
 from ..config import PushCheck, parse_duration
+from ..config.texts import reason_of
 from ..declared.maintenance import WEEKDAYS, MaintenanceWindow, check_not_over, occurrences
-from ..errors import IncidentError, MonitorError, NotFound
-from ..i18n import PARIS
+from ..errors import FieldError, IncidentError, MonitorError, NotFound
+from ..i18n import PARIS, said
 from ..models import ComponentRef
 from ..operators.audited import AuditedDeclarations, AuditedStaff
 from ..staff.passwords import check_new_password
@@ -43,17 +44,15 @@ AUDIT_PAGE = 100
 LABEL = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")  # as `tpmon token create --label`
 
 
-class FormProblem(Exception):
-    def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"{field}: {problem}")
-        self.field, self.problem = field, problem
+class FormProblem(FieldError):
+    """A console form refused: the field and its problem, shown in the visit's language (`problem_in(lang)`)."""
 
 
-def _problem(exc: Exception) -> FormProblem:
-    if isinstance(exc, IncidentError):
-        return FormProblem(exc.field, exc.problem)
-    if isinstance(exc, FormProblem):
+def _problem(exc: Exception) -> FieldError:
+    if isinstance(exc, FieldError):
         return exc
+    if isinstance(exc, MonitorError) and exc.said is not None:
+        return FormProblem("", exc.said)
     field, _, problem = str(exc).partition(": ")
     return FormProblem(field if problem else "", problem or str(exc))
 
@@ -95,12 +94,12 @@ def _maintenance_body(form: dict[str, str], principal_choices: list[str]) -> am.
         "recurrence": {"frequency": frequency, "weekdays": weekdays if frequency == "weekly" else []},
     }
     if not chosen:
-        raise FormProblem("components", "choose at least one component")
+        raise FormProblem("components", said("choose at least one component"))
     try:
         return am.MaintenanceIn.model_validate(raw)
     except ValidationError as exc:
         refusal = validation_refusal(exc)
-        raise FormProblem(refusal.field or "", refusal.error.partition(": ")[2] or refusal.error) from None
+        raise FormProblem(refusal.field or "", refusal.problem) from None
 
 
 async def maintenance(v: Visit) -> Response:
@@ -109,7 +108,7 @@ async def maintenance(v: Visit) -> Response:
     choices = component_choices(services.settings, principal, v.lang)
     keys = [c.value for _, group in choices for c in group]
     form = form_of(v)
-    error: FormProblem | None = None
+    error: FieldError | None = None
     if v.request.method == "POST":
         try:
             body = _maintenance_body(form, keys)
@@ -126,7 +125,7 @@ async def maintenance(v: Visit) -> Response:
             await _write(v, act)
             await services.refresh_overrides()
             return redirect("/maintenance?ajoute=1")
-        except (IncidentError, FormProblem) as exc:
+        except FieldError as exc:
             error = _problem(exc)
     windows = services.snapshot().windows
     return v.page(
@@ -145,7 +144,7 @@ async def maintenance(v: Visit) -> Response:
 def _number(v: Visit) -> int:
     raw = str(v.request.path_params["id"])
     if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= 10**12):
-        raise NotFound(f"no window {raw[:20]!r}")
+        raise NotFound(said("no window {number!r}", number=raw[:20]))
     return int(raw)
 
 
@@ -161,7 +160,7 @@ async def cancel_window(v: Visit) -> Response:
     try:
         await _write(v, act)
     except IncidentError as exc:
-        return v.page("refused.html", status=409, title=v.say("Refusé", "Refused"), detail=str(exc))
+        return v.page("refused.html", status=409, title=v.say("Refusé", "Refused"), detail=exc.text(v.lang))
     await services.refresh_overrides()
     return redirect("/maintenance")
 
@@ -192,10 +191,10 @@ def _scopes(raw: str, v: Visit) -> list[str]:
             scope = parse_scope(text)
             check_scope(scope, v.services.settings)
         except ValueError as exc:
-            raise FormProblem("scopes", str(exc)) from None
+            raise FormProblem("scopes", reason_of(exc)) from None
         found.append(str(scope))
     if not found:
-        raise FormProblem("scopes", "give at least one scope, e.g. push:viamedis/pec/operateur")
+        raise FormProblem("scopes", said("give at least one scope, e.g. push:viamedis/pec/operateur"))
     return found
 
 
@@ -203,20 +202,20 @@ async def token_page(v: Visit) -> Response:
     services = v.services
     principal = signed_in(v).principal
     form = form_of(v)
-    error: FormProblem | None = None
+    error: FieldError | None = None
     created: tuple[str, Any] | None = None
     if v.request.method == "POST":
         try:
             label = form.get("label", "").strip()
             if not LABEL.fullmatch(label):
-                raise FormProblem("label", "1–64 of a-z, 0-9, '.', '_', '-' saying what the token is for")
+                raise FormProblem("label", said("1–64 of a-z, 0-9, '.', '_', '-' saying what the token is for"))
             scopes = _scopes(form.get("scopes", ""), v)
             expires_at = None
             if form.get("expires", "").strip():
                 try:
                     expires_at = services.clock() + timedelta(seconds=parse_duration(form["expires"].strip()))
                 except ValueError as exc:
-                    raise FormProblem("expires", str(exc)) from None
+                    raise FormProblem("expires", reason_of(exc)) from None
             secret = new_token()
 
             def act() -> Any:
@@ -229,7 +228,7 @@ async def token_page(v: Visit) -> Response:
             created = (secret, await _write(v, act))
             await services.desk.tokens.reload(services.clock())
             form = {}
-        except FormProblem as exc:
+        except FieldError as exc:
             error = exc
     listed = await asyncio.to_thread(tokens, services.store, include_revoked=True)
     return v.page(
@@ -249,7 +248,7 @@ async def revoke(v: Visit) -> Response:
     try:
         await _write(v, act)
     except MonitorError as exc:
-        return v.page("refused.html", status=409, title=v.say("Refusé", "Refused"), detail=str(exc))
+        return v.page("refused.html", status=409, title=v.say("Refusé", "Refused"), detail=exc.text(v.lang))
     await services.desk.tokens.reload(services.clock())
     return redirect("/jetons")
 
@@ -261,14 +260,14 @@ def _role(raw: str) -> Role:
     for role in ROLES:
         if role == raw:
             return role
-    raise FormProblem("role", f"one of {', '.join(ROLES)}")
+    raise FormProblem("role", said("one of {roles}", roles=", ".join(ROLES)))
 
 
 async def accounts(v: Visit) -> Response:
     services = v.services
     principal = signed_in(v).principal
     form = form_of(v)
-    error: FormProblem | None = None
+    error: FieldError | None = None
     if v.request.method == "POST":
         try:
             name = form.get("name", "").strip()
@@ -290,7 +289,7 @@ async def accounts(v: Visit) -> Response:
             except MonitorError as exc:
                 raise _problem(exc) from None
             return redirect("/comptes")
-        except FormProblem as exc:
+        except FieldError as exc:
             error = exc
     users = await asyncio.to_thread(StaffStore(services.store).users)
     return v.page(
@@ -314,14 +313,14 @@ async def account_action(v: Visit) -> Response:
             return staff.set_disabled(name, False)
         if action == "second-facteur":
             return staff.reset_second_factor(name, new_secret())
-        raise NotFound(f"no action {action[:30]!r}")
+        raise NotFound(said("no action {action!r}", action=action[:30]))
 
     try:
         await _write(v, act)
     except MonitorError as exc:
         if isinstance(exc, NotFound):
             raise
-        return v.page("refused.html", status=409, title=v.say("Refusé", "Refused"), detail=str(exc))
+        return v.page("refused.html", status=409, title=v.say("Refusé", "Refused"), detail=exc.text(v.lang))
     return redirect("/comptes")
 
 
@@ -385,7 +384,7 @@ async def cancel_occurrence(v: Visit) -> Response:
     except ValueError:
         day = None
     if day is None:
-        raise NotFound(f"no date {raw[:20]!r}")
+        raise NotFound(said("no date {day!r}", day=raw[:20]))
 
     def act() -> MaintenanceWindow:
         writes = AuditedDeclarations(services.store, services.settings, principal, "console", clock=services.clock)
@@ -394,7 +393,7 @@ async def cancel_occurrence(v: Visit) -> Response:
     try:
         await _write(v, act)
     except IncidentError as exc:
-        return v.page("refused.html", status=409, title=v.say("Refusé", "Refused"), detail=str(exc))
+        return v.page("refused.html", status=409, title=v.say("Refusé", "Refused"), detail=exc.text(v.lang))
     await services.refresh_overrides()
     return redirect("/maintenance")
 

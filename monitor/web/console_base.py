@@ -156,9 +156,9 @@ def refusal_page(v: Visit, status: int, title: str, detail: str) -> Response:
 def write_error(v: Visit, exc: Exception) -> Response:
     """A write refused by the domain or the store, as a page that says why."""
     if isinstance(exc, NotAllowed):
-        return refusal_page(v, 403, v.say("Action non autorisée", "Not allowed"), str(exc))
+        return refusal_page(v, 403, v.say("Action non autorisée", "Not allowed"), exc.text(v.lang))
     if isinstance(exc, NotFound):
-        return refusal_page(v, 404, v.say("Introuvable", "Not found"), str(exc))
+        return refusal_page(v, 404, v.say("Introuvable", "Not found"), exc.text(v.lang))
     if isinstance(exc, WriteRefused):
         return refusal_page(
             v, 409, v.say("Modification concurrente", "Concurrent change"),

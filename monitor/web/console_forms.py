@@ -14,7 +14,7 @@ from ..config import Settings
 from ..declared.incidents import IMPACTS, LIFECYCLE, Declared, Impact, IncidentUpdate, Phase, declare
 from ..declared.inputs import Bilingual
 from ..errors import IncidentError
-from ..i18n import STATE_LABELS, Lang
+from ..i18n import STATE_LABELS, Lang, said
 from ..models import State
 from ..staff.roles import Principal
 
@@ -87,11 +87,12 @@ def _progress(form: Mapping[str, str], row: int, key: str) -> float | None:
     try:
         percent = float(raw)
     except ValueError:
-        raise IncidentError(
-            "statuses", f"the progress for {key} must be a number from 0 to 100 (got {raw[:20]!r})"
-        ) from None
+        problem = said("the progress for {key} must be a number from 0 to 100 (got {raw!r})", key=key, raw=raw[:20])
+        raise IncidentError("statuses", problem) from None
     if not (math.isfinite(percent) and 0 <= percent <= 100):
-        raise IncidentError("statuses", f"the progress for {key} must be from 0 to 100 % (got {raw[:20]})")
+        raise IncidentError(
+            "statuses", said("the progress for {key} must be from 0 to 100 % (got {raw})", key=key, raw=raw[:20])
+        )
     return percent / 100
 
 
@@ -103,12 +104,12 @@ def _statuses(form: Mapping[str, str]) -> dict[str, Declared]:
         state = form.get(f"state-{row}", "").strip()
         if not key:
             if state:
-                raise IncidentError("statuses", f"row {row + 1}: a state is chosen but no component")
+                raise IncidentError("statuses", said("row {row}: a state is chosen but no component", row=row + 1))
             continue
         if key in found:
-            raise IncidentError("statuses", f"{key} is chosen twice")
+            raise IncidentError("statuses", said("{key} is chosen twice", key=key))
         if not state:
-            raise IncidentError("statuses", f"row {row + 1}: choose the state of {key}")
+            raise IncidentError("statuses", said("row {row}: choose the state of {key}", row=row + 1, key=key))
         progress = _progress(form, row, key) if state == State.RECOVERING.value else None
         found[key] = declare(state, progress, key=key)
     return found
@@ -121,7 +122,7 @@ def impact_of(form: Mapping[str, str], *, required: bool) -> Impact | None:
     for impact in IMPACTS:
         if impact == raw:
             return impact
-    raise IncidentError("impact", f"{raw[:40]!r} is not one of {', '.join(IMPACTS)}")
+    raise IncidentError("impact", said("{raw!r} is not one of {known}", raw=raw[:40], known=", ".join(IMPACTS)))
 
 
 def _phase(form: Mapping[str, str], default: Phase) -> Phase:
@@ -129,7 +130,7 @@ def _phase(form: Mapping[str, str], default: Phase) -> Phase:
     for phase in LIFECYCLE:
         if phase == raw:
             return phase
-    raise IncidentError("status", f"{raw[:40]!r} is not one of {', '.join(LIFECYCLE)}")
+    raise IncidentError("status", said("{raw!r} is not one of {known}", raw=raw[:40], known=", ".join(LIFECYCLE)))
 
 
 def form_update(form: Mapping[str, str], now: datetime, *, default: Phase = "investigating") -> IncidentUpdate:

@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from ..declared.incidents import IMPACTS, LIFECYCLE, Incident, add_update, open_incident
 from ..errors import IncidentError, NotAllowed, NotFound, StoreError
-from ..i18n import translate
+from ..i18n import said, translate
 from ..operators.audited import AuditedDeclarations
 from ..operators.staff_access import REFUSED, Current, Refused
 from ..store.declaration_store import Declarations
@@ -252,7 +252,7 @@ async def _preview_or_publish(
 async def new_incident(v: Visit) -> Response:
     current = signed_in(v)
     if not current.principal.writes_anywhere:
-        raise NotAllowed("this account may not write (viewer)")
+        raise NotAllowed(said("this account may not write (viewer)"))
     form = form_of(v)
 
     def render(status: int = 200, **values: Any) -> Response:
@@ -283,7 +283,7 @@ async def new_incident(v: Visit) -> Response:
 def _incident_id(v: Visit) -> int:
     raw = str(v.request.path_params["id"])
     if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= 10**12):
-        raise NotFound(f"no incident {raw[:20]!r}")
+        raise NotFound(said("no incident {number!r}", number=raw[:20]))
     return int(raw)
 
 
@@ -315,8 +315,8 @@ async def incident(v: Visit) -> Response:
         return render()
     if not writable:
         raise NotAllowed(
-            "incident already resolved" if not found.is_open else
-            f"this account may not write on network {locked[0] if locked else '?'}"
+            said("incident already resolved") if not found.is_open else
+            said("this account may not write on network {network}", network=locked[0] if locked else "?")
         )  # fmt: skip
     now = services.clock()
 

@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from ..config import PushCheck, Settings
 from ..errors import NotFound, StoreError
+from ..i18n import literal
 from ..models import ComponentRef
 from ..push_signals import PushError, validate_signal
 from ..staff.audit import Listener
@@ -144,7 +145,8 @@ async def _push(request: Request, listener: Listener) -> Response:
     query = {k: v for k, v in request.query_params.items() if k in am.PushIn.model_fields}
     body, _ = await json_body(request, am.PushIn, optional=True)
     if query and body != am.PushIn():
-        raise Refused(400, "body: give the state, message and latency as a JSON body or as query parameters, not both")
+        both = literal("give the state, message and latency as a JSON body or as query parameters, not both")
+        raise Refused(400, both, "body")  # the push API speaks English to machines (README)
     if query:
         try:
             body = am.PushQuery.model_validate(query)
