@@ -294,3 +294,45 @@ def test_the_cli_and_the_api_refuse_the_same_things_naming_the_same_fields(
         option = OPTIONS[field]
         problem = api["error"].removeprefix(f"{field}: ")
         assert cli.startswith(f"tpmon: {option}: ") and problem in cli, (cli, api)
+
+
+def _asked(admin: Listener, lang: str | None, path: str, token: str, body: Any) -> tuple[int, dict[str, Any], str]:
+    """A refusal asked without Accept-Language (None) or in `lang`: status, JSON, Content-Language."""
+    headers = bearer(token) | ({"Accept-Language": lang} if lang else {})
+    admin.client.headers.pop("Accept-Language", None)
+    answer = admin.client.post(path, json=body, headers=headers)
+    return answer.status_code, answer.json(), answer.headers.get("content-language", "")
+
+
+def test_errors_are_said_in_the_requests_language_french_by_default_with_stable_fields(admin: Listener) -> None:
+    writer, pusher = make_token(admin.store, "write:viamedis"), make_token(admin.store, "push:viamedis")
+    empty = {**OPEN, "title": {"fr": ""}}
+    cases: list[tuple[str, str, Any, int, dict[str, str | None], str, str]] = [
+        ("/api/v1/incidents", writer, {**OPEN, "colour": "red"}, 422,
+         {"field": "colour", "code": "invalid"},
+         "colour\u00a0: n’est pas un champ de cette requête", "colour: is not a field of this request"),
+        ("/api/v1/incidents", pusher, OPEN, 403, {"field": None, "code": "forbidden"},
+         "ce jeton ne peut pas écrire (ses portées\u00a0: push:viamedis)",
+         "this token may not write (its scopes: push:viamedis)"),
+        ("/api/v1/incidents/99/updates", writer, {"message": {"fr": "x"}}, 404, {"field": None, "code": "not_found"},
+         "aucun incident 99", "no incident 99"),
+        ("/api/v1/maintenance", writer, {**WEEKLY, "start": "2024-02-30T02:00"}, 422,
+         {"field": "start", "code": "invalid"},
+         "start\u00a0: '2024-02-30T02:00' n’est pas une date et heure comme 2024-03-31T02:30",
+         "start: '2024-02-30T02:00' is not a date-time like 2024-03-31T02:30"),
+    ]  # fmt: skip
+    for path, token, body, status, fields, french, english in cases:
+        for lang, expected, language in [(None, french, "fr"), ("fr-FR,fr;q=0.9", french, "fr"),
+                                         ("en-GB,en;q=0.9,fr;q=0.5", english, "en")]:  # fmt: skip
+            code, answer, said_in = _asked(admin, lang, path, token, body)
+            assert code == status, answer
+            assert {key: answer[key] for key in fields} == fields, answer  # the same machine fields in each language
+            assert expected in answer["error"] and said_in == language, (lang, answer)
+    _, title, _ = _asked(admin, None, "/api/v1/incidents", writer, empty)
+    assert title["field"] == "title.fr" and title["error"].startswith("title.fr\u00a0: "), title
+    raw = admin.client.post(
+        "/api/v1/incidents", content=b"{not json", headers={**bearer(writer), "content-type": "application/json"}
+    )
+    assert raw.status_code == 400 and raw.json() == {"error": "body\u00a0: JSON invalide", "field": "body",
+                                                     "code": "bad_request"}  # fmt: skip
+    assert Declarations(admin.store, admin.settings).incidents() == []

@@ -19,6 +19,7 @@ from starlette.testclient import TestClient
 
 from monitor.store.audit_store import audit_events
 from monitor.store.declaration_store import Declarations
+from monitor.store.staff_store import StaffStore
 
 INCIDENT = {
     "title.fr": "PEC optique indisponibles",
@@ -260,3 +261,28 @@ def test_behind_https_the_cookies_are_secure_and_host_only(ops: Listener) -> Non
         session = answer.headers["set-cookie"]
         assert session.startswith("__Host-tpmon_session=")
         assert all(part in session for part in ("Secure", "HttpOnly", "SameSite=Strict", "Path=/"))
+
+
+def test_form_refusals_and_refused_pages_are_in_french_and_in_english_when_asked(ops: Listener) -> None:
+    client = sign_in(ops, "ada")
+    short = {"name": "bob", "role": "admin", "password": "short"}
+    status, html = post_form(client, "/comptes", short)
+    assert status == 422 and "au moins 12 caractères (une phrase de quelques mots convient)" in html, html[-1500:]
+    assert "at least 12" not in html
+    status, html = post_form(client, "/jetons", {"label": "gatus", "scopes": "push:viamedis/pec/nope"})
+    assert status == 422 and "aucune vérification viamedis/pec/nope dans la config" in html
+    status, html = post_form(client, "/maintenance", {"title.fr": "x", "start": "2024-02-18T02:00", "duration": "2h"})
+    assert status == 422 and "choisissez au moins un composant" in html
+    csrf = csrf_of(client.get("/comptes").text)
+    own = client.post("/comptes/ada/desactiver", data={"csrf": csrf})
+    assert own.status_code == 409 and "un administrateur ne peut pas désactiver son propre compte" in own.text
+    nowhere = client.post("/maintenance/x/annulation", data={"csrf": csrf})
+    assert nowhere.status_code == 404 and "aucune fenêtre &#39;x&#39;" in nowhere.text
+    nothing = client.post("/comptes/ada/oublier", data={"csrf": csrf})
+    assert nothing.status_code == 404 and "aucune action &#39;oublier&#39;" in nothing.text
+    client.get("/?lang=en")  # the console's language, as the site's: ?lang= then its cookie
+    status, html = post_form(client, "/comptes", short)
+    assert status == 422 and "at least 12 characters (a passphrase of a few words is good)" in html
+    status, html = post_form(client, "/jetons", {"label": "gatus", "scopes": "push:viamedis/pec/nope"})
+    assert status == 422 and "no check viamedis/pec/nope in the config" in html
+    assert StaffStore(ops.store).users()[0].name == "ada" and len(StaffStore(ops.store).users()) == 1
