@@ -162,12 +162,12 @@ def write_error(v: Visit, exc: Exception) -> Response:
     if isinstance(exc, WriteRefused):
         return refusal_page(
             v, 409, v.say("Modification concurrente", "Concurrent change"),
-            v.say("Une autre modification est passée entre-temps : rechargez la page et recommencez.",
+            v.say("Une autre modification est passée entre-temps : rechargez la page et recommencez.",
                   "Another change went through meanwhile: reload the page and try again."),
         )  # fmt: skip
     return refusal_page(
         v, 503, v.say("Base de données indisponible", "Database unavailable"),
-        v.say("La base de données ne répond pas ; réessayez dans un instant.",
+        v.say("La base de données ne répond pas ; réessayez dans un instant.",
               "The database does not answer; retry shortly."),
     )  # fmt: skip
 

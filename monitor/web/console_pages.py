@@ -98,7 +98,7 @@ async def sign_in_page(request: Request) -> Response:
         if outcome.retry_after:
             minutes = max(1, round(outcome.retry_after / 60))
             message = v.say(
-                f"Trop d'essais refusés depuis votre connexion : réessayez dans {minutes} min.",
+                f"Trop d'essais refusés depuis votre connexion : réessayez dans {minutes} min.",
                 f"Too many refused tries from your connection: try again in {minutes} min.",
             )
         response = v.page("sign_in.html", status=status, name=name, error=message, suite=suite)
@@ -133,7 +133,7 @@ async def enrolment_page(request: Request) -> Response:
             set_session_cookie(response, request, outcome)
             return response
         error = v.say(
-            "Code refusé : vérifiez l'heure du téléphone et saisissez le code affiché maintenant.",
+            "Code refusé : vérifiez l'heure du téléphone et saisissez le code affiché maintenant.",
             "Code refused: check the phone's clock and type the code shown now.",
         )
     grouped = " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
