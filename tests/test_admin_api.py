@@ -328,6 +328,16 @@ def test_errors_are_said_in_the_requests_language_french_by_default_with_stable_
             assert code == status, answer
             assert {key: answer[key] for key in fields} == fields, answer  # the same machine fields in each language
             assert expected in answer["error"] and said_in == language, (lang, answer)
+    anonymous = admin.client.post("/api/v1/incidents", json=OPEN)
+    assert anonymous.status_code == 401 and anonymous.json() == {
+        "error": "authorization\u00a0: un jeton Bearer est requis",
+        "field": "authorization",
+        "code": "unauthorized",
+    }
+    _, unknown, _ = _asked(admin, None, "/api/v1/incidents", "tpm_" + "x" * 43, OPEN)
+    assert unknown["error"] == "authorization\u00a0: jeton inconnu", unknown
+    _, unknown, _ = _asked(admin, "en", "/api/v1/incidents", "tpm_" + "x" * 43, OPEN)
+    assert unknown["error"] == "authorization: unknown token", unknown
     _, title, _ = _asked(admin, None, "/api/v1/incidents", writer, empty)
     assert title["field"] == "title.fr" and title["error"].startswith("title.fr\u00a0: "), title
     raw = admin.client.post(

@@ -105,7 +105,7 @@ def guarded(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Requ
         except Refused as exc:
             return error(exc.status, exc.text(lang), exc.field, exc.headers, lang=lang)
         except AuthProblem as exc:
-            return error(exc.status, exc.message, "authorization", dict(exc.headers), lang=lang)
+            return error(exc.status, exc.text(lang), "authorization", dict(exc.headers), lang=lang)
         except NotAllowed as exc:
             return error(403, exc.text(lang), lang=lang)
         except NotFound as exc:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..i18n import N_, Text, said
 from ..operators.staff_access import Current, Granted
 from ..staff.audit import Listener
 from ..staff.sessions import COOKIE, SECURE_COOKIE, Stage, csrf_valid, set_cookie_header
@@ -44,10 +45,25 @@ class AuthProblem(Exception):
     """A request refused before it reaches its handler: `status` (401, 403, 429), a message, and headers."""
 
     status: int
-    message: str
+    message: str  # English (the push API, logs)
     headers: Mapping[str, str]
     reason: str  # for the audit: missing, unknown, revoked, expired, throttled
     prefix: str = ""
+    said: Text | None = None  # the message in each language (the admin API says it in the request's)
+
+    @classmethod
+    def of(cls, status: int, text: Text, headers: Mapping[str, str], reason: str, prefix: str = "") -> AuthProblem:
+        return cls(status, text.render("en"), headers, reason, prefix, text)
+
+    def text(self, lang: str) -> str:
+        return self.message if self.said is None else self.said.render(lang)
+
+
+_VERDICTS = {
+    "unknown": N_("authorization: unknown token"),
+    "revoked": N_("authorization: this token is revoked"),
+    "expired": N_("authorization: this token is expired"),
+}
 
 
 def context(request: Request) -> AdminContext:
@@ -82,18 +98,15 @@ async def token(request: Request, secret: str | None, listener: Listener) -> Kno
     wait = desk.wrong_tokens.blocked(address)
     if wait:
         headers = {"Retry-After": str(int(wait))}
-        raise AuthProblem(429, "too many refused tokens from this address; retry later", headers, "throttled")
+        throttled = said("too many refused tokens from this address; retry later")
+        raise AuthProblem.of(429, throttled, headers, "throttled")
     if not secret:
-        raise AuthProblem(401, "authorization: a Bearer token is required", _challenge(), "missing")
+        raise AuthProblem.of(401, said("authorization: a Bearer token is required"), _challenge(), "missing")
     found = await desk.tokens.lookup(secret, services.clock())
     if found.token is None:
         desk.wrong_tokens.fail(address)
-        message = (
-            f"authorization: this token is {found.verdict}"
-            if found.verdict != "unknown"
-            else "authorization: unknown token"
-        )
-        raise AuthProblem(401, message, _challenge("invalid_token"), found.verdict, found.prefix)
+        verdict = _VERDICTS.get(found.verdict, _VERDICTS["unknown"])
+        raise AuthProblem.of(401, said(verdict), _challenge("invalid_token"), found.verdict, found.prefix)
     desk.tokens.used(found.token, services.clock())
     return found.token
 
