@@ -31,7 +31,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from .config import Check, Settings
 from .models import ComponentRef
 
-__all__ = ["OVERDUE_SPREAD", "ReloadReport", "Scheduler", "SchedulerHooks", "probed"]
+__all__ = ["OVERDUE_SPREAD", "ReloadReport", "Scheduler", "SchedulerHooks", "probed", "slot_phase"]
 
 log = logging.getLogger("tpmon.scheduler")
 
@@ -79,6 +79,12 @@ def _tick(interval: float) -> float:
 def _on_lattice(timestamp: float, tick: float) -> float:
     """The first lattice point at or after `timestamp`."""
     return math.ceil(timestamp / tick) * tick
+
+
+def slot_phase(key: str, interval: float) -> float:
+    """Several instances: the slots of check `key` lie at this phase + k × `interval` (epoch seconds, the database's
+    clock), the same on every instance; each run at its slot plus a jitter. Benchmarks date arrivals with it."""
+    return _on_lattice(interval * (zlib.crc32(key.encode()) / 2**32), _tick(interval))
 
 
 class _SteadyInterval(BaseTrigger):  # type: ignore[misc]  # apscheduler is untyped
@@ -284,7 +290,7 @@ class Scheduler:
         slot: float | None = None
         if self.gate is not None:  # the same slots on every instance, spread by the key (a kept due is one of them)
             shift = self.gate_offset()
-            phase = _on_lattice(interval * (zlib.crc32(key.encode()) / 2**32), _tick(interval))
+            phase = slot_phase(key, interval)
             slot = phase + math.ceil((now + shift - phase) / interval) * interval  # on the gate's clock
             since = self.since() if catch_up and self.since is not None else None
             if since is not None and since <= slot - interval:
