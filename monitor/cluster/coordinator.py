@@ -73,7 +73,7 @@ class MemoryReads:
             self.queries += 1
             try:
                 found = await asyncio.to_thread(self._read, wanted)
-            except StoreError as exc:
+            except Exception as exc:  # StoreError, or a bug: told to every run waiting, none left hanging
                 for _, future in asked:
                     if not future.done():
                         future.set_exception(exc)

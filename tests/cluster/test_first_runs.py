@@ -21,6 +21,7 @@ from monitor.board import Board
 from monitor.cluster.coordinator import Coordinator, MemoryReads
 from monitor.cluster.ownership import Member, View
 from monitor.config import Check, Settings
+from monitor.errors import StoreError
 from monitor.metrics import Metrics
 from monitor.models import CheckMemory, State
 from monitor.probes import ProbeContext
@@ -133,3 +134,23 @@ async def test_memories_asked_together_are_read_in_one_query(store: Store) -> No
     again = await reads.get(["check:alpha/facturation/c7"])  # and later ones, each in a query of its own time
     assert again == {"check:alpha/facturation/c7": stored["check:alpha/facturation/c7"]}
     assert len(asked) == 2
+
+
+async def test_memories_that_cannot_be_read_fail_every_run_waiting_for_them(store: Store) -> None:
+    """A database that does not answer: each run waiting for that query is told (the app keeps the memory it followed
+    and says so), none is left waiting for good; the next ones ask again."""
+    calls = 0
+
+    def read(keys: frozenset[str]) -> dict[str, CheckMemory]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise StoreError("database unreachable")
+        return {}
+
+    reads = MemoryReads(read)
+    failed = await asyncio.gather(
+        *(reads.get([f"check:alpha/facturation/c{i}"]) for i in range(3)), return_exceptions=True
+    )
+    assert [type(f) for f in failed] == [StoreError] * 3
+    assert await reads.get(["check:alpha/facturation/c1"]) == {}
