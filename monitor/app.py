@@ -27,10 +27,9 @@ from uvicorn.server import HANDLED_SIGNALS
 
 from .availability import Window
 from .board import Board, BoardChange
-from .cluster.coordinator import Coordinator
+from .cluster.coordinator import Coordinator, MemoryReads
 from .cluster.follower import Follower
 from .cluster.lead_gap import LeadGap
-from .cluster.members import stored_memory
 from .config import Settings, load_config
 from .declared.incidents import Incident, declared_lifted, declared_overrides
 from .declared.maintenance import MaintenanceWindow, Occurrence, active, maintenance_lifted, maintenance_overrides
@@ -654,20 +653,19 @@ def _join_cluster(services: Services, location: str | None) -> Coordinator | Non
         if not leading:
             gap.lost(services.board.statuses().values())
 
+    memories = MemoryReads(services.store.load_memories)
+
     async def taken_over(key: str) -> None:
         """A check's first result here: first its memory as its last owner stored it (written after the last
         heartbeat's reading), so that its chain of transitions goes on where the store left it; and, with several
         locations, this location's own memory of it."""
         if cluster.taken(key):
             mine = located_key(key, cluster.location)
-            try:
-                memory = await asyncio.to_thread(stored_memory, services.store, key)
-                several = len(cluster.locations()) > 1
-                local = await asyncio.to_thread(stored_memory, services.store, mine) if several else None
+            try:  # read with those of the other checks taken over meanwhile: one query, not one per check
+                found = await memories.get((key, mine) if len(cluster.locations()) > 1 else (key,))
             except StoreError as exc:
                 log.warning("%s; the memory followed at the last heartbeat stands", exc)
-                memory = local = None
-            found = {k: m for k, m in ((key, memory), (mine, local)) if m is not None}
+                found = {}
             if found:
                 services.pipeline.record(services.board.follow(found, services.clock()))
         cluster.recording(key)  # its result is recorded next, with no wait between

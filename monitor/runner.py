@@ -12,6 +12,7 @@ from .config import Check
 from .metrics import Metrics
 from .models import ProbeResult, Transition
 from .probes import ProbeContext, probe_check
+from .scheduler import probed
 from .store import StoreWriter
 
 __all__ = ["Pipeline", "run_check"]
@@ -70,6 +71,7 @@ def _everything(key: str) -> bool:
 async def run_check(network: str, check: Check, pipeline: Pipeline) -> ProbeResult:
     """Probe one check once and push the result through the status engine, the store and the metrics."""
     result = await probe_check(check, pipeline.context(network))
+    probed()  # the scheduler's concurrency bound is for probes: what follows may wait on the store
     if pipeline.before_record is not None:
         await pipeline.before_record(result.check.key)
     pipeline.take(result)

@@ -9,6 +9,7 @@ import math
 import random
 import zlib
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -18,6 +19,7 @@ from apscheduler.events import (
     EVENT_JOB_MISSED,
     EVENT_JOB_SUBMITTED,
     JobEvent,
+    JobExecutionEvent,
     JobSubmissionEvent,
 )
 from apscheduler.executors.asyncio import AsyncIOExecutor
@@ -29,11 +31,27 @@ from apscheduler.triggers.interval import IntervalTrigger
 from .config import Check, Settings
 from .models import ComponentRef
 
-__all__ = ["OVERDUE_SPREAD", "ReloadReport", "Scheduler", "SchedulerHooks"]
+__all__ = ["OVERDUE_SPREAD", "ReloadReport", "Scheduler", "SchedulerHooks", "probed", "slot_phase"]
 
 log = logging.getLogger("tpmon.scheduler")
 
 RunCheck = Callable[[str, Check], Awaitable[object]]
+
+# The concurrency permit of the run under way, in its task's context: `probed()` gives it back.
+_PERMIT: ContextVar[Callable[[], None] | None] = ContextVar("tpmon_probe_permit", default=None)
+
+
+def probed() -> None:
+    """A run says its probe is done: its permit of the concurrency bound goes back now, not when the run ends.
+
+    What follows a probe (a check just taken over reads its memory from the store first, then the result is
+    recorded) may wait on the store; holding the permit meanwhile made every other check's probe wait for one, late:
+    two instances on PostgreSQL, each first run of a check read its stored memory under a permit, ~0.4 s each on a
+    busy database, and 64 permits let ~150 runs a second through where 500 were due — runs queued up to 20 s, their
+    checks' next slots skipped, until the last first run was done. Without a permit (outside a run), nothing."""
+    release = _PERMIT.get()
+    if release is not None:
+        release()
 
 
 @dataclass
@@ -61,6 +79,12 @@ def _tick(interval: float) -> float:
 def _on_lattice(timestamp: float, tick: float) -> float:
     """The first lattice point at or after `timestamp`."""
     return math.ceil(timestamp / tick) * tick
+
+
+def slot_phase(key: str, interval: float) -> float:
+    """Several instances: the slots of check `key` lie at this phase + k × `interval` (epoch seconds, the database's
+    clock), the same on every instance; each run at its slot plus a jitter. Benchmarks date arrivals with it."""
+    return _on_lattice(interval * (zlib.crc32(key.encode()) / 2**32), _tick(interval))
 
 
 class _SteadyInterval(BaseTrigger):  # type: ignore[misc]  # apscheduler is untyped
@@ -266,7 +290,7 @@ class Scheduler:
         slot: float | None = None
         if self.gate is not None:  # the same slots on every instance, spread by the key (a kept due is one of them)
             shift = self.gate_offset()
-            phase = _on_lattice(interval * (zlib.crc32(key.encode()) / 2**32), _tick(interval))
+            phase = slot_phase(key, interval)
             slot = phase + math.ceil((now + shift - phase) / interval) * interval  # on the gate's clock
             since = self.since() if catch_up and self.since is not None else None
             if since is not None and since <= slot - interval:
@@ -295,7 +319,10 @@ class Scheduler:
 
     async def _job(self, key: str) -> None:
         entry = self._checks.get(key)
-        if entry is None or not self._gated_in(key):
+        # this run's time, taken as it starts: its lag is told once it goes through the bound, even if the check
+        # left this instance's share meanwhile (a reload forgets the check's entry)
+        scheduled = self._scheduled.pop(key, None)
+        if entry is None or not self._gated_in(key, scheduled):
             return
         semaphore = self._semaphore  # a reload may replace it meanwhile: release the one acquired
         self.waiting += 1
@@ -303,32 +330,41 @@ class Scheduler:
             await semaphore.acquire()
         finally:
             self.waiting -= 1
+        held = True
+
+        def release() -> None:  # once: by `probed()` when the probe is done, else when the run ends
+            nonlocal held
+            if held:
+                held = False
+                semaphore.release()
+
+        permit = _PERMIT.set(release)
         try:
-            scheduled = self._scheduled.pop(key, None)
             if scheduled is not None:
                 self._hooks.lag(max(0.0, (datetime.now(UTC) - scheduled).total_seconds()))
             await self._run(*entry)
         finally:
-            semaphore.release()
+            _PERMIT.reset(permit)
+            release()
 
-    def _gated_in(self, key: str) -> bool:
-        """Without a gate, always; with one, whether this instance runs the slot now due, dated on the gate's clock
-        and without its jitter (each instance draws its own). A slot the gate says is this instance's to leave
-        undone is counted missed."""
-        if self.gate is None:
-            return True
-        scheduled = self._scheduled.get(key)
+    def _slot_at(self, key: str, scheduled: datetime | None) -> datetime:
+        """The slot a run started for `scheduled` (now if unknown), dated on the gate's clock without its jitter."""
         first, interval, slot = self._slots.get(key, (0.0, 0.0, 0.0))
         if scheduled is None or interval <= 0:
-            at = datetime.fromtimestamp(datetime.now(UTC).timestamp() + self.gate_offset(), UTC)
-        else:
-            at = datetime.fromtimestamp(
-                slot + math.floor((scheduled.timestamp() - first) / interval + 1e-6) * interval, UTC
-            )
-        verdict = self.gate(key, at)
+            return datetime.fromtimestamp(datetime.now(UTC).timestamp() + self.gate_offset(), UTC)
+        return datetime.fromtimestamp(
+            slot + math.floor((scheduled.timestamp() - first) / interval + 1e-6) * interval, UTC
+        )
+
+    def _gated_in(self, key: str, scheduled: datetime | None) -> bool:
+        """Without a gate, always; with one, whether this instance runs the slot of the run started for `scheduled`,
+        dated on the gate's clock and without its jitter (each instance draws its own). A slot the gate says is this
+        instance's to leave undone is counted missed."""
+        if self.gate is None:
+            return True
+        verdict = self.gate(key, self._slot_at(key, scheduled))
         if verdict:
             return True
-        self._scheduled.pop(key, None)
         if verdict is None:
             self._hooks.missed()
         return False
@@ -337,7 +373,14 @@ class Scheduler:
         if event.code == EVENT_JOB_SUBMITTED and isinstance(event, JobSubmissionEvent) and event.job_id in self._checks:
             self._scheduled[event.job_id] = event.scheduled_run_times[-1]
         elif event.code == EVENT_JOB_MISSED:
-            self._hooks.missed()
+            # started too late to run (APScheduler's misfire grace): missed if the slot was this instance's. A slot
+            # placed in the past (`since`: a share read just before it) may be another's, which ran it: not missed.
+            scheduled = event.scheduled_run_time if isinstance(event, JobExecutionEvent) else None
+            self._scheduled.pop(event.job_id, None)
+            if self.gate is None or event.job_id not in self._checks:
+                self._hooks.missed()
+            elif self.gate(event.job_id, self._slot_at(event.job_id, scheduled)) is not False:
+                self._hooks.missed()  # this instance's (True), or left undone while late (None): counted once
         elif event.code == EVENT_JOB_MAX_INSTANCES:
             self._hooks.skipped()
 

@@ -242,3 +242,30 @@ async def test_a_check_newly_scheduled_runs_the_slot_due_since_its_share_was_rea
         first = slots[0].timestamp()
         assert (first < started) is caught_up, (first - started, ago)
         assert first >= read_at  # never a slot due before the reading
+
+
+async def test_a_run_held_at_the_bound_tells_its_lag_even_if_its_check_leaves_meanwhile() -> None:
+    """Several instances: a run starts on time and waits for a permit; meanwhile the share is read again and its
+    check is no longer scheduled here (handed over). Its slot was this instance's: it still runs, late, and says
+    so — its lag was lost with the check's entry (a late run not counted as late)."""
+    release = asyncio.Event()
+    ran: list[tuple[str, int]] = []  # (check, lags told when it ran)
+    lags: list[float] = []
+
+    async def run(network: str, c: Check) -> None:
+        ran.append((c.name, len(lags)))
+        await release.wait()
+
+    scheduler = Scheduler(run, hooks=SchedulerHooks(lag=lags.append))
+    scheduler.start(settings(check("a", interval=0.2), check("b", interval=0.2), max_concurrency=1))
+    try:
+        await until(lambda: len(ran) == 1 and scheduler.waiting == 1)  # one runs, the other waits for the permit
+        first = ran[0][0]
+        scheduler.apply(settings(check(first, interval=0.2), max_concurrency=1))  # the other leaves
+        release.set()
+        await until(lambda: len(ran) >= 2)
+    finally:
+        release.set()
+        scheduler.shutdown()
+    assert ran[1][0] != first
+    assert ran[1][1] == 2  # its lag told as it went through the bound, as the first one's

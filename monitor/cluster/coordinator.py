@@ -16,18 +16,19 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from monitor.engine.quorum import split_key
 from monitor.errors import StoreError
+from monitor.models import CheckMemory
 from monitor.store import Store
 
 from .follower import Follower
 from .members import Leadership, Members, Reading
 from .ownership import BEAT, MISSED_BEATS, SLOW, View, weight
 
-__all__ = ["Coordinator"]
+__all__ = ["Coordinator", "MemoryReads"]
 
 log = logging.getLogger("tpmon.cluster")
 
@@ -40,6 +41,46 @@ def _utc_now() -> datetime:
 
 def _owner(counted: tuple[str, ...], key: str) -> str | None:
     return max(counted, key=lambda member: weight(member, key)) if counted else None
+
+
+class MemoryReads:
+    """The stored memories that the first runs of checks just taken over ask for, read together: one query at a time
+    (in a thread), for every key asked while the previous one ran.
+
+    Each first run read its own before (a thread and a pooled connection per check, under its probe's concurrency
+    permit): an instance that starts or takes a share asks for thousands within an interval, and its runs queued
+    behind those reads — with two instances, the first one's probes were up to 20 s late until its last first run was
+    done (`tests/benchmarks/instances.py`)."""
+
+    def __init__(self, read: Callable[[frozenset[str]], Mapping[str, CheckMemory]]) -> None:
+        self._read = read  # blocking: the stored memories of these keys (those found), StoreError if unreadable
+        self._asked: list[tuple[frozenset[str], asyncio.Future[dict[str, CheckMemory]]]] = []
+        self._task: asyncio.Task[None] | None = None
+        self.queries = 0
+
+    async def get(self, keys: Iterable[str]) -> dict[str, CheckMemory]:
+        """The stored memories of `keys` (those found); StoreError if they could not be read."""
+        future: asyncio.Future[dict[str, CheckMemory]] = asyncio.get_running_loop().create_future()
+        self._asked.append((frozenset(keys), future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._reading(), name="tpmon-taken-memories")
+        return await future
+
+    async def _reading(self) -> None:
+        while self._asked:
+            asked, self._asked = self._asked, []
+            wanted = frozenset().union(*(keys for keys, _ in asked))
+            self.queries += 1
+            try:
+                found = await asyncio.to_thread(self._read, wanted)
+            except Exception as exc:  # StoreError, or a bug: told to every run waiting, none left hanging
+                for _, future in asked:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for keys, future in asked:
+                if not future.done():  # its run may have been cancelled meanwhile (a stop)
+                    future.set_result({key: found[key] for key in keys if key in found})
 
 
 class Coordinator:

@@ -20,13 +20,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.errors import StoreError
 from monitor.i18n import literal, said
-from monitor.models import CheckMemory
-from monitor.store import Store, rows, tables
+from monitor.store import Store, tables
 from monitor.store.database import describe
 
 from .ownership import Member
 
-__all__ = ["LEADER_LOCK", "Leadership", "Members", "Reading", "stored_memory"]
+__all__ = ["LEADER_LOCK", "Leadership", "Members", "Reading"]
 
 log = logging.getLogger("tpmon.cluster")
 
@@ -157,17 +156,6 @@ class Leadership:
                 held.close()
             except SQLAlchemyError:
                 pass
-
-
-def stored_memory(store: Store, key: str) -> CheckMemory | None:
-    """The memory of check `key` as its last owner stored it (None if it never did); StoreError if unreadable."""
-    try:
-        with store.bounded(store.read_deadline, "read a memory"), store.engine.connect() as connection:
-            row = connection.execute(select(tables.check_memory).where(tables.check_memory.c.check_key == key)).first()
-    except SQLAlchemyError as exc:
-        reason = literal(describe(exc, store.engine.url))
-        raise StoreError(said("memory of {key} not read: {reason}", key=key, reason=reason)) from exc
-    return rows.memory_from_row(row) if row is not None else None
 
 
 def _deadline(connection: Connection, heartbeat: float) -> None:

@@ -19,11 +19,17 @@ Needs nginx (`farm.py`). For each count of instances, a fresh schema and fresh p
 settle (every row joined more than two heartbeats ago), run one interval of warm-up, then the window is measured.
 
 What tells the truth here: probes are counted AT THE TARGET (nginx's access log, per path): `probes_per_s` over
-the window; `duplicated_probes`, the arrivals of a check less than half an interval after its previous one (two
-instances probing one check: must be 0); `missed_share`, the intended probes (checks × window / interval) that
-did not arrive; CPU is utime+stime of every instance over the window, per probe counted at the target, and per
-instance; lag p99 is read from each instance's `tpmon_scheduler_lag_seconds` (its window's delta, the worst
-instance). `load_1m` says how busy the shared cores were. ONE JSON object on stdout; progress on stderr.
+the window; each arrival is dated against its check's slot (the slots of a check lie at the same instants on every
+instance, `monitor.scheduler.slot_phase`): `duplicated_probes`, arrivals in a slot that already had one (two
+instances probing one slot: must be 0); `late_arrivals`, those more than a second after their slot's jitter window
+(`arrival_late_p99_s`: the p99 of that excess; a run later than a whole interval is seen in the next slot, whose
+own run it skips); `close_arrivals`, the older measure, arrivals less than half an interval after the previous one
+(a duplicate, or a late run followed by the next on time); `missed_share`, the intended probes
+(checks × window / interval) that did not arrive; CPU is utime+stime of every instance over the window, per probe
+counted at the target, and per instance; lag p99 is read from each instance's `tpmon_scheduler_lag_seconds` (its
+window's delta, the worst instance), and `runs_per_s_per_instance` is that delta's count over the time between the
+instance's two scrapes (longer than the window: its runs per second compare with `probes_per_s`, its count does
+not). `load_1m` says how busy the shared cores were. ONE JSON object on stdout; progress on stderr.
 """
 
 from __future__ import annotations
@@ -48,7 +54,9 @@ from probe_engine import quantile, scrape, tpmon_command
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
-from workload import intended_probes, plan, tpmon_config
+from workload import JITTER, intended_probes, plan, tpmon_config
+
+from monitor.scheduler import slot_phase
 
 HEARTBEAT = 2.0  # seconds (cluster.heartbeat)
 
@@ -86,6 +94,22 @@ def per_path(access_log: Path, start: float, end: float) -> dict[str, list[float
             if start <= began < end:
                 found.setdefault(parts[3].decode(), []).append(began)
     return {path: sorted(times) for path, times in found.items()}
+
+
+LATE_BEYOND = 1.0  # seconds past the end of a slot's jitter window: an arrival this late is late
+
+
+def by_slot(arrivals: dict[str, list[float]], interval: float) -> tuple[int, list[float]]:
+    """(arrivals in a slot that already had one, each arrival's lateness past its slot's jitter window)."""
+    duplicated, late = 0, []
+    window = interval * JITTER + min(0.05, interval / 8)  # the jitter and the scheduler's lattice step
+    for path, times in arrivals.items():
+        network, flow, name = path.strip("/").split("/")
+        phase = slot_phase(f"check:{network}/{flow}/{name}", interval)
+        slots = [(t - phase) // interval for t in times]
+        duplicated += len(slots) - len(set(slots))
+        late += [max(0.0, t - phase - slot * interval - window) for t, slot in zip(times, slots, strict=True)]
+    return duplicated, late
 
 
 def measure(count: int, checks: int, interval: float, window: float, postgres_url: str, root: Path) -> dict[str, Any]:
@@ -134,7 +158,9 @@ def measure(count: int, checks: int, interval: float, window: float, postgres_ur
             stop(proc)
         drop(postgres_url, schema)
     probes = sum(len(times) for times in arrivals.values())
-    duplicated = sum(1 for times in arrivals.values() for a, b in itertools.pairwise(times) if b - a < interval / 2)
+    close = sum(1 for times in arrivals.values() for a, b in itertools.pairwise(times) if b - a < interval / 2)
+    duplicated, late = by_slot(arrivals, interval)
+    late.sort()
     intended = intended_probes(checks, interval, window)
     lags = []
     for b, a in zip(before, after, strict=True):
@@ -149,12 +175,19 @@ def measure(count: int, checks: int, interval: float, window: float, postgres_ur
         "intended_per_s": round(intended / window, 1),
         "missed_share": round(max(0.0, 1 - probes / intended), 4),
         "duplicated_probes": duplicated,
+        "late_arrivals": sum(1 for x in late if x > LATE_BEYOND),
+        "arrival_late_p99_s": round(late[int(0.99 * (len(late) - 1))], 3) if late else None,
+        "close_arrivals": close,
         "cpu_ms_per_probe": round(1000 * sum(cpu) / probes, 3) if probes else None,
         "cpu_s_per_instance": [round(c, 2) for c in cpu],
         # each instance's CPU per probe of its own share (probes / instances): flat when scaling out costs nothing
         "cpu_ms_per_own_probe": [round(1000 * c * count / probes, 3) for c in cpu] if probes else None,
         "lag_p99_s": max((lag for lag in lags if lag is not None), default=None),
         "lag_p99_s_per_instance": lags,
+        "runs_per_s_per_instance": [
+            round((a.lag_count - b.lag_count) / ((a.sent + a.done - b.sent - b.done) / 2), 1)
+            for b, a in zip(before, after, strict=True)
+        ],
         "lag_buckets_per_instance": [
             {le: a.lag_buckets.get(le, 0.0) - b.lag_buckets.get(le, 0.0) for le in a.lag_buckets}
             for b, a in zip(before, after, strict=True)

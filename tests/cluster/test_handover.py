@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
 
 from monitor.cluster.coordinator import Coordinator
 from monitor.cluster.ownership import Member, View, weight
@@ -76,8 +77,7 @@ class Instance:
 
     def runs(self, key: str, fired: datetime) -> bool:
         """Whether the run started at `fired` goes on (the scheduler's gate, as a job started then asks it)."""
-        self.scheduler._scheduled[key] = fired
-        return self.scheduler._gated_in(key)
+        return self.scheduler._gated_in(key, fired)
 
 
 @pytest.mark.parametrize("apart", [0.03, -0.03])
@@ -122,3 +122,19 @@ async def test_a_slot_an_instance_leaves_undone_because_it_is_late_is_counted_mi
     assert [c.runs(key, fired) for fired in slots] == [False, True]
     assert c.missed == 1
     assert c.coordinator.late_runs == 1  # and told at the next heartbeat, as before
+
+
+async def test_a_slot_placed_in_the_past_that_was_another_instances_is_not_counted_missed(store: Store) -> None:
+    """A share read just before a slot: the check is scheduled with that slot in the past (`since`), run late rather
+    than never. Started past APScheduler's grace, the run is dropped as missed — a gap only if the slot was this
+    instance's: one still the previous owner's (c counts only two heartbeats after joining) was run there."""
+    key = _handed_to_c()
+    c = Instance(store, "c", 0.0)
+    c.scheduler.apply(_settings(key.rsplit("/", 1)[1]))
+    slots = c.fire_times(key, 3)
+    joined = slots[1] - 2 * HEARTBEAT * S  # c counts from slots[1] on: slots[0] is still a's
+    members = (Member("a", joined - 60 * S, slots[1]), Member("c", joined, slots[1]))
+    c.coordinator.view = View("c", members, HEARTBEAT, slots[1])
+    for fired in slots[:2]:
+        c.scheduler._on_event(JobExecutionEvent(EVENT_JOB_MISSED, key, "default", fired))
+    assert c.missed == 1  # slots[1], c's own; not slots[0], a's
