@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 
+from .wire import Shared
+
 __all__ = ["HttpClients", "default_tls_context", "tls_context"]
 
 # Long enough to outlive a check interval: the only point of a keep-alive client is reuse across probes.
@@ -49,7 +51,8 @@ class HttpClients:
     variables, speak HTTP/1.1 only and have no connection limit (the scheduler bounds concurrency).
     The HTTP probe sends through a client only with `reuse_connection`; otherwise it opens its own
     connection (wire.py) with the cached SSL context, and keeps its per-check request templates in
-    `templates` (http.py owns their type and key).
+    `templates` (http.py owns their type and key), the parts equal across templates once in `shared`
+    (`wire.Shared`).
     """
 
     def __init__(self, *, timeout: float = 30.0) -> None:
@@ -57,6 +60,7 @@ class HttpClients:
         self._contexts: dict[tuple[bool, str | None], ssl.SSLContext] = {}
         self._clients: dict[tuple[bool, str | None, bool, str | None], httpx.AsyncClient] = {}
         self.templates: dict[Any, Any] = {}
+        self.shared = Shared()
 
     def ssl_context(self, verify: bool = True, ca_file: str | None = None) -> ssl.SSLContext:
         """The cached SSL context for these settings; raises OSError when `ca_file` cannot be loaded."""
