@@ -40,6 +40,7 @@ _CHUNK = 64  # items formatted between two looks at the clock
 SLICE = 1024  # checks or components whose lines of one family make one piece of the page (≈ 0.5 ms of work)
 
 _PHASES = ("resolve", "connect", "tls", "processing", "transfer")
+_NO_PHASES: tuple[float | None, ...] = (None,) * len(_PHASES)
 _DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 # `_created` series double the lines of every counter and histogram and tell Prometheus nothing it uses
@@ -301,7 +302,7 @@ class _CheckSeries:
         self.success = False
         self.duration = 0.0
         self.status_code: int | None = None
-        self.phases: dict[str, float] = {}
+        self.phases = _NO_PHASES  # the last value of each of `_PHASES`, None for one never seen
         self.expiry: float | None = None
         self.counts: dict[str, int] = {}
         self.stale = True  # a result came since `format`
@@ -316,9 +317,8 @@ class _CheckSeries:
         self.counts[outcome] = self.counts.get(outcome, 0) + 1
         if result.status_code is not None or result.phases:
             self.status_code = result.status_code or 0
-            for phase in _PHASES:
-                if phase in result.phases:
-                    self.phases[phase] = result.phases[phase]
+            seen = result.phases
+            self.phases = tuple(seen.get(phase, last) for phase, last in zip(_PHASES, self.phases, strict=True))
         expiry = result.chain_expiry or result.cert_expiry
         if expiry is not None:
             self.expiry = expiry.timestamp()
@@ -333,7 +333,8 @@ class _CheckSeries:
         self.phases_lines = "".join(
             [
                 f'tpmon_probe_http_duration_seconds{{{labels},phase="{name}"}} {number(value)}\n'
-                for name, value in self.phases.items()
+                for name, value in zip(_PHASES, self.phases, strict=True)
+                if value is not None
             ]
         )
         self.status_line = "" if code is None else f"tpmon_probe_http_status_code{{{labels}}} {code}\n"
