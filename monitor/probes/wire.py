@@ -7,7 +7,7 @@ HTTP/1.1 over an asyncio stream opened here, and failures are raised as httpcore
 raises them. Resolution (skipped for an IP literal), connection, TLS handshake and processing are timed here,
 and the stage the probe is at kept up to date (phases.py). A `Target` is prepared once per check (URL parsed,
 headers encoded and checked, address worked out) and reused by every probe; the parts equal across checks (header
-items, method, host, address) are one object for all of them (`Shared`): most checks send the same headers.
+items, method, host, address) are one object for all of them (`clients.Shared`): most checks send the same headers.
 """
 
 from __future__ import annotations
@@ -24,38 +24,17 @@ import h11
 import httpcore
 import httpx
 
+from .clients import Shared
 from .net import Address, literal_address, open_tcp
 from .phases import HttpPhases
 
-__all__ = ["Connection", "Shared", "Target", "connect"]
+__all__ = ["Connection", "Target", "connect"]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _READ_BYTES = 64 * 1024  # as httpcore reads
 _MAX_HEAD = 100 * 1024  # bytes of a response head at most (httpcore's MAX_INCOMPLETE_EVENT_SIZE)
 
 _T = TypeVar("_T")
-
-
-class Shared:
-    """One object for every equal value it is given (header items, methods, addresses): the targets of 10,000
-    checks sending the same headers hold one copy of them (≈ 1.1 kB less per check). Values only, never a key to
-    anything: past `limit` values it starts afresh (a config reloaded many times), which costs sharing, not
-    correctness."""
-
-    def __init__(self, limit: int = 100_000) -> None:
-        self._values: dict[Any, Any] = {}
-        self._limit = limit
-
-    def __call__(self, value: _T) -> _T:
-        found = self._values.get(value)
-        if found is None:
-            if len(self._values) >= self._limit:
-                self._values.clear()
-            found = self._values[value] = value
-        return found
-
-    def __len__(self) -> int:
-        return len(self._values)
 
 
 def _share_h11_headers(head: h11.Request, shared: Shared) -> None:

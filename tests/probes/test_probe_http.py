@@ -11,8 +11,8 @@ import trustme
 
 from monitor.models import FailureReason
 from monitor.probes import ProbeContext
+from monitor.probes.clients import Shared
 from monitor.probes.http import probe
-from monitor.probes.wire import Shared
 
 from .probe_targets import (
     SECRET,
