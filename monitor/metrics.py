@@ -40,6 +40,7 @@ _CHUNK = 64  # items formatted between two looks at the clock
 SLICE = 1024  # checks or components whose lines of one family make one piece of the page (≈ 0.5 ms of work)
 
 _PHASES = ("resolve", "connect", "tls", "processing", "transfer")
+_NO_PHASES: tuple[float | None, ...] = (None,) * len(_PHASES)
 _DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 # `_created` series double the lines of every counter and histogram and tell Prometheus nothing it uses
@@ -301,7 +302,7 @@ class _CheckSeries:
         self.success = False
         self.duration = 0.0
         self.status_code: int | None = None
-        self.phases: dict[str, float] = {}
+        self.phases = _NO_PHASES  # the last value of each of `_PHASES`, None for one never seen
         self.expiry: float | None = None
         self.counts: dict[str, int] = {}
         self.stale = True  # a result came since `format`
@@ -316,9 +317,8 @@ class _CheckSeries:
         self.counts[outcome] = self.counts.get(outcome, 0) + 1
         if result.status_code is not None or result.phases:
             self.status_code = result.status_code or 0
-            for phase in _PHASES:
-                if phase in result.phases:
-                    self.phases[phase] = result.phases[phase]
+            seen = result.phases
+            self.phases = tuple(seen.get(phase, last) for phase, last in zip(_PHASES, self.phases, strict=True))
         expiry = result.chain_expiry or result.cert_expiry
         if expiry is not None:
             self.expiry = expiry.timestamp()
@@ -333,7 +333,8 @@ class _CheckSeries:
         self.phases_lines = "".join(
             [
                 f'tpmon_probe_http_duration_seconds{{{labels},phase="{name}"}} {number(value)}\n'
-                for name, value in self.phases.items()
+                for name, value in zip(_PHASES, self.phases, strict=True)
+                if value is not None
             ]
         )
         self.status_line = "" if code is None else f"tpmon_probe_http_status_code{{{labels}}} {code}\n"
@@ -370,11 +371,13 @@ def _labels(ref: ComponentRef) -> dict[str, str]:
 
 @dataclass(frozen=True, slots=True)
 class _StateText:
-    """A component's lines as formatted for `status`: its state set, when the state began, its recovery progress."""
+    """A component's lines as formatted for `status`: its state set (the series' name and labels up to the state's,
+    and which state is current), when the state began, its recovery progress."""
 
     status: ComponentStatus
     kind: int  # index in _KINDS
-    states: bytes
+    prefix: bytes  # `tpmon_<kind>_state{…,state="`: the part the state set's lines share
+    current: int  # index in _STATES
     since: bytes
     progress: bytes
 
@@ -383,6 +386,21 @@ class _StateText:
         return shown is status or (
             shown.state is status.state and shown.since == status.since and shown.progress == status.progress
         )
+
+    @property
+    def states(self) -> bytes:
+        """The state set's lines, one per state (value 1 for the current one), made at each scrape by one join on
+        their shared prefix (≈ 0.3 µs) rather than kept whole (≈ 0.7 kB per component: 7 MiB at 10,000 checks)."""
+        return self.prefix.join(_STATE_ENDS[self.current])
+
+
+_STATES = tuple(State)
+# for each current state: what follows the prefix in each line of the state set, after an empty first item (the
+# prefix is the separator of a join: it precedes every line)
+_STATE_ENDS = tuple(
+    (b"", *(f'{state.value}"}} {"1.0" if state is current else "0.0"}\n'.encode() for state in _STATES))
+    for current in _STATES
+)
 
 
 class _StateLines:
@@ -395,7 +413,7 @@ class _StateLines:
     def render(self, statuses: Mapping[str, ComponentStatus]) -> Iterator[bytes | None]:
         """The families as pieces of bytes, with None between chunks of work."""
         known, fresh = self._known, {}
-        states: list[list[bytes]] = [[] for _ in _KINDS]
+        states: list[list[_StateText]] = [[] for _ in _KINDS]
         since: list[list[bytes]] = [[] for _ in _KINDS]
         progress: list[bytes] = []
         for count, (key, status) in enumerate(statuses.items(), 1):  # the snapshot's: never changes
@@ -403,7 +421,7 @@ class _StateLines:
             if text is None or not text.holds(status):
                 text = _format_status(status)
             fresh[key] = text
-            states[text.kind].append(text.states)
+            states[text.kind].append(text)
             since[text.kind].append(text.since)
             progress.append(text.progress)
             if count % _CHUNK == 0:
@@ -411,7 +429,7 @@ class _StateLines:
         self._known = fresh  # components gone with a reload are forgotten
         for index, kind in enumerate(_KINDS):
             title = header(f"tpmon_{kind}_state", "gauge", f"Current state of each {kind} (1 = current)")
-            yield from _sliced(title, states[index])
+            yield from _sliced_states(title, states[index])
         for index, kind in enumerate(_KINDS):
             name = f"tpmon_{kind}_state_since_timestamp_seconds"
             title = header(name, "gauge", f"When each {kind} entered its current state")
@@ -428,11 +446,19 @@ def _sliced(title: str, lines: list[bytes]) -> Iterator[bytes]:
         head = b""
 
 
+def _sliced_states(title: str, texts: list[_StateText]) -> Iterator[bytes]:
+    """A state set family's header and lines, `SLICE` components a piece (the header with the first): each
+    component's lines are joined for its piece only."""
+    head = title.encode()
+    for start in range(0, max(1, len(texts)), SLICE):
+        yield head + b"".join([text.states for text in texts[start : start + SLICE]])
+        head = b""
+
+
 def _format_status(status: ComponentStatus) -> _StateText:
     ref = status.ref
     labels = _labels(ref)
-    prefix = open_series(f"tpmon_{ref.kind}_state", labels, "state")
-    states = "".join([f'{prefix}{state.value}"}} {"1.0" if status.state is state else "0.0"}\n' for state in State])
+    prefix = open_series(f"tpmon_{ref.kind}_state", labels, "state").encode()
     since = ""
     if status.since is not None:
         since = (
@@ -442,7 +468,8 @@ def _format_status(status: ComponentStatus) -> _StateText:
     if ref.kind == "line":
         value = status.progress if status.state is State.RECOVERING else 0.0
         progress = f"{series('tpmon_line_recovery_progress', labels)}{number(value)}\n"
-    return _StateText(status, _KINDS.index(ref.kind), states.encode(), since.encode(), progress.encode())
+    current = _STATES.index(status.state)
+    return _StateText(status, _KINDS.index(ref.kind), prefix, current, since.encode(), progress.encode())
 
 
 def _declared(snapshot: Snapshot) -> str:

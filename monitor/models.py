@@ -91,7 +91,7 @@ class FailureReason(enum.StrEnum):
 ComponentKind = Literal["network", "flow", "line", "check"]
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class ComponentRef:
     """Names one component: a network, one of its flows or lines, or a check of a flow.
 
@@ -137,7 +137,7 @@ class ComponentRef:
         return self.key
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ProbeResult:
     """One raw probe outcome. A failing target is data here, never an exception."""
 
@@ -158,7 +158,7 @@ class ProbeResult:
         return self.started_at + timedelta(seconds=self.duration_s)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Streak:
     """A run of consecutive probe outcomes of one kind: how many, and when the first one started."""
 
@@ -172,7 +172,7 @@ class Streak:
 BROKEN = Streak()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CheckMemory:
     """What the status engine remembers of one check between results; persisted to survive restarts."""
 
@@ -185,7 +185,7 @@ class CheckMemory:
     last_result_at: datetime | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ComponentStatus:
     """The current status of one component, as the board holds it and the page shows it.
 
@@ -206,7 +206,7 @@ class ComponentStatus:
     changed_at: datetime | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Transition:
     """A change of a component's shown state; never dropped by the store."""
 

@@ -49,7 +49,7 @@ IMPACT_STATES: Mapping[str, State] = {"partial": State.PARTIAL, "down": State.DO
 _CLOSED = (State.DOWN, State.PARTIAL, State.MAINTENANCE)  # an upstream that leaves its dependents' members without
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Input:
     """One input of an aggregate, as shown: its state, progress (share up), the date of its last change
     (a recovery step included), its source and detail, and, while recovering, since when it is fully up."""

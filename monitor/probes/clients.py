@@ -6,14 +6,16 @@ import functools
 import ssl
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
-__all__ = ["HttpClients", "default_tls_context", "tls_context"]
+__all__ = ["HttpClients", "Shared", "default_tls_context", "tls_context"]
 
 # Long enough to outlive a check interval: the only point of a keep-alive client is reuse across probes.
 _KEEPALIVE_EXPIRY = 600.0
+
+_T = TypeVar("_T")
 
 
 def tls_context(verify: bool = True, ca_file: str | None = None) -> ssl.SSLContext:
@@ -38,6 +40,28 @@ def default_tls_context() -> ssl.SSLContext:
     return tls_context()
 
 
+class Shared:
+    """One object for every equal value it is given (header items, methods, addresses): the targets of 10,000
+    checks sending the same headers hold one copy of them (≈ 1.1 kB less per check). Values only, never a key to
+    anything: past `limit` values it starts afresh (a config reloaded many times), which costs sharing, not
+    correctness."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._values: dict[Any, Any] = {}
+        self._limit = limit
+
+    def __call__(self, value: _T) -> _T:
+        found = self._values.get(value)
+        if found is None:
+            if len(self._values) >= self._limit:
+                self._values.clear()
+            found = self._values[value] = value
+        return found
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
 class HttpClients:
     """Builds and caches one `httpx.AsyncClient` per (verify, ca_file, keep_alive), and their SSL contexts.
 
@@ -49,7 +73,8 @@ class HttpClients:
     variables, speak HTTP/1.1 only and have no connection limit (the scheduler bounds concurrency).
     The HTTP probe sends through a client only with `reuse_connection`; otherwise it opens its own
     connection (wire.py) with the cached SSL context, and keeps its per-check request templates in
-    `templates` (http.py owns their type and key).
+    `templates` (http.py owns their type and key), the parts equal across templates once in `shared`
+    (`Shared`).
     """
 
     def __init__(self, *, timeout: float = 30.0) -> None:
@@ -57,6 +82,7 @@ class HttpClients:
         self._contexts: dict[tuple[bool, str | None], ssl.SSLContext] = {}
         self._clients: dict[tuple[bool, str | None, bool, str | None], httpx.AsyncClient] = {}
         self.templates: dict[Any, Any] = {}
+        self.shared = Shared()
 
     def ssl_context(self, verify: bool = True, ca_file: str | None = None) -> ssl.SSLContext:
         """The cached SSL context for these settings; raises OSError when `ca_file` cannot be loaded."""

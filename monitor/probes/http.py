@@ -68,7 +68,7 @@ def _expand(text: str, environ: Mapping[str, str]) -> str:
     return ENV_REF.sub(value, text)
 
 
-@dataclass(frozen=True, eq=False, repr=False)  # no repr: it holds the expanded secrets
+@dataclass(frozen=True, eq=False, repr=False, slots=True)  # no repr: it holds the expanded secrets
 class _Template:
     """What one check sends, built once for a check object, an environment and a user agent."""
 
@@ -111,7 +111,7 @@ def _build(check: HttpCheck, ctx: ProbeContext) -> _Template:
             headers[name] = _expand(value, ctx.environ)
         # the default client's build_request: its default headers (Accept, Accept-Encoding…), as before
         request = ctx.http.build_request(check.method, url, headers=headers, content=body, timeout=check.timeout)
-        first = Target.of(request, ssl_context)
+        first = Target.of(request, ssl_context, None if ctx.clients is None else ctx.clients.shared)
     except httpx.UnsupportedProtocol:
         raise _Unusable("the request could not be sent (URL scheme or header)") from None
     except (httpx.InvalidURL, ValueError, UnicodeError):

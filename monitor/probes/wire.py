@@ -6,7 +6,8 @@ all): httpx's client and httpcore's pool and connection are left out; h11 (httpc
 HTTP/1.1 over an asyncio stream opened here, and failures are raised as httpcore's exceptions, as its connection
 raises them. Resolution (skipped for an IP literal), connection, TLS handshake and processing are timed here,
 and the stage the probe is at kept up to date (phases.py). A `Target` is prepared once per check (URL parsed,
-headers encoded and checked, address worked out) and reused by every probe.
+headers encoded and checked, address worked out) and reused by every probe; the parts equal across checks (header
+items, method, host, address) are one object for all of them (`clients.Shared`): most checks send the same headers.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ import ssl
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import h11
 import httpcore
 import httpx
 
+from .clients import Shared
 from .net import Address, literal_address, open_tcp
 from .phases import HttpPhases
 
@@ -32,15 +34,26 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _READ_BYTES = 64 * 1024  # as httpcore reads
 _MAX_HEAD = 100 * 1024  # bytes of a response head at most (httpcore's MAX_INCOMPLETE_EVENT_SIZE)
 
+_T = TypeVar("_T")
 
-@dataclass(frozen=True, eq=False, repr=False)  # no repr: the target may hold secrets (URL, headers, body)
+
+def _share_h11_headers(head: h11.Request, shared: Shared) -> None:
+    """h11 keeps each header as (name, lowercased name, value), new objects for every request it is given: made
+    the shared ones. h11's Headers keeps them in a list (`_full_items`, h11 0.13 to 0.16); another layout is
+    left as it is."""
+    items = getattr(head.headers, "_full_items", None)
+    if type(items) is list:
+        items[:] = [shared(item) for item in items]
+
+
+@dataclass(frozen=True, eq=False, repr=False, slots=True)  # no repr: the target may hold secrets (URL, headers…)
 class Target:
     """A request ready to send on a fresh connection: httpx's request encoded once for httpcore (≈ 1 kB per
     check; httpx's own request object, twice that, is rebuilt only when needed: redirects, cookies)."""
 
     address: httpx.URL  # the URL as httpx parsed it
     method: bytes
-    headers: list[tuple[bytes, bytes]]
+    headers: tuple[tuple[bytes, bytes], ...]
     head: h11.Request | None  # the request line and headers h11 sends; None when h11 refuses them
     body: bytes
     host: str
@@ -49,8 +62,9 @@ class Target:
     ssl_context: ssl.SSLContext | None  # https only
 
     @classmethod
-    def of(cls, request: httpx.Request, ssl_context: ssl.SSLContext) -> Target:
-        """The target of `request`; `ssl_context` is used for https.
+    def of(cls, request: httpx.Request, ssl_context: ssl.SSLContext, shared: Shared | None = None) -> Target:
+        """The target of `request`; `ssl_context` is used for https. With `shared` (a target kept for many
+        probes), its parts equal to other targets' are the same objects as theirs.
 
         Raises httpx.UnsupportedProtocol for a scheme other than http and https, or a URL without a host.
         """
@@ -59,13 +73,17 @@ class Target:
         if scheme not in _DEFAULT_PORTS or not url.raw_host:
             raise httpx.UnsupportedProtocol("the URL needs http:// or https:// and a host")
         port = url.port or _DEFAULT_PORTS[scheme]
-        host = url.raw_host.decode("ascii")
-        method = request.method.encode("ascii")
-        headers = request.headers.raw
+        share = _alone if shared is None else shared
+        host = share(url.raw_host.decode("ascii"))
+        method = share(request.method.encode("ascii"))
+        headers = tuple(map(share, request.headers.raw))
         try:  # checked once here; refused, every probe fails as httpcore would fail it (LocalProtocolError)
-            head: h11.Request | None = h11.Request(method=method, target=url.raw_path, headers=headers)
+            head: h11.Request | None = h11.Request(method=method, target=url.raw_path, headers=list(headers))
         except h11.LocalProtocolError:
             head = None
+        if head is not None and shared is not None:
+            _share_h11_headers(head, shared)
+        literal = literal_address(host, port)
         return cls(
             address=url,
             method=method,
@@ -74,7 +92,7 @@ class Target:
             body=request.read(),  # a redirect's request holds its body as a stream, not yet read
             host=host,
             port=port,
-            literal=literal_address(host, port),
+            literal=None if literal is None else share(literal),
             ssl_context=ssl_context if scheme == "https" else None,
         )
 
@@ -91,6 +109,10 @@ class Target:
             stream=httpx.ByteStream(self.body),
             extensions=extensions or {},
         )
+
+
+def _alone(value: _T) -> _T:
+    return value
 
 
 class _Stream(httpcore.AsyncNetworkStream):

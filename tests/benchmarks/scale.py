@@ -8,6 +8,11 @@ Not part of the test run. Usage (≈ 5 min per tree at 10,000 checks every 60 s;
 
 With `--startup-only` each tree is stopped once ready (≈ 30 s for both trees): the start's figures alone.
 
+With `--tracemalloc N` (this tree only) tpmon traces its allocations (N frames each) from the instant it listens
+to the end of the run (SIGUSR1 twice; a `gc.collect()` before the snapshot), and the JSON gets
+`tracemalloc_since_listening`: what it allocated meanwhile and still holds, top lines and files. A diagnosis
+only: tracing costs memory and CPU, so the run's RSS figures are not the product's.
+
 Starts nginx (farm.py, plain HTTP) on free loopback ports, writes the checks of workload.py (`--networks`
 networks, the five flows in turn, every check its own path) at `--interval` s (60 s: 167 probes/s at 10,000
 checks, a modest rate: this measures size, not speed), then `tpmon serve --no-admin` with a new SQLite
@@ -64,6 +69,53 @@ from workload import plan, tpmon_config
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 _SUCCESS_LINE = re.compile(r"^tpmon_probe_success\{", re.M)
+
+
+# `tpmon` under tracemalloc from its first SIGUSR1 (sent once it listens: the start runs at full speed, and what is
+# traced is what it allocates from then on); the second writes the snapshot in $TPMON_BENCH_SNAPSHOTS. Each
+# signal is acknowledged by an empty file n.done.
+_TRACED = """
+import gc, os, runpy, signal, sys, tracemalloc
+where, taken = os.environ["TPMON_BENCH_SNAPSHOTS"], []
+def on_signal(*_):
+    taken.append(1)
+    if len(taken) == 1:
+        tracemalloc.start({frames})
+    else:
+        gc.collect()
+        tracemalloc.take_snapshot().dump(os.path.join(where, "traced.snap"))
+    open(os.path.join(where, f"{{len(taken)}}.done"), "w").close()
+signal.signal(signal.SIGUSR1, on_signal)
+sys.argv[0] = "tpmon"
+runpy.run_module("monitor", run_name="__main__", alter_sys=True)
+"""
+
+
+def signal_traced(proc: subprocess.Popen[bytes], root: Path, n: int) -> None:
+    """Send the traced `proc` its SIGUSR1 number `n`; wait until it is handled (a snapshot takes seconds)."""
+    os.kill(proc.pid, signal.SIGUSR1)
+    wait_until((root / f"{n}.done").exists, 300, f"tracemalloc signal {n}", every=0.2)
+
+
+def traced(snap: Path, top: int = 40) -> dict[str, Any]:
+    """What is still allocated from the allocations traced: the total, and the top lines and files."""
+    import tracemalloc
+
+    snapshot = tracemalloc.Snapshot.load(str(snap)).filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
+
+    def rows(key: str, n: int) -> list[dict[str, Any]]:
+        return [
+            {"where": str(stat.traceback), "kib": round(stat.size / 1024, 1), "blocks": stat.count}
+            for stat in snapshot.statistics(key)[:n]
+        ]
+
+    deep = bool(snapshot.traces) and len(snapshot.traces[0].traceback) > 1
+    return {
+        "traced_mib": round(sum(t.size for t in snapshot.traces) / 2**20, 1),
+        "by_line": rows("lineno", top),
+        "by_file": rows("filename", top // 2),
+        **({"by_traceback": rows("traceback", top // 2)} if deep else {}),
+    }
 
 
 def git(*args: str) -> str:
@@ -142,6 +194,7 @@ def run_tree(
     intervals: int,
     scrape_every: float,
     tree: Path | None,
+    trace_frames: int = 0,
 ) -> dict[str, Any]:
     """One `tpmon serve` (this tree's, or `tree`'s) from its start to `intervals` intervals later; stopped after.
     `root` (emptied first) must not hold `tree`."""
@@ -163,6 +216,9 @@ def run_tree(
         command = [sys.executable, "-m", "monitor"]
         if tree is not None:
             env["PYTHONPATH"] = os.pathsep.join([str(tree), *filter(None, [os.environ.get("PYTHONPATH")])])
+    if trace_frames:
+        env["TPMON_BENCH_SNAPSHOTS"] = str(root)
+        command = [sys.executable, "-c", _TRACED.format(frames=trace_frames)]
     command += ["serve", "--config", str(config), "--port", str(port), "--no-admin"]
     arrivals = Arrivals(farm, {t.path for t in targets})
     log_path = root / "serve.log"
@@ -190,6 +246,8 @@ def run_tree(
         listening_s = time.monotonic() - started
         rss_listening = status_kib(proc.pid, "VmRSS")
         cpu_listening = cpu_seconds(proc.pid)
+        if trace_frames:
+            signal_traced(proc, root, 1)
 
         def ready() -> bool:
             alive()
@@ -223,6 +281,10 @@ def run_tree(
         text = client.get("/metrics").text
         with_result = len(_SUCCESS_LINE.findall(text))
         alive()
+        kept = None
+        if trace_frames:
+            signal_traced(proc, root, 2)
+            kept = traced(root / "traced.snap")
     finally:
         client.close()
         sampler.stop()
@@ -257,6 +319,7 @@ def run_tree(
         "load_after": load(),
         "host_other_cpu_pct": round(busy - cpu_total / wall * 100, 1),
         "exit_code": proc.returncode,
+        **({"tracemalloc_since_listening": kept} if trace_frames else {}),
     }
 
 
@@ -273,6 +336,13 @@ def main() -> int:
         "--startup-only", action="store_true", help="stop each tree once it is ready: the start alone (seconds)"
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the JSON object to this file")
+    parser.add_argument(
+        "--tracemalloc",
+        type=int,
+        default=0,
+        metavar="FRAMES",
+        help="trace this tree's allocations (FRAMES deep): what grew from listening to the end (a diagnosis)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.checks, args.interval, args.intervals = 3000, 30.0, 2
@@ -300,6 +370,7 @@ def main() -> int:
                         intervals=args.intervals,
                         scrape_every=args.scrape_every,
                         tree=tree,
+                        trace_frames=args.tracemalloc if tree is None else 0,
                     )
                 )
     finally:

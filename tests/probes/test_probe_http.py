@@ -11,6 +11,7 @@ import trustme
 
 from monitor.models import FailureReason
 from monitor.probes import ProbeContext
+from monitor.probes.clients import Shared
 from monitor.probes.http import probe
 
 from .probe_targets import (
@@ -176,6 +177,52 @@ async def test_the_request_is_prepared_once_per_check_and_environment(
         ("/a", "Bearer t2"),
     ]
     assert http_server.connections == 4
+
+
+async def test_checks_sending_equal_headers_share_them_and_each_sends_its_own(
+    http_server: HttpServer, ctx: ProbeContext
+) -> None:
+    http_server.routes |= {"/a": reply(200, "a"), "/b": reply(200, "b")}
+    first = http_check(http_server.url("/a"), headers={"Authorization": "Bearer ${TPMON_TEST_TOKEN}"})
+    second = http_check(http_server.url("/b"), headers={"X-Other": "2"}).model_copy(update={"name": "autre"})
+    for check in (first, second, first, second):
+        assert (await probe(check, ctx)).success
+    assert [(r.path, r.headers.get("authorization"), r.headers.get("x-other")) for r in http_server.requests] == [
+        ("/a", f"Bearer {SECRET}", None),
+        ("/b", None, "2"),
+        ("/a", f"Bearer {SECRET}", None),
+        ("/b", None, "2"),
+    ]
+    assert all(r.headers["user-agent"] == USER_AGENT for r in http_server.requests)
+    assert ctx.clients is not None
+    a, b = (ctx.clients.templates[("testnet", "pec", name)].first for name in ("portail", "autre"))
+    common = {pair for pair in a.headers if pair in b.headers}
+    assert {name for name, _ in common} >= {b"Host", b"Accept", b"User-Agent"}
+    # one object for every equal header, method and address: in the request and in what h11 sends
+    assert all(pair in common or not any(pair is other for other in b.headers) for pair in a.headers)
+    for pair in common:
+        assert sum(pair is other for other in b.headers) == 1, (pair, a.headers, b.headers)
+    assert a.method is b.method and a.literal is b.literal is not None
+    assert a.head is not None and b.head is not None
+    shared = [item for item in a.head.headers._full_items if item in b.head.headers._full_items]
+    assert len(shared) == len(common)
+    assert all(any(item is other for other in b.head.headers._full_items) for item in shared)
+
+
+def test_shared_values_are_one_object_each_and_start_afresh_past_the_limit() -> None:
+    def accept() -> tuple[bytes, bytes]:  # a new tuple at every call (a literal would be one constant)
+        return (b"Accept", bytes(bytearray(b"*/*")))
+
+    shared = Shared(limit=2)
+    one = shared(accept())
+    assert accept() is not one
+    assert shared(accept()) is one
+    shared((b"Host", b"a"))
+    assert len(shared) == 2
+    three = shared((b"Host", b"b"))  # past the limit: a new table, which holds this one only
+    assert len(shared) == 1
+    assert shared((b"Host", b"b")) is three
+    assert shared(accept()) is not one
 
 
 async def test_a_host_name_is_resolved_and_timed(http_server: HttpServer, ctx: ProbeContext) -> None:

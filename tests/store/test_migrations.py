@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -77,3 +79,35 @@ def test_default_url_from_environment_or_var_folder(monkeypatch: pytest.MonkeyPa
     with Store.open(default_url()) as store:
         store.ping()
     assert (tmp_path / "var" / "tpmon.db").is_file()
+
+
+def test_head_is_alembics_head() -> None:
+    from alembic.script import ScriptDirectory
+
+    from monitor.store.database import HEAD as CODE_HEAD
+    from monitor.store.database import MIGRATIONS
+
+    assert CODE_HEAD == HEAD == ScriptDirectory(str(MIGRATIONS)).get_current_head()
+
+
+_OPEN_AND_TELL = """
+import sys
+from monitor.store import Store
+Store.open(sys.argv[1]).close()
+print(sorted({name.split(".")[0] for name in sys.modules if name.split(".")[0] in ("alembic", "mako")}))
+"""
+
+
+def test_only_a_process_that_migrates_imports_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'tpmon.db'}"
+
+    def opened() -> str:
+        command = [sys.executable, "-c", _OPEN_AND_TELL, url]
+        done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert opened() == "['alembic', 'mako']"  # a new database: migrated
+    assert opened() == "[]"  # at the head already: Alembic is not even imported
+    with Store.open(url, migrate=False) as store, store.engine.connect() as connection:
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [HEAD]
