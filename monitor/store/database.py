@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
@@ -218,15 +218,37 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         return
     from alembic import command
     from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
+    known = {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
     with _sqlite_migration_lock(engine.url), engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SET LOCAL statement_timeout = 0"))  # an index on a big table takes time
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_MIGRATION_LOCK})
+        _refuse_unknown_revisions(connection, known, engine.url)
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+
+
+def _refuse_unknown_revisions(connection: Connection, known: set[str], url: URL) -> None:
+    """StoreError (one line) if the schema is at a revision this code does not have: a newer tpmon migrated it,
+    and Alembic would only say so with a traceback."""
+    if not connection.dialect.has_table(connection, "alembic_version"):
+        return
+    stored = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    unknown = sorted(version for version in stored if version not in known)
+    if unknown:
+        raise StoreError(
+            said(
+                "the database {url} has the schema of a newer tpmon (version {version}; this one knows up to "
+                "{head}): run that version of tpmon or a newer one",
+                url=mask(url),
+                version=literal(", ".join(unknown)),
+                head=literal(HEAD),
+            )
+        )
 
 
 @contextlib.contextmanager

@@ -111,3 +111,21 @@ def test_only_a_process_that_migrates_imports_alembic(tmp_path: Path) -> None:
     assert opened() == "[]"  # at the head already: Alembic is not even imported
     with Store.open(url, migrate=False) as store, store.engine.connect() as connection:
         assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [HEAD]
+
+
+def test_a_database_migrated_by_a_newer_tpmon_is_refused_in_one_line(durable_database_url: str, tmp_path: Path) -> None:
+    migrate(durable_database_url)
+    with Store.open(durable_database_url, migrate=False) as store, store.engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0999'"))  # a revision we do not have
+    with pytest.raises(StoreError) as refused:
+        Store.open(durable_database_url)
+    said = str(refused.value)
+    assert "0999" in said and HEAD in said and "newer" in said and "\n" not in said
+    environment = {"TPMON_DATABASE_URL": durable_database_url, "TPMON_LANG": "fr", "PATH": "/usr/bin:/bin"}
+    command = [sys.executable, "-m", "monitor", "db", "upgrade"]
+    done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=120, env=environment)
+    assert done.returncode != 0 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "0999" in done.stderr, done.stderr
+    assert "plus récent" in done.stderr and "interne" not in done.stderr and "Traceback" not in done.stderr
+    with Store.open(durable_database_url, migrate=False) as store, store.engine.connect() as connection:
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0999"]
