@@ -5,11 +5,12 @@ other past the write deadline nor deadlock; a fact the other wrote first is kept
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import timedelta
 
 import sqlalchemy as sa
 
-from monitor.models import ComponentRef, Source, State, Transition
+from monitor.models import ComponentRef, ComponentStatus, Source, State, Transition
 from monitor.store import Batch, Store, tables
 
 from .store_support import T0
@@ -86,31 +87,35 @@ def test_two_writers_of_overlapping_startup_batches_finish_in_time_without_dupli
             store.close()
 
 
-def test_a_writer_continues_a_chain_another_extended_meanwhile(fresh_postgres_url: str) -> None:
-    refs = _refs()[:500]
+def test_two_writers_of_the_same_change_extend_each_chain_once(fresh_postgres_url: str) -> None:
+    refs = _refs()
     stores = [Store.open(fresh_postgres_url) for _ in range(2)]
     try:
-        # both start from the same stored chains (operational); then each writes its own changes at once:
-        # one sees them go down, the other (a lagging view) sees them go down then come back
-        assert stores[0].write(Batch(transitions=_startup(refs, 0)))
-        down = [
-            Transition(
-                r, State.OPERATIONAL, State.DOWN, at=T0 + timedelta(seconds=10), recorded_at=T0, source=Source.PROBE
-            )
-            for r in refs
-        ]
-        back = [
-            Transition(
-                r, State.DOWN, State.OPERATIONAL, at=T0 + timedelta(seconds=20), recorded_at=T0, source=Source.PROBE
-            )
-            for r in refs
-        ]
-        errors = _write_together(stores, [Batch(transitions=down), Batch(transitions=[*down, *back])])
+        assert stores[0].write(Batch(transitions=_startup(refs, 0)))  # stored chains end in operational
+        at = T0 + timedelta(seconds=10)
+        down = [Transition(r, State.OPERATIONAL, State.DOWN, at=at, recorded_at=at, source=Source.PROBE) for r in refs]
+        # both saw every check go down (the one that took it over, the one handing it over): the same fact, twice
+        errors = _write_together(stores, [Batch(transitions=down), Batch(transitions=down[::-1])])
         assert errors == [None, None]
         chains = _assert_chains(_stored(stores[0]))
-        assert len(chains) == len(refs)
-        # the fact "down" is written once whoever wrote it first; "back to operational" follows it
-        assert {tuple(chain) for chain in chains.values()} == {("operational", "down", "operational")}
+        assert len(chains) == COMPONENTS
+        assert {tuple(chain) for chain in chains.values()} == {("operational", "down")}
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_two_writers_of_the_same_statuses_in_opposite_orders_do_not_deadlock(fresh_postgres_url: str) -> None:
+    refs = _refs()
+    stores = [Store.open(fresh_postgres_url) for _ in range(2)]
+    try:
+        statuses = [ComponentStatus(r, State.OPERATIONAL, T0, Source.PROBE, State.OPERATIONAL) for r in refs]
+        batches = [
+            Batch(statuses={s.ref.key: s for s in statuses}),
+            Batch(statuses={s.ref.key: replace(s, state=State.DOWN) for s in reversed(statuses)}),
+        ]
+        assert _write_together(stores, batches) == [None, None]
+        assert len(stores[0].load_statuses()) == COMPONENTS
     finally:
         for store in stores:
             store.close()
