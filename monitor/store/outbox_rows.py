@@ -26,7 +26,7 @@ def insert_events(connection: Connection, events: Iterable[NewEvent], now: datet
             "created_at": now,
             "dispatched_at": None,
         }
-        for event in events
+        for event in sorted(events, key=lambda event: event.dedupe_key)  # two writers lock keys in one order
     ]
     if not values:
         return

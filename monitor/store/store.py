@@ -7,7 +7,7 @@ import logging
 import math
 import threading
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
@@ -21,17 +21,13 @@ from sqlalchemy import (
     Insert,
     Select,
     Table,
-    and_,
     delete,
     event,
     func,
     insert,
-    literal,
     literal_column,
-    or_,
     select,
     text,
-    true,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import (
@@ -226,20 +222,16 @@ class Store:
                 results = [rows.stored_row(r, ids[r.check.key], clamped) for r in batch.results]
                 connection.execute(insert(tables.probe_result), results)
             if batch.transitions:
-                written = [
-                    kept
-                    for transition, uid in zip(batch.transitions, batch.keys(), strict=True)
-                    if (kept := _append(connection, transition, uid)) is not None
-                ]
+                written = _append_all(connection, batch.transitions, batch.keys())
                 insert_events(connection, line_events(written), now)  # the outbox, same transaction
             if batch.statuses:
-                statuses = [rows.status_row(k, s, now) for k, s in batch.statuses.items()]
+                statuses = [rows.status_row(k, s, now) for k, s in sorted(batch.statuses.items())]  # lock order
                 _upsert(connection, tables.component_status, statuses)
                 derived = [key for key in batch.statuses if not key.startswith("check:")]
                 if derived:
                     tell(connection, STATUSES, derived)  # the other instances show them as the leader derived them
             if batch.memories:
-                memories = [rows.memory_row(k, m, now) for k, m in batch.memories.items()]
+                memories = [rows.memory_row(k, m, now) for k, m in sorted(batch.memories.items())]  # lock order
                 _upsert(connection, tables.check_memory, memories)
                 # the other instances follow those whose state changed at once (PostgreSQL; the rest at their
                 # heartbeats): a result like the last one costs them nothing. A location's own memory of a check
@@ -260,7 +252,7 @@ class Store:
     def _ids_of(self, keys: set[str]) -> dict[str, int]:
         """The `probe_check` id of each check key, registering the new ones in a transaction of their own
         (committed before a batch uses them, so that no cached id ever names a row rolled back)."""
-        missing = [key for key in keys if key not in self._check_ids]
+        missing = sorted(key for key in keys if key not in self._check_ids)  # two writers lock keys in one order
         if missing:
             table = tables.probe_check
             with self._session("write to", write=True) as connection:
@@ -410,56 +402,155 @@ def _fresh(_dbapi_connection: Any, record: Any) -> None:
     record.info["tpmon_fresh"] = True
 
 
-def _append(connection: Connection, transition: Transition, uid: str) -> Transition | None:
-    """Append `transition` at the end of its component's stored chain: None if it is already there (the same key,
-    or the state the chain ends in — another writer wrote that fact) or if another writer appended first (the
-    unique index on (component, after_id)); its `previous` is the state the stored chain ends in.
+_CHAIN_RACES = 5  # times a component's transitions of one batch find its chain extended by another writer meanwhile
+_IN_LIST = 5_000  # keys per `IN (…)` of the chain reads
+
+
+@dataclass(frozen=True)
+class _End:
+    """The last transition of a component's chain: what the next one follows."""
+
+    id: int
+    state: str
+    at: datetime
+
+
+def _append_all(connection: Connection, transitions: list[Transition], uids: list[str]) -> list[Transition]:
+    """Append `transitions` at the end of their components' stored chains, in a few statements: those written, in
+    batch order, each with the `previous` its stored chain gave it.
+
+    A transition is left out if its write key is already stored, or if it repeats the state its chain ends in
+    (another writer wrote that fact; a recovery's step at another time is kept). The chains' ends are read in one
+    query, then each round inserts the next transition of every component in one multi-row INSERT, in the order
+    of the components (two writers lock index entries in the same order: no deadlock). A row refused by the unique
+    index on (component, after_id) — another writer appended after the same transition, perhaps waited for until
+    it committed — is "someone already wrote it": its chain's end is read again and the chain goes on from there;
+    a component found extended meanwhile `_CHAIN_RACES` times in one batch keeps its stored chain (logged).
 
     A writer whose view lags (an instance that took a component over before the last writes of the one before it
     landed) continues the chain where it is instead of forking it; logged, it is a late view, not a new fact.
     """
-    table, row = tables.transition, rows.transition_row(transition) | {"uid": uid}
-    last = (
-        select(table.c.id, table.c.state, table.c.at)
-        .where(table.c.component_key == transition.ref.key)
-        .order_by(table.c.after_id.desc())  # the chain's last: its unique index (ids grow along a chain)
-        .limit(1)
-        .subquery("last")
-    )
-    here = select(literal(1).label("one")).subquery("here")
+    chains = _Chains(connection, transitions, uids)
+    stale = sorted(chains.queues)  # components whose chain's end is to be read
+    while True:
+        if stale:
+            chains.reread(stale)
+        heads = chains.heads()
+        if not heads:
+            return chains.written()
+        stale = chains.settle(heads, chains.insert(heads))
 
-    def value(name: str) -> Any:
-        return literal(row[name], table.c[name].type)
 
-    names = [n for n in row if n != "previous"]
-    chosen = (
-        select(
-            *(value(n) for n in names),
-            func.coalesce(last.c.state, value("previous")),
-            func.coalesce(last.c.id, 0),
-        )
-        .select_from(here.outerjoin(last, true()))
-        .where(
-            or_(
-                last.c.id.is_(None),
-                last.c.state != row["state"],
-                and_(value("state") == State.RECOVERING.value, last.c.at != value("at")),  # a recovery's step
-            )
-        )
+class _Chains:
+    """`_append_all`'s state: each component's transitions still to write, its chain's known end, what was written."""
+
+    def __init__(self, connection: Connection, transitions: list[Transition], uids: list[str]) -> None:
+        self.connection = connection
+        self.queues: dict[str, deque[tuple[int, Transition, str]]] = {}
+        stored = _stored_uids(connection, uids)
+        for index, (transition, uid) in enumerate(zip(transitions, uids, strict=True)):
+            if uid not in stored:
+                self.queues.setdefault(transition.ref.key, deque()).append((index, transition, uid))
+        self.ends: dict[str, _End] = {}
+        self.races: Counter[str] = Counter()
+        self.done: dict[int, Transition] = {}
+        table = tables.transition
+        dialect = connection.dialect.name
+        statement = (postgresql if dialect == "postgresql" else sqlite).insert(table).on_conflict_do_nothing()
+        self.statement = statement.returning(table.c.uid, table.c.id)
+
+    def reread(self, keys: list[str]) -> None:
+        """Read the ends of these components' chains; drop a head whose write key is stored (written meanwhile)."""
+        self.ends.update(_chain_ends(self.connection, keys))
+        queued = [key for key in keys if self.queues.get(key)]
+        stored = _stored_uids(self.connection, [self.queues[key][0][2] for key in queued])
+        for key in queued:
+            if self.queues[key][0][2] in stored:
+                self.queues[key].popleft()
+
+    def heads(self) -> list[tuple[dict[str, Any], int, Transition]]:
+        """The next row of each component's chain, in the order of the components; facts already stored skipped."""
+        found = []
+        for key in sorted(self.queues):
+            queue, end = self.queues[key], self.ends.get(key)
+            while queue and end is not None and _repeats(queue[0][1], end):
+                queue.popleft()  # the fact is stored already
+            if not queue:
+                del self.queues[key]
+                continue
+            index, transition, uid = queue[0]
+            row = rows.transition_row(transition) | {"uid": uid, "after_id": 0}
+            if end is not None:
+                row |= {"previous": end.state, "after_id": end.id}
+            found.append((row, index, transition))
+        return found
+
+    def insert(self, heads: list[tuple[dict[str, Any], int, Transition]]) -> dict[str, int]:
+        """Insert the heads in one statement (paged by SQLAlchemy): the id of each inserted, by write key."""
+        inserted = self.connection.execute(self.statement, [row for row, _, _ in heads])
+        return {uid: row_id for uid, row_id in inserted if uid is not None}
+
+    def settle(self, heads: list[tuple[dict[str, Any], int, Transition]], inserted: dict[str, int]) -> list[str]:
+        """Move the chains on past the heads inserted; the components whose head was refused, to read again."""
+        stale = []
+        for row, index, transition in heads:
+            key, row_id = row["component_key"], inserted.get(row["uid"])
+            if row_id is None:  # another writer appended after the same transition, or wrote this one
+                self.races[key] += 1
+                if self.races[key] > _CHAIN_RACES:
+                    log.error(
+                        "%s: its chain was extended by another writer %d times during one write; %d transitions of "
+                        "this instance left out, the stored chain kept", key, _CHAIN_RACES, len(self.queues[key]),
+                    )  # fmt: skip
+                    del self.queues[key]
+                else:
+                    stale.append(key)
+                continue
+            self.queues[key].popleft()
+            self.ends[key] = _End(row_id, transition.state.value, transition.at)
+            if row["previous"] != transition.previous.value:
+                log.warning(
+                    "%s %s → %s written after %s, where its stored chain ends (this instance's view lagged)",
+                    key, transition.previous, transition.state, row["previous"],
+                )  # fmt: skip
+            self.done[index] = replace(transition, previous=State(row["previous"]))
+        return stale
+
+    def written(self) -> list[Transition]:
+        return [self.done[index] for index in sorted(self.done)]
+
+
+def _repeats(transition: Transition, end: _End) -> bool:
+    """`transition` says again what its chain's end says (a recovery's step at another time says something new)."""
+    return end.state == transition.state.value and not (
+        transition.state == State.RECOVERING and end.at != transition.at
     )
-    dialect = connection.dialect.name
-    statement = (postgresql if dialect == "postgresql" else sqlite).insert(table)
-    appended = statement.from_select([*names, "previous", "after_id"], chosen).on_conflict_do_nothing()
-    found = connection.execute(appended.returning(table.c.previous)).first()
-    if found is None:
-        return None
-    if found.previous != row["previous"]:
-        log.warning(
-            "%s %s → %s written after %s, where its stored chain ends (this instance's view lagged)",
-            transition.ref.key, transition.previous, transition.state, found.previous,
-        )  # fmt: skip
-        return replace(transition, previous=State(found.previous))
-    return transition
+
+
+def _chain_ends(connection: Connection, keys: list[str]) -> dict[str, _End]:
+    """The last transition of each of these components' stored chains (the highest `after_id`: its unique index);
+    a component without any is absent."""
+    table = tables.transition
+    later = table.alias("later")
+    found: dict[str, _End] = {}
+    for start in range(0, len(keys), _IN_LIST):
+        query = select(table.c.component_key, table.c.id, table.c.state, table.c.at).where(
+            table.c.component_key.in_(keys[start : start + _IN_LIST]),
+            ~select(later.c.id)
+            .where(later.c.component_key == table.c.component_key, later.c.after_id > table.c.after_id)
+            .exists(),
+        )
+        found.update((key, _End(row_id, state, at)) for key, row_id, state, at in connection.execute(query))
+    return found
+
+
+def _stored_uids(connection: Connection, uids: list[str]) -> set[str]:
+    """Those of these write keys already stored."""
+    table, found = tables.transition, set[str]()
+    for start in range(0, len(uids), _IN_LIST):
+        query = select(table.c.uid).where(table.c.uid.in_(uids[start : start + _IN_LIST]))
+        found.update(connection.execute(query).scalars())
+    return found
 
 
 def _insert_new(connection: Connection, table: Table, unique: str) -> Insert:
