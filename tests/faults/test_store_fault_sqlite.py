@@ -110,7 +110,8 @@ def test_full_disk_is_reported_and_nothing_is_lost_once_space_returns(
         wait_for(lambda: metric(server, "tpmon_store_up") == 0.0, timeout=12, what="tpmon_store_up 0")
         assert time.monotonic() - full <= 10.0
         ready, took = timed_get(server, "/readyz")
-        assert ready.status_code == 503 and took < 1.0
+        # answered from memory, not after a store call: well under a write's 5 s deadline (1 s flaked at load 10+)
+        assert ready.status_code == 503 and took < 2.5
         wait_for(lambda: (metric(server, "tpmon_store_journal_failures_total") or 0) > 0, what="journal refused")
         waiting = wait_for(lambda: metric(server, "tpmon_store_buffered_transitions"), what="transitions in memory")
         assert waiting > 0
