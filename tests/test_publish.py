@@ -501,3 +501,54 @@ def test_a_line_page_showing_nothing_that_changed_is_written_after_the_changes_f
         assert _snapshot_line(pharmacie) == _snapshot_line(hospitalisation) != first_snapshot
 
     _in_process(tmp_path, target, body, clock=lambda: now[0])
+
+
+def test_a_changes_line_pages_are_written_while_the_board_changes_during_every_cycle(
+    tmp_path: Path, target: Target
+) -> None:
+    """alpha's pec fails; then, as under a storm of changes on a loaded machine, the board changes again (beta
+    flips) while every cycle renders its first pages: each cycle is cut there, its other files put off. The put
+    off files still go out, SLICE seconds of them per cycle (the old code never wrote them while the storm
+    lasted: alpha's line pages kept saying "operational" while its JSON said otherwise)."""
+
+    async def body(publisher: Publisher, services: Services, written: list[str]) -> None:
+        for network, check in (("alpha", "dre"), ("alpha", "pec"), ("beta", "pec")):
+            await _probe(services, network, check)
+        while await publisher.publish_changes() is not None:
+            pass
+        publisher._loop = asyncio.get_running_loop()
+        plain_unit = publisher_module.write_unit
+        flips = [0]
+
+        async def unit(*args: Any) -> bool:
+            found = await plain_unit(*args)
+            if args[0].pattern == "/":  # the home page, in every cycle's first pages: the board changes again
+                flips[0] += 1
+                target.codes["/beta"] = 503 if flips[0] % 2 else 200
+                await _probe(services, "beta", "pec")
+                publisher.wake()  # as the pipeline's listener does
+            return found
+
+        site = tmp_path / "site"
+        pages = [site / prefix / "reseaux" / "alpha" / "hospitalisation" / "index.html" for prefix in ("", "en")]
+        assert all(f'answer state-{State.OPERATIONAL.value}"' in page.read_text(encoding="utf-8") for page in pages)
+        target.codes["/pec"] = 503
+        await _probe(services, "alpha", "pec")
+        published = json.loads((site / "api" / "v1" / "networks" / "alpha.json").read_bytes())
+        cycles = 0
+        # each cycle writes at least one put-off unit, the oldest first: within as many cycles as there are units
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(publisher_module, "write_unit", unit)
+            while cycles < len(publisher._units):
+                cycles += 1
+                await publisher.publish_changes()
+                published = json.loads((site / "api" / "v1" / "networks" / "alpha.json").read_bytes())
+                state = next(line["state"] for line in published["lines"] if line["id"] == "hospitalisation")
+                if all(f'answer state-{state}"' in page.read_text(encoding="utf-8") for page in pages):
+                    break
+        assert flips[0] == cycles  # every cycle was cut by a change
+        assert state != State.OPERATIONAL.value
+        for page in pages:
+            assert f'answer state-{state}"' in page.read_text(encoding="utf-8"), (page, cycles)
+
+    _in_process(tmp_path, target, body)

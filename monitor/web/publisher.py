@@ -308,8 +308,9 @@ class Publisher:
         written = removed = 0
         refused: str | None = None
         async with export_client(self.app, self.state, self.origin) as client:
-            flushed = self.clock()
-            interrupted = False
+            # `owed`: files put off by an earlier cycle get their SLICE below even if this cycle is cut in turn (a
+            # board changing during every cycle, as in a storm on a loaded machine, never starves them)
+            flushed, interrupted, owed = self.clock(), False, bool(self._deferred)
             for number, unit in enumerate(urgent):
                 failed = await self._write_unit(unit, client, site) or failed
                 self._background.pop(unit.address, None)
@@ -328,9 +329,10 @@ class Publisher:
             self._seen, self._statuses = seen, snapshot.statuses  # what is rendered now is what was seen
             sliced = self.clock() + SLICE
             # a change's files put off for a newer one: after that one's first files, SLICE seconds of them whatever
-            # comes (never starved by a storm); then the background's, until the board changes again
+            # comes (never starved by a storm: the oldest first, even when this cycle was cut too); then the
+            # background's, until the board changes again
             while (
-                (self._deferred and not interrupted) or (self._background and not self._wakeup.is_set())
+                (self._deferred and (owed or not interrupted)) or (self._background and not self._wakeup.is_set())
             ) and self.clock() < sliced:
                 address, _ = (self._deferred or self._background).popitem(last=False)
                 queued = self._units.get(address)
