@@ -741,7 +741,7 @@ def _start_publishing(services: Services, public: ASGIApp) -> asyncio.Task[None]
             publisher.wake()
 
     services.pipeline.listeners.append(changed)
-    metrics.note_publishing(lambda: publisher.published_at)
+    metrics.note_publishing(lambda: publisher.published_at, publisher.behind)
     task = asyncio.get_running_loop().create_task(publisher.run(), name="tpmon-publish")
     task.add_done_callback(_publishing_ended)
     return task

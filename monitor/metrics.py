@@ -141,15 +141,22 @@ class Metrics:
         self.derived = Derived()  # replaced whole by the periodic refresh; scrapes only read it
         self.location = "default"  # the `location` label of the probe series: where the probes ran from
 
-    def note_publishing(self, last_success: Callable[[], float | None]) -> None:
+    def note_publishing(self, last_success: Callable[[], float | None], behind: Callable[[], float]) -> None:
         """`web.publish_dir` is set: the published folder's figures are shown from now on (none without it).
-        `last_success` is read at scrape time: when the folder last held the live state (None: not yet)."""
+        Read at scrape time: `last_success`, when the folder last held the live state (None: not yet); `behind`,
+        seconds since the oldest change the folder does not show yet."""
         r = self.registry
         Gauge(
             "tpmon_publish_last_success_timestamp_seconds",
             "When the published folder last held the live state (0: not yet)",
             registry=r,
         ).set_function(lambda: last_success() or 0.0)
+        Gauge(
+            "tpmon_publish_behind_seconds",
+            "Seconds since the oldest change (board, declarations, history) the published folder does not show yet "
+            "(0: it shows them all); past 60 s it is logged",
+            registry=r,
+        ).set_function(behind)
         self.publish_failures = Counter(
             "tpmon_publish_failures_total",
             "Publications into the published folder that failed (a write refused, a page not rendered)",

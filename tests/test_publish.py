@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import signal
@@ -34,7 +35,7 @@ from monitor.models import State
 from monitor.runner import run_check
 from monitor.web import publisher as publisher_module
 from monitor.web import static_export
-from monitor.web.publisher import Publisher, write_atomically
+from monitor.web.publisher import BEHIND_AFTER, Publisher, write_atomically
 
 ROOT = Path(__file__).parents[1]
 EXAMPLE = ROOT / "config" / "nginx-tpmon-published.conf"
@@ -246,12 +247,14 @@ def test_a_removed_network_disappears_and_a_refusing_folder_is_told_then_caught_
         assert ready.status_code == 503 and "published folder behind" in " ".join(ready.json()["problems"])
         stuck = published.metric("tpmon_publish_last_success_timestamp_seconds")
         assert server.log.read_text().count("publishing into") == 1  # said once, however often it is retried
+        wait_for(lambda: published.metric("tpmon_publish_behind_seconds") > 0, what="the folder said behind")
 
         alpha.unlink()  # the way is clear: the next attempt writes what is pending
         wait_for(lambda: server.get("/readyz").status_code == 200, what="ready again")
         wait_for(lambda: _state(client, "alpha") == "partial", what="alpha's state caught up")
         assert client.get("/reseaux/alpha/").status_code == 200
         assert published.metric("tpmon_publish_last_success_timestamp_seconds") > stuck
+        wait_for(lambda: published.metric("tpmon_publish_behind_seconds") == 0, what="the folder no longer behind")
         assert "publishing into" in server.log.read_text().rsplit("failed", 1)[1]  # "… again"
 
 
@@ -550,5 +553,61 @@ def test_a_changes_line_pages_are_written_while_the_board_changes_during_every_c
         assert state != State.OPERATIONAL.value
         for page in pages:
             assert f'answer state-{state}"' in page.read_text(encoding="utf-8"), (page, cycles)
+
+    _in_process(tmp_path, target, body)
+
+
+def test_a_change_the_folder_does_not_show_is_counted_from_its_wake_and_said_past_a_minute(
+    tmp_path: Path, target: Target, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`behind()` (the metric `tpmon_publish_behind_seconds`) counts from the first change not written yet, even
+    while no cycle runs (a cycle stuck); past BEHIND_AFTER it is logged once, and once when caught up; a change
+    cut short by a newer change (its files put off) leaves the first change counted."""
+    wall = [1_000_000.0]
+
+    async def body(publisher: Publisher, services: Services, written: list[str]) -> None:
+        publisher.wall = lambda: wall[0]
+        publisher._loop = asyncio.get_running_loop()
+        for network, check in (("alpha", "dre"), ("alpha", "pec"), ("beta", "pec")):
+            await _probe(services, network, check)
+        while await publisher.publish_changes() is not None:
+            pass
+        assert publisher.behind() == 0
+        target.codes["/pec"] = 503
+        await _probe(services, "alpha", "pec")
+        publisher.wake()  # as the pipeline's listener does
+        wall[0] += 30
+        assert publisher.check_behind() == 30  # no cycle ran: the change is 30 s old
+        wall[0] += BEHIND_AFTER - 30
+        with caplog.at_level(logging.WARNING, logger="tpmon.publish"):
+            assert publisher.check_behind() == BEHIND_AFTER
+            wall[0] += 10
+            assert publisher.check_behind() == BEHIND_AFTER + 10
+            said = [r for r in caplog.records if "has not shown a change for" in r.getMessage()]
+            assert len(said) == 1 and said[0].levelno == logging.ERROR, caplog.records  # once per episode
+
+            plain_unit = publisher_module.write_unit
+            late = [True]
+
+            async def unit(*args: Any) -> bool:
+                if late and args[0].pattern == "/":  # another change while the cycle renders
+                    late.clear()
+                    publisher.wake()
+                    wall[0] += 5
+                return await plain_unit(*args)
+
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(publisher_module, "write_unit", unit)
+                await publisher.publish_changes()  # cut by the change: the first change's other files put off
+            assert not late and publisher._deferred
+            assert publisher.check_behind() == BEHIND_AFTER + 15  # not written whole: still counted from it
+            cycles = 0
+            while publisher._unpublished_since is not None and cycles < len(publisher._units):
+                cycles += 1
+                await publisher.publish_changes()
+            assert publisher.check_behind() == 0
+        assert [r.getMessage() for r in caplog.records].count(
+            f"the published folder {publisher.target} follows the changes again"
+        ) == 1
 
     _in_process(tmp_path, target, body)

@@ -57,7 +57,16 @@ from .static_export import (
     write_unit,
 )
 
-__all__ = ["POLL", "REFRESH_EVERY", "RETRY_EVERY", "SLICE", "PublishReport", "Publisher", "write_atomically"]
+__all__ = [
+    "BEHIND_AFTER",
+    "POLL",
+    "REFRESH_EVERY",
+    "RETRY_EVERY",
+    "SLICE",
+    "PublishReport",
+    "Publisher",
+    "write_atomically",
+]
 
 log = logging.getLogger("tpmon.publish")
 
@@ -65,6 +74,11 @@ POLL = 0.2  # seconds between looks at the snapshot: a change is in the folder w
 SLICE = 0.2  # seconds of background rendering per cycle, after the changes
 REFRESH_EVERY = 300.0  # seconds: every unit is rendered again at least this often (the time its pages say)
 RETRY_EVERY = 5.0  # seconds between attempts while the folder refuses writes or a page cannot be rendered
+# seconds a change may go unpublished before it is said (log; `tpmon_publish_behind_seconds` shows it all along):
+# a change is in the folder within a second or two, 5 s at most at load 10, ~20 s in a storm of changes on that
+# machine (tests/benchmarks/publish.py); past a minute, the pages say an older state than the JSON or the live site
+BEHIND_AFTER = 60.0
+WATCH_EVERY = 5.0  # seconds between looks at how far behind the folder is (a task of its own: a stuck cycle too)
 
 
 @dataclass(frozen=True)
@@ -213,9 +227,14 @@ class Publisher:
     _mode: int = 0o644
     _wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     _loop: asyncio.AbstractEventLoop | None = None
+    _woken_at: float | None = None  # wall time of the first change (wake) since the last cycle began
+    _unpublished_since: float | None = None  # wall time of the oldest change taken by a cycle, not all written yet
+    _said_behind: bool = False  # this episode of falling behind was logged
 
     def wake(self) -> None:
         """The board changed: publish now rather than at the next poll (from the event loop or any thread)."""
+        if self._woken_at is None:
+            self._woken_at = self.wall()
         loop = self._loop
         if loop is None:
             return  # not running yet: the first publication takes whatever is current
@@ -232,6 +251,7 @@ class Publisher:
     async def publish_all(self) -> PublishReport:
         """A whole export, checked for broken links, swapped in at `target` (its previous content replaced)."""
         started = self.clock()
+        self._taking(changed=True)
         snapshot, seen = self.services.snapshot(), self._what()  # what is rendered is at least this
         inventory = await self.services.pages.run(Inventory.read, self.services)
         self._take_inventory(inventory)
@@ -292,6 +312,7 @@ class Publisher:
         snapshot = self.services.snapshot()
         seen = self._what()
         previous = self._seen or ()
+        self._taking(changed=seen != previous)
         urgent = await self._urgent(snapshot.statuses, seen, previous)
         # only the minute passed (the pages' "last check" line): any of it gives way to a change of the board
         minute_only = len(seen) == len(previous) and seen[:-1] == previous[:-1]
@@ -300,7 +321,7 @@ class Publisher:
             self._background.update(dict.fromkeys(self._units))
             self._refreshed_at = self.clock()
         if not urgent and not self._background and not self._deferred and not self._pending:
-            self._seen, self._statuses = seen, snapshot.statuses
+            self._seen, self._statuses, self._unpublished_since = seen, snapshot.statuses, None
             self.published_at = self.wall()  # nothing changed: the folder is up to date
             return None
         site = Site()
@@ -478,6 +499,7 @@ class Publisher:
         self.problem = None
         if not self._deferred:  # else a change's files are still to come: the folder is not the live state yet
             self.published_at = self.wall()
+            self._unpublished_since = None  # every change taken by this cycle is written (later ones: `_woken_at`)
         self.on_published(report)
 
     def _fail(self, problem: str) -> None:
@@ -488,10 +510,56 @@ class Publisher:
         self._retry_at = self.clock() + RETRY_EVERY
         self.on_failed()
 
+    # --- how far behind ------------------------------------------------------------------------------------------
+    def _taking(self, *, changed: bool) -> None:
+        """A cycle begins: the changes woken for until now are what it publishes (behind until written); with
+        `changed`, something else changed too (declared, history, the minute: no wake for those) — from now."""
+        woken, self._woken_at = self._woken_at, None
+        if self._unpublished_since is None:
+            self._unpublished_since = woken if woken is not None or not changed else self.wall()
+
+    def behind(self) -> float:
+        """Seconds since the oldest change of the board (or of what ops declared, the history) that the folder
+        does not show yet; 0 when it shows them all. Read from any thread (the metric, at scrape time)."""
+        oldest = [at for at in (self._unpublished_since, self._woken_at) if at is not None]
+        return max(0.0, self.wall() - min(oldest)) if oldest else 0.0
+
+    def check_behind(self) -> float:
+        """`behind()`; logged once when it passes BEHIND_AFTER (a publication stuck or starved: the folder's pages
+        say an older state than the live one), and once when it is back under."""
+        behind = self.behind()
+        if behind >= BEHIND_AFTER and not self._said_behind:
+            self._said_behind = True
+            log.error(
+                "the published folder %s has not shown a change for %.0f s (more than %g s): its pages say an older "
+                "state than the live one%s",
+                self.target,
+                behind,
+                BEHIND_AFTER,
+                f" ({self.problem})" if self.problem else "",
+            )
+        elif behind < BEHIND_AFTER and self._said_behind:
+            self._said_behind = False
+            log.warning("the published folder %s follows the changes again", self.target)
+        return behind
+
+    async def _watch(self) -> None:
+        while True:
+            self.check_behind()
+            await asyncio.sleep(WATCH_EVERY)
+
     async def run(self) -> None:
         """The publishing loop, until cancelled: the whole export first (tried again until it is in place),
-        then what changes: at once when the board changes (`wake`), else every POLL seconds."""
+        then what changes: at once when the board changes (`wake`), else every POLL seconds. How far behind
+        the folder is, is watched by a task of its own (said even while a cycle is stuck)."""
         self._loop = asyncio.get_running_loop()
+        watch = self._loop.create_task(self._watch(), name="tpmon-publish-watch")
+        try:
+            await self._run()
+        finally:
+            watch.cancel()
+
+    async def _run(self) -> None:
         while True:
             try:
                 await self.publish_all()
