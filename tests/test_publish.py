@@ -520,7 +520,7 @@ def test_a_changes_line_pages_are_written_while_the_board_changes_during_every_c
         while await publisher.publish_changes() is not None:
             pass
         publisher._loop = asyncio.get_running_loop()
-        plain_unit = publisher_module.write_unit
+        plain_unit = static_export.write_unit
         flips = [0]
 
         async def unit(*args: Any) -> bool:
@@ -586,7 +586,7 @@ def test_a_change_the_folder_does_not_show_is_counted_from_its_wake_and_said_pas
             said = [r for r in caplog.records if "has not shown a change for" in r.getMessage()]
             assert len(said) == 1 and said[0].levelno == logging.ERROR, caplog.records  # once per episode
 
-            plain_unit = publisher_module.write_unit
+            plain_unit = static_export.write_unit
             late = [True]
 
             async def unit(*args: Any) -> bool:
