@@ -39,8 +39,10 @@ RULES = DASHBOARDS / "alerts.yml"
 RULE_TESTS = DASHBOARDS / "tests" / "alerts_test.yml"
 GRAFANA = sorted((DASHBOARDS / "grafana").glob("*.json"))
 
-# alpha works; every check of beta fails (one over HTTPS, so certificate series exist): its lines are down.
+# alpha works; every check of beta fails (one over HTTPS, so certificate series exist): its lines are down. The site
+# is published into a folder, so that the publication's series exist too.
 CONFIG = """
+web: {{public_url: "https://etat.example", publish_dir: "{site}"}}
 defaults: {{interval: 1s, timeout: 800ms, failure_threshold: 1, success_threshold: 1}}
 stabilization: 1h
 networks:
@@ -155,7 +157,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     for path in ("/beta/droits", "/beta/pec", "/beta/dre"):
         http.codes[path] = 503
     config = workdir / "tpmon.yaml"
-    text = CONFIG.format(http=http.url(""), https=f"https://127.0.0.1:{https.port}", ca=ca_file)
+    site = workdir / "site"
+    text = CONFIG.format(http=http.url(""), https=f"https://127.0.0.1:{https.port}", ca=ca_file, site=site)
     config.write_text(text, encoding="utf-8")
     url = f"sqlite:///{workdir}/tpmon.db"
     tpmon = Server(config, workdir, {"TPMON_DATABASE_URL": url})
