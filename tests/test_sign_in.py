@@ -169,6 +169,12 @@ def test_the_endpoint_answers_429_to_a_throttled_address(admin: Listener) -> Non
         assert admin.client.post(SESSION, json={"name": "x", "password": "y" * 12}).status_code == 401
     throttled = admin.client.post(SESSION, json={"name": "x", "password": "y" * 12})
     assert throttled.status_code == 429 and int(throttled.headers["retry-after"]) > 0
+    # said in the request's language, French by default, with the stable code
+    assert throttled.json()["code"] == "too_many_requests"
+    assert throttled.json()["error"].startswith("trop de connexions refusées depuis cette adresse")
+    english = admin.client.post(SESSION, json={"name": "x", "password": "y" * 12}, headers={"Accept-Language": "en"})
+    assert english.status_code == 429
+    assert english.json()["error"] == "too many refused sign-ins from this address; retry later"
 
 
 def test_sessions_end_when_idle_or_too_old_and_with_their_account(admin: Listener) -> None:

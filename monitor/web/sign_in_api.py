@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ..i18n import said
 from ..operators.staff_access import REFUSED, Current, Granted, Refused
 from ..staff.sessions import Stage
 from . import admin_models as am
@@ -53,9 +54,12 @@ def _json(model: am.Out, status: int = 200) -> Response:
 
 
 def _refused(outcome: Refused) -> Response:
+    """401 said in both languages (one answer for every failure), or 429 in the request's language (`guarded`)."""
     if outcome.retry_after:
         wait = str(max(1, int(outcome.retry_after)))
-        return error(429, "too many refused sign-ins from this address; retry later", None, {"Retry-After": wait})
+        raise Refusal(
+            429, said("too many refused sign-ins from this address; retry later"), None, {"Retry-After": wait}
+        )
     return error(401, REFUSAL)
 
 
