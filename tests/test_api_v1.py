@@ -192,12 +192,13 @@ def test_networks_lines_and_their_checks(client: TestClient, document: dict[str,
         assert conforms(document, "/api/v1/networks/{network}/lines/{line}", answer)["error"].startswith(
             ("network", "line")
         )
-    assert client.get("/api/v1/networks/alpha/extra/deep").json()["error"].startswith("no such path")
+    assert client.get("/api/v1/networks/alpha/extra/deep").json()["error"].startswith("aucune adresse")
     # a path no route pattern matches (a newline in it, found by schemathesis): JSON too, as documented
     for path in ("/api/v1/availability/a%0Ab", "/api/v1/nothing%0A/here"):
         answer = client.get(path)
         assert (answer.status_code, answer.headers["content-type"]) == (404, "application/json"), path
-        assert answer.json()["error"].startswith("no such path"), path
+        assert answer.json()["error"].startswith("aucune adresse"), path
+        assert answer.json()["code"] == "not_found", path
     assert client.get("/nothing%0Ahere").headers["content-type"].startswith("text/plain")  # pages: as before
 
 
@@ -230,7 +231,9 @@ def test_checks_show_their_last_state_and_never_a_url(client: TestClient, docume
         text = client.get(path).text
         assert "127.0.0.1" not in text and '"url"' not in text and '"headers"' not in text, path
     assert conforms(document, "/api/v1/checks", client.get("/api/v1/checks?network=beta")) == {
-        "error": "network: no network 'beta'"
+        "error": "network\u00a0: aucun réseau 'beta'",
+        "field": "network",
+        "code": "not_found",
     }
 
 
@@ -302,7 +305,8 @@ def test_incidents_pages_filters_and_bilingual_fields(
                        ("/api/v1/incidents/1/updates", 404)):  # fmt: skip
         answer = client.get(path)
         assert answer.status_code == code, path
-        assert conforms(document, "/api/v1/incidents/{id}", answer)["error"].startswith(("id: ", "no such path"))
+        refused = conforms(document, "/api/v1/incidents/{id}", answer)
+        assert refused["error"].startswith(("id\u00a0: ", "aucune adresse")), path
 
 
 def test_maintenance_running_and_upcoming_expanded(
@@ -341,16 +345,43 @@ def test_maintenance_running_and_upcoming_expanded(
     ],
 )
 def test_a_bad_parameter_is_a_400_naming_it(client: TestClient, path: str, field: str) -> None:
-    answer = client.get(path)
+    answer = client.get(path, headers={"Accept-Language": "en"})
     assert answer.status_code == 400
     assert answer.json()["error"].startswith(field)
+    assert (answer.json()["field"], answer.json()["code"]) == (field.split(":", maxsplit=1)[0], "bad_request")
+
+
+def test_errors_are_said_in_the_request_language_french_first(client: TestClient) -> None:
+    french = client.get("/api/v1/incidents?limit=101")
+    assert french.status_code == 400
+    assert french.json() == {
+        "error": "limit\u00a0: doit être un entier entre 1 et 100",
+        "field": "limit",
+        "code": "bad_request",
+    }
+    assert french.headers["content-language"] == "fr" and "Accept-Language" in french.headers["vary"]
+    english = client.get("/api/v1/incidents?limit=101", headers={"Accept-Language": "en-GB,en;q=0.9"})
+    assert english.json()["error"] == "limit: must be an integer between 1 and 100"
+    assert english.headers["content-language"] == "en"
+    assert client.get("/api/v1/networks/nope?lang=en").json() == {
+        "error": "network: no network 'nope'",
+        "field": "network",
+        "code": "not_found",
+    }
+    assert client.get("/api/v1/networks/nope").json()["error"] == "network\u00a0: aucun réseau 'nope'"
+    missing = client.get("/api/v1/nothing")
+    assert missing.json() == {
+        "error": "aucune adresse '/api/v1/nothing'\u00a0; voir /api/v1/openapi.json",
+        "field": None,
+        "code": "not_found",
+    }
 
 
 def test_unknown_components_are_404(client: TestClient) -> None:
     for path in ("/api/v1/history/flow:alpha/nope", "/api/v1/availability/line:beta/optique"):
         answer = client.get(path)
         assert answer.status_code == 404, path
-        assert answer.json()["error"].startswith("component: no component")
+        assert answer.json()["error"].startswith("component\u00a0: aucun composant")
 
 
 def test_an_unreachable_store_is_a_503_in_json(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -363,9 +394,13 @@ def test_an_unreachable_store_is_a_503_in_json(client: TestClient, monkeypatch: 
     monkeypatch.setattr(Store, "_read", broken)
     for path in (f"/api/v1/history/{HISTORY}", f"/api/v1/availability/{HISTORY}", "/api/v1/incidents",
                  "/api/v1/incidents?status=resolved"):  # fmt: skip  # history: from the store
-        answer = client.get(path)
+        answer = client.get(path, headers={"Accept-Language": "en"})
         assert answer.status_code == 503, path
-        assert answer.json() == {"error": "the database is unreachable; try again shortly"}
+        assert answer.json() == {
+            "error": "the database is unreachable; try again shortly",
+            "field": None,
+            "code": "unavailable",
+        }
         assert answer.headers["retry-after"] == "30"
     for path in ("/api/v1/status", "/api/v1/networks", "/api/v1/networks/alpha", "/api/v1/checks",
                  "/api/v1/incidents?status=open", "/api/v1/incidents/1", "/api/v1/maintenance"):  # fmt: skip

@@ -170,7 +170,11 @@ def test_the_public_listener_has_no_operators_route(ops: Ops) -> None:
         for method in (op.method, *op.extra_methods):
             public = f"http://127.0.0.1:{ops.server.port}{path}"
             answer = httpx.request(method.upper(), public, headers={"Authorization": f"Bearer {token}"}, json={})
-            unknown = {"error": f"no such path {answer.url.path!r}; see /api/v1/openapi.json"}  # as any unknown path
+            unknown = {  # as any unknown path
+                "error": f"aucune adresse {answer.url.path!r}\u00a0; voir /api/v1/openapi.json",
+                "field": None,
+                "code": "not_found",
+            }
             assert (answer.status_code, answer.json()) == (404, unknown), (method, path, answer.status_code)
             tried += 1
     assert tried == len(OPERATIONS) + 1

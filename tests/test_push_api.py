@@ -212,9 +212,9 @@ def test_gatus_external_endpoints_work_unchanged(admin: Listener) -> None:
     assert len(inbox(admin)) == 2
 
 
-def unknown(path: str) -> dict[str, str]:
-    """What the public API answers for any path it has no route for."""
-    return {"error": f"no such path {path!r}; see /api/v1/openapi.json"}
+def unknown(path: str) -> dict[str, str | None]:
+    """What the public API answers for any path it has no route for (in French, the default)."""
+    return {"error": f"aucune adresse {path!r}\u00a0; voir /api/v1/openapi.json", "field": None, "code": "not_found"}
 
 
 @pytest.mark.parametrize("opened", [False, True])

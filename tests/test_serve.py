@@ -278,8 +278,8 @@ def test_history_api_answers_and_refuses_bad_input(server: Server, target: Targe
     assert set(history["availability"]) == {"1d", "7d", "30d", "90d"}
     assert server.get("/api/v1/history/flow:alpha/pec?limit=1").json()["transitions"][0]["to"] == "operational"
     for path, code, field in (
-        ("/api/v1/history/nonsense", 400, "not a component key"),
-        ("/api/v1/history/flow:alpha/nope", 404, "no component"),
+        ("/api/v1/history/nonsense", 400, "n’est pas une clé de composant"),  # in French, the default
+        ("/api/v1/history/flow:alpha/nope", 404, "aucun composant"),
         ("/api/v1/history/flow:alpha/pec?limit=0", 400, "limit"),
         ("/api/v1/history/flow:alpha/pec?limit=abc", 400, "limit"),
     ):

@@ -11,6 +11,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..config import Check
+from ..i18n import said
 from ..staff.audit import Listener
 from . import admin_api as api
 from . import admin_models as am
@@ -20,6 +21,7 @@ from .api_v1_models import MAX_ID, IncidentAnswer
 from .api_v1_openapi import PathParam
 from .console_admin import console_admin_routes
 from .console_pages import console_routes
+from .page_cache import request_lang
 from .push_api import GATUS_LIMITS, KUMA_LIMITS
 from .staff_auth import context
 
@@ -150,7 +152,8 @@ async def healthz(request: Request) -> Response:
 
 
 async def no_such_path(request: Request) -> Response:
-    return api.error(404, f"no such path {request.url.path!r}; see /api/v1/openapi.json")
+    missing = said("no such path {path}; see /api/v1/openapi.json", path=repr(request.url.path))
+    return api.error(404, missing, lang=request_lang(request))
 
 
 def _routes(operations: list[AdminOperation]) -> list[Route]:

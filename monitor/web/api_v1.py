@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
@@ -23,8 +23,8 @@ from ..availability import FORMULA, UNKNOWN_RULE, WINDOWS
 from ..config import Check, Network, Settings
 from ..config.values import SLUG
 from ..declared.incidents import Incident
-from ..errors import NotFound, StoreError
-from ..i18n import LANGS, Lang
+from ..errors import FIELD_SEPARATOR, NotFound, StoreError
+from ..i18n import LANGS, Lang, Text, said
 from ..models import CheckMemory, ComponentRef, ComponentStatus, Source, State
 from ..snapshot import Snapshot
 from ..store.declaration_store import Declarations
@@ -33,28 +33,41 @@ from . import api_v1_models as m
 from .affected_text import explain
 from .api_v1_openapi import Operation, PathParam, openapi_document, parameter_problem
 from .board_view import States, board_view
-from .page_cache import cached
+from .page_cache import cached, request_lang
 from .site_context import SiteContext
 
 __all__ = ["OPERATIONS", "api_routes"]
 
-UNREACHABLE = "the database is unreachable; try again shortly"
+UNREACHABLE = said("the database is unreachable; try again shortly")
+CODES: dict[int, Literal["bad_request", "not_found", "unavailable"]] = {
+    400: "bad_request",
+    404: "not_found",
+    503: "unavailable",
+}
 WINDOW_DAYS = {"24h": 1, "7d": 7, "30d": 30, "90d": 90}
 Q = TypeVar("Q", bound=BaseModel)
 
 
 class Refused(Exception):
-    """A request the API answers with an error: 400 naming the parameter, or 404."""
+    """A request the API answers with an error: 400 naming the parameter, or 404; the problem said in each language,
+    the field (parameter) at fault."""
 
-    def __init__(self, status: int, error: str) -> None:
-        super().__init__(error)
-        self.status = status
-        self.error = error
+    def __init__(self, status: int, problem: Text, field: str | None = None) -> None:
+        super().__init__(problem.render("en"))
+        self.status, self.problem, self.field = status, problem, field
 
 
 def _json(body: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     content = body.model_dump(mode="json", by_alias=True)
     return JSONResponse(content, status_code=status, headers={"Cache-Control": "no-cache", **(headers or {})})
+
+
+def _error(request: Request, status: int, problem: Text, field: str | None = None, **headers: str) -> Response:
+    """The error document in the request's language (`?lang=`, cookie, Accept-Language; French by default)."""
+    lang = request_lang(request)
+    where = f"{field}{FIELD_SEPARATOR.get(lang, ': ')}" if field else ""
+    answer = m.ErrorAnswer(error=where + problem.render(lang), field=field, code=CODES[status])
+    return _json(answer, status, {"Content-Language": lang, "Vary": "Accept-Language, Cookie", **headers})
 
 
 def _answer(
@@ -64,9 +77,9 @@ def _answer(
         try:
             return _json(await handler(request, request.state.services))
         except Refused as exc:
-            return _json(m.ErrorAnswer(error=exc.error), exc.status)
+            return _error(request, exc.status, exc.problem, exc.field)
         except StoreError:
-            return _json(m.ErrorAnswer(error=UNREACHABLE), 503, {"Retry-After": "30"})
+            return _error(request, 503, UNREACHABLE, **{"Retry-After": "30"})
 
     return endpoint
 
@@ -77,13 +90,13 @@ def _query(request: Request, model: type[Q]) -> Q:
     except ValidationError as exc:
         location = exc.errors()[0]["loc"]
         name = str(location[0]) if location else "query"
-        raise Refused(400, f"{name}: {parameter_problem(model, name)}") from None
+        raise Refused(400, parameter_problem(model, name), name) from None
 
 
 def _network(services: SiteContext, name: str) -> Network:
     network = services.settings.networks.get(name)
     if network is None:
-        raise Refused(404, f"network: no network {name!r}")
+        raise Refused(404, said("no network {name}", name=repr(name)), "network")
     return network
 
 
@@ -92,9 +105,11 @@ def _component(request: Request, services: SiteContext) -> ComponentRef:
     try:
         ref = ComponentRef.parse(key)
     except ValueError:
-        raise Refused(400, f"component: {key!r} is not a component key like line:viamedis/optique") from None
+        raise Refused(
+            400, said("{key} is not a component key like line:viamedis/optique", key=repr(key)), "component"
+        ) from None
     if services.snapshot().get(ref) is None:
-        raise Refused(404, f"component: no component {key!r}")
+        raise Refused(404, said("no component {key}", key=repr(key)), "component")
     return ref
 
 
@@ -130,7 +145,7 @@ async def line(request: Request, services: SiteContext) -> m.LineAnswer:
     name, line_id = request.path_params["network"], request.path_params["line"]
     found = _network(services, name)
     if line_id not in found.lines:
-        raise Refused(404, f"line: {name} has no line {line_id!r}")
+        raise Refused(404, said("{network} has no line {line}", network=name, line=repr(line_id)), "line")
     shown = line_status(settings, board, name, line_id)
     flows = {f for group in (*shown.requires, *shown.optional) for f in group.split("|")}
     return m.LineAnswer(
@@ -225,7 +240,7 @@ async def incidents(request: Request, services: SiteContext) -> m.IncidentsAnswe
 async def incident(request: Request, services: SiteContext) -> m.IncidentAnswer:
     raw: str = request.path_params["id"]
     if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= m.MAX_ID):
-        raise Refused(400, f"id: must be an integer between 1 and {m.MAX_ID}")
+        raise Refused(400, said("must be an integer between 1 and {max}", max=m.MAX_ID), "id")
     snapshot, number = services.snapshot(), int(raw)
     known = snapshot.incident(number)
     if known is not None:
@@ -236,7 +251,7 @@ async def incident(request: Request, services: SiteContext) -> m.IncidentAnswer:
     except NotFound:
         found = None
     if found is None or not snapshot.shows(number):  # stored after the snapshot: not shown yet, as on the page
-        raise Refused(404, f"id: no incident {number}")
+        raise Refused(404, said("no incident {number}", number=number), "id")
     return incident_answer(found, snapshot)
 
 
@@ -259,7 +274,7 @@ async def openapi(request: Request) -> Response:
 
 
 async def no_such_path(request: Request) -> Response:
-    return _json(m.ErrorAnswer(error=f"no such path {request.url.path!r}; see /api/v1/openapi.json"), 404)
+    return _error(request, 404, said("no such path {path}; see /api/v1/openapi.json", path=repr(request.url.path)))
 
 
 async def api_not_found(request: Request, exc: Exception) -> Response:

@@ -69,9 +69,13 @@ class Body(BaseModel):
 
 
 class ErrorAnswer(Body):
-    """What went wrong: `<parameter>: <problem>` for a 400, the missing thing for a 404, the store for a 503."""
+    """What went wrong, said in the request's language (`?lang=`, the `lang` cookie, Accept-Language; French by
+    default): `<parameter>: <problem>` for a 400, the missing thing for a 404, the store for a 503. `field` names
+    the parameter at fault (null when none is), `code` the kind of refusal, stable across languages."""
 
     error: str
+    field: str | None = None
+    code: Literal["bad_request", "not_found", "unavailable"]
 
 
 class BilingualText(Body):

@@ -12,6 +12,7 @@ from pydantic.json_schema import models_json_schema
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..i18n import Text, said
 from .api_v1_models import ErrorAnswer
 
 __all__ = ["API_VERSION", "Operation", "PathParam", "openapi_document", "parameter_problem", "query_parameters"]
@@ -24,14 +25,17 @@ DESCRIPTION = """\
 API JSON de tpmon, le moniteur d'état des réseaux de tiers payant : l'état de chaque réseau, ligne de service, \
 flux et sonde, l'historique et la disponibilité, les incidents et les maintenances. Les dates sont en ISO 8601, \
 en UTC avec leur décalage. Les textes saisis par l'exploitation sont donnés en français et en anglais \
-(`{"fr": …, "en": …}`, `en` nul s'il n'a pas été écrit).
+(`{"fr": …, "en": …}`, `en` nul s'il n'a pas été écrit). Les erreurs disent leur message (`error`) dans la langue \
+de la requête (`?lang=`, cookie `lang`, `Accept-Language` ; le français par défaut), avec `field` et `code` stables.
 
 tpmon's JSON API, the status monitor of the French tiers-payant networks: the state of every network, service \
 line, flow and check, history and availability, incidents and maintenance. Dates are ISO 8601, UTC with their \
 offset. Texts written by ops come in French and English (`{"fr": …, "en": …}`, `en` null when not written).
 
-Errors are `{"error": "<parameter>: <problem>"}` (400), a missing network, line, component or incident (404), \
-or the database out of reach (503, with `Retry-After`)."""
+Errors are `{"error": "<parameter>: <problem>", "field": "<parameter>", "code": "bad_request"}` (400), a missing \
+network, line, component or incident (404, `not_found`), or the database out of reach (503, `unavailable`, with \
+`Retry-After`); `error` is said in the request's language (`?lang=`, the `lang` cookie, `Accept-Language`; French \
+by default), `field` and `code` never change with it."""
 
 ERRORS: Mapping[int, str] = {
     400: "A parameter is invalid; `error` names it",
@@ -105,19 +109,19 @@ def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     ]
 
 
-def parameter_problem(model: type[BaseModel], name: str) -> str:
-    """What a valid value of query parameter `name` is, said from its documented schema."""
+def parameter_problem(model: type[BaseModel], name: str) -> Text:
+    """What a valid value of query parameter `name` is, said from its documented schema (in each language)."""
     schema = _parameter_schema(_query_schemas(model).get(name, {}))
     if "enum" in schema:
-        return "must be one of " + ", ".join(str(v) for v in schema["enum"])
+        return said("must be one of {values}", values=", ".join(str(v) for v in schema["enum"]))
     if schema.get("type") == "integer":
         low, high = schema.get("minimum"), schema.get("maximum")
         if low is not None and high is not None:
-            return f"must be an integer between {low} and {high}"
-        return f"must be an integer of at least {low}" if low is not None else "must be an integer"
+            return said("must be an integer between {low} and {high}", low=low, high=high)
+        return said("must be an integer of at least {low}", low=low) if low is not None else said("must be an integer")
     if "pattern" in schema:
-        return f"must match {schema['pattern']}"
-    return "is invalid"
+        return said("must match {pattern}", pattern=schema["pattern"])
+    return said("is invalid")
 
 
 def _error_response(code: int) -> dict[str, Any]:
