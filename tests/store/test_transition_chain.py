@@ -86,3 +86,43 @@ def test_concurrent_writers_of_one_component_never_fork_its_chain(durable_databa
     finally:
         for store in stores:
             store.close()
+
+
+def test_a_chain_another_writer_extends_at_every_try_is_kept_and_the_give_up_logged(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another writer appends to the component's chain just before each of this writer's inserts: after
+    `_CHAIN_RACES` rereads this batch's transition is left out, the stored chain kept as the other wrote it, the
+    batch itself written, and the give-up logged once."""
+    store.write(Batch(transitions=[sample_transition(0)]))  # down → operational
+    t = tables.transition
+    others: list[str] = []
+    busy: list[bool] = []
+
+    def other_writer(connection: sa.Connection, _cursor: object, statement: str, *_: object) -> None:
+        if not statement.lstrip().upper().startswith("INSERT INTO TRANSITION") or busy or len(others) >= 20:
+            return  # not this writer's insert (the other's own, below, included)
+        busy.append(True)
+        end = connection.execute(
+            sa.select(t.c.id, t.c.state).where(t.c.component_key == CHECK.key).order_by(t.c.after_id.desc()).limit(1)
+        ).one()
+        state = "degraded" if end.state != "degraded" else "operational"  # never this writer's "down": no repeat
+        at = sample_transition(0).at
+        others.append(state)
+        row = {"component_key": CHECK.key, "previous": end.state, "state": state, "at": at, "recorded_at": at,
+               "source": "probe", "after_id": end.id, "uid": f"other-{len(others)}"}  # fmt: skip
+        connection.execute(sa.insert(t).values(row))
+        busy.clear()
+
+    sa.event.listen(store.engine, "before_cursor_execute", other_writer)
+    try:
+        with caplog.at_level("ERROR", logger="tpmon.store"):
+            assert store.write(Batch(transitions=[sample_transition(1)]))  # operational → down
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", other_writer)
+    chain = _chain(store)
+    assert len(others) == 6  # the first try and five rereads, each found extended
+    assert [s for _, s, _ in chain] == ["operational", *others]  # this writer's "down" left out, no fork
+    assert len({after for _, _, after in chain}) == len(chain)
+    gave_up = [r.getMessage() for r in caplog.records if "extended by another writer" in r.getMessage()]
+    assert len(gave_up) == 1 and "5 times" in gave_up[0] and "1 transitions of this instance left out" in gave_up[0]
