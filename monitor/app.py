@@ -141,7 +141,9 @@ class Services:
     location: str = "default"  # where this instance probes from (`--location`, or the config's cluster.location)
 
     def __post_init__(self) -> None:
-        self.pages = PageCache(self.stamp, store_up=lambda: self.store_up, clock=self.clock)
+        self.pages = PageCache(
+            self.stamp, store_up=lambda: self.store_up, clock=self.clock, history_stamp=self.history_stamp
+        )
         self._declared = Current([], [], 0, [])
         self._declared_at = self.clock()
         self._snapshot = self._take()
@@ -184,6 +186,12 @@ class Services:
         shown = self._snapshot
         minute = int(self.clock().timestamp() // 60)
         return (id(shown.settings), shown.board_version, shown.declared_version, self.history_version, minute)
+
+    def history_stamp(self) -> tuple[int, int, int]:
+        """What the roll-ups shown (a line's bars) change with: the config, the history's version (housekeeping
+        stored fresh roll-ups) and the minute (a new day; roll-ups another instance stored) — not the board."""
+        minute = int(self.clock().timestamp() // 60)
+        return (id(self._snapshot.settings), self.history_version, minute)
 
     async def refresh_overrides(self) -> None:
         """Apply open incidents' declared statuses and running maintenance, as stored now; take a new snapshot.

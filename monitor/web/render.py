@@ -26,7 +26,7 @@ from ..i18n import (
 )
 from ..models import State
 
-__all__ = ["MAIN_OPEN", "Links", "PageArgs", "render", "render_main"]
+__all__ = ["MAIN_OPEN", "Links", "PageArgs", "render", "render_macro", "render_main"]
 
 MAIN_OPEN = '<main id="contenu" tabindex="-1">'  # as base.html opens it
 
@@ -117,6 +117,14 @@ class Links:
 def render(template: str, lang: Lang, links: Links, path: str, **context: Any) -> str:
     """A page in `lang`; `path` is the page's own address (for the language switch and the current nav item)."""
     return _ENVS[lang].get_template(template).render(lang=lang, fr=lang == "fr", links=links, path=path, **context)
+
+
+def render_macro(template: str, macro: str, lang: Lang, links: Links, *args: Any) -> Markup:
+    """One macro of `template` in `lang`, as a page importing it `with context` renders it: a piece several pages
+    show alike, rendered once for all of them (`Fragments`)."""
+    module = _ENVS[lang].get_template(template).make_module({"lang": lang, "fr": lang == "fr", "links": links})
+    html: Markup = getattr(module, macro)(*args)
+    return html
 
 
 def render_main(template: str, lang: Lang, links: Links, path: str, **context: Any) -> Markup:
