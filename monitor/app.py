@@ -741,6 +741,7 @@ def _start_publishing(services: Services, public: ASGIApp) -> asyncio.Task[None]
         web.public_url,
         on_published=published,
         on_failed=metrics.note_publish_failure,
+        store_seen=services.writer.flush,
     )
     services.publisher = publisher
 

@@ -462,6 +462,47 @@ def test_a_change_reads_the_networks_last_results_once_and_its_line_pages_say_wh
     _in_process(tmp_path, target, body)
 
 
+def test_a_changes_pages_show_its_failed_probe_and_transition_the_writer_had_not_stored_yet(
+    tmp_path: Path, target: Target
+) -> None:
+    """The writer stores results every half second: a change is published sooner. The publisher has the store take
+    what the board saw before its pages read it (`store_seen`): the line pages show the probe that failed and the
+    transition (not the store's older success), and read the network's last results once for all of them."""
+
+    async def body(publisher: Publisher, services: Services, written: list[str]) -> None:
+        publisher.store_seen = services.writer.flush  # as `tpmon serve` wires it
+        for network, check in (("alpha", "dre"), ("alpha", "pec"), ("beta", "pec")):
+            await _probe(services, network, check)
+        while await publisher.publish_changes() is not None:
+            pass
+        target.codes["/pec"] = 503
+        with pytest.MonkeyPatch.context() as patch:  # the writer's own flushes do not come in time
+            patch.setattr(services.writer, "_flush_interval", 3600.0)
+            await _probe(services, "alpha", "pec")
+            assert services.writer._results, "the failed result is still in the writer's buffer"
+            reads: list[str] = []
+
+            def note(_connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+                if statement.lstrip().upper().startswith("SELECT") and "FROM probe_result" in statement:
+                    reads.append(statement)
+
+            sqlalchemy.event.listen(services.store.engine, "before_cursor_execute", note)
+            try:
+                assert await publisher.publish_changes() is not None
+            finally:
+                sqlalchemy.event.remove(services.store.engine, "before_cursor_execute", note)
+        assert len(reads) <= 2, reads  # alpha's last results once, its page's latency by hour
+        site = tmp_path / "site"
+        languages: tuple[tuple[Lang, str], ...] = (("fr", ""), ("en", "en/"))
+        for lang, prefix in languages:
+            page = (site / prefix / "reseaux" / "alpha" / "hospitalisation" / "index.html").read_text(encoding="utf-8")
+            assert {"fr": "échec, ", "en": "failed, "}[lang] in page, lang  # the failed probe, not the success before
+            history = page[page.index('id="history-title"') :]
+            assert f"{STATE_ICONS[State.DOWN]}</span> {STATE_LABELS[State.DOWN][lang]}" in history  # its transition
+
+    _in_process(tmp_path, target, body)
+
+
 def _snapshot_line(page: Path) -> str:
     found = re.search(r'<p class="snapshot"[^>]*>(.*?)</p>', page.read_text(encoding="utf-8"))
     assert found is not None, page

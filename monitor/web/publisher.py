@@ -34,7 +34,7 @@ import os
 import tempfile
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,6 +182,7 @@ FIRST_DOCUMENTS = (
 )
 FIRST_PAGES = ("/reseaux/{network}", "/")
 FLUSH_EVERY = 0.1  # seconds of rendering between writes after the first groups
+STORED_WAIT = 0.2  # seconds a change's pages wait for the store to hold what the board saw (else: what it holds)
 
 
 def _priority(unit: Unit) -> int:
@@ -207,6 +208,9 @@ class Publisher:
     origin: str
     on_published: Callable[[PublishReport], None] = lambda report: None
     on_failed: Callable[[], None] = lambda: None
+    # writes what the board has seen (results, transitions) into the store; True when done: a change's pages then
+    # read its last results and transitions, once for all of them, not the store's older ones (a read per page)
+    store_seen: Callable[[], Awaitable[bool]] | None = None
     published_at: float | None = None  # wall time when the folder was last known to hold the live state
     failures: int = 0
     problem: str | None = None  # why the folder is behind, while it is
@@ -328,11 +332,16 @@ class Publisher:
         failed: str | None = None
         written = removed = 0
         refused: str | None = None
+        # the store takes what the board saw while the documents (which read the snapshot alone) are rendered
+        storing = self._store_seen() if any(_priority(unit) > 0 for unit in urgent) else None
         async with export_client(self.app, self.state, self.origin) as client:
             # `owed`: files put off by an earlier cycle get their SLICE below even if this cycle is cut in turn (a
             # board changing during every cycle, as in a storm on a loaded machine, never starves them)
             flushed, interrupted, owed = self.clock(), False, bool(self._deferred)
             for number, unit in enumerate(urgent):
+                if storing is not None and _priority(unit) > 0:
+                    await storing
+                    storing = None
                 failed = await self._write_unit(unit, client, site) or failed
                 self._background.pop(unit.address, None)
                 self._deferred.pop(unit.address, None)
@@ -359,18 +368,38 @@ class Publisher:
                 queued = self._units.get(address)
                 if queued is not None:
                     failed = await self._write_unit(queued, client, site) or failed
-        if refused is None:
-            more, fewer, refused = await self._flush_site(site)
-            written, removed = written + more, removed + fewer
+        return await self._conclude(site, (written, removed), refused or failed, refused is not None, started)
+
+    async def _conclude(
+        self, site: Site, done: tuple[int, int], problem: str | None, refused: bool, started: float
+    ) -> PublishReport | None:
+        """A cycle's end: what is left of `site` written (unless the folder refused already: then at the next
+        attempt), the outcome said; `done`: (files written, deleted) so far."""
+        written, removed = done
+        if not refused:
+            more, fewer, refusal = await self._flush_site(site)
+            written, removed, problem = written + more, removed + fewer, refusal or problem
         else:
-            self._note(site)  # written at the next attempt
-        problem = refused or failed
+            self._note(site)
         if problem is not None:
             self._fail(problem)
             return None
         report = PublishReport(written, removed, self.clock() - started)
         self._succeeded(report)
         return report
+
+    def _store_seen(self) -> asyncio.Future[None] | None:
+        """The store taking what the board saw (`store_seen`), awaited at most STORED_WAIT seconds: a slow or down
+        store never holds a publication (its pages then say what the store holds)."""
+        if self.store_seen is None:
+            return None
+        writing = asyncio.ensure_future(self.store_seen())
+
+        async def stored() -> None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(writing), STORED_WAIT)
+
+        return asyncio.ensure_future(stored())
 
     async def _urgent(
         self, statuses: Mapping[str, Any], seen: tuple[Any, ...], previous: tuple[Any, ...]
