@@ -1,6 +1,6 @@
 """What the publisher keeps from one publication to the next: a network's view is taken again only while nothing it
-shows changed — a status of its own, a flow of another network its words name, a first sight, the config — and a
-page built from a kept view says the current state (a kept view after a change would show yesterday's)."""
+shows changed — a status of its own, a flow of another network its words name, a first sight, the config — and its
+row of the home page only while its view is kept (a kept view or row after a change would show yesterday's)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,16 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from markupsafe import Markup
+
 from monitor.config import Settings, load_config
 from monitor.i18n import STATE_LABELS
 from monitor.models import ComponentRef, ComponentStatus, Source, State
 from monitor.snapshot import Snapshot
 from monitor.web.board_view import NetworkView, board_view
+from monitor.web.home_page import matrix_row
+from monitor.web.page_cache import PageCache
+from monitor.web.render import Links
 
 CONFIG = """
 defaults: {interval: 1s, timeout: 800ms}
@@ -124,3 +129,29 @@ def test_a_status_replaced_by_an_equal_one_is_only_a_missed_reuse(tmp_path: Path
     statuses["check:omega/pec/pec"] = replace(statuses["check:omega/pec/pec"])  # same values, another object
     after = networks(snapshot(config, statuses, 2), config)
     assert after["omega"] is not before["omega"] and after["omega"] == before["omega"]
+
+
+def test_a_networks_row_of_the_home_page_is_rendered_again_when_its_view_changes_and_only_then(
+    tmp_path: Path,
+) -> None:
+    config = settings(tmp_path)
+    statuses = all_up(config)
+    pages = PageCache(lambda: 0)
+    links = Links("fr", exported=True)
+    shown = ("optique", "pharmacie")
+
+    def rows(version: int, now: datetime = T0) -> dict[str, Markup]:
+        views = networks(snapshot(config, statuses, version), config)
+        return {name: matrix_row(pages, view, shown, "fr", links, now) for name, view in views.items()}
+
+    before = rows(1)
+    assert STATE_LABELS[State.OPERATIONAL]["fr"] in before["omega"]
+    statuses["line:omega/optique"] = status("line:omega/optique", State.DOWN)
+    after = rows(2)
+    assert after["sigma"] is before["sigma"]  # its view was kept: its row too
+    assert STATE_LABELS[State.DOWN]["fr"] in after["omega"] and after["omega"] != before["omega"]
+    live = matrix_row(pages, networks(snapshot(config, statuses, 2), config)["omega"], shown, "fr", Links("fr"), T0)
+    assert 'href="/reseaux/omega/optique"' in live and 'href="/reseaux/omega/optique/"' in after["omega"]
+    next_year = rows(3, T0.replace(year=2027))  # its dates say their year now: rendered again
+    assert next_year["sigma"] is not before["sigma"]
+    assert "2026" in next_year["omega"] and "2026" not in after["omega"]
