@@ -67,7 +67,9 @@ async def measure(args: argparse.Namespace, root: Path, target: Target) -> dict[
         networks = list(services.settings.networks)
         for network in networks:
             await _probe_network(services, network)
-        publisher = Publisher(services, app, state, root / "site", "https://etat.exemple.fr")
+        publisher = Publisher(  # as `tpmon serve` makes it: the store takes what the board saw before the pages
+            services, app, state, root / "site", "https://etat.exemple.fr", store_seen=services.writer.flush
+        )
         started = time.process_time()
         first = await publisher.publish_all()
         figures["first_publication"] = {"files": first.written, "cpu_s": round(time.process_time() - started, 2)}
