@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -295,6 +295,26 @@ def test_an_atomic_write_is_on_disk_before_its_rename_and_its_rename_after(
     done.clear()
     write_atomically(tmp_path, "reseaux/alpha/index.html", b"<html>2", 0o644, sync=False)  # a batch syncs after
     assert [kind for kind, _ in done] == ["fsync", "rename"]
+
+
+def test_a_batchs_files_are_written_at_once_and_one_that_fails_stays_pending_alone(tmp_path: Path) -> None:
+    """The files of a batch are written by several threads (their syncs overlap); one the folder refuses is the
+    batch's error and stays pending, every other is written, noted on disk and no longer pending."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "blocked").write_bytes(b"a file where a folder is needed")
+    publisher = Publisher(cast(Any, None), cast(Any, None), {}, site, f"https://{HOST}")
+    publisher._pending["blocked/index.html"] = b"refused"  # first in line: the others are written all the same
+    publisher._pending.update({f"reseaux/n{number}/index.html": b"page %d" % number for number in range(9)})
+    done = [0, 0]
+    with pytest.raises(OSError):
+        publisher._write(dict(publisher._pending), done)
+    assert publisher._pending == {"blocked/index.html": b"refused"}
+    assert done == [9, 0]
+    for number in range(9):
+        relative = f"reseaux/n{number}/index.html"
+        assert (site / relative).read_bytes() == b"page %d" % number == publisher._on_disk[relative]
+    assert not [path for path in site.rglob("*.tmp")]  # no temporary file left, the refused one's neither
 
 
 def _in_process(
