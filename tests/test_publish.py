@@ -317,6 +317,31 @@ def test_a_batchs_files_are_written_at_once_and_one_that_fails_stays_pending_alo
     assert not [path for path in site.rglob("*.tmp")]  # no temporary file left, the refused one's neither
 
 
+def test_put_off_pages_go_before_the_put_off_files_of_older_changes_each_group_oldest_first() -> None:
+    """A network failing check by check changes every second: each cycle is cut after its first files and puts
+    off the rest. Its line pages, put off last, go before the badges and documents of its earlier changes."""
+    publisher = Publisher(cast(Any, None), cast(Any, None), {}, Path("/nonexistent"), f"https://{HOST}")
+    inventory = static_export.Inventory({"alpha": ("pharmacie", "hospitalisation")}, ())
+    publisher._units = {unit.address: unit for unit in static_export.units(inventory)}
+    queued = [
+        "/badge/alpha/pharmacie.svg",  # the first change's files
+        "/api/v1/networks/alpha/lines/pharmacie",
+        "/reseaux/alpha/pharmacie",  # its line page
+        "/badge/alpha/hospitalisation.svg",  # the next change's
+        "/reseaux/alpha/hospitalisation",
+    ]
+    publisher._deferred.update(dict.fromkeys(queued))
+    taken = [publisher._next_put_off() for _ in queued]
+    assert taken == [
+        "/reseaux/alpha/pharmacie",
+        "/reseaux/alpha/hospitalisation",
+        "/badge/alpha/pharmacie.svg",
+        "/api/v1/networks/alpha/lines/pharmacie",
+        "/badge/alpha/hospitalisation.svg",
+    ]
+    assert not publisher._deferred
+
+
 def _in_process(
     tmp_path: Path,
     target: Target,
