@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -40,7 +40,7 @@ from .delivery.subscription_desk import SubscriptionDesk
 from .engine.overrides import Overrides
 from .engine.quorum import located_key
 from .errors import ConfigError, MonitorError, NotFound, StoreError
-from .i18n import LANGS, literal, said, translate
+from .i18n import LANGS, PARIS, literal, said, translate
 from .metrics import Metrics, derive_availability
 from .models import ComponentRef, ComponentStatus, ProbeResult, Source, Transition
 from .notify.tokens import Signer, load_secret
@@ -141,7 +141,9 @@ class Services:
     location: str = "default"  # where this instance probes from (`--location`, or the config's cluster.location)
 
     def __post_init__(self) -> None:
-        self.pages = PageCache(self.stamp, store_up=lambda: self.store_up, clock=self.clock)
+        self.pages = PageCache(
+            self.stamp, store_up=lambda: self.store_up, clock=self.clock, history_stamp=self.history_stamp
+        )
         self._declared = Current([], [], 0, [])
         self._declared_at = self.clock()
         self._snapshot = self._take()
@@ -184,6 +186,15 @@ class Services:
         shown = self._snapshot
         minute = int(self.clock().timestamp() // 60)
         return (id(shown.settings), shown.board_version, shown.declared_version, self.history_version, minute)
+
+    def history_stamp(self) -> tuple[int, int, date, int | None]:
+        """What the roll-ups shown (a line's bars) change with — not the board: the config, the history's version
+        (this instance's housekeeping stored fresh ones), the Paris day (a new bar) and, on an instance that
+        leaves housekeeping to the cluster's leader, the minute (roll-ups the leader stored, read within one)."""
+        now = self.clock()
+        follower = self.cluster is not None and not self.cluster.leading
+        minute = int(now.timestamp() // 60) if follower else None
+        return (id(self._snapshot.settings), self.history_version, now.astimezone(PARIS).date(), minute)
 
     async def refresh_overrides(self) -> None:
         """Apply open incidents' declared statuses and running maintenance, as stored now; take a new snapshot.
@@ -733,6 +744,7 @@ def _start_publishing(services: Services, public: ASGIApp) -> asyncio.Task[None]
         web.public_url,
         on_published=published,
         on_failed=metrics.note_publish_failure,
+        store_seen=services.writer.flush,
     )
     services.publisher = publisher
 

@@ -119,6 +119,7 @@ INNER: dict[str, dict[str, float]] = {
         "__init__": 4,
     },
     "web": {
+        "fragments": 0,  # pieces of pages rendered once, below the page cache that holds them
         **dict.fromkeys(
             (
                 "ops_markdown",
@@ -131,7 +132,7 @@ INNER: dict[str, dict[str, float]] = {
                 "affected_text",
                 "console_forms",  # the console's forms read into the domain
             ),
-            0,
+            1,
         ),
         **dict.fromkeys(
             (
@@ -145,7 +146,7 @@ INNER: dict[str, dict[str, float]] = {
                 "admin_context",
                 "revalidation",
             ),
-            1,
+            2,
         ),
         **dict.fromkeys(
             (
@@ -159,13 +160,13 @@ INNER: dict[str, dict[str, float]] = {
                 "admin_models",
                 "subscription_pages",
             ),
-            2,
+            3,
         ),
-        **dict.fromkeys(("api_v1", "info_pages", "network_page", "admin_openapi", "admin_api", "console_base"), 3),
-        **dict.fromkeys(("line_page", "push_api", "sign_in_api", "console_pages", "console_admin"), 4),
-        **dict.fromkeys(("page_routes", "admin_routes"), 5),
-        **dict.fromkeys(("__init__", "static_export"), 6),
-        "publisher": 7,  # the export kept in a folder by `tpmon serve`
+        **dict.fromkeys(("api_v1", "info_pages", "network_page", "admin_openapi", "admin_api", "console_base"), 4),
+        **dict.fromkeys(("line_page", "push_api", "sign_in_api", "console_pages", "console_admin"), 5),
+        **dict.fromkeys(("page_routes", "admin_routes"), 6),
+        **dict.fromkeys(("__init__", "static_export"), 7),
+        "publisher": 8,  # the export kept in a folder by `tpmon serve`
     },
     "delivery": {
         **dict.fromkeys(("address_guard", "smtp_sender", "notify_metrics", "subscription_desk"), 0),

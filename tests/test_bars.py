@@ -8,10 +8,13 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from monitor.availability import EXCLUDED
+from monitor.i18n import format_percent
 from monitor.models import ComponentRef, Source, State, Transition
 from monitor.store import Batch, Store
 from monitor.store.rollup_store import availability_over, roll_up
-from monitor.web.availability_bars import DAYS, Day, line_bars
+from monitor.web.availability_bars import DAYS, Day, day_bars, kept_bars, line_bars
+from monitor.web.page_cache import PageCache
+from monitor.web.render import Links, render_macro
 
 LINE = ComponentRef("line", "alpha", "optique")
 HOUR = 3600.0
@@ -19,8 +22,8 @@ HOUR = 3600.0
 NOW = datetime(2024, 4, 15, 21, 30, tzinfo=UTC)
 
 
-def utc(year: int, month: int, day: int, hour: int = 0) -> datetime:
-    return datetime(year, month, day, hour, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def moves(ref: ComponentRef, *steps: tuple[datetime, State]) -> list[Transition]:
@@ -152,3 +155,28 @@ def test_a_line_without_any_history_has_ninety_empty_days(store: Store) -> None:
     assert len(bars.days) == 90
     assert all(d.availability is None and d.worst is None for d in bars.days)
     assert bars.overall.availability is None and bars.overall.coverage is None
+
+
+def test_kept_bars_and_their_rendering_hold_across_changes_of_the_board_and_follow_fresh_roll_ups(store: Store) -> None:
+    """The publisher's pages take a line's bars (and their markup) again while only the board changes; once
+    housekeeping stores fresh roll-ups (the history stamp moves) they show them: never yesterday's bars."""
+    rolled(store, SPRING, NOW - timedelta(minutes=20))  # 21:10: today's outage was over, 21:10 not rolled up yet
+    board, history = [1], [1]
+    pages = PageCache(lambda: (board[0], history[0]), history_stamp=lambda: history[0])
+    before = kept_bars(pages, store, LINE.key, NOW)
+    html = day_bars(pages, before, "Optique", "fr")
+    assert html == render_macro("macros.html", "day_bars", "fr", Links("fr"), before, "Optique")
+    board[0] = 2  # a change of the board (another line, another network): the roll-ups are the same
+    assert kept_bars(pages, store, LINE.key, NOW) is before
+    assert day_bars(pages, before, "Optique", "fr") is html
+    english = day_bars(pages, before, "Optical", "en")
+    assert english != html and "Availability per day, Optical" in english  # each language its own
+    store.write(Batch(transitions=moves(LINE, (utc(2024, 4, 15, 21, 10), State.DOWN))))  # down again at 21:10
+    roll_up(store, [LINE], NOW)
+    assert kept_bars(pages, store, LINE.key, NOW) is before  # not shown before housekeeping says so (as before)
+    history[0] = 2  # housekeeping ran: fresh roll-ups
+    after = kept_bars(pages, store, LINE.key, NOW)
+    assert after is not before and after.days[-1].availability < before.days[-1].availability  # type: ignore[operator]
+    fresh = day_bars(pages, after, "Optique", "fr")
+    assert fresh != html and format_percent(after.days[-1].availability, "fr") in fresh
+    assert format_percent(after.days[-1].availability, "fr") not in html

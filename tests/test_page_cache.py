@@ -789,6 +789,35 @@ def test_a_read_is_reused_under_one_stamp_read_again_under_the_next_and_a_failed
     reads.clear()
     for number in range(page_cache.MAX_REUSED + 1):  # bounded: the oldest readings go
         cache.reuse(number, read(str(number)))
-    assert cache.reuse(0, read("again")) == "again" and len(cache._reused) <= page_cache.MAX_REUSED
+    assert cache.reuse(0, read("again")) == "again" and len(cache._readings.values) <= page_cache.MAX_REUSED
     refused = cache.reuse("partial", read("partial"), keep=lambda value: False)  # e.g. not stored yet
     assert refused == "partial" and cache.reuse("partial", read("whole")) == "whole"
+
+
+def test_a_reading_of_the_history_is_kept_across_changes_of_the_board_and_read_again_when_the_history_moves() -> None:
+    """The bars (roll-ups) are kept while the board changes (a publication per change), read again as soon as the
+    history stamp moves (a housekeeping run, the next minute, another config): never yesterday's bars."""
+    board, history = [1], [("config", 7, 100)]
+    cache = PageCache(lambda: (board[0], history[0]), history_stamp=lambda: history[0])
+    reads: list[str] = []
+
+    def read(value: str) -> Callable[[], str]:
+        def run() -> str:
+            reads.append(value)
+            return value
+
+        return run
+
+    assert cache.reuse("bars", read("monday"), history=True) == "monday"
+    board[0] = 2  # a change of the board: pages change, the roll-ups do not
+    assert cache.reuse("bars", read("again"), history=True) == "monday"
+    assert cache.reuse("results", read("results"), history=False) == "results"
+    history[0] = ("config", 8, 100)  # housekeeping stored fresh roll-ups
+    assert cache.reuse("bars", read("fresh"), history=True) == "fresh"
+    history[0] = ("config", 8, 101)  # the next minute (a new day, roll-ups another instance wrote)
+    assert cache.reuse("bars", read("next minute"), history=True) == "next minute"
+    assert reads == ["monday", "results", "fresh", "next minute"]
+    plain = PageCache(lambda: board[0])  # without a history stamp: kept under the page stamp
+    assert plain.reuse("bars", read("a"), history=True) == "a"
+    board[0] = 3
+    assert plain.reuse("bars", read("b"), history=True) == "b"

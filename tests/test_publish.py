@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -297,6 +297,51 @@ def test_an_atomic_write_is_on_disk_before_its_rename_and_its_rename_after(
     assert [kind for kind, _ in done] == ["fsync", "rename"]
 
 
+def test_a_batchs_files_are_written_at_once_and_one_that_fails_stays_pending_alone(tmp_path: Path) -> None:
+    """The files of a batch are written by several threads (their syncs overlap); one the folder refuses is the
+    batch's error and stays pending, every other is written, noted on disk and no longer pending."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "blocked").write_bytes(b"a file where a folder is needed")
+    publisher = Publisher(cast(Any, None), cast(Any, None), {}, site, f"https://{HOST}")
+    publisher._pending["blocked/index.html"] = b"refused"  # first in line: the others are written all the same
+    publisher._pending.update({f"reseaux/n{number}/index.html": b"page %d" % number for number in range(9)})
+    done = [0, 0]
+    with pytest.raises(OSError):
+        publisher._write(dict(publisher._pending), done)
+    assert publisher._pending == {"blocked/index.html": b"refused"}
+    assert done == [9, 0]
+    for number in range(9):
+        relative = f"reseaux/n{number}/index.html"
+        assert (site / relative).read_bytes() == b"page %d" % number == publisher._on_disk[relative]
+    assert not [path for path in site.rglob("*.tmp")]  # no temporary file left, the refused one's neither
+
+
+def test_put_off_pages_go_before_the_put_off_files_of_older_changes_each_group_oldest_first() -> None:
+    """A network failing check by check changes every second: each cycle is cut after its first files and puts
+    off the rest. Its line pages, put off last, go before the badges and documents of its earlier changes."""
+    publisher = Publisher(cast(Any, None), cast(Any, None), {}, Path("/nonexistent"), f"https://{HOST}")
+    inventory = static_export.Inventory({"alpha": ("pharmacie", "hospitalisation")}, ())
+    publisher._units = {unit.address: unit for unit in static_export.units(inventory)}
+    queued = [
+        "/badge/alpha/pharmacie.svg",  # the first change's files
+        "/api/v1/networks/alpha/lines/pharmacie",
+        "/reseaux/alpha/pharmacie",  # its line page
+        "/badge/alpha/hospitalisation.svg",  # the next change's
+        "/reseaux/alpha/hospitalisation",
+    ]
+    publisher._deferred.update(dict.fromkeys(queued))
+    taken = [publisher._next_put_off() for _ in queued]
+    assert taken == [
+        "/reseaux/alpha/pharmacie",
+        "/reseaux/alpha/hospitalisation",
+        "/badge/alpha/pharmacie.svg",
+        "/api/v1/networks/alpha/lines/pharmacie",
+        "/badge/alpha/hospitalisation.svg",
+    ]
+    assert not publisher._deferred
+
+
 def _in_process(
     tmp_path: Path,
     target: Target,
@@ -458,6 +503,47 @@ def test_a_change_reads_the_networks_last_results_once_and_its_line_pages_say_wh
                 page = (site / prefix / "reseaux" / "alpha" / line / "index.html").read_text(encoding="utf-8")
                 assert STATE_LABELS[states[line]][lang] in page, (line, lang)
                 assert last[line][lang] in page, (line, lang)  # the last probe the JSON's state was decided on
+
+    _in_process(tmp_path, target, body)
+
+
+def test_a_changes_pages_show_its_failed_probe_and_transition_the_writer_had_not_stored_yet(
+    tmp_path: Path, target: Target
+) -> None:
+    """The writer stores results every half second: a change is published sooner. The publisher has the store take
+    what the board saw before its pages read it (`store_seen`): the line pages show the probe that failed and the
+    transition (not the store's older success), and read the network's last results once for all of them."""
+
+    async def body(publisher: Publisher, services: Services, written: list[str]) -> None:
+        publisher.store_seen = services.writer.flush  # as `tpmon serve` wires it
+        for network, check in (("alpha", "dre"), ("alpha", "pec"), ("beta", "pec")):
+            await _probe(services, network, check)
+        while await publisher.publish_changes() is not None:
+            pass
+        target.codes["/pec"] = 503
+        with pytest.MonkeyPatch.context() as patch:  # the writer's own flushes do not come in time
+            patch.setattr(services.writer, "_flush_interval", 3600.0)
+            await _probe(services, "alpha", "pec")
+            assert services.writer._results, "the failed result is still in the writer's buffer"
+            reads: list[str] = []
+
+            def note(_connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+                if statement.lstrip().upper().startswith("SELECT") and "FROM probe_result" in statement:
+                    reads.append(statement)
+
+            sqlalchemy.event.listen(services.store.engine, "before_cursor_execute", note)
+            try:
+                assert await publisher.publish_changes() is not None
+            finally:
+                sqlalchemy.event.remove(services.store.engine, "before_cursor_execute", note)
+        assert len(reads) <= 2, reads  # alpha's last results once, its page's latency by hour
+        site = tmp_path / "site"
+        languages: tuple[tuple[Lang, str], ...] = (("fr", ""), ("en", "en/"))
+        for lang, prefix in languages:
+            page = (site / prefix / "reseaux" / "alpha" / "hospitalisation" / "index.html").read_text(encoding="utf-8")
+            assert {"fr": "échec, ", "en": "failed, "}[lang] in page, lang  # the failed probe, not the success before
+            history = page[page.index('id="history-title"') :]
+            assert f"{STATE_ICONS[State.DOWN]}</span> {STATE_LABELS[State.DOWN][lang]}" in history  # its transition
 
     _in_process(tmp_path, target, body)
 

@@ -5,13 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from markupsafe import Markup
+
 from ..availability import Window, period_start
-from ..i18n import PARIS
+from ..i18n import PARIS, Lang
 from ..models import State, worst
 from ..store.rollup_store import rollups_of
 from ..store.store import Store
+from .page_cache import PageCache
+from .render import Links, render_macro
 
-__all__ = ["DAYS", "Day", "LineBars", "line_bars"]
+__all__ = ["DAYS", "Day", "LineBars", "day_bars", "kept_bars", "line_bars"]
 
 DAYS = 90
 
@@ -70,3 +74,20 @@ def line_bars(store: Store, key: str, now: datetime, days: int = DAYS) -> LineBa
                 parts.append(rollup)
         result.append(_day(day, window))
     return LineBars(key, result, Window.summing(key, first_start, now, parts))
+
+
+def kept_bars(pages: PageCache, store: Store, key: str, now: datetime) -> LineBars:
+    """Blocking: the bars of line `key`, read once while the roll-ups hold (the history stamp), for every page
+    and language and across the publications of the board's changes (none of which changes a roll-up)."""
+    return pages.reuse(("bars", key), lambda: line_bars(store, key, now), history=True)
+
+
+def day_bars(pages: PageCache, bars: LineBars, label: str, lang: Lang) -> Markup:
+    """The bars as its line's page and its network's show them, rendered once per language while they are the same
+    bars (kept: the same object)."""
+    links = Links(lang)  # the bars hold no link
+    return pages.fragments.render(
+        ("day bars", bars.key, lang),
+        (bars, label),
+        lambda: render_macro("macros.html", "day_bars", lang, links, bars, label),
+    )

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
-from ..config import Settings
+from ..config import Network, Settings
 from ..errors import StoreError
 from ..i18n import SOURCE_LABELS, STATE_LABELS, Lang
 from ..models import ComponentRef, ComponentStatus, Source, State
@@ -202,29 +202,119 @@ def _build(settings: Settings, board: States, lang: Lang, first_seen: Mapping[st
     line_ids = [line for line in settings.lines if line in used]
     view = BoardView(lang, line_ids, {line: getattr(settings.lines[line].label, lang) for line in line_ids})
     view.checked_at = board.checked_at
+    with _memo_lock:
+        if _kept_from[0] is not settings:  # another config: no view of the previous one is of use
+            _kept.clear()
+            _kept_from[0] = settings
     for name, network in settings.networks.items():
-        net_ref = ComponentRef("network", name)
-        lines = {}
-        for line in network.lines:
-            ref = ComponentRef("line", name, line)
-            shown = board.get(ref)
-            said = explain(settings, board, name, line, shown, lang)
-            lines[line] = replace(_cell(ref, view.line_labels[line], shown, lang, first_seen), **said._asdict())
-        flows = [
-            _cell(
-                ComponentRef("flow", name, flow),
-                getattr(d.label, lang),
-                board.get(ComponentRef("flow", name, flow)),
-                lang,
-                first_seen,
-            )
-            for flow, d in settings.flows.items()
-            if flow in network.flow_names(settings.flows)
-        ]
-        checks = []
-        for check in network.checks:
-            ref = ComponentRef.for_check(name, check.flow, check.name)
-            checks.append(_cell(ref, check.title(lang), board.get(ref), lang, first_seen))
-        status = _cell(net_ref, network.name, board.get(net_ref), lang, first_seen)
-        view.networks.append(NetworkView(name, network.name, network.kind, status, lines, flows, checks))
+        key = (name, lang, first_seen is not None)
+        with _memo_lock:
+            kept = _kept.get(key)
+        if kept is not None and kept.holds(settings, board, first_seen):
+            view.networks.append(kept.view)
+            continue
+        reading = _Reading(board, first_seen)
+        built = _network_view(settings, reading, lang, reading.sights, view.line_labels, name, network)
+        with _memo_lock:
+            _kept[key] = _Kept(settings, tuple(reading.read.items()), tuple(reading.seen.items()), built)
+        view.networks.append(built)
     return view
+
+
+def _network_view(
+    settings: Settings,
+    board: States,
+    lang: Lang,
+    first_seen: Mapping[str, datetime] | None,
+    line_labels: Mapping[str, str],
+    name: str,
+    network: Network,
+) -> NetworkView:
+    net_ref = ComponentRef("network", name)
+    lines = {}
+    for line in network.lines:
+        ref = ComponentRef("line", name, line)
+        shown = board.get(ref)
+        said = explain(settings, board, name, line, shown, lang)
+        lines[line] = replace(_cell(ref, line_labels[line], shown, lang, first_seen), **said._asdict())
+    flows = [
+        _cell(
+            ComponentRef("flow", name, flow),
+            getattr(d.label, lang),
+            board.get(ComponentRef("flow", name, flow)),
+            lang,
+            first_seen,
+        )
+        for flow, d in settings.flows.items()
+        if flow in network.flow_names(settings.flows)
+    ]
+    checks = []
+    for check in network.checks:
+        ref = ComponentRef.for_check(name, check.flow, check.name)
+        checks.append(_cell(ref, check.title(lang), board.get(ref), lang, first_seen))
+    status = _cell(net_ref, network.name, board.get(net_ref), lang, first_seen)
+    return NetworkView(name, network.name, network.kind, status, lines, flows, checks)
+
+
+class _Reading:
+    """A board (and first sights) that notes every status (and first sight) a network's view reads."""
+
+    def __init__(self, board: States, first_seen: Mapping[str, datetime] | None) -> None:
+        self.board = board
+        self.read: dict[str, ComponentStatus | None] = {}
+        self.seen: dict[str, datetime | None] = {}
+        self.sights = _Sights(first_seen, self.seen) if first_seen is not None else None
+
+    @property
+    def checked_at(self) -> datetime | None:
+        return self.board.checked_at
+
+    def get(self, ref: ComponentRef | str) -> ComponentStatus | None:
+        status = self.board.get(ref)
+        self.read[ref if isinstance(ref, str) else ref.key] = status
+        return status
+
+
+class _Sights(Mapping[str, datetime]):
+    """First sights, noting each one read (`_floor` reads them with `get`)."""
+
+    def __init__(self, found: Mapping[str, datetime], seen: dict[str, datetime | None]) -> None:
+        self.found, self.seen = found, seen
+
+    def __getitem__(self, key: str) -> datetime:
+        at = self.found.get(key)
+        self.seen[key] = at
+        if at is None:
+            raise KeyError(key)
+        return at
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.found)
+
+    def __len__(self) -> int:
+        return len(self.found)
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """A network's view and everything it was built from: the config, each status and first sight it read."""
+
+    settings: Settings
+    read: tuple[tuple[str, ComponentStatus | None], ...]
+    seen: tuple[tuple[str, datetime | None], ...]
+    view: NetworkView
+
+    def holds(self, settings: Settings, board: States, first_seen: Mapping[str, datetime] | None) -> bool:
+        """Whether this view is what building it again from `board` would give: the same config, the very same
+        status objects (the board replaces a status that changes), the same first sights."""
+        if settings is not self.settings:
+            return False
+        if any(board.get(key) is not status for key, status in self.read):
+            return False
+        return first_seen is None or all(first_seen.get(key) == at for key, at in self.seen)
+
+
+# each network's last view, by (network, language, with first sights): a new snapshot's view takes the networks
+# none of whose shown statuses changed from here (a change of one network renders one network again, not 30)
+_kept: dict[tuple[str, Lang, bool], _Kept] = {}
+_kept_from: list[Settings | None] = [None]

@@ -7,15 +7,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
+from markupsafe import Markup
+
 from ..errors import StoreError
-from ..i18n import Lang
+from ..i18n import PARIS, Lang
 from ..models import ComponentRef, State, Transition
 from ..store.store import Store
 from .board_view import BoardView, Cell, NetworkView, board_view, first_sights
 from .incident_view import declarations_view
 from .page_cache import PageCache
 from .reactivation_timeline import Episode, episodes
-from .render import Links, PageArgs, render
+from .render import Links, PageArgs, render, render_macro
 from .site_context import SiteContext
 
 __all__ = [
@@ -115,6 +117,18 @@ def line_episodes(
         for episode in found.get(key, [])
     ]
     return sorted(shown, key=lambda e: (not e.episode.open, -e.episode.started.timestamp()))
+
+
+def matrix_row(
+    pages: PageCache, network: NetworkView, shown: tuple[str, ...], lang: Lang, links: Links, now: datetime
+) -> Markup:
+    """A network's row of the grid (the lines `shown`), rendered once per language and kind of links while its view is
+    the same (a network's view is kept while none of its statuses changes): a change renders its network's row."""
+    return pages.fragments.render(
+        ("matrix row", network.id, lang, links.exported, shown, now.astimezone(PARIS).year),  # the year: its dates
+        (network,),
+        lambda: render_macro("macros.html", "matrix_row", lang, links, network, shown, now),
+    )
 
 
 _NOT_WELL = (State.DOWN, State.PARTIAL, State.RECOVERING, State.MAINTENANCE, State.UNKNOWN, State.DEGRADED)
@@ -219,6 +233,7 @@ def build_index(services: SiteContext, lang: Lang, links: Links, args: PageArgs)
         except StoreError:  # the board is in memory: the page still answers, without the history
             pass
     path = "/" if line is None else f"/?{FILTER}={line}"
+    shown = (line,) if line is not None else tuple(view.line_ids)
     return render(
         "index.html",
         lang,
@@ -227,6 +242,7 @@ def build_index(services: SiteContext, lang: Lang, links: Links, args: PageArgs)
         view=view,
         line=line,
         groups=now_groups(view, line),
+        rows=[matrix_row(services.pages, network, shown, lang, links, now) for network in view.networks],
         line_lists=line_lists(view, line),
         declared=declared,
         timelines=timelines,

@@ -9,7 +9,7 @@ from ..config import Network
 from ..i18n import Lang, translate
 from ..models import ComponentRef, ProbeResult, Transition
 from .affected_text import dependency_scope
-from .availability_bars import line_bars
+from .availability_bars import day_bars, kept_bars
 from .board_view import Cell, NetworkView, board_view, first_sights
 from .home_page import line_episodes
 from .incident_view import IncidentView
@@ -125,6 +125,7 @@ def build_line(services: SiteContext, lang: Lang, links: Links, args: PageArgs) 
     transitions: list[Transition] = services.pages.reuse(
         ("transitions", ref.key, HISTORY_LIMIT), lambda: services.store.transitions(ref, limit=HISTORY_LIMIT)
     )
+    bars = kept_bars(services.pages, services.store, ref.key, now)
     return render(
         "line.html",
         lang,
@@ -138,7 +139,8 @@ def build_line(services: SiteContext, lang: Lang, links: Links, args: PageArgs) 
         optional=[flow_cells[f] for f in optional if f in flow_cells],
         checks=_checks(services, view, config, line, lang),
         transitions=transitions,
-        bars=services.pages.reuse(("bars", ref.key), lambda: line_bars(services.store, ref.key, now)),
+        bars=bars,
+        bars_html=day_bars(services.pages, bars, view.lines[line].label, lang),
         dependencies=[d for d in dependencies(settings, views, network, lang) if d.network == network],
         incidents=open_incidents(services, network, line, lang),
         upstream_incidents=_upstream(services, config, line, lang),

@@ -11,7 +11,7 @@ from ..i18n import Lang, translate
 from ..models import ComponentRef
 from ..store.latency_store import latency_by_hour
 from .affected_text import dependency_scope
-from .availability_bars import LineBars, line_bars
+from .availability_bars import day_bars, kept_bars
 from .board_view import Cell, NetworkView, board_view, first_sights
 from .home_page import line_episodes
 from .incident_view import IncidentView, declarations_view
@@ -107,10 +107,9 @@ def build_network(services: SiteContext, lang: Lang, links: Links, args: PageArg
     views = {v.id: v for v in board_view(settings, snapshot, lang, sights).networks}
     view = views[network]
     keys = {line: ComponentRef("line", network, line).key for line in config.lines}
-    bars: dict[str, LineBars] = {  # the same as its line pages', in either language: read once per stamp
-        line: services.pages.reuse(("bars", key), lambda key=key: line_bars(services.store, key, now))  # type: ignore[misc]
-        for line, key in keys.items()
-    }
+    # the same as its line pages', in either language: read once while the roll-ups hold, rendered once per language
+    bars = {line: kept_bars(services.pages, services.store, key, now) for line, key in keys.items()}
+    bars_html = {line: day_bars(services.pages, bars[line], view.lines[line].label, lang) for line in bars}
     return render(
         "network.html",
         lang,
@@ -119,6 +118,7 @@ def build_network(services: SiteContext, lang: Lang, links: Links, args: PageArg
         network=view,
         config=config,
         bars=bars,
+        bars_html=bars_html,
         chart=_chart(services, config, network, lang, now),
         dependencies=dependencies(settings, views, network, lang),
         incidents=open_incidents(services, network, None, lang),

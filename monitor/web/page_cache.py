@@ -38,6 +38,7 @@ from starlette.types import Scope
 
 from ..config import WebSettings
 from ..i18n import Lang, format_datetime, pick_lang
+from .fragments import Fragments
 
 __all__ = [
     "CachedBody",
@@ -228,6 +229,14 @@ def _utc_now() -> datetime:
 
 
 @dataclass
+class _Readings:
+    """What `reuse` keeps, and the stamp it was read under."""
+
+    stamp: Hashable = None
+    values: dict[Hashable, Any] = field(default_factory=dict)
+
+
+@dataclass
 class PageCache:
     """Cached responses by key, fresh while the stamp they were built under is the current one."""
 
@@ -250,31 +259,39 @@ class PageCache:
     validators: dict[Hashable, Validator] = field(default_factory=dict)
     revalidated: int = 0
     reuses: int = 0  # reads `reuse` answered without reading again
-    _reused: dict[Hashable, Any] = field(default_factory=dict)  # under `_reused_stamp`
-    _reused_stamp: Hashable = None
+    # what only the history (roll-ups) changes: the config, the history's version, the minute; None: `stamp`
+    history_stamp: Callable[[], Hashable] | None = None
+    _readings: _Readings = field(default_factory=_Readings)  # under `stamp`
+    _history_readings: _Readings = field(default_factory=_Readings)  # under `history_stamp`
     _reuse_lock: threading.Lock = field(default_factory=threading.Lock)
+    fragments: Fragments = field(default_factory=Fragments)  # pieces several pages show alike, rendered once
 
-    def reuse(self, key: Hashable, read: Callable[[], T], keep: Callable[[T], bool] | None = None) -> T:
+    def reuse(
+        self, key: Hashable, read: Callable[[], T], keep: Callable[[T], bool] | None = None, *, history: bool = False
+    ) -> T:
         """Blocking: `read()` once per stamp — what several pages, and each page in both languages, read alike
         (a network's last results, a line's transitions, its roll-ups) is read once while what pages show has
         not changed. The reading is no older than the stamp it is kept under (the stamp is taken first), as
         old at most as the pages cached under that stamp; a failed read is not kept, nor one `keep` refuses (it
-        is read again next time: e.g. results the writer has not stored yet)."""
-        stamp = self.stamp()
+        is read again next time: e.g. results the writer has not stored yet). With `history`, kept while
+        `history_stamp` holds: a reading of the roll-ups alone (a line's bars), which no change of the board makes
+        out of date, is read once across the publications of many changes, not once per change."""
+        readings = self._history_readings if history else self._readings
+        stamp = (self.history_stamp or self.stamp)() if history else self.stamp()
         with self._reuse_lock:
-            if self._reused_stamp != stamp:
-                self._reused, self._reused_stamp = {}, stamp
-            elif key in self._reused:
+            if readings.stamp != stamp:
+                readings.stamp, readings.values = stamp, {}
+            elif key in readings.values:
                 self.reuses += 1
-                return self._reused[key]  # type: ignore[no-any-return]
+                return readings.values[key]  # type: ignore[no-any-return]
         value = read()
         if keep is not None and not keep(value):
             return value
         with self._reuse_lock:
-            if self._reused_stamp == stamp:
-                if len(self._reused) >= MAX_REUSED and key not in self._reused:
-                    self._reused.clear()  # many keys under one stamp (results changing): never more than this
-                self._reused.setdefault(key, value)
+            if readings.stamp == stamp:
+                if len(readings.values) >= MAX_REUSED and key not in readings.values:
+                    readings.values.clear()  # many keys under one stamp (results changing): never more than this
+                readings.values.setdefault(key, value)
         return value
 
     def remember(self, key: Hashable, validator: Validator) -> None:

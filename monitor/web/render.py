@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from babel.support import Translations
 from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2.environment import TemplateModule
 from markupsafe import Markup
 
 from ..i18n import (
@@ -26,7 +29,7 @@ from ..i18n import (
 )
 from ..models import State
 
-__all__ = ["MAIN_OPEN", "Links", "PageArgs", "render", "render_main"]
+__all__ = ["MAIN_OPEN", "Links", "PageArgs", "render", "render_macro", "render_main"]
 
 MAIN_OPEN = '<main id="contenu" tabindex="-1">'  # as base.html opens it
 
@@ -37,6 +40,24 @@ PageArgs = Mapping[str, str]
 def _iso_minute(moment: datetime) -> str:
     """A `<time datetime>` as precise as the text it dates (the minute), in UTC: `2024-02-14T08:00Z`."""
     return f"{moment.astimezone(UTC):%Y-%m-%dT%H:%MZ}"
+
+
+def _gettext(catalog: Translations) -> Callable[..., Markup]:
+    """`_()` as the i18n extension's newstyle one says it in an autoescaped template (every template here is HTML):
+    the catalog's text as markup, formatted with the (escaped) `variables` even when there are none. Each text is
+    looked up once; the extension's own resolved itself and wrapped the text at each call (a page says some 60
+    texts, the home page hundreds: a good part of rendering it)."""
+    known: dict[str, tuple[Markup, bool]] = {}
+
+    def gettext(__string: str, **variables: Any) -> Markup:
+        found = known.get(__string)
+        if found is None:
+            text = Markup(catalog.gettext(__string))  # noqa: S704 — the catalog's own text, as the extension does
+            found = known[__string] = (text, "%" in text)
+        text, formatted = found
+        return text % variables if formatted or variables else text
+
+    return gettext
 
 
 def _environment(lang: Lang) -> Environment:
@@ -50,7 +71,9 @@ def _environment(lang: Lang) -> Environment:
         extensions=["jinja2.ext.i18n"],
     )
     env.policies["ext.i18n.trimmed"] = True  # {% trans %} blocks as one line: the catalog's msgids stay readable
-    env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
+    catalog = translations(lang)
+    env.install_gettext_translations(catalog, newstyle=True)  # type: ignore[attr-defined]
+    env.globals["_"] = env.globals["gettext"] = _gettext(catalog)  # `_()` and `{% trans %}`, faster
     env.globals.update(
         State=State,
         icons=STATE_ICONS,
@@ -117,6 +140,18 @@ class Links:
 def render(template: str, lang: Lang, links: Links, path: str, **context: Any) -> str:
     """A page in `lang`; `path` is the page's own address (for the language switch and the current nav item)."""
     return _ENVS[lang].get_template(template).render(lang=lang, fr=lang == "fr", links=links, path=path, **context)
+
+
+def render_macro(template: str, macro: str, lang: Lang, links: Links, *args: Any) -> Markup:
+    """One macro of `template` in `lang`, as a page importing it `with context` renders it: a piece several pages
+    show alike, rendered once for all of them (`Fragments`)."""
+    html: Markup = getattr(_module(template, lang, links), macro)(*args)
+    return html
+
+
+@functools.lru_cache(maxsize=64)  # a page's links (its snapshot's time) for its fragments: made once, not per call
+def _module(template: str, lang: Lang, links: Links) -> TemplateModule:
+    return _ENVS[lang].get_template(template).make_module({"lang": lang, "fr": lang == "fr", "links": links})
 
 
 def render_main(template: str, lang: Lang, links: Links, path: str, **context: Any) -> Markup:

@@ -1,5 +1,5 @@
 """What one change costs the publisher, in-process: CPU seconds to publish a network going down (then back), and
-where they go (per kind of unit, and with `--profile`, cProfile's top functions).
+where they go (per kind of unit, per route pattern, and with `--profile`, cProfile's top functions).
 
 Not part of the test run. Usage:
 
@@ -67,7 +67,9 @@ async def measure(args: argparse.Namespace, root: Path, target: Target) -> dict[
         networks = list(services.settings.networks)
         for network in networks:
             await _probe_network(services, network)
-        publisher = Publisher(services, app, state, root / "site", "https://etat.exemple.fr")
+        publisher = Publisher(  # as `tpmon serve` makes it: the store takes what the board saw before the pages
+            services, app, state, root / "site", "https://etat.exemple.fr", store_seen=services.writer.flush
+        )
         started = time.process_time()
         first = await publisher.publish_all()
         figures["first_publication"] = {"files": first.written, "cpu_s": round(time.process_time() - started, 2)}
@@ -76,6 +78,7 @@ async def measure(args: argparse.Namespace, root: Path, target: Target) -> dict[
 
         spent: dict[str, float] = defaultdict(float)
         counted: dict[str, int] = defaultdict(int)
+        by_pattern: dict[str, float] = defaultdict(float)
         plain = write_unit
 
         async def timed(unit: Unit, *rest: Any) -> bool:
@@ -85,6 +88,7 @@ async def measure(args: argparse.Namespace, root: Path, target: Target) -> dict[
             finally:
                 spent[_group(unit)] += time.process_time() - before
                 counted[_group(unit)] += 1
+                by_pattern[unit.pattern] += time.process_time() - before
 
         setattr(publisher_module, "write_unit", timed)  # noqa: B010 - the name the publisher calls
         profile = cProfile.Profile() if args.profile else None
@@ -132,6 +136,10 @@ async def measure(args: argparse.Namespace, root: Path, target: Target) -> dict[
         figures["cpu_ms_per_change_by_unit"] = {
             name: {"units": counted[name] // len(changes), "ms": round(spent[name] / len(changes) * 1000, 1)}
             for name in sorted(spent, key=lambda n: -spent[n])
+        }
+        figures["cpu_ms_per_change_by_pattern"] = {
+            pattern: round(spent_s / len(changes) * 1000, 1)
+            for pattern, spent_s in sorted(by_pattern.items(), key=lambda found: -found[1])
         }
         if profile is not None:
             out = io.StringIO()
