@@ -14,7 +14,9 @@ Starts a loopback HTTP target, `tpmon serve` (empty SQLite store) probing `--net
 2. the publish delay: `--changes` times, one network's target fails (then comes back); the delay is the published
    JSON file's modification time minus the transition's time it states (`since`) — what the board decided to
    what a reader of the folder gets — and the same for the network's page and the home page written with it; for
-   its line pages (French and English), from each line's own change to its page showing it, the last of them;
+   its line pages (French and English), from each line's own change to its page showing it, the last of them —
+   all watched at once every 20 ms (`watch_change`); a file not seen within 60 s is named in `publish_late` and
+   the run goes on;
 3. the scheduler's lag (p50/p99 from `tpmon_scheduler_lag_seconds`) while nothing changes, and during a storm of
    changes (a network flipping every second), i.e. while the publisher renders and writes;
 4. wrk (`--duration` s, `--connections`) on `/` and `/api/v2/summary.json`: nginx serving the files, then the
@@ -161,40 +163,67 @@ def published_state(site: Path, network: str) -> tuple[str, float, float] | None
     return data["state"], datetime.fromisoformat(data["since"]).timestamp(), mtime
 
 
-def watch_lines(site: Path, network: str, flipped: float, found: Any, timeout: float = 60) -> list[float]:
-    """From the flip: every 20 ms, each line page (French and English) of `network` whose line changed since
-    `flipped` (wall time; its `since` in the published network JSON) is looked at; the first time it shows that
-    state, its mtime (then its first write showing it, at 20 ms) minus that `since`. Until `found()` (the network's
-    JSON published) and every line that changed by then is seen on its pages."""
+def watch_change(site: Path, network: str, down: bool, flipped: float, timeout: float = 60) -> dict[str, Any]:
+    """From the flip, every 20 ms, everything a change of `network` publishes, watched at once (a file looked at only
+    after another was waited for would be seen at a later rewrite, its delay overstated):
+
+    - the network's JSON: its first write showing the network down (or back), `since` and mtime;
+    - its page and the home page: their first mtime at or after that JSON's (written after it, in one publication);
+    - each line page (French and English) of a line whose `since` in that JSON is after the flip: the first time it
+      shows that state, its mtime.
+
+    Each delay is an mtime minus the `since` it publishes. What is not seen within `timeout` s is left out and named
+    in `late` (the run goes on: a late page is a figure, not the end of the measure)."""
     pages = [(line, lang) for line in LINE_FLOWS for lang in ("", "en")]
-    delays: dict[tuple[str, str], float] = {}
+    others = {"network_page": site / "reseaux" / network / "index.html", "home_page": site / "index.html"}
+    found: tuple[str, float, float] | None = None
+    seen: dict[str, float] = {}
+    lines: dict[tuple[str, str], float] = {}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if found is None:
+            state = published_state(site, network)
+            if state is not None and (state[0] == "down") == down:
+                found = state
         try:
-            lines = {
+            entries = {
                 e["id"]: e for e in json.loads((site / "api/v1/networks" / f"{network}.json").read_bytes())["lines"]
             }
         except (OSError, ValueError):
-            lines = {}
+            entries = {}
         changed = set()
         for line, lang in pages:
-            entry = lines.get(line)
+            entry = entries.get(line)
             if entry is None or entry["since"] is None:
                 continue
             since = datetime.fromisoformat(entry["since"]).timestamp()
             if since < flipped - 1:
                 continue
             changed.add((line, lang))
-            if (line, lang) in delays:
+            if (line, lang) in lines:
                 continue
             page = site / lang / "reseaux" / network / line / "index.html"
             with contextlib.suppress(OSError):
                 if f'answer state-{entry["state"]}"' in page.read_text(encoding="utf-8"):
-                    delays[line, lang] = round(page.stat().st_mtime - since, 3)
-        if found() and changed <= delays.keys():
-            return [delays[key] for key in changed]
+                    lines[line, lang] = round(page.stat().st_mtime - since, 3)
+        if found is not None:
+            for name, page in others.items():
+                with contextlib.suppress(OSError):
+                    if name not in seen and (mtime := page.stat().st_mtime) >= found[2]:
+                        seen[name] = round(mtime - found[1], 3)
+            if len(seen) == len(others) and changed <= lines.keys():
+                break
         time.sleep(0.02)
-    raise SystemExit(f"timed out after {timeout:g} s waiting for the line pages of {network}")
+    late = [] if found is not None else ["json"]
+    late += [name for name in others if name not in seen]
+    late += [f"{lang or 'fr'}/{line}" for line, lang in sorted(changed - lines.keys())] if found is not None else []
+    delays: dict[str, Any] = {"late": late}
+    if found is not None:
+        delays["json"] = round(found[2] - found[1], 3)
+        delays.update(seen)
+        if changed <= lines.keys():
+            delays["line_pages"] = max([lines[key] for key in changed], default=0.0)
+    return delays
 
 
 def wait(condition: Any, timeout: float, what: str) -> Any:
@@ -263,29 +292,30 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                 "line_pages": [],
                 "every_page": [],
             }
+            late: list[dict[str, Any]] = []
             for change in range(args.changes):
                 network = networks[change % len(networks)]
                 for down in (True, False):
                     flipped = time.time()
                     flip(target, network, down)
-                    state = lambda n=network, d=down: (s := published_state(site, n)) and (s[0] == "down") == d and s  # noqa: E731
-                    shown = watch_lines(site, network, flipped, state)  # down; then back (whatever comes first)
-                    found = wait(state, 120, f"{network} published {'down' if down else 'back'}")
-                    delays["json"].append(round(found[2] - found[1], 3))
-                    for name, page in (
-                        ("network_page", site / "reseaux" / network / "index.html"),
-                        ("home_page", site / "index.html"),
-                    ):  # written after the JSON, in the same publication
-                        mtime = wait(lambda p=page, j=found[2]: (m := p.stat().st_mtime) >= j and m, 60, f"{page}")
-                        delays[name].append(round(mtime - found[1], 3))
-                    shown = shown or [0.0]
-                    delays["line_pages"].append(round(max(shown), 3))
-                    delays["every_page"].append(
-                        round(max(*shown, delays["network_page"][-1], delays["home_page"][-1]), 3)
-                    )
+                    seen = watch_change(site, network, down, flipped)
+                    if seen["late"]:
+                        late.append({"network": network, "down": down, "not_within_60_s": seen["late"]})
+                        say(f"{network} {'down' if down else 'back'}: not published within 60 s: {seen['late']}")
+                    for name in ("json", "network_page", "home_page", "line_pages"):
+                        if name in seen:
+                            delays[name].append(seen[name])
+                    if not seen["late"]:
+                        delays["every_page"].append(
+                            max(seen["json"], seen["network_page"], seen["home_page"], seen["line_pages"])
+                        )
+                    wait(lambda n=network, d=down: (s := published_state(site, n)) and (s[0] == "down") == d, 120,
+                         f"{network} published {'down' if down else 'back'}")  # fmt: skip
+            figures["publish_late"] = late
             figures["publish_delay_s"] = {
                 name: {"changes": len(found), "max": max(found), "median": sorted(found)[len(found) // 2], "all": found}
                 for name, found in delays.items()
+                if found
             }
             say(f"publish delay: {figures['publish_delay_s']}")
 
