@@ -42,7 +42,7 @@ _CHUNK = 64  # items formatted between two looks at the clock
 SLICE = 1024  # checks or components whose lines of one family make one piece of the page (≈ 0.5 ms of work)
 
 _PHASES = ("resolve", "connect", "tls", "processing", "transfer")
-_NO_PHASES: tuple[float | None, ...] = (None,) * len(_PHASES)
+_PHASE_BITS = {phase: 1 << n for n, phase in enumerate(_PHASES)}
 _DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 # `_created` series double the lines of every counter and histogram and tell Prometheus nothing it uses
@@ -318,7 +318,7 @@ class _CheckSeries:
         "expiry",
         "histogram",
         "labels",
-        "phases",
+        "phases_seen",
         "phases_tail",
         "results",
         "status",
@@ -329,7 +329,7 @@ class _CheckSeries:
         labels = {"network": ref.network, "flow": ref.name, "check": ref.check, "location": location}
         self.labels = label_block(labels).encode()
         self.histogram = histogram  # the network's
-        self.phases = _NO_PHASES  # the last value of each of `_PHASES`, None for one never seen
+        self.phases_seen = 0  # the bits (`_PHASE_BITS`) of the phases with a line in `phases_tail`
         self.counts: dict[str, int] = {}
         self.success = self.duration = self.phases_tail = self.status = self.expiry = self.results = b""
 
@@ -344,19 +344,30 @@ class _CheckSeries:
         if result.status_code is not None or result.phases:
             self.status = _status_tail(result.status_code or 0)
             seen = result.phases
-            phases = self.phases = tuple(
-                seen.get(phase, last) for phase, last in zip(_PHASES, self.phases, strict=True)
-            )
-            self.phases_tail = "".join(
-                [
-                    f'\x01,phase="{name}"}} {number(value)}\n'
-                    for name, value in zip(_PHASES, phases, strict=True)
-                    if value is not None
-                ]
-            ).encode()
+            bits = sum([bit for phase, bit in _PHASE_BITS.items() if phase in seen])
+            # a phase the result lacks keeps its last line: the tail is the memory of the last values
+            before = self.phases_tail if self.phases_seen & ~bits else b""
+            self.phases_tail = _phases_tail(seen, before)
+            self.phases_seen |= bits
         expiry = result.chain_expiry or result.cert_expiry
         if expiry is not None:
             self.expiry = f"}} {number(expiry.timestamp())}\n".encode()
+
+
+def _phases_tail(seen: Mapping[str, float], before: bytes) -> bytes:
+    """The phases' tail: each of `_PHASES` with its value in `seen`, else with its line in `before` (if any)."""
+    if not before:
+        return "".join(
+            [f'\x01,phase="{phase}"}} {number(seen[phase])}\n' for phase in _PHASES if phase in seen]
+        ).encode()
+    kept = {line[len(',phase="') :].partition(b'"')[0].decode(): line for line in before.split(_MARK)[1:]}
+    return b"".join(
+        [
+            f'\x01,phase="{phase}"}} {number(seen[phase])}\n'.encode() if phase in seen else _MARK + kept[phase]
+            for phase in _PHASES
+            if phase in seen or phase in kept
+        ]
+    )
 
 
 def _version() -> str:
