@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 from .config import Settings, load_config
@@ -10,6 +11,11 @@ from .models import ComponentRef, ProbeResult, Source, State
 
 if TYPE_CHECKING:
     from .app import create_app
+
+# httpx imports its command-line client (click, rich, pygments: ~100 modules, ~6 MiB resident) whenever rich is
+# installed (schemathesis, of the tests, brings it); tpmon never runs it. Marked absent, `import httpx` takes its
+# own way for a missing extra. Without effect when httpx was imported first.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 __all__ = [
     "ComponentRef",

@@ -7,6 +7,7 @@ import inspect
 import logging
 import math
 import random
+import sys
 import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
@@ -62,6 +63,8 @@ class SchedulerHooks:
     missed: Callable[[], None] = lambda: None
     skipped: Callable[[], None] = lambda: None
 
+
+_NO_KWARGS: dict[str, object] = {}  # the keyword arguments of every probe job: none (never changed)
 
 # Run times fall on a lattice of this many seconds (of the UNIX epoch): the checks due within one step
 # start on one wakeup of the scheduler and share the turns of the loop, where a probe woken alone pays
@@ -221,6 +224,7 @@ class Scheduler:
         self.since: Callable[[], float | None] | None = None
         # key -> (first run, interval, first slot): epoch seconds, the slot on the gate's clock
         self._slots: dict[str, tuple[float, float, float]] = {}
+        self._numbers: dict[float, float] = {}
         self._aps = _LoopScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1})
         self._aps.add_listener(self._on_event, EVENT_JOB_SUBMITTED | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
         self._aps.add_listener(self._on_error, EVENT_JOB_ERROR)
@@ -285,7 +289,8 @@ class Scheduler:
         return report
 
     def _add_job(self, key: str, check: Check, due: float | None = None, *, catch_up: bool = False) -> None:
-        interval = check.interval / self._speed
+        numbers = self._numbers  # one float object for each interval and jitter, not one a job
+        interval = numbers.setdefault(check.interval / self._speed, check.interval / self._speed)
         now = datetime.now(UTC).timestamp()
         slot: float | None = None
         if self.gate is not None:  # the same slots on every instance, spread by the key (a kept due is one of them)
@@ -303,10 +308,11 @@ class Scheduler:
         else:
             spread = now + self._rng.uniform(0, interval)  # spread the load
         first = datetime.fromtimestamp(_on_lattice(spread, _tick(interval)), UTC)
-        self._slots[key] = (first.timestamp(), interval, first.timestamp() if slot is None else slot)
-        jitter = interval * self._jitter or None
+        start = first.timestamp()
+        self._slots[key] = (start, interval, start if slot is None else slot)
+        jitter = numbers.setdefault(interval * self._jitter, interval * self._jitter) or None
         trigger = _SteadyInterval(seconds=interval, start_date=first, jitter=jitter)
-        self._aps.add_job(
+        job = self._aps.add_job(
             Scheduler._job,  # the function, not a bound method: its signature is built once (see below)
             trigger,
             args=(self, key),
@@ -316,6 +322,8 @@ class Scheduler:
             next_run_time=first,
             misfire_grace_time=max(1, round(interval / 2)),
         )
+        # APScheduler makes these anew for every job, the same for all: one object each (~0.14 KiB a job)
+        job.kwargs, job.func_ref = _NO_KWARGS, sys.intern(job.func_ref)
 
     async def _job(self, key: str) -> None:
         entry = self._checks.get(key)

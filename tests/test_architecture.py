@@ -8,7 +8,10 @@ not exist and see it refused.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import re
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -394,3 +397,11 @@ def test_public_api_is_pinned() -> None:
     ]
     for name in monitor.__all__:
         assert getattr(monitor, name) is not None
+
+
+def test_the_app_does_not_load_httpx_command_line_client() -> None:
+    """httpx imports its CLI (rich, pygments: ~6 MiB) when rich is installed, as it is here (schemathesis)."""
+    code = "import sys, monitor.app, httpx; print(sorted({'rich', 'pygments'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert done.stdout.strip() == "[]"
+    assert importlib.util.find_spec("rich") is not None  # else this proves nothing

@@ -370,3 +370,31 @@ networks:
     assert a.headers is c.headers and a.headers == {}
     assert d.headers == {"X-A": "1"} and d.headers is not e.headers
     assert e.conditions.status == ("2xx", "3xx")
+
+
+def test_equal_values_and_given_fields_are_shared_and_stay_each_checks_own() -> None:
+    """Memory at 10,000 checks: a flow's name, an interval, the set of fields the file gave are one object for the
+    checks that hold them equal; a copy of one check with a change leaves the others as they were."""
+    settings = parse(
+        """
+networks:
+  n:
+    name: N
+    kind: operateur
+    lines: [pharmacie]
+    checks:
+      - {name: a, flow: pec, kind: http, url: "http://127.0.0.1/a", interval: 30s}
+      - {name: b, flow: pec, kind: http, url: "http://127.0.0.1/b", interval: 30s}
+      - {name: c, flow: pec, kind: http, url: "http://127.0.0.1/c", interval: 30s, timeout: 5s}
+      - {name: d, flow: pec, kind: http, url: "http://127.0.0.1/d", interval: 0.5m}
+"""
+    )
+    a, b, c, d = (check for _, check in settings.checks())
+    assert isinstance(a, HttpCheck) and isinstance(b, HttpCheck) and isinstance(c, HttpCheck)
+    assert a.flow is b.flow is c.flow and a.interval is b.interval is c.interval is d.interval == 30.0
+    assert a.model_fields_set is b.model_fields_set is d.model_fields_set
+    assert a.model_fields_set == {"name", "flow", "kind", "url", "interval"}
+    assert c.model_fields_set is not a.model_fields_set and "timeout" in c.model_fields_set
+    changed = a.model_copy(update={"timeout": 2.0})
+    assert changed.timeout == 2.0 and "timeout" in changed.model_fields_set
+    assert "timeout" not in b.model_fields_set and b.timeout == a.timeout == 10.0

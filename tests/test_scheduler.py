@@ -69,6 +69,27 @@ async def test_jobs_follow_the_config_on_apply() -> None:
         scheduler.shutdown()
 
 
+async def test_jobs_share_what_they_hold_equal_and_each_runs_its_own_check() -> None:
+    """Memory at 10,000 checks: the jobs' interval, jitter, keyword arguments and function reference are one
+    object for all the jobs that hold them equal (APScheduler would make them anew for each)."""
+    runs: Counter[str] = Counter()
+
+    async def run(network: str, c: Check) -> None:
+        runs[c.name] += 1
+
+    scheduler = Scheduler(run)
+    scheduler.start(settings(check("a"), check("b"), check("c", interval=0.3)))
+    try:
+        a, b, c = (scheduler._aps.get_job(f"check:alpha/facturation/{name}") for name in "abc")
+        assert a.kwargs is b.kwargs is c.kwargs and a.kwargs == {}
+        assert a.func_ref is b.func_ref is c.func_ref
+        assert a.trigger.interval_length is b.trigger.interval_length == 0.2 and c.trigger.interval_length == 0.3
+        assert a.trigger.jitter is b.trigger.jitter and a.trigger.jitter == pytest.approx(0.02)
+        await until(lambda: all(runs[name] >= 2 for name in "abc"))
+    finally:
+        scheduler.shutdown()
+
+
 async def test_a_check_never_runs_twice_at_once_and_overruns_are_counted() -> None:
     release = asyncio.Event()
     running = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import threading
 import uuid
 from collections import Counter, deque
@@ -267,7 +268,8 @@ class Store:
                     if len(known) < len(missing):
                         connection.execute(insert(table), [{"key": k} for k in missing if k not in known])
                 query = select(table.c.key, table.c.id).where(table.c.key.in_(missing))
-                found = {key: check_id for key, check_id in connection.execute(query)}
+                # the keys as the caller's (interned, see ComponentRef.key), not the database's copies
+                found = {sys.intern(key): check_id for key, check_id in connection.execute(query)}
             self._check_ids.update(found)
         return {key: self._check_ids[key] for key in keys}
 

@@ -203,6 +203,7 @@ async def test_checks_sending_equal_headers_share_them_and_each_sends_its_own(
     for pair in common:
         assert sum(pair is other for other in b.headers) == 1, (pair, a.headers, b.headers)
     assert a.method is b.method and a.literal is b.literal is not None
+    assert isinstance(a.address, str) and a.address.endswith("/a")  # its text: httpx's parsed URL is ≈ 0.3 kB more
     assert a.head is not None and b.head is not None
     shared = [item for item in a.head.headers._full_items if item in b.head.headers._full_items]
     assert len(shared) == len(common)

@@ -257,6 +257,13 @@ def test_two_stores_on_one_database_share_the_check_ids(durable_database_url: st
         assert second.results(OTHER) == [sample_result(3, OTHER), sample_result(2, OTHER)]
 
 
+def test_the_check_ids_are_kept_by_the_callers_keys_not_the_databases_copies(store: Store) -> None:
+    """Memory at 10,000 checks: one string per key (interned by ComponentRef.key), not one more per table."""
+    store.write(Batch([sample_result(1), sample_result(1, OTHER)]))
+    assert {key for key in store._check_ids if key == CHECK.key}.pop() is CHECK.key
+    assert {key for key in store._check_ids if key == OTHER.key}.pop() is OTHER.key
+
+
 def test_a_phase_that_is_not_a_number_is_left_out_and_the_result_kept(store: Store) -> None:
     odd = ProbeResult(CHECK, T0, 0.5, success=True, phases={"connect": float("inf"), "processing": 0.25})
     store.write(Batch([odd]))
