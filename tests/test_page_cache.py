@@ -760,10 +760,8 @@ async def test_the_tables_are_bounded_and_a_query_flood_never_evicts_a_page(
     assert cache.get(("/p0", (), "fr"), 1) is None
 
 
-def test_a_read_is_reused_under_one_stamp_read_again_under_the_next_and_a_failed_one_not_kept() -> None:
-    stamp = [1]
-    cache = PageCache(lambda: stamp[0])
-    reads: list[str] = []
+def _reader(reads: list[str]) -> Callable[[str], Callable[[], str]]:
+    """`read(value)`: a reading that gives `value` and notes it in `reads` each time it is made."""
 
     def read(value: str) -> Callable[[], str]:
         def run() -> str:
@@ -771,6 +769,16 @@ def test_a_read_is_reused_under_one_stamp_read_again_under_the_next_and_a_failed
             return value
 
         return run
+
+    return read
+
+
+def test_a_read_is_reused_under_one_stamp_read_again_under_the_next_and_a_failed_one_not_kept() -> None:
+    stamp = [1]
+    cache = PageCache(lambda: stamp[0])
+    reads: list[str] = []
+
+    read = _reader(reads)
 
     assert cache.reuse("k", read("first")) == "first"
     assert cache.reuse("k", read("second")) == "first"  # the same stamp: not read again
@@ -801,12 +809,7 @@ def test_a_reading_of_the_history_is_kept_across_changes_of_the_board_and_read_a
     cache = PageCache(lambda: (board[0], history[0]), history_stamp=lambda: history[0])
     reads: list[str] = []
 
-    def read(value: str) -> Callable[[], str]:
-        def run() -> str:
-            reads.append(value)
-            return value
-
-        return run
+    read = _reader(reads)
 
     assert cache.reuse("bars", read("monday"), history=True) == "monday"
     board[0] = 2  # a change of the board: pages change, the roll-ups do not
