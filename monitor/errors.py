@@ -16,6 +16,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 FIELD_SEPARATOR = {"fr": "\u00a0: "}  # between a field and its problem: French typography in French
+# The stable, machine-readable kind of a refusal by HTTP status, beside its text said in the request's language (the
+# public and the operators' APIs).
+CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 409: "conflict",
+         413: "too_large", 422: "invalid", 429: "too_many_requests", 503: "unavailable"}  # fmt: skip
 
 
 class Said(Protocol):

@@ -22,7 +22,7 @@ from ..config.texts import reason_of
 from ..declared.incidents import Declared, Incident, IncidentUpdate, Phase, declare
 from ..declared.inputs import Bilingual, check_not_future
 from ..declared.maintenance import WEEKDAYS, MaintenanceWindow, Recurrence, check_not_over, occurrences
-from ..errors import FIELD_SEPARATOR, IncidentError, NotAllowed, NotFound, StoreError
+from ..errors import CODES, FIELD_SEPARATOR, IncidentError, NotAllowed, NotFound, StoreError
 from ..i18n import Lang, Text, literal, said
 from ..operators.audited import AuditedDeclarations, Idempotency
 from ..staff.roles import Principal
@@ -68,11 +68,6 @@ class Refused(Exception):
         """`field: problem` in `lang` (French typography in French)."""
         where = f"{self.field}{FIELD_SEPARATOR.get(lang, ': ')}" if self.field else ""
         return where + self.problem.render(lang)
-
-
-# A stable, machine-readable kind of refusal by HTTP status, beside `error` (said in the request's language).
-CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 409: "conflict",
-         413: "too_large", 422: "invalid", 429: "too_many_requests", 503: "unavailable"}  # fmt: skip
 
 
 def _answer(model: BaseModel, status: int, headers: dict[str, str] | None = None) -> Response:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
@@ -23,7 +23,7 @@ from ..availability import FORMULA, UNKNOWN_RULE, WINDOWS
 from ..config import Check, Network, Settings
 from ..config.values import SLUG
 from ..declared.incidents import Incident
-from ..errors import FIELD_SEPARATOR, NotFound, StoreError
+from ..errors import CODES, FIELD_SEPARATOR, NotFound, StoreError
 from ..i18n import LANGS, Lang, Text, said
 from ..models import CheckMemory, ComponentRef, ComponentStatus, Source, State
 from ..snapshot import Snapshot
@@ -39,11 +39,6 @@ from .site_context import SiteContext
 __all__ = ["OPERATIONS", "api_routes"]
 
 UNREACHABLE = said("the database is unreachable; try again shortly")
-CODES: dict[int, Literal["bad_request", "not_found", "unavailable"]] = {
-    400: "bad_request",
-    404: "not_found",
-    503: "unavailable",
-}
 WINDOW_DAYS = {"24h": 1, "7d": 7, "30d": 30, "90d": 90}
 Q = TypeVar("Q", bound=BaseModel)
 

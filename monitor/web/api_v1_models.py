@@ -75,7 +75,7 @@ class ErrorAnswer(Body):
 
     error: str
     field: str | None = None
-    code: Literal["bad_request", "not_found", "unavailable"]
+    code: str  # bad_request (400), not_found (404), unavailable (503): monitor.errors.CODES
 
 
 class BilingualText(Body):
