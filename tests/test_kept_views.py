@@ -12,9 +12,10 @@ from markupsafe import Markup
 
 from monitor.config import Settings, load_config
 from monitor.i18n import STATE_LABELS
-from monitor.models import ComponentRef, ComponentStatus, Source, State
+from monitor.models import ComponentRef, ComponentStatus, Source, State, Transition
 from monitor.snapshot import Snapshot
-from monitor.web.board_view import NetworkView, board_view
+from monitor.store import Batch, Store
+from monitor.web.board_view import NetworkView, board_view, first_sights
 from monitor.web.home_page import matrix_row
 from monitor.web.page_cache import PageCache
 from monitor.web.render import Links
@@ -155,3 +156,30 @@ def test_a_networks_row_of_the_home_page_is_rendered_again_when_its_view_changes
     next_year = rows(3, T0.replace(year=2027))  # its dates say their year now: rendered again
     assert next_year["sigma"] is not before["sigma"]
     assert "2026" in next_year["omega"] and "2026" not in after["omega"]
+
+
+def test_first_sights_are_the_same_object_until_a_component_is_first_seen(tmp_path: Path) -> None:
+    """Pages compare first sights by identity (the board's view is kept under them): the same dict while nothing is
+    seen for the first time, a new one with the new first sight, and a view built from the old one is not kept."""
+    config = settings(tmp_path)
+    store = Store.open(f"sqlite:///{tmp_path}/sights.db")
+    try:
+        pec = ComponentRef.parse("check:omega/pec/pec")
+        store.write(Batch(transitions=[Transition(pec, State.UNKNOWN, State.OPERATIONAL, T0, T0, Source.PROBE)]))
+        first = first_sights(store, config)
+        assert first == {pec.key: T0}
+        assert first_sights(store, config) is first  # nothing new: the very same answer
+        shown = snapshot(config, all_up(config), 1)
+        view = board_view(config, shown, "fr", first)
+        assert board_view(config, shown, "fr", first_sights(store, config)) is view
+
+        later = T0 + timedelta(minutes=5)
+        dre = ComponentRef.parse("check:omega/facturation/dre")
+        store.write(Batch(transitions=[Transition(dre, State.UNKNOWN, State.DOWN, later, later, Source.PROBE)]))
+        second = first_sights(store, config)
+        assert second is not first and second == {pec.key: T0, dre.key: later}
+        assert first == {pec.key: T0}  # an answer is never changed: pages holding it keep what they read
+        assert board_view(config, shown, "fr", second) is not view
+        assert first_sights(store, config, store_up=False) == {}
+    finally:
+        store.close()

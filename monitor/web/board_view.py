@@ -149,34 +149,52 @@ class States(Protocol):
 _MEMO_SIZE = 8
 _memo: list[tuple[Snapshot, Settings, Lang, Mapping[str, datetime] | None, BoardView]] = []
 _memo_lock = threading.Lock()
-# first sights read from each store: a stored first transition is a fact, read once
-_first_seen: weakref.WeakKeyDictionary[Store, dict[str, datetime]] = weakref.WeakKeyDictionary()
-_keys_of: dict[int, tuple[Settings, list[str]]] = {}  # 0 → the last config seen and its component keys
 
 
-def first_sights(store: Store, settings: Settings, *, store_up: bool = True) -> dict[str, datetime]:
+@dataclass
+class _FirstSights:
+    """A store's first sights: each component's once read (a stored first transition is a fact), and the answer for
+    the last config — the same dict object while no new first sight is found, so that pages compare it by `is`."""
+
+    known: dict[str, datetime] = field(default_factory=dict)
+    settings: Settings | None = None
+    answer: dict[str, datetime] = field(default_factory=dict)  # read-only: replaced, never changed
+    missing: list[str] = field(default_factory=list)  # the config's components with no first sight yet
+
+
+_first_seen: weakref.WeakKeyDictionary[Store, _FirstSights] = weakref.WeakKeyDictionary()
+
+
+def first_sights(store: Store, settings: Settings, *, store_up: bool = True) -> Mapping[str, datetime]:
     """When tpmon first saw each component (its first stored transition), for `board_view`'s `first_seen`;
-    blocking (one grouped read). Empty when the store is down or fails: every date is then told as a lower bound."""
+    blocking (one grouped read of the components not seen yet). Empty when the store is down or fails: every date
+    is then told as a lower bound. Read-only, and the very same object from one page to the next while no
+    component is seen for the first time."""
     if not store_up:
         return {}
     with _memo_lock:
-        last = _keys_of.get(0)
-    if last is None or last[0] is not settings:  # the same config for every page: its keys listed once
-        last = (settings, component_keys(settings))
-        with _memo_lock:
-            _keys_of[0] = last
-    keys = last[1]
+        sights = _first_seen.setdefault(store, _FirstSights())
+        if sights.settings is not settings:  # another config: its keys listed once
+            keys = component_keys(settings)
+            sights.settings, sights.missing = settings, [key for key in keys if key not in sights.known]
+            sights.answer = {key: sights.known[key] for key in keys if key in sights.known}
+        wanted, answer = sights.missing, sights.answer
+    if not wanted:
+        return answer
+    try:
+        found = store.first_transitions(wanted)
+    except StoreError:
+        return {}
+    if not found:
+        return answer
     with _memo_lock:
-        known = _first_seen.setdefault(store, {})
-        wanted = [key for key in keys if key not in known]
-    if wanted:  # a first sight is a fact once stored: only components not seen yet are read again
-        try:
-            found = store.first_transitions(wanted)
-        except StoreError:
-            return {}
-        with _memo_lock:
-            known.update(found)
-    return {key: known[key] for key in keys if key in known}
+        sights.known.update(found)
+        if sights.settings is settings:
+            keys = component_keys(settings)
+            sights.missing = [key for key in sights.missing if key not in sights.known]
+            sights.answer = {key: sights.known[key] for key in keys if key in sights.known}
+            return sights.answer
+    return {key: sights.known[key] for key in component_keys(settings) if key in sights.known}
 
 
 def board_view(
@@ -188,13 +206,20 @@ def board_view(
         return _build(settings, board, lang, first_seen)
     with _memo_lock:
         for shown, config, said, seen, view in _memo:
-            if shown is board and config is settings and said == lang and seen == first_seen:
+            if shown is board and config is settings and said == lang and (seen is first_seen or seen == first_seen):
                 return view
     view = _build(settings, board, lang, first_seen)
     with _memo_lock:
-        _memo.insert(0, (board, settings, lang, dict(first_seen) if first_seen is not None else None, view))
+        # first sights from `first_sights` are never changed (a new one is a new dict): kept as they are
+        kept = first_seen if first_seen is None or _is_answer(first_seen) else dict(first_seen)
+        _memo.insert(0, (board, settings, lang, kept, view))
         del _memo[_MEMO_SIZE:]
     return view
+
+
+def _is_answer(first_seen: Mapping[str, datetime]) -> bool:
+    """Whether `first_seen` is an answer of `first_sights` (never changed, so kept without a copy). Under the lock."""
+    return any(sights.answer is first_seen for sights in _first_seen.values())
 
 
 def _build(settings: Settings, board: States, lang: Lang, first_seen: Mapping[str, datetime] | None) -> BoardView:
