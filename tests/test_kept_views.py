@@ -16,8 +16,9 @@ from monitor.models import ComponentRef, ComponentStatus, Source, State, Transit
 from monitor.snapshot import Snapshot
 from monitor.store import Batch, Store
 from monitor.web.board_view import NetworkView, board_view, first_sights
-from monitor.web.home_page import matrix_row
+from monitor.web.home_page import matrix_row, steps_html
 from monitor.web.page_cache import PageCache
+from monitor.web.reactivation_timeline import episodes
 from monitor.web.render import Links
 
 CONFIG = """
@@ -183,3 +184,26 @@ def test_first_sights_are_the_same_object_until_a_component_is_first_seen(tmp_pa
         assert first_sights(store, config, store_up=False) == {}
     finally:
         store.close()
+
+
+def test_an_outages_steps_are_rendered_once_and_again_when_it_has_a_new_step_or_ends() -> None:
+    """The first page shows every line's outages of 30 days, re-read after each change: their steps are kept by what
+    they say — a step more (a reactivation), or the end of the outage, renders them again."""
+    pages = PageCache(lambda: 0)
+    down = Transition(ComponentRef.parse("line:omega/optique"), State.OPERATIONAL, State.DOWN, T0, T0, Source.PROBE)
+    (going,) = episodes([down], T0)
+    first = steps_html(pages, going, "fr")
+    assert "Not restored yet" not in first and "Pas encore rétabli" in first
+    (again,) = episodes([down], T0)  # read again after another change: new objects, the same words
+    assert steps_html(pages, again, "fr") is first
+    assert steps_html(pages, again, "en") != first and "Not restored yet" in steps_html(pages, again, "en")
+
+    later = T0 + timedelta(hours=2)
+    half = Transition(down.ref, State.DOWN, State.RECOVERING, later, later, Source.DECLARED, progress=0.5)
+    (reactivating,) = episodes([down, half], T0)
+    second = steps_html(pages, reactivating, "fr")
+    assert second != first and "50" in second and "Pas encore rétabli" in second
+    back = Transition(down.ref, State.RECOVERING, State.OPERATIONAL, later, later, Source.PROBE)
+    (ended,) = episodes([down, half, back], T0)
+    third = steps_html(pages, ended, "fr")
+    assert "Pas encore rétabli" not in third and "Rétabli" in third

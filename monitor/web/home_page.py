@@ -48,6 +48,7 @@ class LineEpisode:
     line: str
     line_label: str
     episode: Episode
+    steps: Markup  # its steps as the pages show them (macros.html's episode_steps), rendered once (`steps_html`)
 
 
 def _read_now(_key: Hashable, read: Callable[[], T]) -> T:
@@ -112,11 +113,24 @@ def line_episodes(
             offered,
             getattr(settings.lines[offered].label, lang),
             episode,
+            steps_html(services.pages, episode, lang),
         )
         for key, (name, offered) in keys.items()
         for episode in found.get(key, [])
     ]
     return sorted(shown, key=lambda e: (not e.episode.open, -e.episode.started.timestamp()))
+
+
+def steps_html(pages: PageCache, episode: Episode, lang: Lang) -> Markup:
+    """An outage's steps in `lang`, rendered once for every page and publication showing it while they say the same:
+    the first page shows every line's outages of the last 30 days (each step dated in words), re-read after every
+    change; a new step, or the outage's end, is another key (its words are all in the key: no object to compare)."""
+    steps = tuple(episode.steps)
+    return pages.fragments.render(
+        ("episode steps", episode.key, lang, steps, episode.open),
+        (),
+        lambda: render_macro("macros.html", "episode_steps", lang, Links(lang), episode),
+    )
 
 
 def matrix_row(
