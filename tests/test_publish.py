@@ -35,7 +35,7 @@ from monitor.models import State
 from monitor.runner import run_check
 from monitor.web import publisher as publisher_module
 from monitor.web import static_export
-from monitor.web.publisher import BEHIND_AFTER, Publisher, write_atomically
+from monitor.web.publisher import BEHIND_AFTER, PAGES_UNCUT, Publisher, write_atomically
 
 ROOT = Path(__file__).parents[1]
 EXAMPLE = ROOT / "config" / "nginx-tpmon-published.conf"
@@ -417,9 +417,13 @@ def test_a_change_is_written_documents_first_then_the_pages_readers_look_at_then
     _in_process(tmp_path, target, body)
 
 
+@pytest.mark.parametrize("rendered_for", [0.0, PAGES_UNCUT])
 def test_a_newer_change_goes_before_the_rest_of_an_older_ones_files_which_are_then_written(
-    tmp_path: Path, target: Target
+    tmp_path: Path, target: Target, rendered_for: float
 ) -> None:
+    """A newer change cuts a cycle before its files (put off, then written); before its line pages too, once the
+    cycle has rendered for PAGES_UNCUT seconds — not before (they would wait for the slices behind every change)."""
+
     async def body(publisher: Publisher, services: Services, written: list[str]) -> None:
         for network, check in (("alpha", "dre"), ("alpha", "pec"), ("beta", "pec")):
             await _probe(services, network, check)
@@ -427,12 +431,25 @@ def test_a_newer_change_goes_before_the_rest_of_an_older_ones_files_which_are_th
             pass
         written.clear()
         publisher._loop = asyncio.get_running_loop()  # as `run` does: a board change may wake it
+        moment = [0.0]
+        publisher.clock = lambda: moment[0]
         published = publisher.published_at
         target.codes["/pec"] = 503
         await _probe(services, "alpha", "pec")
         publisher.wake()  # another change came while the first pages were rendered
-        await publisher.publish_changes()
+        plain_unit = static_export.write_unit
+
+        async def unit(*args: Any) -> bool:
+            if args[0].pattern == "/":  # the cycle's first pages took this long
+                moment[0] += rendered_for
+            return await plain_unit(*args)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(publisher_module, "write_unit", unit)
+            await publisher.publish_changes()
         assert "reseaux/alpha/index.html" in written and "badge/alpha/hospitalisation.svg" not in written  # put off
+        line_page = "reseaux/alpha/hospitalisation/index.html"
+        assert (line_page in written) is (rendered_for < PAGES_UNCUT), written
         assert publisher.published_at == published  # the folder is not the live state yet
         while publisher.published_at == published:  # then written, SLICE seconds of them per cycle
             await publisher.publish_changes()

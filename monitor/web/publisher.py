@@ -15,7 +15,8 @@ the last check it was written with, so none shows an old time for long, and none
 
 After a change, the documents clients poll are written first, then the network's page and the home page, each
 as soon as it is rendered, then the rest every `FLUSH_EVERY` seconds of rendering. A newer change goes before
-the rest of an older one's files (put off, then `SLICE` seconds of them per cycle, never starved); the folder is
+the rest of an older one's files (put off, then `SLICE` seconds of them per cycle, never starved), and before the
+rest of its pages once the cycle has rendered for `PAGES_UNCUT` seconds; the folder is
 said to hold the live state (`published_at`) only once they are written. A file the app could only answer late
 (its last rendering, with an `Age`) is written and asked again first at the next cycle. Only files whose bytes
 changed are written, each into a temporary file beside it, synced, then renamed over it: a reader of the folder
@@ -185,6 +186,11 @@ FIRST_DOCUMENTS = (
 )
 FIRST_PAGES = ("/reseaux/{network}", "/")
 FLUSH_EVERY = 0.1  # seconds of rendering between writes after the first groups
+# seconds of a cycle during which its pages (a change's line pages) are not cut by a newer change: a network failing
+# check by check changes about once a second, and each cycle cut after its first pages put its line pages off to
+# the 0.2 s slices, 1.8 s behind the live state at 990 checks (2.9 s at worst); past it (a storm of changes in many
+# networks), the newer change's documents go first
+PAGES_UNCUT = 0.5
 WRITE_THREADS = 4  # files of one batch written at once: their syncs overlap
 STORED_WAIT = 0.2  # seconds a change's pages wait for the store to hold what the board saw (else: what it holds)
 
@@ -353,7 +359,12 @@ class Publisher:
                 self._background.pop(unit.address, None)
                 self._deferred.pop(unit.address, None)
                 following = urgent[number + 1] if number + 1 < len(urgent) else None
-                if following is not None and _priority(following) >= yields_from and self._wakeup.is_set():
+                if (
+                    following is not None
+                    and _priority(following) >= yields_from
+                    and self._wakeup.is_set()
+                    and (minute_only or _priority(following) > 2 or self.clock() - started >= PAGES_UNCUT)
+                ):
                     # the board changed again: its first files before the rest of this one's (next, first in line)
                     self._deferred.update(dict.fromkeys(rest.address for rest in urgent[number + 1 :]))
                     interrupted = True
