@@ -173,6 +173,7 @@ def _serve(args: argparse.Namespace, settings: Settings, path: str, admin: tuple
         location=args.location,
         probe_workers=args.probe_workers,
         worker_logs=(args.log_level, args.log_format),
+        freeze_heap=True,
     )
     public = public_server(apps.public, args.host, args.port, public_limits)
     behind = admin_server(apps.admin, *admin, admin_limits) if admin is not None and admin_limits is not None else None

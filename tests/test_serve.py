@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 import re
 import signal
@@ -10,6 +12,9 @@ from pathlib import Path
 
 import pytest
 from targets import Server, Target, alpha_config, free_port, wait_for
+
+from monitor.app import create_apps
+from monitor.config import load_config
 
 CONFIG = """
 defaults: {{interval: 1s, timeout: 800ms, failure_threshold: 2, success_threshold: 1}}
@@ -307,3 +312,27 @@ def test_a_taken_port_is_one_line_before_anything_starts(tmp_path: Path) -> None
             )
             assert done.stdout == ""
     assert not (tmp_path / "var").exists()  # the demo did not start replaying
+
+
+def test_what_startup_built_is_frozen_out_of_the_collectors_passes(tmp_path: Path, target: Target) -> None:
+    """`tpmon serve` freezes the heap once started: the board, the config and the jobs (~240,000 objects at 990
+    checks) are no longer walked by each full collection (0.33 s of CPU each on a slow machine, a stall of the
+    probes and of the publication every few changes)."""
+    config = tmp_path / "tpmon.yaml"
+    config.write_text(CONFIG.format(url=target.url(""), extra=""), encoding="utf-8")
+    url = f"sqlite:///{tmp_path}/tpmon.db"
+
+    async def frozen(freeze: bool) -> tuple[int, bool]:
+        apps = create_apps(load_config(config), database_url=url, schedule=False, freeze_heap=freeze)
+        async with apps.public.router.lifespan_context(apps.public) as state:
+            assert state is not None
+            board = state["services"].board
+            walked = any(found is board for found in gc.get_objects())
+            return gc.get_freeze_count(), walked
+
+    try:
+        assert asyncio.run(frozen(False)) == (0, True)  # without it (the tests' apps), all is walked as before
+        count, walked = asyncio.run(frozen(True))
+        assert count > 1000 and not walked
+    finally:
+        gc.unfreeze()
