@@ -86,26 +86,27 @@ def _episodes_of(
     return found
 
 
+def _every_lines_episodes(services: SiteContext, now: datetime) -> dict[str, list[Episode]]:
+    """Blocking: every line's outages of the window ending at `now`, by line key."""
+    snapshot = services.snapshot()
+    current: dict[str, State] = {}
+    for name, net in snapshot.settings.networks.items():
+        for offered in net.lines:
+            ref = ComponentRef("line", name, offered)
+            status = snapshot.get(ref)
+            current[ref.key] = status.state if status else State.UNKNOWN
+    return _episodes_of(services.store, set(current), current, now, services.pages)
+
+
 def line_episodes(
     services: SiteContext, lang: Lang, network: str | None = None, line: str | None = None
 ) -> list[LineEpisode]:
-    """Outages of lines (of `network`, of its `line`) going on at some time in the last 30 days, the ongoing ones
-    first, then newest first."""
-    snapshot = services.snapshot()
-    settings = snapshot.settings
-    keys: dict[str, tuple[str, str]] = {}
-    current: dict[str, State] = {}
-    for name, net in settings.networks.items():
-        if network is not None and name != network:
-            continue
-        for offered in net.lines:
-            if line is not None and offered != line:
-                continue
-            ref = ComponentRef("line", name, offered)
-            keys[ref.key] = (name, offered)
-            status = snapshot.get(ref)
-            current[ref.key] = status.state if status else State.UNKNOWN
-    found = _episodes_of(services.store, set(keys), current, services.clock(), services.pages)
+    """Outages of lines (of `network`, of its `line`) going on at some time in the last 30 days (to the minute),
+    the ongoing ones first, then newest first. Every line's are found once per stamp and minute: the home page in
+    each language, the network's and the lines' pages of a change all show them."""
+    settings = services.snapshot().settings
+    now = services.clock().replace(second=0, microsecond=0)
+    found = services.pages.reuse(("line episodes", now), lambda: _every_lines_episodes(services, now))
     shown = [
         LineEpisode(
             name,
@@ -115,8 +116,11 @@ def line_episodes(
             episode,
             steps_html(services.pages, episode, lang),
         )
-        for key, (name, offered) in keys.items()
-        for episode in found.get(key, [])
+        for name, net in settings.networks.items()
+        if network is None or name == network
+        for offered in net.lines
+        if line is None or offered == line
+        for episode in found.get(ComponentRef("line", name, offered).key, [])
     ]
     return sorted(shown, key=lambda e: (not e.episode.open, -e.episode.started.timestamp()))
 
