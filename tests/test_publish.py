@@ -417,12 +417,16 @@ def test_a_change_is_written_documents_first_then_the_pages_readers_look_at_then
     _in_process(tmp_path, target, body)
 
 
-@pytest.mark.parametrize("rendered_for", [0.0, PAGES_UNCUT])
+@pytest.mark.parametrize(
+    ("rendered_for", "newer", "cut"),
+    [(0.0, ("beta", "/beta"), False), (PAGES_UNCUT, ("beta", "/beta"), True), (PAGES_UNCUT, ("alpha", "/dre"), False)],
+)
 def test_a_newer_change_goes_before_the_rest_of_an_older_ones_files_which_are_then_written(
-    tmp_path: Path, target: Target, rendered_for: float
+    tmp_path: Path, target: Target, rendered_for: float, newer: tuple[str, str], cut: bool
 ) -> None:
     """A newer change cuts a cycle before its files (put off, then written); before its line pages too, once the
-    cycle has rendered for PAGES_UNCUT seconds — not before (they would wait for the slices behind every change)."""
+    cycle has rendered for PAGES_UNCUT seconds, if it is a change of another network — not before (they would wait
+    for the slices behind every change), nor for a change of the same network (they show it already)."""
 
     async def body(publisher: Publisher, services: Services, written: list[str]) -> None:
         for network, check in (("alpha", "dre"), ("alpha", "pec"), ("beta", "pec")):
@@ -436,12 +440,17 @@ def test_a_newer_change_goes_before_the_rest_of_an_older_ones_files_which_are_th
         published = publisher.published_at
         target.codes["/pec"] = 503
         await _probe(services, "alpha", "pec")
-        publisher.wake()  # another change came while the first pages were rendered
         plain_unit = static_export.write_unit
+        network, path = newer
+        once = [True]
 
         async def unit(*args: Any) -> bool:
-            if args[0].pattern == "/":  # the cycle's first pages took this long
+            if args[0].pattern == "/" and once:  # the cycle's first pages took this long, and the board changed again
+                once.clear()
                 moment[0] += rendered_for
+                target.codes[path] = 503
+                await _probe(services, network, "pec" if network == "beta" else "dre")
+                publisher.wake()
             return await plain_unit(*args)
 
         with pytest.MonkeyPatch.context() as patch:
@@ -449,7 +458,12 @@ def test_a_newer_change_goes_before_the_rest_of_an_older_ones_files_which_are_th
             await publisher.publish_changes()
         assert "reseaux/alpha/index.html" in written and "badge/alpha/hospitalisation.svg" not in written  # put off
         line_page = "reseaux/alpha/hospitalisation/index.html"
-        assert (line_page in written) is (rendered_for < PAGES_UNCUT), written
+        assert (line_page not in written) is cut, written
+        if network == "alpha":  # rendered after the newer change: not again for it, only with the background
+            urgent = await publisher._urgent(services.snapshot().statuses, publisher._what(), publisher._seen or ())
+            address = "/reseaux/alpha/hospitalisation"
+            assert "/reseaux/alpha" in [u.address for u in urgent] and address not in [u.address for u in urgent]
+            assert address in publisher._background
         assert publisher.published_at == published  # the folder is not the live state yet
         while publisher.published_at == published:  # then written, SLICE seconds of them per cycle
             await publisher.publish_changes()

@@ -16,7 +16,8 @@ the last check it was written with, so none shows an old time for long, and none
 After a change, the documents clients poll are written first, then the network's page and the home page, each
 as soon as it is rendered, then the rest every `FLUSH_EVERY` seconds of rendering. A newer change goes before
 the rest of an older one's files (put off, then `SLICE` seconds of them per cycle, never starved), and before the
-rest of its pages once the cycle has rendered for `PAGES_UNCUT` seconds; the folder is
+rest of its pages once the cycle has rendered for `PAGES_UNCUT` seconds, if it changed another network (a line
+page rendered after a change of its own network shows it, and is not rendered again for it); the folder is
 said to hold the live state (`published_at`) only once they are written. A file the app could only answer late
 (its last rendering, with an `Age`) is written and asked again first at the next cycle. Only files whose bytes
 changed are written, each into a temporary file beside it, synced, then renamed over it: a reader of the folder
@@ -189,7 +190,7 @@ FLUSH_EVERY = 0.1  # seconds of rendering between writes after the first groups
 # seconds of a cycle during which its pages (a change's line pages) are not cut by a newer change: a network failing
 # check by check changes about once a second, and each cycle cut after its first pages put its line pages off to
 # the 0.2 s slices, 1.8 s behind the live state at 990 checks (2.9 s at worst); past it (a storm of changes in many
-# networks), the newer change's documents go first
+# networks), the newer change's documents go first — unless it changed only networks this cycle renders the pages of
 PAGES_UNCUT = 0.5
 WRITE_THREADS = 4  # files of one batch written at once: their syncs overlap
 STORED_WAIT = 0.2  # seconds a change's pages wait for the store to hold what the board saw (else: what it holds)
@@ -233,6 +234,11 @@ class Publisher:
     _kinds: dict[str, list[Unit]] = field(default_factory=dict)  # `global` and `incidents` units, in inventory order
     _of_network: dict[str, list[Unit]] = field(default_factory=dict)  # each network's units, in inventory order
     _rank: dict[str, int] = field(default_factory=dict)  # address → its place in the inventory
+    _cycle_networks: set[str] = field(default_factory=set)  # the networks whose units this cycle renders
+    # a line page's address → the statuses it shows (`_shown_by_line`), as they were just before its last rendering:
+    # one rendered after a newer change (its cycle not cut) is not rendered again for it
+    _shown_keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    _shown_with: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     _background: OrderedDict[str, None] = field(default_factory=OrderedDict)
     _deferred: OrderedDict[str, None] = field(default_factory=OrderedDict)  # a change's, put off for a newer change
     _late: dict[str, None] = field(default_factory=dict)  # answered late by the app: rendered again at once
@@ -333,6 +339,8 @@ class Publisher:
             elif kind == "network" and unit.network is not None:
                 self._of_network.setdefault(unit.network, []).append(unit)
         self._rank = {address: rank for rank, address in enumerate(found)}
+        self._shown_keys.clear()
+        self._shown_with.clear()
 
     async def publish_changes(self) -> PublishReport | None:
         """Render what changed since the last publication (then some background work) and write it; None when
@@ -376,7 +384,7 @@ class Publisher:
                     following is not None
                     and _priority(following) >= yields_from
                     and self._wakeup.is_set()
-                    and (minute_only or _priority(following) > 2 or self.clock() - started >= PAGES_UNCUT)
+                    and (minute_only or _priority(following) > 2 or self._cuts_pages(snapshot.statuses, started))
                 ):
                     # the board changed again: its first files before the rest of this one's (next, first in line)
                     self._deferred.update(dict.fromkeys(rest.address for rest in urgent[number + 1 :]))
@@ -455,6 +463,7 @@ class Publisher:
                 self._take_inventory(await self.services.pages.run(Inventory.read, self.services))
                 self._background.update(dict.fromkeys(self._units))
             affected, changed = self._affected(statuses), self._changed(statuses)
+            self._cycle_networks = affected
             urgent.extend(self._kinds.get("global", ()))
             if declared:
                 urgent.extend(self._kinds.get("incidents", ()))
@@ -464,8 +473,13 @@ class Publisher:
                         # none of what its page shows changed (another line's trouble): its states are the
                         # folder's already, rendered again after the change's files (its time, last results)
                         self._background[unit.address] = None
-                    else:
+                    elif unit.pattern != LINE_PAGE or self._shown(unit, statuses) != self._shown_with.get(unit.address):
                         urgent.append(unit)
+                    else:  # rendered after this change already (the last cycle's pages were not cut for it): its
+                        # states are the folder's; its history and last results again with the background
+                        self._background[unit.address] = None
+        else:
+            self._cycle_networks = set()
         late = [self._units[address] for address in self._late if address in self._units]
         self._late.clear()
         chosen = {unit.address for unit in urgent}
@@ -491,10 +505,31 @@ class Publisher:
             return True
         return not changed.isdisjoint(_shown_by_line(settings, params["network"], params["line"]))
 
-    def _affected(self, statuses: Mapping[str, Any]) -> set[str]:
-        """The networks whose pages may differ from the last publication's: those with a changed status and
-        those depending on them."""
-        before = self._statuses
+    def _shown(self, unit: Unit, statuses: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        """The statuses (the very objects) the line page `unit` shows in `statuses`; None if it is not a line of the
+        config (a page to render whatever it shows)."""
+        keys = self._shown_keys.get(unit.address)
+        if keys is None:
+            params, settings = dict(unit.params), self.services.settings
+            network = settings.networks.get(params.get("network", ""))
+            if network is None or params.get("line") not in network.lines:
+                return None
+            keys = self._shown_keys[unit.address] = tuple(_shown_by_line(settings, params["network"], params["line"]))
+        return tuple(statuses.get(key) for key in keys)
+
+    def _cuts_pages(self, statuses: Mapping[str, Any], started: float) -> bool:
+        """Whether the board's newer change cuts this cycle (begun at `started`, from `statuses`) before its next
+        page: once it has rendered for PAGES_UNCUT seconds, and only for a change of a network whose pages this
+        cycle does not render — the pages it renders show that change already (each reads the board when it is
+        rendered), and the next cycle renders their network's documents and pages for it at once anyway."""
+        if self.clock() - started < PAGES_UNCUT:
+            return False
+        return not self._affected(self.services.snapshot().statuses, statuses) <= self._cycle_networks
+
+    def _affected(self, statuses: Mapping[str, Any], since: Mapping[str, Any] | None = None) -> set[str]:
+        """The networks whose pages may differ from the last publication's (or from `since`'s): those with a
+        changed status and those depending on them."""
+        before = self._statuses if since is None else since
         if before is None:
             return set(self._dependants)
         changed = {_network_of(key) for key, status in statuses.items() if before.get(key) is not status} | {
@@ -509,11 +544,17 @@ class Publisher:
         """Render `unit` into `site` and note its files; the problem in words when it cannot be rendered (it is
         tried again at the next cycle)."""
         own = Site()
+        if unit.pattern == LINE_PAGE:  # what it shows, from the board as it is now (its rendering reads it later)
+            shown = self._shown(unit, self.services.snapshot().statuses)
+            if shown is not None:
+                self._shown_with[unit.address] = shown
         try:
             if await write_unit(unit, self.services, client, own):  # the app's last rendering, not a fresh one:
                 self._late[unit.address] = None  # written (it is no older than the folder's), asked again first
+                self._shown_with.pop(unit.address, None)
         except (ExportError, StoreError) as exc:
             self._background[unit.address] = None
+            self._shown_with.pop(unit.address, None)
             return f"{unit.address} not rendered: {exc}"
         for relative in self._owner.get(unit.address, frozenset()) - own.bodies.keys():
             self._pending[relative] = None  # a page of a list that is shorter now
