@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -55,10 +57,27 @@ def _read_now(_key: Hashable, read: Callable[[], T]) -> T:
     return read()
 
 
+@dataclass
+class _Kept:
+    """A store's line transitions of the window, by id, as last read (each made a Transition once)."""
+
+    rows: dict[int, Transition] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_kept_lines: weakref.WeakKeyDictionary[Store, _Kept] = weakref.WeakKeyDictionary()
+_kept_lock = threading.Lock()
+
+
 def _line_transitions(store: Store, since: datetime) -> dict[str, list[Transition]]:
-    """Blocking: every line's transitions at or after `since`, newest first, by line key (one read)."""
+    """Blocking: every line's transitions at or after `since`, newest first, by line key (one read of their ids, and
+    of the rows not read before)."""
+    with _kept_lock:
+        kept = _kept_lines.setdefault(store, _Kept())
+    with kept.lock:
+        window = store.transitions_of_kind("line", since=since, known=kept.rows)
     found: dict[str, list[Transition]] = {}
-    for transition in store.transitions(since=since, limit=20000, kind="line"):
+    for transition in window:
         found.setdefault(transition.ref.key, []).append(transition)
     return found
 

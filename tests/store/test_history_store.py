@@ -214,3 +214,45 @@ def test_first_transitions_are_each_components_first_sight(store: Store) -> None
     found = store.first_transitions([line.key, other.key, line.key])
     assert found == {line.key: t0} and found[line.key].utcoffset() == timedelta(0)
     assert store.first_transitions([]) == {}
+
+
+def test_transitions_of_kind_read_only_the_rows_not_kept_and_equal_a_whole_read(store: Store) -> None:
+    """The publication's 30-day read of every line's transitions: the same list as `transitions`, newest first, each
+    row made a Transition once (kept by id), a new one read, one out of the window or pruned dropped."""
+    t0 = datetime(2024, 2, 1, tzinfo=UTC)
+    optique, pharmacie = ComponentRef("line", "alpha", "optique"), ComponentRef("line", "alpha", "pharmacie")
+    flow = ComponentRef("flow", "alpha", "pec")
+    old = Transition(optique, State.OPERATIONAL, State.DOWN, t0 - timedelta(days=40), t0, Source.PROBE)
+    first = [
+        Transition(optique, State.DOWN, State.OPERATIONAL, t0, t0, Source.PROBE),
+        Transition(pharmacie, State.OPERATIONAL, State.PARTIAL, t0 + hours(1), t0, Source.PROBE),
+        Transition(flow, State.OPERATIONAL, State.DOWN, t0 + hours(1), t0, Source.PROBE),
+    ]
+    store.write(Batch(transitions=[old, *first]))
+    since = t0 - timedelta(days=30)
+    known: dict[int, Transition] = {}
+    read = store.transitions_of_kind("line", since=since, known=known)
+    assert read == store.transitions(since=since, kind="line") == [first[1], first[0]]
+    assert len(known) == 2
+
+    later = Transition(optique, State.OPERATIONAL, State.RECOVERING, t0 + hours(2), t0, Source.DECLARED, 0.5)
+    store.write(Batch(transitions=[later]))
+    reads: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        reads.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", note)
+    try:
+        again = store.transitions_of_kind("line", since=since, known=known)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", note)
+    assert again == store.transitions(since=since, kind="line") == [later, first[1], first[0]]
+    assert again[1] is read[0] and again[2] is read[1]  # the rows kept, not made again
+    assert len(reads) == 2  # the window's ids, then the one row not kept
+
+    with store.engine.begin() as connection:  # pruned (or out of a later window): dropped from what is kept
+        connection.execute(tables.transition.delete().where(tables.transition.c.at == t0))
+    assert store.transitions_of_kind("line", since=since, known=known) == [later, first[1]]
+    assert len(known) == 2
+    assert store.transitions_of_kind("line", since=t0 + hours(2), known=known) == [later] and len(known) == 1
