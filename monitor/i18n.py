@@ -198,7 +198,20 @@ def format_since(moment: datetime | None, now: datetime, lang: Lang = "fr") -> s
     """Since when, in dense places: `lun. 12 févr., 13:00` (the year only when it is not the current one)."""
     if moment is None:
         return "—"
-    return _moment(moment, lang, _local(moment).year != _local(now).year)
+    return _since(moment, _year(now), lang)
+
+
+@lru_cache(maxsize=4096)
+def _since(moment: datetime, year: int, lang: Lang) -> str:
+    """`format_since` in a Paris `year`, remembered: the home page and a line's page say hundreds of these, each
+    converting both moments to Paris time to compare their years (~30 µs a call on a slow machine)."""
+    return _moment(moment, lang, _local(moment).year != year)
+
+
+@lru_cache(maxsize=64)
+def _year(moment: datetime) -> int:
+    """The year in Paris of `moment` (a page's `now`), remembered."""
+    return _local(moment).year
 
 
 def format_date(moment: datetime | date | None, lang: Lang = "fr") -> str:
