@@ -335,6 +335,25 @@ class Store:
         known.update(kept)
         return list(kept.values())
 
+    def transitions_known(
+        self, ref: ComponentRef, *, known: dict[int, Transition], limit: int = 1000
+    ) -> list[Transition]:
+        """`transitions(ref, limit=limit)`, reading whole only the rows not in `known` (by id), which it adds: a
+        line's page reads its last transitions after each change of its network, mostly the same rows."""
+        table = tables.transition
+        listed = (
+            select(table.c.id)
+            .where(table.c.component_key == ref.key)
+            .order_by(table.c.at.desc(), table.c.id.desc())
+            .limit(limit)
+        )
+        ids: list[int] = self._read(listed, lambda row: row.id)
+        missing = [found for found in ids if found not in known]
+        if missing:
+            chunk = select(table).where(table.c.id.in_(missing))  # at most `limit`
+            known.update(self._read(chunk, lambda row: (row.id, rows.transition_from_row(row))))
+        return [known[found] for found in ids if found in known]
+
     def first_transitions(self, keys: Iterable[str]) -> dict[str, datetime]:
         """When the first stored transition of each of these components began: tpmon's first sight of it (its
         first start, or the start of a replayed history). A component without any transition is absent."""

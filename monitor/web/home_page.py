@@ -69,6 +69,15 @@ _kept_lines: weakref.WeakKeyDictionary[Store, _Kept] = weakref.WeakKeyDictionary
 _kept_lock = threading.Lock()
 
 
+def line_history(store: Store, ref: ComponentRef, limit: int) -> list[Transition]:
+    """Blocking: the last `limit` transitions of line `ref`, newest first (one read of their ids, and of the rows
+    not read before: those of the 30-day window are)."""
+    with _kept_lock:
+        kept = _kept_lines.setdefault(store, _Kept())
+    with kept.lock:
+        return store.transitions_known(ref, known=kept.rows, limit=limit)
+
+
 def _line_transitions(store: Store, since: datetime) -> dict[str, list[Transition]]:
     """Blocking: every line's transitions at or after `since`, newest first, by line key (one read of their ids, and
     of the rows not read before)."""

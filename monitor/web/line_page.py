@@ -11,7 +11,7 @@ from ..models import ComponentRef, ProbeResult, Transition
 from .affected_text import dependency_scope
 from .availability_bars import day_bars, kept_bars
 from .board_view import Cell, NetworkView, board_view, first_sights
-from .home_page import line_episodes
+from .home_page import line_episodes, line_history
 from .incident_view import IncidentView
 from .network_page import dependencies, open_incidents
 from .render import Links, PageArgs, render
@@ -123,7 +123,7 @@ def build_line(services: SiteContext, lang: Lang, links: Links, args: PageArgs) 
     required, optional = config.requirements(line, settings.lines)
     flow_cells = {c.id: c for c in view.flows}
     transitions: list[Transition] = services.pages.reuse(
-        ("transitions", ref.key, HISTORY_LIMIT), lambda: services.store.transitions(ref, limit=HISTORY_LIMIT)
+        ("transitions", ref.key, HISTORY_LIMIT), lambda: line_history(services.store, ref, HISTORY_LIMIT)
     )
     bars = kept_bars(services.pages, services.store, ref.key, now)
     return render(

@@ -256,3 +256,37 @@ def test_transitions_of_kind_read_only_the_rows_not_kept_and_equal_a_whole_read(
     assert store.transitions_of_kind("line", since=since, known=known) == [later, first[1]]
     assert len(known) == 2
     assert store.transitions_of_kind("line", since=t0 + hours(2), known=known) == [later] and len(known) == 1
+
+
+def test_transitions_known_equal_a_whole_read_and_read_only_new_rows(store: Store) -> None:
+    """A line's last transitions for its page: as `transitions(ref, limit=…)`, the rows already known not read
+    again (one statement listing the ids when nothing is new)."""
+    t0 = datetime(2024, 2, 1, tzinfo=UTC)
+    line, other = ComponentRef("line", "alpha", "optique"), ComponentRef("line", "alpha", "pharmacie")
+    story = [
+        Transition(line, State.OPERATIONAL, State.DOWN, t0, t0, Source.PROBE),
+        Transition(other, State.OPERATIONAL, State.DOWN, t0, t0, Source.PROBE),
+        Transition(line, State.DOWN, State.OPERATIONAL, t0 + hours(1), t0, Source.PROBE),
+    ]
+    store.write(Batch(transitions=story))
+    known: dict[int, Transition] = {}
+    first = store.transitions_known(line, known=known, limit=50)
+    assert first == store.transitions(line, limit=50) == [story[2], story[0]]
+    assert store.transitions_known(line, known=known, limit=1) == [story[2]]
+    later = Transition(line, State.OPERATIONAL, State.PARTIAL, t0 + hours(2), t0, Source.PROBE)
+    store.write(Batch(transitions=[later]))
+    reads: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        reads.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", note)
+    try:
+        again = store.transitions_known(line, known=known, limit=50)
+        assert len(reads) == 2  # the ids, then the new row
+        assert store.transitions_known(line, known=known, limit=50) == again
+        assert len(reads) == 3  # nothing new: the ids alone
+    finally:
+        event.remove(store.engine, "before_cursor_execute", note)
+    assert again == store.transitions(line, limit=50) == [later, story[2], story[0]]
+    assert again[1] is first[0] and again[2] is first[1]
