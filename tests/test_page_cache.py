@@ -411,7 +411,7 @@ def test_errors_are_never_cached(site: Site, monkeypatch: pytest.MonkeyPatch) ->
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise StoreError("cannot read from the database")
 
-    monkeypatch.setattr(site.services.store, "transitions", broken)
+    monkeypatch.setattr(site.services.store, "_read", broken)  # every read of the store fails
     unavailable = site.get("/reseaux/alpha/optique")
     assert unavailable.status_code == 503 and "etag" not in unavailable.headers
     monkeypatch.undo()
