@@ -1,6 +1,8 @@
 """tpmon's own JSON API, /api/v1: board, networks, lines, checks, history, availability, incidents, maintenance.
 
-Every body is built through a model of api_models and dumped by it; the OpenAPI document at
+Every body is built through a model of api_models and dumped by it — the pieces many bodies share (a check's,
+a line's, a network's row of the board) once per object they show, kept and joined as encoded (json_bytes.py:
+the same bytes); the OpenAPI document at
 /api/v1/openapi.json is generated from the same models and from `OPERATIONS`, which also makes the routes.
 States, open incidents and maintenance come from the site's snapshot (what the page shows); the store is read
 in a thread, for history only, and told as the snapshot tells it.
