@@ -367,16 +367,17 @@ def line_status(settings: Settings, board: States, network: str, line: str) -> m
 def kept_line_status(
     pieces: Fragments, settings: Settings, board: Snapshot, network: str, line: str
 ) -> tuple[m.LineStatus, bytes]:
-    """`line_status` and its JSON, made again only when the network's view in either language is another: a view
-    is kept while every status it read is the same object (the line's own, and each upstream flow its words name)
-    and the config is the same — exactly what `line_status` reads."""
-    views = tuple(_network_view(settings, board, network, lang) for lang in LANGS)
+    """`line_status` and its JSON, made again only when the network's view is another: a view is kept while every
+    status it read is the same object (the line's own, and each upstream flow its words name) and the config is the
+    same — what `line_status` reads, in either language (which statuses `explain` reads depends on states, never on
+    the language: the French view stands for both, and no English one is built for it)."""
+    view = _network_view(settings, board, network, "fr")
 
     def make() -> tuple[m.LineStatus, bytes]:
         shown = line_status(settings, board, network, line)
         return shown, model_bytes(shown)
 
-    return pieces.keep(("line", network, line), (settings, *views), make)
+    return pieces.keep(("line", network, line), (settings, view), make)
 
 
 def _network_view(settings: Settings, board: Snapshot, network: str, lang: Lang) -> NetworkView:
