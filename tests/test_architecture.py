@@ -123,6 +123,7 @@ INNER: dict[str, dict[str, float]] = {
     },
     "web": {
         "fragments": 0,  # pieces of pages rendered once, below the page cache that holds them
+        "json_bytes": 0,  # JSON documents joined from pieces already encoded
         **dict.fromkeys(
             (
                 "ops_markdown",
@@ -139,7 +140,6 @@ INNER: dict[str, dict[str, float]] = {
         ),
         **dict.fromkeys(
             (
-                "badges",
                 "availability_bars",
                 "board_view",
                 "incident_view",
@@ -154,6 +154,7 @@ INNER: dict[str, dict[str, float]] = {
         **dict.fromkeys(
             (
                 "api_v1_openapi",
+                "badges",  # a line's badge kept while its network's view (board_view) is
                 "feeds",
                 "home_page",
                 "incident_pages",

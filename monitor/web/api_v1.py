@@ -1,6 +1,8 @@
 """tpmon's own JSON API, /api/v1: board, networks, lines, checks, history, availability, incidents, maintenance.
 
-Every body is built through a model of api_models and dumped by it; the OpenAPI document at
+Every body is built through a model of api_models and dumped by it — the pieces many bodies share (a check's,
+a line's, a network's row of the board) once per object they show, kept and joined as encoded (json_bytes.py:
+the same bytes); the OpenAPI document at
 /api/v1/openapi.json is generated from the same models and from `OPERATIONS`, which also makes the routes.
 States, open incidents and maintenance come from the site's snapshot (what the page shows); the store is read
 in a thread, for history only, and told as the snapshot tells it.
@@ -8,6 +10,7 @@ in a thread, for history only, and told as the snapshot tells it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import timedelta
@@ -32,7 +35,9 @@ from ..store.rollup_store import availability_over
 from . import api_v1_models as m
 from .affected_text import explain
 from .api_v1_openapi import Operation, PathParam, openapi_document, parameter_problem
-from .board_view import States, board_view
+from .board_view import NetworkView, States, board_view
+from .fragments import Fragments
+from .json_bytes import EncodedJSON, joined, model_bytes, spliced
 from .page_cache import cached, request_lang
 from .site_context import SiteContext
 
@@ -52,9 +57,12 @@ class Refused(Exception):
         self.status, self.problem, self.field = status, problem, field
 
 
-def _json(body: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    content = body.model_dump(mode="json", by_alias=True)
-    return JSONResponse(content, status_code=status, headers={"Cache-Control": "no-cache", **(headers or {})})
+def _json(body: BaseModel | bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """The response of a model, or of its JSON already encoded (put together from kept pieces: `json_bytes`)."""
+    headers = {"Cache-Control": "no-cache", **(headers or {})}
+    if isinstance(body, bytes):
+        return EncodedJSON(body, status_code=status, headers=headers)
+    return JSONResponse(body.model_dump(mode="json", by_alias=True), status_code=status, headers=headers)
 
 
 def _error(request: Request, status: int, problem: Text, field: str | None = None, **headers: str) -> Response:
@@ -66,7 +74,7 @@ def _error(request: Request, status: int, problem: Text, field: str | None = Non
 
 
 def _answer(
-    handler: Callable[[Request, SiteContext], Awaitable[BaseModel]],
+    handler: Callable[[Request, SiteContext], Awaitable[BaseModel | bytes]],
 ) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         try:
@@ -108,10 +116,10 @@ def _component(request: Request, services: SiteContext) -> ComponentRef:
     return ref
 
 
-async def status(request: Request, services: SiteContext) -> m.BoardAnswer:
+async def status(request: Request, services: SiteContext) -> bytes:
     lang = _query(request, m.StatusQuery).lang
     snapshot = services.snapshot()
-    return board_answer(snapshot.settings, snapshot, lang)
+    return board_json(services.pages.pieces, snapshot.settings, snapshot, lang)
 
 
 async def networks(request: Request, services: SiteContext) -> m.NetworksAnswer:
@@ -119,49 +127,49 @@ async def networks(request: Request, services: SiteContext) -> m.NetworksAnswer:
     return m.NetworksAnswer(networks=[network_summary(board, name, n) for name, n in board.settings.networks.items()])
 
 
-async def network(request: Request, services: SiteContext) -> m.NetworkAnswer:
+async def network(request: Request, services: SiteContext) -> bytes:
     board, name = services.snapshot(), request.path_params["network"]
-    settings, memory = board.settings, services.board.memory
+    settings, pieces = board.settings, services.pages.pieces
     found = _network(services, name)
-    return m.NetworkAnswer(
+    head = m.NetworkAnswer(
         **dict(network_summary(board, name, found)),
         website=found.website,
         hotline=found.hotline,
-        lines=[line_status(settings, board, name, line) for line in found.lines],
+        lines=[],
         flows=[flow_status(settings, board, name, flow) for flow in found.flow_names(settings.flows)],
-        checks=[check_status(board, memory, name, check) for check in found.checks],
+        checks=[],
         dependencies=dependencies(board, found),
     )
+    lines = [kept_line_status(pieces, settings, board, name, line)[1] for line in found.lines]
+    checks = b"[" + checks_json(pieces, board, services.board.memory, name, found) + b"]"
+    return spliced(head.model_dump(mode="json", by_alias=True), {"lines": joined(lines), "checks": checks})
 
 
-async def line(request: Request, services: SiteContext) -> m.LineAnswer:
-    board, memory = services.snapshot(), services.board.memory
+async def line(request: Request, services: SiteContext) -> bytes:
+    board, pieces = services.snapshot(), services.pages.pieces
     settings = board.settings
     name, line_id = request.path_params["network"], request.path_params["line"]
     found = _network(services, name)
     if line_id not in found.lines:
         raise Refused(404, said("{network} has no line {line}", network=name, line=repr(line_id)), "line")
-    shown = line_status(settings, board, name, line_id)
+    shown = kept_line_status(pieces, settings, board, name, line_id)[0]
     flows = {f for group in (*shown.requires, *shown.optional) for f in group.split("|")}
-    return m.LineAnswer(
-        **dict(shown),
-        network=name,
-        checks=[check_status(board, memory, name, c) for c in found.checks if c.flow in flows],
-        dependencies=dependencies(board, found, line_id),
-    )
+    head = m.LineAnswer(**dict(shown), network=name, checks=[], dependencies=dependencies(board, found, line_id))
+    checks = [check_json(pieces, board, services.board.memory, name, c) for c in found.checks if c.flow in flows]
+    return spliced(head.model_dump(mode="json", by_alias=True), {"checks": joined(checks)})
 
 
-async def checks(request: Request, services: SiteContext) -> m.ChecksAnswer:
+async def checks(request: Request, services: SiteContext) -> bytes:
     wanted = _query(request, m.ChecksQuery).network
     if wanted is not None:
         _network(services, wanted)
-    board = services.snapshot()
+    board, pieces, memory = services.snapshot(), services.pages.pieces, services.board.memory
     found = [
-        check_status(board, services.board.memory, name, check)
-        for name, check in board.settings.checks()
+        checks_json(pieces, board, memory, name, network)
+        for name, network in board.settings.networks.items()
         if wanted is None or name == wanted
     ]
-    return m.ChecksAnswer(checks=found)
+    return b'{"checks":[' + b",".join(part for part in found if part) + b"]}"
 
 
 async def history(request: Request, services: SiteContext) -> m.HistoryAnswer:
@@ -300,18 +308,32 @@ def _shown(status: ComponentStatus | None) -> dict[str, Any]:
 
 def board_answer(settings: Settings, board: States, lang: Lang) -> m.BoardAnswer:
     view = board_view(settings, board, lang)
-    found = [
-        m.BoardNetwork(
-            **{k: v for k, v in asdict(n.status).items() if k != "since_floor"},  # pages' wording only
-            name=n.name,
-            kind=n.kind,
-            lines=[m.BoardCell.model_validate(c) for c in n.lines.values()],
-            flows=[m.BoardCell.model_validate(c) for c in n.flows],
-            checks=[m.BoardCell.model_validate(c) for c in n.checks],
-        )
-        for n in view.networks
-    ]
+    found = [_board_network(n) for n in view.networks]
     return m.BoardAnswer(lang=view.lang, checked_at=view.checked_at, networks=found)
+
+
+def board_json(pieces: Fragments, settings: Settings, board: Snapshot, lang: Lang) -> bytes:
+    """`board_answer`'s JSON, each network's encoded once per view of it (a view is kept while nothing it shows
+    changes: `board_view`), for every document of the snapshots that keep it."""
+    view = board_view(settings, board, lang)
+    found = [pieces.keep(("board", n.id, lang), (n,), functools.partial(_board_network_json, n)) for n in view.networks]
+    head = m.BoardAnswer(lang=view.lang, checked_at=view.checked_at, networks=[])
+    return spliced(head.model_dump(mode="json", by_alias=True), {"networks": joined(found)})
+
+
+def _board_network(n: NetworkView) -> m.BoardNetwork:
+    return m.BoardNetwork(
+        **{k: v for k, v in asdict(n.status).items() if k != "since_floor"},  # pages' wording only
+        name=n.name,
+        kind=n.kind,
+        lines=[m.BoardCell.model_validate(c) for c in n.lines.values()],
+        flows=[m.BoardCell.model_validate(c) for c in n.flows],
+        checks=[m.BoardCell.model_validate(c) for c in n.checks],
+    )
+
+
+def _board_network_json(n: NetworkView) -> bytes:
+    return model_bytes(_board_network(n))
 
 
 def network_summary(board: States, name: str, network: Network) -> m.NetworkSummary:
@@ -339,6 +361,57 @@ def line_status(settings: Settings, board: States, network: str, line: str) -> m
         requires=list(requires),
         optional=list(optional),
         **_shown(status),
+    )
+
+
+def kept_line_status(
+    pieces: Fragments, settings: Settings, board: Snapshot, network: str, line: str
+) -> tuple[m.LineStatus, bytes]:
+    """`line_status` and its JSON, made again only when the network's view is another: a view is kept while every
+    status it read is the same object (the line's own, and each upstream flow its words name) and the config is the
+    same — what `line_status` reads, in either language (which statuses `explain` reads depends on states, never on
+    the language: the French view stands for both, and no English one is built for it)."""
+    view = _network_view(settings, board, network, "fr")
+
+    def make() -> tuple[m.LineStatus, bytes]:
+        shown = line_status(settings, board, network, line)
+        return shown, model_bytes(shown)
+
+    return pieces.keep(("line", network, line), (settings, view), make)
+
+
+def _network_view(settings: Settings, board: Snapshot, network: str, lang: Lang) -> NetworkView:
+    return next(n for n in board_view(settings, board, lang).networks if n.id == network)
+
+
+def checks_json(
+    pieces: Fragments, board: States, memories: Callable[[str], CheckMemory | None], name: str, network: Network
+) -> bytes:
+    """The JSON of `network`'s checks (`check_json`'s, joined by commas: the inside of a list), joined again only
+    when one of them changed."""
+    keys = pieces.keep(("check keys", name), (network,), lambda: _check_keys(name, network))
+    statuses = tuple(board.get(key) for key in keys)
+    memory = tuple(memories(key) for key in keys)
+    return pieces.keep(
+        ("checks", name),
+        (network, *statuses, *memory),
+        lambda: b",".join(check_json(pieces, board, memories, name, check) for check in network.checks),
+    )
+
+
+def _check_keys(name: str, network: Network) -> list[str]:
+    return [ComponentRef.for_check(name, check.flow, check.name).key for check in network.checks]
+
+
+def check_json(
+    pieces: Fragments, board: States, memories: Callable[[str], CheckMemory | None], network: str, check: Check
+) -> bytes:
+    """`check_status`'s JSON, encoded again only when the check's config, status or memory is another object (each
+    is frozen: the board replaces it when it changes)."""
+    key = ComponentRef.for_check(network, check.flow, check.name).key
+    status, memory = board.get(key), memories(key)
+    return pieces.keep(
+        ("check", key), (check, status, memory), lambda: model_bytes(check_status(board, memories, network, check))
     )
 
 

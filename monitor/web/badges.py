@@ -8,17 +8,21 @@ so names and labels are escaped. Widths are estimated from the text (Verdana 11 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import xml.etree.ElementTree as ET
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from ..config import Settings
 from ..i18n import STATE_LABELS, Lang, translate
 from ..models import ComponentRef, State
-from .affected_text import explain
+from .affected_text import StatusLookup, explain
+from .board_view import board_view
+from .fragments import Fragments
 
-__all__ = ["BACKGROUNDS", "FOREGROUND", "LEFT", "badge", "badge_svg", "text_width"]
+__all__ = ["BACKGROUNDS", "FOREGROUND", "LEFT", "badge", "badge_svg", "line_badge", "text_width"]
 
 SVG = "http://www.w3.org/2000/svg"
 FOREGROUND = "#ffffff"
@@ -62,6 +66,7 @@ def _text(parent: ET.Element, content: str, x: float) -> None:
     main.text = content
 
 
+@functools.lru_cache(maxsize=1024)  # a pure function of its words: a line back to a state it had is drawn once
 def badge_svg(network: str, line: str, state: State, lang: Lang, affected: str = "") -> bytes:
     """The badge of a line: `network` and `line` are display names, in `lang`; `affected` says for whom a
     dependency fails it (in the accessible text only: the picture stays short)."""
@@ -106,6 +111,15 @@ def badge_svg(network: str, line: str, state: State, lang: Lang, affected: str =
     return document
 
 
+def line_badge(settings: Settings, board: StatusLookup, network_id: str, line_id: str, lang: Lang) -> bytes:
+    """The badge of a line of the config, from the board's states."""
+    status = board.get(ComponentRef("line", network_id, line_id))
+    state = status.state if status is not None else State.UNKNOWN
+    label: str = getattr(settings.lines[line_id].label, lang)
+    affected = explain(settings, board, network_id, line_id, status, lang)[0]
+    return badge_svg(settings.networks[network_id].name, label, state, lang, affected)
+
+
 async def badge(request: Request) -> Response:
     snapshot = request.state.services.snapshot()
     lang: Lang = "en" if request.query_params.get("lang") == "en" else "fr"
@@ -113,10 +127,13 @@ async def badge(request: Request) -> Response:
     network = snapshot.settings.networks.get(network_id)
     if network is None or line_id not in network.lines:
         return PlainTextResponse("Réseau ou ligne inconnu / unknown network or line", status_code=404)
-    status = snapshot.get(ComponentRef("line", network_id, line_id))
-    state = status.state if status is not None else State.UNKNOWN
-    label: str = getattr(snapshot.settings.lines[line_id].label, lang)
-    affected = explain(snapshot.settings, snapshot, network_id, line_id, status, lang)[0]
-    body = badge_svg(network.name, label, state, lang, affected)
+    pieces: Fragments = request.state.services.pages.pieces
+    view = next(n for n in board_view(snapshot.settings, snapshot, lang).networks if n.id == network_id)
+    # the network's view is kept while none of the statuses it read (the line's, the flows its words name) changes
+    body = pieces.keep(
+        ("badge", network_id, line_id, lang),
+        (snapshot.settings, view),
+        lambda: line_badge(snapshot.settings, snapshot, network_id, line_id, lang),
+    )
     headers = {"Content-Type": "image/svg+xml; charset=utf-8", "Cache-Control": "max-age=60"}
     return Response(body, headers=headers)

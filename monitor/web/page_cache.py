@@ -78,6 +78,7 @@ AGE_NOTICE = {
     "unreachable); the state may have changed since.",
 }
 LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+MAX_PIECES = 65536  # the documents' pieces: a few per check, line and network of the config × languages
 MAX_REUSED = 1024  # readings `reuse` keeps under one stamp
 MAX_VALIDATORS = 4096  # requests remembered for a 304 without routing; past it, the table starts again
 _VARYING = (b"host", b"cookie", b"accept-language", b"accept-encoding")  # what a cached answer depends on
@@ -265,6 +266,9 @@ class PageCache:
     _history_readings: _Readings = field(default_factory=_Readings)  # under `history_stamp`
     _reuse_lock: threading.Lock = field(default_factory=threading.Lock)
     fragments: Fragments = field(default_factory=Fragments)  # pieces several pages show alike, rendered once
+    # pieces of the JSON and SVG documents (a check's JSON, a network's components…): one per check and line, so a
+    # table of their own, which neither evicts the pages' fragments nor is evicted by them
+    pieces: Fragments = field(default_factory=lambda: Fragments(limit=MAX_PIECES))
 
     def reuse(
         self, key: Hashable, read: Callable[[], T], keep: Callable[[T], bool] | None = None, *, history: bool = False

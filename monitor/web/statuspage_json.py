@@ -26,6 +26,7 @@ instant), as the page does: they never contradict it, and answer even when the d
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,7 +39,9 @@ from ..declared.incidents import Incident
 from ..declared.maintenance import MaintenanceWindow
 from ..i18n import N_, Lang, translate
 from ..snapshot import Snapshot
-from .board_view import Cell, board_view
+from .board_view import Cell, NetworkView, board_view
+from .fragments import Fragments
+from .json_bytes import EncodedJSON, dumps, joined, spliced
 from .page_cache import public_origin
 from .statuspage_incidents import COMPONENT_STATUS, incident_json, iso, maintenances
 
@@ -60,6 +63,7 @@ class Page:
 
     page: dict[str, Any]
     components: list[dict[str, Any]]
+    encoded: bytes  # `components` as JSON (a list), encoded once per network's components
     lang: Lang
     now: datetime  # the snapshot's instant: maintenance is running, upcoming or completed as of then
     base: str
@@ -96,29 +100,62 @@ def _component(cell: Cell, key: str, name: str, position: int, group_id: str | N
 
 
 def _page(request: Request) -> Page:
-    snapshot: Snapshot = request.state.services.snapshot()
+    """What the eight documents share, made once per snapshot, language and origin (kept in the page cache's
+    pieces while the snapshot is the same object), each network's components once per view of it."""
+    services = request.state.services
+    snapshot: Snapshot = services.snapshot()
     lang: Lang = "en" if request.query_params.get("lang") == "en" else "fr"
+    base = public_origin(request)  # never the Host header as sent: it could be anyone's
+    pieces: Fragments = services.pages.pieces
+    return pieces.keep(("statuspage", lang, base), (snapshot,), lambda: _made(pieces, snapshot, lang, base))
+
+
+def _made(pieces: Fragments, snapshot: Snapshot, lang: Lang, base: str) -> Page:
     now = snapshot.at
     view = board_view(snapshot.settings, snapshot, lang)
     updated = iso(view.checked_at or now)
-    base = public_origin(request)  # never the Host header as sent: it could be anyone's
     components: list[dict[str, Any]] = []
+    encoded: list[bytes] = []
     position = 1
     for network in view.networks:
-        group_key = f"network:{network.id}"
-        group = _component(network.status, group_key, network.name, position, None, updated)
-        group["group"] = True
-        group["tpmon_kind"] = network.kind
-        components.append(group)
-        position += 1
-        for line_id, cell in network.lines.items():
-            key = f"line:{network.id}/{line_id}"
-            name = f"{network.name} — {cell.label}"
-            components.append(_component(cell, key, name, position, group_key, updated))
-            group.setdefault("components", []).append(key)
-            position += 1
+        # the time of a component with no date is the page's: kept with it only while it is the same string
+        undated = (
+            updated if network.status.since is None or any(c.since is None for c in network.lines.values()) else None
+        )
+        made = pieces.keep(
+            ("statuspage", network.id, lang, position),
+            (network, undated),
+            functools.partial(_network_components, network, position, updated),
+        )
+        components += made
+        # its JSON (the inside of a list), encoded once per list of them
+        encoded.append(
+            pieces.keep(("statuspage json", network.id, lang, position), (made,), functools.partial(_inside, made))
+        )
+        position += len(made)
     page = {"id": PAGE_ID, "name": "tpmon", "url": base, "time_zone": "Europe/Paris", "updated_at": updated}
-    return Page(page, components, lang, now, base, snapshot)
+    return Page(page, components, joined(encoded), lang, now, base, snapshot)
+
+
+def _inside(components: list[dict[str, Any]]) -> bytes:
+    return dumps(components)[1:-1]
+
+
+def _network_components(network: NetworkView, position: int, updated: str) -> list[dict[str, Any]]:
+    """A network's group and its lines' components, numbered from `position` (shared: never changed)."""
+    group_key = f"network:{network.id}"
+    group = _component(network.status, group_key, network.name, position, None, updated)
+    group["group"] = True
+    group["tpmon_kind"] = network.kind
+    components = [group]
+    position += 1
+    for line_id, cell in network.lines.items():
+        key = f"line:{network.id}/{line_id}"
+        name = f"{network.name} — {cell.label}"
+        components.append(_component(cell, key, name, position, group_key, updated))
+        group.setdefault("components", []).append(key)
+        position += 1
+    return components
 
 
 def _status(page: Page) -> dict[str, str]:
@@ -182,7 +219,10 @@ def _maintenances(page: Page, declared: Declared, which: str) -> list[dict[str, 
 def _endpoint(read: Reader, compose: Composer) -> Callable[[Request], Awaitable[Response]]:
     async def answer(request: Request) -> Response:
         page = _page(request)
-        return JSONResponse({"page": page.page, **compose(page, read(page.snapshot))})
+        content = {"page": page.page, **compose(page, read(page.snapshot))}
+        if content.get("components") is not page.components:
+            return JSONResponse(content)
+        return EncodedJSON(spliced(content, {"components": page.encoded}))  # the components as encoded once
 
     return answer
 
