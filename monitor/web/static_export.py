@@ -270,7 +270,8 @@ def export_client(app: ASGIApp, state: Mapping[str, Any], origin: str) -> httpx.
     """A client of `app` in-process, as a server that ran its lifespan (`state`) and is served at `origin`: the
     feeds' and JSON documents' absolute URLs start with it."""
     transport = httpx.ASGITransport(app=_with_state(app, {**state, "public_origin": origin}))
-    return httpx.AsyncClient(transport=transport, base_url=origin)
+    # the files as they are: asking for gzip (httpx's default) had each compressed by the app, then decompressed
+    return httpx.AsyncClient(transport=transport, base_url=origin, headers={"Accept-Encoding": "identity"})
 
 
 def _with_state(app: ASGIApp, state: Mapping[str, Any]) -> ASGIApp:
