@@ -406,3 +406,23 @@ def test_the_app_does_not_load_httpx_command_line_client() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert done.stdout.strip() == "[]"
     assert importlib.util.find_spec("rich") is not None  # else this proves nothing
+
+
+_CHECK_CONFIG_AND_TELL = """
+import sys
+from monitor.cli import main
+try:
+    main(["check-config", sys.argv[1]])
+except SystemExit:
+    pass
+print(sorted({name.split(".")[0] for name in sys.modules} & {"sqlalchemy", "sqlmodel", "alembic", "starlette"}))
+"""
+
+
+def test_the_command_line_imports_the_store_only_for_a_command_that_uses_it() -> None:
+    """`tpmon --help`, `check-config` and a refused argument start in half the time without the store (SQLAlchemy,
+    SQLModel and its tables), which notify_commands imports only in the commands that open one."""
+    config = str(REPO / "config" / "example.yaml")
+    command = [sys.executable, "-c", _CHECK_CONFIG_AND_TELL, config]
+    done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=120)
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stderr

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import Settings, load_config
 from ..config.texts import TextError
@@ -21,13 +21,17 @@ from ..i18n import N_, Text, format_short, literal, said
 from ..logs import setup_logging
 from ..notify.scopes import EVERYTHING, parse_scope
 from ..notify.tokens import Signer, load_secret
-from ..store import Store, default_url
-from ..store.outbox_store import DeadLetter, Outbox
-from ..store.subscriber_store import Subscribers
-from ..store.webhook_store import Webhook, Webhooks
 from .inputs import MAX_LIMIT, record_id, seconds
 from .inputs import count as whole_number
 from .texts import _
+
+if TYPE_CHECKING:
+    from ..store import Store
+    from ..store.outbox_store import DeadLetter
+    from ..store.webhook_store import Webhook
+
+# The store (SQLAlchemy, SQLModel and its tables: about 60 % of the command line's start) is imported by the
+# commands that use it, not by `tpmon --help`, `tpmon check-config` or a refused argument.
 
 __all__ = ["register"]
 
@@ -40,6 +44,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 @contextmanager
 def _store() -> Iterator[Store]:
+    from ..store import Store, default_url
+
     store = Store.open(default_url())
     try:
         yield store
@@ -73,6 +79,7 @@ def _said(exc: ValueError) -> Text:
 
 def cmd_webhook_add(args: argparse.Namespace) -> int:
     from ..delivery.address_guard import check_url
+    from ..store.webhook_store import Webhooks
 
     settings = _settings(args)
     try:
@@ -95,6 +102,8 @@ def cmd_webhook_add(args: argparse.Namespace) -> int:
 
 
 def cmd_webhook_list(args: argparse.Namespace) -> int:
+    from ..store.webhook_store import Webhooks
+
     with _store() as store:
         hooks = Webhooks(store).all()
     if args.json:
@@ -111,6 +120,8 @@ def cmd_webhook_list(args: argparse.Namespace) -> int:
 
 
 def cmd_webhook_remove(args: argparse.Namespace) -> int:
+    from ..store.webhook_store import Webhooks
+
     with _store() as store:
         Webhooks(store).remove(args.id)
     print(_("webhook {id} removed, with its pending deliveries").format(id=args.id))
@@ -118,6 +129,8 @@ def cmd_webhook_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_webhook_enable(args: argparse.Namespace) -> int:
+    from ..store.webhook_store import Webhooks
+
     with _store() as store:
         Webhooks(store).enable(args.id)
     print(_("webhook {id} enabled").format(id=args.id))
@@ -128,6 +141,7 @@ def cmd_webhook_test(args: argparse.Namespace) -> int:
     from ..delivery.smtp_sender import SendFailed
     from ..delivery.webhook_sender import WebhookSender
     from ..notify.payloads import test_payload
+    from ..store.webhook_store import Webhooks
 
     signer = Signer(load_secret(os.environ))
     with _store() as store:
@@ -162,6 +176,8 @@ def _letter_json(letter: DeadLetter) -> dict[str, Any]:
 
 
 def cmd_notify_list(args: argparse.Namespace) -> int:
+    from ..store.outbox_store import Outbox
+
     with _store() as store:
         outbox = Outbox(store)
         letters = outbox.dead_letters(limit=args.limit) if args.failed else outbox.pending(limit=args.limit)
@@ -180,6 +196,8 @@ def cmd_notify_list(args: argparse.Namespace) -> int:
 
 
 def cmd_notify_retry(args: argparse.Namespace) -> int:
+    from ..store.outbox_store import Outbox
+
     with _store() as store:
         count = Outbox(store).retry(args.ids or ())
     print(_("{count} dead letter(s) back in the queue").format(count=count))
@@ -198,6 +216,8 @@ def cmd_notify_run(args: argparse.Namespace) -> int:
     signer = Signer(load_secret(os.environ))
     smtp = SmtpSender(smtp_settings(os.environ)) if notifications.subscriptions else None
     setup_logging(args.log_level, "text")
+    from ..store import Store, default_url
+
     store = Store.open(default_url())
 
     async def main() -> None:
@@ -219,6 +239,8 @@ def cmd_notify_run(args: argparse.Namespace) -> int:
 
 # --- the data controller -----------------------------------------------------------------------------------------
 def cmd_subscribers_count(args: argparse.Namespace) -> int:
+    from ..store.subscriber_store import Subscribers
+
     with _store() as store:
         counts = Subscribers(store).counts()
     if args.json:
@@ -232,6 +254,8 @@ def cmd_subscribers_count(args: argparse.Namespace) -> int:
 
 
 def cmd_subscribers_export(args: argparse.Namespace) -> int:
+    from ..store.subscriber_store import Subscribers
+
     with _store() as store:
         records = Subscribers(store).records(args.address)
     if args.address and not records:
@@ -242,6 +266,8 @@ def cmd_subscribers_export(args: argparse.Namespace) -> int:
 
 
 def cmd_subscribers_delete(args: argparse.Namespace) -> int:
+    from ..store.subscriber_store import Subscribers
+
     with _store() as store:
         if not Subscribers(store).delete_address(args.address):
             raise NotFound(_("no subscriber {address}").format(address=args.address))
