@@ -728,3 +728,43 @@ def test_a_change_the_folder_does_not_show_is_counted_from_its_wake_and_said_pas
         ) == 1
 
     _in_process(tmp_path, target, body)
+
+
+def test_a_newer_change_puts_its_networks_pages_first_in_the_rest_of_a_cycle(tmp_path: Path, target: Target) -> None:
+    """A cycle rendering many networks' pages (the first after the whole export catches up with every change made
+    while it was rendered) does not make a newer change wait for all of them: the rest of the cycle renders the
+    pages of the networks it reached first, then the others (its files are put off for the newer change)."""
+
+    async def body(publisher: Publisher, services: Services, written: list[str]) -> None:
+        for network, check in (("alpha", "dre"), ("alpha", "pec"), ("beta", "pec")):
+            await _probe(services, network, check)
+        while await publisher.publish_changes() is not None:
+            pass
+        publisher._loop = asyncio.get_running_loop()
+        publisher.clock = lambda: 0.0  # no time passes: nothing is cut for the newer change
+        target.codes["/pec"] = 503
+        target.codes["/beta"] = 503
+        await _probe(services, "alpha", "pec")
+        await _probe(services, "beta", "pec")
+        plain_unit = static_export.write_unit
+        rendered: list[str] = []
+
+        async def unit(*args: Any) -> bool:
+            rendered.append(args[0].address)
+            if args[0].pattern == "/" and rendered.count("/") == 1:  # beta comes back while the home page renders
+                target.codes["/beta"] = 200
+                await _probe(services, "beta", "pec")
+                publisher.wake()
+            return await plain_unit(*args)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(publisher_module, "write_unit", unit)
+            await publisher.publish_changes()
+        after = rendered[rendered.index("/") + 1 :]
+        pages = [address for address in after if address.startswith("/reseaux/")]
+        assert "/reseaux/beta/optique" in pages and "/reseaux/alpha/hospitalisation" in pages, rendered
+        beta = [number for number, address in enumerate(pages) if address.startswith("/reseaux/beta")]
+        alpha = [number for number, address in enumerate(pages) if address.startswith("/reseaux/alpha/")]
+        assert max(beta) < min(alpha), pages  # beta's pages first, then alpha's line pages
+
+    _in_process(tmp_path, target, body)

@@ -235,6 +235,8 @@ class Publisher:
     _of_network: dict[str, list[Unit]] = field(default_factory=dict)  # each network's units, in inventory order
     _rank: dict[str, int] = field(default_factory=dict)  # address → its place in the inventory
     _cycle_networks: set[str] = field(default_factory=set)  # the networks whose units this cycle renders
+    _newer_seen: tuple[Any, set[str]] | None = None  # a snapshot, and the networks changed in it since the cycle began
+    _ordered_for: Any = None  # the snapshot the rest of this cycle's units were last put in order for
     # a line page's address → the statuses it shows (`_shown_by_line`), as they were just before its last rendering:
     # one rendered after a newer change (its cycle not cut) is not rendered again for it
     _shown_keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -349,6 +351,7 @@ class Publisher:
         snapshot = self.services.snapshot()
         seen = self._what()
         previous = self._seen or ()
+        self._newer_seen = self._ordered_for = None  # newer changes: compared with this cycle's snapshot
         self._taking(changed=seen != previous)
         urgent = await self._urgent(snapshot.statuses, seen, previous)
         # only the minute passed (the pages' "last check" line): any of it gives way to a change of the board
@@ -380,6 +383,8 @@ class Publisher:
                 self._background.pop(unit.address, None)
                 self._deferred.pop(unit.address, None)
                 following = urgent[number + 1] if number + 1 < len(urgent) else None
+                if following is not None and not minute_only and self._wakeup.is_set():
+                    following = self._newer_first(urgent, number + 1, snapshot.statuses)
                 if (
                     following is not None
                     and _priority(following) >= yields_from
@@ -517,6 +522,28 @@ class Publisher:
             keys = self._shown_keys[unit.address] = tuple(_shown_by_line(settings, params["network"], params["line"]))
         return tuple(statuses.get(key) for key in keys)
 
+    def _newer(self, statuses: Mapping[str, Any]) -> set[str]:
+        """The networks the board's newer changes reach since this cycle's `statuses` (once per snapshot)."""
+        current = self.services.snapshot()
+        if self._newer_seen is None or self._newer_seen[0] is not current:
+            self._newer_seen = (current, self._affected(current.statuses, statuses))
+        return self._newer_seen[1]
+
+    def _newer_first(self, urgent: list[Unit], start: int, statuses: Mapping[str, Any]) -> Unit:
+        """The rest of this cycle's units (from `start`) with the pages of the networks a newer change reached first
+        (then the other pages, then the files, each in their order), once per newer snapshot; the next unit. A cycle
+        with many networks' pages (the first after the whole export, which catches up with the changes made while it
+        was rendered) otherwise made a new change wait for all of them — 3.9 s at 990 checks."""
+        current = self.services.snapshot()
+        if self._ordered_for is not current:
+            self._ordered_for = current
+            newer = self._newer(statuses)
+            if newer:
+                urgent[start:] = sorted(
+                    urgent[start:], key=lambda unit: (_priority(unit) > 2, unit.network not in newer)
+                )
+        return urgent[start]
+
     def _cuts_pages(self, statuses: Mapping[str, Any], started: float) -> bool:
         """Whether the board's newer change cuts this cycle (begun at `started`, from `statuses`) before its next
         page: once it has rendered for PAGES_UNCUT seconds, and only for a change of a network whose pages this
@@ -524,7 +551,7 @@ class Publisher:
         rendered), and the next cycle renders their network's documents and pages for it at once anyway."""
         if self.clock() - started < PAGES_UNCUT:
             return False
-        return not self._affected(self.services.snapshot().statuses, statuses) <= self._cycle_networks
+        return not self._newer(statuses) <= self._cycle_networks
 
     def _affected(self, statuses: Mapping[str, Any], since: Mapping[str, Any] | None = None) -> set[str]:
         """The networks whose pages may differ from the last publication's (or from `since`'s): those with a
