@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -216,6 +217,21 @@ def test_first_transitions_are_each_components_first_sight(store: Store) -> None
     assert store.first_transitions([]) == {}
 
 
+@contextmanager
+def statements(store: Store) -> Iterator[list[str]]:
+    """The SQL statements `store` runs within the block, listed as they run."""
+    reads: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        reads.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", note)
+    try:
+        yield reads
+    finally:
+        event.remove(store.engine, "before_cursor_execute", note)
+
+
 def test_transitions_of_kind_read_only_the_rows_not_kept_and_equal_a_whole_read(store: Store) -> None:
     """The publication's 30-day read of every line's transitions: the same list as `transitions`, newest first, each
     row made a Transition once (kept by id), a new one read, one out of the window or pruned dropped."""
@@ -237,16 +253,8 @@ def test_transitions_of_kind_read_only_the_rows_not_kept_and_equal_a_whole_read(
 
     later = Transition(optique, State.OPERATIONAL, State.RECOVERING, t0 + hours(2), t0, Source.DECLARED, 0.5)
     store.write(Batch(transitions=[later]))
-    reads: list[str] = []
-
-    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        reads.append(statement)
-
-    event.listen(store.engine, "before_cursor_execute", note)
-    try:
+    with statements(store) as reads:
         again = store.transitions_of_kind("line", since=since, known=known)
-    finally:
-        event.remove(store.engine, "before_cursor_execute", note)
     assert again == store.transitions(since=since, kind="line") == [later, first[1], first[0]]
     assert again[1] is read[0] and again[2] is read[1]  # the rows kept, not made again
     assert len(reads) == 2  # the window's ids, then the one row not kept
@@ -275,18 +283,10 @@ def test_transitions_known_equal_a_whole_read_and_read_only_new_rows(store: Stor
     assert store.transitions_known(line, known=known, limit=1) == [story[2]]
     later = Transition(line, State.OPERATIONAL, State.PARTIAL, t0 + hours(2), t0, Source.PROBE)
     store.write(Batch(transitions=[later]))
-    reads: list[str] = []
-
-    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        reads.append(statement)
-
-    event.listen(store.engine, "before_cursor_execute", note)
-    try:
+    with statements(store) as reads:
         again = store.transitions_known(line, known=known, limit=50)
         assert len(reads) == 2  # the ids, then the new row
         assert store.transitions_known(line, known=known, limit=50) == again
         assert len(reads) == 3  # nothing new: the ids alone
-    finally:
-        event.remove(store.engine, "before_cursor_execute", note)
     assert again == store.transitions(line, limit=50) == [later, story[2], story[0]]
     assert again[1] is first[0] and again[2] is first[1]
