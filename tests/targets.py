@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -18,11 +19,40 @@ from typing import Any
 import httpx
 
 
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (32768 unless the machine says otherwise)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+# Ports for test servers are taken below the ephemeral range: a port the kernel handed out by `bind(0)` is one it
+# also hands out as the source port of an outgoing connection (a probe, a client of another test), which can take
+# it between `free_port()` and the server's own bind — the server then exits at startup (seen in CI: `tpmon serve`
+# exiting 1 as its operators' listener could not bind). Below the range only servers take ports. The two CI lanes
+# (TPMON_TEST_LANE, set by .ci/test) each have their own half; a process hands its ports out in turn.
+_PORT_SPAN = 6000
+_LANE = os.environ.get("TPMON_TEST_LANE", "")
+_PORT_LOW = max(1024, _ephemeral_low() - 2 * _PORT_SPAN) + (_PORT_SPAN if _LANE == "1" else 0)
+_PORT_SPAN_HERE = _PORT_SPAN if _LANE in ("0", "1") else 2 * _PORT_SPAN
+_next_port = [random.randrange(_PORT_SPAN_HERE)]
+_ports_lock = threading.Lock()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A loopback port nobody listens on or connects from, taken below the ephemeral range (see above)."""
+    with _ports_lock:
+        for _ in range(_PORT_SPAN_HERE):
+            port = _PORT_LOW + _next_port[0] % _PORT_SPAN_HERE
+            _next_port[0] += 1
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise AssertionError(f"no free port in {_PORT_LOW}-{_PORT_LOW + _PORT_SPAN_HERE - 1}")
 
 
 class Target:
@@ -175,6 +205,8 @@ class Server:
             self.proc.send_signal(signal.SIGTERM)
         code = self.proc.wait(timeout=20)
         self.proc = None
+        if code != 0:  # shown with the test's failure: the server's own words on why it ended so
+            sys.stderr.write(f"tpmon serve exited {code}; the end of {self.log}:\n{self.log.read_text()[-4000:]}\n")
         return code
 
 
