@@ -31,7 +31,7 @@ from test_nginx import main_config, nginx_binary
 from monitor.app import Services, create_app
 from monitor.config import load_config
 from monitor.i18n import STATE_ICONS, STATE_LABELS, Lang
-from monitor.models import State
+from monitor.models import ComponentRef, State
 from monitor.runner import run_check
 from monitor.web import publisher as publisher_module
 from monitor.web import static_export
@@ -348,11 +348,13 @@ def _in_process(
     body: Callable[[Publisher, Services, list[str]], Awaitable[None]],
     meanwhile: Callable[[Services], Awaitable[None]] | None = None,
     clock: Callable[[], datetime] | None = None,
+    text: str | None = None,
 ) -> None:
     """A publisher of a real app (no scheduler: the test probes), its folder's writes listed in order; with
-    `meanwhile`, run once while the first publication renders its files (after its pages); with `clock`, the app's."""
+    `meanwhile`, run once while the first publication renders its files (after its pages); with `clock`, the app's;
+    with `text`, that config instead of `config_text`'s."""
     config = tmp_path / "tpmon.yaml"
-    config.write_text(config_text(tmp_path / "site", target.url("")), encoding="utf-8")
+    config.write_text(text or config_text(tmp_path / "site", target.url("")), encoding="utf-8")
     url = f"sqlite:///{tmp_path}/tpmon.db"
     settings = load_config(config)
     if clock is None:
@@ -583,6 +585,46 @@ def _snapshot_line(page: Path) -> str:
     found = re.search(r'<p class="snapshot"[^>]*>(.*?)</p>', page.read_text(encoding="utf-8"))
     assert found is not None, page
     return found.group(1)
+
+
+def _line_state(services: Services, line: str) -> State:
+    status = services.board.get(ComponentRef("line", "alpha", line))
+    assert status is not None
+    return status.state
+
+
+def test_the_pages_of_lines_whose_state_changed_go_before_those_whose_details_changed(
+    tmp_path: Path, target: Target
+) -> None:
+    """pharmacie requires facturation and pec, hospitalisation pec alone. dre fails: pharmacie is down. Then pec
+    fails: hospitalisation goes down, pharmacie stays down — its page shows pec, so it is rendered too, but after
+    hospitalisation's, although it comes first in the config: the state word a reader looks for first."""
+    overrides = "    line_overrides:\n      pharmacie: {requires: [facturation, pec]}\n"
+    overrides += "      hospitalisation: {requires: [pec]}\n"
+    text = config_text(tmp_path / "site", target.url(""), beta=False).replace(
+        "    checks:\n", overrides + "    checks:\n"
+    )
+
+    async def body(publisher: Publisher, services: Services, written: list[str]) -> None:
+        for check in ("dre", "pec"):
+            await _probe(services, "alpha", check)
+        while await publisher.publish_changes() is not None:
+            pass
+        target.codes["/dre"] = 503
+        await _probe(services, "alpha", "dre")
+        while await publisher.publish_changes() is not None:
+            pass
+        states = {line: _line_state(services, line) for line in LINES}
+        assert states == {"pharmacie": State.DOWN, "hospitalisation": State.OPERATIONAL}
+        written.clear()
+        target.codes["/pec"] = 503
+        await _probe(services, "alpha", "pec")
+        assert await publisher.publish_changes() is not None
+        assert _line_state(services, "hospitalisation") == _line_state(services, "pharmacie") == State.DOWN
+        pharmacie, hospitalisation = (f"reseaux/alpha/{line}/index.html" for line in LINES)
+        assert written.index(hospitalisation) < written.index(pharmacie), written
+
+    _in_process(tmp_path, target, body, text=text)
 
 
 def test_a_line_page_showing_nothing_that_changed_is_written_after_the_changes_files_saying_the_same_states(

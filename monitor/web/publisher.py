@@ -460,6 +460,7 @@ class Publisher:
         """The units to render now, what most readers look at first: those a change since the last cycle reaches,
         and those the app answered late last time."""
         urgent: list[Unit] = []
+        changed: set[str] | None = None
         if seen != previous:
             # the page cache's stamp: (config, board version, declarations' version, history's version, minute)
             reloaded = len(seen) != len(previous) or seen[0] != previous[0]
@@ -489,7 +490,19 @@ class Publisher:
         self._late.clear()
         chosen = {unit.address for unit in urgent}
         urgent += [unit for unit in late if unit.address not in chosen]
-        return sorted(urgent, key=lambda unit: (_priority(unit), self._rank.get(unit.address, 0)))
+        return sorted(
+            urgent, key=lambda unit: (_priority(unit), self._stays(unit, changed), self._rank.get(unit.address, 0))
+        )
+
+    @staticmethod
+    def _stays(unit: Unit, changed: set[str] | None) -> bool:
+        """Whether `unit` is a line's page whose state word stays as it was (only the details it shows changed: a
+        check, a flow): such pages come after those of the lines whose state changed — the answer a reader looks
+        for, up to 22 pages later otherwise (11 lines in two languages, about 0.2 s at 990 checks)."""
+        if unit.pattern != LINE_PAGE or changed is None:
+            return False
+        params = dict(unit.params)
+        return ComponentRef("line", params.get("network", ""), params.get("line", "")).key not in changed
 
     def _changed(self, statuses: Mapping[str, Any]) -> set[str] | None:
         """The components whose status differs from the last publication's (None: all, nothing published yet)."""
