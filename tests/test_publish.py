@@ -474,6 +474,52 @@ def test_a_newer_change_goes_before_the_rest_of_an_older_ones_files_which_are_th
     _in_process(tmp_path, target, body)
 
 
+def test_a_newer_change_of_a_network_whose_pages_the_cycle_rendered_already_cuts_it(
+    tmp_path: Path, target: Target
+) -> None:
+    """alpha and beta change together; once alpha's line page is rendered (PAGES_UNCUT seconds into the cycle),
+    alpha changes again: its pages already written do not show it, and none of its pages is left in the cycle, so
+    the cycle is cut before beta's line page — the next one starts with alpha's documents and pages, then beta's."""
+
+    async def body(publisher: Publisher, services: Services, written: list[str]) -> None:
+        for network, check in (("alpha", "dre"), ("alpha", "pec"), ("beta", "pec")):
+            await _probe(services, network, check)
+        while await publisher.publish_changes() is not None:
+            pass
+        written.clear()
+        publisher._loop = asyncio.get_running_loop()
+        moment = [0.0]
+        publisher.clock = lambda: moment[0]
+        target.codes["/pec"] = target.codes["/beta"] = 503
+        await _probe(services, "alpha", "pec")
+        await _probe(services, "beta", "pec")
+        plain_unit = static_export.write_unit
+        once = [True]
+
+        async def unit(*args: Any) -> bool:
+            done = await plain_unit(*args)
+            if args[0].address == "/reseaux/alpha/hospitalisation" and once:
+                once.clear()
+                moment[0] += PAGES_UNCUT
+                target.codes["/dre"] = 503
+                await _probe(services, "alpha", "dre")
+                publisher.wake()
+            return done
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(publisher_module, "write_unit", unit)
+            await publisher.publish_changes()
+        beta_line = "reseaux/beta/optique/index.html"
+        assert "reseaux/alpha/hospitalisation/index.html" in written and beta_line not in written, written
+        written.clear()
+        publisher._wakeup.clear()
+        await publisher.publish_changes()
+        alpha = written.index("api/v1/networks/alpha.json")
+        assert alpha < written.index("reseaux/alpha/pharmacie/index.html") < written.index(beta_line), written
+
+    _in_process(tmp_path, target, body)
+
+
 def test_a_change_during_the_first_publication_is_published_next(tmp_path: Path, target: Target) -> None:
     async def change(services: Services) -> None:  # after the first publication read the state
         for check in ("dre", "pec"):

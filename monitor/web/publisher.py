@@ -16,8 +16,9 @@ the last check it was written with, so none shows an old time for long, and none
 After a change, the documents clients poll are written first, then the network's page and the home page, each
 as soon as it is rendered, then the rest every `FLUSH_EVERY` seconds of rendering. A newer change goes before
 the rest of an older one's files (put off, then `SLICE` seconds of them per cycle, never starved), and before the
-rest of its pages once the cycle has rendered for `PAGES_UNCUT` seconds, if it changed another network (a line
-page rendered after a change of its own network shows it, and is not rendered again for it); the folder is
+rest of its pages once the cycle has rendered for `PAGES_UNCUT` seconds, if it changed a network with no page
+left in the cycle (a line page rendered after a change of its own network shows it, and is not rendered again for
+it); the folder is
 said to hold the live state (`published_at`) only once they are written. A file the app could only answer late
 (its last rendering, with an `Age`) is written and asked again first at the next cycle. Only files whose bytes
 changed are written, each into a temporary file beside it, synced, then renamed over it: a reader of the folder
@@ -190,7 +191,7 @@ FLUSH_EVERY = 0.1  # seconds of rendering between writes after the first groups
 # seconds of a cycle during which its pages (a change's line pages) are not cut by a newer change: a network failing
 # check by check changes about once a second, and each cycle cut after its first pages put its line pages off to
 # the 0.2 s slices, 1.8 s behind the live state at 990 checks (2.9 s at worst); past it (a storm of changes in many
-# networks), the newer change's documents go first — unless it changed only networks this cycle renders the pages of
+# networks), the newer change's documents go first — unless it changed only networks with pages still to come
 PAGES_UNCUT = 0.5
 WRITE_THREADS = 4  # files of one batch written at once: their syncs overlap
 STORED_WAIT = 0.2  # seconds a change's pages wait for the store to hold what the board saw (else: what it holds)
@@ -234,7 +235,6 @@ class Publisher:
     _kinds: dict[str, list[Unit]] = field(default_factory=dict)  # `global` and `incidents` units, in inventory order
     _of_network: dict[str, list[Unit]] = field(default_factory=dict)  # each network's units, in inventory order
     _rank: dict[str, int] = field(default_factory=dict)  # address → its place in the inventory
-    _cycle_networks: set[str] = field(default_factory=set)  # the networks whose units this cycle renders
     _newer_seen: tuple[Any, set[str]] | None = None  # a snapshot, and the networks changed in it since the cycle began
     _ordered_for: Any = None  # the snapshot the rest of this cycle's units were last put in order for
     # a line page's address → the statuses it shows (`_shown_by_line`), as they were just before its last rendering:
@@ -389,7 +389,11 @@ class Publisher:
                     following is not None
                     and _priority(following) >= yields_from
                     and self._wakeup.is_set()
-                    and (minute_only or _priority(following) > 2 or self._cuts_pages(snapshot.statuses, started))
+                    and (
+                        minute_only
+                        or _priority(following) > 2
+                        or self._cuts_pages(snapshot.statuses, started, urgent[number + 1 :])
+                    )
                 ):
                     # the board changed again: its first files before the rest of this one's (next, first in line)
                     self._deferred.update(dict.fromkeys(rest.address for rest in urgent[number + 1 :]))
@@ -469,7 +473,6 @@ class Publisher:
                 self._take_inventory(await self.services.pages.run(Inventory.read, self.services))
                 self._background.update(dict.fromkeys(self._units))
             affected, changed = self._affected(statuses), self._changed(statuses)
-            self._cycle_networks = affected
             urgent.extend(self._kinds.get("global", ()))
             if declared:
                 urgent.extend(self._kinds.get("incidents", ()))
@@ -484,8 +487,6 @@ class Publisher:
                     else:  # rendered after this change already (the last cycle's pages were not cut for it): its
                         # states are the folder's; its history and last results again with the background
                         self._background[unit.address] = None
-        else:
-            self._cycle_networks = set()
         late = [self._units[address] for address in self._late if address in self._units]
         self._late.clear()
         chosen = {unit.address for unit in urgent}
@@ -557,14 +558,17 @@ class Publisher:
                 )
         return urgent[start]
 
-    def _cuts_pages(self, statuses: Mapping[str, Any], started: float) -> bool:
+    def _cuts_pages(self, statuses: Mapping[str, Any], started: float, rest: list[Unit]) -> bool:
         """Whether the board's newer change cuts this cycle (begun at `started`, from `statuses`) before its next
-        page: once it has rendered for PAGES_UNCUT seconds, and only for a change of a network whose pages this
-        cycle does not render — the pages it renders show that change already (each reads the board when it is
-        rendered), and the next cycle renders their network's documents and pages for it at once anyway."""
+        page: once it has rendered for PAGES_UNCUT seconds, and only for a change of a network with no page in the
+        `rest` of this cycle — the pages still to come show that change (each reads the board when it is
+        rendered), and the next cycle renders their network's documents and pages for it at once anyway; but the
+        pages of a network rendered before the change do not, and a long cycle (the first after the whole export
+        renders every network's) kept that change off the folder until its end: 1.6 s at 990 checks."""
         if self.clock() - started < PAGES_UNCUT:
             return False
-        return not self._newer(statuses) <= self._cycle_networks
+        ahead = {unit.network for unit in rest if unit.kind == "page"}
+        return not self._newer(statuses) <= ahead
 
     def _affected(self, statuses: Mapping[str, Any], since: Mapping[str, Any] | None = None) -> set[str]:
         """The networks whose pages may differ from the last publication's (or from `since`'s): those with a
