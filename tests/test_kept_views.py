@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from markupsafe import Markup
 
 from monitor.config import Settings, load_config
@@ -170,6 +171,8 @@ def test_first_sights_are_the_same_object_until_a_component_is_first_seen(tmp_pa
         first = first_sights(store, config)
         assert first == {pec.key: T0}
         assert first_sights(store, config) is first  # nothing new: the very same answer
+        with pytest.raises(TypeError):  # read-only: kept by the views without a copy, nobody can change it
+            first[pec.key] = T0 + timedelta(days=1)  # type: ignore[index]
         shown = snapshot(config, all_up(config), 1)
         view = board_view(config, shown, "fr", first)
         assert board_view(config, shown, "fr", first_sights(store, config)) is view

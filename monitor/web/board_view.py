@@ -7,6 +7,7 @@ import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from ..config import Network, Settings
@@ -158,7 +159,7 @@ class _FirstSights:
 
     known: dict[str, datetime] = field(default_factory=dict)
     settings: Settings | None = None
-    answer: dict[str, datetime] = field(default_factory=dict)  # read-only: replaced, never changed
+    answer: Mapping[str, datetime] = field(default_factory=lambda: MappingProxyType({}))  # replaced, never changed
     missing: list[str] = field(default_factory=list)  # the config's components with no first sight yet
 
 
@@ -175,9 +176,8 @@ def first_sights(store: Store, settings: Settings, *, store_up: bool = True) -> 
     with _memo_lock:
         sights = _first_seen.setdefault(store, _FirstSights())
         if sights.settings is not settings:  # another config: its keys listed once
-            keys = component_keys(settings)
-            sights.settings, sights.missing = settings, [key for key in keys if key not in sights.known]
-            sights.answer = {key: sights.known[key] for key in keys if key in sights.known}
+            sights.settings, sights.missing = settings, list(component_keys(settings))
+            _answer(sights, settings)
         wanted, answer = sights.missing, sights.answer
     if not wanted:
         return answer
@@ -189,12 +189,18 @@ def first_sights(store: Store, settings: Settings, *, store_up: bool = True) -> 
         return answer
     with _memo_lock:
         sights.known.update(found)
-        if sights.settings is settings:
-            keys = component_keys(settings)
-            sights.missing = [key for key in sights.missing if key not in sights.known]
-            sights.answer = {key: sights.known[key] for key in keys if key in sights.known}
-            return sights.answer
-    return {key: sights.known[key] for key in component_keys(settings) if key in sights.known}
+        if sights.settings is not settings:  # another config came meanwhile: this answer is not kept
+            return MappingProxyType({key: sights.known[key] for key in component_keys(settings) if key in sights.known})
+        return _answer(sights, settings)
+
+
+def _answer(sights: _FirstSights, settings: Settings) -> Mapping[str, datetime]:
+    """Under the lock: `settings`' components first seen, kept as `sights.answer` (a new read-only object, which
+    `board_view` keeps without a copy), and those still missing."""
+    sights.missing = [key for key in sights.missing if key not in sights.known]
+    keys = component_keys(settings)
+    sights.answer = MappingProxyType({key: sights.known[key] for key in keys if key in sights.known})
+    return sights.answer
 
 
 def board_view(
@@ -210,16 +216,11 @@ def board_view(
                 return view
     view = _build(settings, board, lang, first_seen)
     with _memo_lock:
-        # first sights from `first_sights` are never changed (a new one is a new dict): kept as they are
-        kept = first_seen if first_seen is None or _is_answer(first_seen) else dict(first_seen)
+        # first sights from `first_sights` are read-only (a new one is a new object): kept as they are
+        kept = first_seen if first_seen is None or isinstance(first_seen, MappingProxyType) else dict(first_seen)
         _memo.insert(0, (board, settings, lang, kept, view))
         del _memo[_MEMO_SIZE:]
     return view
-
-
-def _is_answer(first_seen: Mapping[str, datetime]) -> bool:
-    """Whether `first_seen` is an answer of `first_sights` (never changed, so kept without a copy). Under the lock."""
-    return any(sights.answer is first_seen for sights in _first_seen.values())
 
 
 def _build(settings: Settings, board: States, lang: Lang, first_seen: Mapping[str, datetime] | None) -> BoardView:
