@@ -210,6 +210,17 @@ class Server:
         return code
 
 
+def interrupt(proc: subprocess.Popen[bytes], within: float = 30.0) -> int:
+    """Ctrl-C `proc`, and its exit code; one still running `within` s later is killed (its code then says so):
+    a failed stop never leaves a process running behind the suite."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.wait(timeout=within)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait(timeout=10)
+
+
 def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data), encoding="utf-8")
 

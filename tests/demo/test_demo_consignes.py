@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import re
-import signal
 import subprocess
 import sys
 from datetime import datetime
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from targets import free_port, wait_for
+from targets import free_port, interrupt, wait_for
 
 SPEED = 16_000  # the story's 21 days in about 2 minutes, as test_demo_run.py
 CONSIGNE = "aucune prise en charge ne pourra être enregistrée avant la semaine prochaine"
@@ -80,8 +79,7 @@ def test_on_19_february_the_optique_consigne_of_8_february_is_outdated(tmp_path:
         assert '"practitioner_consigne_at":"2024-02-08T09:00:00+00:00"' in read["api"].replace(" ", "")
         assert '"practitioner_consigne_standing":"outdated"' in read["api"].replace(" ", "")
     finally:
-        proc.send_signal(signal.SIGINT)  # Ctrl-C: stops cleanly
-        code = proc.wait(timeout=30)
+        code = interrupt(proc)  # Ctrl-C: stops cleanly (killed past 30 s)
         log.close()
     assert code == 0, (tmp_path / "demo.log").read_text()
     assert "Traceback" not in (tmp_path / "demo.log").read_text()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from targets import free_port, wait_for
+from targets import free_port, interrupt, wait_for
 
 SPEED = 16_000  # the story's 21 days in about 2 minutes
 AFFECTED = "Indisponible pour les assurés dont le tiers payant est géré par Viamedis"
@@ -149,8 +148,7 @@ def test_the_demo_tells_the_february_2024_story(tmp_path: Path) -> None:
         assert '<html lang="en">' in english
         assert "Progressive reactivation" in english
     finally:
-        proc.send_signal(signal.SIGINT)  # Ctrl-C: stops cleanly
-        code = proc.wait(timeout=30)
+        code = interrupt(proc)  # Ctrl-C: stops cleanly (killed past 30 s)
         log.close()
     assert code == 0, (tmp_path / "demo.log").read_text()
     text = (tmp_path / "demo.log").read_text()
