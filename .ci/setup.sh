@@ -54,3 +54,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || [ ! -x .venv/bin/pyt
     "${pip[@]}" check >&2
     echo "$want" > "$stamp"
 fi
+
+# Bytecode of tpmon's own modules and tests, made here once: every `tpmon` process (the tests start hundreds) reads
+# it instead of compiling ~190 modules again (≈ 0.3 s of CPU each), even where PYTHONDONTWRITEBYTECODE=1 keeps
+# Python from writing it itself. Only what changed is compiled again; a tree it cannot write into goes without.
+.venv/bin/python -m compileall -q -j 0 monitor tests >/dev/null 2>&1 || true
