@@ -760,11 +760,26 @@ def _start_publishing(services: Services, public: ASGIApp) -> asyncio.Task[None]
     return task
 
 
-async def _cancel(task: asyncio.Task[None] | None) -> None:
-    if task is not None:
+CANCEL_GRACE = 5.0  # seconds a cancelled task (the publishing loop) gets to end at shutdown
+
+
+async def _cancel(task: asyncio.Task[None] | None, within: float = CANCEL_GRACE) -> None:
+    """Cancel `task` and wait for its end, cancelling it again every 0.1 s: on Python 3.11 `asyncio.wait_for`
+    drops a cancellation that comes as what it waits for completes (python/cpython#86296, fixed in 3.12). The
+    publishing loop waits so for each wake-up and each page; a change at the moment of SIGTERM kept it running
+    until the shutdown deadline, which then exited 1 (seen in CI). Given up on, said, after `within` s."""
+    if task is None:
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not task.done():
+        if loop.time() >= deadline:
+            log.warning(
+                "%s not stopped within %g s of its cancellation: shutting down without it", task.get_name(), within
+            )
+            return
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await asyncio.wait({task}, timeout=0.1)
 
 
 def _publishing_ended(task: asyncio.Task[None]) -> None:
