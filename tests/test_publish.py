@@ -5,6 +5,7 @@ config/nginx-tpmon-published.conf (only its ports, certificate paths and root ch
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import os
@@ -234,13 +235,21 @@ def test_a_removed_network_disappears_and_a_refusing_folder_is_told_then_caught_
 
         # the folder refuses: alpha's page cannot be written where a plain file now stands
         alpha = site / "reseaux" / "alpha"
-        for child in alpha.rglob("*"):
-            if child.is_file():
-                child.unlink()
-        for child in sorted(alpha.rglob("*"), reverse=True):
-            child.rmdir()
-        alpha.rmdir()
-        alpha.write_text("in the way\n", encoding="utf-8")
+        moved = itertools.count()
+
+        def in_the_way() -> bool:
+            """alpha's folder moved away whole (the publisher may be writing into it, or make it again), then a
+            plain file in its place."""
+            if alpha.is_dir():
+                alpha.rename(site.parent / f"alpha-moved-{next(moved)}")
+            try:
+                with alpha.open("x", encoding="utf-8") as blocking:
+                    blocking.write("in the way\n")
+            except (FileExistsError, IsADirectoryError):
+                return False
+            return True
+
+        wait_for(in_the_way, what="a plain file in place of alpha's folder")
         published.target.codes["/pec"] = 503
         wait_for(lambda: published.metric("tpmon_publish_failures_total") >= 1, what="the failure counted")
         ready = server.get("/readyz")
