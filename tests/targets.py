@@ -29,8 +29,8 @@ def _ephemeral_low() -> int:
 
 # Ports for test servers are taken below the ephemeral range: a port the kernel handed out by `bind(0)` is one it
 # also hands out as the source port of an outgoing connection (a probe, a client of another test), which can take
-# it between `free_port()` and the server's own bind — the server then exits at startup (seen in CI: `tpmon serve`
-# exiting 1 as its operators' listener could not bind). Below the range only servers take ports. The two CI lanes
+# it between `free_port()` and the server's own bind — the server then exits at startup (uvicorn exits 1 when its
+# operators' listener cannot bind). Below the range only servers take ports. The two CI lanes
 # (TPMON_TEST_LANE, set by .ci/test) each have their own half; a process hands its ports out in turn.
 _PORT_SPAN = 6000
 _LANE = os.environ.get("TPMON_TEST_LANE", "")
